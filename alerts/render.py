@@ -1,0 +1,361 @@
+"""Digest rendering: matched articles in, a subject, an HTML and a text body out.
+
+Everything here is pure: no network, no clock, no database. Article text comes
+from the web and is untrusted; it reaches the HTML only through Jinja2
+autoescaping or `markupsafe.escape`, and links are emitted only for http(s) URLs.
+
+Templates are looked up in the user's template folders first, then in the
+packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
+
+- ``subject``: the rendered subject line
+- ``count``: number of distinct articles in the digest
+- ``generated``: when the digest was made, formatted in the digest's time zone
+- ``timezone``: the IANA time zone name
+- ``sections``: one per rule, each with ``rule``, ``count`` and ``entries``;
+  an entry has ``title``, ``url`` (None unless http/https), ``source``,
+  ``published`` (formatted, or "time unknown"), ``snippet_html`` (escaped,
+  terms wrapped in ``<mark>``), ``snippet_text`` (terms wrapped in ``*``)
+  and ``terms``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import functools
+import re
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+from markupsafe import Markup, escape
+
+from alerts.rules import find_terms
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "DigestEntry",
+    "DigestSection",
+    "RenderedDigest",
+    "build_message",
+    "format_subject",
+    "get_environment",
+    "make_snippet",
+    "render_digest",
+]
+
+HTML_TEMPLATE = "digest.html.j2"
+TEXT_TEMPLATE = "digest.txt.j2"
+ELLIPSIS = "…"
+UNKNOWN_TIME = "time unknown"
+
+_WHITESPACE_RE = re.compile(r"\s+")
+# Soft hyphens and zero-width characters show up as junk in some mail clients.
+_INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: in a header
+# they could start a new header line; in body text they are never wanted.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SUBJECT_FIELDS = frozenset({"count", "rules"})
+# Inline style because many mail clients drop <style> blocks and ignore <mark>.
+_MARK = Markup('<mark style="background-color:#ffe869; color:#222222;">{}</mark>')
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """One matched article as shown in a digest; `published` is aware (UTC) or None."""
+
+    title: str
+    url: str
+    source: str
+    published: datetime | None
+    snippet_text: str
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """The entries one rule matched."""
+
+    rule: str
+    entries: tuple[DigestEntry, ...]
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _EntryView:
+    title: str
+    url: str | None
+    source: str
+    published: str
+    snippet_html: Markup
+    snippet_text: str
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _SectionView:
+    rule: str
+    count: int
+    entries: tuple[_EntryView, ...]
+
+
+def _clean_line(text: str) -> str:
+    """`text` on one line: no control or invisible characters, whitespace collapsed."""
+    text = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", text))
+    return _WHITESPACE_RE.sub(" ", text).strip()
+
+
+def make_snippet(body: str, terms: Sequence[str], width: int = 240) -> str:
+    """Return a plain-text window of at most `width` characters of `body`.
+
+    The window shows the first hit of `terms` (with some lead-in context), or
+    the start of the body when nothing hits. Whitespace is collapsed, words are
+    not cut where avoidable, and "…" marks each end that was cut (the ellipses
+    are not counted in `width`).
+    """
+    text = _clean_line(body)
+    if len(text) <= width:
+        return text
+    spans = find_terms(text, terms)
+    if spans:
+        hit_start, hit_end = spans[0]
+        # A third of the spare room goes before the hit: readers need a little
+        # lead-in, but what follows the term is usually the news.
+        lead = max(0, (width - (hit_end - hit_start)) // 3)
+        start = max(0, min(hit_start - lead, len(text) - width))
+    else:
+        hit_start = hit_end = 0
+        start = 0
+    end = min(len(text), start + width)
+
+    if start > 0 and text[start - 1] != " ":
+        space = text.find(" ", start, hit_start if spans else end)
+        if space != -1:
+            start = space + 1
+    if end < len(text) and text[end] != " ":
+        space = text.rfind(" ", max(start + 1, hit_end), end)
+        if space != -1:
+            end = space
+
+    window = text[start:end].strip()
+    prefix = ELLIPSIS if start > 0 else ""
+    suffix = ELLIPSIS if end < len(text) else ""
+    return f"{prefix}{window}{suffix}"
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(template_dirs: tuple[Path, ...]) -> Environment:
+    loaders: list[BaseLoader] = [FileSystemLoader(str(folder)) for folder in template_dirs]
+    loaders.append(PackageLoader("alerts", "templates"))
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(["html.j2"], default_for_string=True, default=False),
+        # Strict so a typo in a template fails loudly instead of mailing blanks.
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def get_environment(template_dirs: Sequence[Path] = ()) -> Environment:
+    """Return the Jinja2 environment for `template_dirs`, created once per folder list.
+
+    User folders are searched in the order given, before the packaged templates.
+    `.html.j2` templates (and templates from strings) are autoescaped.
+    """
+    return _cached_environment(tuple(Path(folder) for folder in template_dirs))
+
+
+def _format_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """E.g. "30 Mar 2016, 07:16 IST"; a naive datetime is taken to be UTC."""
+    if moment is None:
+        return UNKNOWN_TIME
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    return f"{local.day} {local:%b %Y, %H:%M %Z}"
+
+
+def _safe_url(url: str) -> str | None:
+    """`url` if it is an absolute http(s) URL a mail client may link to, else None."""
+    url = url.strip()
+    # Browsers ignore tabs and newlines inside a scheme ("java\tscript:"), so any
+    # control character or whitespace disqualifies the URL rather than being parsed.
+    if not url or _CONTROL_RE.search(url) or _WHITESPACE_RE.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.netloc:
+        return None
+    return url
+
+
+def _highlight_html(text: str, spans: Sequence[tuple[int, int]]) -> Markup:
+    """`text` escaped piece by piece, each span wrapped in <mark>."""
+    pieces: list[Markup] = []
+    position = 0
+    for start, end in spans:
+        pieces.append(escape(text[position:start]))
+        pieces.append(_MARK.format(text[start:end]))  # format() escapes the text
+        position = end
+    pieces.append(escape(text[position:]))
+    return Markup("").join(pieces)
+
+
+def _highlight_text(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """`text` with each span wrapped in asterisks, the plain-text convention for emphasis."""
+    pieces: list[str] = []
+    position = 0
+    for start, end in spans:
+        pieces.append(text[position:start])
+        pieces.append(f"*{text[start:end]}*")
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _entry_view(entry: DigestEntry, zone: ZoneInfo) -> _EntryView:
+    snippet = _clean_line(entry.snippet_text)
+    spans = find_terms(snippet, entry.terms)
+    return _EntryView(
+        title=_clean_line(entry.title) or "(untitled)",
+        url=_safe_url(entry.url),
+        source=_clean_line(entry.source),
+        published=_format_time(entry.published, zone),
+        snippet_html=_highlight_html(snippet, spans),
+        snippet_text=_highlight_text(snippet, spans),
+        terms=entry.terms,
+    )
+
+
+def _count_articles(sections: Sequence[DigestSection]) -> int:
+    """Distinct articles: one that matched two rules is still one new article."""
+    return len({(entry.url, entry.title) for section in sections for entry in section.entries})
+
+
+def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -> str:
+    """Fill `{count}` and `{rules}` in `subject_template`, never raising.
+
+    Only those two bare names are substituted. Any other placeholder, attribute
+    or index access, or a bad format spec is left literally as written; a
+    template with unbalanced braces is returned unchanged.
+    """
+    values: dict[str, object] = {"count": count, "rules": ", ".join(rules)}
+    try:
+        parsed = list(string.Formatter().parse(subject_template))
+    except ValueError:
+        return _clean_line(subject_template)
+    pieces: list[str] = []
+    for literal, field, spec, conversion in parsed:
+        pieces.append(literal)  # parse() has already turned "{{" into "{"
+        if field is None:
+            continue
+        replacement = "{" + field + (f"!{conversion}" if conversion else "")
+        replacement += (f":{spec}" if spec else "") + "}"
+        if field in _SUBJECT_FIELDS and conversion is None:
+            with contextlib.suppress(ValueError):
+                replacement = format(values[field], spec or "")
+        pieces.append(replacement)
+    return _clean_line("".join(pieces))
+
+
+def render_digest(
+    sections: Sequence[DigestSection],
+    *,
+    timezone: str,
+    subject_template: str,
+    generated_at: datetime,
+    template_dirs: Sequence[Path] = (),
+) -> RenderedDigest:
+    """Render the digest's subject, HTML body and text body.
+
+    Sections are shown in the order given; empty sections are left out. Times
+    are shown in the IANA `timezone`. The module docstring lists the variables
+    templates receive.
+    """
+    zone = ZoneInfo(timezone)
+    views = tuple(
+        _SectionView(
+            rule=section.rule,
+            count=len(section.entries),
+            entries=tuple(_entry_view(entry, zone) for entry in section.entries),
+        )
+        for section in sections
+        if section.entries
+    )
+    count = _count_articles(sections)
+    subject = format_subject(subject_template, count=count, rules=[view.rule for view in views])
+    context = {
+        "subject": subject,
+        "count": count,
+        "generated": _format_time(generated_at, zone),
+        "timezone": timezone,
+        "sections": views,
+    }
+    environment = get_environment(template_dirs)
+    html = environment.get_template(HTML_TEMPLATE).render(context)
+    text = environment.get_template(TEXT_TEMPLATE).render(context)
+    return RenderedDigest(subject=subject, html=html, text=text)
+
+
+def _clean_header(value: str) -> str:
+    """A header value with control characters (CR and LF included) removed."""
+    return _WHITESPACE_RE.sub(" ", _CONTROL_RE.sub(" ", value)).strip()
+
+
+def build_message(
+    digest: RenderedDigest,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    date: datetime,
+) -> EmailMessage:
+    """Return a multipart/alternative message: text/plain first, then text/html, UTF-8.
+
+    Sets From, To, Subject, Date, Message-ID (used as given, e.g.
+    "<abc@newswatch>") and MIME-Version. Control characters, CR and LF
+    included, are removed from every header value, so no value can add headers.
+    """
+    message = EmailMessage()
+    message["From"] = _clean_header(sender)
+    message["To"] = _clean_header(recipient)
+    message["Subject"] = _clean_header(digest.subject)
+    message["Date"] = email.utils.format_datetime(
+        date if date.tzinfo is not None else date.replace(tzinfo=UTC)
+    )
+    message["Message-ID"] = _clean_header(message_id)
+    # Quoted-printable keeps both bodies 7-bit safe yet readable in the raw source.
+    message.set_content(digest.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(digest.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in message.iter_parts():
+        # set_content() stamps MIME-Version on every part; it belongs on the top level only.
+        del part["MIME-Version"]
+    if "MIME-Version" not in message:
+        message["MIME-Version"] = "1.0"
+    return message

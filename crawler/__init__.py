@@ -1,0 +1,5 @@
+"""newswatch service core: configuration, storage, deduplication, scheduling and the CLI."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,327 @@
+"""Configuration: read ``config.yaml`` once, validate everything, hand out typed objects.
+
+Every problem is reported together, each with the file, the key path
+(``rules[2].keywords``), the line and what was expected, so a user fixes the whole
+file in one go. Nothing else in newswatch reads raw YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+CONFIG_ENV_VAR = "NEWSWATCH_CONFIG"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message lists every problem found."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``30s``, ``15m``, ``2h`` or ``7d`` (a bare number means seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (found := _DURATION.match(value)):
+        amount, unit = found.groups()
+        if int(amount) > 0:
+            return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    raise ValueError("expected a positive duration such as 30s, 15m, 2h or 7d")
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"unknown time zone {name!r}; expected an IANA name such as Europe/Paris"
+        ) from error
+    return name
+
+
+def _check_cron(expression: str) -> str:
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as error:
+        raise ValueError(f"invalid cron expression {expression!r}: {error}") from error
+    return expression
+
+
+def _check_email(address: str) -> str:
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
+        raise ValueError(f"expected an email address, got {address!r}")
+    return address
+
+
+def _check_web_url(url: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"expected an http(s) URL, got {url!r}")
+    return url
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+CronExpression = Annotated[str, AfterValidator(_check_cron)]
+EmailAddress = Annotated[str, AfterValidator(_check_email)]
+WebUrl = Annotated[str, AfterValidator(_check_web_url)]
+Term = Annotated[str, Field(min_length=1), AfterValidator(str.strip)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class SourceConfig(_Strict):
+    """One news source polled on its own interval."""
+
+    name: str = Field(min_length=1, description="Unique name, shown in digests and logs.")
+    feed: WebUrl = Field(description="RSS or Atom feed URL.")
+    every: Duration = Field(default=timedelta(minutes=15), description="Poll interval.")
+    enabled: bool = Field(default=True, description="False keeps the source but stops polling it.")
+
+
+class RuleConfig(_Strict):
+    """A watch rule: any keyword hits, no excluded term hits."""
+
+    name: str = Field(min_length=1, description="Unique name, the heading in the digest.")
+    keywords: list[Term] = Field(min_length=1, description="Any of these; a space makes a phrase.")
+    exclude: list[Term] = Field(default_factory=list, description="None of these may occur.")
+
+
+class DigestConfig(_Strict):
+    """When and to whom the digest goes."""
+
+    schedule: CronExpression = Field(default="0 7 * * *", description="Cron, in `timezone`.")
+    timezone: TimeZoneName = Field(default="UTC", description="IANA zone for schedule and times.")
+    recipients: list[EmailAddress] = Field(default_factory=list, description="Who gets the digest.")
+    subject: str = Field(
+        default="newswatch: {count} new articles", description="`{count}` is filled in."
+    )
+    sender: EmailAddress = Field(default="newswatch@localhost", description="The From address.")
+    templates: Path | None = Field(default=None, description="Templates overriding ours.")
+
+
+class SmtpConfig(_Strict):
+    """An SMTP relay. The password is only ever read from an environment variable."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="Variable holding the password.")
+    timeout: Duration = Field(default=timedelta(seconds=30))
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> SmtpConfig:
+        if self.starttls and self.ssl:
+            raise ValueError("choose either starttls or ssl, not both")
+        return self
+
+    def password(self) -> str | None:
+        """The password from the environment (validated to exist at load time)."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class DeliveryConfig(_Strict):
+    """SMTP when ``smtp`` is given, otherwise ``.eml`` files in the outbox folder."""
+
+    smtp: SmtpConfig | None = None
+    outbox: Path = Field(default=Path("outbox"), description="Folder for .eml files without SMTP.")
+
+
+class Config(_Strict):
+    """The whole, validated configuration."""
+
+    database: str = Field(default="sqlite:///newswatch.db", description="SQLAlchemy URL.")
+    user_agent_contact: str = Field(
+        default="https://github.com/newswatch/newswatch",
+        description="URL or email sent in the User-Agent so site owners can reach you.",
+    )
+    sources: list[SourceConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    download_timeout: Duration = Field(default=timedelta(seconds=30))
+    download_maxsize: int = Field(default=10 * 1024 * 1024, ge=1024, description="Bytes/response.")
+    concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
+    obey_robots_txt: bool = True
+    workers: int | None = Field(
+        default=None, ge=0, le=64,
+        description="Extraction worker processes; default one per core, 0 parses in-process.",
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        _require_unique([s.name for s in sources], "source")
+        return sources
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, rules: list[RuleConfig]) -> list[RuleConfig]:
+        _require_unique([r.name for r in rules], "rule")
+        return rules
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``; KeyError when there is none."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"two {what}s are named {name!r}; names must be unique")
+        seen.add(name)
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The file to read: ``--config``, else ``$NEWSWATCH_CONFIG``, else ``./config.yaml``."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``path``; raise ConfigError naming file, key path and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the configuration: {error}") from error
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate YAML ``text`` that came from ``path`` (used in messages)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(_yaml_error_message(path, error)) from error
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: line 1: expected a mapping of settings at the top level")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_validation_message(path, node, error)) from error
+    if problems := _missing_secrets(config, node, path):
+        raise ConfigError("\n".join(problems))
+    return _resolve_paths(config, path)
+
+
+def _resolve_paths(config: Config, path: Path) -> Config:
+    """Relative folders in the file are relative to the file, not the working directory."""
+    base = path.resolve().parent
+    delivery = config.delivery.model_copy(update={"outbox": base / config.delivery.outbox})
+    update: dict[str, Any] = {"delivery": delivery}
+    if config.digest.templates is not None:
+        digest = config.digest.model_copy(update={"templates": base / config.digest.templates})
+        update["digest"] = digest
+    if config.database.startswith("sqlite:///") and not config.database.startswith("sqlite:////"):
+        relative = config.database.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            update["database"] = f"sqlite:///{base / relative}"
+    return config.model_copy(update=update)
+
+
+def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list[str]:
+    smtp = config.delivery.smtp
+    if smtp is None or smtp.password_env is None or smtp.password_env in os.environ:
+        return []
+    loc = ("delivery", "smtp", "password_env")
+    return [
+        f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): the environment variable "
+        f"{smtp.password_env} is not set; export it with the SMTP password"
+    ]
+
+
+def _yaml_error_message(path: Path, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+    problem = getattr(error, "problem", None) or str(error)
+    return f"{path}: {where}: invalid YAML: {problem}"
+
+
+def _validation_message(path: Path, node: yaml.Node | None, error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        loc = tuple(problem["loc"])
+        lines.append(
+            f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): {_describe(problem)}"
+        )
+    return "\n".join(lines)
+
+
+def _describe(problem: Any) -> str:
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        return "unknown key; check its spelling against the configuration reference"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    return f"{message} (got {problem['input']!r})" if kind.endswith("_type") else message
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    """``('rules', 2, 'keywords')`` → ``rules[2].keywords``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the deepest YAML node that ``loc`` reaches."""
+    line = 1
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    line = key.start_mark.line + 1
+                    child = value
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        node = child
+    return line

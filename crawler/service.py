@@ -1,0 +1,185 @@
+"""The long-lived service: one reactor, one scheduler, one CrawlerRunner, for life.
+
+Scrapy's asyncio reactor is installed first and runs until the process ends; the
+APScheduler ``AsyncIOScheduler`` runs on the same event loop, and every job is an
+``async def`` that awaits a crawl or the digest. Nothing is restarted between
+polls. Blocking work goes to the database thread, the CPU pool, or (for the
+digest, which waits on SMTP) a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from scrapy.crawler import CrawlerRunner
+from scrapy.utils.defer import deferred_from_coro, deferred_to_future
+from scrapy.utils.reactor import install_reactor
+
+from alerts.digest import make_delivery, send_pending_digests
+from alerts.rules import KeywordRule, RuleMatcher
+from crawler.context import CrawlContext
+from crawler.poll import poll_source
+from crawler.workers import CpuPool, DatabaseThread
+from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
+
+if TYPE_CHECKING:
+    from alerts.digest import DigestReport
+    from crawler.config import Config
+    from crawler.store import Store
+    from spiders.feeds import PollOutcome
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Extraction and feed parsing import these once in the forkserver, not per task.
+PRELOADED_MODULES = ("spiders.extract", "spiders.feeds")
+
+
+def install_asyncio_reactor() -> None:
+    """Install Scrapy's asyncio reactor; must run before anything imports the reactor."""
+    install_reactor(ASYNCIO_REACTOR)
+
+
+class NewswatchService:
+    """The running parts of newswatch, shared by the scheduler jobs and one-shot commands."""
+
+    def __init__(self, config: Config, store: Store, *, cpu_workers: int | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.delivery = make_delivery(config.delivery)
+        rules = [KeywordRule(r.name, tuple(r.keywords), tuple(r.exclude)) for r in config.rules]
+        self.context = CrawlContext(
+            store=store,
+            matcher=RuleMatcher(rules),
+            database=DatabaseThread(),
+            cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
+        )
+        self.runner: CrawlerRunner = CrawlerRunner(scrapy_settings(config))
+        self.scheduler: AsyncIOScheduler | None = None
+
+    async def poll(self, name: str) -> PollOutcome:
+        """Poll one source now."""
+        return await poll_source(self.runner, self.context, self.config.source(name))
+
+    async def poll_all(self, names: Sequence[str] | None = None) -> list[PollOutcome]:
+        """Poll the named (default: every enabled) source at once; wait for all."""
+        chosen = names or [s.name for s in self.config.sources if s.enabled]
+        return list(await asyncio.gather(*(self.poll(name) for name in chosen)))
+
+    async def send_digests(self) -> DigestReport:
+        """Send what is pending. SMTP blocks, so the run happens in a worker thread."""
+        report = await asyncio.to_thread(
+            send_pending_digests, self.store, self.config, self.delivery
+        )
+        logger.info("digest run: %d messages sent, %d recipients failed",
+                    report.messages, len(report.failed))
+        return report
+
+    def start_scheduler(self) -> None:
+        """Schedule every source on its interval and the digest on its cron, then start."""
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
+        now = datetime.now(UTC)
+        for source in self.config.sources:
+            if not source.enabled:
+                continue
+            scheduler.add_job(
+                _logged(self.poll),
+                IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC),
+                args=[source.name],
+                id=f"poll:{source.name}",
+                name=f"poll {source.name}",
+                next_run_time=now,  # poll at start, then on the interval
+                max_instances=1,  # a source's crawl never overlaps itself
+                coalesce=True,  # polls missed while busy collapse into one
+                misfire_grace_time=int(source.every.total_seconds()),
+            )
+        digest = self.config.digest
+        scheduler.add_job(
+            _logged(self.send_digests),
+            CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone)),
+            id="digest",
+            name="digest",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        logger.info(
+            "newswatch running: %d sources, %d rules, digest '%s' (%s)",
+            len(scheduler.get_jobs()) - 1, len(self.config.rules), digest.schedule,
+            digest.timezone,
+        )
+
+    async def stop(self) -> None:
+        """Scheduler first (no new jobs), then running crawls, then the worker pools."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await deferred_to_future(self.runner.stop())
+        await asyncio.to_thread(self.context.database.shutdown)
+        await asyncio.to_thread(self.context.cpu.shutdown)
+        self.store.close()
+        logger.info("newswatch stopped")
+
+
+def _logged(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+    """A scheduler job that logs its crash and keeps the schedule going."""
+
+    async def run(*args: Any) -> None:
+        try:
+            await job(*args)
+        except Exception:
+            logger.exception("job %s failed", getattr(job, "__name__", job))
+
+    run.__name__ = getattr(job, "__name__", "job")
+    return run
+
+
+def run_service(service_factory: Callable[[], NewswatchService]) -> int:
+    """Run until SIGINT/SIGTERM; stop cleanly and return the exit code."""
+    from twisted.internet import reactor
+
+    service = service_factory()
+    reactor.callWhenRunning(service.start_scheduler)  # type: ignore[attr-defined]
+    # Twisted's own SIGINT/SIGTERM handlers stop the reactor; "before shutdown"
+    # triggers run first and the reactor waits for the Deferred they return.
+    reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+        "before", "shutdown", lambda: deferred_from_coro(service.stop())
+    )
+    reactor.run()  # type: ignore[attr-defined]
+    return 0
+
+
+def run_once(
+    service_factory: Callable[[], NewswatchService],
+    step: Callable[[NewswatchService], Awaitable[T]],
+) -> T:
+    """Run one ``step`` on the reactor (for one-shot commands), stop cleanly, return its result."""
+    from twisted.internet import reactor
+
+    service = service_factory()
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        try:
+            result["value"] = await step(service)
+        except BaseException as error:
+            result["error"] = error
+        finally:
+            await service.stop()
+            reactor.stop()  # type: ignore[attr-defined]
+
+    reactor.callWhenRunning(lambda: deferred_from_coro(main()))  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=True)  # type: ignore[attr-defined]
+    if "error" in result:
+        raise result["error"]
+    return result["value"]

@@ -1,0 +1,388 @@
+"""All of newswatch's SQL: every query the service runs is a method here.
+
+The rest of the code speaks in domain terms (``new_urls``, ``save_article``,
+``pending_items``, ``mark_sent``) and never builds a query itself. Methods are
+blocking; the service calls them from its one database thread, never from the
+reactor thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.models import Article, Delivery, DeliveryItem, Match, Source, utcnow
+
+if TYPE_CHECKING:
+    from alerts.rules import RuleMatch
+    from crawler.config import SourceConfig
+    from spiders.items import ExtractedArticle
+
+MIGRATIONS = "crawler:migrations"
+_URL_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article as the digest and the CLI read it back."""
+
+    id: int
+    url: str
+    source: str
+    title: str
+    body: str
+    published: datetime | None
+    authors: tuple[str, ...]
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    """A matched article not yet in any digest for one recipient, with its rules."""
+
+    article: StoredArticle
+    rules: tuple[tuple[str, tuple[str, ...]], ...]  # (rule, terms that hit)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A digest email that was created; ``sent_at`` is None until it was accepted."""
+
+    id: int
+    recipient: str
+    message_id: str
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    article_ids: tuple[int, ...]
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to ``revision`` (the only way tables are made)."""
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as connection:
+        alembic_config.attributes["connection"] = connection
+        command.upgrade(alembic_config, revision)
+
+
+def make_message_id(recipient: str, article_ids: Iterable[int], domain: str) -> str:
+    """A Message-ID that is the same whenever the same items go to the same person."""
+    digest = hashlib.sha256(
+        f"{recipient.lower()}|{','.join(map(str, sorted(article_ids)))}".encode()
+    ).hexdigest()[:32]
+    return f"<digest.{digest}@{domain}>"
+
+
+class Store:
+    """The database, spoken to in domain terms."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        return cls(create_database_engine(url))
+
+    def upgrade(self) -> None:
+        upgrade_database(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raise when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
+    # -- sources ---------------------------------------------------------------
+
+    def sync_sources(self, sources: Sequence[SourceConfig]) -> None:
+        """Make a row for every configured source; update URLs that changed."""
+        with self._session.begin() as session:
+            existing = {s.name: s for s in session.scalars(select(Source))}
+            for config in sources:
+                row = existing.get(config.name)
+                if row is None:
+                    session.add(Source(name=config.name, url=config.feed, consecutive_failures=0))
+                elif row.url != config.feed:
+                    row.url = config.feed
+                    row.etag = row.last_modified = None
+
+    def record_poll(self, source: str, *, error: str | None, at: datetime | None = None) -> None:
+        """Note a finished poll of ``source``: a success resets the failure count."""
+        at = at or utcnow()
+        values: dict[str, Any] = {"last_polled_at": at}
+        if error is None:
+            values |= {"last_success_at": at, "last_error": None, "consecutive_failures": 0}
+        else:
+            values |= {
+                "last_error": error[:2000],
+                "consecutive_failures": Source.consecutive_failures + 1,
+            }
+        with self._session.begin() as session:
+            session.execute(update(Source).where(Source.name == source).values(**values))
+
+    def source_state(self, source: str) -> Source | None:
+        with self._session() as session:
+            return session.scalar(select(Source).where(Source.name == source))
+
+    # -- articles --------------------------------------------------------------
+
+    def new_urls(self, urls: Sequence[str]) -> list[str]:
+        """Return, in order, the canonical URLs that are not stored yet."""
+        known: set[str] = set()
+        unique = list(dict.fromkeys(urls))
+        with self._session() as session:
+            for start in range(0, len(unique), _URL_BATCH):
+                chunk = unique[start : start + _URL_BATCH]
+                known.update(session.scalars(select(Article.url).where(Article.url.in_(chunk))))
+        return [url for url in unique if url not in known]
+
+    def save_article(
+        self, source: str, article: ExtractedArticle, matches: Sequence[RuleMatch]
+    ) -> int | None:
+        """Store a new article and its rule matches in one transaction.
+
+        Returns the new article's id, or None when its canonical URL was already
+        stored (then nothing is written: the first copy and its matches stand).
+        """
+        with self._session.begin() as session:
+            source_id = session.scalar(select(Source.id).where(Source.name == source))
+            values = {
+                "url": article.url,
+                "source_id": source_id,
+                "title": article.title,
+                "published_at": article.published,
+                "updated_at": article.updated,
+                "authors": list(article.authors),
+                "language": article.language,
+                "body": article.text,
+                "image_url": article.image,
+                "fetched_at": utcnow(),
+            }
+            article_id = session.scalar(
+                _insert_ignoring_conflict(session, Article, values, ["url"]).returning(Article.id)
+            )
+            if article_id is None:
+                return None
+            for match in matches:
+                session.execute(
+                    _insert_ignoring_conflict(
+                        session,
+                        Match,
+                        {
+                            "rule": match.rule,
+                            "article_id": article_id,
+                            "terms": list(match.terms),
+                            "matched_at": utcnow(),
+                        },
+                        ["rule", "article_id"],
+                    )
+                )
+            return article_id
+
+    def count_articles(self) -> int:
+        with self._session() as session:
+            return session.scalar(select(func.count()).select_from(Article)) or 0
+
+    def articles(self) -> list[StoredArticle]:
+        """Every stored article, oldest first (for the CLI and tests)."""
+        with self._session() as session:
+            rows = session.execute(_article_query().order_by(Article.id))
+            return [_stored_article(row) for row in rows]
+
+    def matches(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Every stored (rule, article URL, terms), in the order they were made."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Match.rule, Article.url, Match.terms)
+                .join(Article, Article.id == Match.article_id)
+                .order_by(Match.id)
+            )
+            return [(rule, url, tuple(terms)) for rule, url, terms in rows]
+
+    # -- digests ---------------------------------------------------------------
+
+    def pending_items(self, recipient: str, rules: Sequence[str]) -> list[PendingItem]:
+        """Matched articles (for the given rules) that no digest to ``recipient`` holds."""
+        delivered = select(DeliveryItem.article_id).where(DeliveryItem.recipient == recipient)
+        with self._session() as session:
+            rows = session.execute(
+                _article_query()
+                .add_columns(Match.rule, Match.terms)
+                .join(Match, Match.article_id == Article.id)
+                .where(Match.rule.in_(list(rules)), Article.id.not_in(delivered))
+                .order_by(Article.id, Match.id)
+            ).all()
+        return _group_matches(rows)
+
+    def items_of(self, delivery: DeliveryRecord) -> list[PendingItem]:
+        """The articles of an existing delivery with all their matches."""
+        with self._session() as session:
+            rows = session.execute(
+                _article_query()
+                .add_columns(Match.rule, Match.terms)
+                .join(Match, Match.article_id == Article.id)
+                .where(Article.id.in_(delivery.article_ids))
+                .order_by(Article.id, Match.id)
+            ).all()
+        return _group_matches(rows)
+
+    def unsent_deliveries(self, recipient: str) -> list[DeliveryRecord]:
+        """Deliveries to ``recipient`` that were created but never accepted, oldest first."""
+        with self._session() as session:
+            deliveries = session.scalars(
+                select(Delivery)
+                .where(Delivery.recipient == recipient, Delivery.sent_at.is_(None))
+                .order_by(Delivery.id)
+            ).all()
+            return [_delivery_record(session, d) for d in deliveries]
+
+    def create_delivery(
+        self, recipient: str, article_ids: Sequence[int], domain: str
+    ) -> DeliveryRecord | None:
+        """Create a delivery holding ``article_ids``, before anything is sent.
+
+        The items are claimed in the same transaction; if another process claimed
+        any of them first, nothing is created and None is returned.
+        """
+        message_id = make_message_id(recipient, article_ids, domain)
+        try:
+            with self._session.begin() as session:
+                delivery = Delivery(
+                    recipient=recipient, message_id=message_id, attempts=0, created_at=utcnow()
+                )
+                session.add(delivery)
+                session.flush()
+                session.execute(
+                    insert(DeliveryItem),
+                    [
+                        {"delivery_id": delivery.id, "recipient": recipient, "article_id": a}
+                        for a in article_ids
+                    ],
+                )
+                return _delivery_record(session, delivery)
+        except IntegrityError:
+            return None
+
+    def mark_sent(self, delivery_id: int, at: datetime | None = None) -> None:
+        """Record that the server accepted the delivery; it is never sent again."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(sent_at=at or utcnow(), attempts=Delivery.attempts + 1, last_error=None)
+            )
+
+    def record_send_failure(self, delivery_id: int, error: str) -> None:
+        """Count a failed attempt; the delivery stays pending for the next run."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(attempts=Delivery.attempts + 1, last_error=error[:2000])
+            )
+
+    def deliveries(self) -> list[DeliveryRecord]:
+        """Every delivery, oldest first."""
+        with self._session() as session:
+            rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+            return [_delivery_record(session, d) for d in rows]
+
+
+def _insert_ignoring_conflict(
+    session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
+) -> Any:
+    """INSERT … ON CONFLICT (keys) DO NOTHING in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    if dialect == "sqlite":
+        return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    raise NotImplementedError(f"newswatch supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _article_query() -> Any:
+    return select(
+        Article.id,
+        Article.url,
+        func.coalesce(Source.name, "").label("source"),
+        Article.title,
+        Article.body,
+        Article.published_at,
+        Article.authors,
+        Article.language,
+    ).outerjoin(Source, Source.id == Article.source_id)
+
+
+def _stored_article(row: Any) -> StoredArticle:
+    return StoredArticle(
+        id=row.id,
+        url=row.url,
+        source=row.source,
+        title=row.title,
+        body=row.body,
+        published=row.published_at,
+        authors=tuple(row.authors or ()),
+        language=row.language,
+    )
+
+
+def _group_matches(rows: Sequence[Any]) -> list[PendingItem]:
+    grouped: dict[int, tuple[StoredArticle, list[tuple[str, tuple[str, ...]]]]] = {}
+    for row in rows:
+        entry = grouped.setdefault(row.id, (_stored_article(row), []))
+        entry[1].append((row.rule, tuple(row.terms or ())))
+    return [PendingItem(article, tuple(rules)) for article, rules in grouped.values()]
+
+
+def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:
+    article_ids = session.scalars(
+        select(DeliveryItem.article_id)
+        .where(DeliveryItem.delivery_id == delivery.id)
+        .order_by(DeliveryItem.article_id)
+    ).all()
+    return DeliveryRecord(
+        id=delivery.id,
+        recipient=delivery.recipient,
+        message_id=delivery.message_id,
+        created_at=delivery.created_at,
+        sent_at=delivery.sent_at,
+        attempts=delivery.attempts,
+        article_ids=tuple(article_ids),
+    )

@@ -1,0 +1,1 @@
+"""Scrapy spiders, article extraction and item pipelines."""

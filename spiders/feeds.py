@@ -1,0 +1,200 @@
+"""The feed spider: read an RSS/Atom feed, fetch each new entry's page, extract it.
+
+The spider only reads and yields. Which URLs are new, and where extracted
+articles go, is the business of the ``CrawlContext`` it is given.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import feedparser
+import scrapy
+from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
+
+from crawler.urls import canonicalize_url, is_web_url
+from spiders.extract import extract_article
+from spiders.items import ArticleItem
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
+    from crawler.context import CrawlContext
+
+logger = logging.getLogger(__name__)
+
+
+class FeedError(Exception):
+    """The response is not a feed newswatch can read; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    url: str
+    title: str | None
+    published: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    entries: tuple[FeedEntry, ...]
+    problem: str | None = None  # set when the feed was malformed but partly readable
+
+
+@dataclass
+class PollOutcome:
+    """What one poll of one source did, read by the poll orchestrator afterwards."""
+
+    source: str
+    entries: int = 0
+    new_urls: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    page_errors: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
+    """Read the entries of an RSS 0.9x/1.0/2.0 or Atom feed (pure; runs in the CPU pool).
+
+    Raises FeedError when nothing in ``body`` reads as a feed. A malformed feed
+    whose entries could still be read is returned with ``problem`` set.
+    """
+    headers = {"content-location": url}
+    if content_type:
+        # feedparser uses the HTTP charset and flags a missing type as malformed.
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(body, response_headers=headers)
+    problem = (str(parsed.get("bozo_exception", "")) or "malformed feed") if parsed.bozo else None
+    if not parsed.version and not parsed.entries:
+        head = body[:512].lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html")):
+            raise FeedError("not a feed: the server sent an HTML page")
+        if not body.strip():
+            raise FeedError("not a feed: the response is empty")
+        raise FeedError(f"not a readable feed: {problem or 'no RSS or Atom elements found'}")
+    entries = []
+    for entry in parsed.entries:
+        link = _entry_link(entry)
+        if link is None:
+            continue
+        entries.append(FeedEntry(url=link, title=entry.get("title"), published=_entry_time(entry)))
+    return ParsedFeed(tuple(entries), problem)
+
+
+def _entry_link(entry: Any) -> str | None:
+    candidates = [entry.get("link")]
+    candidates += [link.get("href") for link in entry.get("links", []) if link.get("rel") in
+                   (None, "alternate")]
+    for candidate in candidates:
+        if candidate and is_web_url(candidate):
+            return candidate
+    return None
+
+
+def _entry_time(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if value:
+            # feedparser normalises to a UTC struct_time.
+            return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+    return None
+
+
+class FeedSpider(scrapy.Spider):
+    """Polls one feed source: the feed, then every entry page not stored yet."""
+
+    name = "feed"
+
+    def __init__(self, *, source: str, feed_url: str, context: CrawlContext, **kwargs: Any):
+        super().__init__(name=f"feed:{source}", **kwargs)
+        self.source = source
+        self.feed_url = feed_url
+        self.context = context
+        self.outcome = PollOutcome(source=source)
+
+    async def start(self) -> AsyncIterator[Any]:
+        yield scrapy.Request(
+            self.feed_url, callback=self.parse_feed, errback=self.feed_failed, dont_filter=True
+        )
+
+    async def parse_feed(self, response: Response) -> AsyncIterator[Any]:
+        try:
+            content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+            feed = await self.context.parse(parse_feed, response.body, response.url, content_type)
+        except FeedError as error:
+            self._fail(response.url, str(error))
+            return
+        if feed.problem:
+            self.outcome.warnings.append(feed.problem)
+            logger.warning(
+                "source %s: feed %s is malformed (%s); read %d entries",
+                self.source, response.url, feed.problem, len(feed.entries),
+            )
+        entries = {canonicalize_url(entry.url): entry for entry in feed.entries}
+        self.outcome.entries = len(entries)
+        new_urls = await self.context.new_urls(list(entries))
+        self.outcome.new_urls = len(new_urls)
+        for url in new_urls:
+            entry = entries[url]
+            yield scrapy.Request(
+                entry.url,
+                callback=self.parse_article,
+                errback=self.article_failed,
+                cb_kwargs={"entry": entry},
+            )
+
+    async def parse_article(self, response: Response, entry: FeedEntry) -> AsyncIterator[Any]:
+        if not isinstance(response, TextResponse):
+            self.outcome.page_errors += 1
+            logger.warning(
+                "source %s: article %s skipped: not a text page (%s)", self.source, response.url,
+                response.headers.get("Content-Type", b"?").decode("latin-1"),
+            )
+            return
+        article = await self.context.parse(extract_article, response.text, response.url)
+        if not article.title and entry.title:
+            article = replace(article, title=entry.title)
+        if article.published is None and entry.published is not None:
+            article = replace(article, published=entry.published)
+        yield ArticleItem(
+            source=self.source,
+            fetched_url=response.url,
+            article=article,
+            feed_published=entry.published,
+            feed_title=entry.title,
+        )
+
+    def feed_failed(self, failure: Failure) -> None:
+        self._fail(failure.request.url, describe_failure(failure))  # type: ignore[attr-defined]
+
+    def article_failed(self, failure: Failure) -> None:
+        self.outcome.page_errors += 1
+        logger.warning(
+            "source %s: article %s failed: %s",
+            self.source, failure.request.url, describe_failure(failure),  # type: ignore[attr-defined]
+        )
+
+    def _fail(self, url: str, reason: str) -> None:
+        self.outcome.error = reason
+        logger.error("source %s: feed %s failed: %s", self.source, url, reason)
+
+
+def describe_failure(failure: Failure) -> str:
+    """A one-line reason for a failed request, for logs and the source's state."""
+    if failure.check(HttpError):
+        response = failure.value.response
+        return f"HTTP {response.status}"
+    if failure.check(DNSLookupError):
+        return "DNS lookup failed"
+    if failure.check(TimeoutError, TCPTimedOutError):
+        return "timed out"
+    return f"{failure.type.__name__}: {failure.getErrorMessage()}"

@@ -1,0 +1,38 @@
+"""The records that flow from the spiders to the pipelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedArticle:
+    """What extraction reads from one article page.
+
+    ``url`` is the canonical URL (the page's own same-site ``rel=canonical`` or
+    ``og:url`` when present, else the fetched URL, canonicalised). ``published`` and
+    ``updated`` are timezone-aware and in UTC, or None when the page does not say.
+    """
+
+    url: str
+    title: str
+    text: str
+    published: datetime | None = None
+    updated: datetime | None = None
+    authors: tuple[str, ...] = ()
+    language: str | None = None
+    image: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleItem:
+    """An extracted article together with the source that led to it."""
+
+    source: str
+    fetched_url: str
+    article: ExtractedArticle
+    feed_published: datetime | None = None
+    feed_title: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)

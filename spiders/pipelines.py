@@ -1,0 +1,36 @@
+"""Item pipelines: where extracted articles leave the spider for the database."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from spiders.feeds import FeedSpider
+    from spiders.items import ArticleItem
+
+logger = logging.getLogger(__name__)
+
+
+class ArticlePipeline:
+    """Matches the rules against each article and stores both, off the reactor thread."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArticlePipeline:
+        return cls(crawler)
+
+    async def process_item(self, item: ArticleItem) -> ArticleItem:
+        spider: FeedSpider = self.crawler.spider  # type: ignore[assignment]
+        article_id = await spider.context.save(item)
+        if article_id is None:
+            spider.outcome.duplicates += 1
+            logger.debug("source %s: %s already stored", item.source, item.article.url)
+        else:
+            spider.outcome.stored += 1
+            logger.info("source %s: stored %s", item.source, item.article.url)
+        return item

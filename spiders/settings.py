@@ -1,0 +1,42 @@
+"""Scrapy settings for every newswatch crawl, derived from the configuration."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crawler import __version__
+
+if TYPE_CHECKING:
+    from crawler.config import Config
+
+ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+
+def user_agent(contact: str) -> str:
+    """``newswatch/<version> (+<contact>)``: who we are and how a site owner reaches us."""
+    return f"newswatch/{__version__} (+{contact})"
+
+
+def scrapy_settings(config: Config) -> dict[str, Any]:
+    """Polite defaults: robots.txt, AutoThrottle, bounded sizes and timeouts."""
+    return {
+        "TWISTED_REACTOR": ASYNCIO_REACTOR,
+        "USER_AGENT": user_agent(config.user_agent_contact),
+        "ROBOTSTXT_OBEY": config.obey_robots_txt,
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": 0.5,
+        "AUTOTHROTTLE_MAX_DELAY": 30.0,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(config.concurrent_requests_per_domain),
+        "CONCURRENT_REQUESTS": 32,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrent_requests_per_domain,
+        "DOWNLOAD_TIMEOUT": config.download_timeout.total_seconds(),
+        "DOWNLOAD_MAXSIZE": config.download_maxsize,
+        "DOWNLOAD_WARNSIZE": config.download_maxsize // 2,
+        "RETRY_TIMES": 2,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "STATS_DUMP": False,
+        "LOG_ENABLED": False,
+        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+        "ITEM_PIPELINES": {"spiders.pipelines.ArticlePipeline": 300},
+    }

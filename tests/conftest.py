@@ -1,0 +1,104 @@
+"""Shared fixtures: the fixture news site, databases (SQLite and PostgreSQL), configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import smtpserver
+import yaml
+from newssite import NewsSite
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NEWSWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+# The console script next to this interpreter: tests run the command a user runs.
+NEWSWATCH = shutil.which("newswatch", path=str(Path(sys.executable).parent)) or "newswatch"
+
+
+@pytest.fixture
+def news_site() -> Iterator[NewsSite]:
+    site = NewsSite().start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"newswatch_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that takes this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'newswatch.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def write_config(folder: Path, **settings: Any) -> Path:
+    """Write a config.yaml into ``folder`` from keyword settings; return its path."""
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def site_config(site: NewsSite, folder: Path, **overrides: Any) -> dict[str, Any]:
+    """A configuration polling the fixture site's two feeds, delivering to the outbox."""
+    settings: dict[str, Any] = {
+        "database": f"sqlite:///{folder / 'newswatch.db'}",
+        "user_agent_contact": "https://example.org/newswatch-tests",
+        "workers": 0,
+        "sources": [
+            {"name": "world", "feed": site.url("world/rss.xml"), "every": "1h"},
+            {"name": "tech", "feed": site.url("tech/atom.xml"), "every": "1h"},
+        ],
+        "rules": [
+            {"name": "syria", "keywords": ["Palmyra", "Al-Qaryatain", "ISIS"],
+             "exclude": ["football"]},
+            {"name": "chips", "keywords": ["memory chip", "semiconductor"]},
+        ],
+        "digest": {
+            "schedule": "0 7 * * *",
+            "timezone": "Asia/Kolkata",
+            "recipients": ["analyst@example.com"],
+            "subject": "newswatch: {count} new articles",
+        },
+        "delivery": {"outbox": str(folder / "outbox")},
+    }
+    settings.update(overrides)
+    return settings
+
+
+smtp_server = pytest.fixture(smtpserver.smtp_server)
+
+
+def run_newswatch(
+    config: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``newswatch`` command as a user would; capture its output."""
+    return subprocess.run(
+        [NEWSWATCH, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
