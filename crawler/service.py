@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 # Extraction and feed parsing import these once in the forkserver, not per task.
 PRELOADED_MODULES = ("spiders.extract", "spiders.feeds")
+# How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
+SHUTDOWN_GRACE_SECONDS = 60
 
 
 def install_asyncio_reactor() -> None:
@@ -64,6 +66,7 @@ class NewswatchService:
         )
         self.runner: CrawlerRunner = CrawlerRunner(scrapy_settings(config))
         self.scheduler: AsyncIOScheduler | None = None
+        self._running_jobs: set[asyncio.Task[Any]] = set()
 
     async def poll(self, name: str) -> PollOutcome:
         """Poll one source now."""
@@ -91,7 +94,7 @@ class NewswatchService:
             if not source.enabled:
                 continue
             scheduler.add_job(
-                _logged(self.poll),
+                self._job(self.poll),
                 IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC),
                 args=[source.name],
                 id=f"poll:{source.name}",
@@ -103,7 +106,7 @@ class NewswatchService:
             )
         digest = self.config.digest
         scheduler.add_job(
-            _logged(self.send_digests),
+            self._job(self.send_digests),
             CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone)),
             id="digest",
             name="digest",
@@ -119,29 +122,45 @@ class NewswatchService:
             digest.timezone,
         )
 
+    def _job(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+        """Wrap a scheduler job: log a crash and keep the schedule going; track it for stop."""
+        name = getattr(job, "__name__", "job")
+
+        async def run(*args: Any) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running_jobs.add(task)
+            try:
+                await job(*args)
+            except asyncio.CancelledError:
+                logger.info("job %s%s cancelled by shutdown", name, args)
+            except Exception:
+                logger.exception("job %s%s failed", name, args)
+            finally:
+                self._running_jobs.discard(task)  # type: ignore[arg-type]
+
+        run.__name__ = name
+        return run
+
     async def stop(self) -> None:
-        """Scheduler first (no new jobs), then running crawls, then the worker pools."""
+        """Scheduler first (no new jobs), then running crawls, then the worker pools.
+
+        Running crawls are stopped gracefully (pages in flight are finished and
+        stored) before the scheduler is shut down, so their jobs end normally.
+        """
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        await deferred_to_future(self.runner.stop())
+        # Let jobs whose crawl just ended record their outcome before the pools close.
+        if self._running_jobs:
+            await asyncio.wait(list(self._running_jobs), timeout=SHUTDOWN_GRACE_SECONDS)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        await deferred_to_future(self.runner.stop())
         await asyncio.to_thread(self.context.database.shutdown)
         await asyncio.to_thread(self.context.cpu.shutdown)
         self.store.close()
         logger.info("newswatch stopped")
-
-
-def _logged(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
-    """A scheduler job that logs its crash and keeps the schedule going."""
-
-    async def run(*args: Any) -> None:
-        try:
-            await job(*args)
-        except Exception:
-            logger.exception("job %s failed", getattr(job, "__name__", job))
-
-    run.__name__ = getattr(job, "__name__", "job")
-    return run
 
 
 def run_service(service_factory: Callable[[], NewswatchService]) -> int:

@@ -185,6 +185,8 @@ MAX_CAPTION_LENGTH = 500
 MIN_CAPTION_FRAGMENT = 30
 
 HTMLDATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+# An author value that is a link (article:author often holds a profile URL).
+LINK_LIKE = re.compile(r"(?:https?:|mailto:|/|www\.)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,8 +335,9 @@ def _microdata_as_jsonld(item: dict[str, Any]) -> dict[str, Any]:
         return value
 
     properties = item.get("properties")
-    node = {key: convert(value) for key, value in properties.items()} \
-        if isinstance(properties, dict) else {}
+    node = {}
+    if isinstance(properties, dict):
+        node = {key: convert(value) for key, value in properties.items()}
     node["@type"] = item.get("type", "")
     return node
 
@@ -409,6 +412,11 @@ def first_meta(metadata: PageMetadata, keys: Iterable[str]) -> str | None:
     return None
 
 
+def meta_values(metadata: PageMetadata, keys: Iterable[str]) -> list[str]:
+    """Every value of ``keys``, key by key, in page order within a key."""
+    return [value for key in keys for value in metadata.meta.get(key, [])]
+
+
 def resolve(value: Any, nodes_by_id: dict[str, dict[str, Any]]) -> Any:
     """Replace a bare JSON-LD reference ``{"@id": ...}`` by the node it names."""
     if isinstance(value, dict) and set(value) <= {"@id", "@type"}:
@@ -458,21 +466,46 @@ def choose_url(metadata: PageMetadata, fetched_url: str) -> str:
     A canonical link to the site's front page from an article is a template bug, not
     the article's address, and is ignored.
     """
-    fetched_path = urlsplit(fetched_url).path.strip("/")
+    fetched_path = url_path(fetched_url)
     for href in (*metadata.canonical_links, *metadata.meta.get("og:url", [])):
-        candidate = urljoin(fetched_url, href)
-        if not (is_web_url(candidate) and same_site(candidate, fetched_url)):
+        candidate = absolute_url(fetched_url, href)
+        if candidate is None or not is_same_site(candidate, fetched_url):
             continue
-        if fetched_path and not urlsplit(candidate).path.strip("/"):
+        if fetched_path and not url_path(candidate):
             continue
         return safe_canonical_url(candidate)
     return safe_canonical_url(fetched_url)
 
 
+def absolute_url(base: str, href: str) -> str | None:
+    """``href`` resolved against ``base`` when that gives an http(s) URL, else None."""
+    try:
+        joined = urljoin(base, href.strip())
+        return joined if is_web_url(joined) else None
+    except ValueError:  # urllib rejects some broken hosts, such as "http://[x"
+        return None
+
+
+def is_same_site(url_a: str, url_b: str) -> bool:
+    """crawler.urls.same_site, False for URLs too broken to compare."""
+    try:
+        return same_site(url_a, url_b)
+    except ValueError:
+        return False
+
+
+def url_path(url: str) -> str:
+    """The URL's path without its outer slashes; "" for a broken URL."""
+    try:
+        return urlsplit(url).path.strip("/")
+    except ValueError:
+        return ""
+
+
 def metadata_titles(metadata: PageMetadata) -> list[str]:
     """The article's title as the structured metadata states it, best first."""
     titles = [jsonld_text(metadata.article.get(key)) for key in ("headline", "name")]
-    titles += [clean_inline(value) for key in TITLE_META for value in metadata.meta.get(key, [])]
+    titles += [clean_inline(value) for value in meta_values(metadata, TITLE_META)]
     return [title for title in titles if title]
 
 
@@ -483,17 +516,22 @@ def heading_texts(tree: HtmlElement) -> list[str]:
 
 def choose_title(tree: HtmlElement, metadata: PageMetadata) -> str:
     """JSON-LD headline > og:title > trafilatura's title > ``<title>`` without the
-    site name; "" when the page has none."""
+    site name; "" when the page has none.
+
+    trafilatura's title is taken when it found one on the page (a lone ``<h1>``, an
+    element classed as a title); when all it did was cut the ``<title>``, it keeps
+    the first part whatever it is, so strip_site_name cuts it instead.
+    """
     headline = jsonld_text(metadata.article.get("headline"))
     og_title = first_meta(metadata, ("og:title",))
     if title := headline or (clean_inline(og_title) if og_title else ""):
         return title
-    if found := extract_title(tree):
-        return clean_inline(found)
     title_element = tree.find(".//title")
-    if title_element is None:
-        return ""
-    return strip_site_name(clean_inline(title_element.text_content()), heading_texts(tree))
+    page_title = clean_inline(title_element.text_content()) if title_element is not None else ""
+    found = clean_inline(extract_title(tree) or "")
+    if found and normalise(found) not in normalise(page_title):
+        return found
+    return strip_site_name(page_title, heading_texts(tree)) if page_title else found
 
 
 def strip_site_name(title: str, headings: Iterable[str] = ()) -> str:
@@ -516,7 +554,7 @@ def choose_authors(tree: HtmlElement, metadata: PageMetadata) -> tuple[str, ...]
     deduplicated case-insensitively, in page order."""
     authors = jsonld_authors(metadata.article.get("author"), metadata.nodes_by_id)
     if not authors:
-        authors = [name for key in AUTHOR_META for value in metadata.meta.get(key, [])
+        authors = [name for value in meta_values(metadata, AUTHOR_META)
                    for name in value.split(";")]
     if not authors:
         authors = (extract_author(tree) or "").split(";")
@@ -542,7 +580,7 @@ def unique_names(names: Iterable[str]) -> tuple[str, ...]:
     result = []
     for raw in names:
         name = re.sub(r"^by\s+", "", clean_inline(raw), flags=re.IGNORECASE)
-        if not name or is_web_url(name) or name.startswith(("/", "www.")):
+        if not name or LINK_LIKE.match(name):
             continue
         if (key := normalise(name)) not in seen:
             seen.add(key)
@@ -590,8 +628,7 @@ def choose_image(metadata: PageMetadata, url: str) -> str | None:
         image = first_meta(metadata, IMAGE_META)
     if not image:
         return None
-    absolute = urljoin(url, unescape(image.strip()))
-    return absolute if is_web_url(absolute) else None
+    return absolute_url(url, unescape(image))
 
 
 def choose_description(metadata: PageMetadata) -> str | None:
@@ -687,9 +724,8 @@ def choose_dates(
     published = first_date(node.get(key) for node in nodes
                            for key in ("datePublished", "dateCreated"))
     updated = first_date(node.get("dateModified") for node in nodes)
-    published = published or first_date(metadata.meta.get(key, [None])[0]
-                                         for key in PUBLISHED_META)
-    updated = updated or first_date(metadata.meta.get(key, [None])[0] for key in UPDATED_META)
+    published = published or first_date(meta_values(metadata, PUBLISHED_META))
+    updated = updated or first_date(meta_values(metadata, UPDATED_META))
     if published is None or updated is None:
         visible_published, visible_updated = find_date_lines(visible_text(tree))
         published = published or visible_published

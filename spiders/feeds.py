@@ -73,8 +73,10 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         # feedparser uses the HTTP charset and flags a missing type as malformed.
         headers["content-type"] = content_type
     parsed = feedparser.parse(body, response_headers=headers)
-    problem = (str(parsed.get("bozo_exception", "")) or "malformed feed") if parsed.bozo else None
-    if not parsed.version and not parsed.entries:
+    problem = None
+    if parsed.get("bozo"):
+        problem = str(parsed.get("bozo_exception", "")) or "malformed feed"
+    if not parsed.get("version") and not parsed.get("entries"):
         head = body[:512].lstrip().lower()
         if head.startswith((b"<!doctype html", b"<html")):
             raise FeedError("not a feed: the server sent an HTML page")
@@ -132,6 +134,9 @@ class FeedSpider(scrapy.Spider):
             feed = await self.context.parse(parse_feed, response.body, response.url, content_type)
         except FeedError as error:
             self._fail(response.url, str(error))
+            return
+        if feed.problem and not feed.entries:
+            self._fail(response.url, f"malformed feed with no readable entries: {feed.problem}")
             return
         if feed.problem:
             self.outcome.warnings.append(feed.problem)

@@ -1,0 +1,130 @@
+"""Storage on real SQLite and real PostgreSQL: schema from migrations, dedup, exactly-once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, text
+
+from alerts.rules import RuleMatch
+from crawler.config import SourceConfig
+from crawler.store import Store, make_message_id
+from spiders.items import ExtractedArticle
+
+IST = timezone(timedelta(hours=5, minutes=30))
+
+
+def _article(n: int, **changes: object) -> ExtractedArticle:
+    values: dict[str, object] = {
+        "url": f"https://news.example/articles/{n}.html",
+        "title": f"Story {n}",
+        "text": f"Body of story {n}.",
+        "published": datetime(2016, 3, 30, 7, 16, tzinfo=IST),
+        "authors": ("AFP",),
+        "language": "en",
+    }
+    values.update(changes)
+    return ExtractedArticle(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    store = Store.from_url(database_url)
+    store.upgrade()
+    store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml")])
+    yield store
+    store.close()
+
+
+def test_schema_comes_from_the_migrations(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"sources", "articles", "matches", "deliveries", "delivery_items",
+            "alembic_version"} <= tables
+    store.upgrade()  # running it again is harmless
+    with store.engine.connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path}/wal.db")
+    with store.engine.connect() as connection:
+        assert connection.scalar(text("PRAGMA journal_mode")) == "wal"
+    store.close()
+
+
+def test_an_article_is_stored_once_by_canonical_url(store: Store) -> None:
+    first = store.save_article("wire", _article(1), [RuleMatch("syria", ("ISIS",))])
+    again = store.save_article("wire", _article(1, title="Another headline"),
+                               [RuleMatch("other", ("x",))])
+    assert first is not None
+    assert again is None
+    (stored,) = store.articles()
+    assert stored.title == "Story 1"
+    assert stored.source == "wire"
+    assert store.matches() == [("syria", _article(1).url, ("ISIS",))]
+
+
+def test_publish_time_is_stored_in_utc(store: Store) -> None:
+    store.save_article("wire", _article(1), [])
+    (stored,) = store.articles()
+    assert stored.published == datetime(2016, 3, 30, 1, 46, tzinfo=UTC)
+    assert stored.published.tzinfo == UTC
+
+
+def test_new_urls_keeps_order_and_drops_stored_ones(store: Store) -> None:
+    store.save_article("wire", _article(2), [])
+    urls = [_article(n).url for n in (3, 2, 1, 3)]
+    assert store.new_urls(urls) == [_article(3).url, _article(1).url]
+
+
+def test_pending_items_and_delivery_claims(store: Store) -> None:
+    ids = [store.save_article("wire", _article(n), [RuleMatch("syria", ("ISIS",))])
+           for n in (1, 2)]
+    store.save_article("wire", _article(3), [RuleMatch("retired-rule", ("x",))])
+    pending = store.pending_items("a@example.com", ["syria"])
+    assert [item.article.id for item in pending] == ids
+    assert pending[0].rules == (("syria", ("ISIS",)),)
+
+    record = store.create_delivery("a@example.com", ids, "example.com")
+    assert record is not None
+    assert record.message_id == make_message_id("a@example.com", ids, "example.com")
+    # Items are claimed: a second delivery of the same articles cannot be made.
+    assert store.create_delivery("a@example.com", ids[:1], "example.com") is None
+    assert store.pending_items("a@example.com", ["syria"]) == []
+    # Another recipient has its own claim on the same articles.
+    assert len(store.pending_items("b@example.com", ["syria"])) == 2
+
+    assert [d.id for d in store.unsent_deliveries("a@example.com")] == [record.id]
+    store.record_send_failure(record.id, "451 try later")
+    store.mark_sent(record.id)
+    assert store.unsent_deliveries("a@example.com") == []
+    (sent,) = store.deliveries()
+    assert sent.sent_at is not None
+    assert sent.attempts == 2
+
+
+def test_poll_state_counts_failures_and_resets_on_success(store: Store) -> None:
+    store.record_poll("wire", error="HTTP 500")
+    store.record_poll("wire", error="HTTP 500")
+    state = store.source_state("wire")
+    assert (state.consecutive_failures, state.last_error) == (2, "HTTP 500")
+    store.record_poll("wire", error=None)
+    state = store.source_state("wire")
+    assert (state.consecutive_failures, state.last_error) == (0, None)
+    assert state.last_success_at is not None
+
+
+def test_concurrent_writers_store_each_article_once(store: Store) -> None:
+    def save_all(offset: int) -> int:
+        return sum(
+            store.save_article("wire", _article(n), [RuleMatch("syria", ("ISIS",))]) is not None
+            for n in range(offset, offset + 60)
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        inserted = sum(pool.map(save_all, [0, 20, 40, 0]))
+    assert inserted == 100
+    assert store.count_articles() == 100
+    assert len(store.matches()) == 100
