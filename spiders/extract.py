@@ -619,9 +619,10 @@ def primary_language(tag: Any) -> str | None:
 
 def choose_image(metadata: PageMetadata, url: str) -> str | None:
     """JSON-LD image > og:image, as an absolute http(s) URL."""
-    image = resolve(metadata.article.get("image"), metadata.nodes_by_id)
+    image = metadata.article.get("image")
     if isinstance(image, list):
         image = image[0] if image else None
+    image = resolve(image, metadata.nodes_by_id)
     if isinstance(image, dict):
         image = image.get("url") or image.get("contentUrl")
     if not isinstance(image, str) or not image.strip():
@@ -760,7 +761,7 @@ def parse_datetime(value: str) -> datetime | None:
         pass
     if EPOCH.fullmatch(value):
         seconds = int(value) / (1000 if len(value) == 13 else 1)
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return as_utc(datetime.fromtimestamp(seconds, tz=UTC))
     if not YEAR.search(value):
         return None  # dateutil would fill the missing year from today
     try:
@@ -801,7 +802,8 @@ def visible_text(tree: HtmlElement) -> str:
 
 def find_date_lines(text: str) -> tuple[datetime | None, datetime | None]:
     """(published, updated) from the first "Published : <date>"-like and
-    "Updated : <date>"-like lines in ``text``; a date must include a year."""
+    "Updated : <date>"-like lines in ``text`` whose date includes a year; lines
+    such as "Posted: 2 hours ago" are passed over."""
     published: datetime | None = None
     updated: datetime | None = None
     matches = list(DATE_LINE.finditer(text))

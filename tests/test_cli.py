@@ -1,0 +1,73 @@
+"""The command line as a person uses it: extract pages, upgrade the database, clean errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conftest import NEWSWATCH, run_newswatch, site_config, write_config
+
+if TYPE_CHECKING:
+    from newssite import NewsSite
+
+SEED_PAGE = Path(__file__).parent / "fixtures" / "site" / "articles" / "army-pressures-isis.html"
+
+
+def _extract(*inputs: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [NEWSWATCH, "extract", *inputs], capture_output=True, text=True, cwd=cwd,
+        timeout=120, check=False,
+    )
+
+
+def test_extract_prints_one_json_object_per_input_in_order(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    url = news_site.url("articles/satellite-palmyra.html?utm_source=x")
+    result = _extract(str(SEED_PAGE), url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+
+    assert first["source"] == str(SEED_PAGE)
+    assert first["title"] == "Army pressures ISIS in central Syria"
+    assert first["published"] == "2016-03-30T01:46:00+00:00"
+    assert first["authors"] == ["AFP"]
+    assert first["language"] == "en"
+    assert "Just two days after seizing Palmyra" in first["text"]
+
+    assert second["source"] == url
+    assert second["url"] == news_site.url("articles/satellite-palmyra.html")
+    assert second["published"] == "2024-02-13T20:20:00+00:00"
+    assert second["authors"] == ["Omar Haddad"]
+    assert {"url", "title", "published", "authors", "language", "text"} <= second.keys()
+
+
+def test_extract_reports_a_bad_input_and_goes_on(tmp_path: Path) -> None:
+    result = _extract(str(tmp_path / "missing.html"), str(SEED_PAGE), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "missing.html" in result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["title"] == "Army pressures ISIS in central Syria"
+
+
+def test_db_upgrade_creates_the_schema(news_site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    result = run_newswatch(config, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "newswatch.db").exists()
+
+
+def test_crawl_of_an_unknown_source_is_a_clean_error(news_site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    result = run_newswatch(config, "crawl", "--source", "nope")
+    assert result.returncode == 2
+    assert "no source named 'nope'" in result.stderr
+
+
+def test_missing_config_file_is_a_clean_error(tmp_path: Path) -> None:
+    result = run_newswatch(tmp_path / "absent.yaml", "check-config")
+    assert result.returncode == 2
+    assert "absent.yaml: cannot read the configuration" in result.stderr
