@@ -19,7 +19,8 @@ def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
     for name, field in model.model_fields.items():
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
-        nested = [a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [a for a in (annotation, *args)
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
         if nested:
             list_like = getattr(annotation, "__origin__", None) is list
             yield from _keys(nested[0], f"{prefix}{name}{'[]' if list_like else ''}.")
