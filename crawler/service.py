@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Extraction and feed parsing import these once in the forkserver, not per task.
-PRELOADED_MODULES = ("spiders.extract", "spiders.feeds")
+PRELOADED_MODULES = ("spiders.extract", "spiders.feedparse")
 # How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
 SHUTDOWN_GRACE_SECONDS = 60
 

@@ -24,6 +24,8 @@ class ExtractedArticle:
     language: str | None = None
     image: str | None = None
     description: str | None = None
+    section: str | None = None
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

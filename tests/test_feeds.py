@@ -11,7 +11,7 @@ from conftest import run_newswatch, site_config, write_config
 
 from crawler.config import load_config
 from crawler.store import Store
-from spiders.feeds import FeedError, parse_feed
+from spiders.feedparse import FeedError, parse_feed
 
 if TYPE_CHECKING:
     from newssite import NewsSite
