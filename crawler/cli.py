@@ -131,6 +131,7 @@ def _crawl(args: argparse.Namespace) -> int:
     from crawler.service import install_asyncio_reactor
 
     install_asyncio_reactor()
+    from crawler.poll import describe
     from crawler.service import NewswatchService, run_once
 
     config = _load(args)
@@ -145,9 +146,7 @@ def _crawl(args: argparse.Namespace) -> int:
         lambda service: service.poll_all(args.source),
     )
     for outcome in outcomes:
-        status = f"FAILED: {outcome.error}" if outcome.error else "ok"
-        print(f"{outcome.source}: {outcome.entries} entries, {outcome.new_urls} new, "
-              f"{outcome.stored} stored, {outcome.page_errors} page errors — {status}")
+        print(f"{outcome.source}: {describe(outcome)}")
     return EXIT_FAILED if any(o.error for o in outcomes) else EXIT_OK
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
+from parsel import Selector as ParselSelector
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -93,13 +94,77 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+SOURCE_KINDS = ("feed", "site", "sitemap", "listing")
+
+
+def _check_pattern(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"invalid regular expression {pattern!r}: {error}") from error
+    return pattern
+
+
+def _check_selector(selector: str) -> str:
+    probe = ParselSelector(text="<html></html>")
+    try:
+        probe.xpath(selector) if is_xpath(selector) else probe.css(selector)
+    except Exception as error:  # parsel raises several kinds for a bad expression
+        kind = "XPath" if is_xpath(selector) else "CSS selector"
+        raise ValueError(f"invalid {kind} {selector!r}: {error}") from error
+    return selector
+
+
+def is_xpath(selector: str) -> bool:
+    """Selectors starting with ``/`` or ``(`` are XPath; anything else is CSS."""
+    return selector.lstrip().startswith(("/", "("))
+
+
+UrlPattern = Annotated[str, AfterValidator(_check_pattern)]
+LinkSelector = Annotated[str, Field(min_length=1), AfterValidator(_check_selector)]
+
+
 class SourceConfig(_Strict):
-    """One news source polled on its own interval."""
+    """One news source polled on its own interval; exactly one of the kinds is given."""
 
     name: str = Field(min_length=1, description="Unique name, shown in digests and logs.")
-    feed: WebUrl = Field(description="RSS or Atom feed URL.")
+    feed: WebUrl | None = Field(default=None, description="RSS, Atom or JSON Feed URL.")
+    site: WebUrl | None = Field(default=None, description="Homepage whose feed is discovered.")
+    sitemap: WebUrl | None = Field(default=None, description="Sitemap or sitemap index URL.")
+    listing: WebUrl | None = Field(default=None, description="HTML section page URL.")
+    links: LinkSelector | None = Field(default=None, description="CSS/XPath of article links.")
+    next: LinkSelector | None = Field(default=None, description="CSS/XPath of the next-page link.")
+    pages: int = Field(default=1, ge=1, le=50, description="Listing pages to follow.")
+    max_age: Duration = Field(default=timedelta(days=2), description="Sitemap lookback.")
+    max_articles: int = Field(default=200, ge=1, le=10_000, description="New pages per poll.")
+    allow: list[UrlPattern] = Field(default_factory=list, description="Follow only matching URLs.")
+    deny: list[UrlPattern] = Field(default_factory=list, description="Never follow these URLs.")
     every: Duration = Field(default=timedelta(minutes=15), description="Poll interval.")
     enabled: bool = Field(default=True, description="False keeps the source but stops polling it.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        given = [kind for kind in SOURCE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of feed, site, sitemap or listing"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.listing is not None and self.links is None:
+            raise ValueError("a listing source needs `links`: the CSS or XPath of article links")
+        if self.listing is None and (self.links or self.next or self.pages != 1):
+            raise ValueError("links, next and pages apply to listing sources only")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``feed``, ``site``, ``sitemap`` or ``listing``."""
+        return next(kind for kind in SOURCE_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def url(self) -> str:
+        """The URL polled first: the feed, homepage, sitemap or listing page."""
+        return str(getattr(self, self.kind))
 
 
 class RuleConfig(_Strict):
@@ -152,6 +217,13 @@ class DeliveryConfig(_Strict):
     outbox: Path = Field(default=Path("outbox"), description="Folder for .eml files without SMTP.")
 
 
+class DomainConfig(_Strict):
+    """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
+
+    concurrency: int | None = Field(default=None, ge=1, le=32)
+    delay: Duration | None = Field(default=None, description="Minimum delay between requests.")
+
+
 class Config(_Strict):
     """The whole, validated configuration."""
 
@@ -167,6 +239,15 @@ class Config(_Strict):
     download_timeout: Duration = Field(default=timedelta(seconds=30))
     download_maxsize: int = Field(default=10 * 1024 * 1024, ge=1024, description="Bytes/response.")
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
+    domains: dict[str, DomainConfig] = Field(
+        default_factory=dict, description="Per-host concurrency and delay overrides."
+    )
+    max_backoff: Duration = Field(
+        default=timedelta(hours=6), description="Longest a failing source's poll is put off."
+    )
+    max_retry_after: Duration = Field(
+        default=timedelta(seconds=60), description="Longest Retry-After waited out in a crawl."
+    )
     obey_robots_txt: bool = True
     workers: int | None = Field(
         default=None, ge=0, le=64,

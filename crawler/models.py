@@ -74,9 +74,15 @@ class Source(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="feed", server_default="feed")
     url: Mapped[str] = mapped_column(String(2048))
+    # Conditional polling: validators of the last good fetch of ``url``, and a hash
+    # of its body for servers that send no validators.
     etag: Mapped[str | None] = mapped_column(String(500))
     last_modified: Mapped[str | None] = mapped_column(String(100))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # For ``site`` sources: the feed found on the homepage, polled until it fails.
+    discovered_url: Mapped[str | None] = mapped_column(String(2048))
     last_polled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -100,6 +106,9 @@ class Article(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(String(2048))
+    section: Mapped[str | None] = mapped_column(String(200))
+    keywords: Mapped[list[str] | None] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

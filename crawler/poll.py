@@ -1,28 +1,41 @@
-"""One poll of one source, top to bottom: crawl, then record how it went.
+"""One poll of one source, top to bottom: state → crawl → remember how it went.
 
-The spider reads the feed, asks which entry URLs are new, fetches and extracts
-those pages; the pipeline matches and stores each article. This function wraps
-that in what the service needs to know afterwards, and never raises: a failing
-source is logged and recorded, and the other sources go on.
+The spider fetches the source's index conditionally, asks which article URLs are
+new, fetches and extracts those pages; the pipeline matches and stores each
+article. This function wraps that in what the service needs to know afterwards,
+and never raises: a failing source is logged and recorded, and the others go on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from scrapy.utils.defer import deferred_to_future
 
-from spiders.feeds import FeedSpider, PollOutcome
+from spiders.base import PollOutcome
+from spiders.feeds import FeedSpider
+from spiders.items import FetchState
+from spiders.listing import ListingSpider
+from spiders.sitemaps import SitemapSpider
 
 if TYPE_CHECKING:
     from scrapy.crawler import CrawlerRunner
 
     from crawler.config import SourceConfig
     from crawler.context import CrawlContext
+    from spiders.base import SourceSpider
 
 logger = logging.getLogger(__name__)
+
+SPIDERS: dict[str, type[SourceSpider]] = {
+    "feed": FeedSpider,
+    "site": FeedSpider,
+    "sitemap": SitemapSpider,
+    "listing": ListingSpider,
+}
 
 
 async def poll_source(
@@ -30,24 +43,62 @@ async def poll_source(
 ) -> PollOutcome:
     """Poll ``source`` once; return what it found and stored."""
     started = time.monotonic()
-    crawler = runner.create_crawler(FeedSpider)
+    state = await context.database.run(context.store.fetch_state, source.name)
+    crawler = runner.create_crawler(SPIDERS[source.kind])
     try:
         await deferred_to_future(
-            runner.crawl(crawler, source=source.name, feed_url=source.feed, context=context)
+            runner.crawl(crawler, source=source, state=state, context=context)
         )
         outcome: PollOutcome = crawler.spider.outcome  # type: ignore[union-attr]
     except Exception as error:  # one source's crash must not take the service down
-        logger.exception("source %s: crawl of %s crashed", source.name, source.feed)
+        logger.exception("source %s: crawl of %s crashed", source.name, source.url)
         outcome = PollOutcome(source=source.name, error=f"crawl crashed: {error!r}")
-    await context.database.run(context.store.record_poll, source.name, error=outcome.error)
-    logger.info(
-        "source %s: polled in %.1fs: %d entries, %d new, %d stored, %d page errors%s",
-        source.name,
-        time.monotonic() - started,
-        outcome.entries,
-        outcome.new_urls,
-        outcome.stored,
-        outcome.page_errors,
-        f", failed: {outcome.error}" if outcome.error else "",
+    outcome.failures = await context.database.run(
+        context.store.record_poll, source.name, error=outcome.error,
+        state=state_to_remember(outcome),
     )
+    logger.info("source %s: %s in %.1fs", source.name, describe(outcome),
+                time.monotonic() - started)
     return outcome
+
+
+def state_to_remember(outcome: PollOutcome) -> FetchState | None:
+    """What the next poll may take for granted; None keeps what is remembered.
+
+    Validators are remembered only after a clean poll: if an article page failed
+    or links were left for later, the next poll must read the index again, even
+    if the server says it has not changed, or those articles would be lost.
+    """
+    if outcome.state is None:
+        return None
+    if outcome.error is None and outcome.page_errors == 0 and not outcome.deferred:
+        return outcome.state
+    return FetchState(discovered_url=outcome.state.discovered_url)
+
+
+def describe(outcome: PollOutcome) -> str:
+    """One line for the log and the CLI."""
+    if outcome.error:
+        return f"FAILED: {outcome.error}"
+    if outcome.not_modified:
+        return "not modified (304)"
+    if outcome.unchanged:
+        return "unchanged"
+    return (f"{outcome.entries} links, {outcome.new_urls} new, {outcome.stored} stored, "
+            f"{outcome.page_errors} page errors")
+
+
+def backoff_delay(
+    every: timedelta, failures: int, cap: timedelta, retry_after: float | None = None
+) -> timedelta:
+    """How long to wait before polling a failing source again.
+
+    The interval doubles with each failure in a row (2×, 4×, 8× ``every``, …) up to
+    ``cap``; a server's Retry-After is honoured when it asks for longer, up to ``cap``.
+    """
+    if failures <= 0:
+        return every
+    delay = every * (2 ** min(failures, 16))
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return min(delay, max(cap, every))

@@ -26,7 +26,7 @@ from scrapy.utils.reactor import install_reactor
 from alerts.digest import make_delivery, send_pending_digests
 from alerts.rules import KeywordRule, RuleMatcher
 from crawler.context import CrawlContext
-from crawler.poll import poll_source
+from crawler.poll import backoff_delay, poll_source
 from crawler.workers import CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from alerts.digest import DigestReport
     from crawler.config import Config
     from crawler.store import Store
-    from spiders.feeds import PollOutcome
+    from spiders.base import PollOutcome
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,8 +69,17 @@ class NewswatchService:
         self._running_jobs: set[asyncio.Task[Any]] = set()
 
     async def poll(self, name: str) -> PollOutcome:
-        """Poll one source now."""
-        return await poll_source(self.runner, self.context, self.config.source(name))
+        """Poll one source now; a failing source's next poll is pushed back."""
+        source = self.config.source(name)
+        outcome = await poll_source(self.runner, self.context, source)
+        if outcome.error and self.scheduler is not None:
+            delay = backoff_delay(
+                source.every, outcome.failures, self.config.max_backoff, outcome.retry_after
+            )
+            self.scheduler.modify_job(f"poll:{name}", next_run_time=datetime.now(UTC) + delay)
+            logger.warning("source %s: %d failed polls in a row; next poll in %s",
+                           name, outcome.failures, delay)
+        return outcome
 
     async def poll_all(self, names: Sequence[str] | None = None) -> list[PollOutcome]:
         """Poll the named (default: every enabled) source at once; wait for all."""

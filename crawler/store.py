@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.models import Article, Delivery, DeliveryItem, Match, Source, utcnow
+from spiders.items import FetchState
 
 if TYPE_CHECKING:
     from alerts.rules import RuleMatch
@@ -138,15 +139,44 @@ class Store:
             for config in sources:
                 row = existing.get(config.name)
                 if row is None:
-                    session.add(Source(name=config.name, url=config.feed, consecutive_failures=0))
-                elif row.url != config.feed:
-                    row.url = config.feed
-                    row.etag = row.last_modified = None
+                    session.add(Source(name=config.name, kind=config.kind, url=config.url,
+                                       consecutive_failures=0))
+                elif (row.url, row.kind) != (config.url, config.kind):
+                    row.url, row.kind = config.url, config.kind
+                    row.etag = row.last_modified = row.content_hash = row.discovered_url = None
 
-    def record_poll(self, source: str, *, error: str | None, at: datetime | None = None) -> None:
-        """Note a finished poll of ``source``: a success resets the failure count."""
+    def fetch_state(self, source: str) -> FetchState:
+        """The validators and discovered feed remembered from the last good poll."""
+        with self._session() as session:
+            row = session.execute(
+                select(Source.etag, Source.last_modified, Source.content_hash,
+                       Source.discovered_url).where(Source.name == source)
+            ).first()
+        return FetchState(*row) if row else FetchState()
+
+    def record_poll(
+        self,
+        source: str,
+        *,
+        error: str | None,
+        state: FetchState | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Note a finished poll of ``source``: a success resets the failure count.
+
+        ``state``, when given, replaces what is remembered for the next
+        conditional poll (the poll decides when it is safe to remember it).
+        Returns the number of failed polls in a row, this one included.
+        """
         at = at or utcnow()
         values: dict[str, Any] = {"last_polled_at": at}
+        if state is not None:
+            values |= {
+                "etag": state.etag,
+                "last_modified": state.last_modified,
+                "content_hash": state.content_hash,
+                "discovered_url": state.discovered_url,
+            }
         if error is None:
             values |= {"last_success_at": at, "last_error": None, "consecutive_failures": 0}
         else:
@@ -156,6 +186,10 @@ class Store:
             }
         with self._session.begin() as session:
             session.execute(update(Source).where(Source.name == source).values(**values))
+            failures = session.scalar(
+                select(Source.consecutive_failures).where(Source.name == source)
+            )
+        return failures or 0
 
     def source_state(self, source: str) -> Source | None:
         with self._session() as session:
@@ -193,6 +227,9 @@ class Store:
                 "language": article.language,
                 "body": article.text,
                 "image_url": article.image,
+                "section": article.section,
+                "keywords": list(article.keywords),
+                "description": article.description,
                 "fetched_at": utcnow(),
             }
             article_id = session.scalar(

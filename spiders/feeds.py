@@ -1,137 +1,111 @@
-"""The feed spider: read an RSS/Atom feed, fetch each new entry's page, extract it.
+"""The feed spider: RSS, Atom or JSON Feed, given directly or discovered on a homepage.
 
-The spider only reads and yields. Which URLs are new, and where extracted
-articles go, is the business of the ``CrawlContext`` it is given.
+A ``feed:`` source polls its feed; a ``site:`` source finds the feed that the
+homepage announces (``<link rel="alternate">``) once, remembers it, and polls it
+from then on, looking again only when the remembered feed stops working.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import urljoin
 
-import scrapy
+from parsel import Selector
 from scrapy.http import Response, TextResponse
-from scrapy.spidermiddlewares.httperror import HttpError
-from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
 
-from crawler.urls import canonicalize_url
-from spiders.extract import extract_article
-from spiders.feedparse import FeedEntry, FeedError, parse_feed
-from spiders.items import ArticleItem
-
-if TYPE_CHECKING:
-    from twisted.python.failure import Failure
-
-    from crawler.context import CrawlContext
+from crawler.urls import is_web_url
+from spiders.base import SourceSpider
+from spiders.feedparse import FeedError, parse_feed
+from spiders.items import ArticleLink
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class PollOutcome:
-    """What one poll of one source did, read by the poll orchestrator afterwards."""
-
-    source: str
-    entries: int = 0
-    new_urls: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    page_errors: int = 0
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/json",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+)
 
 
-class FeedSpider(scrapy.Spider):
-    """Polls one feed source: the feed, then every entry page not stored yet."""
+def discover_feeds(html: str, base_url: str) -> list[str]:
+    """Feed URLs a page announces with ``<link rel="alternate">``, best type first."""
+    page = Selector(text=html)
+    found: list[tuple[int, str]] = []
+    for link in page.xpath("//link[@href]"):
+        rel = (link.attrib.get("rel") or "").lower().split()
+        kind = (link.attrib.get("type") or "").lower().split(";")[0].strip()
+        if "alternate" not in rel or kind not in FEED_TYPES:
+            continue
+        url = urljoin(base_url, link.attrib["href"].strip())
+        if is_web_url(url):
+            found.append((FEED_TYPES.index(kind), url))
+    ordered = [url for _rank, url in sorted(found, key=lambda pair: pair[0])]
+    return list(dict.fromkeys(ordered))
 
-    name = "feed"
 
-    def __init__(self, *, source: str, feed_url: str, context: CrawlContext, **kwargs: Any):
-        super().__init__(name=f"feed:{source}", **kwargs)
-        self.source = source
-        self.feed_url = feed_url
-        self.context = context
-        self.outcome = PollOutcome(source=source)
+class FeedSpider(SourceSpider):
+    """Polls a feed (or a homepage's announced feed) and follows its entries."""
 
-    async def start(self) -> AsyncIterator[Any]:
-        yield scrapy.Request(
-            self.feed_url, callback=self.parse_feed, errback=self.feed_failed, dont_filter=True
-        )
+    kind = "feed"
+
+    def first_request(self) -> Any:
+        if self.source.kind == "feed":
+            return self.index_request(self.source.url, self.parse_feed, conditional=True)
+        if self.state.discovered_url:
+            return self.index_request(
+                self.state.discovered_url, self.parse_feed, conditional=True,
+                rediscover_on_failure=True, feed_url=self.state.discovered_url,
+            )
+        return self.homepage_request()
+
+    def homepage_request(self) -> Any:
+        return self.index_request(self.source.url, self.parse_homepage, conditional=False)
+
+    async def parse_homepage(self, response: Response) -> AsyncIterator[Any]:
+        feeds = discover_feeds(response.text, response.url) if isinstance(
+            response, TextResponse) else []
+        if not feeds:
+            self.fail(response.url, "no feed announced on the page (<link rel=\"alternate\">)")
+            return
+        logger.info("source %s: discovered feed %s", self.source.name, feeds[0])
+        yield self.index_request(feeds[0], self.parse_feed, conditional=False, feed_url=feeds[0])
 
     async def parse_feed(self, response: Response) -> AsyncIterator[Any]:
+        if not self.index_changed(response, discovered_url=response.meta.get("feed_url")):
+            return
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
         try:
-            content_type = response.headers.get("Content-Type", b"").decode("latin-1")
             feed = await self.context.parse(parse_feed, response.body, response.url, content_type)
         except FeedError as error:
-            self._fail(response.url, str(error))
+            self.outcome.state = None
+            self.fail(response.url, str(error))
             return
         if feed.problem and not feed.entries:
-            self._fail(response.url, f"malformed feed with no readable entries: {feed.problem}")
+            self.outcome.state = None
+            self.fail(response.url, f"malformed feed with no readable entries: {feed.problem}")
             return
         if feed.problem:
             self.outcome.warnings.append(feed.problem)
             logger.warning(
                 "source %s: feed %s is malformed (%s); read %d entries",
-                self.source, response.url, feed.problem, len(feed.entries),
+                self.source.name, response.url, feed.problem, len(feed.entries),
             )
-        entries = {canonicalize_url(entry.url): entry for entry in feed.entries}
-        self.outcome.entries = len(entries)
-        new_urls = await self.context.new_urls(list(entries))
-        self.outcome.new_urls = len(new_urls)
-        for url in new_urls:
-            entry = entries[url]
-            yield scrapy.Request(
-                entry.url,
-                callback=self.parse_article,
-                errback=self.article_failed,
-                cb_kwargs={"entry": entry},
-            )
+        links = [ArticleLink(e.url, e.title, e.published) for e in feed.entries]
+        async for request in self.follow(links):
+            yield request
 
-    async def parse_article(self, response: Response, entry: FeedEntry) -> AsyncIterator[Any]:
-        if not isinstance(response, TextResponse):
-            self.outcome.page_errors += 1
+    def index_failed(self, failure: Any) -> Any:
+        request = failure.request
+        if request.meta.get("rediscover_on_failure"):
             logger.warning(
-                "source %s: article %s skipped: not a text page (%s)", self.source, response.url,
-                response.headers.get("Content-Type", b"?").decode("latin-1"),
+                "source %s: remembered feed %s failed; looking for the feed again",
+                self.source.name, request.url,
             )
-            return
-        article = await self.context.parse(extract_article, response.text, response.url)
-        if not article.title and entry.title:
-            article = replace(article, title=entry.title)
-        if article.published is None and entry.published is not None:
-            article = replace(article, published=entry.published)
-        yield ArticleItem(
-            source=self.source,
-            fetched_url=response.url,
-            article=article,
-            feed_published=entry.published,
-            feed_title=entry.title,
-        )
-
-    def feed_failed(self, failure: Failure) -> None:
-        self._fail(failure.request.url, describe_failure(failure))  # type: ignore[attr-defined]
-
-    def article_failed(self, failure: Failure) -> None:
-        self.outcome.page_errors += 1
-        logger.warning(
-            "source %s: article %s failed: %s",
-            self.source, failure.request.url, describe_failure(failure),  # type: ignore[attr-defined]
-        )
-
-    def _fail(self, url: str, reason: str) -> None:
-        self.outcome.error = reason
-        logger.error("source %s: feed %s failed: %s", self.source, url, reason)
-
-
-def describe_failure(failure: Failure) -> str:
-    """A one-line reason for a failed request, for logs and the source's state."""
-    if failure.check(HttpError):
-        response = failure.value.response
-        return f"HTTP {response.status}"
-    if failure.check(DNSLookupError):
-        return "DNS lookup failed"
-    if failure.check(TimeoutError, TCPTimedOutError):
-        return "timed out"
-    return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+            return [self.homepage_request()]
+        return super().index_failed(failure)

@@ -29,6 +29,30 @@ class ExtractedArticle:
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleLink:
+    """A link to an article found in an index, with what the index says about it."""
+
+    url: str
+    title: str | None = None
+    published: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What is remembered of a source's last good poll, to ask for changes only.
+
+    ``etag`` and ``last_modified`` go back to the server as ``If-None-Match`` and
+    ``If-Modified-Since``; ``content_hash`` catches an unchanged body from servers
+    that send no validators; ``discovered_url`` is the feed found on a homepage.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    discovered_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleItem:
     """An extracted article together with the source that led to it."""
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from spiders.feeds import FeedSpider
+    from spiders.base import SourceSpider
     from spiders.items import ArticleItem
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class ArticlePipeline:
         return cls(crawler)
 
     async def process_item(self, item: ArticleItem) -> ArticleItem:
-        spider: FeedSpider = self.crawler.spider  # type: ignore[assignment]
+        spider: SourceSpider = self.crawler.spider  # type: ignore[assignment]
         article_id = await spider.context.save(item)
         if article_id is None:
             spider.outcome.duplicates += 1

@@ -39,4 +39,23 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "LOG_ENABLED": False,
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
         "ITEM_PIPELINES": {"spiders.pipelines.ArticlePipeline": 300},
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "spiders.middlewares.CrawlDelayRobotsTxtMiddleware": 100,
+            # After RetryMiddleware (550) in response order, so it sees 429/503 first.
+            "spiders.middlewares.RetryAfterMiddleware": 560,
+        },
+        "DOWNLOAD_SLOTS": {
+            host: {
+                key: value
+                for key, value in (
+                    ("concurrency", domain.concurrency),
+                    ("delay", domain.delay.total_seconds() if domain.delay else None),
+                )
+                if value is not None
+            }
+            for host, domain in config.domains.items()
+        },
+        "NEWSWATCH_MAX_RETRY_AFTER": config.max_retry_after.total_seconds(),
+        "NEWSWATCH_MAX_CRAWL_DELAY": 60.0,
     }

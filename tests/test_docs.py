@@ -22,8 +22,9 @@ def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
         nested = [a for a in (annotation, *args)
                   if isinstance(a, type) and issubclass(a, BaseModel)]
         if nested:
-            list_like = getattr(annotation, "__origin__", None) is list
-            yield from _keys(nested[0], f"{prefix}{name}{'[]' if list_like else ''}.")
+            origin = getattr(annotation, "__origin__", None)
+            suffix = {list: "[]", dict: ".<host>"}.get(origin, "")  # type: ignore[call-overload]
+            yield from _keys(nested[0], f"{prefix}{name}{suffix}.")
         else:
             yield f"{prefix}{name}"
 

@@ -6,11 +6,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from alerts.rules import RuleMatch
 from crawler.config import SourceConfig
-from crawler.store import Store, make_message_id
+from crawler.models import Base
+from crawler.store import MIGRATIONS, Store, make_message_id
 from spiders.items import ExtractedArticle
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -43,8 +48,18 @@ def test_schema_comes_from_the_migrations(store: Store) -> None:
     assert {"sources", "articles", "matches", "deliveries", "delivery_items",
             "alembic_version"} <= tables
     store.upgrade()  # running it again is harmless
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with store.engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == head
+        # The models describe exactly the tables the migrations made.
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def _alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    return config
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:

@@ -1,0 +1,230 @@
+"""What every source spider shares: a conditional first fetch, new-link filtering,
+and the article pages, fetched once and extracted in the CPU pool.
+
+A subclass only turns its index (a feed, a sitemap, a listing page) into
+``ArticleLink``s and hands them to ``follow``. Which URLs are new, and where the
+articles go, is the business of the ``CrawlContext``; nothing here touches the
+database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import (
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
+
+from crawler.urls import canonicalize_url, is_web_url
+from spiders.extract import extract_article
+from spiders.items import ArticleItem, ArticleLink, FetchState
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
+    from crawler.config import SourceConfig
+    from crawler.context import CrawlContext
+
+logger = logging.getLogger(__name__)
+
+CONDITIONAL = "newswatch_conditional"
+
+
+@dataclass
+class PollOutcome:
+    """What one poll of one source did, read by the poll orchestrator afterwards."""
+
+    source: str
+    entries: int = 0
+    new_urls: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    page_errors: int = 0
+    not_modified: bool = False  # the server answered 304
+    unchanged: bool = False  # same body as last time (server without validators)
+    deferred: bool = False  # more new links than max_articles: the rest come next poll
+    error: str | None = None
+    retry_after: float | None = None  # seconds the server asked us to stay away
+    failures: int = 0  # failed polls in a row, this one included (set by the poll)
+    state: FetchState | None = None  # to remember for the next conditional poll
+    warnings: list[str] = field(default_factory=list)
+
+
+class SourceSpider(scrapy.Spider):
+    """Polls one source: its index first, then every linked article not stored yet."""
+
+    kind: ClassVar[str] = "source"
+
+    def __init__(
+        self,
+        *,
+        source: SourceConfig,
+        state: FetchState,
+        context: CrawlContext,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=f"{self.kind}:{source.name}", **kwargs)
+        self.source = source
+        self.state = state
+        self.context = context
+        self.outcome = PollOutcome(source=source.name)
+        self._allow = [re.compile(pattern) for pattern in source.allow]
+        self._deny = [re.compile(pattern) for pattern in source.deny]
+
+    async def start(self) -> AsyncIterator[Any]:
+        yield self.first_request()
+
+    def first_request(self) -> scrapy.Request:
+        """The conditional fetch of the source's own URL."""
+        raise NotImplementedError
+
+    # -- the index ------------------------------------------------------------
+
+    def index_request(
+        self, url: str, callback: Any, *, conditional: bool, **meta: Any
+    ) -> scrapy.Request:
+        """A request for an index page; ``conditional`` ones send the validators."""
+        headers: dict[str, str] = {}
+        if conditional and self.state.etag:
+            headers["If-None-Match"] = self.state.etag
+        if conditional and self.state.last_modified:
+            headers["If-Modified-Since"] = self.state.last_modified
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.index_failed,
+            headers=headers,
+            dont_filter=True,
+            meta={CONDITIONAL: conditional, "handle_httpstatus_list": [304], **meta},
+        )
+
+    def index_changed(self, response: Response, discovered_url: str | None = None) -> bool:
+        """False when the index is as it was at the last good poll: skip all parsing.
+
+        Either the server said 304, or (for servers without validators) the body
+        hashes the same. Otherwise the response's validators are kept in the
+        outcome, for the poll to remember.
+        """
+        conditional = response.meta.get(CONDITIONAL, False)
+        if response.status == 304:
+            self.outcome.not_modified = True
+            return False
+        content_hash = hashlib.sha256(response.body).hexdigest()
+        self.outcome.state = FetchState(
+            etag=_header(response, "ETag"),
+            last_modified=_header(response, "Last-Modified"),
+            content_hash=content_hash,
+            discovered_url=discovered_url,
+        )
+        if conditional and content_hash == self.state.content_hash:
+            self.outcome.unchanged = True
+            return False
+        return True
+
+    def index_failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        self.outcome.retry_after = request.meta.get("retry_after")
+        self.fail(request.url, describe_failure(failure))
+
+    def fail(self, url: str, reason: str) -> None:
+        """The poll failed: one log line with the URL and the reason."""
+        self.outcome.error = reason
+        logger.error("source %s: %s %s failed: %s", self.source.name, self.kind, url, reason)
+
+    # -- articles -------------------------------------------------------------
+
+    def wanted(self, url: str) -> bool:
+        """Only http(s) links that pass the source's allow and deny patterns."""
+        if not is_web_url(url):
+            return False
+        if self._allow and not any(p.search(url) for p in self._allow):
+            return False
+        return not any(p.search(url) for p in self._deny)
+
+    async def follow(self, links: Iterable[ArticleLink]) -> AsyncIterator[scrapy.Request]:
+        """Requests for the linked articles that are wanted and not stored yet."""
+        by_url: dict[str, ArticleLink] = {}
+        for link in links:
+            if self.wanted(link.url):
+                by_url.setdefault(canonicalize_url(link.url), link)
+        self.outcome.entries += len(by_url)
+        new_urls = await self.context.new_urls(list(by_url))
+        if len(new_urls) > self.source.max_articles:
+            # The rest stay new and are fetched by the next polls, newest first.
+            logger.info("source %s: %d new links; fetching the first %d this poll",
+                        self.source.name, len(new_urls), self.source.max_articles)
+            new_urls = new_urls[: self.source.max_articles]
+            self.outcome.deferred = True
+        self.outcome.new_urls += len(new_urls)
+        for url in new_urls:
+            link = by_url[url]
+            yield scrapy.Request(
+                link.url,
+                callback=self.parse_article,
+                errback=self.article_failed,
+                cb_kwargs={"link": link},
+            )
+
+    async def parse_article(self, response: Response, link: ArticleLink) -> AsyncIterator[Any]:
+        if not isinstance(response, TextResponse):
+            self.outcome.page_errors += 1
+            logger.warning(
+                "source %s: article %s skipped: not a text page (%s)",
+                self.source.name, response.url, _header(response, "Content-Type") or "no type",
+            )
+            return
+        article = await self.context.parse(extract_article, response.text, response.url)
+        if not article.title and link.title:
+            article = replace(article, title=link.title)
+        if article.published is None and link.published is not None:
+            article = replace(article, published=link.published)
+        yield ArticleItem(
+            source=self.source.name,
+            fetched_url=response.url,
+            article=article,
+            feed_published=link.published,
+            feed_title=link.title,
+        )
+
+    def article_failed(self, failure: Failure) -> None:
+        self.outcome.page_errors += 1
+        logger.warning(
+            "source %s: article %s failed: %s",
+            self.source.name, failure.request.url,  # type: ignore[attr-defined]
+            describe_failure(failure),
+        )
+
+
+def describe_failure(failure: Failure) -> str:
+    """A one-line reason for a failed request, for logs and the source's state."""
+    if failure.check(HttpError):
+        response = failure.value.response
+        reason = f"HTTP {response.status}"
+        retry_after = response.request.meta.get("retry_after") if response.request else None
+        return f"{reason} (Retry-After {retry_after:.0f}s)" if retry_after else reason
+    if failure.check(IgnoreRequest):
+        return str(failure.value) or "request ignored"
+    if failure.check(DNSLookupError):
+        return "DNS lookup failed"
+    if failure.check(TimeoutError, TCPTimedOutError):
+        return "timed out"
+    if failure.check(ConnectionRefusedError):
+        return "connection refused"
+    return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+
+
+def _header(response: Response, name: str) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
