@@ -216,6 +216,9 @@ def _article_json(source: str, article: ExtractedArticle) -> dict[str, Any]:
         "authors": list(article.authors),
         "language": article.language,
         "image": article.image,
+        "description": article.description,
+        "section": article.section,
+        "keywords": list(article.keywords),
         "text": article.text,
     }
 

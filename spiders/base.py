@@ -17,7 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import (
@@ -136,12 +142,13 @@ class SourceSpider(scrapy.Spider):
     def index_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         self.outcome.retry_after = request.meta.get("retry_after")
-        self.fail(request.url, describe_failure(failure))
+        self.fail(request.url, describe_failure(failure), request.meta.get("what"))
 
-    def fail(self, url: str, reason: str) -> None:
-        """The poll failed: one log line with the URL and the reason."""
+    def fail(self, url: str, reason: str, what: str | None = None) -> None:
+        """The poll failed: one log line with the source, the URL and the reason."""
         self.outcome.error = reason
-        logger.error("source %s: %s %s failed: %s", self.source.name, self.kind, url, reason)
+        logger.error("source %s: %s %s failed: %s", self.source.name, what or self.kind, url,
+                     reason)
 
     # -- articles -------------------------------------------------------------
 
@@ -168,13 +175,15 @@ class SourceSpider(scrapy.Spider):
             new_urls = new_urls[: self.source.max_articles]
             self.outcome.deferred = True
         self.outcome.new_urls += len(new_urls)
-        for url in new_urls:
+        for rank, url in enumerate(new_urls):
             link = by_url[url]
             yield scrapy.Request(
                 link.url,
                 callback=self.parse_article,
                 errback=self.article_failed,
                 cb_kwargs={"link": link},
+                # Scrapy's queue is last-in first-out; keep the index's order (newest first).
+                priority=len(new_urls) - rank,
             )
 
     async def parse_article(self, response: Response, link: ArticleLink) -> AsyncIterator[Any]:
@@ -216,12 +225,14 @@ def describe_failure(failure: Failure) -> str:
         return f"{reason} (Retry-After {retry_after:.0f}s)" if retry_after else reason
     if failure.check(IgnoreRequest):
         return str(failure.value) or "request ignored"
-    if failure.check(DNSLookupError):
+    if failure.check(DNSLookupError, CannotResolveHostError):
         return "DNS lookup failed"
-    if failure.check(TimeoutError, TCPTimedOutError):
-        return "timed out"
-    if failure.check(ConnectionRefusedError):
+    if failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
+        return f"timed out ({failure.getErrorMessage()})"
+    if failure.check(DownloadConnectionRefusedError, ConnectionRefusedError):
         return "connection refused"
+    if failure.check(ResponseDataLossError):
+        return "the connection closed before the whole response arrived"
     return f"{failure.type.__name__}: {failure.getErrorMessage()}"
 
 

@@ -1,28 +1,39 @@
 """Article extraction: one fetched page, as (html, url), to an ExtractedArticle.
 
 Everything here is a pure function of its arguments: nothing fetches, nothing is
-stored. The page is decoded and parsed once; the one lxml tree is read for the
-structured metadata (JSON-LD and microdata through extruct, OpenGraph and the other
-``<meta>`` tags), handed to trafilatura for the body, and searched for visible
-"Published : ..." lines. Structured metadata wins over anything guessed from the
+stored (the word list for hyphenation is loaded once per process). The page is
+decoded and parsed once; the one lxml tree is read for the structured metadata
+(JSON-LD and microdata through extruct, OpenGraph and the other ``<meta>`` tags),
+reworked where trafilatura would misread the body (embedded tweets, pop-up cards,
+a body split into chunks), handed to trafilatura for the body, and searched for
+visible "Published : ..." lines. The body then loses repeated headlines, captions
+and navigation paragraphs, and gets its mojibake and (in English) its print
+hyphenation repaired. Structured metadata wins over anything guessed from the
 visible page, and the guesses run only for the fields the metadata left empty.
+
+bench/extraction.py measures the body against plain trafilatura on the
+article-extraction corpus (tests/fixtures/extraction).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from html import unescape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
+import ftfy
 import py3langid
 import trafilatura
+import wordfreq
 from dateutil import parser as dateutil_parser
 from extruct.jsonld import JsonLdExtractor
 from extruct.opengraph import OpenGraphExtractor
@@ -36,13 +47,14 @@ from crawler.urls import canonicalize_url, is_web_url, same_site
 from spiders.items import ExtractedArticle
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from lxml.html import HtmlElement
 
 logger = logging.getLogger(__name__)
 
-# schema.org types whose node describes the article itself.
+# schema.org types whose node describes the article itself: Article and its
+# subtypes (schema.org/Article lists them).
 ARTICLE_TYPES: frozenset[str] = frozenset({
     "Article",
     "NewsArticle",
@@ -51,13 +63,19 @@ ARTICLE_TYPES: frozenset[str] = frozenset({
     "OpinionNewsArticle",
     "BackgroundNewsArticle",
     "ReviewNewsArticle",
+    "AskPublicNewsArticle",
     "BlogPosting",
     "LiveBlogPosting",
+    "SocialMediaPosting",
     "Report",
+    "TechArticle",
+    "ScholarlyArticle",
+    "SatiricalArticle",
+    "AdvertiserContentArticle",
 })
 # Nodes that describe the page around the article; used only for dates and language
 # when there is no article node (the Yoast @graph often dates only its WebPage).
-PAGE_TYPES: frozenset[str] = frozenset({"WebPage", "ItemPage"})
+PAGE_TYPES: frozenset[str] = frozenset({"WebPage", "ItemPage", "MedicalWebPage"})
 
 # <meta> keys (name, property or itemprop, lower-cased), best first.
 PUBLISHED_META: tuple[str, ...] = (
@@ -115,39 +133,58 @@ IMAGE_META: tuple[str, ...] = (
     "twitter:image:src",
 )
 LANGUAGE_META: tuple[str, ...] = ("og:locale", "dc.language", "dcterms.language", "language")
+SECTION_META: tuple[str, ...] = (
+    "article:section",
+    "og:article:section",
+    "parsely-section",
+    "sailthru.section",
+    "section",
+)
+# Keyword meta tags, best first: the first one the page has gives the keywords
+# (article:tag repeats, one tag a meta element; the others are comma lists).
+KEYWORD_META: tuple[str, ...] = (
+    "news_keywords",
+    "article:tag",
+    "og:article:tag",
+    "keywords",
+    "parsely-tags",
+    "sailthru.tags",
+)
+MAX_KEYWORDS = 50
+MAX_KEYWORD_LENGTH = 100
 
-# Offsets in seconds for the zone abbreviations news sites print. Abbreviations are
-# ambiguous worldwide (IST is also Irish and Israel time); these are the readings a
-# news page in English most likely means.
-TIMEZONE_OFFSETS: dict[str, int] = {
-    "IST": 19800,
-    "EST": -5 * 3600,
-    "EDT": -4 * 3600,
-    "CST": -6 * 3600,
-    "CDT": -5 * 3600,
-    "MST": -7 * 3600,
-    "MDT": -6 * 3600,
-    "PST": -8 * 3600,
-    "PDT": -7 * 3600,
-    "GMT": 0,
-    "UTC": 0,
-    "Z": 0,
-    "BST": 3600,
-    "CET": 3600,
-    "CEST": 2 * 3600,
-    "EET": 2 * 3600,
-    "EEST": 3 * 3600,
-    "MSK": 3 * 3600,
-    "JST": 9 * 3600,
-    "KST": 9 * 3600,
-    "HKT": 8 * 3600,
-    "SGT": 8 * 3600,
-    "AEST": 10 * 3600,
-    "AEDT": 11 * 3600,
-    "WIB": 7 * 3600,
-    "PKT": 5 * 3600,
-    "NZST": 12 * 3600,
-    "NZDT": 13 * 3600,
+# The zone abbreviations news sites print in visible date lines ("7:16 am IST",
+# "5:45 p.m. ET"), with the zone each stands for: a fixed offset in seconds, or an
+# IANA zone where the abbreviation covers both standard and summer time (the offset
+# then depends on the date). Abbreviations are ambiguous worldwide; each entry is the
+# reading an English-language news page most likely means: IST is India (not Irish
+# or Israel time), CST and PST are North American (not China or Philippine time),
+# BST is British Summer Time. Abbreviations with no dominant news reading (AST:
+# Atlantic or Arabia; BDT; ECT) are left out, and a date line using one is read
+# without a zone (as UTC).
+TIMEZONES: dict[str, int | tzinfo] = {
+    # UTC
+    "UTC": 0, "UT": 0, "GMT": 0, "Z": 0,
+    # North America
+    "ET": ZoneInfo("America/New_York"), "EST": -5 * 3600, "EDT": -4 * 3600,
+    "CT": ZoneInfo("America/Chicago"), "CST": -6 * 3600, "CDT": -5 * 3600,
+    "MT": ZoneInfo("America/Denver"), "MST": -7 * 3600, "MDT": -6 * 3600,
+    "PT": ZoneInfo("America/Los_Angeles"), "PST": -8 * 3600, "PDT": -7 * 3600,
+    "AKST": -9 * 3600, "AKDT": -8 * 3600, "HST": -10 * 3600,
+    "ADT": -3 * 3600, "NST": -(3 * 3600 + 1800), "NDT": -(2 * 3600 + 1800),
+    # Europe and Africa
+    "WET": 0, "WEST": 3600, "BST": 3600, "IST": 5 * 3600 + 1800,  # IST: India, see above
+    "CET": 3600, "CEST": 2 * 3600, "EET": 2 * 3600, "EEST": 3 * 3600,
+    "MSK": 3 * 3600, "TRT": 3 * 3600,
+    "WAT": 3600, "CAT": 2 * 3600, "SAST": 2 * 3600, "EAT": 3 * 3600,
+    # Middle East and Asia
+    "IDT": 3 * 3600, "IRST": 3 * 3600 + 1800, "GST": 4 * 3600, "AFT": 4 * 3600 + 1800,
+    "PKT": 5 * 3600, "NPT": 5 * 3600 + 2700, "ICT": 7 * 3600, "WIB": 7 * 3600,
+    "WITA": 8 * 3600, "WIT": 9 * 3600, "MYT": 8 * 3600, "PHT": 8 * 3600, "SGT": 8 * 3600,
+    "HKT": 8 * 3600, "JST": 9 * 3600, "KST": 9 * 3600,
+    # Oceania
+    "AWST": 8 * 3600, "ACST": 9 * 3600 + 1800, "ACDT": 10 * 3600 + 1800,
+    "AEST": 10 * 3600, "AEDT": 11 * 3600, "NZST": 12 * 3600, "NZDT": 13 * 3600,
 }
 
 # Soft hyphens and zero-width characters: invisible on the page, but they split
@@ -157,6 +194,8 @@ INVISIBLE_CHARACTERS = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\uf
 # broken pages.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
+# A date without a time of day, as JSON-LD and meta tags write it.
+BARE_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 YEAR = re.compile(r"(?<!\d)(?:1[89]\d\d|2[01]\d\d)(?!\d)")
 DOTTED_TIME = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{2})(?![\d.])")
 EPOCH = re.compile(r"\d{10}(?:\d{3})?")
@@ -183,6 +222,75 @@ MAX_CAPTION_LENGTH = 500
 # A paragraph this long that is part of a caption's text is that caption (often
 # without its photo credit); a shorter one may be a byline that happens to match.
 MIN_CAPTION_FRAGMENT = 30
+
+# Mojibake: UTF-8 decoded as windows-1252/Latin-1 always shows a lead byte as one of
+# Â..ô, and decoded as windows-1251 as Р, С, Т or У; text without any of them is
+# left alone without asking ftfy. ftfy fixes only the encoding: quotes, ligatures,
+# widths, line breaks and HTML entities stay as the page has them.
+MOJIBAKE_HINT = re.compile("[\u00c2-\u00f4\u0420-\u0423]")
+MOJIBAKE_FIXES = ftfy.TextFixerConfig(
+    unescape_html=False,
+    remove_terminal_escapes=False,
+    fix_latin_ligatures=False,
+    fix_character_width=False,
+    uncurl_quotes=False,
+    fix_line_breaks=False,
+    fix_surrogates=False,
+    remove_control_chars=False,
+    normalization=None,
+    explain=False,
+)
+
+# Print hyphenation: a word split at a line end in the print edition ("str-ategic"),
+# two runs of letters joined by one hyphen, not part of a longer hyphenated chain.
+HYPHENATED_WORD = re.compile(r"(?<![\w-])([^\W\d_]+)-([^\W\d_]+)(?![\w-])")
+# Languages whose word list has been checked against real hyphenated compounds.
+HYPHENATION_LANGUAGES: frozenset[str] = frozenset({"en"})
+# A word of three letters or more is "known" from this wordfreq frequency
+# (occurrences per word of running text; Zipf 2, which "razing" and "easterly" pass
+# and the fragments "doz", "forc" and "nister" do not).
+KNOWN_WORD_FREQUENCY = 1e-7
+# Shorter parts count as words only when they are English words, prefixes or
+# abbreviations that stand beside a hyphen ("co-operate", "e-mail", "en-suite",
+# "sci-fi", "op-ed"): word lists rank fragments such as "ra", "mi" and "es" as
+# frequent too, so frequency cannot tell them apart.
+SHORT_WORDS: frozenset[str] = frozenset({
+    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q",
+    "r", "s", "t", "u", "v", "w", "x", "y", "z",
+    "ad", "al", "am", "an", "as", "at", "be", "bi", "by", "co", "de", "do", "ed", "el",
+    "en", "ex", "fi", "go", "he", "hi", "if", "in", "is", "it", "la", "lo", "me", "my",
+    "no", "of", "oh", "ok", "on", "op", "or", "ox", "re", "so", "to", "tv", "un", "up",
+    "us", "we",
+})
+
+# Tweets embedded in the text, as Twitter's widget script finds them.
+EMBEDDED_TWEETS = '//blockquote[contains(@class, "twitter-tweet")]'
+# Cards that pop up over a name or a term inside a paragraph ("rollover",
+# "tooltip", ...): hidden until hovered, and not part of the sentence. Only the
+# innermost goes, so the name or term it pops up from stays.
+_POPUP_CLASS = ('contains(@class, "rollover") or contains(@class, "tooltip") or '
+                'contains(@class, "popover") or contains(@class, "hovercard")')
+POPUP_CARDS = f"//p//*[{_POPUP_CLASS}]"
+POPUP_CARDS_INSIDE = f".//*[{_POPUP_CLASS}]"
+# Class names of the element that holds an article's body ("article__body",
+# "story-body", "entry-content", ...), as in trafilatura's own body selectors.
+ARTICLE_BODY_CLASS = re.compile(
+    r"article[-_]{0,2}(?:body|content|text)|articlebody|story[-_]{0,2}(?:body|content)"
+    r"|entry[-_]content|post[-_]{0,2}(?:body|content|text)|body[-_]text",
+    re.IGNORECASE,
+)
+# How far above each chunk of a split body their common ancestor may be, and how
+# much paragraph text a chunk has.
+SPLIT_BODY_DEPTH = 3
+MIN_CHUNK_TEXT = 200
+# "Related: <headline>", "SEE MORE: <headline>": a label of up to three words (any
+# language) before a link to another story.
+LINK_LABEL = re.compile(r"(?P<label>[^\W\d_][\w' ]{0,24}?)\s*[:|]\s+(?P<link>\S.*)")
+# A link whose text has fewer words is a name, not the headline of another story.
+MIN_HEADLINE_WORDS = 4
+# A body shorter than this (about 80 words) is less than an article: trafilatura's
+# own extraction missed it, and its comparison with readability and jusText runs.
+SHORT_BODY = 500
 
 HTMLDATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 # An author value that is a link (article:author often holds a profile URL).
@@ -225,20 +333,28 @@ def _extract_article(html: str | bytes, url: str) -> ExtractedArticle:
     if tree is None:
         return ExtractedArticle(url=safe_canonical_url(url), title="", text="")
     metadata = read_metadata(tree, url)
-    title = choose_title(tree, metadata)
+    title = repair_mojibake(choose_title(tree, metadata))
     headlines = {title, *metadata_titles(metadata), *heading_texts(tree)}
-    text = clean_body(extract_body(tree, url), headlines, caption_texts(tree))
+    captions = caption_texts(tree)
+    prepare_body(tree)
+    keywords = choose_keywords(metadata)
+    text = clean_body(extract_body(tree, url), headlines, captions)
+    text = repair_mojibake(drop_link_paragraphs(text, lambda: link_texts_of(tree), keywords))
     published, updated = choose_dates(tree, metadata, url)
+    language = choose_language(tree, metadata, text or title)
+    description = choose_description(metadata)
     return ExtractedArticle(
         url=choose_url(metadata, url),
         title=title,
-        text=text,
+        text=repair_hyphenation(text, language),
         published=published,
         updated=updated,
-        authors=choose_authors(tree, metadata),
-        language=choose_language(tree, metadata, text or title),
+        authors=tuple(map(repair_mojibake, choose_authors(tree, metadata))),
+        language=language,
         image=choose_image(metadata, url),
-        description=choose_description(metadata),
+        description=repair_mojibake(description) if description else None,
+        section=choose_section(metadata),
+        keywords=keywords,
     )
 
 
@@ -640,34 +756,164 @@ def choose_description(metadata: PageMetadata) -> str | None:
     return description or None
 
 
+
+def choose_section(metadata: PageMetadata) -> str | None:
+    """JSON-LD articleSection > article:section and similar meta tags; the first
+    section when the page lists several (a JSON-LD list, or a string of three or
+    more comma-separated categories, as some CMSs write it); never a URL."""
+    candidates = [jsonld_text(metadata.article.get("articleSection")),
+                  *(unescape(value) for value in meta_values(metadata, SECTION_META))]
+    for candidate in candidates:
+        if not candidate or LINK_LIKE.match(candidate.strip()):
+            continue
+        parts = [part for part in map(clean_inline, candidate.split(",")) if part]
+        section = parts[0] if len(parts) >= 3 else clean_inline(candidate)
+        if section:
+            return section
+    return None
+
+
+def choose_keywords(metadata: PageMetadata) -> tuple[str, ...]:
+    """JSON-LD keywords (a list, or one comma-separated string) > news_keywords >
+    article:tag > keywords meta; split at commas, deduplicated case-insensitively,
+    in page order."""
+    value = metadata.article.get("keywords")
+    raw: list[str] = []
+    for item in value if isinstance(value, list) else [value]:
+        if text := jsonld_text(item):
+            raw.append(text)
+    if not raw:
+        raw = next((values for key in KEYWORD_META if (values := metadata.meta.get(key))), [])
+    seen: set[str] = set()
+    keywords: list[str] = []
+    for text in raw:
+        for part in re.split(r"[,;]", text):
+            keyword = clean_inline(unescape(part))
+            if keyword and len(keyword) <= MAX_KEYWORD_LENGTH and normalise(keyword) not in seen:
+                seen.add(normalise(keyword))
+                keywords.append(keyword)
+    return tuple(keywords[:MAX_KEYWORDS])
+
+
 # --- body -----------------------------------------------------------------------
+
+
+def prepare_body(tree: HtmlElement) -> None:
+    """Rework the page, in place, where trafilatura would misread its body: embedded
+    tweets become plain quotations (trafilatura drops them as social widgets, but
+    they are quotes the article reports), pop-up cards inside paragraphs go, and a
+    body split into chunks is merged (merge_split_bodies)."""
+    for quote in tree.xpath(EMBEDDED_TWEETS):
+        quote.attrib.pop("class")
+        # and out of the wrappers that hold only it and the widget script
+        while (wrapper := quote.getparent()) is not None and wrapper.tag in {"div", "figure"} \
+                and not (wrapper.text or "").strip() and [
+                    child for child in wrapper
+                    if isinstance(child.tag, str) and child.tag != "script"] == [quote]:
+            wrapper.drop_tag()
+    for card in tree.xpath(POPUP_CARDS):
+        if not card.xpath(POPUP_CARDS_INSIDE):
+            card.drop_tree()
+    merge_split_bodies(tree)
+
+
+def merge_split_bodies(tree: HtmlElement) -> None:
+    """Join an article body that the page splits into several containers of the same
+    class, in place, so that trafilatura (which takes the first body container)
+    reads all of it.
+
+    Some sites cut the body into chunks between ads ("article__body" repeated,
+    each in its own grid row). Chunks are merged into the first when they share
+    tag and class (or are all itemprop=articleBody), none contains another, each
+    holds at least MIN_CHUNK_TEXT characters of paragraphs and is not inside a link,
+    they sit at most SPLIT_BODY_DEPTH levels below a common ancestor that is not
+    itself a body container, in the same ``<article>`` (if any), and no ``<h1>``
+    stands between them (a second article on the same page has its own headline).
+    """
+    groups: dict[tuple[str, str], list[HtmlElement]] = {}
+    for element in tree.iter("div", "section", "article"):
+        if element.get("itemprop") == "articleBody":
+            groups.setdefault(("", "articleBody"), []).append(element)
+        elif (classes := element.get("class")) and ARTICLE_BODY_CLASS.search(classes):
+            groups.setdefault((element.tag, classes), []).append(element)
+    for members in groups.values():
+        if len(members) > 1 and len(chunks := list(filter(is_body_chunk, members))) > 1:
+            _merge_chunks(chunks)
+
+
+def is_body_chunk(element: HtmlElement) -> bool:
+    """True when the element holds paragraphs of text and is not inside a link (a
+    teaser card whose class names the body of the article it links to)."""
+    if next(element.iterancestors("a"), None) is not None:
+        return False
+    return sum(len(paragraph.text_content()) for paragraph in element.iter("p")) >= (
+        MIN_CHUNK_TEXT)
+
+
+def _merge_chunks(members: list[HtmlElement]) -> None:
+    first = members[0]
+    first_ancestors = list(first.iterancestors())
+    article = next(first.iterancestors("article"), None)
+    for member in members[1:]:
+        member_ancestors = list(member.iterancestors())
+        common = next((ancestor for ancestor in member_ancestors
+                       if ancestor in first_ancestors), None)
+        if (common is None or first in member_ancestors
+                or first_ancestors.index(common) >= SPLIT_BODY_DEPTH
+                or member_ancestors.index(common) >= SPLIT_BODY_DEPTH
+                or is_body_container(common)
+                or next(member.iterancestors("article"), None) is not article):
+            continue
+        order = {element: index for index, element in enumerate(common.iter())}
+        if any(order[first] < order[h1] < order[member] for h1 in common.iter("h1")):
+            continue
+        if member.text and member.text.strip():
+            if len(first):
+                first[-1].tail = (first[-1].tail or "") + " " + member.text
+            else:
+                first.text = (first.text or "") + " " + member.text
+        first.extend(list(member))
+        member.drop_tree()
+
+
+def is_body_container(element: HtmlElement) -> bool:
+    classes = element.get("class")
+    return element.get("itemprop") == "articleBody" or bool(
+        classes and ARTICLE_BODY_CLASS.search(classes))
+
+
 
 
 def extract_body(tree: HtmlElement, url: str) -> str:
     """The article body as trafilatura finds it, one paragraph a line.
 
     favor_precision without comments scored best on the article-extraction corpus
-    (F1 0.964 against 0.951 for the defaults); tables stay in because dropping them
-    loses body text on pages that lay their article out in a table.
+    (F1 0.964 against 0.955 for the defaults); tables stay in because dropping them
+    loses body text on pages that lay their article out in a table. trafilatura
+    runs first without its readability/jusText comparison (``fast``, half the
+    time); only a body shorter than SHORT_BODY, where its own extraction has
+    missed the article, pays for the comparison. On longer bodies the comparison
+    mostly swapped a clean body for readability's longer one with the teasers in.
     """
-    text = trafilatura.extract(
-        tree,
-        url=url or None,
-        output_format="txt",
-        favor_precision=True,
-        include_comments=False,
-        include_tables=True,
-        with_metadata=False,
-    )
-    return text or ""
+    options = {
+        "url": url or None,
+        "output_format": "txt",
+        "favor_precision": True,
+        "include_comments": False,
+        "include_tables": True,
+        "with_metadata": False,
+    }
+    text = trafilatura.extract(tree, fast=True, **options) or ""
+    if len(text) < SHORT_BODY:
+        text = trafilatura.extract(tree, **options) or text
+    return text
 
 
 def caption_texts(tree: HtmlElement) -> list[str]:
     """Normalised text of ``<figcaption>`` elements and of elements whose class
-    contains "caption" (ignoring any too long to be a caption)."""
+    contains "caption" or "Caption" (ignoring any too long to be a caption)."""
     elements = tree.xpath(
-        '//figcaption | //*[contains(translate(@class, "CAPTION", "caption"), "caption")]'
-    )
+        '//figcaption | //*[contains(@class, "caption") or contains(@class, "Caption")]')
     texts = (normalise(element.text_content()) for element in elements)
     return [text for text in texts if text and len(text) <= MAX_CAPTION_LENGTH]
 
@@ -709,6 +955,111 @@ def is_caption(key: str, captions: list[str]) -> bool:
     )
 
 
+def drop_link_paragraphs(
+    text: str, link_texts: Callable[[], set[str]], keywords: Iterable[str] = (),
+) -> str:
+    """Drop the paragraphs of ``text`` (blank-line separated) that are navigation
+    rather than article: a labelled link to another story ("Related: <headline>",
+    "READ MORE: <headline>"), a run of two or more list items ("- <headline>") that
+    are each a whole link, and a list of the page's own keywords (its tags).
+
+    ``link_texts`` gives the normalised texts of the page's links; it is called
+    only when a paragraph looks like one, and a link counts only when its text has
+    at least MIN_HEADLINE_WORDS words (so "Account: @name" or "Partner: Acme
+    Systems" stay).
+    """
+    paragraphs = text.split("\n\n") if text else []
+    tags = {normalise(keyword) for keyword in keywords}
+    links: set[str] | None = None
+
+    def is_link(fragment: str) -> bool:
+        nonlocal links
+        if links is None:
+            links = link_texts()
+        key = normalise(fragment)
+        return len(key.split()) >= MIN_HEADLINE_WORDS and key in links
+
+    def is_link_item(index: int) -> bool:
+        return 0 <= index < len(paragraphs) and paragraphs[index].startswith("- ") and (
+            is_link(paragraphs[index][2:]))
+
+    kept = []
+    for index, paragraph in enumerate(paragraphs):
+        key = normalise(paragraph)
+        if tags and all(part.strip() in tags for part in key.split(",")):
+            continue
+        if (labelled := LINK_LABEL.match(paragraph)) and is_link(labelled["link"]):
+            continue
+        if is_link_item(index) and (is_link_item(index - 1) or is_link_item(index + 1)):
+            continue
+        kept.append(paragraph)
+    return "\n\n".join(kept)
+
+
+def link_texts_of(tree: HtmlElement) -> set[str]:
+    """The normalised texts of the page's links."""
+    return {normalise(link.text_content()) for link in tree.iter("a")}
+
+
+# --- text repair ----------------------------------------------------------------
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo mojibake from a mislabelled charset ("cafÃ©" -> "café", "itâ€™s" ->
+    "it’s") with ftfy, changing nothing else in the text."""
+    if not MOJIBAKE_HINT.search(text):
+        return text
+    return ftfy.fix_text(text, MOJIBAKE_FIXES)
+
+
+@functools.cache
+def word_frequencies(language: str) -> dict[str, float]:
+    """wordfreq's frequency of each lower-case word of ``language`` (loaded once per
+    process, about 0.1 s for English); empty when the list cannot be read, which
+    leaves hyphenation alone rather than costing the article."""
+    try:
+        return wordfreq.get_frequency_dict(language, wordlist="large")
+    except Exception:  # a broken or missing data file; the text just stays as it is
+        logger.warning("no word list for %r; hyphenation not repaired", language, exc_info=True)
+        return {}
+
+
+def repair_hyphenation(text: str, language: str | None) -> str:
+    """Join words split by print hyphenation ("str-ategic" -> "strategic") and keep
+    real hyphenated compounds ("pro-government", "south-west", "Al-Qaryatain").
+
+    ``a-b`` becomes ``ab`` when ``b`` is lower-case, ``a`` is lower-case or
+    capitalised, the joined word is known (in the language's word list, or written
+    unhyphenated elsewhere in ``text``), and ``a`` and ``b`` are not both words on
+    their own (which makes it a compound: "co-operate", "south-easterly"). Only for
+    HYPHENATION_LANGUAGES; other text is returned as is.
+    """
+    if language not in HYPHENATION_LANGUAGES or "-" not in text:
+        return text
+    frequencies = word_frequencies(language)
+    vocabulary: set[str] = set()
+
+    def is_word(part: str) -> bool:
+        if len(part) <= 2:
+            return part in SHORT_WORDS
+        return frequencies.get(part, 0.0) >= KNOWN_WORD_FREQUENCY
+
+    def join(match: re.Match[str]) -> str:
+        first, second = match[1], match[2]
+        if not second.islower() or not (first.islower() or first.istitle()):
+            return match[0]
+        if is_word(first.lower()) and is_word(second):
+            return match[0]
+        joined = (first + second).lower()
+        if frequencies.get(joined, 0.0) >= KNOWN_WORD_FREQUENCY:
+            return first + second
+        if not vocabulary:
+            vocabulary.update(word.lower() for word in re.findall(r"[^\W\d_]+", text))
+        return first + second if joined in vocabulary else match[0]
+
+    return HYPHENATED_WORD.sub(join, text)
+
+
 # --- dates ----------------------------------------------------------------------
 
 
@@ -722,11 +1073,14 @@ def choose_dates(
     back to htmldate's guess, which may be a bare date (read as midnight UTC).
     """
     nodes = (metadata.article, metadata.page)
-    published = first_date(node.get(key) for node in nodes
-                           for key in ("datePublished", "dateCreated"))
-    updated = first_date(node.get("dateModified") for node in nodes)
-    published = published or first_date(meta_values(metadata, PUBLISHED_META))
-    updated = updated or first_date(meta_values(metadata, UPDATED_META))
+    published = first_date([
+        *(node.get(key) for node in nodes for key in ("datePublished", "dateCreated")),
+        *meta_values(metadata, PUBLISHED_META),
+    ])
+    updated = first_date([
+        *(node.get("dateModified") for node in nodes),
+        *meta_values(metadata, UPDATED_META),
+    ])
     if published is None or updated is None:
         visible_published, visible_updated = find_date_lines(visible_text(tree))
         published = published or visible_published
@@ -737,11 +1091,23 @@ def choose_dates(
 
 
 def first_date(values: Iterable[Any]) -> datetime | None:
-    """The first of ``values`` that parses as a date (see parse_datetime)."""
-    for value in values:
-        text = jsonld_text(value)
-        if text and (parsed := parse_datetime(text)):
-            return parsed
+    """The first of ``values`` that parses as a date (see parse_datetime).
+
+    When that one is a bare day ("2017-12-06"), a later value on the same day that
+    also has the time of day is taken instead: an article node often dates only the
+    day while the WebPage node or a meta tag has the full timestamp.
+    """
+    texts = [text for value in values if (text := jsonld_text(value))]
+    for index, text in enumerate(texts):
+        moment = parse_datetime(text)
+        if moment is None:
+            continue
+        if BARE_DAY.fullmatch(text):
+            for later in texts[index + 1:]:
+                if later.startswith(text) and later != text and (
+                        precise := parse_datetime(later)):
+                    return precise
+        return moment
     return None
 
 
@@ -750,7 +1116,7 @@ def parse_datetime(value: str) -> datetime | None:
     read as a date with a year.
 
     ISO 8601 first, then epoch seconds or milliseconds, then dateutil with the zone
-    abbreviations of TIMEZONE_OFFSETS. A value without a zone is taken as UTC.
+    abbreviations of TIMEZONES. A value without a zone is taken as UTC.
     """
     value = value.strip()
     if not value or len(value) > 100:
@@ -771,7 +1137,7 @@ def parse_datetime(value: str) -> datetime | None:
             warnings.simplefilter("ignore")
             parsed = dateutil_parser.parse(
                 DOTTED_TIME.sub(r"\1:\2", value),
-                tzinfos=TIMEZONE_OFFSETS,
+                tzinfos=TIMEZONES,
                 default=datetime(2000, 1, 1),  # only fills fields the text lacks
             )
     except (ValueError, OverflowError, TypeError, LookupError):
@@ -794,9 +1160,8 @@ def as_utc(moment: datetime) -> datetime | None:
 def visible_text(tree: HtmlElement) -> str:
     """The text a reader sees, one text node a line (no scripts, styles or head)."""
     nodes = tree.xpath(
-        "//text()[not(ancestor::script or ancestor::style or ancestor::noscript"
-        " or ancestor::template or ancestor::head)]"
-    )
+        "//body//text()[not(parent::script or parent::style or parent::noscript"
+        " or parent::template)]")
     return "\n".join(str(node) for node in nodes)
 
 

@@ -65,13 +65,16 @@ class FeedSpider(SourceSpider):
         return self.homepage_request()
 
     def homepage_request(self) -> Any:
-        return self.index_request(self.source.url, self.parse_homepage, conditional=False)
+        return self.index_request(
+            self.source.url, self.parse_homepage, conditional=False, what="homepage"
+        )
 
     async def parse_homepage(self, response: Response) -> AsyncIterator[Any]:
         feeds = discover_feeds(response.text, response.url) if isinstance(
             response, TextResponse) else []
         if not feeds:
-            self.fail(response.url, "no feed announced on the page (<link rel=\"alternate\">)")
+            self.fail(response.url, 'no feed announced on the page (<link rel="alternate">)',
+                      "homepage")
             return
         logger.info("source %s: discovered feed %s", self.source.name, feeds[0])
         yield self.index_request(feeds[0], self.parse_feed, conditional=False, feed_url=feeds[0])

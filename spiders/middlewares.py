@@ -44,28 +44,33 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
     """robots.txt rules as Scrapy applies them, plus its ``Crawl-delay``.
 
-    The delay becomes the minimum delay of the site's download slot (capped by
-    ``NEWSWATCH_MAX_CRAWL_DELAY``); it is re-applied before every request because
-    AutoThrottle adjusts slot delays after each response.
+    The larger of the robots.txt delay (capped by ``NEWSWATCH_MAX_CRAWL_DELAY``) and
+    the host's configured delay (``domains:`` in the config) becomes a floor for the
+    host's download slot: AutoThrottle may slow down but not speed up past it, and
+    no random jitter takes a gap below it.
     """
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         self._max_delay = crawler.settings.getfloat("NEWSWATCH_MAX_CRAWL_DELAY", 60.0)
+        self._slot_settings = crawler.settings.getdict("DOWNLOAD_SLOTS")
 
     def process_request_2(self, rp: RobotParser | None, request: Request) -> None:
         super().process_request_2(rp, request)
-        if rp is None:
-            return
+        downloader = self.crawler.engine.downloader
+        key, slot = downloader._get_slot(request)  # Scrapy has no public slot accessor
+        floor = float(self._slot_settings.get(key, {}).get("delay", 0.0))
         agent = self._robotstxt_useragent or request.headers.get(
             b"User-Agent", self._default_useragent
         )
-        delay = rp.crawl_delay(agent) if agent else None
-        if not delay:
+        robots_delay = rp.crawl_delay(agent) if rp is not None and agent else None
+        if robots_delay:
+            floor = max(floor, min(float(robots_delay), self._max_delay))
+        if floor <= 0:
             return
-        downloader = self.crawler.engine.downloader
-        _key, slot = downloader._get_slot(request)  # Scrapy has no public slot accessor
-        slot.delay = max(slot.delay, min(float(delay), self._max_delay))
+        request.meta["autothrottle_dont_adjust_delay"] = True
+        if slot.delay <= floor:
+            slot.delay, slot.jitter = floor, 0.0
 
 
 class RetryAfterMiddleware:

@@ -1,22 +1,63 @@
-"""A fixture news site on loopback: feeds and article pages from tests/fixtures/site.
+"""A fixture news site on loopback: feeds, sitemaps and pages from tests/fixtures/site.
 
-Files are served as they are, except that ``{base}`` in feeds and pages becomes
-the server's own address (the port is chosen at start). Named endpoints give the
-bad cases: ``/status/<code>`` answers with that status, ``/broken/truncated.xml``
-is a feed cut off mid-item. Every request is recorded so tests can count them.
+Files are served as they are, except for two placeholders: ``{base}`` becomes the
+server's own address (the port is chosen at start) and ``{now-3600}`` an ISO time
+that many seconds before the server started, so sitemaps carry fresh dates that
+stay the same from one poll to the next. Like a real server
+it sends ``ETag`` and ``Last-Modified`` and answers conditional requests with 304
+(``validators = False`` turns that off).
+
+Named endpoints give the bad cases: ``/status/<code>`` answers with that status;
+``script(path, replies)`` makes a path answer a sequence of replies (statuses,
+headers, delays, redirects), the last one repeating; ``set_content`` replaces a
+file's body. Every request is recorded with its time, headers and our status.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
+import re
 import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 SITE_ROOT = Path(__file__).parent / "fixtures" / "site"
-TEXT_TYPES = {".xml": "application/rss+xml; charset=utf-8", ".atom": "application/atom+xml"}
+CONTENT_TYPES = {
+    ".xml": "application/xml; charset=utf-8",
+    ".rss": "application/rss+xml; charset=utf-8",
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".json": "application/feed+json",
+    ".html": "text/html; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
+# Every fixture file "changed" at this moment, as far as Last-Modified goes.
+LAST_MODIFIED = datetime(2024, 2, 14, 12, 0, tzinfo=UTC)
+_NOW_PLACEHOLDER = re.compile(rb"\{now([+-]\d+)?\}")
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    body: bytes | None = None  # None: the file at the path, as usual
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    path: str
+    at: float  # time.monotonic()
+    headers: dict[str, str]
+    status: int
 
 
 class NewsSite:
@@ -24,22 +65,38 @@ class NewsSite:
 
     def __init__(self, root: Path = SITE_ROOT) -> None:
         self.root = root
-        self.requests: list[tuple[str, str]] = []  # (path, user agent)
-        self.overrides: dict[str, tuple[int, str, bytes]] = {}
+        self.requests: list[SeenRequest] = []
+        self.started = datetime.now(UTC).replace(microsecond=0)
+        self.validators = True
+        self._scripts: dict[str, list[Reply]] = {}
+        self._contents: dict[str, tuple[bytes, str]] = {}
+        self._lock = threading.Lock()
         site = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self) -> None:
-                site.requests.append((self.path, self.headers.get("User-Agent", "")))
-                status, content_type, body = site.respond(self.path)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply = site.respond(self.path, dict(self.headers.items()))
+                with site._lock:
+                    site.requests.append(SeenRequest(
+                        self.path, time.monotonic(), dict(self.headers.items()), reply.status
+                    ))
+                if reply.delay:
+                    time.sleep(reply.delay)
+                body = reply.body or b""
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test); nothing to tell it
 
             def log_message(self, format: str, *args: Any) -> None:
-                pass  # the test output stays readable; requests are recorded instead
+                pass  # requests are recorded instead, and the test output stays readable
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -57,23 +114,88 @@ class NewsSite:
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}"
 
-    def paths_requested(self) -> list[str]:
-        return [path for path, _agent in self.requests]
+    # -- what tests change --------------------------------------------------------
 
-    def respond(self, raw_path: str) -> tuple[int, str, bytes]:
+    def script(self, path: str, replies: list[Reply]) -> None:
+        """Answer ``path`` with these replies in turn; the last one repeats."""
+        self._scripts["/" + path.lstrip("/")] = list(replies)
+
+    def set_content(self, path: str, body: bytes, content_type: str | None = None) -> None:
+        """Serve ``body`` at ``path`` instead of the file (placeholders still apply)."""
+        path = "/" + path.lstrip("/")
+        self._contents[path] = (body, content_type or _content_type(path))
+
+    # -- what tests read ----------------------------------------------------------
+
+    def paths_requested(self) -> list[str]:
+        return [seen.path for seen in self.requests]
+
+    def requests_for(self, path: str) -> list[SeenRequest]:
+        path = "/" + path.lstrip("/")
+        return [seen for seen in self.requests if seen.path.split("?", 1)[0] == path]
+
+    # -- serving -----------------------------------------------------------------
+
+    def respond(self, raw_path: str, headers: dict[str, str]) -> Reply:
         path = raw_path.split("?", 1)[0]
-        if path in self.overrides:
-            return self.overrides[path]
+        if path in self._scripts:
+            replies = self._scripts[path]
+            scripted = replies.pop(0) if len(replies) > 1 else replies[0]
+            if scripted.body is not None or scripted.status != 200:
+                return Reply(scripted.status, scripted.body or b"", {
+                    "Content-Type": "text/plain", **scripted.headers}, scripted.delay)
+            served = self._serve(path, headers)
+            served.delay, served.headers = scripted.delay, {**served.headers, **scripted.headers}
+            return served
         if path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[1])
-            return code, "text/plain", f"{code} {HTTPStatus(code).phrase}".encode()
-        file = (self.root / path.lstrip("/")).resolve()
-        if not file.is_relative_to(self.root.resolve()) or not file.is_file():
-            return 404, "text/html", b"<html><body><h1>Not found</h1></body></html>"
-        content_type = TEXT_TYPES.get(file.suffix) or (
-            mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        )
-        if content_type.startswith("text/html"):
-            content_type = "text/html; charset=utf-8"
-        body = file.read_bytes().replace(b"{base}", self.base.encode())
-        return 200, content_type, body
+            return Reply(code, f"{code} {HTTPStatus(code).phrase}".encode(),
+                         {"Content-Type": "text/plain"})
+        return self._serve(path, headers)
+
+    def _serve(self, path: str, headers: dict[str, str]) -> Reply:
+        if path.endswith("/"):
+            path += "index.html"
+        if path in self._contents:
+            raw, content_type = self._contents[path]
+        else:
+            file = (self.root / path.lstrip("/")).resolve()
+            if not file.is_relative_to(self.root.resolve()) or not file.is_file():
+                return Reply(404, b"<html><body><h1>Not found</h1></body></html>",
+                             {"Content-Type": "text/html"})
+            raw, content_type = file.read_bytes(), _content_type(path)
+        body = _fill_placeholders(raw, self.base, self.started)
+        reply_headers = {"Content-Type": content_type}
+        if not self.validators:
+            return Reply(200, body, reply_headers)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        reply_headers |= {"ETag": etag, "Last-Modified": format_datetime(LAST_MODIFIED, True)}
+        if _not_modified(headers, etag):
+            return Reply(304, b"", reply_headers)
+        return Reply(200, body, reply_headers)
+
+
+def _content_type(path: str) -> str:
+    suffix = Path(path).suffix
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _fill_placeholders(body: bytes, base: str, now: datetime) -> bytes:
+    body = body.replace(b"{base}", base.encode())
+
+    def moment(found: re.Match[bytes]) -> bytes:
+        return (now + timedelta(seconds=int(found.group(1) or 0))).isoformat().encode()
+
+    return _NOW_PLACEHOLDER.sub(moment, body)
+
+
+def _not_modified(headers: dict[str, str], etag: str) -> bool:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if "if-none-match" in lowered:
+        return etag in [tag.strip() for tag in lowered["if-none-match"].split(",")]
+    if "if-modified-since" in lowered:
+        try:
+            return parsedate_to_datetime(lowered["if-modified-since"]) >= LAST_MODIFIED
+        except (TypeError, ValueError):
+            return False
+    return False
