@@ -78,9 +78,7 @@ def send_pending_digests(
             pending = store.pending_items(recipient, rules)
             if not pending:
                 continue
-            record = store.create_delivery(
-                recipient, [item.article.id for item in pending], _domain(config)
-            )
+            record = store.create_delivery(recipient, pending, _domain(config))
             if record is None:
                 logger.warning("digest for %s: items were claimed by another run", recipient)
                 continue

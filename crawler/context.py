@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crawler.ingest import ResendPolicy, ingest_article
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from alerts.rules import RuleMatcher
+    from crawler.ingest import IngestResult, StoryAssigner
     from crawler.store import Store
     from crawler.workers import CpuPool, DatabaseThread
     from spiders.items import ArticleItem
@@ -28,20 +32,24 @@ class CrawlContext:
     matcher: RuleMatcher
     database: DatabaseThread
     cpu: CpuPool
+    stories: StoryAssigner | None = None
+    resend: ResendPolicy = ResendPolicy.HEADLINE
 
-    async def new_urls(self, urls: Sequence[str]) -> list[str]:
-        """The canonical URLs, in order, that are not stored yet."""
-        return await self.database.run(self.store.new_urls, urls)
+    async def urls_to_fetch(self, links: Sequence[tuple[str, datetime | None]]) -> list[str]:
+        """The canonical URLs, in order, not stored yet or updated since fetched."""
+        return await self.database.run(self.store.urls_to_fetch, links)
 
     async def parse(self, function: Callable[..., T], *args: Any) -> T:
         """Run a pure parsing function in the CPU pool."""
         return await self.cpu.run(function, *args)
 
-    async def save(self, item: ArticleItem) -> int | None:
-        """Match the rules and store the article with its matches; None if known."""
+    async def save(self, item: ArticleItem) -> IngestResult:
+        """Match the rules, deduplicate and store the article with its matches."""
         return await self.database.run(self._match_and_save, item)
 
-    def _match_and_save(self, item: ArticleItem) -> int | None:
+    def _match_and_save(self, item: ArticleItem) -> IngestResult:
         article = item.article
         matches = self.matcher.match(article.title, article.text)
-        return self.store.save_article(item.source, article, matches)
+        return ingest_article(
+            self.store, item, matches, stories=self.stories, resend=self.resend
+        )

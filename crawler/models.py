@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -110,6 +111,50 @@ class Article(Base):
     keywords: Mapped[list[str] | None] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Exact duplicates: a fingerprint of the normalised body (None for bodies too
+    # short to tell articles apart), unique, so the same text under another URL is
+    # the same article.
+    content_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Near duplicates: the story (the id of its first article) and the MinHash
+    # signature the story index is rebuilt from at start.
+    story_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Revisions: the current one, and the one that last warranted telling readers
+    # (a digest item is per recipient, article and this revision).
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    notify_revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Retention: set when the body was purged; the URL and fingerprint stay.
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ArticleAlias(Base):
+    """Another URL under which a stored article was found (redirects, mobile or
+    tracking links, syndicated copies with the same body), so it is not fetched
+    or stored again."""
+
+    __tablename__ = "article_aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+
+
+class ArticleRevision(Base):
+    """An earlier text of an article whose page changed materially."""
+
+    __tablename__ = "article_revisions"
+    __table_args__ = (
+        UniqueConstraint("article_id", "revision", name="uq_article_revisions_article_revision"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Match(Base):
@@ -147,11 +192,17 @@ class Delivery(Base):
 
 
 class DeliveryItem(Base):
-    """An article in a delivery. Unique per recipient: at most one digest, ever."""
+    """An article (revision) in a delivery: per recipient, at most one digest, ever.
+
+    ``story_id`` records the story it stood for, so later copies of a delivered
+    story are not sent to the same recipient again.
+    """
 
     __tablename__ = "delivery_items"
     __table_args__ = (
-        UniqueConstraint("recipient", "article_id", name="uq_delivery_items_recipient_article"),
+        UniqueConstraint(
+            "recipient", "article_id", "revision", name="uq_delivery_items_recipient_article"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -160,3 +211,5 @@ class DeliveryItem(Base):
     )
     recipient: Mapped[str] = mapped_column(String(320))
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    story_id: Mapped[int | None] = mapped_column(Integer)

@@ -11,19 +11,28 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import create_engine, event, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.models import Article, Delivery, DeliveryItem, Match, Source, utcnow
+from crawler.models import (
+    Article,
+    ArticleAlias,
+    ArticleRevision,
+    Delivery,
+    DeliveryItem,
+    Match,
+    Source,
+    utcnow,
+)
 from spiders.items import FetchState
 
 if TYPE_CHECKING:
@@ -32,7 +41,36 @@ if TYPE_CHECKING:
     from spiders.items import ExtractedArticle
 
 MIGRATIONS = "crawler:migrations"
+# An index's "updated" time must be this much later than our fetch to fetch again
+# (feeds that stamp every entry with the time of the request must not cost a
+# refetch of everything at every poll).
+REFETCH_GRACE = timedelta(minutes=10)
 _URL_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRecord:
+    """An extracted article ready to store, with its keys for deduplication."""
+
+    source: str
+    article: ExtractedArticle
+    aliases: tuple[str, ...] = ()  # other canonical URLs it was reached under
+    content_hash: str | None = None
+    signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownArticle:
+    """What deduplication needs to know of an article already stored."""
+
+    id: int
+    url: str
+    title: str
+    body: str
+    revision: int
+    story_id: int | None
+    rules: frozenset[str]
+    content_hash: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +85,7 @@ class StoredArticle:
     published: datetime | None
     authors: tuple[str, ...]
     language: str | None
+    story_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +94,11 @@ class PendingItem:
 
     article: StoredArticle
     rules: tuple[tuple[str, tuple[str, ...]], ...]  # (rule, terms that hit)
+    revision: int = 1  # above 1: an update of an article the reader may have had
+
+    @property
+    def is_update(self) -> bool:
+        return self.revision > 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +144,13 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config, revision)
 
 
-def make_message_id(recipient: str, article_ids: Iterable[int], domain: str) -> str:
-    """A Message-ID that is the same whenever the same items go to the same person."""
-    digest = hashlib.sha256(
-        f"{recipient.lower()}|{','.join(map(str, sorted(article_ids)))}".encode()
-    ).hexdigest()[:32]
+def make_message_id(
+    recipient: str, items: Iterable[tuple[int, int]], domain: str
+) -> str:
+    """A Message-ID that is the same whenever the same items (article, revision) go
+    to the same person."""
+    keys = ",".join(f"{article}.{revision}" for article, revision in sorted(items))
+    digest = hashlib.sha256(f"{recipient.lower()}|{keys}".encode()).hexdigest()[:32]
     return f"<digest.{digest}@{domain}>"
 
 
@@ -198,25 +244,71 @@ class Store:
     # -- articles --------------------------------------------------------------
 
     def new_urls(self, urls: Sequence[str]) -> list[str]:
-        """Return, in order, the canonical URLs that are not stored yet."""
-        known: set[str] = set()
-        unique = list(dict.fromkeys(urls))
+        """Return, in order, the canonical URLs that are not stored yet (nor aliases)."""
+        return self.urls_to_fetch([(url, None) for url in urls])
+
+    def urls_to_fetch(self, links: Sequence[tuple[str, datetime | None]]) -> list[str]:
+        """The URLs, in order, worth fetching: not stored under that URL or an alias,
+        or stored but fetched before the index says the page was updated."""
+        unique = list(dict.fromkeys(url for url, _updated in links))
+        updated = {url: moment for url, moment in links if moment is not None}
+        fetched: dict[str, datetime] = {}
         with self._session() as session:
             for start in range(0, len(unique), _URL_BATCH):
                 chunk = unique[start : start + _URL_BATCH]
-                known.update(session.scalars(select(Article.url).where(Article.url.in_(chunk))))
-        return [url for url in unique if url not in known]
+                rows = [
+                    *session.execute(
+                        select(Article.url, Article.fetched_at).where(Article.url.in_(chunk))
+                    ),
+                    *session.execute(
+                        select(ArticleAlias.url, Article.fetched_at)
+                        .join(Article, Article.id == ArticleAlias.article_id)
+                        .where(ArticleAlias.url.in_(chunk))
+                    ),
+                ]
+                fetched.update((url, moment) for url, moment in rows)
+        return [
+            url for url in unique
+            if url not in fetched
+            or (url in updated and updated[url] > fetched[url] + REFETCH_GRACE)
+        ]
 
-    def save_article(
-        self, source: str, article: ExtractedArticle, matches: Sequence[RuleMatch]
+    def find_article(self, urls: Sequence[str], content_hash: str | None) -> KnownArticle | None:
+        """The stored article with one of these URLs (or aliases), or this body."""
+        with self._session() as session:
+            article_id = session.scalar(select(Article.id).where(Article.url.in_(list(urls))))
+            if article_id is None:
+                article_id = session.scalar(
+                    select(ArticleAlias.article_id).where(ArticleAlias.url.in_(list(urls)))
+                )
+            if article_id is None and content_hash is not None:
+                article_id = session.scalar(
+                    select(Article.id).where(Article.content_hash == content_hash)
+                )
+            if article_id is None:
+                return None
+            row = session.get_one(Article, article_id)
+            rules = set(session.scalars(select(Match.rule).where(Match.article_id == article_id)))
+            return KnownArticle(
+                id=row.id, url=row.url, title=row.title, body=row.body,
+                revision=row.revision, story_id=row.story_id, rules=frozenset(rules),
+                content_hash=row.content_hash,
+            )
+
+    def insert_article(
+        self,
+        record: ArticleRecord,
+        matches: Sequence[RuleMatch],
+        story_id: int | None = None,
     ) -> int | None:
-        """Store a new article and its rule matches in one transaction.
+        """Store a new article, its aliases and rule matches in one transaction.
 
-        Returns the new article's id, or None when its canonical URL was already
-        stored (then nothing is written: the first copy and its matches stand).
+        Returns the new id, or None when its URL or body was stored meanwhile (by
+        another process): then nothing is written.
         """
+        article = record.article
         with self._session.begin() as session:
-            source_id = session.scalar(select(Source.id).where(Source.name == source))
+            source_id = session.scalar(select(Source.id).where(Source.name == record.source))
             values = {
                 "url": article.url,
                 "source_id": source_id,
@@ -231,27 +323,93 @@ class Store:
                 "keywords": list(article.keywords),
                 "description": article.description,
                 "fetched_at": utcnow(),
+                "content_hash": record.content_hash,
+                "signature": record.signature,
+                "revision": 1,
+                "notify_revision": 1,
             }
             article_id = session.scalar(
-                _insert_ignoring_conflict(session, Article, values, ["url"]).returning(Article.id)
+                _insert_ignoring_conflict(session, Article, values).returning(Article.id)
             )
             if article_id is None:
                 return None
-            for match in matches:
-                session.execute(
-                    _insert_ignoring_conflict(
-                        session,
-                        Match,
-                        {
-                            "rule": match.rule,
-                            "article_id": article_id,
-                            "terms": list(match.terms),
-                            "matched_at": utcnow(),
-                        },
-                        ["rule", "article_id"],
-                    )
-                )
+            session.execute(
+                update(Article).where(Article.id == article_id)
+                .values(story_id=story_id if story_id is not None else article_id)
+            )
+            for alias in record.aliases:
+                if alias != article.url:
+                    session.execute(_insert_ignoring_conflict(
+                        session, ArticleAlias, {"url": alias, "article_id": article_id}
+                    ))
+            _insert_matches(session, article_id, matches)
             return article_id
+
+    def set_story(self, article_id: int, story_id: int) -> None:
+        with self._session.begin() as session:
+            session.execute(
+                update(Article).where(Article.id == article_id).values(story_id=story_id)
+            )
+
+    def add_aliases(self, article_id: int, urls: Sequence[str]) -> None:
+        """Remember other URLs of a stored article, so they are not fetched again."""
+        with self._session.begin() as session:
+            stored = session.scalar(select(Article.url).where(Article.id == article_id))
+            for url in urls:
+                if url != stored:
+                    session.execute(_insert_ignoring_conflict(
+                        session, ArticleAlias, {"url": url, "article_id": article_id}
+                    ))
+
+    def save_revision(
+        self,
+        known: KnownArticle,
+        record: ArticleRecord,
+        matches: Sequence[RuleMatch],
+        *,
+        notify: bool,
+    ) -> int:
+        """Keep the old text as a revision and store the new one; returns the new
+        revision number. With ``notify`` the article is pending again, as updated,
+        for recipients who had it."""
+        article = record.article
+        with self._session.begin() as session:
+            row = session.get_one(Article, known.id)
+            session.add(ArticleRevision(
+                article_id=row.id, revision=row.revision, title=row.title, body=row.body,
+                fetched_at=row.fetched_at,
+            ))
+            row.revision += 1
+            row.title, row.body = article.title, article.text
+            row.updated_at = article.updated or row.updated_at
+            row.fetched_at = utcnow()
+            row.signature = record.signature or row.signature
+            if record.content_hash != row.content_hash:
+                taken = session.scalar(select(Article.id).where(
+                    Article.content_hash == record.content_hash, Article.id != row.id))
+                row.content_hash = None if taken else record.content_hash
+            if notify:
+                row.notify_revision = row.revision
+            session.flush()
+            _insert_matches(session, row.id, matches)
+            return row.revision
+
+    def touch_article(self, article_id: int) -> None:
+        """Note that the article was fetched again and had not changed materially."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Article).where(Article.id == article_id).values(fetched_at=utcnow())
+            )
+
+    def revisions(self, article_id: int) -> list[tuple[int, str, str]]:
+        """Earlier (revision, title, body) of an article, oldest first."""
+        with self._session() as session:
+            rows = session.execute(
+                select(ArticleRevision.revision, ArticleRevision.title, ArticleRevision.body)
+                .where(ArticleRevision.article_id == article_id)
+                .order_by(ArticleRevision.revision)
+            )
+            return [(revision, title, body) for revision, title, body in rows]
 
     def count_articles(self) -> int:
         with self._session() as session:
@@ -276,26 +434,47 @@ class Store:
     # -- digests ---------------------------------------------------------------
 
     def pending_items(self, recipient: str, rules: Sequence[str]) -> list[PendingItem]:
-        """Matched articles (for the given rules) that no digest to ``recipient`` holds."""
-        delivered = select(DeliveryItem.article_id).where(DeliveryItem.recipient == recipient)
+        """Matched articles (for the given rules) that ``recipient`` has yet to get.
+
+        An article is pending until a digest to the recipient holds its latest
+        notable revision, unless the recipient already got its story through
+        another copy (a syndicated wire story is delivered once).
+        """
+        mine = DeliveryItem.recipient == recipient
+        has_this_revision = exists().where(
+            mine, DeliveryItem.article_id == Article.id,
+            DeliveryItem.revision == Article.notify_revision,
+        )
+        had_it = exists().where(mine, DeliveryItem.article_id == Article.id)
+        story_delivered = exists().where(
+            mine, DeliveryItem.story_id == Article.story_id, DeliveryItem.article_id != Article.id
+        )
         with self._session() as session:
             rows = session.execute(
                 _article_query()
-                .add_columns(Match.rule, Match.terms)
+                .add_columns(
+                    Match.rule, Match.terms, Article.notify_revision.label("item_revision")
+                )
                 .join(Match, Match.article_id == Article.id)
-                .where(Match.rule.in_(list(rules)), Article.id.not_in(delivered))
+                .where(
+                    Match.rule.in_(list(rules)),
+                    ~has_this_revision,
+                    or_(had_it, ~story_delivered),
+                )
                 .order_by(Article.id, Match.id)
             ).all()
         return _group_matches(rows)
 
     def items_of(self, delivery: DeliveryRecord) -> list[PendingItem]:
-        """The articles of an existing delivery with all their matches."""
+        """The articles of an existing delivery, at the revisions it holds, with
+        all their matches."""
         with self._session() as session:
             rows = session.execute(
                 _article_query()
-                .add_columns(Match.rule, Match.terms)
+                .add_columns(Match.rule, Match.terms, DeliveryItem.revision.label("item_revision"))
                 .join(Match, Match.article_id == Article.id)
-                .where(Article.id.in_(delivery.article_ids))
+                .join(DeliveryItem, DeliveryItem.article_id == Article.id)
+                .where(DeliveryItem.delivery_id == delivery.id)
                 .order_by(Article.id, Match.id)
             ).all()
         return _group_matches(rows)
@@ -311,14 +490,15 @@ class Store:
             return [_delivery_record(session, d) for d in deliveries]
 
     def create_delivery(
-        self, recipient: str, article_ids: Sequence[int], domain: str
+        self, recipient: str, items: Sequence[PendingItem], domain: str
     ) -> DeliveryRecord | None:
-        """Create a delivery holding ``article_ids``, before anything is sent.
+        """Create a delivery holding ``items``, before anything is sent.
 
         The items are claimed in the same transaction; if another process claimed
         any of them first, nothing is created and None is returned.
         """
-        message_id = make_message_id(recipient, article_ids, domain)
+        keys = [(item.article.id, item.revision) for item in items]
+        message_id = make_message_id(recipient, keys, domain)
         try:
             with self._session.begin() as session:
                 delivery = Delivery(
@@ -329,8 +509,14 @@ class Store:
                 session.execute(
                     insert(DeliveryItem),
                     [
-                        {"delivery_id": delivery.id, "recipient": recipient, "article_id": a}
-                        for a in article_ids
+                        {
+                            "delivery_id": delivery.id,
+                            "recipient": recipient,
+                            "article_id": item.article.id,
+                            "revision": item.revision,
+                            "story_id": item.article.story_id,
+                        }
+                        for item in items
                     ],
                 )
                 return _delivery_record(session, delivery)
@@ -362,16 +548,24 @@ class Store:
             return [_delivery_record(session, d) for d in rows]
 
 
-def _insert_ignoring_conflict(
-    session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
-) -> Any:
-    """INSERT … ON CONFLICT (keys) DO NOTHING in the session's dialect."""
+def _insert_ignoring_conflict(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING (any unique key) in the session's dialect."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return postgresql.insert(model).values(**values).on_conflict_do_nothing()
     if dialect == "sqlite":
-        return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return sqlite.insert(model).values(**values).on_conflict_do_nothing()
     raise NotImplementedError(f"newswatch supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _insert_matches(session: Session, article_id: int, matches: Sequence[RuleMatch]) -> None:
+    for match in matches:
+        session.execute(_insert_ignoring_conflict(session, Match, {
+            "rule": match.rule,
+            "article_id": article_id,
+            "terms": list(match.terms),
+            "matched_at": utcnow(),
+        }))
 
 
 def _article_query() -> Any:
@@ -384,6 +578,7 @@ def _article_query() -> Any:
         Article.published_at,
         Article.authors,
         Article.language,
+        Article.story_id,
     ).outerjoin(Source, Source.id == Article.source_id)
 
 
@@ -397,15 +592,19 @@ def _stored_article(row: Any) -> StoredArticle:
         published=row.published_at,
         authors=tuple(row.authors or ()),
         language=row.language,
+        story_id=row.story_id,
     )
 
 
 def _group_matches(rows: Sequence[Any]) -> list[PendingItem]:
-    grouped: dict[int, tuple[StoredArticle, list[tuple[str, tuple[str, ...]]]]] = {}
+    grouped: dict[int, tuple[StoredArticle, int, list[tuple[str, tuple[str, ...]]]]] = {}
     for row in rows:
-        entry = grouped.setdefault(row.id, (_stored_article(row), []))
-        entry[1].append((row.rule, tuple(row.terms or ())))
-    return [PendingItem(article, tuple(rules)) for article, rules in grouped.values()]
+        entry = grouped.setdefault(row.id, (_stored_article(row), row.item_revision, []))
+        entry[2].append((row.rule, tuple(row.terms or ())))
+    return [
+        PendingItem(article, tuple(rules), revision)
+        for article, revision, rules in grouped.values()
+    ]
 
 
 def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:

@@ -57,6 +57,7 @@ class PollOutcome:
     new_urls: int = 0
     stored: int = 0
     duplicates: int = 0
+    revised: int = 0
     page_errors: int = 0
     not_modified: bool = False  # the server answered 304
     unchanged: bool = False  # same body as last time (server without validators)
@@ -161,13 +162,16 @@ class SourceSpider(scrapy.Spider):
         return not any(p.search(url) for p in self._deny)
 
     async def follow(self, links: Iterable[ArticleLink]) -> AsyncIterator[scrapy.Request]:
-        """Requests for the linked articles that are wanted and not stored yet."""
+        """Requests for the linked articles that are wanted and not stored yet (or
+        that the index says were updated since we fetched them)."""
         by_url: dict[str, ArticleLink] = {}
         for link in links:
             if self.wanted(link.url):
                 by_url.setdefault(canonicalize_url(link.url), link)
         self.outcome.entries += len(by_url)
-        new_urls = await self.context.new_urls(list(by_url))
+        new_urls = await self.context.urls_to_fetch(
+            [(url, link.updated) for url, link in by_url.items()]
+        )
         if len(new_urls) > self.source.max_articles:
             # The rest stay new and are fetched by the next polls, newest first.
             logger.info("source %s: %d new links; fetching the first %d this poll",

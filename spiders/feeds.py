@@ -99,7 +99,7 @@ class FeedSpider(SourceSpider):
                 "source %s: feed %s is malformed (%s); read %d entries",
                 self.source.name, response.url, feed.problem, len(feed.entries),
             )
-        links = [ArticleLink(e.url, e.title, e.published) for e in feed.entries]
+        links = [ArticleLink(e.url, e.title, e.published, e.updated) for e in feed.entries]
         async for request in self.follow(links):
             yield request
 

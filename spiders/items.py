@@ -35,6 +35,7 @@ class ArticleLink:
     url: str
     title: str | None = None
     published: datetime | None = None
+    updated: datetime | None = None  # when the index says the page last changed
 
 
 @dataclass(frozen=True, slots=True)

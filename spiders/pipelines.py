@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from crawler.ingest import Outcome
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -26,11 +28,13 @@ class ArticlePipeline:
 
     async def process_item(self, item: ArticleItem) -> ArticleItem:
         spider: SourceSpider = self.crawler.spider  # type: ignore[assignment]
-        article_id = await spider.context.save(item)
-        if article_id is None:
-            spider.outcome.duplicates += 1
-            logger.debug("source %s: %s already stored", item.source, item.article.url)
-        else:
+        result = await spider.context.save(item)
+        if result.outcome is Outcome.NEW:
             spider.outcome.stored += 1
             logger.info("source %s: stored %s", item.source, item.article.url)
+        elif result.outcome is Outcome.REVISED:
+            spider.outcome.revised += 1
+        else:
+            spider.outcome.duplicates += 1
+            logger.debug("source %s: %s already stored", item.source, item.article.url)
         return item

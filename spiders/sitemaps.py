@@ -166,7 +166,7 @@ class SitemapSpider(SourceSpider):
                     entry.url, self.parse_sitemap, conditional=False, child_of=response.url
                 )
             return
-        links = [ArticleLink(e.url, e.title, e.published) for e in recent]
+        links = [ArticleLink(e.url, e.title, e.published, e.lastmod) for e in recent]
         async for request in self.follow(links):
             yield request
 

@@ -15,10 +15,14 @@ from sqlalchemy import inspect, text
 from alerts.rules import RuleMatch
 from crawler.config import SourceConfig
 from crawler.models import Base
-from crawler.store import MIGRATIONS, Store, make_message_id
+from crawler.store import MIGRATIONS, ArticleRecord, Store, make_message_id
 from spiders.items import ExtractedArticle
 
 IST = timezone(timedelta(hours=5, minutes=30))
+
+
+def _save(store: Store, article: ExtractedArticle, matches: list[RuleMatch]) -> int | None:
+    return store.insert_article(ArticleRecord("wire", article), matches)
 
 
 def _article(n: int, **changes: object) -> ExtractedArticle:
@@ -70,8 +74,8 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
 
 
 def test_an_article_is_stored_once_by_canonical_url(store: Store) -> None:
-    first = store.save_article("wire", _article(1), [RuleMatch("syria", ("ISIS",))])
-    again = store.save_article("wire", _article(1, title="Another headline"),
+    first = _save(store, _article(1), [RuleMatch("syria", ("ISIS",))])
+    again = _save(store, _article(1, title="Another headline"),
                                [RuleMatch("other", ("x",))])
     assert first is not None
     assert again is None
@@ -82,31 +86,32 @@ def test_an_article_is_stored_once_by_canonical_url(store: Store) -> None:
 
 
 def test_publish_time_is_stored_in_utc(store: Store) -> None:
-    store.save_article("wire", _article(1), [])
+    _save(store, _article(1), [])
     (stored,) = store.articles()
     assert stored.published == datetime(2016, 3, 30, 1, 46, tzinfo=UTC)
     assert stored.published.tzinfo == UTC
 
 
 def test_new_urls_keeps_order_and_drops_stored_ones(store: Store) -> None:
-    store.save_article("wire", _article(2), [])
+    _save(store, _article(2), [])
     urls = [_article(n).url for n in (3, 2, 1, 3)]
     assert store.new_urls(urls) == [_article(3).url, _article(1).url]
 
 
 def test_pending_items_and_delivery_claims(store: Store) -> None:
-    ids = [store.save_article("wire", _article(n), [RuleMatch("syria", ("ISIS",))])
+    ids = [_save(store, _article(n), [RuleMatch("syria", ("ISIS",))])
            for n in (1, 2)]
-    store.save_article("wire", _article(3), [RuleMatch("retired-rule", ("x",))])
+    _save(store, _article(3), [RuleMatch("retired-rule", ("x",))])
     pending = store.pending_items("a@example.com", ["syria"])
     assert [item.article.id for item in pending] == ids
     assert pending[0].rules == (("syria", ("ISIS",)),)
 
-    record = store.create_delivery("a@example.com", ids, "example.com")
+    record = store.create_delivery("a@example.com", pending, "example.com")
     assert record is not None
-    assert record.message_id == make_message_id("a@example.com", ids, "example.com")
+    assert record.message_id == make_message_id(
+        "a@example.com", [(i, 1) for i in ids], "example.com")
     # Items are claimed: a second delivery of the same articles cannot be made.
-    assert store.create_delivery("a@example.com", ids[:1], "example.com") is None
+    assert store.create_delivery("a@example.com", pending[:1], "example.com") is None
     assert store.pending_items("a@example.com", ["syria"]) == []
     # Another recipient has its own claim on the same articles.
     assert len(store.pending_items("b@example.com", ["syria"])) == 2
@@ -134,7 +139,7 @@ def test_poll_state_counts_failures_and_resets_on_success(store: Store) -> None:
 def test_concurrent_writers_store_each_article_once(store: Store) -> None:
     def save_all(offset: int) -> int:
         return sum(
-            store.save_article("wire", _article(n), [RuleMatch("syria", ("ISIS",))]) is not None
+            _save(store, _article(n), [RuleMatch("syria", ("ISIS",))]) is not None
             for n in range(offset, offset + 60)
         )
 

@@ -1,0 +1,166 @@
+"""One extracted article into the database, top to bottom: canonicalise → dedup → store.
+
+The decision for each article fetched:
+- its URL, another URL it was reached under, or its exact body is already stored:
+  the same article. If the page changed materially it becomes a new revision
+  (the old text is kept); otherwise only the new URL is remembered as an alias;
+- else it is new: it joins a story (near-duplicate copies of one wire story share
+  one), the rules are matched, and article and matches are stored together.
+
+Runs on the database thread, one article at a time, so the story index and the
+database never disagree about what was seen first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from crawler.store import ArticleRecord
+from crawler.urls import canonicalize_url
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from alerts.rules import RuleMatch
+    from crawler.store import KnownArticle, Store
+    from spiders.items import ArticleItem
+
+logger = logging.getLogger(__name__)
+
+# Bodies shorter than this say too little to be told apart by their text alone.
+MIN_FINGERPRINT_CHARS = 200
+# Word-set similarity below which a re-fetched body counts as materially changed.
+MATERIAL_SIMILARITY = 0.9
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+class ResendPolicy(str, Enum):
+    """When a changed article that readers already had is sent again as "updated"."""
+
+    HEADLINE = "headline"  # the headline changed, or a rule matches that did not before
+    ANY = "any"  # any material change
+    NEVER = "never"
+
+
+class Outcome(str, Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    REVISED = "revised"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    outcome: Outcome
+    article_id: int | None
+    story_id: int | None = None
+
+
+class StoryAssigner(Protocol):
+    def signature(self, body: str) -> bytes: ...
+
+    def assign(
+        self, article_id: int, title: str, body: str, published: datetime | None,
+        signature: bytes,
+    ) -> int: ...
+
+
+def normalise_body(text: str) -> str:
+    """The body as fingerprints see it: NFKC, case-folded, accents, soft hyphens,
+    punctuation and spacing differences gone."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch) and ch != "\u00ad")
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def content_fingerprint(text: str) -> str | None:
+    """A key for the exact body (None when the body is too short to be telling)."""
+    normal = normalise_body(text)
+    if len(normal) < MIN_FINGERPRINT_CHARS:
+        return None
+    return hashlib.sha256(normal.encode()).hexdigest()
+
+
+def is_material_change(old_title: str, old_body: str, new_title: str, new_body: str) -> bool:
+    """A changed headline, or a body whose words differ by more than a tenth."""
+    if normalise_body(old_title) != normalise_body(new_title):
+        return True
+    old_words, new_words = set(normalise_body(old_body).split()), set(
+        normalise_body(new_body).split())
+    if not old_words and not new_words:
+        return False
+    similarity = len(old_words & new_words) / len(old_words | new_words)
+    return similarity < MATERIAL_SIMILARITY
+
+
+def ingest_article(
+    store: Store,
+    item: ArticleItem,
+    matches: list[RuleMatch],
+    *,
+    stories: StoryAssigner | None = None,
+    resend: ResendPolicy = ResendPolicy.HEADLINE,
+) -> IngestResult:
+    """Store ``item`` as a new article, a revision, or an alias of one stored."""
+    article = item.article
+    aliases = tuple(dict.fromkeys(
+        url for url in (canonicalize_url(item.fetched_url),) if url != article.url
+    ))
+    content_hash = content_fingerprint(article.text)
+    known = store.find_article([article.url, *aliases], content_hash)
+    if known is not None:
+        return _update_known(store, known, item, matches, aliases, content_hash, resend, stories)
+
+    signature = stories.signature(article.text) if stories else None
+    record = ArticleRecord(item.source, article, aliases, content_hash, signature)
+    article_id = store.insert_article(record, matches)
+    if article_id is None:  # another process stored it first
+        return IngestResult(Outcome.DUPLICATE, None)
+    story_id = article_id
+    if stories is not None and signature is not None:
+        story_id = stories.assign(
+            article_id, article.title, article.text, article.published, signature
+        )
+        if story_id != article_id:
+            store.set_story(article_id, story_id)
+    return IngestResult(Outcome.NEW, article_id, story_id)
+
+
+def _update_known(
+    store: Store,
+    known: KnownArticle,
+    item: ArticleItem,
+    matches: list[RuleMatch],
+    aliases: tuple[str, ...],
+    content_hash: str | None,
+    resend: ResendPolicy,
+    stories: StoryAssigner | None,
+) -> IngestResult:
+    article = item.article
+    new_urls = [url for url in (article.url, *aliases) if url != known.url]
+    store.add_aliases(known.id, new_urls)
+    same_page = known.url in (article.url, *aliases)
+    if not same_page or not is_material_change(known.title, known.body, article.title,
+                                               article.text):
+        if same_page:
+            store.touch_article(known.id)
+        return IngestResult(Outcome.DUPLICATE, known.id, known.story_id)
+    headline_changed = normalise_body(known.title) != normalise_body(article.title)
+    newly_matching = {m.rule for m in matches} - known.rules
+    notify = {
+        ResendPolicy.HEADLINE: headline_changed or bool(newly_matching),
+        ResendPolicy.ANY: True,
+        ResendPolicy.NEVER: False,
+    }[resend]
+    signature = stories.signature(article.text) if stories else None
+    record = ArticleRecord(item.source, article, aliases, content_hash, signature)
+    revision = store.save_revision(known, record, matches, notify=notify)
+    logger.info("article %s changed: stored as revision %d%s", known.url, revision,
+                " (readers will get it as updated)" if notify else "")
+    return IngestResult(Outcome.REVISED, known.id, known.story_id)
