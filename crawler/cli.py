@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_commands.add_parser("upgrade", help="apply the schema migrations")
     upgrade.set_defaults(handler=_db_upgrade)
+    purge = db_commands.add_parser("purge", help="apply the retention settings now")
+    purge.set_defaults(handler=_db_purge)
     return parser
 
 
@@ -244,6 +246,19 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     store = _open_store(config)
     store.close()
     print("database is at the latest schema")
+    return EXIT_OK
+
+
+def _db_purge(args: argparse.Namespace) -> int:
+    from crawler.service import purge_old_articles
+
+    config = _load(args)
+    store = _open_store(config)
+    try:
+        purged, deleted = purge_old_articles(store, config)
+    finally:
+        store.close()
+    print(f"{purged} article bodies purged, {deleted} old articles deleted")
     return EXIT_OK
 
 

@@ -11,7 +11,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -31,8 +31,8 @@ from pydantic import (
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 CONFIG_ENV_VAR = "NEWSWATCH_CONFIG"
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy])\s*$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
 class ConfigError(Exception):
@@ -40,7 +40,7 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse ``30s``, ``15m``, ``2h`` or ``7d`` (a bare number means seconds)."""
+    """Parse ``30s``, ``15m``, ``2h``, ``7d``, ``2w`` or ``2y`` (a bare number: seconds)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -48,8 +48,8 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, str) and (found := _DURATION.match(value)):
         amount, unit = found.groups()
         if int(amount) > 0:
-            return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
-    raise ValueError("expected a positive duration such as 30s, 15m, 2h or 7d")
+            return timedelta(seconds=int(amount) * _DURATION_SECONDS[unit])
+    raise ValueError("expected a positive duration such as 30s, 15m, 2h, 7d or 2y")
 
 
 def _check_timezone(name: str) -> str:
@@ -121,6 +121,7 @@ def is_xpath(selector: str) -> bool:
 
 
 UrlPattern = Annotated[str, AfterValidator(_check_pattern)]
+ResendChoice = Literal["headline", "any", "never"]
 LinkSelector = Annotated[str, Field(min_length=1), AfterValidator(_check_selector)]
 
 
@@ -217,6 +218,22 @@ class DeliveryConfig(_Strict):
     outbox: Path = Field(default=Path("outbox"), description="Folder for .eml files without SMTP.")
 
 
+class RetentionConfig(_Strict):
+    """How long stored text is kept. URL keys and fingerprints outlive the bodies, so
+    an old article never comes back as new."""
+
+    bodies: Duration = Field(default=timedelta(days=90), description="Keep article text.")
+    fingerprints: Duration = Field(
+        default=timedelta(days=730), description="Keep URL keys and fingerprints."
+    )
+
+    @model_validator(mode="after")
+    def _fingerprints_outlive_bodies(self) -> RetentionConfig:
+        if self.fingerprints < self.bodies:
+            raise ValueError("fingerprints must be kept at least as long as bodies")
+        return self
+
+
 class DomainConfig(_Strict):
     """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
 
@@ -241,6 +258,11 @@ class Config(_Strict):
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
     domains: dict[str, DomainConfig] = Field(
         default_factory=dict, description="Per-host concurrency and delay overrides."
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    resend_updates: ResendChoice = Field(
+        default="headline",
+        description="Resend a changed article readers had: headline, any, never.",
     )
     max_backoff: Duration = Field(
         default=timedelta(hours=6), description="Longest a failing source's poll is put off."

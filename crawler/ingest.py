@@ -18,7 +18,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from crawler.store import ArticleRecord
@@ -41,7 +41,7 @@ MATERIAL_SIMILARITY = 0.9
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
-class ResendPolicy(str, Enum):
+class ResendPolicy(StrEnum):
     """When a changed article that readers already had is sent again as "updated"."""
 
     HEADLINE = "headline"  # the headline changed, or a rule matches that did not before
@@ -49,7 +49,7 @@ class ResendPolicy(str, Enum):
     NEVER = "never"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     NEW = "new"
     DUPLICATE = "duplicate"
     REVISED = "revised"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from scrapy.utils.reactor import install_reactor
 from alerts.digest import make_delivery, send_pending_digests
 from alerts.rules import KeywordRule, RuleMatcher
 from crawler.context import CrawlContext
+from crawler.ingest import ResendPolicy
 from crawler.poll import backoff_delay, poll_source
 from crawler.workers import CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
@@ -43,6 +44,21 @@ T = TypeVar("T")
 PRELOADED_MODULES = ("spiders.extract", "spiders.feedparse")
 # How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
 SHUTDOWN_GRACE_SECONDS = 60
+
+
+def purge_old_articles(
+    store: Store, config: Config, now: datetime | None = None
+) -> tuple[int, int]:
+    """Purge bodies and old rows as ``retention`` says; returns (purged, deleted)."""
+    now = now or datetime.now(UTC)
+    purged, deleted = store.purge(
+        bodies_before=now - config.retention.bodies,
+        rows_before=now - config.retention.fingerprints,
+    )
+    if purged or deleted:
+        logger.info("retention: %d article bodies purged, %d old articles deleted",
+                    purged, deleted)
+    return purged, deleted
 
 
 def install_asyncio_reactor() -> None:
@@ -63,6 +79,7 @@ class NewswatchService:
             matcher=RuleMatcher(rules),
             database=DatabaseThread(),
             cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
+            resend=ResendPolicy(config.resend_updates),
         )
         self.runner: CrawlerRunner = CrawlerRunner(scrapy_settings(config))
         self.scheduler: AsyncIOScheduler | None = None
@@ -85,6 +102,10 @@ class NewswatchService:
         """Poll the named (default: every enabled) source at once; wait for all."""
         chosen = names or [s.name for s in self.config.sources if s.enabled]
         return list(await asyncio.gather(*(self.poll(name) for name in chosen)))
+
+    async def purge(self) -> tuple[int, int]:
+        """Apply the retention settings (see Store.purge)."""
+        return await self.context.database.run(purge_old_articles, self.store, self.config)
 
     async def send_digests(self) -> DigestReport:
         """Send what is pending. SMTP blocks, so the run happens in a worker thread."""
@@ -123,11 +144,20 @@ class NewswatchService:
             coalesce=True,
             misfire_grace_time=3600,
         )
+        scheduler.add_job(
+            self._job(self.purge),
+            IntervalTrigger(hours=24, timezone=UTC),
+            id="retention",
+            name="retention",
+            next_run_time=now + timedelta(minutes=5),  # not in the busy first minutes
+            max_instances=1,
+            coalesce=True,
+        )
         scheduler.start()
         self.scheduler = scheduler
         logger.info(
             "newswatch running: %d sources, %d rules, digest '%s' (%s)",
-            len(scheduler.get_jobs()) - 1, len(self.config.rules), digest.schedule,
+            len(scheduler.get_jobs()) - 2, len(self.config.rules), digest.schedule,
             digest.timezone,
         )
 

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
@@ -400,6 +410,39 @@ class Store:
             session.execute(
                 update(Article).where(Article.id == article_id).values(fetched_at=utcnow())
             )
+
+    def purge(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
+        """Retention: empty the text of articles fetched before ``bodies_before`` and
+        delete articles (matches, revisions, aliases) fetched before ``rows_before``.
+
+        Returns (bodies purged, articles deleted). Articles still waiting in an
+        unsent delivery are kept whole, so nothing pending is lost.
+        """
+        pending = select(DeliveryItem.article_id).join(
+            Delivery, Delivery.id == DeliveryItem.delivery_id
+        ).where(Delivery.sent_at.is_(None))
+        with self._session.begin() as session:
+            old_rows = select(Article.id).where(
+                Article.fetched_at < rows_before, Article.id.not_in(pending)
+            )
+            session.execute(
+                delete(DeliveryItem).where(DeliveryItem.article_id.in_(old_rows))
+            )
+            deleted = session.execute(
+                delete(Article).where(Article.id.in_(old_rows.scalar_subquery()))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            session.execute(
+                delete(ArticleRevision).where(ArticleRevision.fetched_at < bodies_before)
+            )
+            purged = session.execute(
+                update(Article)
+                .where(Article.fetched_at < bodies_before, Article.purged_at.is_(None),
+                       Article.id.not_in(pending))
+                .values(body="", signature=None, purged_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        return purged, deleted
 
     def revisions(self, article_id: int) -> list[tuple[int, str, str]]:
         """Earlier (revision, title, body) of an article, oldest first."""

@@ -28,7 +28,14 @@ class ArticlePipeline:
 
     async def process_item(self, item: ArticleItem) -> ArticleItem:
         spider: SourceSpider = self.crawler.spider  # type: ignore[assignment]
-        result = await spider.context.save(item)
+        try:
+            result = await spider.context.save(item)
+        except Exception:
+            # Not stored: count it as a page error, so the poll does not remember the
+            # index as seen and the article is fetched again next time.
+            spider.outcome.page_errors += 1
+            logger.exception("source %s: could not store %s", item.source, item.article.url)
+            return item
         if result.outcome is Outcome.NEW:
             spider.outcome.stored += 1
             logger.info("source %s: stored %s", item.source, item.article.url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import ExitStack, contextmanager
 import subprocess
 import sys
 import uuid
@@ -33,17 +34,65 @@ def news_site() -> Iterator[NewsSite]:
     site.stop()
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database", choices=["sqlite", "postgresql"], default="sqlite",
+        help="the database the end-to-end tests' service runs on (default: sqlite)",
+    )
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; yields its URL."""
     name = f"newswatch_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+class _ServiceDatabase:
+    """The database site_config() gives the service in the current test.
+
+    SQLite in the test's folder by default; with ``--database=postgresql`` a fresh
+    PostgreSQL database, made when a test first asks and dropped after it.
+    """
+
+    def __init__(self) -> None:
+        self.postgresql = False
+        self.url: str | None = None
+        self.cleanup = ExitStack()
+
+    def url_for(self, folder: Path) -> str:
+        if not self.postgresql:
+            return f"sqlite:///{folder / 'newswatch.db'}"
+        if self.url is None:
+            self.url = self.cleanup.enter_context(fresh_postgres_database())
+        return self.url
+
+
+_SERVICE_DATABASE = _ServiceDatabase()
+
+
+@pytest.fixture(autouse=True)
+def _service_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    _SERVICE_DATABASE.postgresql = request.config.getoption("--database") == "postgresql"
+    with _SERVICE_DATABASE.cleanup:
+        yield
+    _SERVICE_DATABASE.url = None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -64,7 +113,7 @@ def write_config(folder: Path, **settings: Any) -> Path:
 def site_config(site: NewsSite, folder: Path, **overrides: Any) -> dict[str, Any]:
     """A configuration polling the fixture site's two feeds, delivering to the outbox."""
     settings: dict[str, Any] = {
-        "database": f"sqlite:///{folder / 'newswatch.db'}",
+        "database": _SERVICE_DATABASE.url_for(folder),
         "user_agent_contact": "https://example.org/newswatch-tests",
         "workers": 0,
         "sources": [

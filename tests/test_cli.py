@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 
 from conftest import NEWSWATCH, run_newswatch, site_config, write_config
 
+from crawler.config import load_config
+from crawler.store import Store
+
 if TYPE_CHECKING:
     from newssite import NewsSite
 
@@ -57,7 +60,9 @@ def test_db_upgrade_creates_the_schema(news_site: NewsSite, tmp_path: Path) -> N
     config = write_config(tmp_path, **site_config(news_site, tmp_path))
     result = run_newswatch(config, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "newswatch.db").exists()
+    store = Store.from_url(load_config(config).database)
+    assert store.count_articles() == 0
+    store.close()
 
 
 def test_crawl_of_an_unknown_source_is_a_clean_error(news_site: NewsSite, tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         VALID.replace("every: 15m", "every: often"),
-        "sources[0].every (line 6): expected a positive duration such as 30s, 15m, 2h or 7d",
+        "sources[0].every (line 6): expected a positive duration such as 30s, 15m, 2h, 7d or 2y",
         None,
         id="bad-duration",
     ),

@@ -1,0 +1,196 @@
+"""Deduplication at storage: aliases, exact copies, revisions, retention, races."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from alerts.rules import RuleMatch
+from crawler.config import SourceConfig
+from crawler.ingest import (
+    Outcome,
+    ResendPolicy,
+    content_fingerprint,
+    ingest_article,
+    is_material_change,
+)
+from crawler.store import Store
+from spiders.items import ArticleItem, ExtractedArticle
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+BODY = (
+    "Regime troops were locked in heavy fighting on Tuesday with ISIS in central Syria, "
+    "where they dealt the jihadists a major blow by seizing the ancient city of Palmyra. "
+    "Just two days after seizing Palmyra, pro-government fighters advanced south-west "
+    "towards the jihadist-held town of Al-Qaryatain, the monitor said."
+)
+SYRIA = [RuleMatch("syria", ("Palmyra",))]
+
+
+def _item(url: str, *, fetched: str | None = None, title: str = "Army pressures ISIS",
+          body: str = BODY) -> ArticleItem:
+    article = ExtractedArticle(url=url, title=title, text=body,
+                               published=datetime(2016, 3, 30, 1, 46, tzinfo=UTC))
+    return ArticleItem(source="wire", fetched_url=fetched or url, article=article)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.from_url(database_url)
+    store.upgrade()
+    store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml")])
+    yield store
+    store.close()
+
+
+def test_an_article_reached_through_amp_and_tracking_urls_is_stored_once(store: Store) -> None:
+    canonical = "https://news.example/world/palmyra.html"
+    first = ingest_article(
+        store, _item(canonical, fetched="https://news.example/world/palmyra.html/amp/"), SYRIA)
+    second = ingest_article(
+        store, _item(canonical, fetched="https://m.news.example/world/palmyra.html?utm_source=x"),
+        SYRIA)
+    assert first.outcome is Outcome.NEW
+    assert second.outcome is Outcome.DUPLICATE
+    assert second.article_id == first.article_id
+    assert store.count_articles() == 1
+    # Neither URL is fetched again.
+    assert store.new_urls([
+        "https://news.example/world/palmyra.html",
+        "https://m.news.example/world/palmyra.html",
+    ]) == []
+
+
+def test_the_same_body_under_another_url_is_the_same_article(store: Store) -> None:
+    ingest_article(store, _item("https://a.example/story"), SYRIA)
+    copy = ingest_article(store, _item("https://b.example/copied-story",
+                                       body=BODY.replace("Tuesday", "Tuesday ")), SYRIA)
+    assert copy.outcome is Outcome.DUPLICATE
+    assert store.count_articles() == 1
+    assert store.new_urls(["https://b.example/copied-story"]) == []
+
+
+def test_short_bodies_are_not_fingerprinted() -> None:
+    assert content_fingerprint("Photo gallery") is None
+    assert content_fingerprint(BODY) == content_fingerprint(BODY.upper().replace(",", " ,"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "material"),
+    [
+        (("Headline", BODY), ("Headline", BODY + " "), False),
+        (("Headline", BODY), ("Headline", BODY.replace("Tuesday", "Wednesday")), False),
+        (("Headline", BODY), ("A new headline", BODY), True),
+        (("Headline", BODY), ("Headline", BODY + " " + BODY.replace("Syria", "Iraq").upper()
+                              + " Officials later said dozens of civilians had fled the town "
+                              "overnight, and aid groups warned of shortages."), True),
+    ],
+    ids=["whitespace", "one-word", "headline", "new-paragraph"],
+)
+def test_material_change(old: tuple[str, str], new: tuple[str, str], material: bool) -> None:
+    assert is_material_change(*old, *new) is material
+
+
+def test_a_changed_headline_is_a_revision_and_pending_again(store: Store) -> None:
+    url = "https://news.example/world/palmyra.html"
+    first = ingest_article(store, _item(url), SYRIA)
+    pending = store.pending_items("a@example.com", ["syria"])
+    store.mark_sent(store.create_delivery("a@example.com", pending, "x").id)  # type: ignore[union-attr]
+    assert store.pending_items("a@example.com", ["syria"]) == []
+
+    revised = ingest_article(store, _item(url, title="Army retakes Palmyra from ISIS"), SYRIA)
+    assert revised.outcome is Outcome.REVISED
+    assert revised.article_id == first.article_id
+    assert store.revisions(first.article_id) == [(1, "Army pressures ISIS", BODY)]  # type: ignore[arg-type]
+    (again,) = store.pending_items("a@example.com", ["syria"])
+    assert again.is_update
+    assert again.article.title == "Army retakes Palmyra from ISIS"
+
+
+@pytest.mark.parametrize(
+    ("policy", "resent"),
+    [(ResendPolicy.HEADLINE, False), (ResendPolicy.ANY, True), (ResendPolicy.NEVER, False)],
+)
+def test_resend_policy_for_a_changed_body(
+    store: Store, policy: ResendPolicy, resent: bool
+) -> None:
+    url = "https://news.example/world/palmyra.html"
+    ingest_article(store, _item(url), SYRIA, resend=policy)
+    pending = store.pending_items("a@example.com", ["syria"])
+    store.mark_sent(store.create_delivery("a@example.com", pending, "x").id)  # type: ignore[union-attr]
+    rewritten = "Officials said the offensive stalled near the town. " * 8
+    result = ingest_article(store, _item(url, body=rewritten), SYRIA, resend=policy)
+    assert result.outcome is Outcome.REVISED
+    assert bool(store.pending_items("a@example.com", ["syria"])) is resent
+
+
+def test_a_rule_that_newly_matches_resends_by_default(store: Store) -> None:
+    url = "https://news.example/world/palmyra.html"
+    ingest_article(store, _item(url), SYRIA)
+    pending = store.pending_items("a@example.com", ["syria", "iraq"])
+    store.mark_sent(store.create_delivery("a@example.com", pending, "x").id)  # type: ignore[union-attr]
+    extended = BODY + " Iraqi forces were reported to be massing on the border. " * 6
+    ingest_article(store, _item(url, body=extended), [*SYRIA, RuleMatch("iraq", ("Iraqi",))])
+    (item,) = store.pending_items("a@example.com", ["syria", "iraq"])
+    assert {rule for rule, _ in item.rules} == {"syria", "iraq"}
+
+
+def test_retention_purges_bodies_then_rows_but_keeps_keys(store: Store) -> None:
+    url = "https://news.example/world/palmyra.html"
+    ingest_article(store, _item(url), SYRIA)
+    now = datetime.now(UTC)
+    assert store.purge(bodies_before=now + timedelta(seconds=1),
+                       rows_before=now - timedelta(days=1)) == (1, 0)
+    (article,) = store.articles()
+    assert article.body == ""
+    assert store.new_urls([url]) == []  # the key stays: never comes back as new
+    assert store.purge(bodies_before=now + timedelta(seconds=1),
+                       rows_before=now + timedelta(seconds=1)) == (0, 1)
+    assert store.count_articles() == 0
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from datetime import UTC, datetime
+    from alerts.rules import RuleMatch
+    from crawler.ingest import ingest_article
+    from crawler.store import Store
+    from spiders.items import ArticleItem, ExtractedArticle
+
+    url, offset = sys.argv[1], int(sys.argv[2])
+    store = Store.from_url(url)
+    for n in list(range(offset, 1000)) + list(range(0, offset)):
+        article = ExtractedArticle(
+            url=f"https://news.example/a/{n}", title=f"Story {n}",
+            text=f"Story number {n} " + "word " * 60 + f"end {n}",
+            published=datetime(2024, 1, 1, tzinfo=UTC))
+        ingest_article(store, ArticleItem("wire", article.url, article),
+                       [RuleMatch("all", ("Story",))])
+    store.close()
+""")
+
+
+@pytest.mark.slow
+def test_four_processes_inserting_overlapping_articles_store_each_once(
+    postgres_url: str,
+) -> None:
+    store = Store.from_url(postgres_url)
+    store.upgrade()
+    store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml")])
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, postgres_url, str(offset)],
+                         stderr=subprocess.PIPE, text=True)
+        for offset in (0, 250, 500, 750)
+    ]
+    errors = [writer.communicate(timeout=600)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0, 0], errors
+    assert store.count_articles() == 1000
+    assert len(store.matches()) == 1000
+    store.close()
