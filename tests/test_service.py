@@ -64,3 +64,30 @@ def test_service_polls_repeatedly_and_stops_cleanly_on_sigterm(
     article_fetches = [p for p in news_site.paths_requested() if "/articles/" in p]
     assert len(article_fetches) == 5
     assert feed_polls() >= 3
+
+
+@pytest.mark.slow
+def test_a_failing_source_is_polled_less_and_less_often(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    settings = site_config(news_site, tmp_path, sources=[
+        {"name": "broken", "feed": news_site.url("status/500"), "every": "1s"},
+        {"name": "tech", "feed": news_site.url("tech/atom.xml"), "every": "1s"},
+    ], max_backoff="1h")
+    config = write_config(tmp_path, **settings)
+    process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(12)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    healthy = len(news_site.requests_for("tech/atom.xml"))
+    # Failing polls at 0s, then 2s, 4s, 8s later (each tried 3 times by Scrapy).
+    broken_polls = len(news_site.requests_for("status/500")) / 3
+    assert healthy >= 8
+    assert broken_polls <= 4
+    store = Store.from_url(load_config(config).database)
+    assert store.source_state("broken").consecutive_failures == broken_polls
