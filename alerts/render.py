@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import css_inline
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
@@ -63,11 +64,17 @@ __all__ = [
 HTML_TEMPLATE = "digest.html.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 ELLIPSIS = "…"
+# Web text is untrusted: a 10,000-character "headline" must not swamp the digest.
+MAX_TITLE_CHARS = 300
+MAX_FIELD_CHARS = 200
 UNKNOWN_TIME = "time unknown"
 
 _WHITESPACE_RE = re.compile(r"\s+")
-# Soft hyphens and zero-width characters show up as junk in some mail clients.
-_INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# Soft hyphens and zero-width characters show up as junk in some mail clients, and
+# bidi controls can make a hostile headline display as something else.
+_INVISIBLE_RE = re.compile(
+    "[\u00ad\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators: in a header
 # they could start a new header line; in body text they are never wanted.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -86,6 +93,8 @@ class DigestEntry:
     published: datetime | None
     snippet_text: str
     terms: tuple[str, ...]
+    also_reported_by: tuple[str, ...] = ()  # other outlets that ran the same story
+    updated: bool = False  # an article the reader had, changed since
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,8 @@ class _EntryView:
     snippet_html: Markup
     snippet_text: str
     terms: tuple[str, ...]
+    also_reported_by: str
+    updated: bool
 
 
 @dataclass(frozen=True)
@@ -243,14 +254,25 @@ def _entry_view(entry: DigestEntry, zone: ZoneInfo) -> _EntryView:
     snippet = _clean_line(entry.snippet_text)
     spans = find_terms(snippet, entry.terms)
     return _EntryView(
-        title=_clean_line(entry.title) or "(untitled)",
+        title=_shorten(_clean_line(entry.title), MAX_TITLE_CHARS) or "(untitled)",
         url=_safe_url(entry.url),
-        source=_clean_line(entry.source),
+        source=_shorten(_clean_line(entry.source), MAX_FIELD_CHARS),
         published=_format_time(entry.published, zone),
         snippet_html=_highlight_html(snippet, spans),
         snippet_text=_highlight_text(snippet, spans),
         terms=entry.terms,
+        also_reported_by=", ".join(
+            _clean_line(name) for name in entry.also_reported_by if _clean_line(name)
+        )[:MAX_FIELD_CHARS],
+        updated=entry.updated,
     )
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word with "…" when it was longer."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip() + ELLIPSIS
 
 
 def _count_articles(sections: Sequence[DigestSection]) -> int:
@@ -291,6 +313,7 @@ def render_digest(
     subject_template: str,
     generated_at: datetime,
     template_dirs: Sequence[Path] = (),
+    unsubscribe: str | None = None,
 ) -> RenderedDigest:
     """Render the digest's subject, HTML body and text body.
 
@@ -316,11 +339,23 @@ def render_digest(
         "generated": _format_time(generated_at, zone),
         "timezone": timezone,
         "sections": views,
+        "unsubscribe": _safe_url(unsubscribe) if unsubscribe else None,
     }
     environment = get_environment(template_dirs)
-    html = environment.get_template(HTML_TEMPLATE).render(context)
+    html = inline_css(environment.get_template(HTML_TEMPLATE).render(context))
     text = environment.get_template(TEXT_TEMPLATE).render(context)
     return RenderedDigest(subject=subject, html=html, text=text)
+
+
+def inline_css(html: str) -> str:
+    """Move the template's style sheet into style attributes, as mail clients need;
+    media queries stay in the head for clients that honour them. Nothing remote
+    is ever loaded."""
+    if "<style" not in html:  # a user's template without a style sheet is left as it is
+        return html
+    inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    inlined = inliner.inline(html)
+    return inlined if inlined.endswith("\n") else inlined + "\n"
 
 
 def _clean_header(value: str) -> str:
@@ -335,12 +370,14 @@ def build_message(
     recipient: str,
     message_id: str,
     date: datetime,
+    unsubscribe: str | None = None,
 ) -> EmailMessage:
     """Return a multipart/alternative message: text/plain first, then text/html, UTF-8.
 
     Sets From, To, Subject, Date, Message-ID (used as given, e.g.
-    "<abc@newswatch>") and MIME-Version. Control characters, CR and LF
-    included, are removed from every header value, so no value can add headers.
+    "<abc@newswatch>"), MIME-Version and, when given an http(s) or mailto: URL,
+    List-Unsubscribe. Control characters, CR and LF included, are removed from
+    every header value, so no value can add headers.
     """
     message = EmailMessage()
     message["From"] = _clean_header(sender)
@@ -350,6 +387,11 @@ def build_message(
         date if date.tzinfo is not None else date.replace(tzinfo=UTC)
     )
     message["Message-ID"] = _clean_header(message_id)
+    unsubscribe_url = _clean_header(unsubscribe or "")
+    if unsubscribe_url.startswith(("https://", "http://", "mailto:")) and not any(
+        ch in unsubscribe_url for ch in "<> "
+    ):
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     # Quoted-printable keeps both bodies 7-bit safe yet readable in the raw source.
     message.set_content(digest.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(digest.html, subtype="html", charset="utf-8", cte="quoted-printable")

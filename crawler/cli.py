@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     digest = commands.add_parser("digest", help="send pending digests now, then exit")
     digest.add_argument("--dry-run", action="store_true",
                         help="print what would be sent; send and record nothing")
+    digest.add_argument("--preview", metavar="PATH",
+                        help="write the next digest's HTML to PATH; send and record nothing")
+    digest.add_argument("--recipient", metavar="EMAIL",
+                        help="only this recipient (default: all)")
     digest.set_defaults(handler=_digest)
 
     extract = commands.add_parser("extract", help="print the extracted article of pages as JSON")
@@ -156,16 +160,31 @@ def _digest(args: argparse.Namespace) -> int:
     from alerts.digest import make_delivery, preview_digests, send_pending_digests
 
     config = _load(args)
+    recipients = config.all_recipients()
+    if args.recipient:
+        try:
+            recipients = [config.recipient(args.recipient)]
+        except KeyError:
+            raise ConfigError(f"no recipient {args.recipient!r} in the configuration") from None
     store = _open_store(config)
     try:
-        if args.dry_run:
-            previews = preview_digests(store, config)
-            for recipient, digest in previews.items():
-                print(f"To: {recipient}\nSubject: {digest.subject}\n\n{digest.text}\n")
+        if args.dry_run or args.preview:
+            previews = {
+                email: digest for email, digest in preview_digests(store, config).items()
+                if email in {r.email for r in recipients}
+            }
             if not previews:
                 print("nothing pending")
+            for recipient, digest in previews.items():
+                if args.preview:
+                    Path(args.preview).write_text(digest.html, encoding="utf-8")
+                    print(f"{recipient}: preview of \"{digest.subject}\" written to {args.preview}")
+                    break
+                print(f"To: {recipient}\nSubject: {digest.subject}\n\n{digest.text}\n")
             return EXIT_OK
-        report = send_pending_digests(store, config, make_delivery(config.delivery))
+        report = send_pending_digests(
+            store, config, make_delivery(config.delivery), recipients=recipients, force=True
+        )
     finally:
         store.close()
     for recipient, count in report.sent.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -62,9 +63,20 @@ def _check_timezone(name: str) -> str:
     return name
 
 
+def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
+    """A trigger for a 5-field cron expression, or 6 fields with seconds first."""
+    fields = expression.split()
+    zone = ZoneInfo(timezone)
+    if len(fields) == 6:
+        second, minute, hour, day, month, day_of_week = fields
+        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=day_of_week, timezone=zone)
+    return CronTrigger.from_crontab(expression, timezone=zone)
+
+
 def _check_cron(expression: str) -> str:
     try:
-        CronTrigger.from_crontab(expression)
+        cron_trigger(expression)
     except ValueError as error:
         raise ValueError(f"invalid cron expression {expression!r}: {error}") from error
     return expression
@@ -168,12 +180,75 @@ class SourceConfig(_Strict):
         return str(getattr(self, self.kind))
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
 class RuleConfig(_Strict):
-    """A watch rule: any keyword hits, no excluded term hits."""
+    """A watch rule: keyword lists (any keyword, no excluded term) or a query."""
 
     name: str = Field(min_length=1, description="Unique name, the heading in the digest.")
-    keywords: list[Term] = Field(min_length=1, description="Any of these; a space makes a phrase.")
+    keywords: list[Term] | None = Field(
+        default=None, min_length=1, description="Any of these; a space makes a phrase."
+    )
     exclude: list[Term] = Field(default_factory=list, description="None of these may occur.")
+    query: str | None = Field(default=None, description="A boolean query instead of keywords.")
+    stem: bool = Field(default=False, description="Match word forms (snowball stemming).")
+    language: str | None = Field(default=None, description="Stemming language if not detected.")
+    tags: list[str] = Field(default_factory=list, description="Recipients may subscribe by tag.")
+    alert: Literal["digest", "immediate"] = Field(
+        default="digest", description="immediate: alert within minutes, not in the digest."
+    )
+
+    @model_validator(mode="after")
+    def _keywords_or_query(self) -> RuleConfig:
+        if (self.keywords is None) == (self.query is None):
+            raise ValueError("give either keywords or query")
+        if self.query is not None and self.exclude:
+            raise ValueError("exclude goes with keywords; in a query write AND NOT …")
+        return self
+
+
+class RecipientConfig(_Strict):
+    """One reader: which rules, when, and in which time zone."""
+
+    email: EmailAddress
+    rules: list[str] | None = Field(default=None, description="Rule names; default: all.")
+    tags: list[str] = Field(default_factory=list, description="Also rules with these tags.")
+    schedule: CronExpression | None = Field(default=None, description="Default: digest's.")
+    timezone: TimeZoneName | None = Field(default=None, description="Default: digest's.")
+    frequency: Literal["daily", "weekly"] = Field(default="daily")
+    weekday: Weekday = Field(default="mon", description="The day of a weekly digest.")
+    quiet_days: list[Weekday] = Field(default_factory=list, description="No digest these days.")
+    alerts: bool = Field(default=True, description="Receive immediate alerts.")
+
+
+class AlertsConfig(_Strict):
+    """Immediate alerts: batched per recipient over a short window, throttled."""
+
+    window: Duration = Field(default=timedelta(minutes=5), description="Batching window.")
+    max_per_hour: int = Field(default=6, ge=1, le=60, description="Alert emails per hour.")
+    subject: str = Field(default="newswatch alert: {count} new articles")
+
+
+class DeliveryRetryConfig(_Strict):
+    """How a failed send is retried before it waits for the next scheduled run."""
+
+    attempts: int = Field(default=6, ge=1, le=50, description="Automatic retries.")
+    first_delay: Duration = Field(default=timedelta(minutes=1))
+    max_delay: Duration = Field(default=timedelta(hours=1))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A recipient with every default resolved: what the digest code works with."""
+
+    email: str
+    rules: tuple[str, ...]
+    schedule: str
+    timezone: str
+    quiet_days: frozenset[str]
+    alerts: bool
 
 
 class DigestConfig(_Strict):
@@ -187,6 +262,9 @@ class DigestConfig(_Strict):
     )
     sender: EmailAddress = Field(default="newswatch@localhost", description="The From address.")
     templates: Path | None = Field(default=None, description="Templates overriding ours.")
+    unsubscribe: str | None = Field(
+        default=None, description="mailto: or https: URL for the List-Unsubscribe header."
+    )
 
 
 class SmtpConfig(_Strict):
@@ -252,6 +330,9 @@ class Config(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     digest: DigestConfig = Field(default_factory=DigestConfig)
+    recipients: list[RecipientConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    delivery_retry: DeliveryRetryConfig = Field(default_factory=DeliveryRetryConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     download_timeout: Duration = Field(default=timedelta(seconds=30))
     download_maxsize: int = Field(default=10 * 1024 * 1024, ge=1024, description="Bytes/response.")
@@ -287,6 +368,58 @@ class Config(_Strict):
     def _unique_rule_names(cls, rules: list[RuleConfig]) -> list[RuleConfig]:
         _require_unique([r.name for r in rules], "rule")
         return rules
+
+    @model_validator(mode="after")
+    def _recipients_name_known_rules(self) -> Config:
+        names = {rule.name for rule in self.rules}
+        tags = {tag for rule in self.rules for tag in rule.tags}
+        emails = [r.email.lower() for r in self.recipients] + [
+            e.lower() for e in self.digest.recipients]
+        _require_unique(emails, "recipient")
+        for recipient in self.recipients:
+            unknown = [name for name in recipient.rules or [] if name not in names]
+            if unknown:
+                raise ValueError(
+                    f"recipient {recipient.email} names unknown rules: {', '.join(unknown)}")
+            unknown = [tag for tag in recipient.tags if tag not in tags]
+            if unknown:
+                raise ValueError(
+                    f"recipient {recipient.email} names tags no rule has: {', '.join(unknown)}")
+        return self
+
+    def all_recipients(self) -> list[Recipient]:
+        """Every recipient (``recipients:`` and ``digest.recipients``), defaults resolved."""
+        configured = [*self.recipients, *(RecipientConfig(email=e) for e in self.digest.recipients)]
+        return [self._resolve(recipient) for recipient in configured]
+
+    def _resolve(self, recipient: RecipientConfig) -> Recipient:
+        names = [rule.name for rule in self.rules]
+        if recipient.rules is not None or recipient.tags:
+            chosen = set(recipient.rules or []) | {
+                rule.name for rule in self.rules if set(rule.tags) & set(recipient.tags)}
+            names = [name for name in names if name in chosen]
+        schedule = recipient.schedule or self.digest.schedule
+        if recipient.frequency == "weekly":
+            *time_fields, _day, _month, _weekday = schedule.split()
+            schedule = " ".join([*time_fields, "*", "*", recipient.weekday])
+        return Recipient(
+            email=recipient.email,
+            rules=tuple(names),
+            schedule=schedule,
+            timezone=recipient.timezone or self.digest.timezone,
+            quiet_days=frozenset(recipient.quiet_days),
+            alerts=recipient.alerts,
+        )
+
+    def rule_names(self, alert: str | None = None) -> list[str]:
+        """Rule names in config order; only ``digest`` or ``immediate`` ones if asked."""
+        return [rule.name for rule in self.rules if alert is None or rule.alert == alert]
+
+    def recipient(self, email: str) -> Recipient:
+        for recipient in self.all_recipients():
+            if recipient.email.lower() == email.lower():
+                return recipient
+        raise KeyError(email)
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name``; KeyError when there is none."""

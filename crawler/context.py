@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from crawler.ingest import ResendPolicy, ingest_article
+from crawler.ingest import IngestResult, ResendPolicy, ingest_batch
+from crawler.workers import BatchWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from alerts.rules import RuleMatcher
-    from crawler.ingest import IngestResult, StoryAssigner
+    from alerts.rules import RuleMatch, RuleMatcher
+    from crawler.ingest import StoryAssigner
     from crawler.store import Store
     from crawler.workers import CpuPool, DatabaseThread
     from spiders.items import ArticleItem
@@ -34,6 +35,10 @@ class CrawlContext:
     cpu: CpuPool
     stories: StoryAssigner | None = None
     resend: ResendPolicy = ResendPolicy.HEADLINE
+    _writer: BatchWriter[ArticleItem, IngestResult] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._writer = BatchWriter(self._match_and_save, self.database)
 
     async def urls_to_fetch(self, links: Sequence[tuple[str, datetime | None]]) -> list[str]:
         """The canonical URLs, in order, not stored yet or updated since fetched."""
@@ -44,12 +49,20 @@ class CrawlContext:
         return await self.cpu.run(function, *args)
 
     async def save(self, item: ArticleItem) -> IngestResult:
-        """Match the rules, deduplicate and store the article with its matches."""
-        return await self.database.run(self._match_and_save, item)
+        """Match the rules, deduplicate and store the article with its matches.
 
-    def _match_and_save(self, item: ArticleItem) -> IngestResult:
+        Articles from all running crawls are written in batches, one transaction each.
+        """
+        return await self._writer.submit(item)
+
+    async def drain(self) -> None:
+        """Write every article submitted so far (before the database thread stops)."""
+        await self._writer.drain()
+
+    def _match_and_save(self, items: list[ArticleItem]) -> list[IngestResult]:
+        batch = [(item, self._matches(item)) for item in items]
+        return ingest_batch(self.store, batch, stories=self.stories, resend=self.resend)
+
+    def _matches(self, item: ArticleItem) -> list[RuleMatch]:
         article = item.article
-        matches = self.matcher.match(article.title, article.text)
-        return ingest_article(
-            self.store, item, matches, stories=self.stories, resend=self.resend
-        )
+        return self.matcher.match(article.title, article.text)

@@ -25,6 +25,7 @@ from crawler.store import ArticleRecord
 from crawler.urls import canonicalize_url
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from alerts.rules import RuleMatch
@@ -108,28 +109,74 @@ def ingest_article(
     resend: ResendPolicy = ResendPolicy.HEADLINE,
 ) -> IngestResult:
     """Store ``item`` as a new article, a revision, or an alias of one stored."""
-    article = item.article
-    aliases = tuple(dict.fromkeys(
-        url for url in (canonicalize_url(item.fetched_url),) if url != article.url
-    ))
-    content_hash = content_fingerprint(article.text)
-    known = store.find_article([article.url, *aliases], content_hash)
-    if known is not None:
-        return _update_known(store, known, item, matches, aliases, content_hash, resend, stories)
+    return ingest_batch(store, [(item, matches)], stories=stories, resend=resend)[0]
 
-    signature = stories.signature(article.text) if stories else None
-    record = ArticleRecord(item.source, article, aliases, content_hash, signature)
-    article_id = store.insert_article(record, matches)
-    if article_id is None:  # another process stored it first
-        return IngestResult(Outcome.DUPLICATE, None)
-    story_id = article_id
-    if stories is not None and signature is not None:
-        story_id = stories.assign(
-            article_id, article.title, article.text, article.published, signature
-        )
-        if story_id != article_id:
-            store.set_story(article_id, story_id)
-    return IngestResult(Outcome.NEW, article_id, story_id)
+
+def ingest_batch(
+    store: Store,
+    batch: Sequence[tuple[ArticleItem, list[RuleMatch]]],
+    *,
+    stories: StoryAssigner | None = None,
+    resend: ResendPolicy = ResendPolicy.HEADLINE,
+) -> list[IngestResult]:
+    """Ingest a batch: one lookup for all, one transaction for all new articles.
+
+    Known articles (by URL, alias or body) are handled one by one (aliases,
+    revisions: rare); a second copy of the same URL or body within the batch is
+    a duplicate of the first.
+    """
+    keys = [(_aliases(item), content_fingerprint(item.article.text)) for item, _ in batch]
+    known = store.find_articles(
+        [([item.article.url, *aliases], fingerprint)
+         for (item, _), (aliases, fingerprint) in zip(batch, keys, strict=True)]
+    )
+    results: list[IngestResult | None] = [None] * len(batch)
+    fresh: list[int] = []
+    claimed: set[str] = set()
+    for index, ((item, matches), (aliases, fingerprint), stored) in enumerate(
+        zip(batch, keys, known, strict=True)
+    ):
+        if stored is not None:
+            results[index] = _update_known(
+                store, stored, item, matches, aliases, fingerprint, resend, stories
+            )
+            continue
+        identities = {item.article.url, *aliases} | ({fingerprint} if fingerprint else set())
+        if identities & claimed:
+            results[index] = IngestResult(Outcome.DUPLICATE, None)
+            continue
+        claimed |= identities
+        fresh.append(index)
+
+    records = []
+    for index in fresh:
+        item, matches = batch[index]
+        aliases, fingerprint = keys[index]
+        signature = stories.signature(item.article.text) if stories else None
+        records.append((ArticleRecord(item.source, item.article, aliases, fingerprint,
+                                      signature), matches))
+    ids = store.insert_articles(records)
+    moved: dict[int, int] = {}
+    for index, (record, _matches), article_id in zip(fresh, records, ids, strict=True):
+        if article_id is None:  # another process stored it first
+            results[index] = IngestResult(Outcome.DUPLICATE, None)
+            continue
+        story_id = article_id
+        if stories is not None and record.signature is not None:
+            article = record.article
+            story_id = stories.assign(
+                article_id, article.title, article.text, article.published, record.signature
+            )
+            if story_id != article_id:
+                moved[article_id] = story_id
+        results[index] = IngestResult(Outcome.NEW, article_id, story_id)
+    store.set_stories(moved)
+    return [result for result in results if result is not None]
+
+
+def _aliases(item: ArticleItem) -> tuple[str, ...]:
+    fetched = canonicalize_url(item.fetched_url)
+    return () if fetched == item.article.url else (fetched,)
 
 
 def _update_known(

@@ -14,17 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro, deferred_to_future
 from scrapy.utils.reactor import install_reactor
 
-from alerts.digest import make_delivery, send_pending_digests
+from alerts.digest import make_delivery, send_pending_alerts, send_pending_digests
 from alerts.rules import KeywordRule, RuleMatcher
+from crawler.config import cron_trigger
 from crawler.context import CrawlContext
 from crawler.ingest import ResendPolicy
 from crawler.poll import backoff_delay, poll_source
@@ -86,9 +86,12 @@ class NewswatchService:
         self._running_jobs: set[asyncio.Task[Any]] = set()
 
     async def poll(self, name: str) -> PollOutcome:
-        """Poll one source now; a failing source's next poll is pushed back."""
+        """Poll one source now; a failing source's next poll is pushed back, and new
+        articles start the immediate-alert window."""
         source = self.config.source(name)
         outcome = await poll_source(self.runner, self.context, source)
+        if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
+            self._schedule_alerts()
         if outcome.error and self.scheduler is not None:
             delay = backoff_delay(
                 source.every, outcome.failures, self.config.max_backoff, outcome.retry_after
@@ -107,14 +110,58 @@ class NewswatchService:
         """Apply the retention settings (see Store.purge)."""
         return await self.context.database.run(purge_old_articles, self.store, self.config)
 
-    async def send_digests(self) -> DigestReport:
-        """Send what is pending. SMTP blocks, so the run happens in a worker thread."""
+    async def send_digests(self, email: str | None = None) -> DigestReport:
+        """Send the pending digest of one recipient (default: all). SMTP blocks, so
+        the run happens in a worker thread; a failed send is retried with backoff."""
+        recipients = [self.config.recipient(email)] if email else None
         report = await asyncio.to_thread(
-            send_pending_digests, self.store, self.config, self.delivery
+            send_pending_digests, self.store, self.config, self.delivery,
+            recipients=recipients,
         )
         logger.info("digest run: %d messages sent, %d recipients failed",
                     report.messages, len(report.failed))
+        self._schedule_retries(report, "digest")
         return report
+
+    async def send_alerts(self) -> DigestReport:
+        """Send what immediate rules matched since the last alert, throttled."""
+        report = await asyncio.to_thread(
+            send_pending_alerts, self.store, self.config, self.delivery
+        )
+        self._schedule_retries(report, "alert")
+        if report.retry_at and self.scheduler is not None:
+            self._schedule_alerts(at=min(report.retry_at.values()))
+        return report
+
+    def _schedule_alerts(self, at: datetime | None = None) -> None:
+        """One alert run at the end of the batching window (coalesced if one is due)."""
+        if self.scheduler is None or self.scheduler.get_job("alerts") is not None:
+            return
+        self.scheduler.add_job(
+            self._job(self.send_alerts),
+            DateTrigger(at or datetime.now(UTC) + self.config.alerts.window, timezone=UTC),
+            id="alerts", name="alerts", misfire_grace_time=None, coalesce=True,
+        )
+
+    def _schedule_retries(self, report: DigestReport, kind: str) -> None:
+        """A failed send is tried again after 1, 2, 4, … minutes (capped), a few
+        times; then its items wait, still pending, for the next scheduled run."""
+        if self.scheduler is None:
+            return
+        retry = self.config.delivery_retry
+        for email, attempts in report.attempts.items():
+            if attempts >= retry.attempts:
+                logger.error("%s to %s failed %d times; it stays pending until the next "
+                             "scheduled run", kind, email, attempts)
+                continue
+            delay = min(retry.first_delay * 2 ** (attempts - 1), retry.max_delay)
+            job = self.send_alerts if kind == "alert" else self.send_digests
+            self.scheduler.add_job(
+                self._job(job), DateTrigger(datetime.now(UTC) + delay, timezone=UTC),
+                args=[] if kind == "alert" else [email],
+                id=f"retry:{kind}:{email}", name=f"retry {kind} {email}",
+                replace_existing=True, misfire_grace_time=None,
+            )
 
     def start_scheduler(self) -> None:
         """Schedule every source on its interval and the digest on its cron, then start."""
@@ -134,16 +181,17 @@ class NewswatchService:
                 coalesce=True,  # polls missed while busy collapse into one
                 misfire_grace_time=int(source.every.total_seconds()),
             )
-        digest = self.config.digest
-        scheduler.add_job(
-            self._job(self.send_digests),
-            CronTrigger.from_crontab(digest.schedule, timezone=ZoneInfo(digest.timezone)),
-            id="digest",
-            name="digest",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-        )
+        for recipient in self.config.all_recipients():
+            scheduler.add_job(
+                self._job(self.send_digests),
+                cron_trigger(recipient.schedule, recipient.timezone),
+                args=[recipient.email],
+                id=f"digest:{recipient.email}",
+                name=f"digest {recipient.email}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
         scheduler.add_job(
             self._job(self.purge),
             IntervalTrigger(hours=24, timezone=UTC),
@@ -156,9 +204,9 @@ class NewswatchService:
         scheduler.start()
         self.scheduler = scheduler
         logger.info(
-            "newswatch running: %d sources, %d rules, digest '%s' (%s)",
-            len(scheduler.get_jobs()) - 2, len(self.config.rules), digest.schedule,
-            digest.timezone,
+            "newswatch running: %d sources, %d rules, %d recipients",
+            sum(s.enabled for s in self.config.sources), len(self.config.rules),
+            len(self.config.all_recipients()),
         )
 
     def _job(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
@@ -196,6 +244,7 @@ class NewswatchService:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        await self.context.drain()
         await asyncio.to_thread(self.context.database.shutdown)
         await asyncio.to_thread(self.context.cpu.shutdown)
         self.store.close()

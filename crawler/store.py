@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +117,7 @@ class DeliveryRecord:
 
     id: int
     recipient: str
+    kind: str
     message_id: str
     created_at: datetime
     sent_at: datetime | None
@@ -285,81 +286,100 @@ class Store:
 
     def find_article(self, urls: Sequence[str], content_hash: str | None) -> KnownArticle | None:
         """The stored article with one of these URLs (or aliases), or this body."""
+        return self.find_articles([(urls, content_hash)])[0]
+
+    def find_articles(
+        self, keys: Sequence[tuple[Sequence[str], str | None]]
+    ) -> list[KnownArticle | None]:
+        """For each (URLs, body fingerprint): the stored article it is, or None.
+
+        A URL (the article's own or an alias) decides before the fingerprint.
+        Three queries for the whole batch, whatever its size.
+        """
+        urls = list({url for candidates, _hash in keys for url in candidates})
+        hashes = list({content_hash for _urls, content_hash in keys if content_hash})
         with self._session() as session:
-            article_id = session.scalar(select(Article.id).where(Article.url.in_(list(urls))))
-            if article_id is None:
-                article_id = session.scalar(
-                    select(ArticleAlias.article_id).where(ArticleAlias.url.in_(list(urls)))
-                )
-            if article_id is None and content_hash is not None:
-                article_id = session.scalar(
-                    select(Article.id).where(Article.content_hash == content_hash)
-                )
-            if article_id is None:
-                return None
-            row = session.get_one(Article, article_id)
-            rules = set(session.scalars(select(Match.rule).where(Match.article_id == article_id)))
-            return KnownArticle(
-                id=row.id, url=row.url, title=row.title, body=row.body,
-                revision=row.revision, story_id=row.story_id, rules=frozenset(rules),
-                content_hash=row.content_hash,
-            )
+            by_url: dict[str, int] = {}
+            by_hash: dict[str, int] = {}
+            for start in range(0, len(urls), _URL_BATCH):
+                chunk = urls[start : start + _URL_BATCH]
+                by_url.update((url, article_id) for url, article_id in session.execute(
+                    select(ArticleAlias.url, ArticleAlias.article_id)
+                    .where(ArticleAlias.url.in_(chunk))))
+                by_url.update((url, article_id) for url, article_id in session.execute(
+                    select(Article.url, Article.id).where(Article.url.in_(chunk))))
+            for start in range(0, len(hashes), _URL_BATCH):
+                chunk = hashes[start : start + _URL_BATCH]
+                by_hash.update((h, article_id) for h, article_id in session.execute(
+                    select(Article.content_hash, Article.id)
+                    .where(Article.content_hash.in_(chunk))))
+            found = [
+                next((by_url[url] for url in candidates if url in by_url), None)
+                or (by_hash.get(content_hash) if content_hash else None)
+                for candidates, content_hash in keys
+            ]
+            ids = list({article_id for article_id in found if article_id is not None})
+            known = {row.id: row for row in session.scalars(
+                select(Article).where(Article.id.in_(ids)))} if ids else {}
+            rules: dict[int, set[str]] = {}
+            for article_id, rule in session.execute(
+                select(Match.article_id, Match.rule).where(Match.article_id.in_(ids))
+            ):
+                rules.setdefault(article_id, set()).add(rule)
+        return [
+            None if article_id is None else _known_article(known[article_id],
+                                                           rules.get(article_id, set()))
+            for article_id in found
+        ]
 
     def insert_article(
-        self,
-        record: ArticleRecord,
-        matches: Sequence[RuleMatch],
-        story_id: int | None = None,
+        self, record: ArticleRecord, matches: Sequence[RuleMatch]
     ) -> int | None:
-        """Store a new article, its aliases and rule matches in one transaction.
+        """Store one new article (see insert_articles)."""
+        return self.insert_articles([(record, matches)])[0]
 
-        Returns the new id, or None when its URL or body was stored meanwhile (by
-        another process): then nothing is written.
+    def insert_articles(
+        self, batch: Sequence[tuple[ArticleRecord, Sequence[RuleMatch]]]
+    ) -> list[int | None]:
+        """Store new articles with their aliases and rule matches, in one transaction.
+
+        Each article starts as its own story. Returns the new ids, in order; None
+        where the URL or body was stored meanwhile (by another process or earlier
+        in the batch): for those nothing is written.
         """
-        article = record.article
+        ids: list[int | None] = []
         with self._session.begin() as session:
-            source_id = session.scalar(select(Source.id).where(Source.name == record.source))
-            values = {
-                "url": article.url,
-                "source_id": source_id,
-                "title": article.title,
-                "published_at": article.published,
-                "updated_at": article.updated,
-                "authors": list(article.authors),
-                "language": article.language,
-                "body": article.text,
-                "image_url": article.image,
-                "section": article.section,
-                "keywords": list(article.keywords),
-                "description": article.description,
-                "fetched_at": utcnow(),
-                "content_hash": record.content_hash,
-                "signature": record.signature,
-                "revision": 1,
-                "notify_revision": 1,
-            }
-            article_id = session.scalar(
-                _insert_ignoring_conflict(session, Article, values).returning(Article.id)
-            )
-            if article_id is None:
-                return None
-            session.execute(
-                update(Article).where(Article.id == article_id)
-                .values(story_id=story_id if story_id is not None else article_id)
-            )
-            for alias in record.aliases:
-                if alias != article.url:
-                    session.execute(_insert_ignoring_conflict(
-                        session, ArticleAlias, {"url": alias, "article_id": article_id}
-                    ))
-            _insert_matches(session, article_id, matches)
-            return article_id
+            sources = {name: id_ for name, id_ in session.execute(
+                select(Source.name, Source.id))}
+            for record, matches in batch:
+                article_id = session.scalar(
+                    _insert_ignoring_conflict(
+                        session, Article, _article_values(record, sources.get(record.source))
+                    ).returning(Article.id)
+                )
+                ids.append(article_id)
+                if article_id is None:
+                    continue
+                session.execute(
+                    update(Article).where(Article.id == article_id).values(story_id=article_id)
+                )
+                for alias in record.aliases:
+                    if alias != record.article.url:
+                        session.execute(_insert_ignoring_conflict(
+                            session, ArticleAlias, {"url": alias, "article_id": article_id}
+                        ))
+                _insert_matches(session, article_id, matches)
+        return ids
 
-    def set_story(self, article_id: int, story_id: int) -> None:
+    def set_stories(self, stories: dict[int, int]) -> None:
+        """Put articles into stories: {article id: story id}."""
+        if not stories:
+            return
         with self._session.begin() as session:
-            session.execute(
-                update(Article).where(Article.id == article_id).values(story_id=story_id)
-            )
+            for article_id, story_id in stories.items():
+                session.execute(
+                    update(Article).where(Article.id == article_id).values(story_id=story_id)
+                )
 
     def add_aliases(self, article_id: int, urls: Sequence[str]) -> None:
         """Remember other URLs of a stored article, so they are not fetched again."""
@@ -533,7 +553,7 @@ class Store:
             return [_delivery_record(session, d) for d in deliveries]
 
     def create_delivery(
-        self, recipient: str, items: Sequence[PendingItem], domain: str
+        self, recipient: str, items: Sequence[PendingItem], domain: str, kind: str = "digest"
     ) -> DeliveryRecord | None:
         """Create a delivery holding ``items``, before anything is sent.
 
@@ -545,7 +565,8 @@ class Store:
         try:
             with self._session.begin() as session:
                 delivery = Delivery(
-                    recipient=recipient, message_id=message_id, attempts=0, created_at=utcnow()
+                    recipient=recipient, kind=kind, message_id=message_id, attempts=0,
+                    created_at=utcnow(),
                 )
                 session.add(delivery)
                 session.flush()
@@ -583,6 +604,20 @@ class Store:
                 .where(Delivery.id == delivery_id)
                 .values(attempts=Delivery.attempts + 1, last_error=error[:2000])
             )
+
+    def count_sent(self, recipient: str, kind: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many ``kind`` messages ``recipient`` was sent since ``since``, and the
+        time of the oldest of them."""
+        with self._session() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(Delivery.sent_at)).where(
+                    Delivery.recipient == recipient, Delivery.kind == kind,
+                    Delivery.sent_at >= since,
+                )
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return count, oldest
 
     def deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""
@@ -625,6 +660,36 @@ def _article_query() -> Any:
     ).outerjoin(Source, Source.id == Article.source_id)
 
 
+def _article_values(record: ArticleRecord, source_id: int | None) -> dict[str, Any]:
+    article = record.article
+    return {
+        "url": article.url,
+        "source_id": source_id,
+        "title": article.title,
+        "published_at": article.published,
+        "updated_at": article.updated,
+        "authors": list(article.authors),
+        "language": article.language,
+        "body": article.text,
+        "image_url": article.image,
+        "section": article.section,
+        "keywords": list(article.keywords),
+        "description": article.description,
+        "fetched_at": utcnow(),
+        "content_hash": record.content_hash,
+        "signature": record.signature,
+        "revision": 1,
+        "notify_revision": 1,
+    }
+
+
+def _known_article(row: Article, rules: set[str]) -> KnownArticle:
+    return KnownArticle(
+        id=row.id, url=row.url, title=row.title, body=row.body, revision=row.revision,
+        story_id=row.story_id, rules=frozenset(rules), content_hash=row.content_hash,
+    )
+
+
 def _stored_article(row: Any) -> StoredArticle:
     return StoredArticle(
         id=row.id,
@@ -659,6 +724,7 @@ def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:
     return DeliveryRecord(
         id=delivery.id,
         recipient=delivery.recipient,
+        kind=delivery.kind,
         message_id=delivery.message_id,
         created_at=delivery.created_at,
         sent_at=delivery.sent_at,

@@ -13,9 +13,10 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Worker processes are recycled after this many tasks, so a page that makes a
 # parser leak cannot grow a worker's memory without bound.
@@ -62,3 +63,67 @@ class CpuPool:
     def shutdown(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class BatchWriter(Generic[T, R]):
+    """Collects items from many coroutines and writes them in batches.
+
+    Each ``submit`` waits for its own result, but the write happens once per batch
+    (``max_size`` items, or whatever arrived within ``max_wait`` seconds) on the
+    database thread: one transaction per batch instead of one per article.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], list[R]],
+        database: DatabaseThread,
+        *,
+        max_size: int = 50,
+        max_wait: float = 0.05,
+    ) -> None:
+        self._write = write
+        self._database = database
+        self.max_size = max_size
+        self.max_wait = max_wait
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self.max_size:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait, self._flush)
+        return await future
+
+    async def drain(self) -> None:
+        """Write what is pending and wait for every write in flight."""
+        self._flush()
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._database.run(self._write, [item for item, _ in batch])
+        except Exception as error:  # every waiter learns its item was not written
+            for _item, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_item, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
