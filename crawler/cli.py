@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
 from crawler.config import ConfigError, config_path, load_config
+from crawler.signals import catch_early_stop_signals
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from crawler.config import Config
     from crawler.store import Store
@@ -32,7 +33,7 @@ logger = logging.getLogger("newswatch")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.log_format)
     try:
         return int(args.handler(args))
     except ConfigError as error:
@@ -54,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="json: one JSON object per log line, for log collectors",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -78,6 +83,27 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("inputs", nargs="+", metavar="PATH_OR_URL")
     extract.set_defaults(handler=_extract)
 
+    demo = commands.add_parser(
+        "demo", help="run the service against a bundled demo news site (no internet needed)")
+    demo.add_argument("--folder", default="newswatch-demo", type=Path,
+                      help="where the demo's config, database and outbox go")
+    demo.add_argument("--web-port", type=int, default=8787, help="status page port (0: any)")
+    demo.add_argument("--duration", type=float, metavar="SECONDS",
+                      help="stop by itself after this long (default: run until Ctrl-C)")
+    demo.set_defaults(handler=_demo)
+
+    status = commands.add_parser(
+        "status", help="sources, rules and digests at a glance (from the database)")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.set_defaults(handler=_status)
+
+    stories = commands.add_parser("stories", help="list stories: copies of one story grouped")
+    stories.add_argument("--since", default="2d", help="stories with articles fetched this "
+                         "recently (default 2d)")
+    stories.add_argument("--json", action="store_true",
+                         help="one JSON object per story, with its members")
+    stories.set_defaults(handler=_stories)
+
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     check.set_defaults(handler=_check_config)
 
@@ -90,12 +116,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message (and the traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonLogFormatter() if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # Scrapy's own per-request chatter stays out unless asked for; newswatch logs
     # one line per failed feed or page itself, with the URL and the reason.
     scrapy_level = logging.DEBUG if level == "DEBUG" else logging.WARNING
@@ -123,14 +165,49 @@ def _open_store(config: Config) -> Store:
 
 
 def _run(args: argparse.Namespace) -> int:
+    catch_early_stop_signals()
     from crawler.service import install_asyncio_reactor
 
     install_asyncio_reactor()
     from crawler.service import NewswatchService, run_service
 
-    config = _load(args)
+    path = config_path(args.config)
+    config = load_config(path)
     store = _open_store(config)
-    return run_service(lambda: NewswatchService(config, store, cpu_workers=config.workers))
+    return run_service(lambda: NewswatchService(
+        config, store, cpu_workers=config.workers, config_path=path
+    ))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    catch_early_stop_signals()
+    from crawler.service import install_asyncio_reactor
+
+    install_asyncio_reactor()
+    from crawler.demo import DemoSite, write_demo_config
+    from crawler.service import NewswatchService, run_service
+
+    site = DemoSite()
+    path = write_demo_config(args.folder, site, args.web_port)
+    config = load_config(path)
+    store = _open_store(config)
+    web = f"http://127.0.0.1:{args.web_port}/" if args.web_port else "(see the log for its port)"
+    print(
+        f"newswatch demo\n"
+        f"  demo news site:   {site.base}/\n"
+        f"  configuration:    {path.resolve()}  (edit it: the service reloads it)\n"
+        f"  digests (.eml):   {config.delivery.outbox}  (the first within a minute)\n"
+        f"  status page:      {web}\n"
+        f"Stop with Ctrl-C.",
+        flush=True,
+    )
+    try:
+        return run_service(
+            lambda: NewswatchService(config, store, cpu_workers=config.workers, config_path=path),
+            stop_after=args.duration,
+        )
+    finally:
+        site.stop()
 
 
 def _crawl(args: argparse.Namespace) -> int:
@@ -147,13 +224,40 @@ def _crawl(args: argparse.Namespace) -> int:
         except KeyError:
             raise ConfigError(f"no source named {name!r} in the configuration") from None
     store = _open_store(config)
-    outcomes = run_once(
-        lambda: NewswatchService(config, store, cpu_workers=config.workers),
-        lambda service: service.poll_all(args.source),
-    )
+    names = args.source or [s.name for s in config.sources if s.enabled]
+    with _progress(len(names), args.log_format) as advance:
+        outcomes = run_once(
+            lambda: NewswatchService(config, store, cpu_workers=config.workers),
+            lambda service: service.poll_all(names, on_done=advance),
+        )
     for outcome in outcomes:
         print(f"{outcome.source}: {describe(outcome)}")
     return EXIT_FAILED if any(o.error for o in outcomes) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _progress(total: int, log_format: str) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on a terminal (log lines print above it); nothing otherwise."""
+    if not sys.stderr.isatty() or log_format == "json":
+        yield lambda _outcome: None
+        return
+    from rich.console import Console
+    from rich.logging import RichHandler
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    root = logging.getLogger()
+    previous = root.handlers[:]
+    root.handlers = [RichHandler(console=console, show_path=False)]
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("polling sources", total=total)
+            yield lambda outcome: progress.update(
+                task, advance=1, description=f"polled {outcome.source}")
+    finally:
+        root.handlers = previous
 
 
 def _digest(args: argparse.Namespace) -> int:
@@ -242,6 +346,118 @@ def _article_json(source: str, article: ExtractedArticle) -> dict[str, Any]:
         "keywords": list(article.keywords),
         "text": article.text,
     }
+
+
+def _status(args: argparse.Namespace) -> int:
+    from crawler.config import cron_trigger
+
+    config = _load(args)
+    store = _open_store(config)
+    try:
+        sources = store.source_statuses()
+        matches = store.rule_match_counts()
+        unsent = store.unsent_delivery_counts()
+        last_runs = {r.email: store.last_run(f"digest:{r.email}")
+                     for r in config.all_recipients()}
+    finally:
+        store.close()
+    configured = {s.name for s in config.sources}
+    now = datetime.now(UTC)
+    digests = []
+    for recipient in config.all_recipients():
+        trigger = cron_trigger(recipient.schedule, recipient.timezone)
+        digests.append({
+            "recipient": recipient.email,
+            "schedule": f"{recipient.schedule} ({recipient.timezone})",
+            "last": last_runs[recipient.email],
+            "next": trigger.get_next_fire_time(None, now),
+        })
+    report = {
+        "sources": [
+            {**row, "configured": row["name"] in configured,
+             "status": "failing" if row["consecutive_failures"] else (
+                 "ok" if row["last_success_at"] else "not polled yet")}
+            for row in sources
+        ],
+        "rules": [{"name": rule.name, "matches": matches.get(rule.name, 0),
+                   "alert": rule.alert} for rule in config.rules],
+        "digests": digests,
+        "unsent": unsent,
+    }
+    if args.json:
+        print(json.dumps(report, default=lambda value: value.isoformat(), ensure_ascii=False))
+        return EXIT_OK
+    _print_status(report)
+    return EXIT_OK
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+    console = Console()
+    sources = Table(title="Sources")
+    for column in ("source", "kind", "status", "last poll", "last success", "articles",
+                   "failures", "last error"):
+        sources.add_column(column)
+    for row in report["sources"]:
+        status = row["status"] + ("" if row["configured"] else " (not configured)")
+        sources.add_row(
+            row["name"], row["kind"], status, when(row["last_polled_at"]),
+            when(row["last_success_at"]), str(row["articles"]),
+            str(row["consecutive_failures"]), (row["last_error"] or "")[:60],
+        )
+    rules = Table(title="Rules")
+    for column in ("rule", "matches", "delivery"):
+        rules.add_column(column)
+    for rule in report["rules"]:
+        rules.add_row(rule["name"], str(rule["matches"]), rule["alert"])
+    digests = Table(title="Digests")
+    for column in ("recipient", "schedule", "last", "next"):
+        digests.add_column(column)
+    for digest in report["digests"]:
+        digests.add_row(digest["recipient"], digest["schedule"], when(digest["last"]),
+                        when(digest["next"]))
+    console.print(sources, rules, digests)
+    if report["unsent"]:
+        console.print(f"Unsent, waiting for a retry: {report['unsent']}")
+
+
+def _stories(args: argparse.Namespace) -> int:
+    from crawler.config import parse_duration
+
+    try:
+        since = datetime.now(UTC) - parse_duration(args.since)
+    except ValueError as error:
+        print(f"newswatch: --since: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = _load(args)
+    store = _open_store(config)
+    try:
+        stories = store.stories(since)
+    finally:
+        store.close()
+    for members in stories:
+        first = members[0]
+        if args.json:
+            print(json.dumps({
+                "story": first.story_id or first.id,
+                "title": first.title,
+                "members": [
+                    {"url": a.url, "source": a.source, "title": a.title,
+                     "published": a.published.isoformat() if a.published else None}
+                    for a in members
+                ],
+            }, ensure_ascii=False))
+            continue
+        print(f"{first.title}  [{len(members)} article{'s' if len(members) != 1 else ''}]")
+        for article in members:
+            when = article.published.isoformat() if article.published else "time unknown"
+            print(f"  {when}  {article.source}: {article.title}\n    {article.url}")
+    return EXIT_OK
 
 
 def _check_config(args: argparse.Namespace) -> int:

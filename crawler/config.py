@@ -7,6 +7,7 @@ file in one go. Nothing else in newswatch reads raw YAML.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from alerts.query import QuerySyntaxError, parse_query, stem_language
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 CONFIG_ENV_VAR = "NEWSWATCH_CONFIG"
@@ -200,6 +203,24 @@ class RuleConfig(_Strict):
         default="digest", description="immediate: alert within minutes, not in the digest."
     )
 
+    @field_validator("query")
+    @classmethod
+    def _query_parses(cls, query: str | None) -> str | None:
+        if query is not None:
+            try:
+                parse_query(query)
+            except QuerySyntaxError as error:
+                raise ValueError(str(error)) from None
+        return query
+
+    @field_validator("language")
+    @classmethod
+    def _stemmer_exists(cls, language: str | None) -> str | None:
+        if language is not None and stem_language(language) is None:
+            raise ValueError(f"no stemmer for language {language!r}; use a code such as en, "
+                             "fr, de, es, ru or ar")
+        return language
+
     @model_validator(mode="after")
     def _keywords_or_query(self) -> RuleConfig:
         if (self.keywords is None) == (self.query is None):
@@ -312,6 +333,39 @@ class RetentionConfig(_Strict):
         return self
 
 
+class WebConfig(_Strict):
+    """The status page, /healthz and /metrics, served by the service itself."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(default=8787, ge=0, le=65535, description="0 picks a free port.")
+    token_env: str | None = Field(
+        default=None, description="Variable holding the access token (required off loopback)."
+    )
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> WebConfig:
+        if self.enabled and not is_loopback_host(self.host) and not self.token_env:
+            raise ValueError(
+                f"the web UI on {self.host} is reachable from other machines: set token_env "
+                "to an environment variable holding an access token"
+            )
+        return self
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) if self.token_env else None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class DomainConfig(_Strict):
     """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
 
@@ -341,6 +395,11 @@ class Config(_Strict):
         default_factory=dict, description="Per-host concurrency and delay overrides."
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    story_window: Duration = Field(
+        default=timedelta(days=7),
+        description="How long a story takes new copies (the story index's time window).",
+    )
+    web: WebConfig = Field(default_factory=WebConfig)
     resend_updates: ResendChoice = Field(
         default="headline",
         description="Resend a changed article readers had: headline, any, never.",
@@ -490,13 +549,17 @@ def _resolve_paths(config: Config, path: Path) -> Config:
 
 
 def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list[str]:
+    wanted = []
     smtp = config.delivery.smtp
-    if smtp is None or smtp.password_env is None or smtp.password_env in os.environ:
-        return []
-    loc = ("delivery", "smtp", "password_env")
+    if smtp is not None and smtp.password_env is not None:
+        wanted.append((("delivery", "smtp", "password_env"), smtp.password_env, "SMTP password"))
+    if config.web.enabled and config.web.token_env is not None:
+        wanted.append((("web", "token_env"), config.web.token_env, "web access token"))
     return [
         f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): the environment variable "
-        f"{smtp.password_env} is not set; export it with the SMTP password"
+        f"{variable} is not set; export it with the {what}"
+        for loc, variable, what in wanted
+        if not os.environ.get(variable)
     ]
 
 

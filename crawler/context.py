@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from alerts.rules import MatchDocument
 from crawler.ingest import IngestResult, ResendPolicy, ingest_batch
 from crawler.workers import BatchWriter
 
@@ -65,4 +66,12 @@ class CrawlContext:
 
     def _matches(self, item: ArticleItem) -> list[RuleMatch]:
         article = item.article
-        return self.matcher.match(article.title, article.text)
+        document = MatchDocument(
+            title=article.title,
+            body=article.text,
+            author=", ".join(article.authors),
+            source=item.source,
+            url=article.url,
+            language=article.language,
+        )
+        return self.matcher.match(document)

@@ -13,20 +13,18 @@ database never disagree about what was seen first.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from crawler.dedup import StoryCandidate, normalise_for_fingerprint
+from crawler.dedup import content_fingerprint as dedup_fingerprint
 from crawler.store import ArticleRecord
 from crawler.urls import canonicalize_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
     from alerts.rules import RuleMatch
     from crawler.store import KnownArticle, Store
@@ -38,8 +36,6 @@ logger = logging.getLogger(__name__)
 MIN_FINGERPRINT_CHARS = 200
 # Word-set similarity below which a re-fetched body counts as materially changed.
 MATERIAL_SIMILARITY = 0.9
-
-_NOT_WORD = re.compile(r"[\W_]+")
 
 
 class ResendPolicy(StrEnum):
@@ -64,28 +60,23 @@ class IngestResult:
 
 
 class StoryAssigner(Protocol):
+    """What ingest needs of the story index (crawler.dedup.StoryIndex)."""
+
     def signature(self, body: str) -> bytes: ...
 
-    def assign(
-        self, article_id: int, title: str, body: str, published: datetime | None,
-        signature: bytes,
-    ) -> int: ...
+    def assign(self, candidate: StoryCandidate, *, signature: bytes | None = None) -> int: ...
 
 
 def normalise_body(text: str) -> str:
-    """The body as fingerprints see it: NFKC, case-folded, accents, soft hyphens,
-    punctuation and spacing differences gone."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch) and ch != "\u00ad")
-    return " ".join(_NOT_WORD.sub(" ", text).split())
+    """The body as fingerprints see it (see crawler.dedup.normalise_for_fingerprint)."""
+    return normalise_for_fingerprint(text)
 
 
 def content_fingerprint(text: str) -> str | None:
     """A key for the exact body (None when the body is too short to be telling)."""
-    normal = normalise_body(text)
-    if len(normal) < MIN_FINGERPRINT_CHARS:
+    if len(normalise_for_fingerprint(text)) < MIN_FINGERPRINT_CHARS:
         return None
-    return hashlib.sha256(normal.encode()).hexdigest()
+    return dedup_fingerprint(text)
 
 
 def is_material_change(old_title: str, old_body: str, new_title: str, new_body: str) -> bool:
@@ -152,7 +143,7 @@ def ingest_batch(
     for index in fresh:
         item, matches = batch[index]
         aliases, fingerprint = keys[index]
-        signature = stories.signature(item.article.text) if stories else None
+        signature = stories.signature(item.article.text) if stories is not None else None
         records.append((ArticleRecord(item.source, item.article, aliases, fingerprint,
                                       signature), matches))
     ids = store.insert_articles(records)
@@ -165,7 +156,9 @@ def ingest_batch(
         if stories is not None and record.signature is not None:
             article = record.article
             story_id = stories.assign(
-                article_id, article.title, article.text, article.published, record.signature
+                StoryCandidate(article_id, article.title, article.text, article.published,
+                               record.source),
+                signature=record.signature,
             )
             if story_id != article_id:
                 moved[article_id] = story_id
@@ -205,7 +198,7 @@ def _update_known(
         ResendPolicy.ANY: True,
         ResendPolicy.NEVER: False,
     }[resend]
-    signature = stories.signature(article.text) if stories else None
+    signature = stories.signature(article.text) if stories is not None else None
     record = ArticleRecord(item.source, article, aliases, content_hash, signature)
     revision = store.save_revision(known, record, matches, notify=notify)
     logger.info("article %s changed: stored as revision %d%s", known.url, revision,

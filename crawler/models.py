@@ -192,6 +192,15 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class ScheduleRun(Base):
+    """When a scheduled job last ran, so windows missed during downtime are noticed."""
+
+    __tablename__ = "schedule_runs"
+
+    job_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class DeliveryItem(Base):
     """An article (revision) in a delivery: per recipient, at most one digest, ever.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,15 +24,21 @@ from scrapy.utils.defer import deferred_from_coro, deferred_to_future
 from scrapy.utils.reactor import install_reactor
 
 from alerts.digest import make_delivery, send_pending_alerts, send_pending_digests
-from alerts.rules import KeywordRule, RuleMatcher
-from crawler.config import cron_trigger
+from alerts.rules import RuleMatcher, rule_from_config
+from crawler.config import ConfigError, cron_trigger, load_config
 from crawler.context import CrawlContext
+from crawler.dedup import StoryIndex
 from crawler.ingest import ResendPolicy
+from crawler.metrics import Metrics
 from crawler.poll import backoff_delay, poll_source
+from crawler.signals import stop_requested
+from crawler.web import start_web
 from crawler.workers import CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from alerts.digest import DigestReport
     from crawler.config import Config
     from crawler.store import Store
@@ -44,6 +51,33 @@ T = TypeVar("T")
 PRELOADED_MODULES = ("spiders.extract", "spiders.feedparse")
 # How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
 SHUTDOWN_GRACE_SECONDS = 60
+# How often the configuration file is checked for changes.
+CONFIG_CHECK_SECONDS = 2
+
+
+def load_story_index(store: Store, window: timedelta) -> StoryIndex:
+    """The story index, rebuilt from the signatures stored for the last ``window``."""
+    index = StoryIndex(window=window)
+    now = datetime.now(UTC)
+    skipped = 0
+    for article_id, story_id, signature, published, title, source in store.story_signatures(
+        now - window
+    ):
+        try:
+            index.add_existing(article_id, story_id, signature, published, title, source)
+        except ValueError:  # made by another version of the index: leave it out
+            skipped += 1
+    index.prune(now)
+    logger.info("story index: %d articles from the last %s%s", len(index), window,
+                f" ({skipped} old signatures skipped)" if skipped else "")
+    return index
+
+
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
 
 
 def purge_old_articles(
@@ -69,19 +103,32 @@ def install_asyncio_reactor() -> None:
 class NewswatchService:
     """The running parts of newswatch, shared by the scheduler jobs and one-shot commands."""
 
-    def __init__(self, config: Config, store: Store, *, cpu_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        cpu_workers: int | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.config = config
         self.store = store
+        self.config_path = config_path
+        self._config_stamp = _mtime(config_path)
         self.delivery = make_delivery(config.delivery)
-        rules = [KeywordRule(r.name, tuple(r.keywords), tuple(r.exclude)) for r in config.rules]
+        rules = [rule_from_config(rule) for rule in config.rules]
         self.context = CrawlContext(
             store=store,
             matcher=RuleMatcher(rules),
             database=DatabaseThread(),
             cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
             resend=ResendPolicy(config.resend_updates),
+            stories=load_story_index(store, config.story_window),
         )
-        self.runner: CrawlerRunner = CrawlerRunner(scrapy_settings(config))
+        self._scrapy_settings = scrapy_settings(config)
+        self.runner: CrawlerRunner = CrawlerRunner(self._scrapy_settings)
+        self.metrics = Metrics(store, lambda: [s.name for s in self.config.sources if s.enabled])
+        self.metrics.instrument(self.runner)
         self.scheduler: AsyncIOScheduler | None = None
         self._running_jobs: set[asyncio.Task[Any]] = set()
 
@@ -90,6 +137,7 @@ class NewswatchService:
         articles start the immediate-alert window."""
         source = self.config.source(name)
         outcome = await poll_source(self.runner, self.context, source)
+        self.metrics.poll_finished(outcome)
         if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
             self._schedule_alerts()
         if outcome.error and self.scheduler is not None:
@@ -101,13 +149,27 @@ class NewswatchService:
                            name, outcome.failures, delay)
         return outcome
 
-    async def poll_all(self, names: Sequence[str] | None = None) -> list[PollOutcome]:
-        """Poll the named (default: every enabled) source at once; wait for all."""
+    async def poll_all(
+        self,
+        names: Sequence[str] | None = None,
+        on_done: Callable[[PollOutcome], None] | None = None,
+    ) -> list[PollOutcome]:
+        """Poll the named (default: every enabled) source at once; wait for all.
+        ``on_done`` hears of each poll as it finishes (for a progress bar)."""
         chosen = names or [s.name for s in self.config.sources if s.enabled]
-        return list(await asyncio.gather(*(self.poll(name) for name in chosen)))
+
+        async def poll_one(name: str) -> PollOutcome:
+            outcome = await self.poll(name)
+            if on_done is not None:
+                on_done(outcome)
+            return outcome
+
+        return list(await asyncio.gather(*(poll_one(name) for name in chosen)))
 
     async def purge(self) -> tuple[int, int]:
-        """Apply the retention settings (see Store.purge)."""
+        """Apply the retention settings (see Store.purge); trim the story index."""
+        if self.context.stories is not None:
+            await self.context.database.run(self.context.stories.prune, datetime.now(UTC))
         return await self.context.database.run(purge_old_articles, self.store, self.config)
 
     async def send_digests(self, email: str | None = None) -> DigestReport:
@@ -120,6 +182,7 @@ class NewswatchService:
         )
         logger.info("digest run: %d messages sent, %d recipients failed",
                     report.messages, len(report.failed))
+        self.metrics.deliveries_finished(report, "digest")
         self._schedule_retries(report, "digest")
         return report
 
@@ -128,6 +191,7 @@ class NewswatchService:
         report = await asyncio.to_thread(
             send_pending_alerts, self.store, self.config, self.delivery
         )
+        self.metrics.deliveries_finished(report, "alert")
         self._schedule_retries(report, "alert")
         if report.retry_at and self.scheduler is not None:
             self._schedule_alerts(at=min(report.retry_at.values()))
@@ -164,34 +228,17 @@ class NewswatchService:
             )
 
     def start_scheduler(self) -> None:
-        """Schedule every source on its interval and the digest on its cron, then start."""
+        """Schedule the polls, the digests and the housekeeping, then start.
+
+        Digest windows missed while the service was down are sent once now (the
+        store remembers each recipient's last digest run); missed polls collapse
+        into the one every source gets at start.
+        """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
+        self.scheduler = scheduler
         now = datetime.now(UTC)
-        for source in self.config.sources:
-            if not source.enabled:
-                continue
-            scheduler.add_job(
-                self._job(self.poll),
-                IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC),
-                args=[source.name],
-                id=f"poll:{source.name}",
-                name=f"poll {source.name}",
-                next_run_time=now,  # poll at start, then on the interval
-                max_instances=1,  # a source's crawl never overlaps itself
-                coalesce=True,  # polls missed while busy collapse into one
-                misfire_grace_time=int(source.every.total_seconds()),
-            )
-        for recipient in self.config.all_recipients():
-            scheduler.add_job(
-                self._job(self.send_digests),
-                cron_trigger(recipient.schedule, recipient.timezone),
-                args=[recipient.email],
-                id=f"digest:{recipient.email}",
-                name=f"digest {recipient.email}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=3600,
-            )
+        self._schedule_sources(scheduler, now)
+        self._schedule_digests(scheduler)
         scheduler.add_job(
             self._job(self.purge),
             IntervalTrigger(hours=24, timezone=UTC),
@@ -201,13 +248,134 @@ class NewswatchService:
             max_instances=1,
             coalesce=True,
         )
+        if self.config_path is not None:
+            scheduler.add_job(
+                self._job(self.reload_if_changed),
+                IntervalTrigger(seconds=CONFIG_CHECK_SECONDS, timezone=UTC),
+                id="config-watch", name="config watch", max_instances=1, coalesce=True,
+            )
         scheduler.start()
-        self.scheduler = scheduler
+        scheduler.add_job(self._job(self.catch_up_missed_digests), id="catch-up",
+                          name="catch up missed digests")
         logger.info(
             "newswatch running: %d sources, %d rules, %d recipients",
             sum(s.enabled for s in self.config.sources), len(self.config.rules),
             len(self.config.all_recipients()),
         )
+
+    def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
+        """Make the poll jobs match the configured sources: add new ones (polled at
+        once), drop removed or disabled ones, re-time changed intervals."""
+        wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
+        for job in scheduler.get_jobs():
+            if job.id.startswith("poll:") and job.id not in wanted:
+                job.remove()
+                logger.info("source %s: no longer polled", job.id.removeprefix("poll:"))
+        for job_id, source in wanted.items():
+            trigger = IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC)
+            existing = scheduler.get_job(job_id)
+            if existing is None:
+                scheduler.add_job(
+                    self._job(self.poll),
+                    trigger,
+                    args=[source.name],
+                    id=job_id,
+                    name=f"poll {source.name}",
+                    next_run_time=now,  # poll at start, then on the interval
+                    max_instances=1,  # a source's crawl never overlaps itself
+                    coalesce=True,  # polls missed while busy collapse into one
+                    misfire_grace_time=int(source.every.total_seconds()),
+                )
+            elif existing.trigger.interval != trigger.interval:
+                existing.reschedule(trigger)
+
+    def _schedule_digests(self, scheduler: AsyncIOScheduler) -> None:
+        """One cron job per recipient, in their time zone (replacing any earlier one)."""
+        recipients = {f"digest:{r.email}": r for r in self.config.all_recipients()}
+        for job in scheduler.get_jobs():
+            if job.id.startswith("digest:") and job.id not in recipients:
+                job.remove()
+        for job_id, recipient in recipients.items():
+            scheduler.add_job(
+                self._job(self.scheduled_digest),
+                cron_trigger(recipient.schedule, recipient.timezone),
+                args=[recipient.email],
+                id=job_id,
+                name=f"digest {recipient.email}",
+                max_instances=1,
+                coalesce=True,  # several missed windows are one digest
+                misfire_grace_time=3600,
+                replace_existing=True,
+            )
+
+    async def scheduled_digest(self, email: str) -> None:
+        """A recipient's digest window: send, then remember the window as done."""
+        started = datetime.now(UTC)
+        await self.send_digests(email)
+        await self.context.database.run(self.store.record_run, f"digest:{email}", started)
+
+    async def catch_up_missed_digests(self) -> None:
+        """Send once, now, each digest whose window passed while the service was down."""
+        now = datetime.now(UTC)
+        for recipient in self.config.all_recipients():
+            job_id = f"digest:{recipient.email}"
+            last = await self.context.database.run(self.store.last_run, job_id)
+            if last is None:  # never ran: the schedule starts from now
+                await self.context.database.run(self.store.record_run, job_id, now)
+                continue
+            due = cron_trigger(recipient.schedule, recipient.timezone).get_next_fire_time(
+                None, last + timedelta(seconds=1))
+            if due is not None and due < now - timedelta(seconds=CONFIG_CHECK_SECONDS):
+                logger.info("digest for %s was due at %s while newswatch was down; sending now",
+                            recipient.email, due)
+                await self.scheduled_digest(recipient.email)
+
+    async def reload_if_changed(self) -> None:
+        """Apply the configuration file when it changed on disk."""
+        if self.config_path is None:
+            return
+        try:
+            stamp = self.config_path.stat().st_mtime_ns
+        except OSError:
+            return
+        if stamp != self._config_stamp:
+            self._config_stamp = stamp
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Validate the configuration file again and apply it without a restart.
+
+        New sources start polling, removed ones stop, changed rules apply to
+        articles crawled from then on, recipients and schedules are updated. An
+        invalid file is refused with the same message as at start, and the
+        running configuration stays in force.
+        """
+        if self.config_path is None:
+            return False
+        try:
+            config = load_config(self.config_path)
+            matcher = RuleMatcher([rule_from_config(r) for r in config.rules])
+        except (ConfigError, ValueError) as error:
+            logger.error("configuration reload refused; the running configuration stays "
+                         "in force:\n%s", error)
+            return False
+        await self.context.database.run(self.store.sync_sources, config.sources)
+        self.config = config
+        self.context.matcher = matcher
+        self.context.resend = ResendPolicy(config.resend_updates)
+        self.delivery = make_delivery(config.delivery)
+        if scrapy_settings(config) != self._scrapy_settings:
+            # Crawls already running finish with the old settings.
+            self._scrapy_settings = scrapy_settings(config)
+            self.runner = CrawlerRunner(self._scrapy_settings)
+            self.metrics.instrument(self.runner)
+        if self.scheduler is not None:
+            self._schedule_sources(self.scheduler, datetime.now(UTC))
+            self._schedule_digests(self.scheduler)
+        logger.info("configuration reloaded: %d sources, %d rules, %d recipients",
+                    sum(s.enabled for s in config.sources), len(config.rules),
+                    len(config.all_recipients()))
+        return True
 
     def _job(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
         """Wrap a scheduler job: log a crash and keep the schedule going; track it for stop."""
@@ -251,12 +419,28 @@ class NewswatchService:
         logger.info("newswatch stopped")
 
 
-def run_service(service_factory: Callable[[], NewswatchService]) -> int:
-    """Run until SIGINT/SIGTERM; stop cleanly and return the exit code."""
+def run_service(
+    service_factory: Callable[[], NewswatchService], stop_after: float | None = None
+) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); stop cleanly, return 0."""
     from twisted.internet import reactor
 
     service = service_factory()
+    if stop_after is not None:
+        reactor.callLater(stop_after, reactor.stop)  # type: ignore[attr-defined]
     reactor.callWhenRunning(service.start_scheduler)  # type: ignore[attr-defined]
+    reactor.callWhenRunning(start_web, service)  # type: ignore[attr-defined]
+    # A stop asked for while starting (see crawler.signals) is carried out now.
+    reactor.callWhenRunning(  # type: ignore[attr-defined]
+        lambda: reactor.stop() if stop_requested() else None  # type: ignore[attr-defined]
+    )
+
+    def reload_on_hangup(_signum: int, _frame: object) -> None:
+        reactor.callFromThread(  # type: ignore[attr-defined]
+            lambda: deferred_from_coro(service.reload())
+        )
+
+    signal.signal(signal.SIGHUP, reload_on_hangup)
     # Twisted's own SIGINT/SIGTERM handlers stop the reactor; "before shutdown"
     # triggers run first and the reactor waits for the Deferred they return.
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
+    column,
     create_engine,
     delete,
     event,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,6 +42,7 @@ from crawler.models import (
     Delivery,
     DeliveryItem,
     Match,
+    ScheduleRun,
     Source,
     utcnow,
 )
@@ -464,6 +467,46 @@ class Store:
             ).rowcount
         return purged, deleted
 
+    def story_signatures(
+        self, since: datetime
+    ) -> list[tuple[int, int, bytes, datetime | None, str, str]]:
+        """(id, story, signature, published, title, source) of the articles the story
+        index holds: published (or, undated, fetched) since ``since``, oldest first."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Article.id, Article.story_id, Article.signature, Article.published_at,
+                       Article.title, func.coalesce(Source.name, ""))
+                .outerjoin(Source, Source.id == Article.source_id)
+                .where(Article.signature.is_not(None),
+                       func.coalesce(Article.published_at, Article.fetched_at) >= since)
+                .order_by(Article.id)
+            )
+            return [
+                (article_id, story_id or article_id, signature, published, title, source)
+                for article_id, story_id, signature, published, title, source in rows
+            ]
+
+    def stories(self, since: datetime) -> list[list[StoredArticle]]:
+        """Stories with an article fetched since ``since``: each a list of its member
+        articles, earliest published first; stories newest first."""
+        recent = select(Article.story_id).where(Article.fetched_at >= since)
+        with self._session() as session:
+            rows = session.execute(
+                _article_query().where(Article.story_id.in_(recent)).order_by(Article.id)
+            ).all()
+        grouped: dict[int, list[StoredArticle]] = {}
+        for row in rows:
+            article = _stored_article(row)
+            grouped.setdefault(article.story_id or article.id, []).append(article)
+        oldest = datetime.min.replace(tzinfo=UTC)
+        stories = [
+            sorted(members, key=lambda a: (a.published or oldest, a.id))
+            for members in grouped.values()
+        ]
+        stories.sort(key=lambda members: max(a.published or oldest for a in members),
+                     reverse=True)
+        return stories
+
     def revisions(self, article_id: int) -> list[tuple[int, str, str]]:
         """Earlier (revision, title, body) of an article, oldest first."""
         with self._session() as session:
@@ -619,11 +662,158 @@ class Store:
             oldest = oldest.replace(tzinfo=UTC)
         return count, oldest
 
+    def record_run(self, job_id: str, at: datetime) -> None:
+        """Remember that a scheduled job ran (for catching up after downtime)."""
+        with self._session.begin() as session:
+            row = session.get(ScheduleRun, job_id)
+            if row is None:
+                session.add(ScheduleRun(job_id=job_id, last_run_at=at))
+            elif row.last_run_at < at:
+                row.last_run_at = at
+
+    def forget_runs(self) -> None:
+        """Forget when scheduled jobs ran (the next start treats them as new)."""
+        with self._session.begin() as session:
+            session.execute(delete(ScheduleRun))
+
+    def last_run(self, job_id: str) -> datetime | None:
+        with self._session() as session:
+            row = session.get(ScheduleRun, job_id)
+            return row.last_run_at if row else None
+
     def deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""
         with self._session() as session:
             rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
             return [_delivery_record(session, d) for d in rows]
+
+    # -- web UI queries --------------------------------------------------------
+    # Read-only, for the status pages (crawler/web.py) and /metrics
+    # (crawler/metrics.py). Rows are plain dicts with the keys each docstring names.
+
+    def source_statuses(self, *, with_article_counts: bool = True) -> list[dict[str, Any]]:
+        """Every source row, by name: ``name``, ``kind``, ``url``, ``discovered_url``,
+        ``last_polled_at``, ``last_success_at``, ``consecutive_failures``,
+        ``last_error`` and, with counts, ``articles`` (stored from it now)."""
+        query = select(
+            Source.name, Source.kind, Source.url, Source.discovered_url, Source.last_polled_at,
+            Source.last_success_at, Source.consecutive_failures, Source.last_error,
+        )
+        if with_article_counts:
+            counts = (
+                select(Article.source_id, func.count().label("articles"))
+                .group_by(Article.source_id).subquery()
+            )
+            query = query.add_columns(
+                func.coalesce(counts.c.articles, 0).label("articles")
+            ).outerjoin(counts, counts.c.source_id == Source.id)
+        with self._session() as session:
+            return [row._asdict() for row in session.execute(query.order_by(Source.name))]
+
+    def rule_match_counts(self) -> dict[str, int]:
+        """How many stored articles each rule matched (rules without one are absent)."""
+        with self._session() as session:
+            rows = session.execute(select(Match.rule, func.count()).group_by(Match.rule))
+            return {rule: count for rule, count in rows}
+
+    def recent_matches(self, per_rule: int = 50) -> list[dict[str, Any]]:
+        """The latest ``per_rule`` matches of each rule, by rule, newest first:
+        ``rule``, ``terms``, ``matched_at`` and the article's ``url``, ``title``,
+        ``source``, ``published_at``."""
+        rank = func.row_number().over(
+            partition_by=Match.rule, order_by=(Match.matched_at.desc(), Match.id.desc())
+        ).label("rank")
+        ranked = select(Match.id, rank).subquery()
+        query = (
+            select(
+                Match.rule, Match.terms, Match.matched_at, Article.url, Article.title,
+                func.coalesce(Source.name, "").label("source"), Article.published_at,
+            )
+            .join(ranked, ranked.c.id == Match.id)
+            .join(Article, Article.id == Match.article_id)
+            .outerjoin(Source, Source.id == Article.source_id)
+            .where(ranked.c.rank <= per_rule)
+            .order_by(Match.rule, Match.matched_at.desc(), Match.id.desc())
+        )
+        with self._session() as session:
+            return [row._asdict() for row in session.execute(query)]
+
+    def delivery_history(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The latest ``limit`` deliveries, newest first: ``id``, ``recipient``,
+        ``kind``, ``created_at``, ``sent_at``, ``attempts``, ``last_error``,
+        ``articles`` (items still stored)."""
+        counts = (
+            select(DeliveryItem.delivery_id, func.count().label("articles"))
+            .group_by(DeliveryItem.delivery_id).subquery()
+        )
+        query = (
+            select(
+                Delivery.id, Delivery.recipient, Delivery.kind, Delivery.created_at,
+                Delivery.sent_at, Delivery.attempts, Delivery.last_error,
+                func.coalesce(counts.c.articles, 0).label("articles"),
+            )
+            .outerjoin(counts, counts.c.delivery_id == Delivery.id)
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [row._asdict() for row in session.execute(query)]
+
+    def unsent_delivery_counts(self) -> dict[str, int]:
+        """Deliveries created but not accepted yet, per kind (digest, alert)."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Delivery.kind, func.count())
+                .where(Delivery.sent_at.is_(None)).group_by(Delivery.kind)
+            )
+            return {kind: count for kind, count in rows}
+
+    def search_articles(self, terms: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+        """Articles whose title or body holds every one of ``terms`` (each a word or
+        a phrase of whole words, any case), newest first: ``id``, ``url``, ``title``,
+        ``body``, ``source``, ``published_at``, ``fetched_at``.
+
+        The terms go to the database as data, never as query syntax, so nothing a
+        user types is an operator or a syntax error. Uses the full-text index of
+        migration 0006 (FTS5 on SQLite, a GIN index on PostgreSQL).
+        """
+        if not terms:
+            return []
+        with self._session() as session:
+            dialect = session.get_bind().dialect.name
+            if dialect == "sqlite":
+                # An FTS5 string is a phrase; a doubled quote is a quote inside it.
+                expression = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+                hits = text(
+                    "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :expression"
+                ).bindparams(expression=expression).columns(column("rowid"))
+                condition: Any = Article.id.in_(hits)
+            elif dialect == "postgresql":
+                # The very expression of the index, or PostgreSQL will not use it.
+                wanted = " && ".join(
+                    f"phraseto_tsquery('simple', :term{n})" for n in range(len(terms))
+                )
+                condition = text(
+                    f"to_tsvector('simple', articles.title || ' ' || articles.body) "
+                    f"@@ ({wanted})"
+                ).bindparams(**{f"term{n}": term for n, term in enumerate(terms)})
+            else:
+                raise NotImplementedError(f"no search on {dialect}")
+            rows = session.execute(
+                select(
+                    Article.id, Article.url, Article.title, Article.body,
+                    func.coalesce(Source.name, "").label("source"),
+                    Article.published_at, Article.fetched_at,
+                )
+                .outerjoin(Source, Source.id == Article.source_id)
+                .where(condition)
+                .order_by(
+                    func.coalesce(Article.published_at, Article.fetched_at).desc(),
+                    Article.id.desc(),
+                )
+                .limit(limit)
+            )
+            return [row._asdict() for row in rows]
 
 
 def _insert_ignoring_conflict(session: Session, model: type[Any], values: dict[str, Any]) -> Any:

@@ -132,6 +132,7 @@ def site_config(site: NewsSite, folder: Path, **overrides: Any) -> dict[str, Any
             "subject": "newswatch: {count} new articles",
         },
         "delivery": {"outbox": str(folder / "outbox")},
+        "web": {"port": 0},
     }
     settings.update(overrides)
     return settings

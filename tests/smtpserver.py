@@ -12,6 +12,7 @@ wrap with `pytest.fixture`.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class _RecordingHandler:
         self.lock = threading.Lock()
         self.messages: list[ReceivedMessage] = []
         self.failures: list[str] = []
+        self.data_delay = 0.0  # seconds to wait before answering DATA (a slow server)
         self.require_auth = require_auth
 
     async def handle_MAIL(
@@ -83,6 +85,8 @@ class _RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         with self.lock:
             if self.failures:
                 return self.failures.pop(0)
@@ -161,6 +165,10 @@ class RecordingSmtpServer:
         """A snapshot of the messages accepted so far, oldest first."""
         with self._handler.lock:
             return list(self._handler.messages)
+
+    def delay_data(self, seconds: float) -> None:
+        """Wait this long before answering each message's DATA (0 to stop)."""
+        self._handler.data_delay = seconds
 
     def fail_next(self, count: int, reply: str = TEMPORARY_FAILURE) -> None:
         """Answer the next `count` messages with `reply` (a 4xx by default) instead of 250."""

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from conftest import NEWSWATCH, run_newswatch, site_config, write_config
 
 from crawler.config import load_config
@@ -76,3 +77,53 @@ def test_missing_config_file_is_a_clean_error(tmp_path: Path) -> None:
     result = run_newswatch(tmp_path / "absent.yaml", "check-config")
     assert result.returncode == 2
     assert "absent.yaml: cannot read the configuration" in result.stderr
+
+
+def test_json_logs_are_one_object_per_line(news_site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    result = subprocess.run(
+        [NEWSWATCH, "--config", str(config), "--log-format", "json", "crawl"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {"time", "level", "logger", "message"} <= records[0].keys()
+    assert any(r["message"].startswith("source world: 3 links, 3 new, 3 stored")
+               for r in records)
+
+
+@pytest.mark.slow
+def test_demo_produces_a_digest_and_stops_cleanly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [NEWSWATCH, "demo", "--folder", str(tmp_path / "demo"), "--web-port", "0",
+         "--duration", "35"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "demo news site:" in result.stdout
+    emails = list((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert emails
+    assert "Palmyra" in emails[0].read_text()
+    assert "newswatch stopped" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_shows_sources_rules_and_digests(news_site: NewsSite, tmp_path: Path) -> None:
+    settings = site_config(news_site, tmp_path)
+    settings["sources"].append({"name": "missing", "feed": news_site.url("status/404")})
+    config = write_config(tmp_path, **settings)
+    run_newswatch(config, "crawl")
+    result = run_newswatch(config, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    sources = {row["name"]: row for row in status["sources"]}
+    assert sources["world"]["status"] == "ok"
+    assert sources["world"]["articles"] == 3
+    assert sources["missing"]["status"] == "failing"
+    assert sources["missing"]["last_error"] == "HTTP 404"
+    assert {r["name"]: r["matches"] for r in status["rules"]} == {"syria": 3, "chips": 1}
+    assert status["digests"][0]["recipient"] == "analyst@example.com"
+    assert status["digests"][0]["next"].endswith("T07:00:00+05:30")
+    table = run_newswatch(config, "status")
+    assert "Sources" in table.stdout
+    assert "missing" in table.stdout

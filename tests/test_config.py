@@ -121,6 +121,20 @@ BAD_CONFIGS = [
         id="missing-password-variable",
     ),
     pytest.param("- just\n- a list\n", "expected a mapping of settings", None, id="not-a-mapping"),
+    pytest.param(
+        VALID.replace('keywords: [Palmyra, "Al-Qaryatain", ISIS]',
+                      'query: "Palmyra OR (ISIS NEAR/5 Syria) AND NOT"').replace(
+            "    exclude: [football]\n", ""),
+        "rules[0].query (line 9): expected a term after NOT at column 39",
+        None,
+        id="bad-query",
+    ),
+    pytest.param(
+        VALID.replace("    exclude: [football]\n", "    exclude: [football]\n    query: x\n"),
+        "rules[0] (line 8): give either keywords or query",
+        None,
+        id="keywords-and-query",
+    ),
 ]
 
 

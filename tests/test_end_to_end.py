@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -157,3 +158,26 @@ def test_digest_dry_run_prints_and_records_nothing(news_site: NewsSite, tmp_path
     assert "Chipmakers warn the memory crisis" in dry.stdout
     assert not (tmp_path / "outbox").exists()
     assert Store.from_url(load_config(config).database).deliveries() == []
+
+
+def test_syndicated_copies_are_one_story_and_one_digest_entry(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    settings = site_config(news_site, tmp_path)
+    settings["sources"].append({"name": "gulf", "feed": news_site.url("gulf/rss.xml")})
+    config = write_config(tmp_path, **settings)
+    assert run_newswatch(config, "crawl").returncode == 0
+
+    listing = run_newswatch(config, "stories", "--since", "3650d", "--json")
+    assert listing.returncode == 0, listing.stderr
+    stories = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert len(stories) == 5  # six articles, two of them copies of one AFP story
+    (wire,) = [s for s in stories if len(s["members"]) == 2]
+    assert [m["source"] for m in wire["members"]] == ["world", "gulf"]  # earliest first
+    assert wire["members"][0]["url"].endswith("/army-pressures-isis.html")
+
+    assert run_newswatch(config, "digest").returncode == 0
+    (email,) = (tmp_path / "outbox").glob("*.eml")
+    text = email.read_text()
+    assert "Also reported by: gulf" in text
+    assert "Syrian army closes in on Al-Qaryatain" not in text

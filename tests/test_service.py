@@ -5,10 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import NEWSWATCH, site_config, write_config
+from conftest import NEWSWATCH, run_newswatch, site_config, write_config
 
 from crawler.config import load_config
 from crawler.store import Store
@@ -17,13 +18,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from newssite import NewsSite
+    from smtpserver import RecordingSmtpServer
 
 
 def _wait_for(condition: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
+        try:
+            if condition():  # type: ignore[operator]
+                return
+        except Exception:  # noqa: S110 - the service may not have made its tables yet
+            pass
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
@@ -91,3 +96,116 @@ def test_a_failing_source_is_polled_less_and_less_often(
     assert broken_polls <= 4
     store = Store.from_url(load_config(config).database)
     assert store.source_state("broken").consecutive_failures == broken_polls
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_reload_applies_new_sources_and_rules_and_refuses_a_bad_file(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    settings = site_config(news_site, tmp_path)
+    settings["sources"] = [{"name": "world", "feed": news_site.url("world/rss.xml"),
+                            "every": "1s"}]
+    config = write_config(tmp_path, **settings)
+    log = tmp_path / "service.log"
+    process = _start(config, log)
+    try:
+        _wait_for(lambda: len(news_site.requests_for("world/rss.xml")) >= 2, 60, "world polls")
+        # Edit the running service's file: drop world, add tech, add a rule.
+        settings["sources"] = [{"name": "tech", "feed": news_site.url("tech/atom.xml"),
+                                "every": "1s"}]
+        settings["rules"].append({"name": "theatre", "keywords": ["theatre"]})
+        write_config(tmp_path, **settings)
+        _wait_for(lambda: len(news_site.requests_for("tech/atom.xml")) >= 2, 60, "tech polls")
+        world_polls = len(news_site.requests_for("world/rss.xml"))
+        time.sleep(3)
+        assert len(news_site.requests_for("world/rss.xml")) <= world_polls + 1  # stopped
+
+        # An invalid edit is refused; the running configuration goes on.
+        config.write_text(config.read_text() + "\nrules: [[[\n", encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        tech_polls = len(news_site.requests_for("tech/atom.xml"))
+        _wait_for(lambda: len(news_site.requests_for("tech/atom.xml")) >= tech_polls + 2, 60,
+                  "tech polls after a refused reload")
+    finally:
+        _stop(process)
+    output = log.read_text()
+    assert "configuration reloaded" in output
+    assert "configuration reload refused" in output
+    assert "invalid YAML" in output
+    store = Store.from_url(settings["database"])
+    matches = {(rule, url.rsplit("/", 1)[1]) for rule, url, _ in store.matches()}
+    assert ("theatre", "satellite-palmyra.html") in matches  # the new rule applied
+
+
+@pytest.mark.slow
+def test_a_digest_missed_during_downtime_is_sent_once_after_restart(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    settings = site_config(news_site, tmp_path)
+    config = write_config(tmp_path, **settings)
+    log = tmp_path / "service.log"
+    process = _start(config, log)
+    store = Store.from_url(settings["database"])
+    try:
+        _wait_for(lambda: store.count_articles() == 5, 60, "the first crawl")
+        _wait_for(lambda: store.last_run("digest:analyst@example.com") is not None, 30,
+                  "the digest schedule to start")
+    finally:
+        _stop(process)
+    assert list((tmp_path / "outbox").glob("*.eml")) == []  # 07:00 IST has not come
+
+    # Two days of downtime: the 07:00 digest windows passed while it was down.
+    store.forget_runs()
+    store.record_run("digest:analyst@example.com", datetime.now(UTC) - timedelta(days=2))
+    for _restart in range(2):
+        process = _start(config, log)
+        try:
+            _wait_for(lambda: len(list((tmp_path / "outbox").glob("*.eml"))) >= 1, 60,
+                      "the missed digest")
+            time.sleep(3)
+        finally:
+            _stop(process)
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # once, not per missed day
+    assert "was due at" in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_digest_killed_mid_send_is_delivered_once_after_restart(
+    news_site: NewsSite, tmp_path: Path, smtp_server: RecordingSmtpServer
+) -> None:
+    settings = site_config(news_site, tmp_path)
+    settings["delivery"] = {"smtp": {"host": smtp_server.host, "port": smtp_server.port}}
+    config = write_config(tmp_path, **settings)
+    assert run_newswatch(config, "crawl").returncode == 0
+    smtp_server.delay_data(5)
+    digest = subprocess.Popen([NEWSWATCH, "--config", str(config), "digest"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.5)  # the message is in flight: DATA sent, no answer yet
+    digest.send_signal(signal.SIGKILL)
+    digest.wait(timeout=10)
+    smtp_server.delay_data(0)
+    time.sleep(3)  # let the server finish with the dead connection
+    assert run_newswatch(config, "digest").returncode == 0
+    assert run_newswatch(config, "digest").returncode == 0
+
+    ids = {m.message["Message-ID"] for m in smtp_server.messages}
+    assert len(ids) == 1  # resent, if at all, as the very same message
+    pages = [word.rsplit("/", 1)[1] for m in smtp_server.messages[:1]
+             for word in m.message.get_body(("plain",)).get_content().split()
+             if "/articles/" in word]
+    assert sorted(pages) == sorted(set(pages))
+    assert len(pages) == 4

@@ -1,0 +1,244 @@
+"""What the service counts, for ``/metrics`` in the Prometheus text format.
+
+One ``Metrics`` object per running service owns its own ``CollectorRegistry``
+(never prometheus-client's global one), so tests can make as many as they like.
+Counters move as the service works: the service reports each finished poll and
+delivery run; a Scrapy extension, added to the crawl settings by ``instrument``,
+counts HTTP responses and times each crawl. Per-source health (last success,
+failures in a row), matches per rule and unsent deliveries are read from the
+database when scraped, so they survive restarts and need no bookkeeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterator
+
+    from prometheus_client.metrics_core import Metric
+    from scrapy.crawler import Crawler, CrawlerRunner
+    from scrapy.http import Response
+
+    from alerts.digest import DigestReport
+    from crawler.store import Store
+    from spiders.base import PollOutcome
+
+logger = logging.getLogger(__name__)
+
+# The Scrapy setting through which crawls find the service's Metrics.
+METRICS_SETTING = "NEWSWATCH_METRICS"
+EXTENSION = "crawler.metrics.CrawlMetricsExtension"
+# A poll of a big sitemap or a slow site can take many minutes.
+CRAWL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+DELIVERY_KINDS = ("digest", "alert")
+POLL_RESULTS = ("ok", "not_modified", "unchanged", "error")
+
+# No ``*_created`` series beside every counter: they double /metrics and say only
+# when the service started (process-wide; newswatch is the only user in its process).
+disable_created_metrics()
+
+
+def status_class(status: int) -> str:
+    """``2xx``, ``3xx``, ``4xx``, ``5xx`` (anything else: ``other``)."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def poll_result(outcome: PollOutcome) -> str:
+    """How a poll went, in one word (the ``result`` label of ``newswatch_polls_total``)."""
+    if outcome.error:
+        return "error"
+    if outcome.not_modified:
+        return "not_modified"
+    if outcome.unchanged:
+        return "unchanged"
+    return "ok"
+
+
+class Metrics:
+    """The service's counters and histograms, and the database-backed gauges."""
+
+    def __init__(
+        self, store: Store | None = None, sources: Callable[[], Collection[str]] | None = None
+    ) -> None:
+        """``store``, when given, backs the per-source, per-rule and delivery
+        gauges. ``sources`` returns the names of the sources polled now (the
+        configuration can be reloaded): their counters start at zero, and only
+        they get per-source gauges (a removed source is not "stale")."""
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.pages = Counter(
+            "newswatch_pages_fetched", "HTTP responses received (feeds, pages, robots.txt), "
+            "by source and status class", ["source", "status"], registry=registry)
+        self.polls = Counter(
+            "newswatch_polls", "Finished polls by source and result "
+            "(ok, not_modified, unchanged, error)", ["source", "result"], registry=registry)
+        self.articles = Counter(
+            "newswatch_articles_stored", "New articles stored", ["source"], registry=registry)
+        self.duplicates = Counter(
+            "newswatch_duplicates_skipped", "Fetched articles that were already stored "
+            "(same URL, alias or text)", ["source"], registry=registry)
+        self.revisions = Counter(
+            "newswatch_revisions", "Stored articles whose text changed materially",
+            ["source"], registry=registry)
+        self.page_errors = Counter(
+            "newswatch_page_errors", "Article pages that could not be fetched or read",
+            ["source"], registry=registry)
+        self.emails_sent = Counter(
+            "newswatch_emails_sent", "Messages accepted by the mail server (or written to "
+            "the outbox), by kind", ["kind"], registry=registry)
+        self.emails_failed = Counter(
+            "newswatch_emails_failed", "Failed sends (each is retried), by kind", ["kind"],
+            registry=registry)
+        self.crawl_duration = Histogram(
+            "newswatch_crawl_duration_seconds", "Time from the start to the end of a "
+            "source's crawl", ["source"], buckets=CRAWL_BUCKETS, registry=registry)
+        for source in sources() if sources else ():
+            for result in POLL_RESULTS:
+                self.polls.labels(source=source, result=result)
+            for counter in (self.articles, self.duplicates, self.revisions, self.page_errors):
+                counter.labels(source=source)
+        for kind in DELIVERY_KINDS:
+            self.emails_sent.labels(kind=kind)
+            self.emails_failed.labels(kind=kind)
+        if store is not None:
+            registry.register(StoreCollector(store, sources))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Metrics:
+        # Scrapy deep-copies its settings for every crawler; every crawl must count
+        # into this one object, not into a copy.
+        return self
+
+    def instrument(self, runner: CrawlerRunner) -> None:
+        """Make every crawl ``runner`` starts count its responses and time itself
+        (call it again for a runner made after a configuration reload)."""
+        extensions = runner.settings.getdict("EXTENSIONS")
+        runner.settings.set("EXTENSIONS", {**extensions, EXTENSION: 0})
+        runner.settings.set(METRICS_SETTING, self)
+
+    # -- what the rest of newswatch calls ------------------------------------------
+
+    def page_fetched(self, source: str, status: int) -> None:
+        self.pages.labels(source=source, status=status_class(status)).inc()
+
+    def crawl_finished(self, source: str, seconds: float) -> None:
+        self.crawl_duration.labels(source=source).observe(seconds)
+
+    def poll_finished(self, outcome: PollOutcome) -> None:
+        """Count what one poll did (call it with every outcome, failed or not)."""
+        source = outcome.source
+        self.polls.labels(source=source, result=poll_result(outcome)).inc()
+        self.articles.labels(source=source).inc(outcome.stored)
+        self.duplicates.labels(source=source).inc(outcome.duplicates)
+        self.revisions.labels(source=source).inc(outcome.revised)
+        self.page_errors.labels(source=source).inc(outcome.page_errors)
+
+    def email_sent(self, kind: str, count: int = 1) -> None:
+        self.emails_sent.labels(kind=kind).inc(count)
+
+    def email_failed(self, kind: str, count: int = 1) -> None:
+        self.emails_failed.labels(kind=kind).inc(count)
+
+    def deliveries_finished(self, report: DigestReport, kind: str) -> None:
+        """Count a digest or alert run's messages sent and recipients failed."""
+        self.email_sent(kind, report.messages)
+        self.email_failed(kind, len(report.failed))
+
+
+class StoreCollector:
+    """Gauges read from the database at each scrape (so /metrics must be rendered
+    off the reactor thread). A database that does not answer is reported as
+    ``newswatch_database_up 0``, never as a failed scrape."""
+
+    def __init__(self, store: Store, sources: Callable[[], Collection[str]] | None = None) -> None:
+        self.store = store
+        self.sources = sources
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to check for clashes; keeps registration off the database
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("newswatch_database_up", "1 when the database answered")
+        try:
+            sources = self.store.source_statuses(with_article_counts=False)
+            rules = self.store.rule_match_counts()
+            unsent = self.store.unsent_delivery_counts()
+        except Exception as error:
+            logger.warning("metrics: the database did not answer: %s", error)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        last_success = GaugeMetricFamily(
+            "newswatch_source_last_success_timestamp_seconds",
+            "When the source was last polled without error (unix time)", labels=["source"])
+        last_poll = GaugeMetricFamily(
+            "newswatch_source_last_poll_timestamp_seconds",
+            "When the source was last polled (unix time)", labels=["source"])
+        failures = GaugeMetricFamily(
+            "newswatch_source_consecutive_failures", "Failed polls in a row", labels=["source"])
+        polled = set(self.sources()) if self.sources else None
+        for row in sources:
+            if polled is not None and row["name"] not in polled:
+                continue  # removed or disabled: not polled, so never "stale"
+            failures.add_metric([row["name"]], row["consecutive_failures"] or 0)
+            if row["last_success_at"] is not None:
+                last_success.add_metric([row["name"]], row["last_success_at"].timestamp())
+            if row["last_polled_at"] is not None:
+                last_poll.add_metric([row["name"]], row["last_polled_at"].timestamp())
+        yield from (last_success, last_poll, failures)
+        matches = GaugeMetricFamily(
+            "newswatch_rule_matches", "Stored articles each rule matched", labels=["rule"])
+        for rule, count in sorted(rules.items()):
+            matches.add_metric([rule], count)
+        yield matches
+        pending = GaugeMetricFamily(
+            "newswatch_deliveries_unsent", "Messages created but not accepted yet (they are "
+            "retried)", labels=["kind"])
+        for kind in sorted({*DELIVERY_KINDS, *unsent}):
+            pending.add_metric([kind], unsent.get(kind, 0))
+        yield pending
+
+
+class CrawlMetricsExtension:
+    """Scrapy extension: counts each response by source and status class, and
+    times the crawl (spider opened → closed). Enabled by ``Metrics.instrument``."""
+
+    def __init__(self, crawler: Crawler, metrics: Metrics) -> None:
+        self.crawler = crawler
+        self.metrics = metrics
+        self.started: float | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlMetricsExtension:
+        metrics = crawler.settings.get(METRICS_SETTING)
+        if metrics is None:
+            raise NotConfigured("no metrics for this crawl")
+        extension = cls(crawler, metrics)
+        crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(extension.response_received, signal=signals.response_received)
+        return extension
+
+    def _source(self) -> str:
+        spider = self.crawler.spider
+        source = getattr(spider, "source", None)
+        return getattr(source, "name", None) or getattr(spider, "name", "unknown")
+
+    def spider_opened(self, **_: Any) -> None:
+        self.started = time.monotonic()
+
+    def spider_closed(self, **_: Any) -> None:
+        if self.started is not None:
+            self.metrics.crawl_finished(self._source(), time.monotonic() - self.started)
+
+    def response_received(self, response: Response, **_: Any) -> None:
+        self.metrics.page_fetched(self._source(), response.status)
