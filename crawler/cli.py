@@ -92,6 +92,20 @@ def _parser() -> argparse.ArgumentParser:
                       help="stop by itself after this long (default: run until Ctrl-C)")
     demo.set_defaults(handler=_demo)
 
+    rules = commands.add_parser("rules", help="try watch rules")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_test = rules_commands.add_parser(
+        "test", help="run a rule on stored articles (or pages) and show each hit")
+    rules_test.add_argument("name", nargs="?",
+                            help="a rule from the configuration (leave out with --query)")
+    rules_test.add_argument("--query", help="try this query instead of a configured rule")
+    rules_test.add_argument("--since", default="7d",
+                            help="stored articles fetched this recently (default 7d)")
+    rules_test.add_argument("pages", nargs="*", default=[], metavar="URL_OR_FILE",
+                            help="test on these pages instead of stored articles")
+    rules_test.add_argument("--json", action="store_true", help="one JSON object per hit")
+    rules_test.set_defaults(handler=_rules_test)
+
     status = commands.add_parser(
         "status", help="sources, rules and digests at a glance (from the database)")
     status.add_argument("--json", action="store_true", help="one JSON document")
@@ -346,6 +360,82 @@ def _article_json(source: str, article: ExtractedArticle) -> dict[str, Any]:
         "keywords": list(article.keywords),
         "text": article.text,
     }
+
+
+def _rules_test(args: argparse.Namespace) -> int:
+    from alerts.render import make_snippet
+    from alerts.rules import MatchDocument, QueryRule, RuleMatcher, rule_from_config
+    from crawler.config import parse_duration
+    from crawler.store import StoredArticle
+
+    config = _load(args)
+    if args.query and args.name:
+        # With --query every positional argument is a page to test on.
+        args.pages, args.name = [args.name, *args.pages], None
+    if args.query:
+        try:
+            rule: Any = QueryRule("inline", args.query)
+            matcher = RuleMatcher([rule])
+        except ValueError as error:
+            raise ConfigError(f"--query: {error}") from None
+    elif args.name:
+        configured = [r for r in config.rules if r.name == args.name]
+        if not configured:
+            raise ConfigError(f"no rule named {args.name!r} in the configuration")
+        matcher = RuleMatcher([rule_from_config(configured[0])])
+    else:
+        raise ConfigError("name a rule from the configuration, or give --query")
+
+    articles: list[StoredArticle] = []
+    if args.pages:
+        from spiders.extract import extract_article
+
+        for number, page in enumerate(args.pages):
+            html, url = _read_page(page, "newswatch rules test")
+            extracted = extract_article(html, url)
+            articles.append(StoredArticle(
+                id=-number, url=extracted.url, source=page, title=extracted.title,
+                body=extracted.text, published=extracted.published,
+                authors=extracted.authors, language=extracted.language))
+    else:
+        since = datetime.now(UTC) - parse_duration(args.since)
+        store = _open_store(config)
+        try:
+            articles = store.articles(since=since)
+        finally:
+            store.close()
+
+    hits = 0
+    for article in articles:
+        document = MatchDocument(title=article.title, body=article.body,
+                                 author=", ".join(article.authors), source=article.source,
+                                 url=article.url, language=article.language)
+        for match in matcher.match(document):
+            hits += 1
+            snippet = make_snippet(article.body, match.terms)
+            if args.json:
+                print(json.dumps({"url": article.url, "title": article.title,
+                                  "source": article.source, "terms": list(match.terms),
+                                  "snippet": snippet}, ensure_ascii=False))
+                continue
+            print(f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
+                  f"\n  terms: {', '.join(match.terms)}"
+                  f"\n  {_highlight(snippet, match.terms)}\n")
+    if not args.json:
+        print(f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles")
+    return EXIT_OK
+
+
+def _highlight(text: str, terms: Sequence[str]) -> str:
+    """The text with each hit of ``terms`` in [[double brackets]] (bold on a terminal)."""
+    from alerts.rules import find_terms
+
+    start_mark, end_mark = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("[[", "]]")
+    out, last = [], 0
+    for start, end in find_terms(text, terms):
+        out += [text[last:start], start_mark, text[start:end], end_mark]
+        last = end
+    return "".join([*out, text[last:]])
 
 
 def _status(args: argparse.Namespace) -> int:

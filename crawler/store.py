@@ -521,11 +521,13 @@ class Store:
         with self._session() as session:
             return session.scalar(select(func.count()).select_from(Article)) or 0
 
-    def articles(self) -> list[StoredArticle]:
-        """Every stored article, oldest first (for the CLI and tests)."""
+    def articles(self, since: datetime | None = None) -> list[StoredArticle]:
+        """Stored articles (fetched since ``since``, if given), oldest first."""
+        query = _article_query().order_by(Article.id)
+        if since is not None:
+            query = query.where(Article.fetched_at >= since)
         with self._session() as session:
-            rows = session.execute(_article_query().order_by(Article.id))
-            return [_stored_article(row) for row in rows]
+            return [_stored_article(row) for row in session.execute(query)]
 
     def matches(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """Every stored (rule, article URL, terms), in the order they were made."""

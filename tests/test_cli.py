@@ -127,3 +127,29 @@ def test_status_shows_sources_rules_and_digests(news_site: NewsSite, tmp_path: P
     table = run_newswatch(config, "status")
     assert "Sources" in table.stdout
     assert "missing" in table.stdout
+
+
+def test_rules_test_shows_hits_on_stored_articles(news_site: NewsSite, tmp_path: Path) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    assert run_newswatch(config, "crawl").returncode == 0
+
+    shown = run_newswatch(config, "rules", "test", "syria")
+    assert shown.returncode == 0, shown.stderr
+    assert "3 hits in 5 articles" in shown.stdout
+    assert "[[Palmyra]] museum reopens" in shown.stdout
+
+    inline = run_newswatch(config, "rules", "test", "--query", "theatre NEAR/3 Palmyra*",
+                           "--json")
+    assert inline.returncode == 0, inline.stderr
+    (hit,) = [json.loads(line) for line in inline.stdout.splitlines()]
+    assert hit["url"].endswith("/satellite-palmyra.html")
+    assert hit["terms"] == ["theatre", "Palmyra*"]
+    assert "theatre" in hit["snippet"]
+
+    page = run_newswatch(config, "rules", "test", "--query", "Qaryatain AND NOT Damascus",
+                         str(SEED_PAGE))
+    assert "0 hits in 1 articles" in page.stdout
+
+    bad = run_newswatch(config, "rules", "test", "--query", "Palmyra AND")
+    assert bad.returncode == 2
+    assert "expected a term after AND" in bad.stderr

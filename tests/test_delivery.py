@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 import ssl
+import threading
 from email import policy
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
@@ -281,3 +283,35 @@ def test_outbox_unwritable_folder_raises(tmp_path: Path) -> None:
     blocker.write_text("a file where the outbox folder should be", encoding="utf-8")
     with pytest.raises(DeliveryError, match="could not write"):
         OutboxDelivery(blocker / "outbox").send(_message())
+
+
+def test_server_closing_mid_message_is_a_temporary_failure() -> None:
+    """A server that hangs up during DATA: the send fails, nothing counts as sent."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def half_a_conversation() -> None:
+        connection, _ = listener.accept()
+        reader = connection.makefile("rb")
+        connection.sendall(b"220 flaky.example ESMTP\r\n")
+        for line in reader:
+            command = line.strip().upper()
+            if command.startswith((b"EHLO", b"HELO")):
+                connection.sendall(b"250 flaky.example\r\n")
+            elif command.startswith((b"MAIL", b"RCPT")):
+                connection.sendall(b"250 OK\r\n")
+            elif command == b"DATA":
+                connection.sendall(b"354 go ahead\r\n")
+                reader.readline()  # the first line of the message, then hang up
+                break
+        connection.close()
+        listener.close()
+
+    server = threading.Thread(target=half_a_conversation, daemon=True)
+    server.start()
+    with pytest.raises(DeliveryError) as caught:
+        SmtpDelivery("127.0.0.1", port, timeout=5).send(_message())
+    assert caught.value.temporary
+    server.join(timeout=5)

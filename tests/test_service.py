@@ -209,3 +209,27 @@ def test_a_digest_killed_mid_send_is_delivered_once_after_restart(
              if "/articles/" in word]
     assert sorted(pages) == sorted(set(pages))
     assert len(pages) == 4
+
+
+@pytest.mark.slow
+def test_immediate_alerts_arrive_within_the_window(news_site: NewsSite, tmp_path: Path) -> None:
+    settings = site_config(news_site, tmp_path)
+    settings["rules"].append({"name": "heritage", "keywords": ["museum"], "alert": "immediate"})
+    settings["alerts"] = {"window": "2s", "max_per_hour": 5}
+    config = write_config(tmp_path, **settings)
+    log = tmp_path / "service.log"
+    process = _start(config, log)
+    store = Store.from_url(settings["database"])
+    try:
+        _wait_for(lambda: store.count_articles() == 5, 60, "the first crawl")
+        stored_at = time.monotonic()
+        _wait_for(lambda: list((tmp_path / "outbox").glob("*.eml")), 30, "the alert")
+        waited = time.monotonic() - stored_at
+    finally:
+        _stop(process)
+    (alert,) = (tmp_path / "outbox").glob("*.eml")
+    text = alert.read_text()
+    assert "Subject: newswatch alert: 1 new articles" in text
+    assert "Palmyra museum reopens" in text
+    assert "Chipmakers" not in text  # digest rules wait for the digest
+    assert waited < 10
