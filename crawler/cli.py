@@ -160,9 +160,13 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
         logging.DEBUG if level == "DEBUG" else logging.CRITICAL
     )
     logging.getLogger("scrapy.core.scraper").setLevel(scrapy_level)
-    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler", "trafilatura",
-                  "htmldate"):
+    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # These report a page or robots.txt they could not read, with a traceback; newswatch
+    # reports the same failure itself, once, with the source, the URL and the reason.
+    for duplicate in ("trafilatura", "scrapy.downloadermiddlewares.robotstxt"):
+        logging.getLogger(duplicate).setLevel(
+            logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
 
 
 def _load(args: argparse.Namespace) -> Config:

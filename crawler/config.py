@@ -33,6 +33,9 @@ from pydantic import (
 from alerts.query import QuerySyntaxError, parse_query, stem_language
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
+# Limits on what a configuration file may be: larger is a mistake or an attack.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_YAML_NODES = 100_000
 CONFIG_ENV_VAR = "NEWSWATCH_CONFIG"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy])\s*$")
@@ -507,6 +510,10 @@ def load_config(path: str | Path) -> Config:
     """Read and validate ``path``; raise ConfigError naming file, key path and line."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: the file is {size:,} bytes; a configuration is at "
+                              f"most {MAX_CONFIG_BYTES:,} (is it the right file?)")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read the configuration: {error}") from error
@@ -517,6 +524,11 @@ def parse_config(text: str, path: Path) -> Config:
     """Validate YAML ``text`` that came from ``path`` (used in messages)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        expanded = _expanded_size(node, {}) if node is not None else 0
+        if expanded > MAX_YAML_NODES:
+            raise ConfigError(f"{path}: with its YAML aliases (*name) expanded the file holds "
+                              f"{expanded:,} values; at most {MAX_YAML_NODES:,} are allowed, "
+                              "so that a small file cannot expand into an enormous one")
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(_yaml_error_message(path, error)) from error
@@ -561,6 +573,22 @@ def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list
         for loc, variable, what in wanted
         if not os.environ.get(variable)
     ]
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values the document holds once aliases are expanded (computed without
+    expanding them: an alias is the same node object, sized once)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a (malformed) cycle counts once
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(key, sizes) + _expanded_size(value, sizes)
+                    for key, value in node.value)
+    sizes[id(node)] = size
+    return size
 
 
 def _yaml_error_message(path: Path, error: yaml.YAMLError) -> str:

@@ -34,7 +34,7 @@ from twisted.internet.error import (
 )
 
 from crawler.urls import canonicalize_url, is_web_url
-from spiders.extract import extract_article
+from spiders.extract import extract_page
 from spiders.items import ArticleItem, ArticleLink, FetchState
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class PollOutcome:
     stored: int = 0
     duplicates: int = 0
     revised: int = 0
+    skipped: int = 0  # pages that are no article (binary, not text): not retried
     page_errors: int = 0
     not_modified: bool = False  # the server answered 304
     unchanged: bool = False  # same body as last time (server without validators)
@@ -143,7 +144,9 @@ class SourceSpider(scrapy.Spider):
     def index_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         self.outcome.retry_after = request.meta.get("retry_after")
-        self.fail(request.url, describe_failure(failure), request.meta.get("what"))
+        # After redirects, name the URL the source asked for: that is what a user knows.
+        url = request.meta.get("redirect_urls", [request.url])[0]
+        self.fail(url, describe_failure(failure), request.meta.get("what"))
 
     def fail(self, url: str, reason: str, what: str | None = None) -> None:
         """The poll failed: one log line with the source, the URL and the reason."""
@@ -191,14 +194,17 @@ class SourceSpider(scrapy.Spider):
             )
 
     async def parse_article(self, response: Response, link: ArticleLink) -> AsyncIterator[Any]:
-        if not isinstance(response, TextResponse):
-            self.outcome.page_errors += 1
+        if not isinstance(response, TextResponse) or looks_binary(response.body):
+            # Permanent: counted as skipped, not as an error to retry at every poll.
+            self.outcome.skipped += 1
             logger.warning(
                 "source %s: article %s skipped: not a text page (%s)",
                 self.source.name, response.url, _header(response, "Content-Type") or "no type",
             )
             return
-        article = await self.context.parse(extract_article, response.text, response.url)
+        article = await self.context.parse(
+            extract_page, response.body, response.url, _header(response, "Content-Type")
+        )
         if not article.title and link.title:
             article = replace(article, title=link.title)
         if article.published is None and link.published is not None:
@@ -218,6 +224,16 @@ class SourceSpider(scrapy.Spider):
             self.source.name, failure.request.url,  # type: ignore[attr-defined]
             describe_failure(failure),
         )
+
+
+def looks_binary(body: bytes) -> bool:
+    """True for bodies that are no text in any encoding (images, archives, random
+    bytes), whatever their Content-Type says: NUL bytes, or mostly control bytes."""
+    head = body[:4096]
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for byte in head if byte < 32 and byte not in (9, 10, 13))
+    return bool(head) and controls / len(head) > 0.1
 
 
 def describe_failure(failure: Failure) -> str:

@@ -17,6 +17,8 @@ article-extraction corpus (tests/fixtures/extraction).
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import functools
 import logging
 import re
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
+import charset_normalizer
 import ftfy
 import py3langid
 import trafilatura
@@ -361,6 +364,60 @@ def _extract_article(html: str | bytes, url: str) -> ExtractedArticle:
 # --- decoding and parsing -------------------------------------------------------
 
 
+def extract_page(body: bytes, url: str, content_type: str | None = None) -> ExtractedArticle:
+    """extract_article for a fetched page: decoded by decode_page first."""
+    return extract_article(decode_page(body, content_type), url)
+
+
+def decode_page(body: bytes, content_type: str | None = None) -> str:
+    """Decode a fetched page the way it was really written, not only as labelled.
+
+    A byte order mark wins. A page that is valid UTF-8 is UTF-8 whatever it says
+    (servers often send a stale Latin-1 label). A page labelled UTF-8 (or not at
+    all) that is not valid UTF-8 gets its charset detected; a Latin-1 label is read
+    as Windows-1252, as browsers do.
+    """
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
+                       (b"\xfe\xff", "utf-16-be")):
+        if body.startswith(bom):
+            return CONTROL_CHARACTERS.sub("", body[len(bom):].decode(codec, errors="replace"))
+    try:
+        return CONTROL_CHARACTERS.sub("", body.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    declared = _declared_charset(body, content_type)
+    if declared in {"latin-1", "iso8859-1", "ascii"}:
+        declared = "cp1252"
+    if declared == "utf-8":
+        # Mislabelled: most often Windows-1252 (which fails only on a few bytes that
+        # multi-byte encodings such as Shift_JIS use all the time).
+        with contextlib.suppress(UnicodeDecodeError):
+            return CONTROL_CHARACTERS.sub("", body.decode("cp1252"))
+        declared = None
+    if declared is None:
+        best = charset_normalizer.from_bytes(body[:200_000]).best()
+        declared = best.encoding if best is not None else "cp1252"
+    try:
+        return CONTROL_CHARACTERS.sub("", body.decode(declared, errors="replace"))
+    except LookupError:
+        return CONTROL_CHARACTERS.sub("", body.decode("cp1252", errors="replace"))
+
+
+def _declared_charset(body: bytes, content_type: str | None) -> str | None:
+    """The charset the HTTP header or the page's own <meta> names, as a codec name."""
+    found = re.search(r"charset=[\"']?([\w.:-]+)", content_type or "", re.IGNORECASE)
+    if found is None:
+        found = re.search(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", body[:4096], re.IGNORECASE)
+    if found is None:
+        return None
+    name = found.group(1)
+    name = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
 def decode_html(html: str | bytes) -> str:
     """Return the page as text.
 
@@ -653,12 +710,15 @@ def choose_title(tree: HtmlElement, metadata: PageMetadata) -> str:
 def strip_site_name(title: str, headings: Iterable[str] = ()) -> str:
     """Drop a site name joined to a ``<title>`` ("Headline | Site").
 
-    Of the parts, keep the one that is also a heading on the page, else the longest.
+    A title that is itself a heading on the page is kept whole (a headline may hold
+    a dash). Else, of the parts, keep the one that is also a heading, else the longest.
     """
     parts = [part.strip() for part in TITLE_SEPARATOR.split(title) if part.strip()]
     if len(parts) < 2:
         return title
     wanted = {normalise(heading) for heading in headings}
+    if normalise(title) in wanted:
+        return title
     for part in parts:
         if normalise(part) in wanted:
             return part

@@ -203,3 +203,17 @@ def test_service_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
     result = run_newswatch(_write(tmp_path, VALID + "colour: blue\n"), "run", timeout=60)
     assert result.returncode == 2
     assert "colour (line 18): unknown key" in result.stderr
+
+
+def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="a configuration is at most 1,048,576"):
+        load_config(path)
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]
+    lines.append("sources: *a9")
+    with pytest.raises(ConfigError, match="at most 100,000 are allowed"):
+        load_config(_write(tmp_path, "\n".join(lines) + "\n"))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 USERNAME = "digest-bot"
-PASSWORD = "s3cret-Pa55word"  # noqa: S105 - a test credential for the local server
+PASSWORD = "s3cret-Pa55word"
 
 
 def _message(

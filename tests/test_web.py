@@ -55,8 +55,8 @@ ARMY = "Army pressures ISIS in central Syria"
 SATELLITE = "Satellite images show damage to Palmyra’s ancient theatre"
 CHIPS = "Chipmakers warn the memory crisis will last into next year"
 CUP = "Damascus side wins cup final in extra time"
-TOKEN = "s3cret-web-token-0123456789"  # noqa: S105 (made up for the test)
-SMTP_PASSWORD = "hunter2-smtp-password-xyz"  # noqa: S105 (made up for the test)
+TOKEN = "s3cret-web-token-0123456789"
+SMTP_PASSWORD = "hunter2-smtp-password-xyz"
 HOSTILE_TITLE = '<script>alert("title")</script> Palmyra siege <img src=x onerror=alert(1)>'
 WEB_UI_LINE = re.compile(r"web UI at http://127\.0\.0\.1:(\d+)/")
 
