@@ -71,9 +71,17 @@ def state_to_remember(outcome: PollOutcome) -> FetchState | None:
     """
     if outcome.state is None:
         return None
-    if outcome.error is None and outcome.page_errors == 0 and not outcome.deferred:
+    if (outcome.error is None and outcome.page_errors == 0 and not outcome.deferred
+            and finished_every_page(outcome)):
         return outcome.state
     return FetchState(discovered_url=outcome.state.discovered_url)
+
+
+def finished_every_page(outcome: PollOutcome) -> bool:
+    """Every new link was fetched and settled (a crawl stopped by a shutdown was not)."""
+    settled = (outcome.stored + outcome.duplicates + outcome.revised + outcome.skipped
+               + outcome.page_errors)
+    return settled >= outcome.new_urls
 
 
 def describe(outcome: PollOutcome) -> str:

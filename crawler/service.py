@@ -31,7 +31,7 @@ from crawler.dedup import StoryIndex
 from crawler.ingest import ResendPolicy
 from crawler.metrics import Metrics
 from crawler.poll import backoff_delay, poll_source
-from crawler.signals import stop_requested
+from crawler.signals import hand_over_to_reactor, stop_requested
 from crawler.web import start_web
 from crawler.workers import CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
@@ -50,7 +50,10 @@ T = TypeVar("T")
 # Extraction and feed parsing import these once in the forkserver, not per task.
 PRELOADED_MODULES = ("spiders.extract", "spiders.feedparse")
 # How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
-SHUTDOWN_GRACE_SECONDS = 60
+SHUTDOWN_GRACE_SECONDS = 20
+# Polls crawling at once; more wait their turn (bounds memory: each crawl holds its
+# responses until they are parsed).
+MAX_CONCURRENT_POLLS = 16
 # How often the configuration file is checked for changes.
 CONFIG_CHECK_SECONDS = 2
 
@@ -131,12 +134,16 @@ class NewswatchService:
         self.metrics.instrument(self.runner)
         self.scheduler: AsyncIOScheduler | None = None
         self._running_jobs: set[asyncio.Task[Any]] = set()
+        self._poll_slots: asyncio.Semaphore | None = None
 
     async def poll(self, name: str) -> PollOutcome:
         """Poll one source now; a failing source's next poll is pushed back, and new
         articles start the immediate-alert window."""
         source = self.config.source(name)
-        outcome = await poll_source(self.runner, self.context, source)
+        if self._poll_slots is None:
+            self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        async with self._poll_slots:
+            outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
         if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
             self._schedule_alerts()
@@ -403,12 +410,25 @@ class NewswatchService:
         Running crawls are stopped gracefully (pages in flight are finished and
         stored) before the scheduler is shut down, so their jobs end normally.
         """
+        logger.info("stopping: %d crawls running", len(self.runner.crawlers))
         if self.scheduler is not None:
             self.scheduler.pause()
-        await deferred_to_future(self.runner.stop())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
+        # Stop each crawl once its engine runs: a stop that reaches a crawl still
+        # starting is lost (and its crawl never reports back), so those are waited for.
+        stopped: set[int] = set()
+        while self.runner.crawlers and loop.time() < deadline:
+            for crawler in list(self.runner.crawlers):
+                engine = getattr(crawler, "_engine", None)
+                if id(crawler) not in stopped and engine is not None and engine.running:
+                    stopped.add(id(crawler))
+                    await deferred_to_future(crawler.stop())
+            await asyncio.sleep(0.1)
         # Let jobs whose crawl just ended record their outcome before the pools close.
         if self._running_jobs:
-            await asyncio.wait(list(self._running_jobs), timeout=SHUTDOWN_GRACE_SECONDS)
+            await asyncio.wait(list(self._running_jobs),
+                               timeout=max(deadline - loop.time(), 1.0))
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
@@ -441,6 +461,7 @@ def run_service(
         )
 
     signal.signal(signal.SIGHUP, reload_on_hangup)
+    hand_over_to_reactor()
     # Twisted's own SIGINT/SIGTERM handlers stop the reactor; "before shutdown"
     # triggers run first and the reactor waits for the Deferred they return.
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]

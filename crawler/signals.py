@@ -21,3 +21,10 @@ def catch_early_stop_signals() -> None:
 
 def stop_requested() -> bool:
     return bool(_requested)
+
+
+def hand_over_to_reactor() -> None:
+    """Give SIGINT back to Python's default just before the reactor starts: Twisted
+    installs its own SIGINT handler only over the default one (SIGTERM it always
+    takes). A signal in between is still caught by stop_requested()'s check."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)

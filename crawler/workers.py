@@ -39,28 +39,52 @@ class DatabaseThread:
 
 
 class CpuPool:
-    """Runs pure functions in worker processes (or inline with ``workers=0``)."""
+    """Runs pure functions in worker processes (or inline with ``workers=0``).
+
+    At most two tasks per worker are handed over at once, so pages wait (small) in
+    the crawl rather than (large, copied) in the pool's queue. The pool is replaced
+    by a fresh one after ``TASKS_PER_WORKER`` tasks per worker, so a parser that
+    leaks cannot grow the workers without bound. (Not with ``max_tasks_per_child``:
+    on Python 3.11 an exiting worker is sometimes not replaced, and the pool hangs.)
+    """
 
     def __init__(self, workers: int | None = None, preload: tuple[str, ...] = ()) -> None:
         count = (os.cpu_count() or 1) if workers is None else workers
         self.workers = count
-        self._executor: Executor | None = None
+        self._preload = preload
+        self._executor: ProcessPoolExecutor | None = None
+        self._tasks = 0
+        self._retired: list[Executor] = []
+        self._slots: asyncio.Semaphore | None = None
         if count > 0:
-            # forkserver: workers fork from a clean, single-threaded server process that
-            # imported the parsers once, never from the reactor process with its threads.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(list(preload))
-            self._executor = ProcessPoolExecutor(
-                max_workers=count, mp_context=context, max_tasks_per_child=TASKS_PER_WORKER
-            )
+            self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # forkserver: workers fork from a clean, single-threaded server process that
+        # imported the parsers once, never from the reactor process with its threads.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(self._preload))
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
             return function(*args)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, *args)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(2 * self.workers)
+        async with self._slots:
+            self._tasks += 1
+            if self._tasks > TASKS_PER_WORKER * self.workers:
+                # Tasks already running finish in the old pool; it is shut down after.
+                self._retired.append(self._executor)
+                self._executor.shutdown(wait=False)
+                self._executor = self._new_executor()
+                self._tasks = 1
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, function, *args)
 
     def shutdown(self) -> None:
+        for executor in self._retired:
+            executor.shutdown(wait=True)
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 

@@ -27,7 +27,12 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "AUTOTHROTTLE_START_DELAY": 0.5,
         "AUTOTHROTTLE_MAX_DELAY": 30.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(config.concurrent_requests_per_domain),
-        "CONCURRENT_REQUESTS": 32,
+        # One crawler polls one source (mostly one site): more requests than the
+        # per-site cap would only pile up response bodies in memory.
+        "CONCURRENT_REQUESTS": config.concurrent_requests_per_domain,
+        # An article response yields one item; Scrapy's default of 100 concurrent item
+        # tasks per response only costs scheduling on the reactor thread.
+        "CONCURRENT_ITEMS": 1,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrent_requests_per_domain,
         "DOWNLOAD_TIMEOUT": config.download_timeout.total_seconds(),
         "DOWNLOAD_MAXSIZE": config.download_maxsize,

@@ -44,10 +44,39 @@ def test_backoff_never_polls_faster_than_the_interval() -> None:
         (PollOutcome("s", state=STATE, error="HTTP 500"),
          FetchState(discovered_url=STATE.discovered_url)),
         (PollOutcome("s", not_modified=True), None),
+        (PollOutcome("s", state=STATE, new_urls=3, stored=1),
+         FetchState(discovered_url=STATE.discovered_url)),
+        (PollOutcome("s", state=STATE, new_urls=3, stored=1, duplicates=1, skipped=1), STATE),
     ],
-    ids=["clean", "page-error", "deferred-links", "failed", "not-modified"],
+    ids=["clean", "page-error", "deferred-links", "failed", "not-modified", "interrupted",
+         "all-settled"],
 )
 def test_validators_are_remembered_only_after_a_clean_poll(
     outcome: PollOutcome, remembered: FetchState | None
 ) -> None:
     assert state_to_remember(outcome) == remembered
+
+
+def test_the_cpu_pool_outlives_its_worker_recycling() -> None:
+    """More tasks than one generation of workers may run: the pool is replaced, not hung."""
+    import asyncio
+    import operator
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crawler import workers
+
+    pool = workers.CpuPool(2)
+    original_limit = workers.TASKS_PER_WORKER
+    workers.TASKS_PER_WORKER = 5
+    try:
+        async def many() -> list[int]:
+            return list(await asyncio.wait_for(
+                asyncio.gather(*(pool.run(operator.mul, n, 2) for n in range(60))), 60))
+
+        # A thread of its own: another test's browser may keep this thread's loop busy.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            results = thread.submit(lambda: asyncio.run(many())).result(timeout=90)
+        assert results == [n * 2 for n in range(60)]
+    finally:
+        workers.TASKS_PER_WORKER = original_limit
+        pool.shutdown()

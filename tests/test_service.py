@@ -233,3 +233,24 @@ def test_immediate_alerts_arrive_within_the_window(news_site: NewsSite, tmp_path
     assert "Palmyra museum reopens" in text
     assert "Chipmakers" not in text  # digest rules wait for the digest
     assert waited < 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_the_service_cleanly(
+    news_site: NewsSite, tmp_path: Path, signum: int
+) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    log = tmp_path / "service.log"
+    process = _start(config, log)
+    try:
+        _wait_for(lambda: "newswatch running" in log.read_text(), 60, "the service to start")
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "newswatch stopped" in log.read_text()
+    # Stopped mid-crawl, nothing was lost: the next poll fetches what was left.
+    assert run_newswatch(config, "crawl").returncode == 0
+    assert Store.from_url(load_config(config).database).count_articles() == 5
