@@ -210,9 +210,9 @@ def _format_time(moment: datetime | None, zone: ZoneInfo) -> str:
     return f"{local.day} {local:%b %Y, %H:%M %Z}"
 
 
-def _safe_url(url: str) -> str | None:
-    """`url` if it is an absolute http(s) URL a mail client may link to, else None."""
-    url = url.strip()
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL a mail client or page may link to, else
+    None. The one check for every link newswatch renders (digests and the web UI)."""
     # Browsers ignore tabs and newlines inside a scheme ("java\tscript:"), so any
     # control character or whitespace disqualifies the URL rather than being parsed.
     if not url or _CONTROL_RE.search(url) or _WHITESPACE_RE.search(url):
@@ -255,7 +255,7 @@ def _entry_view(entry: DigestEntry, zone: ZoneInfo) -> _EntryView:
     spans = find_terms(snippet, entry.terms)
     return _EntryView(
         title=_shorten(_clean_line(entry.title), MAX_TITLE_CHARS) or "(untitled)",
-        url=_safe_url(entry.url),
+        url=safe_url(entry.url),
         source=_shorten(_clean_line(entry.source), MAX_FIELD_CHARS),
         published=_format_time(entry.published, zone),
         snippet_html=_highlight_html(snippet, spans),
@@ -339,7 +339,7 @@ def render_digest(
         "generated": _format_time(generated_at, zone),
         "timezone": timezone,
         "sections": views,
-        "unsubscribe": _safe_url(unsubscribe) if unsubscribe else None,
+        "unsubscribe": safe_url(unsubscribe) if unsubscribe else None,
     }
     environment = get_environment(template_dirs)
     html = inline_css(environment.get_template(HTML_TEMPLATE).render(context))
