@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
+import logging
 import os
 import re
 import smtplib
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
 __all__ = ["Delivery", "DeliveryError", "OutboxDelivery", "SmtpDelivery"]
+
+logger = logging.getLogger(__name__)
 
 _REDACTED = "***"
 _UNSAFE_FILENAME_RE = re.compile(r"[^a-z0-9._@+-]+")
@@ -196,8 +200,16 @@ class OutboxDelivery:
 
         The file appears complete or not at all (written to a temporary file,
         then renamed). Raises DeliveryError when the file cannot be written.
+
+        A message whose file is already in the folder (same recipient, same
+        Message-ID) is not written again: an earlier attempt wrote it and the
+        process died before recording that. So the outbox holds each digest once.
         """
         target = self.path_for(message, datetime.now(UTC))
+        if str(message.get("Message-ID", "")) and self._written_before(target):
+            logger.info("outbox: %s to %s is already in %s; not written again",
+                        message["Message-ID"], message["To"], self.folder)
+            return
         temporary_path: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -216,3 +228,12 @@ class OutboxDelivery:
             raise DeliveryError(
                 f"could not write {target}: {error.strerror or error}", temporary=True
             ) from error
+
+    def _written_before(self, target: Path) -> bool:
+        """True when a file for the same recipient and Message-ID is in the folder
+        (names differ only in their timestamp, the part before the first dash)."""
+        same_message = target.name.split("-", 1)[1]
+        try:
+            return any(True for _ in self.folder.glob(f"*-{glob.escape(same_message)}"))
+        except OSError:
+            return False

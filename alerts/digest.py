@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import OperationalError
+
 from alerts.delivery import DeliveryError, OutboxDelivery, SmtpDelivery
 from alerts.render import (
     DigestEntry,
@@ -239,6 +241,13 @@ def _send_to(
         _send(store, config, delivery, recipient, record, now, report)
     except DeliveryError as error:
         report.failed[recipient.email] = str(error)
+    except OperationalError as error:
+        # The database went away mid-run (locked, restarted): nothing was marked sent
+        # that was not sent; the run is retried with backoff like a failed send.
+        logger.error("%s for %s interrupted by a database error, will retry: %s",
+                     kind, recipient.email, error)
+        report.failed[recipient.email] = f"database error: {error}"
+        report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
 
 
 def _send(

@@ -134,11 +134,25 @@ _DIACRITIC_BLOCKS = (
 
 # Combining marks that `\w` does not match (Devanagari vowel signs, Arabic
 # harakat, …): inside a word they belong to it, or "हिंदी" would be two words.
-_MARKS = "".join(
-    chr(code)
+def _as_ranges(codes: list[int]) -> str:
+    """A regex character-class body for the code points, consecutive ones as ranges
+    (a class of hundreds of single characters takes a good part of a second to compile)."""
+    parts: list[str] = []
+    start = previous = codes[0]
+    for code in [*codes[1:], -1]:
+        if code != previous + 1:
+            parts.append(chr(start) if start == previous else f"{chr(start)}-{chr(previous)}")
+            start = code
+        previous = code
+    return "".join(parts)
+
+
+_MARK_CODES = [
+    code
     for code in range(0x300, 0x10000)
     if unicodedata.category(chr(code)).startswith("M") and not chr(code).isalnum()
-)
+]
+_MARKS = _as_ranges(_MARK_CODES)
 _MARK_RE = re.compile(f"[{_MARKS}]")
 _WORD_CHAR = f"[\\w{_MARKS}]"
 _WORD_CHAR_RE = re.compile(_WORD_CHAR)
@@ -165,11 +179,11 @@ _WHITESPACE_RE = re.compile(r"\s+")
 # scripts are letters, not accents.
 _DIACRITICS_RE = re.compile(
     "["
-    + "".join(
-        char
-        for char in _MARKS
-        if any(low <= char <= high for low, high in _DIACRITIC_BLOCKS)
-    )
+    + _as_ranges([
+        code
+        for code in _MARK_CODES
+        if any(ord(low) <= code <= ord(high) for low, high in _DIACRITIC_BLOCKS)
+    ])
     + "]"
 )
 # Letters whose "accent" is part of the glyph, so NFD cannot take it off.
@@ -207,11 +221,11 @@ def normalise_text(text: str) -> str:
 # text, curly quotes and all) needs no stripping, word by word or otherwise.
 _STRIPPABLE_RE = re.compile(
     "["
-    + "".join(
-        char
+    + _as_ranges([
+        code
         for code in range(0x80, 0x10000)
         if not 0xD800 <= code < 0xE000 and _strip_accents(char := chr(code)) != char
-    )
+    ])
     + "]"
 )
 

@@ -324,7 +324,9 @@ def render_digest(
     zone = ZoneInfo(timezone)
     views = tuple(
         _SectionView(
-            rule=section.rule,
+            # A rule's name is a heading: one line (a line break in it would start
+            # a new line of the text digest), bounded like every other field.
+            rule=_shorten(_clean_line(section.rule), MAX_FIELD_CHARS),
             count=len(section.entries),
             entries=tuple(_entry_view(entry, zone) for entry in section.entries),
         )

@@ -33,7 +33,8 @@ almost no CPU for 30 s is killed as hung, and said so under the table.
 
 Promise (2-core machine, 50 sources × 40 articles, 1,000 rules): c/b ≥ 1.6;
 (d) makes one request per source and finishes in under 2 s; (c) peaks under
-500 MB.
+500 MB of PSS (the extraction workers share the models their forkserver loaded:
+the RSS sum counts those pages once per worker, PSS once).
 """
 
 from __future__ import annotations
@@ -566,8 +567,11 @@ def render_table(runs: list[RunResult]) -> str:
          d["requests_per_source"] <= TARGETS["d_requests_per_source"]),
         (f"(d) wall time = {d['wall']:.2f} s (target < {TARGETS['d_wall']:.0f} s)",
          d["wall"] < TARGETS["d_wall"]),
-        (f"(c) peak memory = {c['peak_rss']:.0f} MB RSS sum (target < "
-         f"{TARGETS['c_peak_mb']:.0f} MB)", c["peak_rss"] < TARGETS["c_peak_mb"]),
+        # PSS: the memory the crawl takes from the machine. The RSS sum counts the
+        # models the workers share with their forkserver once per process.
+        (f"(c) peak memory = {c['peak_pss']:.0f} MB PSS sum ({c['peak_rss']:.0f} MB RSS "
+         f"sum) (target < {TARGETS['c_peak_mb']:.0f} MB)",
+         c["peak_pss"] < TARGETS["c_peak_mb"]),
     ]
     lines += ["", "targets:"] + [f"- {'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
     return "\n".join(lines)

@@ -63,7 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the service: poll on schedule, send digests")
+    run.add_argument(
+        "--role", choices=["all", "scheduler"], default="all",
+        help="all: the whole service in this process (default); scheduler: schedule polls "
+        "for `newswatch worker` processes through Redis and send digests, active while it "
+        "holds the scheduler lock (scale-out, see docs/scaling.md)",
+    )
     run.set_defaults(handler=_run)
+
+    worker = commands.add_parser(
+        "worker", help="crawl the polls the active scheduler queues in Redis (scale-out)")
+    worker.set_defaults(handler=_worker)
 
     crawl = commands.add_parser("crawl", help="poll sources now, store and match, then exit")
     crawl.add_argument("--source", action="append", metavar="NAME",
@@ -191,8 +201,35 @@ def _run(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     config = load_config(path)
+    if args.role == "scheduler":
+        return _run_role(path, config, "scheduler")
     store = _open_store(config)
     return run_service(lambda: NewswatchService(
+        config, store, cpu_workers=config.workers, config_path=path
+    ))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    catch_early_stop_signals()
+    from crawler.service import install_asyncio_reactor
+
+    install_asyncio_reactor()
+    path = config_path(args.config)
+    return _run_role(path, load_config(path), "worker")
+
+
+def _run_role(path: Path, config: Config, role: str) -> int:
+    """Run a scale-out role: ``scheduler`` or ``worker`` (the reactor is installed)."""
+    from crawler.cluster import startup_lock
+    from crawler.config import check_scale_out
+    from crawler.roles import SchedulerService, WorkerService
+    from crawler.service import run_service
+
+    check_scale_out(config, path, role)
+    service = SchedulerService if role == "scheduler" else WorkerService
+    with startup_lock(config.database):
+        store = _open_store(config)
+    return run_service(lambda: service(
         config, store, cpu_workers=config.workers, config_path=path
     ))
 
@@ -478,6 +515,13 @@ def _status(args: argparse.Namespace) -> int:
         "digests": digests,
         "unsent": unsent,
     }
+    if config.redis is not None:
+        from crawler.cluster import cluster_status
+
+        try:
+            report["cluster"] = cluster_status(config.redis, config.cluster.queue_prefix)
+        except Exception as error:
+            report["cluster"] = {"error": str(error)}
     if args.json:
         print(json.dumps(report, default=lambda value: value.isoformat(), ensure_ascii=False))
         return EXIT_OK
@@ -518,6 +562,15 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(sources, rules, digests)
     if report["unsent"]:
         console.print(f"Unsent, waiting for a retry: {report['unsent']}")
+    if "cluster" in report:
+        cluster = report["cluster"]
+        if "error" in cluster:
+            console.print(f"Scale-out: Redis did not answer: {cluster['error']}")
+        else:
+            console.print(
+                f"Scale-out: active scheduler {cluster['leader'] or '— (none)'}; "
+                f"{len(cluster['workers'])} workers; {cluster['poll_jobs_waiting']} poll jobs "
+                f"and {cluster['requests_queued']} requests queued")
 
 
 def _stories(args: argparse.Namespace) -> int:

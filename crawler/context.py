@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from alerts.rules import MatchDocument
 from crawler.ingest import IngestResult, ResendPolicy, ingest_batch
 from crawler.workers import BatchWriter
+from spiders.prepare import extract_with_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from datetime import datetime
 
     from alerts.rules import RuleMatch, RuleMatcher
+    from crawler.dedup import BodyKeys
     from crawler.ingest import StoryAssigner
     from crawler.store import Store
     from crawler.workers import CpuPool, DatabaseThread
-    from spiders.items import ArticleItem
+    from spiders.items import ArticleItem, ExtractedArticle
 
 T = TypeVar("T")
+
+# How long a fetched robots.txt is used before it is fetched again (RFC 9309: a
+# crawler should not use a cached copy for more than 24 hours).
+ROBOTS_TXT_MAX_AGE = timedelta(hours=24)
 
 
 @dataclass
@@ -31,15 +37,30 @@ class CrawlContext:
     """
 
     store: Store
-    matcher: RuleMatcher
+    # Compiled on first use (on the database thread, where matching runs): a poll that
+    # finds nothing new, such as a cron `newswatch crawl`, never pays for it.
+    make_matcher: Callable[[], RuleMatcher]
     database: DatabaseThread
     cpu: CpuPool
     stories: StoryAssigner | None = None
     resend: ResendPolicy = ResendPolicy.HEADLINE
     _writer: BatchWriter[ArticleItem, IngestResult] = field(init=False, repr=False)
+    _robots: dict[str, tuple[bytes, datetime]] = field(default_factory=dict, init=False,
+                                                        repr=False)
+    _matcher: RuleMatcher | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._writer = BatchWriter(self._match_and_save, self.database)
+
+    @property
+    def matcher(self) -> RuleMatcher:
+        if self._matcher is None:
+            self._matcher = self.make_matcher()
+        return self._matcher
+
+    @matcher.setter
+    def matcher(self, matcher: RuleMatcher) -> None:
+        self._matcher = matcher
 
     async def urls_to_fetch(self, links: Sequence[tuple[str, datetime | None]]) -> list[str]:
         """The canonical URLs, in order, not stored yet or updated since fetched."""
@@ -48,6 +69,33 @@ class CrawlContext:
     async def parse(self, function: Callable[..., T], *args: Any) -> T:
         """Run a pure parsing function in the CPU pool."""
         return await self.cpu.run(function, *args)
+
+    async def extract(
+        self, body: bytes, url: str, content_type: str | None
+    ) -> tuple[ExtractedArticle, BodyKeys]:
+        """Extract an article page and compute its dedup keys, in one CPU-pool task
+        (the body is normalised once, in the worker, not on the database thread)."""
+        params = self.stories.params if self.stories is not None else None
+        return await self.cpu.run(extract_with_keys, body, url, content_type, params)
+
+    async def robots_txt(self, origin: str) -> bytes | None:
+        """The robots.txt of ``origin`` (``scheme://host:port``) fetched within the last
+        day, from memory or the database (shared by later processes), else None."""
+        now = datetime.now(UTC)
+        cached = self._robots.get(origin)
+        if cached is None:
+            cached = await self.database.run(self.store.robots_txt, origin)
+            if cached is not None:
+                self._robots[origin] = cached
+        if cached is None or cached[1] <= now - ROBOTS_TXT_MAX_AGE:
+            return None
+        return cached[0]
+
+    async def remember_robots_txt(self, origin: str, body: bytes) -> None:
+        """Keep a robots.txt just fetched, for the polls of the next day."""
+        now = datetime.now(UTC)
+        self._robots[origin] = (body, now)
+        await self.database.run(self.store.save_robots_txt, origin, body, now)
 
     async def save(self, item: ArticleItem) -> IngestResult:
         """Match the rules, deduplicate and store the article with its matches.
@@ -75,3 +123,4 @@ class CrawlContext:
             language=article.language,
         )
         return self.matcher.match(document)
+

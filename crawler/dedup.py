@@ -21,6 +21,7 @@ rebuilt from stored signatures, headlines, publish times and sources
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import struct
@@ -32,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import MinHash
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -63,6 +63,10 @@ _HEADLINE_STOPWORDS = frozenset({
     "their", "they", "this", "to", "up", "was", "we", "were", "what", "when", "which",
     "who", "why", "will", "with", "would", "you",
 })
+
+# Bodies shorter than this (normalised) say too little to be told apart by their
+# text alone: they get no content fingerprint.
+MIN_FINGERPRINT_CHARS = 200
 
 SIGNATURE_VERSION = 1
 # version, shingle size, number of MinHash values, shingle count; then the values.
@@ -107,11 +111,66 @@ def tokenize(normalised: str) -> list[str]:
 def word_shingles(text: str, size: int) -> set[bytes]:
     """The set of ``size``-word shingles of the normalised text, UTF-8 encoded; a text
     shorter than ``size`` words is one shingle, an empty one none."""
-    tokens = tokenize(normalise_for_fingerprint(text))
+    return _shingles(normalise_for_fingerprint(text), size)
+
+
+def _shingles(normalised: str, size: int) -> set[bytes]:
+    tokens = tokenize(normalised)
     if not tokens:
         return set()
     count = max(1, len(tokens) - size + 1)
     return {" ".join(tokens[i:i + size]).encode("utf-8") for i in range(count)}
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureParams:
+    """How story signatures are made: shingle size and number of MinHash values."""
+
+    shingle: int = 4
+    num_perm: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class BodyKeys:
+    """Everything dedup needs from a body, computed from one normalisation (in a CPU
+    worker, next to extraction): the exact-copy fingerprint (None for a body too
+    short to be telling) and the story signature (None when stories are off)."""
+
+    fingerprint: str | None
+    signature: bytes | None
+
+
+def body_keys(text: str, params: SignatureParams | None) -> BodyKeys:
+    """The fingerprint and (with ``params``) the story signature of ``text``."""
+    normalised = normalise_for_fingerprint(text)
+    fingerprint = (hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+                   if len(normalised) >= MIN_FINGERPRINT_CHARS else None)
+    signature = _signature(normalised, params) if params is not None else None
+    return BodyKeys(fingerprint, signature)
+
+
+@functools.cache
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    # Drawn from a seeded generator: the same in every process, made once per process.
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, seed=_MINHASH_SEED, scheme=_SCHEME).permutations
+
+
+def _signature(normalised: str, params: SignatureParams) -> bytes:
+    """The MinHash signature of a normalised body, with its shingle count and
+    parameters in a header (see ``StoryIndex._parse``)."""
+    # Imported here: datasketch's package imports scipy (~0.8 s), which only the CPU
+    # workers, where signatures are made, need to pay for.
+    from datasketch import MinHash
+
+    shingles = _shingles(normalised, params.shingle)
+    minhash = MinHash(num_perm=params.num_perm, seed=_MINHASH_SEED,
+                      permutations=_permutations(params.num_perm), scheme=_SCHEME)
+    minhash.update_batch(shingles)
+    values: np.ndarray = np.asarray(minhash.hashvalues, dtype="<u4")
+    header = _HEADER.pack(SIGNATURE_VERSION, params.shingle, params.num_perm, len(shingles))
+    return header + values.tobytes()
 
 
 def headline_words(title: str) -> tuple[int, ...]:
@@ -310,8 +369,7 @@ class StoryIndex:
         self.shingle = shingle
         self.bands = bands
         self.rows = rows
-        self._permutations = MinHash(num_perm=num_perm, seed=_MINHASH_SEED,
-                                     scheme=_SCHEME).permutations
+        self.params = SignatureParams(shingle, num_perm)
         self._band_salts = np.arange(1, bands + 1, dtype=np.uint64) * _BAND_MIX
         self._entries: dict[int, _Entry] = {}
         self._bands = _BandTable()
@@ -322,13 +380,7 @@ class StoryIndex:
     def signature(self, body: str) -> bytes:
         """The body's MinHash signature with its shingle count and parameters, to store
         with the article so that ``add_existing`` can rebuild the index without text."""
-        shingles = word_shingles(body, self.shingle)
-        minhash = MinHash(num_perm=self.num_perm, seed=_MINHASH_SEED,
-                          permutations=self._permutations, scheme=_SCHEME)
-        minhash.update_batch(shingles)
-        values: np.ndarray = np.asarray(minhash.hashvalues, dtype="<u4")
-        header = _HEADER.pack(SIGNATURE_VERSION, self.shingle, self.num_perm, len(shingles))
-        return header + values.tobytes()
+        return _signature(normalise_for_fingerprint(body), self.params)
 
     def assign(self, candidate: StoryCandidate, *, signature: bytes | None = None) -> int:
         """Index the candidate and return its story id: the id of the story of the indexed

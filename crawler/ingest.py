@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from crawler.dedup import StoryCandidate, normalise_for_fingerprint
-from crawler.dedup import content_fingerprint as dedup_fingerprint
+from crawler.dedup import (
+    BodyKeys,
+    SignatureParams,
+    StoryCandidate,
+    body_keys,
+    normalise_for_fingerprint,
+)
 from crawler.store import ArticleRecord
 from crawler.urls import canonicalize_url
 
@@ -32,8 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Bodies shorter than this say too little to be told apart by their text alone.
-MIN_FINGERPRINT_CHARS = 200
 # Word-set similarity below which a re-fetched body counts as materially changed.
 MATERIAL_SIMILARITY = 0.9
 
@@ -62,6 +65,8 @@ class IngestResult:
 class StoryAssigner(Protocol):
     """What ingest needs of the story index (crawler.dedup.StoryIndex)."""
 
+    params: SignatureParams
+
     def signature(self, body: str) -> bytes: ...
 
     def assign(self, candidate: StoryCandidate, *, signature: bytes | None = None) -> int: ...
@@ -74,9 +79,15 @@ def normalise_body(text: str) -> str:
 
 def content_fingerprint(text: str) -> str | None:
     """A key for the exact body (None when the body is too short to be telling)."""
-    if len(normalise_for_fingerprint(text)) < MIN_FINGERPRINT_CHARS:
-        return None
-    return dedup_fingerprint(text)
+    return body_keys(text, None).fingerprint
+
+
+def keys_of(item: ArticleItem, stories: StoryAssigner | None) -> BodyKeys:
+    """The item's dedup keys: as computed in the CPU worker, else computed here."""
+    params = stories.params if stories is not None else None
+    if item.keys is not None and (item.keys.signature is not None or params is None):
+        return item.keys
+    return body_keys(item.article.text, params)
 
 
 def is_material_change(old_title: str, old_body: str, new_title: str, new_body: str) -> bool:
@@ -116,7 +127,8 @@ def ingest_batch(
     revisions: rare); a second copy of the same URL or body within the batch is
     a duplicate of the first.
     """
-    keys = [(_aliases(item), content_fingerprint(item.article.text)) for item, _ in batch]
+    body = [keys_of(item, stories) for item, _ in batch]
+    keys = [(_aliases(item), key.fingerprint) for (item, _), key in zip(batch, body, strict=True)]
     known = store.find_articles(
         [([item.article.url, *aliases], fingerprint)
          for (item, _), (aliases, fingerprint) in zip(batch, keys, strict=True)]
@@ -129,7 +141,7 @@ def ingest_batch(
     ):
         if stored is not None:
             results[index] = _update_known(
-                store, stored, item, matches, aliases, fingerprint, resend, stories
+                store, stored, item, matches, aliases, body[index], resend
             )
             continue
         identities = {item.article.url, *aliases} | ({fingerprint} if fingerprint else set())
@@ -143,9 +155,8 @@ def ingest_batch(
     for index in fresh:
         item, matches = batch[index]
         aliases, fingerprint = keys[index]
-        signature = stories.signature(item.article.text) if stories is not None else None
         records.append((ArticleRecord(item.source, item.article, aliases, fingerprint,
-                                      signature), matches))
+                                      body[index].signature), matches))
     ids = store.insert_articles(records)
     moved: dict[int, int] = {}
     for index, (record, _matches), article_id in zip(fresh, records, ids, strict=True):
@@ -178,9 +189,8 @@ def _update_known(
     item: ArticleItem,
     matches: list[RuleMatch],
     aliases: tuple[str, ...],
-    content_hash: str | None,
+    keys: BodyKeys,
     resend: ResendPolicy,
-    stories: StoryAssigner | None,
 ) -> IngestResult:
     article = item.article
     new_urls = [url for url in (article.url, *aliases) if url != known.url]
@@ -198,8 +208,7 @@ def _update_known(
         ResendPolicy.ANY: True,
         ResendPolicy.NEVER: False,
     }[resend]
-    signature = stories.signature(article.text) if stories is not None else None
-    record = ArticleRecord(item.source, article, aliases, content_hash, signature)
+    record = ArticleRecord(item.source, article, aliases, keys.fingerprint, keys.signature)
     revision = store.save_revision(known, record, matches, notify=notify)
     logger.info("article %s changed: stored as revision %d%s", known.url, revision,
                 " (readers will get it as updated)" if notify else "")

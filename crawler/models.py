@@ -201,6 +201,17 @@ class ScheduleRun(Base):
     last_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class RobotsTxt(Base):
+    """A site's robots.txt as last fetched, reused for a day (RFC 9309 allows caching
+    up to 24 hours), so a poll of an unchanged source is one request, not two."""
+
+    __tablename__ = "robots_txt"
+
+    origin: Mapped[str] = mapped_column(String(400), primary_key=True)  # scheme://host:port
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class DeliveryItem(Base):
     """An article (revision) in a delivery: per recipient, at most one digest, ever.
 

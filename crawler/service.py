@@ -10,6 +10,7 @@ digest, which waits on SMTP) a worker thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Extraction and feed parsing import these once in the forkserver, not per task.
-PRELOADED_MODULES = ("spiders.extract", "spiders.feedparse")
+# Extraction and feed parsing are imported and warmed up once, in the forkserver.
+PRELOADED_MODULES = ("spiders.preload",)
 # How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
 SHUTDOWN_GRACE_SECONDS = 20
 # Polls crawling at once; more wait their turn (bounds memory: each crawl holds its
@@ -122,7 +123,7 @@ class NewswatchService:
         rules = [rule_from_config(rule) for rule in config.rules]
         self.context = CrawlContext(
             store=store,
-            matcher=RuleMatcher(rules),
+            make_matcher=functools.partial(RuleMatcher, rules),
             database=DatabaseThread(),
             cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
             resend=ResendPolicy(config.resend_updates),
@@ -243,7 +244,18 @@ class NewswatchService:
         """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
-        now = datetime.now(UTC)
+        self.schedule_jobs(scheduler, datetime.now(UTC))
+        scheduler.start()
+        scheduler.add_job(self._job(self.catch_up_missed_digests), id="catch-up",
+                          name="catch up missed digests")
+        logger.info(
+            "newswatch running: %d sources, %d rules, %d recipients",
+            sum(s.enabled for s in self.config.sources), len(self.config.rules),
+            len(self.config.all_recipients()),
+        )
+
+    def schedule_jobs(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
+        """Add the polls, the digests and the housekeeping jobs (not the catch-up)."""
         self._schedule_sources(scheduler, now)
         self._schedule_digests(scheduler)
         scheduler.add_job(
@@ -261,14 +273,6 @@ class NewswatchService:
                 IntervalTrigger(seconds=CONFIG_CHECK_SECONDS, timezone=UTC),
                 id="config-watch", name="config watch", max_instances=1, coalesce=True,
             )
-        scheduler.start()
-        scheduler.add_job(self._job(self.catch_up_missed_digests), id="catch-up",
-                          name="catch up missed digests")
-        logger.info(
-            "newswatch running: %d sources, %d rules, %d recipients",
-            sum(s.enabled for s in self.config.sources), len(self.config.rules),
-            len(self.config.all_recipients()),
-        )
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Make the poll jobs match the configured sources: add new ones (polled at
@@ -283,7 +287,7 @@ class NewswatchService:
             existing = scheduler.get_job(job_id)
             if existing is None:
                 scheduler.add_job(
-                    self._job(self.poll),
+                    self._job(self.scheduled_poll),
                     trigger,
                     args=[source.name],
                     id=job_id,
@@ -315,15 +319,22 @@ class NewswatchService:
                 replace_existing=True,
             )
 
+    async def scheduled_poll(self, name: str) -> None:
+        """A source's poll interval came: poll it here (the scheduler role enqueues it
+        for the workers instead, crawler/roles.py)."""
+        await self.poll(name)
+
     async def scheduled_digest(self, email: str) -> None:
         """A recipient's digest window: send, then remember the window as done."""
         started = datetime.now(UTC)
         await self.send_digests(email)
         await self.context.database.run(self.store.record_run, f"digest:{email}", started)
 
-    async def catch_up_missed_digests(self) -> None:
-        """Send once, now, each digest whose window passed while the service was down."""
+    async def catch_up_missed_digests(self, before: datetime | None = None) -> None:
+        """Send once, now, each digest whose window passed while the service was down
+        (windows before ``before``, default a moment ago: the digest jobs fire the rest)."""
         now = datetime.now(UTC)
+        before = before or now - timedelta(seconds=CONFIG_CHECK_SECONDS)
         for recipient in self.config.all_recipients():
             job_id = f"digest:{recipient.email}"
             last = await self.context.database.run(self.store.last_run, job_id)
@@ -332,7 +343,7 @@ class NewswatchService:
                 continue
             due = cron_trigger(recipient.schedule, recipient.timezone).get_next_fire_time(
                 None, last + timedelta(seconds=1))
-            if due is not None and due < now - timedelta(seconds=CONFIG_CHECK_SECONDS):
+            if due is not None and due < before:
                 logger.info("digest for %s was due at %s while newswatch was down; sending now",
                             recipient.email, due)
                 await self.scheduled_digest(recipient.email)

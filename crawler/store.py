@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     column,
     create_engine,
@@ -32,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.models import (
@@ -42,6 +40,7 @@ from crawler.models import (
     Delivery,
     DeliveryItem,
     Match,
+    RobotsTxt,
     ScheduleRun,
     Source,
     utcnow,
@@ -54,6 +53,10 @@ if TYPE_CHECKING:
     from spiders.items import ExtractedArticle
 
 MIGRATIONS = "crawler:migrations"
+# The newest migration (tests/test_store.py checks it is Alembic's head). A database
+# already there is not handed to Alembic at all: importing and running it costs half
+# a second on every start of every command.
+SCHEMA_REVISION = "0007"
 # An index's "updated" time must be this much later than our fetch to fetch again
 # (feeds that stamp every entry with the time of the request must not cost a
 # refetch of everything at every poll).
@@ -151,6 +154,9 @@ def create_database_engine(url: str) -> Engine:
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Apply the Alembic migrations up to ``revision`` (the only way tables are made)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", MIGRATIONS)
     with engine.begin() as connection:
@@ -180,7 +186,17 @@ class Store:
         return cls(create_database_engine(url))
 
     def upgrade(self) -> None:
-        upgrade_database(self.engine)
+        """Bring the schema to the newest migration (nothing to do when it is there)."""
+        if self.schema_revision() != SCHEMA_REVISION:
+            upgrade_database(self.engine)
+
+    def schema_revision(self) -> str | None:
+        """The migration the database is at (None for a database without one)."""
+        try:
+            with self.engine.connect() as connection:
+                return connection.scalar(text("SELECT version_num FROM alembic_version"))
+        except DatabaseError:  # no alembic_version table: a new database
+            return None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -351,10 +367,13 @@ class Store:
         in the batch): for those nothing is written.
         """
         ids: list[int | None] = []
+        aliases: list[dict[str, Any]] = []
+        matched: list[tuple[int, Sequence[RuleMatch]]] = []
         with self._session.begin() as session:
             sources = {name: id_ for name, id_ in session.execute(
                 select(Source.name, Source.id))}
             for record, matches in batch:
+                # One by one: the id comes back, or None when the URL or body is taken.
                 article_id = session.scalar(
                     _insert_ignoring_conflict(
                         session, Article, _article_values(record, sources.get(record.source))
@@ -363,15 +382,17 @@ class Store:
                 ids.append(article_id)
                 if article_id is None:
                     continue
-                session.execute(
-                    update(Article).where(Article.id == article_id).values(story_id=article_id)
-                )
-                for alias in record.aliases:
-                    if alias != record.article.url:
-                        session.execute(_insert_ignoring_conflict(
-                            session, ArticleAlias, {"url": alias, "article_id": article_id}
-                        ))
-                _insert_matches(session, article_id, matches)
+                aliases += [{"url": alias, "article_id": article_id}
+                            for alias in record.aliases if alias != record.article.url]
+                matched.append((article_id, matches))
+            # The rest in a few statements for the whole batch, not a few per article.
+            new_ids = [article_id for article_id in ids if article_id is not None]
+            if new_ids:
+                session.execute(update(Article).where(Article.id.in_(new_ids))
+                                .values(story_id=Article.id))
+            if aliases:
+                session.execute(_insert_ignoring_conflict(session, ArticleAlias, None), aliases)
+            _insert_matches_of(session, matched)
         return ids
 
     def set_stories(self, stories: dict[int, int]) -> None:
@@ -683,6 +704,22 @@ class Store:
             row = session.get(ScheduleRun, job_id)
             return row.last_run_at if row else None
 
+    def robots_txt(self, origin: str) -> tuple[bytes, datetime] | None:
+        """The robots.txt last fetched from ``origin``, and when."""
+        with self._session() as session:
+            row = session.get(RobotsTxt, origin)
+            return (row.body, row.fetched_at) if row is not None else None
+
+    def save_robots_txt(self, origin: str, body: bytes, at: datetime) -> None:
+        """Remember the robots.txt just fetched from ``origin``."""
+        with self._session.begin() as session:
+            row = session.get(RobotsTxt, origin)
+            if row is None:
+                session.execute(_insert_ignoring_conflict(
+                    session, RobotsTxt, {"origin": origin, "body": body, "fetched_at": at}))
+            else:
+                row.body, row.fetched_at = body, at
+
     def deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""
         with self._session() as session:
@@ -818,24 +855,37 @@ class Store:
             return [row._asdict() for row in rows]
 
 
-def _insert_ignoring_conflict(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING (any unique key) in the session's dialect."""
+def _insert_ignoring_conflict(
+    session: Session, model: type[Any], values: dict[str, Any] | None
+) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING (any unique key) in the session's dialect; with
+    ``values`` None, the statement is executed with a list of rows (executemany)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(model).values(**values).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(model).values(**values).on_conflict_do_nothing()
-    raise NotImplementedError(f"newswatch supports SQLite and PostgreSQL, not {dialect}")
+        statement = postgresql.insert(model)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model)
+    else:
+        raise NotImplementedError(f"newswatch supports SQLite and PostgreSQL, not {dialect}")
+    if values is not None:
+        statement = statement.values(**values)
+    return statement.on_conflict_do_nothing()
 
 
 def _insert_matches(session: Session, article_id: int, matches: Sequence[RuleMatch]) -> None:
-    for match in matches:
-        session.execute(_insert_ignoring_conflict(session, Match, {
-            "rule": match.rule,
-            "article_id": article_id,
-            "terms": list(match.terms),
-            "matched_at": utcnow(),
-        }))
+    _insert_matches_of(session, [(article_id, matches)])
+
+
+def _insert_matches_of(
+    session: Session, matched: Sequence[tuple[int, Sequence[RuleMatch]]]
+) -> None:
+    """The rule matches of several articles, in one statement."""
+    now = utcnow()
+    rows = [{"rule": match.rule, "article_id": article_id, "terms": list(match.terms),
+             "matched_at": now}
+            for article_id, matches in matched for match in matches]
+    if rows:
+        session.execute(_insert_ignoring_conflict(session, Match, None), rows)
 
 
 def _article_query() -> Any:

@@ -9,18 +9,40 @@ core by default, or inline when ``workers`` is 0 (for debugging and profiling).
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # Worker processes are recycled after this many tasks, so a page that makes a
-# parser leak cannot grow a worker's memory without bound.
-TASKS_PER_WORKER = 500
+# parser leak cannot grow a worker's memory without bound. (Measured: a worker stops
+# growing after its first hundred pages; the models it reads come warmed up, shared
+# with the others, from the forkserver.)
+TASKS_PER_WORKER = 2000
+# Seconds between the attempts of a batch write that failed for a passing reason
+# (SQLite still locked after its busy timeout, a PostgreSQL connection killed by a
+# restart): three more tries within ~8 s, then the articles count as not stored and
+# the poll does not remember the index, so the next poll fetches them again.
+WRITE_RETRY_DELAYS = (0.5, 2.0, 5.0)
+
+
+def is_transient_database_error(error: BaseException) -> bool:
+    """True for database errors that a later attempt may not meet: SQLAlchemy's
+    OperationalError (locked, connection lost or killed, server restarting) or any
+    error it recognised as a dropped connection. Constraint violations and bugs are
+    not: repeating them changes nothing."""
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 class DatabaseThread:
@@ -95,6 +117,11 @@ class BatchWriter(Generic[T, R]):
     Each ``submit`` waits for its own result, but the write happens once per batch
     (``max_size`` items, or whatever arrived within ``max_wait`` seconds) on the
     database thread: one transaction per batch instead of one per article.
+
+    A write that fails for a passing reason (``retry_if``) is tried again after
+    each of ``retry_delays``; only then do the waiters get the error. ``write``
+    must therefore be safe to repeat: ingesting is, since a repeated batch finds
+    whatever a failed attempt managed to commit and treats it as already stored.
     """
 
     def __init__(
@@ -104,11 +131,15 @@ class BatchWriter(Generic[T, R]):
         *,
         max_size: int = 50,
         max_wait: float = 0.05,
+        retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+        retry_if: Callable[[BaseException], bool] = is_transient_database_error,
     ) -> None:
         self._write = write
         self._database = database
         self.max_size = max_size
         self.max_wait = max_wait
+        self.retry_delays = tuple(retry_delays)
+        self._retry_if = retry_if
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
@@ -141,13 +172,32 @@ class BatchWriter(Generic[T, R]):
         task.add_done_callback(self._writes.discard)
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        try:
-            results = await self._database.run(self._write, [item for item, _ in batch])
-        except Exception as error:  # every waiter learns its item was not written
-            for _item, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
+        items = [item for item, _ in batch]
+        attempt = 0
+        while True:
+            try:
+                results = await self._database.run(self._write, items)
+                break
+            except Exception as error:
+                if attempt >= len(self.retry_delays) or not self._retry_if(error):
+                    for _item, future in batch:  # every waiter learns it was not written
+                        if not future.done():
+                            future.set_exception(error)
+                    return
+                delay = self.retry_delays[attempt]
+                attempt += 1
+                logger.warning(
+                    "database write of %d items failed (%s); trying again in %.1fs "
+                    "(retry %d of %d)", len(items), _first_line(error), delay, attempt,
+                    len(self.retry_delays),
+                )
+                await asyncio.sleep(delay)
         for (_item, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of a database error: its first line, without the SQL and parameters."""
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]

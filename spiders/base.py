@@ -34,7 +34,6 @@ from twisted.internet.error import (
 )
 
 from crawler.urls import canonicalize_url, is_web_url
-from spiders.extract import extract_page
 from spiders.items import ArticleItem, ArticleLink, FetchState
 
 if TYPE_CHECKING:
@@ -172,9 +171,15 @@ class SourceSpider(scrapy.Spider):
             if self.wanted(link.url):
                 by_url.setdefault(canonicalize_url(link.url), link)
         self.outcome.entries += len(by_url)
-        new_urls = await self.context.urls_to_fetch(
-            [(url, link.updated) for url, link in by_url.items()]
-        )
+        try:
+            new_urls = await self.context.urls_to_fetch(
+                [(url, link.updated) for url, link in by_url.items()]
+            )
+        except Exception as error:  # the database is away (locked, restarting)
+            # Which links are new is unknown: the poll fails, so that the next one
+            # reads the index again instead of taking it as seen.
+            self.fail(self.source.url, f"could not look up stored articles: {error}")
+            return
         if len(new_urls) > self.source.max_articles:
             # The rest stay new and are fetched by the next polls, newest first.
             logger.info("source %s: %d new links; fetching the first %d this poll",
@@ -202,8 +207,8 @@ class SourceSpider(scrapy.Spider):
                 self.source.name, response.url, _header(response, "Content-Type") or "no type",
             )
             return
-        article = await self.context.parse(
-            extract_page, response.body, response.url, _header(response, "Content-Type")
+        article, keys = await self.context.extract(
+            response.body, response.url, _header(response, "Content-Type")
         )
         if not article.title and link.title:
             article = replace(article, title=link.title)
@@ -215,6 +220,7 @@ class SourceSpider(scrapy.Spider):
             article=article,
             feed_published=link.published,
             feed_title=link.title,
+            keys=keys,
         )
 
     def article_failed(self, failure: Failure) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crawler.dedup import BodyKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +67,6 @@ class ArticleItem:
     feed_published: datetime | None = None
     feed_title: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # The body's dedup keys, computed next to extraction in a CPU worker (None: ingest
+    # computes them itself).
+    keys: BodyKeys | None = None

@@ -2,7 +2,8 @@
 
 Scrapy obeys robots.txt rules but not its ``Crawl-delay``, and retries 429/503 at
 once, ignoring ``Retry-After``. Sites that publish either mean it; these two
-middlewares honour them.
+middlewares honour them. Scrapy also fetches robots.txt again for every crawl, that
+is for every poll: here it is fetched once a day per site and kept in the database.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import build_from_crawler
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Request, Response
     from scrapy.robotstxt import RobotParser
+
+    from crawler.context import CrawlContext
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,31 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
         super().__init__(crawler)
         self._max_delay = crawler.settings.getfloat("NEWSWATCH_MAX_CRAWL_DELAY", 60.0)
         self._slot_settings = crawler.settings.getdict("DOWNLOAD_SLOTS")
+
+    async def robot_parser(self, request: Request) -> RobotParser | None:
+        """The site's rules: from the robots.txt fetched within a day if there is one,
+        else fetched now (and remembered)."""
+        url = urlparse_cached(request)
+        context = self._context()
+        if url.netloc not in self._parsers and context is not None:
+            body = await context.robots_txt(f"{url.scheme}://{url.netloc}")
+            if body is not None and url.netloc not in self._parsers:
+                self._parsers[url.netloc] = build_from_crawler(self._parserimpl, self.crawler,
+                                                               body)
+        return await super().robot_parser(request)
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        await super()._parse_robots(response, netloc, request)
+        context = self._context()
+        if context is None or response.status >= 500:
+            return  # a server error says nothing about the rules: ask again next poll
+        # 4xx: no robots.txt, everything allowed (RFC 9309 2.3.1.3).
+        body = response.body if response.status == 200 else b""
+        await context.remember_robots_txt(f"{urlparse_cached(response).scheme}://{netloc}",
+                                          body)
+
+    def _context(self) -> CrawlContext | None:
+        return getattr(self.crawler.spider, "context", None)
 
     def process_request_2(self, rp: RobotParser | None, request: Request) -> None:
         super().process_request_2(rp, request)

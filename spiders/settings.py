@@ -33,6 +33,10 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         # An article response yields one item; Scrapy's default of 100 concurrent item
         # tasks per response only costs scheduling on the reactor thread.
         "CONCURRENT_ITEMS": 1,
+        # Responses a crawl holds while they wait for the CPU pool (Scrapy: 5 MB). The
+        # pool takes a few pages at a time whatever is waiting; with up to 16 polls
+        # running, 1 MB each keeps it fed and the crawling process small.
+        "SCRAPER_SLOT_MAX_ACTIVE_SIZE": 1_000_000,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrent_requests_per_domain,
         "DOWNLOAD_TIMEOUT": config.download_timeout.total_seconds(),
         "DOWNLOAD_MAXSIZE": config.download_maxsize,
@@ -42,10 +46,29 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "TELNETCONSOLE_ENABLED": False,
         "STATS_DUMP": False,
         "LOG_ENABLED": False,
-        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+        # Every poll is a new crawler, and every crawler builds each component listed
+        # here: the ones newswatch never uses are left out (a poll that gets a 304
+        # costs a few milliseconds less for each). Only http(s) is ever fetched.
+        "EXTENSIONS": {
+            f"scrapy.extensions.{name}": None
+            for name in ("logstats.LogStats", "telnet.TelnetConsole", "memusage.MemoryUsage",
+                         "memdebug.MemoryDebugger", "closespider.CloseSpider",
+                         "feedexport.FeedExporter", "spiderstate.SpiderState",
+                         "remote_control.RemoteControl")
+        },
+        "DOWNLOAD_HANDLERS": {scheme: None for scheme in ("data", "file", "s3", "ftp")},
+        "SPIDER_MIDDLEWARES": {
+            "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
+        },
         "ITEM_PIPELINES": {"spiders.pipelines.ArticlePipeline": 300},
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+            "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+            "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
+            # First, so a refused address is not even asked for its robots.txt; it
+            # sees redirect targets too (they come back through every middleware).
+            "spiders.addresses.AddressPolicyMiddleware": 50,
             "spiders.middlewares.CrawlDelayRobotsTxtMiddleware": 100,
             # After RetryMiddleware (550) in response order, so it sees 429/503 first.
             "spiders.middlewares.RetryAfterMiddleware": 560,
@@ -63,4 +86,42 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         },
         "NEWSWATCH_MAX_RETRY_AFTER": config.max_retry_after.total_seconds(),
         "NEWSWATCH_MAX_CRAWL_DELAY": 60.0,
+        "NEWSWATCH_DENY_PRIVATE_ADDRESSES": config.fetch_policy.deny_private_addresses,
+        "NEWSWATCH_DENY_NETWORKS": list(config.fetch_policy.deny_networks),
+        "NEWSWATCH_WEB_ADDRESS": (config.web.host, config.web.port) if config.web.enabled
+        else None,
+    }
+
+
+def cluster_settings(config: Config, worker_id: str) -> dict[str, Any]:
+    """A worker's settings (``newswatch worker``): ``scrapy_settings`` with scrapy-redis's
+    scheduler, priority queue and dupefilter on ``config.redis``, shared by every
+    worker, and the per-host cap counted across workers (spiders/cluster.py)."""
+    from crawler.cluster import ClusterKeys
+
+    keys = ClusterKeys(config.cluster.queue_prefix)
+    settings = scrapy_settings(config)
+    return settings | {
+        "SCHEDULER": "spiders.cluster.ClusterScheduler",
+        "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",
+        "SCHEDULER_QUEUE_KEY": keys.requests,
+        "DUPEFILTER_CLASS": "spiders.cluster.ExpiringDupeFilter",
+        "SCHEDULER_DUPEFILTER_KEY": keys.dupefilter,
+        # The queue outlives every worker: a worker that stops leaves it to the others.
+        "SCHEDULER_PERSIST": True,
+        "REDIS_URL": config.redis,
+        # One crawl serves every source here, not one crawl per poll.
+        "CONCURRENT_REQUESTS": config.cluster.concurrent_requests,
+        # Articles are stored by the worker's spider itself, per poll (spiders/cluster.py).
+        "ITEM_PIPELINES": {},
+        "DOWNLOADER_MIDDLEWARES": {
+            **settings["DOWNLOADER_MIDDLEWARES"],
+            # Last before the download, first after it: a lease covers the download only.
+            "spiders.cluster.DomainSlotsMiddleware": 950,
+        },
+        # One crawl holds every poll's responses here, not one crawl per poll: Scrapy's
+        # default (5 MB) rather than the per-poll 1 MB.
+        "SCRAPER_SLOT_MAX_ACTIVE_SIZE": 5_000_000,
+        "NEWSWATCH_QUEUE_PREFIX": config.cluster.queue_prefix,
+        "NEWSWATCH_WORKER_ID": worker_id,
     }

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from alerts.delivery import OutboxDelivery, SmtpDelivery
 from alerts.digest import send_pending_alerts, send_pending_digests
@@ -182,3 +183,27 @@ def test_a_failing_recipient_does_not_block_the_others(
     assert retried.sent == {"bad@nowhere.invalid": 1}
     ids = [m.message["Message-ID"] for m in smtp_server.messages]
     assert len(ids) == len(set(ids)) == 2
+
+
+def test_a_database_failure_while_building_a_digest_is_retried_not_lost(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingest(store, "daily", "https://daily.example/2", "Oil prices climb", "Oil " * 80,
+            [RuleMatch("energy", ("oil",))])
+    pending_items = store.pending_items
+
+    def database_gone(*_args: object) -> object:
+        raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(store, "pending_items", database_gone)
+    outbox = OutboxDelivery(tmp_path)
+    report = send_pending_digests(store, _config(), outbox, NOW)
+    # Reported like a failed send, so the service retries it with backoff.
+    assert "database error" in report.failed["raj@example.com"]
+    assert report.attempts["raj@example.com"] == 1
+    assert list(tmp_path.glob("*.eml")) == []
+
+    monkeypatch.setattr(store, "pending_items", pending_items)
+    again = send_pending_digests(store, _config(), outbox, NOW)
+    assert again.sent == {"raj@example.com": 1}
+    assert again.failed == {}

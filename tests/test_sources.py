@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from conftest import run_newswatch, site_config, write_config
@@ -149,7 +150,7 @@ def test_unchanged_sources_cost_one_304_and_nothing_else(
 
     second, _ = _crawl(news_site, tmp_path, sources)
     assert second.returncode == 0, second.stderr
-    polls = [s for s in news_site.requests[seen:] if s.path != "/robots.txt"]
+    polls = news_site.requests[seen:]  # robots.txt too is not fetched again within a day
     assert sorted(s.path for s in polls) == [
         "/sections/world.html", "/sitemaps/news.xml", "/world/rss.xml"]
     assert all(s.status == 304 for s in polls)
@@ -182,7 +183,7 @@ def test_server_without_validators_costs_one_fetch_and_a_hash(
     seen = len(news_site.requests)
     result, _ = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
-    paths = [s.path for s in news_site.requests[seen:] if s.path != "/robots.txt"]
+    paths = [s.path for s in news_site.requests[seen:]]
     assert paths == ["/world/rss.xml"]
     assert "world: unchanged" in result.stdout
 
@@ -212,6 +213,29 @@ def test_robots_txt_disallowed_feed_is_not_fetched(news_site: NewsSite, tmp_path
     assert "source private: feed" in result.stderr
     assert "Forbidden by robots.txt" in result.stderr
     assert _stored_pages(store) == {"memory-crisis.html", "satellite-palmyra.html"}
+
+
+def test_robots_txt_is_fetched_once_a_day(news_site: NewsSite, tmp_path: Path) -> None:
+    news_site.set_content("robots.txt", b"User-agent: *\nDisallow: /tech/\n", "text/plain")
+    sources = [{"name": "world", "feed": news_site.url("world/rss.xml")}]
+    _, store = _crawl(news_site, tmp_path, sources)
+    assert len(news_site.requests_for("robots.txt")) == 1
+    origin = news_site.url("/").rstrip("/")
+    cached = store.robots_txt(origin)
+    assert cached is not None
+    assert b"Disallow: /tech/" in cached[0]
+
+    _crawl(news_site, tmp_path, sources)
+    assert len(news_site.requests_for("robots.txt")) == 1  # the stored copy was used
+
+    # A day later the copy is stale: fetched again, and the new rules apply.
+    store.save_robots_txt(origin, cached[0], cached[1] - timedelta(hours=25))
+    news_site.set_content("robots.txt", b"User-agent: *\nDisallow: /world/\n", "text/plain")
+    news_site.set_content("world/rss.xml", (news_site.root / "world" / "rss.xml").read_bytes()
+                          + b"\n")
+    result, _ = _crawl(news_site, tmp_path, sources)
+    assert len(news_site.requests_for("robots.txt")) == 2
+    assert "Forbidden by robots.txt" in result.stderr
 
 
 def test_crawl_delay_spaces_requests(news_site: NewsSite, tmp_path: Path) -> None:

@@ -104,6 +104,9 @@ class HostileSite:
     def __init__(self) -> None:
         site = self
         self.requests: list[str] = []
+        # Built now, not at the first request: it takes seconds of CPU, which on a busy
+        # machine would run into the client's download timeout.
+        gzip_bomb()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
