@@ -217,17 +217,21 @@ def normalise_text(text: str) -> str:
     return _WHITESPACE_RE.sub(" ", _strip_accents(_fold(text))).strip()
 
 
-# Every character that `_strip_accents` changes: text without any (most English
-# text, curly quotes and all) needs no stripping, word by word or otherwise.
-_STRIPPABLE_RE = re.compile(
-    "["
-    + _as_ranges([
-        code
-        for code in range(0x80, 0x10000)
-        if not 0xD800 <= code < 0xE000 and _strip_accents(char := chr(code)) != char
-    ])
-    + "]"
-)
+@functools.cache
+def _strippable_re() -> re.Pattern[str]:
+    """Every character that `_strip_accents` changes: text without any (most English
+    text, curly quotes and all) needs no stripping, word by word or otherwise. Built
+    at the first match, not at import (a tenth of a second: every command imports
+    this module to validate the rules, few match anything)."""
+    return re.compile(
+        "["
+        + _as_ranges([
+            code
+            for code in range(0x80, 0x10000)
+            if not 0xD800 <= code < 0xE000 and _strip_accents(char := chr(code)) != char
+        ])
+        + "]"
+    )
 
 
 def _folded_words(text: str) -> list[str]:
@@ -243,7 +247,7 @@ def _words_and_folded(text: str) -> tuple[list[str], list[str]]:
     folded_text = _fold(text)
     regex = _PLAIN_TOKEN_RE if _MARK_RE.search(folded_text) is None else _TOKEN_RE
     folded = regex.findall(folded_text)
-    if _STRIPPABLE_RE.search(folded_text) is None:
+    if _strippable_re().search(folded_text) is None:
         return folded, folded
     # Stripping word by word (cached) is ten times faster than the whole text.
     words = [word if word.isascii() else _match_form(word) for word in folded]

@@ -24,7 +24,6 @@ from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro, deferred_to_future
 from scrapy.utils.reactor import install_reactor
 
-from alerts.digest import make_delivery, send_pending_alerts, send_pending_digests
 from alerts.rules import RuleMatcher, rule_from_config
 from crawler.config import ConfigError, cron_trigger, load_config
 from crawler.context import CrawlContext
@@ -33,13 +32,13 @@ from crawler.ingest import ResendPolicy
 from crawler.metrics import Metrics
 from crawler.poll import backoff_delay, poll_source
 from crawler.signals import hand_over_to_reactor, stop_requested
-from crawler.web import start_web
 from crawler.workers import CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from alerts.delivery import Delivery
     from alerts.digest import DigestReport
     from crawler.config import Config
     from crawler.store import Store
@@ -119,7 +118,7 @@ class NewswatchService:
         self.store = store
         self.config_path = config_path
         self._config_stamp = _mtime(config_path)
-        self.delivery = make_delivery(config.delivery)
+        self._delivery: Delivery | None = None
         rules = [rule_from_config(rule) for rule in config.rules]
         self.context = CrawlContext(
             store=store,
@@ -136,6 +135,16 @@ class NewswatchService:
         self.scheduler: AsyncIOScheduler | None = None
         self._running_jobs: set[asyncio.Task[Any]] = set()
         self._poll_slots: asyncio.Semaphore | None = None
+
+    @property
+    def delivery(self) -> Delivery:
+        """SMTP or the outbox, as configured. Made (and the digest stack imported) when
+        first needed: a `newswatch crawl` sends nothing."""
+        if self._delivery is None:
+            from alerts.digest import make_delivery
+
+            self._delivery = make_delivery(self.config.delivery)
+        return self._delivery
 
     async def poll(self, name: str) -> PollOutcome:
         """Poll one source now; a failing source's next poll is pushed back, and new
@@ -183,6 +192,8 @@ class NewswatchService:
     async def send_digests(self, email: str | None = None) -> DigestReport:
         """Send the pending digest of one recipient (default: all). SMTP blocks, so
         the run happens in a worker thread; a failed send is retried with backoff."""
+        from alerts.digest import send_pending_digests
+
         recipients = [self.config.recipient(email)] if email else None
         report = await asyncio.to_thread(
             send_pending_digests, self.store, self.config, self.delivery,
@@ -196,6 +207,8 @@ class NewswatchService:
 
     async def send_alerts(self) -> DigestReport:
         """Send what immediate rules matched since the last alert, throttled."""
+        from alerts.digest import send_pending_alerts
+
         report = await asyncio.to_thread(
             send_pending_alerts, self.store, self.config, self.delivery
         )
@@ -381,7 +394,7 @@ class NewswatchService:
         self.config = config
         self.context.matcher = matcher
         self.context.resend = ResendPolicy(config.resend_updates)
-        self.delivery = make_delivery(config.delivery)
+        self._delivery = None  # made again from the new settings when next used
         if scrapy_settings(config) != self._scrapy_settings:
             # Crawls already running finish with the old settings.
             self._scrapy_settings = scrapy_settings(config)
@@ -455,6 +468,8 @@ def run_service(
 ) -> int:
     """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); stop cleanly, return 0."""
     from twisted.internet import reactor
+
+    from crawler.web import start_web
 
     service = service_factory()
     if stop_after is not None:

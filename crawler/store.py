@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    bindparam,
     column,
     create_engine,
     delete,
@@ -372,13 +373,13 @@ class Store:
         with self._session.begin() as session:
             sources = {name: id_ for name, id_ in session.execute(
                 select(Source.name, Source.id))}
+            # One statement, compiled once; its values bound per row.
+            insert_article = _insert_ignoring_conflict(session, Article, None).returning(
+                Article.id)
             for record, matches in batch:
                 # One by one: the id comes back, or None when the URL or body is taken.
                 article_id = session.scalar(
-                    _insert_ignoring_conflict(
-                        session, Article, _article_values(record, sources.get(record.source))
-                    ).returning(Article.id)
-                )
+                    insert_article, _article_values(record, sources.get(record.source)))
                 ids.append(article_id)
                 if article_id is None:
                     continue
@@ -399,11 +400,12 @@ class Store:
         """Put articles into stories: {article id: story id}."""
         if not stories:
             return
+        table = Article.__table__
+        statement = update(table).where(table.c.id == bindparam("moved")).values(
+            story_id=bindparam("story"))
         with self._session.begin() as session:
-            for article_id, story_id in stories.items():
-                session.execute(
-                    update(Article).where(Article.id == article_id).values(story_id=story_id)
-                )
+            session.execute(statement, [{"moved": article_id, "story": story_id}
+                                        for article_id, story_id in stories.items()])
 
     def add_aliases(self, article_id: int, urls: Sequence[str]) -> None:
         """Remember other URLs of a stored article, so they are not fetched again."""

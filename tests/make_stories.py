@@ -5,7 +5,7 @@
 The set is built from real article texts: the 92 bodies of the article-extraction
 corpus (tests/fixtures/extraction/ground-truth.json, titles read from their pages
 with ``spiders.extract.extract_article``) and the fixture site's wire story
-(tests/fixtures/site/articles/army-pressures-isis.html, an AFP copy) with its
+(crawler/demo_site/articles/army-pressures-isis.html, an AFP copy) with its
 neighbours on the site, each in the set as published.
 
 Positives (same ``story`` label):
@@ -53,13 +53,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from newssite import site_file
+
 from spiders.extract import extract_article
 
 SEED = 20240515
 VARIANT_SOURCES = 40
 ROOT = Path(__file__).resolve().parent.parent
 EXTRACTION = ROOT / "tests" / "fixtures" / "extraction"
-SITE = ROOT / "tests" / "fixtures" / "site" / "articles"
 OUT = ROOT / "tests" / "fixtures" / "stories"
 SEED_PAGE = "army-pressures-isis.html"
 SITE_PAGES = ("army-pressures-isis.html", "palmyra-museum.html", "satellite-palmyra.html",
@@ -236,7 +237,8 @@ def load_originals() -> list[dict[str, Any]]:
             "source": urlsplit(page["url"]).hostname.removeprefix("www."),
         })
     for name in SITE_PAGES:
-        article = extract_article((SITE / name).read_bytes(), f"https://fixture.example/{name}")
+        article = extract_article(site_file(f"articles/{name}").read_bytes(),
+                                  f"https://fixture.example/{name}")
         originals.append({
             "key": name.removesuffix(".html"),
             "title": article.title,

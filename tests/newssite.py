@@ -29,6 +29,18 @@ from pathlib import Path
 from typing import Any
 
 SITE_ROOT = Path(__file__).parent / "fixtures" / "site"
+# The pages and feeds `newswatch demo` serves are the site's core: the tests serve
+# their own fixtures (more sources, broken feeds, sitemaps, sections) over them.
+DEMO_ROOT = Path(__file__).parent.parent / "crawler" / "demo_site"
+
+
+def site_file(path: str) -> Path:
+    """A fixture file of the site (``articles/cup-final.html``), from whichever layer
+    has it."""
+    for root in (SITE_ROOT, DEMO_ROOT):
+        if (root / path).is_file():
+            return root / path
+    raise FileNotFoundError(f"no fixture file {path} in {SITE_ROOT} or {DEMO_ROOT}")
 CONTENT_TYPES = {
     ".xml": "application/xml; charset=utf-8",
     ".rss": "application/rss+xml; charset=utf-8",
@@ -63,8 +75,9 @@ class SeenRequest:
 class NewsSite:
     """Serves a folder of fixture files over HTTP on 127.0.0.1 and a free port."""
 
-    def __init__(self, root: Path = SITE_ROOT) -> None:
+    def __init__(self, root: Path = SITE_ROOT, *, under: Path | None = DEMO_ROOT) -> None:
         self.root = root
+        self._roots = [root] if under is None else [root, under]
         self.requests: list[SeenRequest] = []
         self.started = datetime.now(UTC).replace(microsecond=0)
         self.validators = True
@@ -153,14 +166,22 @@ class NewsSite:
                          {"Content-Type": "text/plain"})
         return self._serve(path, headers)
 
+    def file(self, path: str) -> Path | None:
+        """The fixture file served at ``path``: the first layer that has it."""
+        for root in self._roots:
+            file = (root / path.lstrip("/")).resolve()
+            if file.is_relative_to(root.resolve()) and file.is_file():
+                return file
+        return None
+
     def _serve(self, path: str, headers: dict[str, str]) -> Reply:
         if path.endswith("/"):
             path += "index.html"
         if path in self._contents:
             raw, content_type = self._contents[path]
         else:
-            file = (self.root / path.lstrip("/")).resolve()
-            if not file.is_relative_to(self.root.resolve()) or not file.is_file():
+            file = self.file(path)
+            if file is None:
                 return Reply(404, b"<html><body><h1>Not found</h1></body></html>",
                              {"Content-Type": "text/html"})
             raw, content_type = file.read_bytes(), _content_type(path)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import NEWSWATCH, run_newswatch, site_config, write_config
+from newssite import site_file
 
 from crawler.config import load_config
 from crawler.store import Store
@@ -16,7 +17,7 @@ from crawler.store import Store
 if TYPE_CHECKING:
     from newssite import NewsSite
 
-SEED_PAGE = Path(__file__).parent / "fixtures" / "site" / "articles" / "army-pressures-isis.html"
+SEED_PAGE = site_file("articles/army-pressures-isis.html")
 
 
 def _extract(*inputs: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -24,10 +24,10 @@ from spiders.extract import (
 from spiders.items import ExtractedArticle
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))  # the one copy of the metric
+from newssite import site_file
 from scoring import CorpusPage, load_corpus, score_page
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SEED_PAGES = FIXTURES / "site" / "articles"
 CORPUS_PAGES: dict[str, CorpusPage] = {
     page.id: page for page in load_corpus(FIXTURES / "extraction")}
 
@@ -92,7 +92,7 @@ def paragraphs_of(text: str) -> list[str]:
     ids=["json-ld", "visible-lines-only"],
 )
 def test_seed_page_reads_like_the_article(filename: str) -> None:
-    page = (SEED_PAGES / filename).read_bytes()
+    page = site_file(f"articles/{filename}").read_bytes()
 
     article = extract_article(page, SEED_URL + "?utm_source=twitter")
 

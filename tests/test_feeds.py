@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import run_newswatch, site_config, write_config
+from newssite import site_file
 
 from crawler.config import load_config
 from crawler.store import Store
@@ -16,12 +17,11 @@ from spiders.feedparse import FeedError, parse_feed
 if TYPE_CHECKING:
     from newssite import NewsSite
 
-SITE = Path(__file__).parent / "fixtures" / "site"
 BASE = "http://news.example"
 
 
 def _fixture(name: str) -> bytes:
-    return (SITE / name).read_bytes().replace(b"{base}", BASE.encode())
+    return site_file(name).read_bytes().replace(b"{base}", BASE.encode())
 
 
 def test_rss_entries_with_links_and_times() -> None:

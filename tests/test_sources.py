@@ -162,7 +162,7 @@ def test_unchanged_sources_cost_one_304_and_nothing_else(
 def test_a_changed_feed_is_read_again(news_site: NewsSite, tmp_path: Path) -> None:
     sources = [{"name": "tech", "feed": news_site.url("tech/atom.xml")}]
     _crawl(news_site, tmp_path, sources)
-    atom = (news_site.root / "tech" / "atom.xml").read_bytes()
+    atom = news_site.file("tech/atom.xml").read_bytes()
     extra = (b"<entry><title>Palmyra museum reopens</title>"
              b'<link href="{base}/articles/palmyra-museum.html"/><id>urn:x:3</id>'
              b"<updated>2024-02-15T08:00:00Z</updated></entry></feed>")
@@ -231,7 +231,7 @@ def test_robots_txt_is_fetched_once_a_day(news_site: NewsSite, tmp_path: Path) -
     # A day later the copy is stale: fetched again, and the new rules apply.
     store.save_robots_txt(origin, cached[0], cached[1] - timedelta(hours=25))
     news_site.set_content("robots.txt", b"User-agent: *\nDisallow: /world/\n", "text/plain")
-    news_site.set_content("world/rss.xml", (news_site.root / "world" / "rss.xml").read_bytes()
+    news_site.set_content("world/rss.xml", news_site.file("world/rss.xml").read_bytes()
                           + b"\n")
     result, _ = _crawl(news_site, tmp_path, sources)
     assert len(news_site.requests_for("robots.txt")) == 2

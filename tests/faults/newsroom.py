@@ -295,7 +295,8 @@ def service_running(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]
         yield process
         assert process.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        code = process.wait(timeout=60)
+        assert code == 0, f"exit status {code}:\n{log.read_text()[-3000:]}"
     finally:
         if process.poll() is None:
             process.kill()
