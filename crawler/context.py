@@ -44,6 +44,10 @@ class CrawlContext:
     cpu: CpuPool
     stories: StoryAssigner | None = None
     resend: ResendPolicy = ResendPolicy.HEADLINE
+    # Run on the database thread before each batch is stored: brings the story index
+    # up to date with the articles other processes (scale-out workers, a `crawl` next
+    # to `run`) stored meanwhile, so their copies of a story join it.
+    before_save: Callable[[], None] | None = None
     _writer: BatchWriter[ArticleItem, IngestResult] = field(init=False, repr=False)
     _robots: dict[str, tuple[bytes, datetime]] = field(default_factory=dict, init=False,
                                                         repr=False)
@@ -109,6 +113,8 @@ class CrawlContext:
         await self._writer.drain()
 
     def _match_and_save(self, items: list[ArticleItem]) -> list[IngestResult]:
+        if self.before_save is not None:
+            self.before_save()
         batch = [(item, self._matches(item)) for item in items]
         return ingest_batch(self.store, batch, stories=self.stories, resend=self.resend)
 

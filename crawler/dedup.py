@@ -377,6 +377,10 @@ class StoryIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def newest_id(self) -> int:
+        """The highest article id indexed (0 for an empty index)."""
+        return max(self._entries, default=0)
+
     def signature(self, body: str) -> bytes:
         """The body's MinHash signature with its shingle count and parameters, to store
         with the article so that ``add_existing`` can rebuild the index without text."""

@@ -10,6 +10,7 @@ digest, which waits on SMTP) a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
@@ -76,6 +77,33 @@ def load_story_index(store: Store, window: timedelta) -> StoryIndex:
     return index
 
 
+class StoryIndexFollower:
+    """Adds to a story index the articles other processes stored since it last looked.
+
+    Every process that stores articles keeps its own index; several may write to one
+    database (scale-out workers, or a `newswatch crawl` beside `newswatch run`).
+    Called before each batch is stored, so a copy of a story another process stored
+    a moment ago is grouped with it. (Two copies stored in the same instant by two
+    processes can still become two stories.)
+    """
+
+    def __init__(self, store: Store, index: StoryIndex) -> None:
+        self.store = store
+        self.index = index
+        self.seen = index.newest_id()
+
+    def __call__(self) -> None:
+        since = datetime.now(UTC) - self.index.window
+        for article_id, story_id, signature, published, title, source in (
+                self.store.story_signatures(since, after_id=self.seen)):
+            self.seen = max(self.seen, article_id)
+            # Already indexed (stored by this process) or made by another version of
+            # the index: add_existing skips the one and refuses the other.
+            with contextlib.suppress(ValueError):
+                self.index.add_existing(article_id, story_id, signature, published, title,
+                                        source)
+
+
 def _mtime(path: Path | None) -> int | None:
     try:
         return path.stat().st_mtime_ns if path is not None else None
@@ -126,7 +154,8 @@ class NewswatchService:
             database=DatabaseThread(),
             cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
             resend=ResendPolicy(config.resend_updates),
-            stories=load_story_index(store, config.story_window),
+            stories=(stories := load_story_index(store, config.story_window)),
+            before_save=StoryIndexFollower(store, stories),
         )
         self._scrapy_settings = scrapy_settings(config)
         self.runner: CrawlerRunner = CrawlerRunner(self._scrapy_settings)

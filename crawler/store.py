@@ -491,16 +491,17 @@ class Store:
         return purged, deleted
 
     def story_signatures(
-        self, since: datetime
+        self, since: datetime, after_id: int = 0
     ) -> list[tuple[int, int, bytes, datetime | None, str, str]]:
         """(id, story, signature, published, title, source) of the articles the story
-        index holds: published (or, undated, fetched) since ``since``, oldest first."""
+        index holds: published (or, undated, fetched) since ``since``, with an id above
+        ``after_id``, oldest first."""
         with self._session() as session:
             rows = session.execute(
                 select(Article.id, Article.story_id, Article.signature, Article.published_at,
                        Article.title, func.coalesce(Source.name, ""))
                 .outerjoin(Source, Source.id == Article.source_id)
-                .where(Article.signature.is_not(None),
+                .where(Article.signature.is_not(None), Article.id > after_id,
                        func.coalesce(Article.published_at, Article.fetched_at) >= since)
                 .order_by(Article.id)
             )

@@ -12,6 +12,7 @@ import pytest
 
 from alerts.rules import RuleMatch
 from crawler.config import SourceConfig
+from crawler.dedup import StoryIndex
 from crawler.ingest import (
     Outcome,
     ResendPolicy,
@@ -19,6 +20,7 @@ from crawler.ingest import (
     ingest_article,
     is_material_change,
 )
+from crawler.service import StoryIndexFollower
 from crawler.store import Store
 from spiders.items import ArticleItem, ExtractedArticle
 
@@ -194,3 +196,33 @@ def test_four_processes_inserting_overlapping_articles_store_each_once(
     assert store.count_articles() == 1000
     assert len(store.matches()) == 1000
     store.close()
+
+
+def test_a_story_index_follows_what_other_processes_store(store: Store) -> None:
+    store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml"),
+                        SourceConfig(name="daily", feed="https://daily.example/rss.xml")])
+    now = datetime.now(UTC)
+
+    def copy_of_the_wire(url: str, source: str, extra: str) -> ArticleItem:
+        article = ExtractedArticle(url=url, title="Army pressures ISIS near Palmyra",
+                                   text=f"{BODY} {extra}", published=now)
+        return ArticleItem(source=source, fetched_url=url, article=article)
+
+    # Two processes writing to one database, each with its own index.
+    theirs, mine, unfollowed = StoryIndex(), StoryIndex(), StoryIndex()
+    follow = StoryIndexFollower(store, mine)
+    original = ingest_article(store, copy_of_the_wire(
+        "https://news.example/a", "wire", "The monitor gave no toll."), [], stories=theirs)
+
+    follow()  # what the service does before storing each batch
+    copy = ingest_article(store, copy_of_the_wire(
+        "https://daily.example/b", "daily", "Fighting went on overnight, AFP said."), [],
+        stories=mine)
+    assert copy.story_id == original.story_id
+    assert len(mine) == 2
+
+    # The same copy without following: a story of its own (what the follower prevents).
+    alone = ingest_article(store, copy_of_the_wire(
+        "https://daily.example/c", "daily", "Residents fled towards Homs, witnesses said."),
+        [], stories=unfollowed)
+    assert alone.story_id == alone.article_id != original.story_id
