@@ -286,12 +286,24 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str,
 
 @contextmanager
 def service_running(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``newswatch run`` on ``config`` (output appended to ``log``) for the block;
-    then SIGTERM, which must stop it cleanly (exit 0)."""
+    """``newswatch run`` on ``config`` (output appended to ``log``) for the block,
+    entered once the service runs; then SIGTERM, which must stop it cleanly (exit 0).
+
+    Waiting for the start matters: a block whose condition already holds (everything
+    settled by an earlier run) would otherwise signal a process still importing
+    Python, before newswatch handles any signal."""
+    started_at = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
         process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
                                    stdout=output, stderr=subprocess.STDOUT)
+
+    def running() -> bool:
+        with log.open("rb") as text:
+            text.seek(started_at)
+            return b"newswatch running:" in text.read() or process.poll() is not None
+
     try:
+        wait_for(running, 60, "the service to start")
         yield process
         assert process.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
         process.send_signal(signal.SIGTERM)
