@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from crawler import __version__
 from crawler.config import ConfigError, config_path, load_config
 from crawler.signals import catch_early_stop_signals
+from crawler.workers import return_large_blocks_promptly
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _configure_logging(args.log_level, args.log_format)
+    return_large_blocks_promptly()
     try:
         return int(args.handler(args))
     except ConfigError as error:

@@ -29,7 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -865,6 +865,10 @@ def _insert_ignoring_conflict(
     ``values`` None, the statement is executed with a list of rows (executemany)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        # Imported here: the PostgreSQL dialect package imports all its drivers'
+        # modules (~0.06 s), which an SQLite installation never needs.
+        from sqlalchemy.dialects import postgresql
+
         statement = postgresql.insert(model)
     elif dialect == "sqlite":
         statement = sqlite.insert(model)

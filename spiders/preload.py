@@ -13,9 +13,15 @@ import datasketch  # noqa: F401 - imported for the workers (scipy: ~0.8 s each)
 
 import crawler.dedup  # noqa: F401
 import spiders.feedparse  # noqa: F401
+from crawler.workers import release_free_memory, return_large_blocks_promptly
 from spiders.extract import warm_up
 
+return_large_blocks_promptly()
 warm_up()
+# What the warm-up freed (the justext stoplists are built from per-language sets)
+# goes back to the system rather than into every worker's copy of this process.
+gc.collect()
+release_free_memory()
 # Out of the collector's sight: a collection in a worker would otherwise write to
 # every object inherited from here, turning the shared pages into private copies.
 gc.freeze()

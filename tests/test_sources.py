@@ -7,11 +7,14 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from conftest import run_newswatch, site_config, write_config
 from newssite import Reply
+from scrapy.http import HtmlResponse
 
 from crawler.config import load_config
 from crawler.store import Store
+from spiders.middlewares import has_meta_refresh
 
 if TYPE_CHECKING:
     import subprocess
@@ -307,3 +310,49 @@ def test_redirect_to_the_canonical_url_is_stored_once(news_site: NewsSite, tmp_p
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert [a.url for a in store.articles()] == [canonical]
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    (b'<meta http-equiv="refresh" content="5; url=/next">', True),
+    (b"<META HTTP-EQUIV='Refresh' CONTENT='0;URL=https://example.org/a'>", True),
+    (b'<noscript><meta http-equiv="refresh" content="0; url=/js"></noscript>', False),
+    (b'<meta http-equiv="refresh" content="30">', False),  # reloads itself: no URL
+    (b'<meta name="description" content="url=/not-a-refresh">', False),
+])
+def test_the_head_of_a_page_tells_whether_it_refreshes(head: bytes, expected: bool) -> None:
+    response = HtmlResponse("https://example.org/page", body=b"<html><head>" + head
+                            + b"</head><body>" + "é".encode() * 5000 + b"</body></html>",
+                            headers={"Content-Type": "text/html; charset=utf-8"})
+    assert has_meta_refresh(response, ["script", "noscript"]) is expected
+
+
+def test_a_meta_refresh_page_leads_to_the_article(news_site: NewsSite, tmp_path: Path) -> None:
+    # A moved story's old address often answers 200 with a refresh tag in its head;
+    # the tag is read from the first bytes only (spiders.middlewares), so one past
+    # them is ignored, as Scrapy would.
+    canonical = news_site.url("articles/palmyra-museum.html")
+    moved = (
+        b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Moved</title>'
+        b'<meta http-equiv="refresh" content="0; url=/articles/palmyra-museum.html">'
+        b"</head><body><p>This story has moved.</p></body></html>"
+    )
+    late = (
+        "<!DOCTYPE html><html><head><title>Late tag</title>"
+        + "<!-- padding -->" * 400
+        + '<meta http-equiv="refresh" content="0; url=/articles/cup-final.html">'
+        "</head><body><p>Too late a tag to count.</p></body></html>"
+    ).encode()
+    news_site.set_content("old/palmyra.html", moved, "text/html; charset=utf-8")
+    news_site.set_content("old/late.html", late, "text/html; charset=utf-8")
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Old links</title>'
+        f"<item><title>Palmyra</title><link>{news_site.url('old/palmyra.html')}</link></item>"
+        f"<item><title>Late</title><link>{news_site.url('old/late.html')}</link></item>"
+        "</channel></rss>"
+    ).encode()
+    news_site.set_content("old/rss.xml", feed, "application/rss+xml")
+    sources = [{"name": "old", "feed": news_site.url("old/rss.xml")}]
+    result, store = _crawl(news_site, tmp_path, sources)
+    assert result.returncode == 0, result.stderr
+    assert sorted(a.url for a in store.articles()) == sorted(
+        [canonical, news_site.url("old/late.html")])
