@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -511,6 +512,14 @@ class NewswatchService:
         logger.info("newswatch stopped")
 
 
+def settle_start_up() -> None:
+    """Put what start-up made (modules, the configuration, compiled rules: all kept
+    for the life of the process) out of the collector's sight, and turn collection
+    back on: crawler.cli turns it off while a service starts."""
+    gc.freeze()
+    gc.enable()
+
+
 def run_service(
     service_factory: Callable[[], NewswatchService], stop_after: float | None = None
 ) -> int:
@@ -541,6 +550,7 @@ def run_service(
     reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
         "before", "shutdown", lambda: deferred_from_coro(service.stop())
     )
+    settle_start_up()
     reactor.run()  # type: ignore[attr-defined]
     return 0
 
@@ -565,6 +575,7 @@ def run_once(
             reactor.stop()  # type: ignore[attr-defined]
 
     reactor.callWhenRunning(lambda: deferred_from_coro(main()))  # type: ignore[attr-defined]
+    settle_start_up()
     reactor.run(installSignalHandlers=True)  # type: ignore[attr-defined]
     if "error" in result:
         raise result["error"]
