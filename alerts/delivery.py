@@ -23,6 +23,9 @@ __all__ = ["Delivery", "DeliveryError", "OutboxDelivery", "SmtpDelivery"]
 logger = logging.getLogger(__name__)
 
 _REDACTED = "***"
+# A hidden temporary file older than this is left over from a process killed while
+# writing it (a write takes milliseconds); the outbox removes it.
+ABANDONED_TEMPORARY_SECONDS = 3600
 _UNSAFE_FILENAME_RE = re.compile(r"[^a-z0-9._@+-]+")
 
 
@@ -210,6 +213,7 @@ class OutboxDelivery:
             logger.info("outbox: %s to %s is already in %s; not written again",
                         message["Message-ID"], message["To"], self.folder)
             return
+        self._remove_abandoned_temporaries()
         temporary_path: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -228,6 +232,22 @@ class OutboxDelivery:
             raise DeliveryError(
                 f"could not write {target}: {error.strerror or error}", temporary=True
             ) from error
+
+    def _remove_abandoned_temporaries(self) -> None:
+        """Delete the hidden ``.*.tmp`` files that a process killed mid-write left
+        behind (older than ABANDONED_TEMPORARY_SECONDS: one being written now by
+        another process is younger). They were never messages: the message they
+        held was not recorded as sent, so it is written again in full."""
+        cutoff = datetime.now(UTC).timestamp() - ABANDONED_TEMPORARY_SECONDS
+        try:
+            leftovers = list(self.folder.glob(".*.tmp"))
+        except OSError:
+            return
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    logger.info("outbox: removed %s, left by an interrupted write", path.name)
 
     def _written_before(self, target: Path) -> bool:
         """True when a file for the same recipient and Message-ID is in the folder

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -276,6 +277,23 @@ def test_outbox_names_are_distinct_and_safe(tmp_path: Path) -> None:
     assert all(name.endswith(".eml") and "/" not in name for name in names)
     assert not any(path.suffix == ".tmp" for path in tmp_path.iterdir())
     assert not (tmp_path.parent / "etc").exists()
+
+
+def test_outbox_removes_what_an_interrupted_write_left(tmp_path: Path) -> None:
+    # A process killed mid-write leaves its hidden temporary file; the next send
+    # removes it once it is old enough not to be another process's write in progress.
+    abandoned = tmp_path / ".abandoned.tmp"
+    abandoned.write_bytes(b"From: half a message")
+    an_hour_ago = dt.datetime.now(dt.UTC).timestamp() - 3601
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    in_progress = tmp_path / ".in-progress.tmp"
+    in_progress.write_bytes(b"From: being written")
+
+    OutboxDelivery(tmp_path).send(_message())
+
+    assert not abandoned.exists()
+    assert in_progress.exists()
+    assert len(list(tmp_path.glob("*.eml"))) == 1
 
 
 def test_outbox_unwritable_folder_raises(tmp_path: Path) -> None:
