@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 # reactor: Scrapy names its deprecated TLS classes through inspect.stack(), whose
 # cost grows with the depth of the stack (~0.1 s more from inside a poll).
 import scrapy.core.downloader.handlers.http11  # noqa: F401
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro, deferred_to_future
 from scrapy.utils.reactor import install_reactor
@@ -40,8 +43,6 @@ from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from alerts.delivery import Delivery
     from alerts.digest import DigestReport
@@ -260,8 +261,6 @@ class NewswatchService:
         """One alert run at the end of the batching window (coalesced if one is due)."""
         if self.scheduler is None or self.scheduler.get_job("alerts") is not None:
             return
-        from apscheduler.triggers.date import DateTrigger
-
         self.scheduler.add_job(
             self._job(self.send_alerts),
             DateTrigger(at or datetime.now(UTC) + self.config.alerts.window, timezone=UTC),
@@ -273,8 +272,6 @@ class NewswatchService:
         times; then its items wait, still pending, for the next scheduled run."""
         if self.scheduler is None:
             return
-        from apscheduler.triggers.date import DateTrigger
-
         retry = self.config.delivery_retry
         for email, attempts in report.attempts.items():
             if attempts >= retry.attempts:
@@ -297,9 +294,6 @@ class NewswatchService:
         store remembers each recipient's last digest run); missed polls collapse
         into the one every source gets at start.
         """
-        # APScheduler is imported by the long-running service only (not by a crawl).
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
         self.schedule_jobs(scheduler, datetime.now(UTC))
@@ -314,8 +308,6 @@ class NewswatchService:
 
     def schedule_jobs(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Add the polls, the digests and the housekeeping jobs (not the catch-up)."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
         self._schedule_sources(scheduler, now)
         self._schedule_digests(scheduler)
         scheduler.add_job(
@@ -337,8 +329,6 @@ class NewswatchService:
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Make the poll jobs match the configured sources: add new ones (polled at
         once), drop removed or disabled ones, re-time changed intervals."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
         wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
         for job in scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:

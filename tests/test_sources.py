@@ -296,17 +296,24 @@ def test_a_slow_server_times_out_and_the_rest_goes_on(news_site: NewsSite, tmp_p
     assert _stored_pages(store) == {"memory-crisis.html", "satellite-palmyra.html"}
 
 
+def _serve_feed(news_site: NewsSite, path: str, items: list[tuple[str, str]]) -> str:
+    """Serve an RSS feed of (title, link) items at ``path``; return its URL."""
+    entries = "".join(f"<item><title>{title}</title><link>{link}</link></item>"
+                      for title, link in items)
+    feed = ('<?xml version="1.0"?><rss version="2.0"><channel><title>Links</title>'
+            f"{entries}</channel></rss>")
+    news_site.set_content(path, feed.encode(), "application/rss+xml")
+    return news_site.url(path)
+
+
 def test_redirect_to_the_canonical_url_is_stored_once(news_site: NewsSite, tmp_path: Path) -> None:
     canonical = news_site.url("articles/palmyra-museum.html")
     news_site.script("go/palmyra", [Reply(301, headers={"Location": canonical})])
-    feed = (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Short links</title>'
-        f"<item><title>Palmyra</title><link>{news_site.url('go/palmyra')}</link></item>"
-        f"<item><title>Palmyra again</title><link>{canonical}?utm_source=x</link></item>"
-        "</channel></rss>"
-    ).encode()
-    news_site.set_content("short/rss.xml", feed, "application/rss+xml")
-    sources = [{"name": "short", "feed": news_site.url("short/rss.xml")}]
+    feed = _serve_feed(news_site, "short/rss.xml", [
+        ("Palmyra", news_site.url("go/palmyra")),
+        ("Palmyra again", f"{canonical}?utm_source=x"),
+    ])
+    sources = [{"name": "short", "feed": feed}]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert [a.url for a in store.articles()] == [canonical]
@@ -344,14 +351,11 @@ def test_a_meta_refresh_page_leads_to_the_article(news_site: NewsSite, tmp_path:
     ).encode()
     news_site.set_content("old/palmyra.html", moved, "text/html; charset=utf-8")
     news_site.set_content("old/late.html", late, "text/html; charset=utf-8")
-    feed = (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Old links</title>'
-        f"<item><title>Palmyra</title><link>{news_site.url('old/palmyra.html')}</link></item>"
-        f"<item><title>Late</title><link>{news_site.url('old/late.html')}</link></item>"
-        "</channel></rss>"
-    ).encode()
-    news_site.set_content("old/rss.xml", feed, "application/rss+xml")
-    sources = [{"name": "old", "feed": news_site.url("old/rss.xml")}]
+    feed = _serve_feed(news_site, "old/rss.xml", [
+        ("Palmyra", news_site.url("old/palmyra.html")),
+        ("Late", news_site.url("old/late.html")),
+    ])
+    sources = [{"name": "old", "feed": feed}]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert sorted(a.url for a in store.articles()) == sorted(
