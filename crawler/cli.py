@@ -209,38 +209,55 @@ def _open_store(config: Config) -> Store:
 
 def _run(args: argparse.Namespace) -> int:
     catch_early_stop_signals()
+    path = config_path(args.config)
+    config = load_config(path)
+    if args.role == "scheduler":
+        return _run_role(path, config, "scheduler")
+    _start_cpu_pool_early(config)
     from crawler.service import install_asyncio_reactor
 
     install_asyncio_reactor()
     from crawler.service import NewswatchService, run_service
 
-    path = config_path(args.config)
-    config = load_config(path)
-    if args.role == "scheduler":
-        return _run_role(path, config, "scheduler")
     store = _open_store(config)
     return run_service(lambda: NewswatchService(
         config, store, cpu_workers=config.workers, config_path=path
     ))
 
 
+def _start_cpu_pool_early(config: Config) -> None:
+    """Let the CPU pool's forkserver load the extraction stack on another core while
+    this process imports and sets up the service (crawler.workers.start_forkserver).
+
+    Only for the long-lived commands, which will read pages soon: a ``crawl`` of
+    sources that have not changed reads none, and would load it for nothing.
+    """
+    if config.workers != 0:
+        from crawler.workers import start_forkserver
+
+        start_forkserver()
+
+
 def _worker(args: argparse.Namespace) -> int:
     catch_early_stop_signals()
-    from crawler.service import install_asyncio_reactor
-
-    install_asyncio_reactor()
     path = config_path(args.config)
     return _run_role(path, load_config(path), "worker")
 
 
 def _run_role(path: Path, config: Config, role: str) -> int:
-    """Run a scale-out role: ``scheduler`` or ``worker`` (the reactor is installed)."""
-    from crawler.cluster import startup_lock
+    """Run a scale-out role: ``scheduler`` or ``worker``."""
     from crawler.config import check_scale_out
+
+    check_scale_out(config, path, role)
+    if role == "worker":
+        _start_cpu_pool_early(config)
+    from crawler.service import install_asyncio_reactor
+
+    install_asyncio_reactor()
+    from crawler.cluster import startup_lock
     from crawler.roles import SchedulerService, WorkerService
     from crawler.service import run_service
 
-    check_scale_out(config, path, role)
     service = SchedulerService if role == "scheduler" else WorkerService
     with startup_lock(config.database):
         store = _open_store(config)
@@ -260,6 +277,7 @@ def _demo(args: argparse.Namespace) -> int:
     site = DemoSite()
     path = write_demo_config(args.folder, site, args.web_port)
     config = load_config(path)
+    _start_cpu_pool_early(config)
     store = _open_store(config)
     web = f"http://127.0.0.1:{args.web_port}/" if args.web_port else "(see the log for its port)"
     print(

@@ -38,7 +38,7 @@ from crawler.ingest import ResendPolicy
 from crawler.metrics import Metrics
 from crawler.poll import backoff_delay, poll_source
 from crawler.signals import hand_over_to_reactor, stop_requested
-from crawler.workers import CpuPool, DatabaseThread
+from crawler.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, scrapy_settings
 
 if TYPE_CHECKING:
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Extraction and feed parsing are imported and warmed up once, in the forkserver.
-PRELOADED_MODULES = ("spiders.preload",)
 # How long stop() waits for running jobs (a digest waiting on SMTP) to finish.
 SHUTDOWN_GRACE_SECONDS = 20
 # Polls crawling at once, per CPU worker and at least; more wait their turn. Each

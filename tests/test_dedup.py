@@ -19,6 +19,7 @@ from crawler.dedup import (
     StoryIndex,
     content_fingerprint,
     normalise_for_fingerprint,
+    tokenize,
 )
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))  # the one copy of the metric
@@ -69,6 +70,17 @@ def story_of(story: str) -> list[LabelledArticle]:
         "compound-at-line-break", "nfkc", "cjk"])
 def test_normalise_for_fingerprint(text: str, expected: str) -> None:
     assert normalise_for_fingerprint(text) == expected
+
+
+@pytest.mark.parametrize(("normalised", "expected"), [
+    ("", []),
+    ("a strategic town", ["a", "strategic", "town"]),
+    ("cafe creme nandu елка", ["cafe", "creme", "nandu", "елка"]),
+    ("日本語の記事 news 2024", ["日", "本", "語", "の", "記", "事", "news", "2024"]),
+    ("tokyo東京 and seoul", ["tokyo", "東", "京", "and", "seoul"]),
+], ids=["empty", "ascii", "accented-and-cyrillic", "cjk", "cjk-inside-a-word"])
+def test_tokenize(normalised: str, expected: list[str]) -> None:
+    assert tokenize(normalised) == expected
 
 
 def test_same_body_under_other_whitespace_and_soft_hyphens_has_one_fingerprint() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,51 @@ def test_validators_are_remembered_only_after_a_clean_poll(
     outcome: PollOutcome, remembered: FetchState | None
 ) -> None:
     assert state_to_remember(outcome) == remembered
+
+
+def test_the_cpu_pool_starts_its_workers_without_holding_up_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first task waits for the workers to start (the forkserver may still be
+    importing the extraction stack), while the event loop goes on with other work."""
+    import asyncio
+    import operator
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crawler import workers
+
+    start_workers = workers._start_workers
+
+    def slow_start(*args: Any) -> None:
+        time.sleep(1.0)  # a forkserver still loading what the workers need
+        start_workers(*args)
+
+    monkeypatch.setattr(workers, "_start_workers", slow_start)
+    pool = workers.CpuPool(1)
+    try:
+        async def first_task_while_ticking() -> tuple[int, int]:
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.ensure_future(tick())
+            result = await asyncio.wait_for(pool.run(operator.mul, 6, 7), 60)
+            ticker.cancel()
+            return result, ticks
+
+        # A thread of its own: another test's browser may keep this thread's loop busy.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            result, ticks = thread.submit(
+                lambda: asyncio.run(first_task_while_ticking())).result(timeout=90)
+        assert result == 42
+        assert ticks >= 50  # the loop ran on through the one-second start
+    finally:
+        pool.shutdown()
 
 
 def test_the_cpu_pool_outlives_its_worker_recycling() -> None:
