@@ -6,9 +6,10 @@ Pure logic, no I/O. Two keys, two questions:
   the SHA-256 of the body normalised so that spacing, soft hyphens, quote styles,
   accents, case and digit grouping do not count.
 * ``StoryIndex.assign(candidate)`` answers "is this another outlet's copy of a story
-  already indexed?". Each body becomes a MinHash signature (datasketch) of its word
-  shingles; a band index (locality-sensitive hashing) finds the indexed articles
-  likely to share many shingles with it; ``MatchRule`` then decides on the estimated
+  already indexed?". Each body becomes a MinHash signature of its word shingles
+  (``minhash_values``: datasketch's MinHash, computed with numpy); a band index
+  (locality-sensitive hashing) finds the indexed articles likely to share many
+  shingles with it; ``MatchRule`` then decides on the estimated
   Jaccard similarity, the estimated containment (a copy with its ending cut, or
   padded with another outlet's lines, lies mostly inside the other text), the
   headlines and the publish times.
@@ -75,7 +76,6 @@ SIGNATURE_VERSION = 1
 # version, shingle size, number of MinHash values, shingle count; then the values.
 _HEADER = struct.Struct("<BBHI")
 _MINHASH_SEED = 1
-_SCHEME = "affine32"
 _BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -156,24 +156,48 @@ def body_keys(text: str, params: SignatureParams | None) -> BodyKeys:
 
 @functools.cache
 def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    # Drawn from a seeded generator: the same in every process, made once per process.
-    from datasketch import MinHash
+    """datasketch's "affine32" permutations for _MINHASH_SEED (its
+    ``MinHash._init_permutations``): odd multipliers and offsets drawn from a seeded
+    generator, the same in every process; made once per process."""
+    generator = np.random.RandomState(_MINHASH_SEED)
+    multipliers = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2)
+    offsets = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return multipliers + np.uint32(1), offsets
 
-    return MinHash(num_perm=num_perm, seed=_MINHASH_SEED, scheme=_SCHEME).permutations
+
+def _fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, as datasketch pre-mixes every shingle hash."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
+def minhash_values(shingles: set[bytes], num_perm: int) -> np.ndarray:
+    """The MinHash of a set of shingles: exactly datasketch 2.x's ``MinHash(num_perm,
+    seed=1, scheme="affine32")`` after ``update_batch(shingles)`` (each shingle's
+    SHA-1, its first 4 bytes little-endian, mixed, then ``a * h + b`` modulo 2**32 for
+    each permutation, and the minimum per permutation), tested against datasketch.
+
+    Computed here rather than by datasketch: importing datasketch imports SciPy,
+    which cost every extraction process ~0.5 s to start and ~49 MB.
+    """
+    multipliers, offsets = _permutations(num_perm)
+    if not shingles:
+        return np.full(num_perm, 0xFFFFFFFF, dtype=np.uint32)
+    prefixes = b"".join([hashlib.sha1(shingle, usedforsecurity=False).digest()[:4]
+                         for shingle in shingles])
+    hashes = _fmix32(np.frombuffer(prefixes, dtype="<u4").astype(np.uint32))
+    with np.errstate(over="ignore"):  # the products wrap modulo 2**32, on purpose
+        return (hashes[:, np.newaxis] * multipliers + offsets).min(axis=0)
 
 
 def _signature(normalised: str, params: SignatureParams) -> bytes:
     """The MinHash signature of a normalised body, with its shingle count and
     parameters in a header (see ``StoryIndex._parse``)."""
-    # Imported here: datasketch's package imports scipy (~0.8 s), which only the CPU
-    # workers, where signatures are made, need to pay for.
-    from datasketch import MinHash
-
     shingles = _shingles(normalised, params.shingle)
-    minhash = MinHash(num_perm=params.num_perm, seed=_MINHASH_SEED,
-                      permutations=_permutations(params.num_perm), scheme=_SCHEME)
-    minhash.update_batch(shingles)
-    values: np.ndarray = np.asarray(minhash.hashvalues, dtype="<u4")
+    values = minhash_values(shingles, params.num_perm).astype("<u4")
     header = _HEADER.pack(SIGNATURE_VERSION, params.shingle, params.num_perm, len(shingles))
     return header + values.tobytes()
 

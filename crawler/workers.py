@@ -122,12 +122,13 @@ class CpuPool:
     """Runs pure functions in worker processes (or inline with ``workers=0``).
 
     At most two tasks per worker are handed over at once, so pages wait (small) in
-    the crawl rather than (large, copied) in the pool's queue. The workers start
-    with the first task, on a thread of their own (``_start_workers``): tasks wait
-    for them without holding up the event loop. The pool is replaced
-    by a fresh one after ``TASKS_PER_WORKER`` tasks per worker, so a parser that
-    leaks cannot grow the workers without bound. (Not with ``max_tasks_per_child``:
-    on Python 3.11 an exiting worker is sometimes not replaced, and the pool hangs.)
+    the crawl rather than (large, copied) in the pool's queue. The pool and its
+    workers are made with the first task (a crawl of sources that have not changed
+    needs none), the workers on a thread of their own (``_start_workers``): tasks
+    wait for them without holding up the event loop. The pool is replaced by a
+    fresh one after ``TASKS_PER_WORKER`` tasks per worker, so a parser that leaks
+    cannot grow the workers without bound. (Not with ``max_tasks_per_child``: on
+    Python 3.11 an exiting worker is sometimes not replaced, and the pool hangs.)
     """
 
     def __init__(self, workers: int | None = None, preload: tuple[str, ...] = ()) -> None:
@@ -135,49 +136,51 @@ class CpuPool:
         self.workers = count
         self._preload = preload
         self._executor: ProcessPoolExecutor | None = None
-        self._started: Future[None] | None = None
+        self._started: Future[None] = Future()
         self._starters: list[threading.Thread] = []
         self._tasks = 0
         self._retired: list[Executor] = []
         self._slots: asyncio.Semaphore | None = None
-        if count > 0:
-            self._executor = self._new_executor()
+        self._shut_down = False
 
-    def _new_executor(self) -> ProcessPoolExecutor:
+    def _new_executor(self) -> tuple[ProcessPoolExecutor, Future[None]]:
+        """A new pool, its workers starting; the future is done once they have."""
         # forkserver: workers fork from a clean, single-threaded server process that
         # imported the parsers once, never from the reactor process with its threads.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(self._preload))
-        self._started = None
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        started: Future[None] = Future()
+        starter = threading.Thread(target=_start_workers, args=(executor, self.workers, started),
+                                   name="newswatch-cpu-start", daemon=True)
+        self._starters.append(starter)
+        starter.start()
+        return executor, started
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if self.workers == 0:
             return function(*args)
+        if self._shut_down:
+            raise RuntimeError("the CPU pool is shut down")
         if self._slots is None:
             self._slots = asyncio.Semaphore(2 * self.workers)
         async with self._slots:
             self._tasks += 1
-            if self._tasks > TASKS_PER_WORKER * self.workers:
-                # Tasks already running finish in the old pool; it is shut down after.
-                self._retired.append(self._executor)
-                self._executor.shutdown(wait=False)
-                self._executor = self._new_executor()
+            if self._executor is None or self._tasks > TASKS_PER_WORKER * self.workers:
+                if self._executor is not None:
+                    # Tasks already running finish in the old pool; it is shut down after.
+                    self._retired.append(self._executor)
+                    self._executor.shutdown(wait=False)
+                self._executor, self._started = self._new_executor()
                 self._tasks = 1
-            executor = self._executor
-            if self._started is None:
-                self._started = Future()
-                starter = threading.Thread(
-                    target=_start_workers, args=(executor, self.workers, self._started),
-                    name="newswatch-cpu-start", daemon=True)
-                self._starters.append(starter)
-                starter.start()
-            if not self._started.done():
-                await asyncio.wrap_future(self._started)
+            executor, started = self._executor, self._started
+            if not started.done():
+                await asyncio.wrap_future(started)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(executor, function, *args)
 
     def shutdown(self) -> None:
+        self._shut_down = True
         for executor in self._retired:
             executor.shutdown(wait=True)
         if self._executor is not None:

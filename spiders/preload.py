@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gc
 
-import datasketch  # noqa: F401 - imported for the workers (scipy: ~0.8 s each)
-
 import crawler.dedup  # noqa: F401
 import spiders.feedparse  # noqa: F401
 from crawler.workers import release_free_memory, return_large_blocks_promptly

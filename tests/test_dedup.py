@@ -18,8 +18,10 @@ from crawler.dedup import (
     StoryCandidate,
     StoryIndex,
     content_fingerprint,
+    minhash_values,
     normalise_for_fingerprint,
     tokenize,
+    word_shingles,
 )
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))  # the one copy of the metric
@@ -287,6 +289,21 @@ def test_results_are_deterministic() -> None:
     assert again == assigned_in_arrival_order()
     body = labelled()[0].candidate.body
     assert StoryIndex().signature(body) == StoryIndex().signature(body)
+
+
+@pytest.mark.parametrize("shingle", [4, 2])
+def test_signatures_are_datasketch_minhashes(shingle: int) -> None:
+    """minhash_values computes datasketch's MinHash (affine32, seed 1) with numpy; the
+    stored signatures depend on every bit of it."""
+    from datasketch import MinHash
+
+    texts = [a.candidate.body for a in labelled()[:40]] + ["", "one", "two words"]
+    for text in texts:
+        shingles = word_shingles(text, shingle)
+        reference = MinHash(num_perm=128, seed=1, scheme="affine32")
+        reference.update_batch(shingles)
+
+        assert minhash_values(shingles, 128).tolist() == reference.hashvalues.tolist()
 
 
 def test_signature_format_is_stable() -> None:

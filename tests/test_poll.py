@@ -126,3 +126,24 @@ def test_the_cpu_pool_outlives_its_worker_recycling() -> None:
     finally:
         workers.TASKS_PER_WORKER = original_limit
         pool.shutdown()
+
+
+def test_poll_settings_copy_as_deepcopy_does() -> None:
+    """Each poll's crawler copies the settings; the pickled copy is as independent."""
+    import copy
+
+    from spiders.settings import PollSettings
+
+    settings = PollSettings({"USER_AGENT": "newswatch-test",
+                             "DOWNLOAD_SLOTS": {"news.example": {"delay": 1.5}}})
+    copied = settings.copy()
+    expected = copy.deepcopy(settings)
+
+    assert type(copied) is PollSettings
+    assert {name: (copied[name], copied.getpriority(name)) for name in copied} == {
+        name: (expected[name], expected.getpriority(name)) for name in expected}
+    assert copied["DOWNLOAD_SLOTS"] is not settings["DOWNLOAD_SLOTS"]
+    copied.set("USER_AGENT", "changed")
+    copied["DOWNLOAD_SLOTS"]["news.example"]["delay"] = 9.0
+    assert settings["USER_AGENT"] == "newswatch-test"
+    assert settings["DOWNLOAD_SLOTS"]["news.example"] == {"delay": 1.5}

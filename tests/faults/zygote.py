@@ -1,6 +1,6 @@
 """Starts ``newswatch run`` processes in a fraction of a second, for the crash test.
 
-Importing newswatch (Scrapy, trafilatura, datasketch with SciPy…) takes seconds;
+Importing newswatch (Scrapy, Twisted, SQLAlchemy, pydantic…) takes seconds;
 the crash test starts the service fifty times. This process imports it once and
 then forks a child per start, the way Android's zygote or multiprocessing's
 forkserver do. Each child runs ``crawler.cli.main(["--config", CONFIG, "run"])`` —
