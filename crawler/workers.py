@@ -153,7 +153,7 @@ class CpuPool:
         started: Future[None] = Future()
         starter = threading.Thread(target=_start_workers, args=(executor, self.workers, started),
                                    name="newswatch-cpu-start", daemon=True)
-        self._starters.append(starter)
+        self._starters = [*(thread for thread in self._starters if thread.is_alive()), starter]
         starter.start()
         return executor, started
 
