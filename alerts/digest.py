@@ -15,6 +15,7 @@ and once a reader got the story, later copies are not sent to them again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError
 
+from alerts.claims import claim_lease, is_abandoned, sending_run
 from alerts.delivery import DeliveryError, OutboxDelivery, SmtpDelivery
 from alerts.render import (
     DigestEntry,
@@ -228,17 +230,34 @@ def _send_to(
     now: datetime,
     report: DigestReport,
 ) -> None:
+    """Send what ``recipient`` has waiting: unsent deliveries first (the same
+    messages again), then one new delivery of their pending items.
+
+    Each delivery is claimed before it is sent; one another live run holds is left
+    to that run, so two overlapping runs (a catch-up and a cron tick, a `newswatch
+    digest` beside the service) never send the same message.
+    """
+    smtp = config.delivery.smtp
+    lease = claim_lease(smtp.timeout if smtp is not None else None)
     try:
-        for record in store.unsent_deliveries(recipient.email):
-            _send(store, config, delivery, recipient, record, now, report)
-        pending = store.pending_items(recipient.email, rules)
-        if not pending:
-            return
-        record = store.create_delivery(recipient.email, pending, _domain(config), kind)
-        if record is None:
-            logger.warning("%s for %s: items were claimed by another run", kind, recipient.email)
-            return
-        _send(store, config, delivery, recipient, record, now, report)
+        with sending_run() as run:
+            for record in store.unsent_deliveries(recipient.email):
+                if not _claim(store, record, run, lease):
+                    logger.info("%s %s to %s is being sent by another run (%s); "
+                                "leaving it to that one", record.kind, record.message_id,
+                                record.recipient, record.claimed_by)
+                    continue
+                _send(store, config, delivery, recipient, record, run, now, report)
+            pending = store.pending_items(recipient.email, rules)
+            if not pending:
+                return
+            record = store.create_delivery(recipient.email, pending, _domain(config), kind,
+                                           claim=(run, datetime.now(UTC) + lease))
+            if record is None:
+                logger.warning("%s for %s: items were claimed by another run", kind,
+                               recipient.email)
+                return
+            _send(store, config, delivery, recipient, record, run, now, report)
     except DeliveryError as error:
         report.failed[recipient.email] = str(error)
     except OperationalError as error:
@@ -250,25 +269,39 @@ def _send_to(
         report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
 
 
+def _claim(store: Store, record: DeliveryRecord, run: str, lease: timedelta) -> bool:
+    """Claim an unsent delivery for ``run``: free, expired, or held by a dead run."""
+    now = datetime.now(UTC)
+    held_by = record.claimed_by
+    abandoned = held_by if held_by is not None and is_abandoned(held_by) else None
+    if abandoned is not None:
+        logger.info("%s %s to %s was being sent by a run that is gone (%s); taking it over",
+                    record.kind, record.message_id, record.recipient, abandoned)
+    return store.claim_delivery(record.id, run, now + lease, now=now, replacing=abandoned)
+
+
 def _send(
     store: Store,
     config: Config,
     delivery: Delivery,
     recipient: Recipient,
     record: DeliveryRecord,
+    run: str,
     now: datetime,
     report: DigestReport,
 ) -> None:
-    digest = render_items(store.items_of(record), config, recipient, now, record.kind)
-    message = build_message(
-        digest,
-        sender=config.digest.sender,
-        recipient=record.recipient,
-        message_id=record.message_id,
-        date=now,
-        unsubscribe=config.digest.unsubscribe,
-    )
+    """Send one claimed delivery; mark it sent, or count the failure (which releases
+    the claim). Anything else that stops it releases the claim too."""
     try:
+        digest = render_items(store.items_of(record), config, recipient, now, record.kind)
+        message = build_message(
+            digest,
+            sender=config.digest.sender,
+            recipient=record.recipient,
+            message_id=record.message_id,
+            date=now,
+            unsubscribe=config.digest.unsubscribe,
+        )
         delivery.send(message)
     except DeliveryError as error:
         store.record_send_failure(record.id, str(error))
@@ -277,6 +310,10 @@ def _send(
             "%s %s to %s not sent (attempt %d), will retry: %s",
             record.kind, record.message_id, record.recipient, record.attempts + 1, error,
         )
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):  # the database may be what failed
+            store.release_delivery(record.id, run)
         raise
     store.mark_sent(record.id, at=now)
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)

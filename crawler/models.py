@@ -177,7 +177,9 @@ class Delivery(Base):
 
     ``message_id`` is derived from the recipient and the items, so a retry after a
     crash sends the very same Message-ID. ``sent_at`` is set only once the SMTP
-    server accepted the message (or the outbox file was written).
+    server accepted the message (or the outbox file was written). While a run
+    sends it, ``claimed_by`` names that run and ``claimed_until`` ends its lease:
+    no other run, in this process or another, sends it meanwhile.
     """
 
     __tablename__ = "deliveries"
@@ -190,6 +192,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ScheduleRun(Base):

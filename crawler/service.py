@@ -173,6 +173,10 @@ class NewswatchService:
         self.scheduler: AsyncIOScheduler | None = None
         self._running_jobs: set[asyncio.Task[Any]] = set()
         self._poll_slots: asyncio.Semaphore | None = None
+        # One digest run per recipient at a time in this process (a catch-up run, a
+        # cron tick and a retry wait for each other); across processes the ledger's
+        # claims keep any two runs from sending the same message.
+        self._digest_runs: dict[str, asyncio.Lock] = {}
 
     @property
     def delivery(self) -> Delivery:
@@ -234,10 +238,11 @@ class NewswatchService:
         from alerts.digest import send_pending_digests
 
         recipients = [self.config.recipient(email)] if email else None
-        report = await asyncio.to_thread(
-            send_pending_digests, self.store, self.config, self.delivery,
-            recipients=recipients,
-        )
+        async with self._digest_runs.setdefault(email or "", asyncio.Lock()):
+            report = await asyncio.to_thread(
+                send_pending_digests, self.store, self.config, self.delivery,
+                recipients=recipients,
+            )
         logger.info("digest run: %d messages sent, %d recipients failed",
                     report.messages, len(report.failed))
         self.metrics.deliveries_finished(report, "digest")

@@ -57,7 +57,7 @@ MIGRATIONS = "crawler:migrations"
 # The newest migration (tests/test_store.py checks it is Alembic's head). A database
 # already there is not handed to Alembic at all: importing and running it costs half
 # a second on every start of every command.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 # An index's "updated" time must be this much later than our fetch to fetch again
 # (feeds that stamp every entry with the time of the request must not cost a
 # refetch of everything at every poll).
@@ -130,6 +130,8 @@ class DeliveryRecord:
     sent_at: datetime | None
     attempts: int
     article_ids: tuple[int, ...]
+    claimed_by: str | None = None  # the run sending it now, until claimed_until
+    claimed_until: datetime | None = None
 
 
 def create_database_engine(url: str) -> Engine:
@@ -622,20 +624,28 @@ class Store:
             return [_delivery_record(session, d) for d in deliveries]
 
     def create_delivery(
-        self, recipient: str, items: Sequence[PendingItem], domain: str, kind: str = "digest"
+        self,
+        recipient: str,
+        items: Sequence[PendingItem],
+        domain: str,
+        kind: str = "digest",
+        *,
+        claim: tuple[str, datetime] | None = None,
     ) -> DeliveryRecord | None:
         """Create a delivery holding ``items``, before anything is sent.
 
         The items are claimed in the same transaction; if another process claimed
-        any of them first, nothing is created and None is returned.
+        any of them first, nothing is created and None is returned. ``claim``
+        (run, until) makes the new delivery that run's to send (see claim_delivery).
         """
         keys = [(item.article.id, item.revision) for item in items]
         message_id = make_message_id(recipient, keys, domain)
+        owner, until = claim if claim is not None else (None, None)
         try:
             with self._session.begin() as session:
                 delivery = Delivery(
                     recipient=recipient, kind=kind, message_id=message_id, attempts=0,
-                    created_at=utcnow(),
+                    created_at=utcnow(), claimed_by=owner, claimed_until=until,
                 )
                 session.add(delivery)
                 session.flush()
@@ -656,22 +666,56 @@ class Store:
         except IntegrityError:
             return None
 
+    def claim_delivery(
+        self, delivery_id: int, owner: str, until: datetime, *, now: datetime,
+        replacing: str | None = None,
+    ) -> bool:
+        """Make an unsent delivery ``owner``'s to send until ``until``; False when
+        it was sent meanwhile or another run holds it.
+
+        A claim is free when nobody holds it, its lease ran out, or it is held by
+        ``replacing`` (a run the caller knows is dead). One statement: of two runs
+        claiming at once, exactly one wins.
+        """
+        free = or_(Delivery.claimed_by.is_(None), Delivery.claimed_until < now)
+        if replacing is not None:
+            free = or_(free, Delivery.claimed_by == replacing)
+        with self._session.begin() as session:
+            claimed = session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
+                .values(claimed_by=owner, claimed_until=until)
+            )
+            return claimed.rowcount == 1
+
     def mark_sent(self, delivery_id: int, at: datetime | None = None) -> None:
         """Record that the server accepted the delivery; it is never sent again."""
         with self._session.begin() as session:
             session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
-                .values(sent_at=at or utcnow(), attempts=Delivery.attempts + 1, last_error=None)
+                .values(sent_at=at or utcnow(), attempts=Delivery.attempts + 1, last_error=None,
+                        claimed_by=None, claimed_until=None)
             )
 
     def record_send_failure(self, delivery_id: int, error: str) -> None:
-        """Count a failed attempt; the delivery stays pending for the next run."""
+        """Count a failed attempt and release the claim; the delivery stays pending
+        for the next run."""
         with self._session.begin() as session:
             session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
-                .values(attempts=Delivery.attempts + 1, last_error=error[:2000])
+                .values(attempts=Delivery.attempts + 1, last_error=error[:2000],
+                        claimed_by=None, claimed_until=None)
+            )
+
+    def release_delivery(self, delivery_id: int, owner: str) -> None:
+        """Give up ``owner``'s claim without counting an attempt (nothing was tried)."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
             )
 
     def count_sent(self, recipient: str, kind: str, since: datetime) -> tuple[int, datetime | None]:
@@ -979,4 +1023,6 @@ def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:
         sent_at=delivery.sent_at,
         attempts=delivery.attempts,
         article_ids=tuple(article_ids),
+        claimed_by=delivery.claimed_by,
+        claimed_until=delivery.claimed_until,
     )

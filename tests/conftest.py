@@ -15,9 +15,25 @@ from typing import Any
 import pytest
 import smtpserver
 import yaml
+from hypothesis import HealthCheck, settings
 from newssite import NewsSite
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+# Fuzzing profiles (hypothesis). "ci", the default, fits the CI time limit and is
+# derandomised, so a run is repeatable; "long" is the thorough run before a release:
+# NEWSWATCH_FUZZ=long .venv/bin/python -m pytest tests/fuzz (see README, Development).
+# No deadline in either: the test machines are shared and noisy, and time limits
+# live in the code under test (step and size bounds), not in wall-clock asserts.
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long", max_examples=5000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("NEWSWATCH_FUZZ", "ci"))
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "NEWSWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
