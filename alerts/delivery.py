@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-__all__ = ["Delivery", "DeliveryError", "OutboxDelivery", "SmtpDelivery"]
+__all__ = [
+    "Delivery", "DeliveryError", "MessageTooLarge", "OutboxDelivery", "SmtpDelivery",
+    "message_size",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +44,28 @@ class DeliveryError(Exception):
         self.temporary = temporary
 
 
+class MessageTooLarge(DeliveryError):
+    """The server takes no message this large: its advertised ``SIZE`` (`limit`, in
+    bytes) is smaller, or it refused the message with 552 (`limit` None: unknown).
+    A smaller message may go through."""
+
+    def __init__(self, message: str, *, size: int, limit: int | None) -> None:
+        super().__init__(message, temporary=False)
+        self.size = size
+        self.limit = limit
+
+
 class Delivery(Protocol):
+    # The largest message the receiving end takes, once known (bytes), or None.
+    size_limit: int | None
+
     def send(self, message: EmailMessage) -> None:
         """Deliver `message`; return only once it is delivered, else raise DeliveryError."""
+
+
+def message_size(message: EmailMessage) -> int:
+    """The size of `message` on the wire, lines ended by CRLF, as SMTP's SIZE counts it."""
+    return len(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
 
 
 def _describe_smtp_error(error: smtplib.SMTPException | OSError) -> tuple[str, bool]:
@@ -104,6 +126,8 @@ class SmtpDelivery:
         self._password = password
         self.timeout = timeout
         self._ssl_context = ssl_context
+        # The server's advertised SIZE, learnt at the first connection (RFC 1870).
+        self.size_limit: int | None = None
 
     def __repr__(self) -> str:
         password = _REDACTED if self._password else None
@@ -135,7 +159,17 @@ class SmtpDelivery:
         """
         try:
             refused = self._send(message)
+        except MessageTooLarge:
+            raise
         except (smtplib.SMTPException, OSError) as error:
+            if getattr(error, "smtp_code", None) == 552:  # "exceeded storage allocation"
+                size = message_size(message)
+                raise MessageTooLarge(
+                    self._redact(f"SMTP delivery via {self.host}:{self.port} failed: the "
+                                 f"server refused a message of {size:,} bytes as too large "
+                                 f"({_describe_smtp_error(error)[0]})"),
+                    size=size, limit=self.size_limit,
+                ) from None
             reason, temporary = _describe_smtp_error(error)
             raise DeliveryError(
                 self._redact(f"SMTP delivery via {self.host}:{self.port} failed: {reason}"),
@@ -158,9 +192,26 @@ class SmtpDelivery:
                 client.starttls(context=self._context())
             if self.username is not None:
                 client.login(self.username, self._password or "")
+            client.ehlo_or_helo_if_needed()
+            self.size_limit = _advertised_size(client)
+            size = message_size(message)
+            if self.size_limit is not None and size > self.size_limit:
+                raise MessageTooLarge(
+                    f"SMTP delivery via {self.host}:{self.port} not tried: the message is "
+                    f"{size:,} bytes and the server takes at most {self.size_limit:,} (SIZE)",
+                    size=size, limit=self.size_limit,
+                )
             return client.send_message(message)
         finally:
             _close_quietly(client)
+
+
+def _advertised_size(client: smtplib.SMTP) -> int | None:
+    """The server's SIZE limit in bytes; None when it names none (or 0: no limit)."""
+    value = client.esmtp_features.get("size", "").strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        return None
+    return int(value) or None
 
 
 def _close_quietly(client: smtplib.SMTP) -> None:
@@ -182,6 +233,8 @@ class OutboxDelivery:
     For trying out rules and templates, and for setups where another program
     picks the files up.
     """
+
+    size_limit: int | None = None  # a file has no size limit but the budget's
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)

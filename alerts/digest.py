@@ -17,15 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError
 
 from alerts.claims import claim_lease, is_abandoned, sending_run
-from alerts.delivery import DeliveryError, OutboxDelivery, SmtpDelivery
+from alerts.delivery import (
+    DeliveryError,
+    MessageTooLarge,
+    OutboxDelivery,
+    SmtpDelivery,
+    message_size,
+)
 from alerts.render import (
     DigestEntry,
     DigestSection,
@@ -37,7 +45,8 @@ from alerts.render import (
 from crawler.config import WEEKDAYS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from email.message import EmailMessage
 
     from alerts.delivery import Delivery
     from crawler.config import Config, DeliveryConfig, Recipient
@@ -47,6 +56,11 @@ logger = logging.getLogger(__name__)
 
 DIGEST = "digest"
 ALERT = "alert"
+# Seconds between the tries of recording a send while the database does not answer
+# (a restart): ~30 s in all, then the delivery stays unsent and is sent again later.
+MARK_SENT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+# Sends of one delivery, each cut smaller, when the server says it is too large.
+FIT_TRIES = 4
 
 
 @dataclass
@@ -164,60 +178,127 @@ def render_items(
     recipient: Recipient,
     now: datetime,
     kind: str = DIGEST,
+    *,
+    max_stories: int | None = None,
 ) -> RenderedDigest:
-    """Render ``items``: one section per rule in the configured order, one entry per story."""
+    """Render ``items``: one section per rule in the configured order, one entry per
+    story, at most ``max_stories`` per section (default ``digest.max_stories``)."""
+    sections = group_by_rule(items, config.rule_names(),
+                             max_stories=max_stories or config.digest.max_stories,
+                             more_url=_matches_url(config))
+    return _render(sections, items, config, recipient, now, kind)
+
+
+def _render(
+    sections: Sequence[DigestSection],
+    items: Sequence[PendingItem],
+    config: Config,
+    recipient: Recipient,
+    now: datetime,
+    kind: str,
+) -> RenderedDigest:
+    cut = any(section.more for section in sections)
     return render_digest(
-        group_by_rule(items, config.rule_names()),
+        sections,
         timezone=recipient.timezone,
         subject_template=config.alerts.subject if kind == ALERT else config.digest.subject,
         generated_at=now,
         template_dirs=[config.digest.templates] if config.digest.templates else [],
         unsubscribe=config.digest.unsubscribe,
+        # A cut digest still stands for every story it delivers.
+        count=count_stories(items) if cut else None,
     )
 
 
-def group_by_rule(items: Sequence[PendingItem], rule_order: Sequence[str]) -> list[DigestSection]:
+def count_stories(items: Sequence[PendingItem]) -> int:
+    """Distinct stories among ``items`` (copies of one story count once)."""
+    return len({_story_key(item) for item in items})
+
+
+def _matches_url(config: Config) -> Callable[[str], str] | None:
+    """The web UI's page of one rule's matches, where a cut section points."""
+    base = config.web.public_url
+    if base is None:
+        return None
+    root = str(base).rstrip("/")
+    return lambda rule: f"{root}/matches?{urlencode({'rule': rule})}"
+
+
+def group_by_rule(
+    items: Sequence[PendingItem],
+    rule_order: Sequence[str],
+    *,
+    max_stories: int | None = None,
+    more_url: Callable[[str], str] | None = None,
+    bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
+) -> list[DigestSection]:
     """Sections in ``rule_order`` (rules no longer configured last); in each, one
-    entry per story, newest story first."""
+    entry per story, newest story first, the first ``max_stories`` of them shown
+    and the rest counted in ``more``. Snippets are made for the stories shown
+    only, from ``bodies`` (article id → body) when the items came without theirs:
+    the work and the memory are per story shown, not per match."""
     by_rule: dict[str, list[PendingItem]] = {}
     for item in items:
         for rule, _terms in item.rules:
             by_rule.setdefault(rule, []).append(item)
     order = {name: position for position, name in enumerate(rule_order)}
+    layout = []
+    for rule, rule_items in sorted(by_rule.items(),
+                                   key=lambda kv: order.get(kv[0], len(order))):
+        stories = _stories(rule_items)
+        shown = stories if max_stories is None else stories[:max_stories]
+        layout.append((rule, shown, len(stories) - len(shown)))
+    texts: Mapping[int, str] = {}
+    if bodies is not None:
+        texts = bodies(sorted({copies[0].article.id for _, shown, _ in layout
+                               for copies in shown}))
     return [
-        DigestSection(rule=rule, entries=_story_entries(rule, rule_items))
-        for rule, rule_items in sorted(by_rule.items(), key=lambda kv: order.get(kv[0], len(order)))
+        DigestSection(
+            rule=rule,
+            entries=tuple(_entry(rule, copies, texts.get(copies[0].article.id))
+                          for copies in shown),
+            more=more,
+            more_url=more_url(rule) if more and more_url is not None else None,
+        )
+        for rule, shown, more in layout
     ]
 
 
-def _story_entries(rule: str, items: Sequence[PendingItem]) -> tuple[DigestEntry, ...]:
+def _story_key(item: PendingItem) -> int:
+    return item.article.story_id if item.article.story_id is not None else -item.article.id
+
+
+def _stories(items: Sequence[PendingItem]) -> list[list[PendingItem]]:
+    """``items`` by story, each story's copies earliest first (the earliest copy,
+    usually the wire original, is the main link), stories newest first."""
     oldest = datetime.max.replace(tzinfo=UTC)
     stories: dict[int, list[PendingItem]] = {}
     for item in items:
-        story = item.article.story_id if item.article.story_id is not None else -item.article.id
-        stories.setdefault(story, []).append(item)
-    entries = []
+        stories.setdefault(_story_key(item), []).append(item)
     for copies in stories.values():
-        # The earliest copy is the main link (usually the wire original).
         copies.sort(key=lambda i: (i.article.published or oldest, i.article.id))
-        main = copies[0]
-        terms = dict(main.rules).get(rule, ())
-        others = tuple(dict.fromkeys(
-            c.article.source for c in copies[1:] if c.article.source != main.article.source
-        ))
-        entries.append(DigestEntry(
-            title=main.article.title,
-            url=main.article.url,
-            source=main.article.source,
-            published=main.article.published,
-            snippet_text=make_snippet(main.article.body, terms),
-            terms=terms,
-            also_reported_by=others,
-            updated=main.is_update,
-        ))
     earliest = datetime.min.replace(tzinfo=UTC)
-    entries.sort(key=lambda e: e.published or earliest, reverse=True)
-    return tuple(entries)
+    # sorted() is stable: stories of one moment keep the order they came in.
+    return sorted(stories.values(), key=lambda c: c[0].article.published or earliest,
+                  reverse=True)
+
+
+def _entry(rule: str, copies: Sequence[PendingItem], body: str | None = None) -> DigestEntry:
+    main = copies[0]
+    terms = dict(main.rules).get(rule, ())
+    others = tuple(dict.fromkeys(
+        c.article.source for c in copies[1:] if c.article.source != main.article.source
+    ))
+    return DigestEntry(
+        title=main.article.title,
+        url=main.article.url,
+        source=main.article.source,
+        published=main.article.published,
+        snippet_text=make_snippet(main.article.body if body is None else body, terms),
+        terms=terms,
+        also_reported_by=others,
+        updated=main.is_update,
+    )
 
 
 def _send_to(
@@ -248,7 +329,7 @@ def _send_to(
                                 record.recipient, record.claimed_by)
                     continue
                 _send(store, config, delivery, recipient, record, run, now, report)
-            pending = store.pending_items(recipient.email, rules)
+            pending = store.pending_items(recipient.email, rules, with_bodies=False)
             if not pending:
                 return
             record = store.create_delivery(recipient.email, pending, _domain(config), kind,
@@ -264,8 +345,8 @@ def _send_to(
         # The database went away mid-run (locked, restarted): nothing was marked sent
         # that was not sent; the run is retried with backoff like a failed send.
         logger.error("%s for %s interrupted by a database error, will retry: %s",
-                     kind, recipient.email, error)
-        report.failed[recipient.email] = f"database error: {error}"
+                     kind, recipient.email, _first_line(error))
+        report.failed[recipient.email] = f"database error: {_first_line(error)}"
         report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
 
 
@@ -293,16 +374,24 @@ def _send(
     """Send one claimed delivery; mark it sent, or count the failure (which releases
     the claim). Anything else that stops it releases the claim too."""
     try:
-        digest = render_items(store.items_of(record), config, recipient, now, record.kind)
-        message = build_message(
-            digest,
-            sender=config.digest.sender,
-            recipient=record.recipient,
-            message_id=record.message_id,
-            date=now,
-            unsubscribe=config.digest.unsubscribe,
-        )
-        delivery.send(message)
+        # Without bodies: the digest reads those of the stories it shows, not 10,000.
+        items = store.items_of(record, with_bodies=False)
+        bodies = _body_cache(store)
+        budget = _budget(config, delivery)
+        for _ in range(FIT_TRIES):
+            message = fitting_message(items, config, recipient, record, now, budget,
+                                      bodies=bodies)
+            try:
+                delivery.send(message)
+                break
+            except MessageTooLarge as error:
+                # The server's SIZE, or its 552, says less than our budget: cut more.
+                budget = min(budget, error.limit or error.size // 2)
+                logger.warning("%s %s to %s: %s; cutting it to %d bytes", record.kind,
+                               record.message_id, record.recipient, error, budget)
+        else:
+            raise MessageTooLarge(f"{record.kind} {record.message_id} does not fit the "
+                                  f"server's size limit even cut down", size=0, limit=budget)
     except DeliveryError as error:
         store.record_send_failure(record.id, str(error))
         report.attempts[record.recipient] = record.attempts + 1
@@ -315,12 +404,102 @@ def _send(
         with contextlib.suppress(Exception):  # the database may be what failed
             store.release_delivery(record.id, run)
         raise
-    store.mark_sent(record.id, at=now)
+    _record_sent(store, record, now)
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)
     logger.info(
         "%s %s sent to %s with %d articles",
         record.kind, record.message_id, record.recipient, len(record.article_ids),
     )
+
+
+def _body_cache(store: Store) -> Callable[[Sequence[int]], Mapping[int, str]]:
+    """``store.article_bodies``, reading each body once however often a digest is cut."""
+    known: dict[int, str] = {}
+
+    def bodies(article_ids: Sequence[int]) -> Mapping[int, str]:
+        missing = [article_id for article_id in article_ids if article_id not in known]
+        if missing:
+            known.update(store.article_bodies(missing))
+        return {article_id: known.get(article_id, "") for article_id in article_ids}
+
+    return bodies
+
+
+def _budget(config: Config, delivery: Delivery) -> int:
+    """Bytes one message may take: ``digest.max_bytes``, or less if the server says so."""
+    limit = getattr(delivery, "size_limit", None)
+    return min(config.digest.max_bytes, limit) if limit else config.digest.max_bytes
+
+
+def fitting_message(
+    items: Sequence[PendingItem],
+    config: Config,
+    recipient: Recipient,
+    record: DeliveryRecord,
+    now: datetime,
+    budget: int,
+    *,
+    bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
+) -> EmailMessage:
+    """The delivery's message, at most ``budget`` bytes when it can be: sections are
+    cut to ``digest.max_stories`` stories, then to fewer until the message fits
+    (each cut story is counted in its section's "N more"). One log line says when
+    a digest was cut, and why."""
+    cap = config.digest.max_stories
+    more_url = _matches_url(config)
+    while True:
+        sections = group_by_rule(items, config.rule_names(), max_stories=cap,
+                                 more_url=more_url, bodies=bodies)
+        message = build_message(
+            _render(sections, items, config, recipient, now, record.kind),
+            sender=config.digest.sender,
+            recipient=record.recipient,
+            message_id=record.message_id,
+            date=now,
+            unsubscribe=config.digest.unsubscribe,
+        )
+        size = message_size(message)
+        if size <= budget or cap == 1:
+            break
+        # Entries are of a size: scale the cap to the budget, with a margin.
+        cap = max(1, min(cap - 1, int(cap * budget / size * 0.9)))
+    hidden = sum(section.more for section in sections)
+    if hidden:
+        shown = sum(len(section.entries) for section in sections)
+        why = (f"digest.max_stories is {cap}" if cap == config.digest.max_stories
+               else f"{cap} per rule fit the budget of {budget:,} bytes")
+        logger.warning("%s %s to %s cut: %d stories shown, %d more only counted (%s); "
+                       "%d bytes", record.kind, record.message_id, record.recipient, shown,
+                       hidden, why, size)
+    if size > budget:
+        logger.warning("%s %s to %s is %d bytes, over the budget of %d even with one story "
+                       "per rule", record.kind, record.message_id, record.recipient, size,
+                       budget)
+    return message
+
+
+def _record_sent(store: Store, record: DeliveryRecord, now: datetime) -> None:
+    """Mark the delivery sent, waiting out a database that is restarting: the server
+    has the message, and not recording it would send it again."""
+    for delay in (*MARK_SENT_RETRY_DELAYS, None):
+        try:
+            store.mark_sent(record.id, at=now)
+            return
+        except OperationalError as error:
+            if delay is None:
+                logger.error("%s %s to %s was sent but could not be recorded (the database "
+                             "does not answer); it will be sent again with the same "
+                             "Message-ID", record.kind, record.message_id, record.recipient)
+                raise
+            logger.warning("%s %s to %s was sent; recording it failed (%s), trying again "
+                           "in %.1fs", record.kind, record.message_id, record.recipient,
+                           _first_line(error), delay)
+            time.sleep(delay)
+
+
+def _first_line(error: OperationalError) -> str:
+    lines = str(error.orig or error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
 
 
 def _domain(config: Config) -> str:

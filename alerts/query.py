@@ -29,7 +29,8 @@ Syntax
     n words apart (neighbouring words are 1 apart; n from 1 to 1000). Sentence
     ends do not count: it is a word distance. Each side is a term, a phrase, a
     prefix or a parenthesised OR of those: ``ISIS NEAR/5 (Syria OR Iraq)``.
-    NEAR does not chain; join two NEARs with AND.
+    NEAR does not chain; join two NEARs with AND. A side has at most 100
+    alternatives.
 ``( … )``
     grouping.
 ``title:``, ``body:``, ``author:``, ``source:``, ``url:``
@@ -49,6 +50,11 @@ Precedence, tightest first: a field prefix, then NEAR/n, then NOT, then AND
 Operators are upper case. A lower-case ``and``, ``or``, ``not`` or ``near/5`` is
 an error, not a silently searched word (to search for the word, quote it:
 ``"not"``); so are ``-word`` and ``+word`` (write ``NOT word``, or just ``word``).
+
+Limits: a query nests at most 50 levels deep (each parenthesised group, each
+NOT and each field prefix is a level: ``NOT (a OR title:b)`` is three deep)
+and has at most 10,000 terms. Past either, parsing stops with a
+`QuerySyntaxError` at the column where the limit was passed.
 
 Text
 ----
@@ -124,6 +130,16 @@ FIELDS = ("title", "body", "author", "source", "url", "lang")
 TEXT_FIELDS = ("title", "body", "author", "source", "url")
 DEFAULT_FIELDS = ("title", "body")
 MAX_NEAR_DISTANCE = 1000
+# Bounds on what one query may be, so that no query written in a configuration can
+# exhaust the stack or take long to evaluate. Nesting: each group, NOT and field
+# prefix is a level; the syntax tree is then at most about three nodes per level
+# deep, so every walk over it (parsing, str, hash, compiling, matching) recurses
+# a few hundred frames at most, whatever the query. Terms: a query is compiled
+# into the rule automaton and evaluated as a whole on matching articles.
+MAX_QUERY_DEPTH = 50
+MAX_QUERY_TERMS = 10_000
+# The alternatives on one side of NEAR: matching looks at each pair of them.
+MAX_NEAR_ALTERNATIVES = 100
 
 # --- text --------------------------------------------------------------------------
 
@@ -527,6 +543,7 @@ class _Token:
 def _lex(query: str) -> list[_Token]:
     tokens: list[_Token] = []
     index, length = 0, len(query)
+    terms = 0  # TERM and PHRASE tokens: stop at the first one past the limit
     while index < length:
         char = query[index]
         if char.isspace():
@@ -546,6 +563,7 @@ def _lex(query: str) -> list[_Token]:
                 raise QuerySyntaxError("empty phrase", index + 1)
             tokens.append(_Token("PHRASE", query[index : close + 1], index + 1, close + 2, term))
             index = close + 1
+            terms += 1
         else:
             end = index
             while end < length and not query[end].isspace() and query[end] not in _STOPS:
@@ -555,8 +573,14 @@ def _lex(query: str) -> list[_Token]:
                 tokens.append(_Token("FIELD", field[1], index + 1, index + len(field[0]) + 1))
                 index += len(field[0])
                 continue
-            tokens.append(_word_token(run, index + 1))
+            tokens.append(token := _word_token(run, index + 1))
             index = end
+            terms += token.node is not None
+        if terms > MAX_QUERY_TERMS:
+            raise QuerySyntaxError(
+                f"the query has more than {MAX_QUERY_TERMS:,} terms", tokens[-1].column,
+                "split it into several rules",
+            )
     tokens.append(_Token("END", "the end of the query", length + 1, length + 1))
     return tokens
 
@@ -571,6 +595,7 @@ def _word_token(run: str, column: int) -> _Token:
         raise QuerySyntaxError(
             f"'{run}' is not an operator", column, f'write {upper}, or "{run}" for the word'
         )
+    shown = _shown(run)
     if upper.startswith("NEAR/") or run == "NEAR":
         near = _NEAR_RE.fullmatch(run)
         if near is None:
@@ -578,27 +603,40 @@ def _word_token(run: str, column: int) -> _Token:
                 raise QuerySyntaxError(
                     "NEAR needs a word distance", column, "write NEAR/n, such as NEAR/5"
                 )
-            raise QuerySyntaxError(f"'{run}' is not an operator", column, f"write {upper}")
-        distance = int(near[1])
+            raise QuerySyntaxError(f"'{shown}' is not an operator", column,
+                                   f"write {_shown(upper)}")
+        # A distance of more digits than the largest has is out of range without
+        # converting it (int() refuses numbers of thousands of digits).
+        digits = near[1]
+        distance = int(digits) if len(digits) <= len(str(MAX_NEAR_DISTANCE)) else 0
         if not 1 <= distance <= MAX_NEAR_DISTANCE:
             raise QuerySyntaxError(
-                f"NEAR distance {near[1]} is out of range",
+                f"NEAR distance {_shown(digits)} is out of range",
                 column + 5,
                 f"expected a number of words from 1 to {MAX_NEAR_DISTANCE}",
             )
         return _Token("NEAR", run, column, end, distance=distance)
     if run[0] in "-+" and len(run) > 1:
         if run[0] == "-":
-            hint = f"to exclude it write NOT {run[1:]}"
+            hint = f"to exclude it write NOT {_shown(run[1:])}"
         else:
-            hint = f"terms are required by default: write {run[1:]}"
-        raise QuerySyntaxError(f"'{run}' starts with '{run[0]}'", column, hint)
+            hint = f"terms are required by default: write {_shown(run[1:])}"
+        raise QuerySyntaxError(f"'{shown}' starts with '{run[0]}'", column, hint)
     term = _make_term(run, column, quoted=False)
     if term is None:
         raise QuerySyntaxError(
-            f"expected a term, found '{run}'", column, "a term needs letters or digits"
+            f"expected a term, found '{shown}'", column, "a term needs letters or digits"
         )
     return _Token("TERM", run, column, end, term)
+
+
+def _shown(text: str) -> str:
+    """`text` as quoted in an error message: at most 40 characters, and those that do
+    not print (bidi controls, zero-width characters) as escapes."""
+    text = text if len(text) <= 40 else text[:39] + "…"
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in text)
 
 
 def _make_term(text: str, column: int, *, quoted: bool) -> Term | None:
@@ -662,13 +700,27 @@ def _flatten(kind: type[And] | type[Or], nodes: list[Node]) -> Node:
 class _Parser:
     """Recursive descent: or := and (OR and)*; and := not ((AND)? not)*;
     not := NOT not | near; near := primary (NEAR/n primary)?;
-    primary := FIELD? (TERM | PHRASE | '(' or ')')."""
+    primary := FIELD? (TERM | PHRASE | '(' or ')').
+
+    Each group, NOT and field prefix entered is a nesting level; past
+    MAX_QUERY_DEPTH the parse stops (the recursion depth is a few frames a level).
+    """
 
     def __init__(self, tokens: list[_Token]) -> None:
         self._tokens = tokens
         self._position = 0
         self._scope: str | None = None
-        self._depth = 0
+        self._depth = 0  # open parentheses
+        self._levels = 0  # nesting levels: groups, NOTs and fields
+
+    def _enter(self, token: _Token) -> None:
+        """One nesting level more, opened by `token`."""
+        self._levels += 1
+        if self._levels > MAX_QUERY_DEPTH:
+            raise QuerySyntaxError(
+                f"the query nests more than {MAX_QUERY_DEPTH} levels deep", token.column,
+                "each parenthesised group, NOT and field prefix is a level; write it flatter",
+            )
 
     def peek(self) -> _Token:
         return self._tokens[self._position]
@@ -698,10 +750,16 @@ class _Parser:
                 return _flatten(And, nodes)
 
     def _parse_not(self, after: str | None) -> Node:
-        if self.peek().kind == "NOT":
-            self._advance()
-            return Not(self._parse_not("NOT"))
-        return self._parse_near(after)
+        negations = 0
+        while self.peek().kind == "NOT":
+            self._enter(self._advance())
+            negations += 1
+            after = "NOT"
+        node = self._parse_near(after)
+        self._levels -= negations
+        for _ in range(negations):
+            node = Not(node)
+        return node
 
     def _parse_near(self, after: str | None) -> Node:
         start = self.peek()
@@ -722,6 +780,11 @@ class _Parser:
 
     def _near_side(self, node: Node, start: _Token, near: str) -> tuple[Term, ...]:
         terms = node.children if isinstance(node, Or) else (node,)
+        if len(terms) > MAX_NEAR_ALTERNATIVES:
+            raise QuerySyntaxError(
+                f"{near} takes at most {MAX_NEAR_ALTERNATIVES} alternatives on a side",
+                start.column, f"this side has {len(terms)}; split the rule",
+            )
         for term in terms:
             if not isinstance(term, Term):
                 raise QuerySyntaxError(
@@ -743,10 +806,11 @@ class _Parser:
                 return token.node
             return Term(token.node.text, token.node.words, self._scope, token.node.quoted)
         if token.kind == "LPAREN":
-            self._advance()
+            self._enter(self._advance())
             self._depth += 1
             node = self.parse_or("'('")
             self._depth -= 1
+            self._levels -= 1
             if self.peek().kind != "RPAREN":
                 raise QuerySyntaxError("unclosed '('", token.column, "expected ')' before the end")
             self._advance()
@@ -764,7 +828,7 @@ class _Parser:
         name = field.text.lower()
         if name not in FIELDS:
             raise QuerySyntaxError(
-                f"unknown field '{field.text}'", field.column,
+                f"unknown field '{_shown(field.text)}'", field.column,
                 "expected one of " + ", ".join(FIELDS),
             )
         if self._scope is not None:
@@ -774,13 +838,17 @@ class _Parser:
         following = self.peek()
         if following.column != field.end or following.kind not in ("TERM", "PHRASE", "LPAREN"):
             raise QuerySyntaxError(f"expected a term right after '{name}:'", field.end)
+        self._enter(field)
         if name == "lang":
-            return self._parse_lang(field)
-        self._scope = name
-        try:
-            return self._parse_primary(f"'{name}:'")
-        finally:
-            self._scope = None
+            node: Node = self._parse_lang(field)
+        else:
+            self._scope = name
+            try:
+                node = self._parse_primary(f"'{name}:'")
+            finally:
+                self._scope = None
+        self._levels -= 1
+        return node
 
     def _parse_lang(self, field: _Token) -> Lang:
         expected = "expected a language code such as en or pt-BR"

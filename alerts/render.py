@@ -11,11 +11,13 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
 - ``count``: number of distinct articles in the digest
 - ``generated``: when the digest was made, formatted in the digest's time zone
 - ``timezone``: the IANA time zone name
-- ``sections``: one per rule, each with ``rule``, ``count`` and ``entries``;
-  an entry has ``title``, ``url`` (None unless http/https), ``source``,
-  ``published`` (formatted, or "time unknown"), ``snippet_html`` (escaped,
-  terms wrapped in ``<mark>``), ``snippet_text`` (terms wrapped in ``*``)
-  and ``terms``.
+- ``sections``: one per rule, each with ``rule``, ``count`` (stories in the
+  section, shown or not), ``entries``, ``more`` (stories not shown: the digest
+  was cut to fit its budget), ``more_url`` (an http(s) link to all of them, or
+  None) and ``more_hint`` (how to see them otherwise); an entry has ``title``,
+  ``url`` (None unless http/https), ``source``, ``published`` (formatted, or
+  "time unknown"), ``snippet_html`` (escaped, terms wrapped in ``<mark>``),
+  ``snippet_text`` (terms wrapped in ``*``) and ``terms``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import email.utils
 import functools
 import re
+import shlex
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,10 +102,13 @@ class DigestEntry:
 
 @dataclass(frozen=True)
 class DigestSection:
-    """The entries one rule matched."""
+    """The entries one rule matched; ``more`` stories beyond them were left out,
+    and ``more_url``, when given, lists them all."""
 
     rule: str
     entries: tuple[DigestEntry, ...]
+    more: int = 0
+    more_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,9 @@ class _SectionView:
     rule: str
     count: int
     entries: tuple[_EntryView, ...]
+    more: int
+    more_url: str | None
+    more_hint: str
 
 
 def _clean_line(text: str) -> str:
@@ -280,18 +289,39 @@ def _count_articles(sections: Sequence[DigestSection]) -> int:
     return len({(entry.url, entry.title) for section in sections for entry in section.entries})
 
 
-def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -> str:
-    """Fill `{count}` and `{rules}` in `subject_template`, never raising.
+def more_hint(rule: str) -> str:
+    """Where a reader finds the stories a cut section left out, without a link."""
+    return f"the web UI's Matches page, or: newswatch rules test {shlex.quote(_clean_line(rule))}"
 
-    Only those two bare names are substituted. Any other placeholder, attribute
-    or index access, or a bad format spec is left literally as written; a
-    template with unbalanced braces is returned unchanged.
+
+def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -> str:
+    """Fill `{count}` and `{rules}` in `subject_template`, never raising, in bounded time.
+
+    Only those two bare names are substituted, with a format spec of width and
+    precision at most `crawler.config.MAX_SUBJECT_WIDTH` (what the configuration
+    accepts). Any other placeholder, attribute or index access, conversion, bad or
+    too wide format spec is left literally as written; a template with unbalanced
+    braces is returned unchanged. Whatever the template, only its first
+    `MAX_SUBJECT_TEMPLATE_CHARS` characters are read, and the subject is one line
+    of at most `MAX_SUBJECT_CHARS` characters (cut at a word, with "…").
     """
-    values: dict[str, object] = {"count": count, "rules": ", ".join(rules)}
+    # The configuration decides which placeholders are valid; rendering repeats the
+    # check so that a template that never went through it cannot cost anything.
+    from crawler.config import (
+        MAX_SUBJECT_CHARS,
+        MAX_SUBJECT_TEMPLATE_CHARS,
+        subject_placeholder_problem,
+    )
+
+    template = subject_template[:MAX_SUBJECT_TEMPLATE_CHARS]
+    # No spec can show more than this much of the rule names (precision and width
+    # are bounded, and the subject is cut anyway).
+    names = ", ".join(rules[:MAX_SUBJECT_CHARS])[:MAX_SUBJECT_TEMPLATE_CHARS]
+    values: dict[str, object] = {"count": count, "rules": names}
     try:
-        parsed = list(string.Formatter().parse(subject_template))
+        parsed = list(string.Formatter().parse(template))
     except ValueError:
-        return _clean_line(subject_template)
+        return _shorten(_clean_line(template), MAX_SUBJECT_CHARS)
     pieces: list[str] = []
     for literal, field, spec, conversion in parsed:
         pieces.append(literal)  # parse() has already turned "{{" into "{"
@@ -299,11 +329,13 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
             continue
         replacement = "{" + field + (f"!{conversion}" if conversion else "")
         replacement += (f":{spec}" if spec else "") + "}"
-        if field in _SUBJECT_FIELDS and conversion is None:
-            with contextlib.suppress(ValueError):
+        if field in _SUBJECT_FIELDS and subject_placeholder_problem(
+            field, spec or "", conversion
+        ) is None:
+            with contextlib.suppress(ValueError, TypeError, OverflowError):
                 replacement = format(values[field], spec or "")
         pieces.append(replacement)
-    return _clean_line("".join(pieces))
+    return _shorten(_clean_line("".join(pieces)), MAX_SUBJECT_CHARS)
 
 
 def render_digest(
@@ -314,12 +346,15 @@ def render_digest(
     generated_at: datetime,
     template_dirs: Sequence[Path] = (),
     unsubscribe: str | None = None,
+    count: int | None = None,
 ) -> RenderedDigest:
     """Render the digest's subject, HTML body and text body.
 
     Sections are shown in the order given; empty sections are left out. Times
-    are shown in the IANA `timezone`. The module docstring lists the variables
-    templates receive.
+    are shown in the IANA `timezone`. ``count`` is the number of new articles
+    the digest stands for (by default, the distinct articles of its entries; a
+    digest cut to its budget shows fewer). The module docstring lists the
+    variables templates receive.
     """
     zone = ZoneInfo(timezone)
     views = tuple(
@@ -327,13 +362,17 @@ def render_digest(
             # A rule's name is a heading: one line (a line break in it would start
             # a new line of the text digest), bounded like every other field.
             rule=_shorten(_clean_line(section.rule), MAX_FIELD_CHARS),
-            count=len(section.entries),
+            count=len(section.entries) + section.more,
             entries=tuple(_entry_view(entry, zone) for entry in section.entries),
+            more=section.more,
+            more_url=safe_url(section.more_url),
+            more_hint=more_hint(section.rule),
         )
         for section in sections
-        if section.entries
+        if section.entries or section.more
     )
-    count = _count_articles(sections)
+    if count is None:
+        count = _count_articles(sections)
     subject = format_subject(subject_template, count=count, rules=[view.rule for view in views])
     context = {
         "subject": subject,

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import sys
 import urllib.request
 from datetime import UTC, datetime
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
 from crawler.config import ConfigError, config_path, load_config
-from crawler.signals import catch_early_stop_signals
+from crawler.signals import catch_early_stop_signals, stop_requested
+from crawler.startup import (
+    DatabaseUnavailable,
+    is_database_unreachable,
+    open_store_or_fail,
+    wait_for_store,
+)
 from crawler.workers import return_large_blocks_promptly
 
 if TYPE_CHECKING:
@@ -49,7 +56,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"newswatch: configuration error\n{error}", file=sys.stderr)
         return EXIT_CONFIG
+    except DatabaseUnavailable as error:
+        print(f"newswatch: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader of our output went away (`newswatch stories --json | head`):
+        # nothing more to say, and nobody to say it to. Python's own advice: point
+        # stdout at /dev/null so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as error:
+        if not is_database_unreachable(error):
+            raise
+        # The database went away in the middle of a command.
+        print(f"newswatch: the database does not answer: {_first_line(error)}",
+              file=sys.stderr)
         return EXIT_FAILED
     finally:
         # Python's last collection at exit walks every object (~0.25 s after a
@@ -198,13 +221,36 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
-def _open_store(config: Config) -> Store:
+def _connect(config: Config) -> Store:
+    """The store, migrated, with the configured sources; raises when the database
+    does not answer."""
     from crawler.store import Store
 
     store = Store.from_url(config.database)
-    store.upgrade()
-    store.sync_sources(config.sources)
+    try:
+        store.upgrade()
+        store.sync_sources(config.sources)
+    except BaseException:
+        store.close()
+        raise
     return store
+
+
+def _open_store(config: Config) -> Store:
+    """The store for a one-shot command; a database that does not answer is one line."""
+    return open_store_or_fail(config.database, lambda: _connect(config))
+
+
+def _wait_for_store(config: Config, opener: Callable[[], Store] | None = None) -> Store | None:
+    """The store for a long-lived command: waits for a database that does not answer
+    yet (crawler.startup); None when stopped while waiting."""
+    return wait_for_store(config.database, opener or (lambda: _connect(config)),
+                          web=config.web, stop_requested=stop_requested)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0][:500] if lines else type(error).__name__
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -219,7 +265,9 @@ def _run(args: argparse.Namespace) -> int:
     install_asyncio_reactor()
     from crawler.service import NewswatchService, run_service
 
-    store = _open_store(config)
+    store = _wait_for_store(config)
+    if store is None:
+        return EXIT_OK
     return run_service(lambda: NewswatchService(
         config, store, cpu_workers=config.workers, config_path=path
     ))
@@ -259,8 +307,14 @@ def _run_role(path: Path, config: Config, role: str) -> int:
     from crawler.service import run_service
 
     service = SchedulerService if role == "scheduler" else WorkerService
-    with startup_lock(config.database):
-        store = _open_store(config)
+
+    def open_locked() -> Store:
+        with startup_lock(config.database):
+            return _connect(config)
+
+    store = _wait_for_store(config, open_locked)
+    if store is None:
+        return EXIT_OK
     return run_service(lambda: service(
         config, store, cpu_workers=config.workers, config_path=path
     ))
@@ -278,7 +332,10 @@ def _demo(args: argparse.Namespace) -> int:
     path = write_demo_config(args.folder, site, args.web_port)
     config = load_config(path)
     _start_cpu_pool_early(config)
-    store = _open_store(config)
+    store = _wait_for_store(config)
+    if store is None:
+        site.stop()
+        return EXIT_OK
     web = f"http://127.0.0.1:{args.web_port}/" if args.web_port else "(see the log for its port)"
     print(
         f"newswatch demo\n"
@@ -472,7 +529,10 @@ def _rules_test(args: argparse.Namespace) -> int:
                 body=extracted.text, published=extracted.published,
                 authors=extracted.authors, language=extracted.language))
     else:
-        since = datetime.now(UTC) - parse_duration(args.since)
+        try:
+            since = datetime.now(UTC) - parse_duration(args.since)
+        except ValueError as error:
+            raise ConfigError(f"--since: {error}") from None
         store = _open_store(config)
         try:
             articles = store.articles(since=since)
@@ -514,6 +574,7 @@ def _highlight(text: str, terms: Sequence[str]) -> str:
 
 def _status(args: argparse.Namespace) -> int:
     from crawler.config import cron_trigger
+    from crawler.urls import redact_text
 
     config = _load(args)
     store = _open_store(config)
@@ -539,6 +600,9 @@ def _status(args: argparse.Namespace) -> int:
     report = {
         "sources": [
             {**row, "configured": row["name"] in configured,
+             # Rows written before userinfo was split off source URLs may hold it.
+             "url": redact_text(row["url"] or ""), "last_error": row["last_error"]
+             and redact_text(row["last_error"]),
              "status": "failing" if row["consecutive_failures"] else (
                  "ok" if row["last_success_at"] else "not polled yet")}
             for row in sources

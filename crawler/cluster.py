@@ -69,7 +69,8 @@ LEDGER_TTL_SECONDS = 24 * 3600
 HEARTBEAT_SECONDS = 2.0
 WORKER_TTL_SECONDS = 8.0
 
-COUNTERS = ("entries", "new_urls", "stored", "duplicates", "revised", "skipped", "page_errors")
+COUNTERS = ("entries", "new_urls", "stored", "copies", "duplicates", "revised", "skipped",
+            "page_errors")
 FLAGS = ("deferred", "not_modified", "unchanged")
 
 

@@ -1,9 +1,14 @@
 """One extracted article into the database, top to bottom: canonicalise → dedup → store.
 
 The decision for each article fetched:
-- its URL, another URL it was reached under, or its exact body is already stored:
-  the same article. If the page changed materially it becomes a new revision
-  (the old text is kept); otherwise only the new URL is remembered as an alias;
+- its URL, another URL it was reached under, or its exact body on the same site is
+  already stored: the same article. If the page changed materially it becomes a
+  new revision (the old text is kept); otherwise only the new URL is remembered
+  as an alias;
+- its exact body is stored from another site: a word-for-word copy (verbatim
+  syndication of a wire story). It is stored as a member of that article's story
+  (its own URL, outlet, time and matches), so "also reported by" names it, and
+  readers who had the story are not sent it again;
 - else it is new: it joins a story (near-duplicate copies of one wire story share
   one), the rules are matched, and article and matches are stored together.
 
@@ -17,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from crawler.dedup import (
     BodyKeys,
@@ -30,6 +36,7 @@ from crawler.urls import canonicalize_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from alerts.rules import RuleMatch
     from crawler.store import KnownArticle, Store
@@ -51,8 +58,13 @@ class ResendPolicy(StrEnum):
 
 class Outcome(StrEnum):
     NEW = "new"
+    COPY = "copy"  # another outlet's word-for-word copy, stored in the story of the first
     DUPLICATE = "duplicate"
     REVISED = "revised"
+
+
+# Host prefixes of one site's mobile and AMP editions: the same outlet.
+_EDITION_PREFIXES = ("www.", "m.", "mobile.", "amp.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +82,9 @@ class StoryAssigner(Protocol):
     def signature(self, body: str) -> bytes: ...
 
     def assign(self, candidate: StoryCandidate, *, signature: bytes | None = None) -> int: ...
+
+    def add_existing(self, article_id: int, story_id: int, signature: bytes,
+                     published: datetime | None, title: str, source: str) -> None: ...
 
 
 def normalise_body(text: str) -> str:
@@ -120,12 +135,14 @@ def ingest_batch(
     *,
     stories: StoryAssigner | None = None,
     resend: ResendPolicy = ResendPolicy.HEADLINE,
+    settle_later: bool = True,
 ) -> list[IngestResult]:
     """Ingest a batch: one lookup for all, one transaction for all new articles.
 
     Known articles (by URL, alias or body) are handled one by one (aliases,
-    revisions: rare); a second copy of the same URL or body within the batch is
-    a duplicate of the first.
+    copies, revisions: rare). An item that is a second copy of an earlier one in
+    the batch (same URL or body), or that another process stored a moment ago, is
+    settled in a second pass against what was just stored, like any known article.
     """
     body = [keys_of(item, stories) for item, _ in batch]
     keys = [(_aliases(item), key.fingerprint) for (item, _), key in zip(batch, body, strict=True)]
@@ -135,18 +152,19 @@ def ingest_batch(
     )
     results: list[IngestResult | None] = [None] * len(batch)
     fresh: list[int] = []
+    later: list[int] = []
     claimed: set[str] = set()
     for index, ((item, matches), (aliases, fingerprint), stored) in enumerate(
         zip(batch, keys, known, strict=True)
     ):
         if stored is not None:
             results[index] = _update_known(
-                store, stored, item, matches, aliases, body[index], resend
+                store, stored, item, matches, aliases, body[index], resend, stories
             )
             continue
         identities = {item.article.url, *aliases} | ({fingerprint} if fingerprint else set())
         if identities & claimed:
-            results[index] = IngestResult(Outcome.DUPLICATE, None)
+            later.append(index)
             continue
         claimed |= identities
         fresh.append(index)
@@ -161,7 +179,7 @@ def ingest_batch(
     moved: dict[int, int] = {}
     for index, (record, _matches), article_id in zip(fresh, records, ids, strict=True):
         if article_id is None:  # another process stored it first
-            results[index] = IngestResult(Outcome.DUPLICATE, None)
+            later.append(index)
             continue
         story_id = article_id
         if stories is not None and record.signature is not None:
@@ -175,7 +193,22 @@ def ingest_batch(
                 moved[article_id] = story_id
         results[index] = IngestResult(Outcome.NEW, article_id, story_id)
     store.set_stories(moved)
+    if later:
+        settled = (ingest_batch(store, [batch[index] for index in sorted(later)],
+                                stories=stories, resend=resend, settle_later=False)
+                   if settle_later else [IngestResult(Outcome.DUPLICATE, None)] * len(later))
+        for index, result in zip(sorted(later), settled, strict=True):
+            results[index] = result
     return [result for result in results if result is not None]
+
+
+def outlet_of(url: str) -> str:
+    """The site an article URL belongs to: its host without www./m./amp. prefixes."""
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    for prefix in _EDITION_PREFIXES:
+        if host.startswith(prefix) and host.count(".") > 1:
+            return host.removeprefix(prefix)
+    return host
 
 
 def _aliases(item: ArticleItem) -> tuple[str, ...]:
@@ -191,8 +224,11 @@ def _update_known(
     aliases: tuple[str, ...],
     keys: BodyKeys,
     resend: ResendPolicy,
+    stories: StoryAssigner | None,
 ) -> IngestResult:
     article = item.article
+    if known.found_by_body and outlet_of(article.url) != outlet_of(known.url):
+        return _store_copy(store, known, item, matches, aliases, keys, stories)
     new_urls = [url for url in (article.url, *aliases) if url != known.url]
     store.add_aliases(known.id, new_urls)
     same_page = known.url in (article.url, *aliases)
@@ -213,3 +249,32 @@ def _update_known(
     logger.info("article %s changed: stored as revision %d%s", known.url, revision,
                 " (readers will get it as updated)" if notify else "")
     return IngestResult(Outcome.REVISED, known.id, known.story_id)
+
+
+def _store_copy(
+    store: Store,
+    known: KnownArticle,
+    item: ArticleItem,
+    matches: list[RuleMatch],
+    aliases: tuple[str, ...],
+    keys: BodyKeys,
+    stories: StoryAssigner | None,
+) -> IngestResult:
+    """Store another outlet's word-for-word copy of ``known`` as a member of its story.
+
+    The copy has no body fingerprint of its own (the fingerprint stays the first
+    copy's, so the next verbatim copy finds that one too).
+    """
+    article = item.article
+    record = ArticleRecord(item.source, article, aliases, None, keys.signature)
+    (article_id,) = store.insert_articles([(record, matches)])
+    if article_id is None:  # its URL was stored meanwhile
+        return IngestResult(Outcome.DUPLICATE, None)
+    story_id = known.story_id if known.story_id is not None else known.id
+    store.set_stories({article_id: story_id})
+    if stories is not None and keys.signature is not None:
+        stories.add_existing(article_id, story_id, keys.signature, article.published,
+                             article.title, item.source)
+    logger.info("article %s is a word-for-word copy of %s: stored in its story",
+                article.url, known.url)
+    return IngestResult(Outcome.COPY, article_id, story_id)

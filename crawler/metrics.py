@@ -20,6 +20,8 @@ from prometheus_client.core import GaugeMetricFamily
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from crawler.urls import redact_text
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
 
@@ -85,6 +87,9 @@ class Metrics:
         self.duplicates = Counter(
             "newswatch_duplicates_skipped", "Fetched articles that were already stored "
             "(same URL, alias or text)", ["source"], registry=registry)
+        self.copies = Counter(
+            "newswatch_story_copies", "Word-for-word copies of a known story from another "
+            "outlet, stored as members of that story", ["source"], registry=registry)
         self.revisions = Counter(
             "newswatch_revisions", "Stored articles whose text changed materially",
             ["source"], registry=registry)
@@ -103,7 +108,8 @@ class Metrics:
         for source in sources() if sources else ():
             for result in POLL_RESULTS:
                 self.polls.labels(source=source, result=result)
-            for counter in (self.articles, self.duplicates, self.revisions, self.page_errors):
+            for counter in (self.articles, self.copies, self.duplicates, self.revisions,
+                            self.page_errors):
                 counter.labels(source=source)
         for kind in DELIVERY_KINDS:
             self.emails_sent.labels(kind=kind)
@@ -136,6 +142,7 @@ class Metrics:
         source = outcome.source
         self.polls.labels(source=source, result=poll_result(outcome)).inc()
         self.articles.labels(source=source).inc(outcome.stored)
+        self.copies.labels(source=source).inc(outcome.copies)
         self.duplicates.labels(source=source).inc(outcome.duplicates)
         self.revisions.labels(source=source).inc(outcome.revised)
         self.page_errors.labels(source=source).inc(outcome.page_errors)
@@ -171,7 +178,7 @@ class StoreCollector:
             rules = self.store.rule_match_counts()
             unsent = self.store.unsent_delivery_counts()
         except Exception as error:
-            logger.warning("metrics: the database did not answer: %s", error)
+            logger.warning("metrics: the database did not answer: %s", redact_text(str(error)))
             up.add_metric([], 0)
             yield up
             return

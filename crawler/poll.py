@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.utils.defer import deferred_to_future
 
+from crawler.urls import redact_text
 from spiders.base import PollOutcome
 from spiders.feeds import FeedSpider
 from spiders.items import FetchState
@@ -52,7 +53,8 @@ async def poll_source(
         outcome: PollOutcome = crawler.spider.outcome  # type: ignore[union-attr]
     except Exception as error:  # one source's crash must not take the service down
         logger.exception("source %s: crawl of %s crashed", source.name, source.url)
-        outcome = PollOutcome(source=source.name, error=f"crawl crashed: {error!r}")
+        outcome = PollOutcome(source=source.name,
+                              error=redact_text(f"crawl crashed: {error!r}"))
     outcome.failures = await context.database.run(
         context.store.record_poll, source.name, error=outcome.error,
         state=state_to_remember(outcome),
@@ -79,8 +81,8 @@ def state_to_remember(outcome: PollOutcome) -> FetchState | None:
 
 def finished_every_page(outcome: PollOutcome) -> bool:
     """Every new link was fetched and settled (a crawl stopped by a shutdown was not)."""
-    settled = (outcome.stored + outcome.duplicates + outcome.revised + outcome.skipped
-               + outcome.page_errors)
+    settled = (outcome.stored + outcome.copies + outcome.duplicates + outcome.revised
+               + outcome.skipped + outcome.page_errors)
     return settled >= outcome.new_urls
 
 
@@ -92,8 +94,20 @@ def describe(outcome: PollOutcome) -> str:
         return "not modified (304)"
     if outcome.unchanged:
         return "unchanged"
-    return (f"{outcome.entries} links, {outcome.new_urls} new, {outcome.stored} stored, "
-            f"{outcome.page_errors} page errors")
+    parts = [f"{outcome.entries} links", f"{outcome.new_urls} new",
+             f"{outcome.stored} stored"]
+    if outcome.copies:
+        parts.append(_count(outcome.copies, "copy of a known story", "copies of known stories"))
+    if outcome.duplicates:
+        parts.append(_count(outcome.duplicates, "already stored", "already stored"))
+    if outcome.revised:
+        parts.append(f"{outcome.revised} revised")
+    parts.append(_count(outcome.page_errors, "page error", "page errors"))
+    return ", ".join(parts)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def backoff_delay(

@@ -38,6 +38,7 @@ from crawler.ingest import ResendPolicy
 from crawler.metrics import Metrics
 from crawler.poll import backoff_delay, poll_source
 from crawler.signals import hand_over_to_reactor, stop_requested
+from crawler.startup import describe_database_error, is_database_unreachable
 from crawler.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, PollSettings, scrapy_settings
 
@@ -283,7 +284,9 @@ class NewswatchService:
                 logger.error("%s to %s failed %d times; it stays pending until the next "
                              "scheduled run", kind, email, attempts)
                 continue
-            delay = min(retry.first_delay * 2 ** (attempts - 1), retry.max_delay)
+            # In seconds: first_delay × 2**49 is past what a timedelta holds.
+            delay = timedelta(seconds=min(retry.first_delay.total_seconds() * 2.0 ** (attempts - 1),
+                                          retry.max_delay.total_seconds()))
             job = self.send_alerts if kind == "alert" else self.send_digests
             self.scheduler.add_job(
                 self._job(job), DateTrigger(datetime.now(UTC) + delay, timezone=UTC),
@@ -464,8 +467,13 @@ class NewswatchService:
                 await job(*args)
             except asyncio.CancelledError:
                 logger.info("job %s%s cancelled by shutdown", name, args)
-            except Exception:
-                logger.exception("job %s%s failed", name, args)
+            except Exception as error:
+                if is_database_unreachable(error):
+                    # A restart or an outage: one line, and the job runs at its next time.
+                    logger.error("job %s%s: %s; it runs again at its next time", name, args,
+                                 describe_database_error(self.config.database, error))
+                else:
+                    logger.exception("job %s%s failed", name, args)
             finally:
                 self._running_jobs.discard(task)  # type: ignore[arg-type]
 

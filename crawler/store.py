@@ -9,6 +9,7 @@ reactor thread.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,8 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
+    literal,
     or_,
     select,
     text,
@@ -31,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.models import (
@@ -63,6 +66,8 @@ SCHEMA_REVISION = "0008"
 # refetch of everything at every poll).
 REFETCH_GRACE = timedelta(minutes=10)
 _URL_BATCH = 500
+# C0 controls and DEL: no database string or full-text query takes a NUL.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,7 @@ class KnownArticle:
     story_id: int | None
     rules: frozenset[str]
     content_hash: str | None
+    found_by_body: bool = False  # none of the URLs asked for is its URL or an alias
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +201,11 @@ class Store:
 
     def schema_revision(self) -> str | None:
         """The migration the database is at (None for a database without one)."""
-        try:
-            with self.engine.connect() as connection:
-                return connection.scalar(text("SELECT version_num FROM alembic_version"))
-        except DatabaseError:  # no alembic_version table: a new database
-            return None
+        # A database that does not answer raises here: only a missing table means new.
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.scalar(text("SELECT version_num FROM alembic_version"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -335,10 +341,11 @@ class Store:
                 by_hash.update((h, article_id) for h, article_id in session.execute(
                     select(Article.content_hash, Article.id)
                     .where(Article.content_hash.in_(chunk))))
+            by_address = [next((by_url[url] for url in candidates if url in by_url), None)
+                          for candidates, _hash in keys]
             found = [
-                next((by_url[url] for url in candidates if url in by_url), None)
-                or (by_hash.get(content_hash) if content_hash else None)
-                for candidates, content_hash in keys
+                article_id or (by_hash.get(content_hash) if content_hash else None)
+                for article_id, (_urls, content_hash) in zip(by_address, keys, strict=True)
             ]
             ids = list({article_id for article_id in found if article_id is not None})
             known = {row.id: row for row in session.scalars(
@@ -349,9 +356,9 @@ class Store:
             ):
                 rules.setdefault(article_id, set()).add(rule)
         return [
-            None if article_id is None else _known_article(known[article_id],
-                                                           rules.get(article_id, set()))
-            for article_id in found
+            None if article_id is None else _known_article(
+                known[article_id], rules.get(article_id, set()), by_body=address is None)
+            for article_id, address in zip(found, by_address, strict=True)
         ]
 
     def insert_article(
@@ -567,12 +574,14 @@ class Store:
 
     # -- digests ---------------------------------------------------------------
 
-    def pending_items(self, recipient: str, rules: Sequence[str]) -> list[PendingItem]:
+    def pending_items(self, recipient: str, rules: Sequence[str], *,
+                      with_bodies: bool = True) -> list[PendingItem]:
         """Matched articles (for the given rules) that ``recipient`` has yet to get.
 
         An article is pending until a digest to the recipient holds its latest
         notable revision, unless the recipient already got its story through
-        another copy (a syndicated wire story is delivered once).
+        another copy (a syndicated wire story is delivered once). Without
+        ``with_bodies`` each body is "" (``article_bodies`` reads the ones needed).
         """
         mine = DeliveryItem.recipient == recipient
         has_this_revision = exists().where(
@@ -585,7 +594,7 @@ class Store:
         )
         with self._session() as session:
             rows = session.execute(
-                _article_query()
+                _article_query(with_bodies)
                 .add_columns(
                     Match.rule, Match.terms, Article.notify_revision.label("item_revision")
                 )
@@ -599,12 +608,13 @@ class Store:
             ).all()
         return _group_matches(rows)
 
-    def items_of(self, delivery: DeliveryRecord) -> list[PendingItem]:
+    def items_of(self, delivery: DeliveryRecord, *,
+                 with_bodies: bool = True) -> list[PendingItem]:
         """The articles of an existing delivery, at the revisions it holds, with
-        all their matches."""
+        all their matches (bodies "" without ``with_bodies``)."""
         with self._session() as session:
             rows = session.execute(
-                _article_query()
+                _article_query(with_bodies)
                 .add_columns(Match.rule, Match.terms, DeliveryItem.revision.label("item_revision"))
                 .join(Match, Match.article_id == Article.id)
                 .join(DeliveryItem, DeliveryItem.article_id == Article.id)
@@ -612,6 +622,17 @@ class Store:
                 .order_by(Article.id, Match.id)
             ).all()
         return _group_matches(rows)
+
+    def article_bodies(self, article_ids: Sequence[int]) -> dict[int, str]:
+        """The bodies of these articles, by id (a digest reads only those it shows)."""
+        bodies: dict[int, str] = {}
+        with self._session() as session:
+            for start in range(0, len(article_ids), _URL_BATCH):
+                batch = list(article_ids[start:start + _URL_BATCH])
+                bodies.update(session.execute(
+                    select(Article.id, Article.body).where(Article.id.in_(batch))
+                ).all())
+        return bodies
 
     def unsent_deliveries(self, recipient: str) -> list[DeliveryRecord]:
         """Deliveries to ``recipient`` that were created but never accepted, oldest first."""
@@ -802,14 +823,18 @@ class Store:
             rows = session.execute(select(Match.rule, func.count()).group_by(Match.rule))
             return {rule: count for rule, count in rows}
 
-    def recent_matches(self, per_rule: int = 50) -> list[dict[str, Any]]:
-        """The latest ``per_rule`` matches of each rule, by rule, newest first:
-        ``rule``, ``terms``, ``matched_at`` and the article's ``url``, ``title``,
-        ``source``, ``published_at``."""
+    def recent_matches(self, per_rule: int = 50, rule: str | None = None
+                       ) -> list[dict[str, Any]]:
+        """The latest ``per_rule`` matches of each rule (or of ``rule`` only), by rule,
+        newest first: ``rule``, ``terms``, ``matched_at`` and the article's ``url``,
+        ``title``, ``source``, ``published_at``."""
         rank = func.row_number().over(
             partition_by=Match.rule, order_by=(Match.matched_at.desc(), Match.id.desc())
         ).label("rank")
-        ranked = select(Match.id, rank).subquery()
+        matches = select(Match.id, rank)
+        if rule is not None:
+            matches = matches.where(Match.rule == rule)
+        ranked = matches.subquery()
         query = (
             select(
                 Match.rule, Match.terms, Match.matched_at, Article.url, Article.title,
@@ -861,8 +886,11 @@ class Store:
 
         The terms go to the database as data, never as query syntax, so nothing a
         user types is an operator or a syntax error. Uses the full-text index of
-        migration 0006 (FTS5 on SQLite, a GIN index on PostgreSQL).
+        migration 0006 (FTS5 on SQLite, a GIN index on PostgreSQL). Control
+        characters count as spaces: neither database takes a NUL in a string.
         """
+        terms = [term for term in (" ".join(CONTROL_CHARACTERS.sub(" ", t).split())
+                                   for t in terms) if term]
         if not terms:
             return []
         with self._session() as session:
@@ -939,13 +967,13 @@ def _insert_matches_of(
         session.execute(_insert_ignoring_conflict(session, Match, None), rows)
 
 
-def _article_query() -> Any:
+def _article_query(with_bodies: bool = True) -> Any:
     return select(
         Article.id,
         Article.url,
         func.coalesce(Source.name, "").label("source"),
         Article.title,
-        Article.body,
+        Article.body if with_bodies else literal("").label("body"),
         Article.published_at,
         Article.authors,
         Article.language,
@@ -976,10 +1004,11 @@ def _article_values(record: ArticleRecord, source_id: int | None) -> dict[str, A
     }
 
 
-def _known_article(row: Article, rules: set[str]) -> KnownArticle:
+def _known_article(row: Article, rules: set[str], *, by_body: bool = False) -> KnownArticle:
     return KnownArticle(
         id=row.id, url=row.url, title=row.title, body=row.body, revision=row.revision,
         story_id=row.story_id, rules=frozenset(rules), content_hash=row.content_hash,
+        found_by_body=by_body,
     )
 
 

@@ -12,17 +12,22 @@ digest's own Jinja2 environment (autoescaped), with no JavaScript. Everything
 from the web (titles, URLs, authors, errors) is escaped, and links are made only
 for http(s) URLs. With ``web.token_env`` set, every path but ``/healthz`` wants the
 token (``Authorization: Bearer …``, ``?token=…``, or the session cookie set after
-a good ``?token=``); neither the token nor the SMTP password is ever written into
-a response.
+a good ``?token=``); neither the token, nor the SMTP password, nor a source's
+password is ever written into a response. Every path but ``/healthz`` also checks
+the ``Host`` header, so that a page on another site cannot read these pages
+through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
+address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
+other name with 421.
 
-Routes: ``/`` status, ``/matches``, ``/digests``, ``/preview?recipient=EMAIL``,
-``/search?q=…``, ``/healthz``, ``/metrics``.
+Routes: ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -30,6 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -45,6 +51,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from alerts.digest import preview_digests
 from alerts.render import get_environment, make_snippet, safe_url
 from alerts.rules import find_terms
+from crawler.urls import redact_text
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
@@ -65,6 +72,7 @@ WEB_THREADS = 4  # database calls of the web UI at once
 MIN_REDACTED_CHARS = 8
 SEARCH_LIMIT = 50
 MATCHES_PER_RULE = 50
+MATCHES_OF_ONE_RULE = 2000
 DELIVERIES_SHOWN = 200
 MAX_QUERY_CHARS = 500
 MAX_SEARCH_TERMS = 12
@@ -103,6 +111,12 @@ _INVISIBLE_RE = re.compile(
     "[\u00ad\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 )
 _SEARCH_TERM_RE = re.compile(r'"([^"]*)"|(\S+)')
+_PORT_RE = re.compile(r"\d{1,5}")
+# Names that always mean this machine: a DNS answer cannot make a browser send them.
+LOOPBACK_NAMES = frozenset({"localhost"})
+MISDIRECTED = (b"421 misdirected request: newswatch does not answer to the host name in "
+               b"this request's Host header; if the name is yours, add it to "
+               b"web.allowed_hosts\n")
 
 
 @dataclass
@@ -130,6 +144,36 @@ def parse_search(query: str) -> list[str]:
 
 
 safe_link = safe_url  # one link check for digests and pages
+
+
+def is_allowed_host(header: bytes, names: frozenset[str]) -> bool:
+    """True when a ``Host`` header names this service: an IP address (a page can
+    only reach an address literal from its own origin, so that is no rebinding),
+    ``localhost`` or a name under it, or one of ``names`` (lower case, without a
+    trailing dot); with an optional port. A DNS-rebinding page sends its own
+    domain name, which is refused."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):  # an IPv6 literal, "[::1]:8787"
+        address, bracket, port = text[1:].partition("]")
+        if not bracket or (port and not (port.startswith(":") and _PORT_RE.fullmatch(port[1:]))):
+            return False
+        return _is_address(address)
+    host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if colon and not _PORT_RE.fullmatch(port):
+        return False
+    host = host.removesuffix(".")
+    if not host:
+        return False
+    return (_is_address(host) or host in LOOPBACK_NAMES or host.endswith(".localhost")
+            or host in names)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def one_line(text: str | None, limit: int) -> str:
@@ -206,8 +250,18 @@ class WebUI(Resource):
 
     def _secrets(self) -> list[bytes]:
         smtp = self.config.delivery.smtp
-        secrets = (self.config.web.token(), smtp.password() if smtp else None)
+        secrets = [self.config.web.token(), smtp.password() if smtp else None]
+        secrets += [credentials[1] for source in self.config.sources
+                    if (credentials := source.credentials())]
         return [s.encode() for s in secrets if s and len(s) >= MIN_REDACTED_CHARS]
+
+    def _host_names(self) -> frozenset[str]:
+        """The names this UI answers to besides addresses and localhost."""
+        web = self.config.web
+        # The host of web.public_url is where readers come from: it is allowed too.
+        public = urlsplit(str(web.public_url)).hostname if web.public_url else None
+        return frozenset(name.lower().removesuffix(".")
+                         for name in (web.host, *web.allowed_hosts, public) if name)
 
     # -- the twisted.web side ----------------------------------------------------
 
@@ -245,6 +299,8 @@ class WebUI(Resource):
                          {"Allow": "GET, HEAD"})
         path = request.path.decode("utf-8", errors="replace")
         path = path.rstrip("/") or "/"
+        if path != "/healthz" and not self._host_allowed(request):
+            return Reply(421, MISDIRECTED, TEXT)
         if path != "/healthz" and not self._authorized(request):
             return Reply(401, b"401 unauthorized: send Authorization: Bearer <token>, "
                               b"or add ?token=<token> to the address\n", TEXT,
@@ -260,6 +316,12 @@ class WebUI(Resource):
                            one_line(str(error), 300))
             return self._page("web/message.html.j2", "Database unavailable", path, status=503,
                               message="The database does not answer; the service log says why.")
+
+    def _host_allowed(self, request: Request) -> bool:
+        headers = request.requestHeaders.getRawHeaders(b"host", [])
+        if not headers:
+            return True  # HTTP/1.0 without a Host: no name a rebinding page could set
+        return len(headers) == 1 and is_allowed_host(headers[0], self._host_names())
 
     def _authorized(self, request: Request) -> bool:
         token = self._token()
@@ -426,12 +488,17 @@ class WebUI(Resource):
             "last_success": self._when(row.get("last_success_at"), now),
             "next_poll": self._when(runs.get(POLL_JOB.format(source.name)), now)
             if source.enabled else NO_TIME,
-            "last_error": one_line(row.get("last_error"), MAX_ERROR_CHARS) if failures else "",
+            # Redacted again: a row written before userinfo was kept out of errors.
+            "last_error": one_line(redact_text(row.get("last_error") or ""), MAX_ERROR_CHARS)
+            if failures else "",
             "articles": row.get("articles", 0),
         }
 
     async def matches_page(self, request: Request) -> Reply:
-        rows = await self._blocking(self.store.recent_matches, MATCHES_PER_RULE)
+        # ?rule=NAME: that rule's matches only, many more of them (a cut digest's link).
+        rule = self._arg(request, "rule").strip() or None
+        per_rule = MATCHES_OF_ONE_RULE if rule else MATCHES_PER_RULE
+        rows = await self._blocking(self.store.recent_matches, per_rule, rule)
         order = {rule: n for n, rule in enumerate(self.config.rule_names())}
         sections: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
@@ -449,7 +516,7 @@ class WebUI(Resource):
         return self._page("web/matches.html.j2", "Recent matches", "/matches",
                           sections=[{"rule": one_line(rule, MAX_TITLE_CHARS), "entries": entries}
                                     for rule, entries in ordered],
-                          per_rule=MATCHES_PER_RULE)
+                          per_rule=per_rule, rule=rule)
 
     async def digests_page(self, request: Request) -> Reply:
         rows = await self._blocking(self.store.delivery_history, DELIVERIES_SHOWN)

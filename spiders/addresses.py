@@ -12,7 +12,10 @@ addresses is not a public one or is the service's own web address;
 
 A refused request fails with ``IgnoreRequest``; its message names the URL and the
 reason, and the spider logs it as one line like any failed request. The other
-sources go on.
+sources go on. The check fails closed: a host whose addresses cannot be looked up
+is refused too (a policy that cannot tell where a request goes does not let it
+go), and a host's trailing dot (``127.0.0.1.``, ``localhost.``) is dropped first,
+so that it cannot hide an address from the check.
 
 Limits: the check resolves the name when the request is about to be sent, and
 Scrapy resolves it again to connect. A DNS server that answers a public address
@@ -95,7 +98,9 @@ class AddressPolicy:
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address ``host`` resolves to (the host itself if it is an address)."""
+    """Every address ``host`` resolves to (the host itself if it is an address; a
+    trailing dot, the DNS root, is dropped first). OSError when the lookup fails."""
+    host = host.rstrip(".") or host
     try:
         return [parse_address(host)]
     except ValueError:
@@ -152,15 +157,27 @@ class AddressPolicyMiddleware:
         return self._policy
 
     async def process_request(self, request: Request) -> None:
-        parts = urlsplit(request.url)
+        try:
+            parts = urlsplit(request.url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port out of range, a broken IPv6 host
+            raise IgnoreRequest(f"refused by fetch_policy: {request.url}: not a usable "
+                                "URL (its host or port cannot be read)") from None
         host = parts.hostname
         if not host:
             return  # Scrapy refuses a URL without a host by itself
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = host.rstrip(".") or host  # "127.0.0.1." is 127.0.0.1
         try:
             addresses = await resolve(host, port)
-        except OSError:
-            return  # the download fails with its own DNS error, logged as such
+        except (OSError, UnicodeError) as error:
+            # Fail closed: where the request would go is unknown, so it does not go.
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise IgnoreRequest(f"refused by fetch_policy: {request.url}: the addresses of "
+                                f"{host} could not be looked up to check them ({reason})"
+                                ) from None
+        if not addresses:
+            raise IgnoreRequest(f"refused by fetch_policy: {request.url}: {host} has no "
+                                "address to check")
         policy = await self.policy()
         for address in addresses:
             reason = policy.refusal(address, port)

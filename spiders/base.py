@@ -9,9 +9,9 @@ database.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
-import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,21 +19,34 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import scrapy
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DownloadCancelledError,
     DownloadConnectionRefusedError,
+    DownloadFailedError,
     DownloadTimeoutError,
     IgnoreRequest,
     ResponseDataLossError,
 )
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import (
     ConnectionRefusedError,
     DNSLookupError,
     TCPTimedOutError,
     TimeoutError,
 )
+from twisted.web.client import ResponseFailed
 
-from crawler.urls import canonicalize_url, is_web_url
+from crawler.urls import (
+    InvalidUrlError,
+    canonicalize_url,
+    compile_url_pattern,
+    is_web_url,
+    origin,
+    pattern_matches,
+    redact_text,
+    redact_url,
+)
 from spiders.items import ArticleItem, ArticleLink, FetchState
 
 if TYPE_CHECKING:
@@ -55,6 +68,7 @@ class PollOutcome:
     entries: int = 0
     new_urls: int = 0
     stored: int = 0
+    copies: int = 0  # other outlets' word-for-word copies, stored in a known story
     duplicates: int = 0
     revised: int = 0
     skipped: int = 0  # pages that are no article (binary, not text): not retried
@@ -87,8 +101,12 @@ class SourceSpider(scrapy.Spider):
         self.state = state
         self.context = context
         self.outcome = PollOutcome(source=source.name)
-        self._allow = [re.compile(pattern) for pattern in source.allow]
-        self._deny = [re.compile(pattern) for pattern in source.deny]
+        # RE2: matching costs time linear in the URL, whatever the pattern.
+        self._allow = [compile_url_pattern(pattern) for pattern in source.allow]
+        self._deny = [compile_url_pattern(pattern) for pattern in source.deny]
+        credentials = source.credentials()
+        self._authorization = basic_authorization(*credentials) if credentials else None
+        self._auth_origin = origin(source.url)
 
     async def start(self) -> AsyncIterator[Any]:
         yield self.first_request()
@@ -103,7 +121,7 @@ class SourceSpider(scrapy.Spider):
         self, url: str, callback: Any, *, conditional: bool, **meta: Any
     ) -> scrapy.Request:
         """A request for an index page; ``conditional`` ones send the validators."""
-        headers: dict[str, str] = {}
+        headers = self.auth_headers(url)
         if conditional and self.state.etag:
             headers["If-None-Match"] = self.state.etag
         if conditional and self.state.last_modified:
@@ -116,6 +134,14 @@ class SourceSpider(scrapy.Spider):
             dont_filter=True,
             meta={CONDITIONAL: conditional, "handle_httpstatus_list": [304], **meta},
         )
+
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The source's basic authentication, for a URL on the source's own origin
+        (scheme, host and port) only. Scrapy's redirects drop it when the origin
+        changes; no other host ever gets it."""
+        if self._authorization is not None and origin(url) == self._auth_origin:
+            return {"Authorization": self._authorization}
+        return {}
 
     def index_changed(self, response: Response, discovered_url: str | None = None) -> bool:
         """False when the index is as it was at the last good poll: skip all parsing.
@@ -145,13 +171,39 @@ class SourceSpider(scrapy.Spider):
         self.outcome.retry_after = request.meta.get("retry_after")
         # After redirects, name the URL the source asked for: that is what a user knows.
         url = request.meta.get("redirect_urls", [request.url])[0]
-        self.fail(url, describe_failure(failure), request.meta.get("what"))
+        self.fail(url, self.describe(failure), request.meta.get("what"))
 
     def fail(self, url: str, reason: str, what: str | None = None) -> None:
-        """The poll failed: one log line with the source, the URL and the reason."""
+        """The poll failed: one log line with the source, the URL and the reason (which
+        is also the source's ``last_error``), userinfo redacted from both."""
+        reason = redact_text(reason)
         self.outcome.error = reason
-        logger.error("source %s: %s %s failed: %s", self.source.name, what or self.kind, url,
-                     reason)
+        logger.error("source %s: %s %s failed: %s", self.source.name, what or self.kind,
+                     redact_url(url), reason)
+
+    def describe(self, failure: Failure) -> str:
+        """describe_failure, knowing this crawl's size limit and whether it is stopping."""
+        crawler = getattr(self, "crawler", None)
+        maxsize = failure.request.meta.get("download_maxsize")  # type: ignore[attr-defined]
+        if maxsize is None and crawler is not None:
+            maxsize = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        return describe_failure(failure, maxsize=maxsize,
+                                stopping=crawler is not None and not crawler.crawling)
+
+    def closed(self, reason: str) -> None:
+        """Scrapy's last call. A poll stopped by ``poll_timeout`` says so in one line;
+        its links left unfetched are still new, so the next poll fetches them (and,
+        not every page being settled, it reads the index again)."""
+        if reason != "closespider_timeout":
+            return
+        settled = (self.outcome.stored + self.outcome.copies + self.outcome.duplicates
+                   + self.outcome.revised + self.outcome.skipped + self.outcome.page_errors)
+        left = max(0, self.outcome.new_urls - settled)
+        seconds = self.crawler.settings.getfloat("CLOSESPIDER_TIMEOUT")
+        message = (f"poll stopped after {seconds:.0f}s (poll_timeout); {left} new "
+                   f"{'link' if left == 1 else 'links'} left for the next poll")
+        self.outcome.warnings.append(message)
+        logger.warning("source %s: %s", self.source.name, message)
 
     # -- articles -------------------------------------------------------------
 
@@ -159,17 +211,22 @@ class SourceSpider(scrapy.Spider):
         """Only http(s) links that pass the source's allow and deny patterns."""
         if not is_web_url(url):
             return False
-        if self._allow and not any(p.search(url) for p in self._allow):
+        if self._allow and not any(pattern_matches(p, url) for p in self._allow):
             return False
-        return not any(p.search(url) for p in self._deny)
+        return not any(pattern_matches(p, url) for p in self._deny)
 
     async def follow(self, links: Iterable[ArticleLink]) -> AsyncIterator[scrapy.Request]:
         """Requests for the linked articles that are wanted and not stored yet (or
         that the index says were updated since we fetched them)."""
         by_url: dict[str, ArticleLink] = {}
         for link in links:
-            if self.wanted(link.url):
+            if not self.wanted(link.url):
+                continue
+            try:
                 by_url.setdefault(canonicalize_url(link.url), link)
+            except InvalidUrlError as error:  # a broken host or port: no page to fetch
+                logger.debug("source %s: link %s skipped: %s", self.source.name,
+                             redact_url(link.url), error)
         self.outcome.entries += len(by_url)
         try:
             new_urls = await self.context.urls_to_fetch(
@@ -193,6 +250,7 @@ class SourceSpider(scrapy.Spider):
                 link.url,
                 callback=self.parse_article,
                 errback=self.article_failed,
+                headers=self.auth_headers(link.url),
                 cb_kwargs={"link": link},
                 # Scrapy's queue is last-in first-out; keep the index's order (newest first).
                 priority=len(new_urls) - rank,
@@ -203,8 +261,8 @@ class SourceSpider(scrapy.Spider):
             # Permanent: counted as skipped, not as an error to retry at every poll.
             self.outcome.skipped += 1
             logger.warning(
-                "source %s: article %s skipped: not a text page (%s)",
-                self.source.name, response.url, _header(response, "Content-Type") or "no type",
+                "source %s: article %s skipped: not a text page (%s)", self.source.name,
+                redact_url(response.url), _header(response, "Content-Type") or "no type",
             )
             return
         article, keys = await self.context.extract(
@@ -226,9 +284,9 @@ class SourceSpider(scrapy.Spider):
     def article_failed(self, failure: Failure) -> None:
         self.outcome.page_errors += 1
         logger.warning(
-            "source %s: article %s failed: %s",
-            self.source.name, failure.request.url,  # type: ignore[attr-defined]
-            describe_failure(failure),
+            "source %s: article %s failed: %s", self.source.name,
+            redact_url(failure.request.url),  # type: ignore[attr-defined]
+            redact_text(self.describe(failure)),
         )
 
 
@@ -242,24 +300,54 @@ def looks_binary(body: bytes) -> bool:
     return bool(head) and controls / len(head) > 0.1
 
 
-def describe_failure(failure: Failure) -> str:
-    """A one-line reason for a failed request, for logs and the source's state."""
+def describe_failure(failure: Failure, *, maxsize: int | None = None,
+                     stopping: bool = False) -> str:
+    """A one-line reason for a failed request, for logs and the source's state: never
+    empty, always what happened (``maxsize``: the crawl's download_maxsize;
+    ``stopping``: the crawl is being stopped, so a cancelled download is the stop's)."""
     if failure.check(HttpError):
         response = failure.value.response
         reason = f"HTTP {response.status}"
         retry_after = response.request.meta.get("retry_after") if response.request else None
         return f"{reason} (Retry-After {retry_after:.0f}s)" if retry_after else reason
+    message = " ".join(failure.getErrorMessage().split())
     if failure.check(IgnoreRequest):
-        return str(failure.value) or "request ignored"
+        return message or "request ignored"
     if failure.check(DNSLookupError, CannotResolveHostError):
         return "DNS lookup failed"
     if failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
-        return f"timed out ({failure.getErrorMessage()})"
+        return f"timed out ({message})" if message else "timed out"
     if failure.check(DownloadConnectionRefusedError, ConnectionRefusedError):
         return "connection refused"
     if failure.check(ResponseDataLossError):
         return "the connection closed before the whole response arrived"
-    return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+    if failure.check(DownloadCancelledError, CancelledError):
+        if message:  # Scrapy's own, e.g. "expected response size (…) larger than …"
+            return f"download cancelled: {message}"
+        if stopping:
+            return "download cancelled: the crawl was stopped (shutdown)"
+        # Scrapy cancels a body that grows past the limit without saying why.
+        limit = f" ({maxsize} bytes)" if maxsize else ""
+        return f"download cancelled: response larger than download_maxsize{limit}"
+    if failure.check(DownloadFailedError, ResponseFailed):
+        return f"download failed: {_reasons(failure.value) or 'the connection failed'}"
+    name = failure.type.__name__ if failure.type else "error"
+    return f"{name}: {message}" if message else f"{name} (no details given)"
+
+
+def _reasons(error: BaseException) -> str:
+    """What a wrapped Twisted ResponseFailed says, not its list of Failure reprs."""
+    reasons = getattr(error.__cause__, "reasons", None) or getattr(error, "reasons", None)
+    if not reasons:
+        return " ".join(str(error).split())
+    return "; ".join(" ".join(r.getErrorMessage().split()).rstrip(".") or r.type.__name__
+                     for r in reasons)
+
+
+def basic_authorization(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP basic authentication (RFC 7617, UTF-8)."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 def _header(response: Response, name: str) -> str | None:

@@ -503,15 +503,22 @@ def parse_page(text: str) -> HtmlElement | None:
     if any("<html" in line and line.endswith("/>") for line in text[:4096].splitlines()[:4]):
         text = SELF_CLOSING_HTML.sub(r"\1>", text, count=1)
     try:
-        tree = html_fromstring(text, parser=HTML_PARSER)
-    except ValueError:  # a string with an XML encoding declaration: parsed as bytes
-        tree = html_fromstring(text.encode("utf-8", "surrogatepass"), parser=HTML_PARSER)
+        tree = _parse_html(text)
+    except etree.ParserError:  # "Document is empty": "<?", a lone processing instruction
+        return None
     # Not HTML at all: without "html" at the start, lxml wraps any text in elements.
     if tree is None or ("html" not in beginning and len(tree) < 2):
         return None
     if not tree.text_content().strip():
         return None
     return tree
+
+
+def _parse_html(text: str) -> HtmlElement:
+    try:
+        return html_fromstring(text, parser=HTML_PARSER)
+    except ValueError:  # a string with an XML encoding declaration: parsed as bytes
+        return html_fromstring(text.encode("utf-8", "surrogatepass"), parser=HTML_PARSER)
 
 
 # --- structured metadata --------------------------------------------------------
@@ -712,7 +719,8 @@ def choose_url(metadata: PageMetadata, fetched_url: str) -> str:
     URL, else the fetched URL; canonicalised either way.
 
     A canonical link to the site's front page from an article is a template bug, not
-    the article's address, and is ignored.
+    the article's address, and is ignored; so is one too broken to canonicalise
+    (``https://news.example.com:99999/x``).
     """
     fetched_path = url_path(fetched_url)
     for href in (*metadata.canonical_links, *metadata.meta.get("og:url", [])):
@@ -721,7 +729,10 @@ def choose_url(metadata: PageMetadata, fetched_url: str) -> str:
             continue
         if fetched_path and not url_path(candidate):
             continue
-        return safe_canonical_url(candidate)
+        try:
+            return canonicalize_url(candidate)
+        except ValueError:  # a port out of range, a broken host: not the page's address
+            continue
     return safe_canonical_url(fetched_url)
 
 
@@ -1301,9 +1312,10 @@ def as_utc(moment: datetime) -> datetime | None:
     """The same moment in UTC; a naive time is taken to be UTC already."""
     if not 1900 <= moment.year <= 2200:
         return None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return moment.replace(tzinfo=UTC)
     try:
+        # utcoffset() raises for an offset of a day or more ("+9999", "+24:00").
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
     except (OverflowError, ValueError):
         return None

@@ -27,10 +27,12 @@ from __future__ import annotations
 import calendar
 import codecs
 import email.utils
+import functools
 import hashlib
 import html
 import io
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ import feedparser
 from lxml import etree
 from w3lib.encoding import http_content_type_encoding, read_bom, resolve_encoding
 
-from crawler.urls import is_web_url
+from crawler.urls import canonicalize_url, is_web_url
 
 
 class FeedError(Exception):
@@ -241,12 +243,25 @@ def _parse_date_text(value: Any) -> datetime | None:
             moment = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    return aware_utc(moment)
+
+
+# Times outside these years are placeholders ("0001-01-01", a "never" of 9999) or
+# junk, not publish times; they could not even be shown in every time zone. Article
+# extraction bounds its dates the same way (spiders.extract.as_utc).
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2200
+
+
+def aware_utc(moment: datetime) -> datetime | None:
+    """``moment`` in UTC (a naive one is taken as UTC); None when it falls outside
+    EARLIEST_YEAR..LATEST_YEAR or its offset cannot be applied."""
     try:
-        return moment.astimezone(UTC)
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
+    return moment if EARLIEST_YEAR <= moment.year <= LATEST_YEAR else None
 
 
 def _english_month(match: re.Match[str]) -> str:
@@ -325,7 +340,8 @@ def _decode(body: bytes, content_type: str) -> _Text:
     labels = []
     for label in (http_content_type_encoding(content_type), _xml_declared_encoding(body)):
         # A UTF-16/32 label on bytes that are not UTF-16/32 (checked above) is wrong.
-        if label and label not in labels and not label.startswith(("utf-16", "utf-32")):
+        if label and label not in labels and not label.startswith(("utf-16", "utf-32")) and (
+                _reads_ascii(label)):
             labels.append(label)
     for label in labels:
         if label in _SEVEN_BIT_ENCODINGS:
@@ -404,6 +420,23 @@ def _decode_mostly_utf8(data: bytes, offset: int = 0) -> _Text:
                      "were read as windows-1252")
 
 
+_ASCII_MARKUP = b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+
+
+@functools.cache
+def _reads_ascii(label: str) -> bool:
+    """Whether ``label`` names a charset that reads ASCII markup as ASCII.
+
+    Labels are found by reading the bytes as ASCII, so only such a charset can be
+    the right one; this also turns away codecs that are no document charset at all
+    (``rot13``, ``base64``, ``idna``, ``undefined``), which fail or refuse bytes.
+    """
+    try:
+        return _ASCII_MARKUP.decode(label, "replace") == _ASCII_MARKUP.decode("ascii")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return False
+
+
 def _xml_declared_encoding(body: bytes) -> str | None:
     match = _XML_DECLARED_ENCODING.match(body[:1024])
     return resolve_encoding(match.group(1).decode("ascii")) if match else None
@@ -453,6 +486,11 @@ _DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>", re.DOTALL | re.IGNORE
 _ENTITY_VALUE = re.compile(r"""<!ENTITY\s+([A-Za-z_][\w.-]*)\s+(?:"([^"]*)"|'([^']*)')""")
 _ENTITY_REFERENCE = re.compile(r"&([A-Za-z_][\w.-]*);")
 _ENTITY_EXPANSION_LIMIT = 1_000_000
+_ENTITY_REFERENCE_LIMIT = 10_000
+# Entities nested deeper than this count as expanding without bound (real feeds nest
+# none; a loop nests forever).
+_ENTITY_MAX_DEPTH = 16
+_PARAMETER_ENTITY_VALUE = re.compile(r"""<!ENTITY\s+%\s*[A-Za-z_][\w.-]*\s+["']""")
 _DECLARED_ENTITY = re.compile(r"<!ENTITY\s+(?:%\s+)?([A-Za-z_][\w.-]*)")
 _XML_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
 
@@ -479,24 +517,41 @@ def _repair_xml(text: str) -> _Repaired:
     XML forbids), characters XML forbids, character references to code points XML
     forbids (a UTF-16 surrogate pair written as two references becomes its
     character), and writes HTML named entities (``&nbsp;``, ``&hellip;``) as
-    numeric references unless the document declares them itself. A DOCTYPE whose
-    entities would expand to more than _ENTITY_EXPANSION_LIMIT characters is
-    dropped (a "quadratic blowup"; nested entities are never expanded anyway).
+    numeric references unless the document declares them itself.
+
+    The XML parser expands the DOCTYPE's entities, nested ones too, until expat's
+    amplification limit stops it: a 1 KB "billion laughs" still cost seconds of
+    callbacks. So a DOCTYPE is dropped, its entities left unexpanded, when they
+    would expand to more than _ENTITY_EXPANSION_LIMIT characters or
+    _ENTITY_REFERENCE_LIMIT references (counted through the nesting, before any
+    parsing), or when it declares an internal parameter entity (which can declare
+    further entities, out of reach of that count).
     """
     prolog = _PROLOG_ONLY.match(text)
     end = prolog.end() if prolog else 0
     head = _XML_DECLARATION.sub("", text[:end]).lstrip()
     problem = None
-    values = {match.group(1): match.group(2) or match.group(3) or ""
-              for match in _ENTITY_VALUE.finditer(head)}
-    expansion = 0
+    # Character references in an entity value are replaced when it is declared, so
+    # "&#38;lol;" in a value is a reference to &lol; when the entity is used.
+    values = {match.group(1): _CHARACTER_REFERENCE_IN_VALUE.sub(
+        _character, match.group(2) or match.group(3) or "")
+        for match in _ENTITY_VALUE.finditer(head)}
+    characters = expansions = 0
     if values:
-        references = Counter(_ENTITY_REFERENCE.findall(text, end))
-        expansion = sum(len(value) * references[name] for name, value in values.items())
-    if expansion > _ENTITY_EXPANSION_LIMIT:
+        sizes: dict[str, tuple[float, float]] = {}
+        for name, count in Counter(_ENTITY_REFERENCE.findall(text, end)).items():
+            if name in values:
+                size, nested = _expanded_size(name, values, sizes)
+                characters += size * count
+                expansions += (nested + 1) * count
+    if characters > _ENTITY_EXPANSION_LIMIT or expansions > _ENTITY_REFERENCE_LIMIT:
         head = _DOCTYPE.sub("", head)
-        problem = (f"the DOCTYPE's entities would expand to {expansion} characters; "
-                   "they were not expanded")
+        problem = (f"the DOCTYPE's entities would expand to {characters:.0f} characters "
+                   f"({expansions:.0f} references); they were not expanded")
+    elif _PARAMETER_ENTITY_VALUE.search(head):
+        head = _DOCTYPE.sub("", head)
+        problem = ("the DOCTYPE declares internal parameter entities; its entities were "
+                   "not expanded")
     removed_lines = text.count("\n", 0, end) - head.count("\n")
     declared = set(_DECLARED_ENTITY.findall(head))
     text = _INVALID_XML_CHARS.sub("", head + text[end:])
@@ -512,6 +567,33 @@ def _repair_xml(text: str) -> _Repaired:
     text = _NAMED_REFERENCE_OR_CDATA.sub(numeric, text)
     declaration = b'<?xml version="1.0" encoding="utf-8"?>'
     return _Repaired(declaration + text.encode("utf-8", "replace"), removed_lines, problem)
+
+
+_CHARACTER_REFERENCE_IN_VALUE = re.compile(r"&#(?:([0-9]{1,8})|[xX]([0-9a-fA-F]{1,8}));")
+
+
+def _character(match: re.Match[str]) -> str:
+    code = int(match.group(1)) if match.group(1) else int(match.group(2), 16)
+    return chr(code) if _is_xml_char(code) else ""
+
+
+def _expanded_size(name: str, values: dict[str, str], sizes: dict[str, tuple[float, float]],
+                   depth: int = 0) -> tuple[float, float]:
+    """How many characters entity ``name`` expands to, and how many entity
+    references it expands on the way; infinite for a loop or deep nesting."""
+    if name in sizes:
+        return sizes[name]
+    if depth > _ENTITY_MAX_DEPTH:
+        return math.inf, math.inf
+    value = values[name]
+    characters, expansions = float(len(value)), 0.0
+    for reference, count in Counter(_ENTITY_REFERENCE.findall(value)).items():
+        if reference in values:
+            size, nested = _expanded_size(reference, values, sizes, depth + 1)
+            characters += size * count
+            expansions += (nested + 1) * count
+    sizes[name] = characters, expansions
+    return sizes[name]
 
 
 def _fix_character_reference(match: re.Match[str]) -> str:
@@ -662,17 +744,30 @@ def _web_link(candidates: list[Any], base: str) -> str:
             continue
         try:
             absolute = urljoin(base, candidate.strip())
-            if is_web_url(absolute):
-                return absolute
         except ValueError:  # e.g. an invalid IPv6 host
             continue
+        if is_crawlable_url(absolute):
+            return absolute
     return ""
 
 
 def _is_absolute_web_url(value: str) -> bool:
+    return is_crawlable_url(value.strip())
+
+
+# Characters no URL the spider requests, and no text a database stores, may hold.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def is_crawlable_url(url: str) -> bool:
+    """True for an absolute http(s) URL that the spider can key and request: one
+    that canonicalize_url accepts (a port in range, a valid host, no lone
+    surrogates), without control characters."""
+    if _UNSTORABLE.search(url):
+        return False
     try:
-        return is_web_url(value.strip())
-    except ValueError:
+        return is_web_url(url) and bool(canonicalize_url(url))
+    except ValueError:  # InvalidUrlError, an invalid IPv6 host, a bad encoding
         return False
 
 
@@ -681,9 +776,10 @@ def _struct_time_to_utc(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=calendar.timegm(value))
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=calendar.timegm(value))
     except (OverflowError, ValueError, TypeError):
         return None
+    return aware_utc(moment)
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -713,9 +809,11 @@ def _html_to_text(value: Any) -> str | None:
 
 
 def _clean_text(value: Any) -> str | None:
+    """Whitespace collapsed; control characters and lone surrogates (a JSON Feed may
+    hold both as escapes, which no database column takes) removed."""
     if not isinstance(value, str):
         return None
-    return " ".join(value.split()) or None
+    return " ".join(_UNSTORABLE.sub("", value).split()) or None
 
 
 def _made_up_id(link: str, title: str | None, summary: str | None,

@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 from parsel import Selector
 from scrapy.http import Response, TextResponse
 
-from crawler.urls import is_web_url
+from crawler.urls import is_web_url, redact_url
 from spiders.base import SourceSpider
 from spiders.feedparse import FeedError, parse_feed
 from spiders.items import ArticleLink
@@ -76,7 +76,7 @@ class FeedSpider(SourceSpider):
             self.fail(response.url, 'no feed announced on the page (<link rel="alternate">)',
                       "homepage")
             return
-        logger.info("source %s: discovered feed %s", self.source.name, feeds[0])
+        logger.info("source %s: discovered feed %s", self.source.name, redact_url(feeds[0]))
         yield self.index_request(feeds[0], self.parse_feed, conditional=False, feed_url=feeds[0])
 
     async def parse_feed(self, response: Response) -> AsyncIterator[Any]:
@@ -97,7 +97,7 @@ class FeedSpider(SourceSpider):
             self.outcome.warnings.append(feed.problem)
             logger.warning(
                 "source %s: feed %s is malformed (%s); read %d entries",
-                self.source.name, response.url, feed.problem, len(feed.entries),
+                self.source.name, redact_url(response.url), feed.problem, len(feed.entries),
             )
         links = [ArticleLink(e.url, e.title, e.published, e.updated) for e in feed.entries]
         async for request in self.follow(links):
@@ -108,7 +108,7 @@ class FeedSpider(SourceSpider):
         if request.meta.get("rediscover_on_failure"):
             logger.warning(
                 "source %s: remembered feed %s failed; looking for the feed again",
-                self.source.name, request.url,
+                self.source.name, redact_url(request.url),
             )
             return [self.homepage_request()]
         return super().index_failed(failure)

@@ -17,6 +17,7 @@ from parsel import Selector
 from scrapy.http import Response, TextResponse
 
 from crawler.config import is_xpath
+from crawler.urls import redact_url
 from spiders.base import SourceSpider
 from spiders.items import ArticleLink
 
@@ -85,7 +86,7 @@ class ListingSpider(SourceSpider):
         if not page.links and depth == 1:
             self.outcome.warnings.append("no links matched")
             logger.warning("source %s: no links match %r on %s",
-                           self.source.name, self.source.links, response.url)
+                           self.source.name, self.source.links, redact_url(response.url))
         async for request in self.follow(page.links):
             yield request
         if page.next_url and depth < self.source.pages:

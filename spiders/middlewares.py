@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,10 @@ from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.http import HtmlResponse
 from scrapy.utils.httpobj import urlparse_cached
-from scrapy.utils.misc import build_from_crawler
 from w3lib.encoding import html_to_unicode
 from w3lib.html import get_meta_refresh
+
+from spiders.robotstxt import RobotsTxtRules
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -55,6 +57,17 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+def delay_floor(configured: float, robots_delay: float | None, max_delay: float) -> float:
+    """The least gap between two requests to a host: its configured delay, or its
+    robots.txt ``Crawl-delay`` capped at ``max_delay`` when that is larger. A delay
+    that is not a finite number of seconds (``nan``, ``1e309``) or is negative
+    counts as none."""
+    floor = configured if math.isfinite(configured) and configured > 0 else 0.0
+    if robots_delay is not None and math.isfinite(robots_delay) and robots_delay > 0:
+        floor = max(floor, min(robots_delay, max_delay))
+    return floor
+
+
 class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
     """robots.txt rules as Scrapy applies them, plus its ``Crawl-delay``.
 
@@ -62,10 +75,14 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
     the host's configured delay (``domains:`` in the config) becomes a floor for the
     host's download slot: AutoThrottle may slow down but not speed up past it, and
     no random jitter takes a gap below it.
+
+    The rules are read by spiders.robotstxt.RobotsTxtRules (whatever
+    ``ROBOTSTXT_PARSER`` says), whose work is bounded however the file is written.
     """
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
+        self._parserimpl = RobotsTxtRules  # type: ignore[assignment]
         self._max_delay = crawler.settings.getfloat("NEWSWATCH_MAX_CRAWL_DELAY", 60.0)
         self._slot_settings = crawler.settings.getdict("DOWNLOAD_SLOTS")
 
@@ -75,14 +92,17 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
         url = urlparse_cached(request)
         context = self._context()
         if url.netloc not in self._parsers and context is not None:
-            body = await context.robots_txt(f"{url.scheme}://{url.netloc}")
+            origin = f"{url.scheme}://{url.netloc}"
+            body = await context.robots_txt(origin)
             if body is not None and url.netloc not in self._parsers:
-                self._parsers[url.netloc] = build_from_crawler(self._parserimpl, self.crawler,
-                                                               body)
+                self._parsers[url.netloc] = RobotsTxtRules(body, self.crawler.spider,
+                                                           f"{origin}/robots.txt")
         return await super().robot_parser(request)
 
     async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
         await super()._parse_robots(response, netloc, request)
+        if isinstance(parser := self._parsers.get(netloc), RobotsTxtRules):
+            parser.url = response.url  # read lazily: its log lines will name it
         context = self._context()
         if context is None or response.status >= 500:
             return  # a server error says nothing about the rules: ask again next poll
@@ -98,13 +118,14 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
         super().process_request_2(rp, request)
         downloader = self.crawler.engine.downloader
         key, slot = downloader._get_slot(request)  # Scrapy has no public slot accessor
-        floor = float(self._slot_settings.get(key, {}).get("delay", 0.0))
         agent = self._robotstxt_useragent or request.headers.get(
             b"User-Agent", self._default_useragent
         )
-        robots_delay = rp.crawl_delay(agent) if rp is not None and agent else None
-        if robots_delay:
-            floor = max(floor, min(float(robots_delay), self._max_delay))
+        floor = delay_floor(
+            float(self._slot_settings.get(key, {}).get("delay", 0.0)),
+            rp.crawl_delay(agent) if rp is not None and agent else None,
+            self._max_delay,
+        )
         if floor <= 0:
             return
         request.meta["autothrottle_dont_adjust_delay"] = True

@@ -39,6 +39,8 @@ class ArticlePipeline:
         if result.outcome is Outcome.NEW:
             spider.outcome.stored += 1
             logger.info("source %s: stored %s", item.source, item.article.url)
+        elif result.outcome is Outcome.COPY:
+            spider.outcome.copies += 1
         elif result.outcome is Outcome.REVISED:
             spider.outcome.revised += 1
         else:

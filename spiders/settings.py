@@ -14,6 +14,27 @@ if TYPE_CHECKING:
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
+# Failures retried within a poll (RETRY_TIMES more tries): quick ones. Scrapy's default
+# list without its timeouts (DownloadTimeoutError, and twisted's ConnectError, which
+# covers connect timeouts): a request that timed out has cost a whole download_timeout
+# already, and retrying it let one slow-drip server hold a poll for 3× that. It fails
+# the poll at once instead; the next poll, put off by the failure backoff, is its
+# retry, as feed readers such as miniflux do it.
+RETRIED_EXCEPTIONS = [
+    "scrapy.exceptions.CannotResolveHostError",
+    "scrapy.exceptions.DownloadConnectionRefusedError",
+    "scrapy.exceptions.DownloadFailedError",
+    "scrapy.exceptions.ResponseDataLossError",
+    "twisted.internet.error.ConnectionDone",
+    "twisted.internet.error.ConnectionLost",
+    "twisted.internet.error.ConnectionRefusedError",
+    "twisted.internet.error.NoRouteError",
+    "twisted.internet.error.DNSLookupError",
+    # raised by the HttpCompression middleware for an empty compressed body
+    "builtins.OSError",
+    "scrapy.core.downloader.handlers.http11.TunnelError",
+]
+
 
 def user_agent(contact: str) -> str:
     """``newswatch/<version> (+<contact>)``: who we are and how a site owner reaches us."""
@@ -42,9 +63,13 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "SCRAPER_SLOT_MAX_ACTIVE_SIZE": 1_000_000,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrent_requests_per_domain,
         "DOWNLOAD_TIMEOUT": config.download_timeout.total_seconds(),
+        # The whole poll's bound: then no new request starts, those under way finish
+        # (each within DOWNLOAD_TIMEOUT), and the links left are new at the next poll.
+        "CLOSESPIDER_TIMEOUT": config.poll_timeout.total_seconds(),
         "DOWNLOAD_MAXSIZE": config.download_maxsize,
         "DOWNLOAD_WARNSIZE": config.download_maxsize // 2,
         "RETRY_TIMES": 2,
+        "RETRY_EXCEPTIONS": RETRIED_EXCEPTIONS,  # never a timeout: see above
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "STATS_DUMP": False,
@@ -61,6 +86,7 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
             "scrapy.extensions.corestats.CoreStats": 0,
             "scrapy.extensions.logcount.LogCount": 0,
             "scrapy.extensions.throttle.AutoThrottle": 0,
+            "scrapy.extensions.closespider.CloseSpider": 0,
         },
         "DOWNLOAD_HANDLERS_BASE": {
             "http": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
@@ -150,8 +176,10 @@ def cluster_settings(config: Config, worker_id: str) -> dict[str, Any]:
         # The queue outlives every worker: a worker that stops leaves it to the others.
         "SCHEDULER_PERSIST": True,
         "REDIS_URL": config.redis,
-        # One crawl serves every source here, not one crawl per poll.
+        # One crawl serves every source here, not one crawl per poll: it runs for as
+        # long as the worker does.
         "CONCURRENT_REQUESTS": config.cluster.concurrent_requests,
+        "CLOSESPIDER_TIMEOUT": 0,
         # Articles are stored by the worker's spider itself, per poll (spiders/cluster.py).
         "ITEM_PIPELINES": {},
         "DOWNLOADER_MIDDLEWARES": {

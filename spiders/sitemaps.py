@@ -9,6 +9,8 @@ lookback window (``max_age``).
 from __future__ import annotations
 
 import logging
+import struct
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 
 from spiders.base import SourceSpider
+from spiders.feedparse import aware_utc, is_crawlable_url
 from spiders.items import ArticleLink
 
 logger = logging.getLogger(__name__)
@@ -54,13 +57,18 @@ def parse_sitemap(body: bytes, max_size: int = 50 * 1024 * 1024) -> Sitemap:
     """Read a ``<urlset>`` or ``<sitemapindex>`` (gzipped or not); pure, no network.
 
     Entities are never resolved and no DTD is loaded, so a hostile sitemap cannot
-    read local files or expand itself into gigabytes.
+    read local files or expand itself into gigabytes; a gzipped one is read up to
+    ``max_size`` bytes. Only entries whose ``<loc>`` is an absolute http(s) URL the
+    spider can request are kept (the protocol allows no other). Raises SitemapError,
+    and nothing else, when the body is not a readable sitemap.
     """
     if body[:2] == b"\x1f\x8b":
         try:
             body = gunzip(body, max_size=max_size)
-        except (OSError, ValueError) as error:
-            raise SitemapError(f"not a readable gzip file: {error}") from error
+        # A truncated stream ends in EOFError, or struct.error in its trailer; corrupt
+        # deflate data is a zlib.error; a body that grows past max_size a ValueError.
+        except (OSError, EOFError, ValueError, zlib.error, struct.error) as error:
+            raise SitemapError(f"not a readable gzip file: {error}") from None
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, recover=True,
         remove_comments=True, remove_pis=True, huge_tree=False,
@@ -71,7 +79,7 @@ def parse_sitemap(body: bytes, max_size: int = 50 * 1024 * 1024) -> Sitemap:
         raise SitemapError(f"not a sitemap: {error}") from error
     if root is None:
         raise SitemapError("not a sitemap: the document is empty or not XML")
-    kind = etree.QName(root).localname
+    kind = _local(root)
     if kind not in ("urlset", "sitemapindex"):
         raise SitemapError(f"not a sitemap: the root element is <{kind}>")
     child = "sitemap" if kind == "sitemapindex" else "url"
@@ -100,9 +108,9 @@ def _entry(node: Any) -> SitemapEntry | None:
         if element is node or not isinstance(element.tag, str):
             continue
         name = _local(element)
-        if name in ("loc", "lastmod", "publication_date", "title") and element.text:
-            fields.setdefault(name, element.text.strip())
-    if not fields.get("loc"):
+        if name in ("loc", "lastmod", "publication_date", "title") and (text := _text(element)):
+            fields.setdefault(name, text.strip())
+    if not fields.get("loc") or not is_crawlable_url(fields["loc"]):
         return None
     return SitemapEntry(
         url=fields["loc"],
@@ -112,12 +120,27 @@ def _entry(node: Any) -> SitemapEntry | None:
     )
 
 
+def _text(element: Any) -> str | None:
+    """The element's text; None for text a recovering parse kept but cannot decode
+    (a character reference to a lone surrogate, ``&#xD800;``)."""
+    try:
+        return element.text
+    except UnicodeDecodeError:
+        return None
+
+
 def _local(element: Any) -> str:
-    return etree.QName(element).localname if isinstance(element.tag, str) else ""
+    """The element's name without namespace or prefix. Not etree.QName, which
+    refuses the names a recovering parse can give, such as ``ur:newrlsh`` (an
+    undeclared prefix kept in the name)."""
+    if not isinstance(element.tag, str):
+        return ""
+    return element.tag.rpartition("}")[2].rpartition(":")[2]
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    """W3C datetime (or anything dateutil reads) to aware UTC; junk gives None."""
+    """W3C datetime (or anything dateutil reads) to aware UTC; junk, and times outside
+    the years aware_utc accepts, give None."""
     if not value:
         return None
     try:
@@ -127,9 +150,7 @@ def _parse_time(value: str | None) -> datetime | None:
             moment = date_parser.parse(value)
         except (ValueError, OverflowError):
             return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return aware_utc(moment)
 
 
 class SitemapSpider(SourceSpider):

@@ -128,7 +128,8 @@ class RecordingSmtpServer:
 
     With `username`/`password` the server requires AUTH (over plain TCP, as
     this is loopback only). `tls_context` offers STARTTLS; `ssl_context` makes
-    the whole connection TLS (SMTPS). `fail_next(n)` makes the next `n`
+    the whole connection TLS (SMTPS); `size_limit` is the SIZE it advertises and
+    enforces (aiosmtpd's own default is 33,554,432 bytes). `fail_next(n)` makes the next `n`
     messages fail at DATA with a 451 reply.
     """
 
@@ -139,6 +140,7 @@ class RecordingSmtpServer:
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        size_limit: int | None = None,
     ) -> None:
         self.host = HOST
         self.port = free_port()
@@ -151,6 +153,9 @@ class RecordingSmtpServer:
             )
         if tls_context is not None:
             options["tls_context"] = tls_context
+        if size_limit is not None:
+            # Advertised as SIZE in EHLO; a larger message is refused with 552.
+            options["data_size_limit"] = size_limit
         self._controller = Controller(
             self._handler,
             hostname=self.host,

@@ -154,3 +154,22 @@ def test_rules_test_shows_hits_on_stored_articles(news_site: NewsSite, tmp_path:
     bad = run_newswatch(config, "rules", "test", "--query", "Palmyra AND")
     assert bad.returncode == 2
     assert "expected a term after AND" in bad.stderr
+
+
+@pytest.mark.parametrize("command", [["stories", "--json"], ["status", "--json"],
+                                     ["check-config"]])
+def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(
+    news_site: NewsSite, tmp_path: Path, command: list[str]
+) -> None:
+    """`newswatch stories --json | head` used to end with a BrokenPipeError traceback.
+    The pipe is closed before the command writes its first line."""
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    assert run_newswatch(config, "crawl").returncode == 0
+    process = subprocess.Popen([NEWSWATCH, "--config", str(config), *command],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone: every write gets EPIPE
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert b"BrokenPipeError" not in stderr

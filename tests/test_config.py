@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_newswatch
 
-from crawler.config import ConfigError, config_path, load_config
+from crawler.config import ConfigError, config_path, load_config, parse_config
 
 REPO_ROOT = Path(__file__).parent.parent
 
@@ -217,3 +217,322 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     lines.append("sources: *a9")
     with pytest.raises(ConfigError, match="at most 100,000 are allowed"):
         load_config(_write(tmp_path, "\n".join(lines) + "\n"))
+
+
+# --- hostile values: each a clear error naming file, key path and line -----------------
+
+SOURCE = "sources:\n  - name: wire\n    feed: https://example.com/rss\n"
+DURATION_KEYS = [
+    ("sources[0].every", SOURCE + "    every: {}\n"),
+    ("sources[0].max_age", SOURCE + "    max_age: {}\n"),
+    ("max_backoff", "max_backoff: {}\n"),
+    ("max_retry_after", "max_retry_after: {}\n"),
+    ("story_window", "story_window: {}\n"),
+    ("download_timeout", "download_timeout: {}\n"),
+    ("retention.bodies", "retention:\n  bodies: {}\n"),
+    ("retention.fingerprints", "retention:\n  fingerprints: {}\n"),
+    ("alerts.window", "alerts:\n  window: {}\n"),
+    ("delivery_retry.first_delay", "delivery_retry:\n  first_delay: {}\n"),
+    ("delivery_retry.max_delay", "delivery_retry:\n  max_delay: {}\n"),
+    ("delivery.smtp.timeout", "delivery:\n  smtp:\n    host: h\n    timeout: {}\n"),
+    ("domains.example.com.delay", "domains:\n  example.com:\n    delay: {}\n"),
+]
+
+
+@pytest.mark.parametrize(("key", "template"), [pytest.param(k, t, id=k) for k, t in
+                                               DURATION_KEYS])
+@pytest.mark.parametrize("value", ["9999999999999d", "9999999999999y", "3651d",
+                                   "99999999999999999999999", "9" * 5000 + "s"])
+def test_a_duration_too_large_for_timedelta_is_a_clear_error(
+    tmp_path: Path, key: str, template: str, value: str
+) -> None:
+    # Was OverflowError: Python int too large to convert to C int (issue 16).
+    path = _write(tmp_path, template.format(value))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (line,) = str(caught.value).splitlines()
+    line_number = template.format(value).count("\n")
+    assert line.startswith(f"{path}: {key} (line {line_number}): ")
+    assert line.endswith("is too long; expected a duration up to 10y")
+    assert len(line) - len(str(path)) < 200
+
+
+def test_ten_years_is_the_longest_duration(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "retention: {bodies: 10y, fingerprints: 3650d}\n"))
+    assert config.retention.fingerprints == timedelta(days=3650)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("digest: {timezone: " + "a" * 10_000 + "}\n",
+                     "digest.timezone (line 1): unknown time zone 'aaaa", id="10000-characters"),
+        pytest.param("recipients: [{email: a@example.com, timezone: " + "b" * 10_000 + "}]\n",
+                     "recipients[0].timezone (line 1): unknown time zone 'bbbb", id="recipient"),
+        pytest.param("digest: {timezone: Europe}\n",
+                     "digest.timezone (line 1): unknown time zone 'Europe'", id="a-folder"),
+        pytest.param("digest: {timezone: ../../etc/passwd}\n",
+                     "digest.timezone (line 1): unknown time zone '../../etc/passwd'", id="path"),
+    ],
+)
+def test_a_time_zone_that_is_not_a_zone_file_is_a_clear_error(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    # Was OSError: File name too long, and IsADirectoryError for a folder of zones.
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: {expected}")
+    assert line.endswith("expected an IANA name such as Europe/Paris")
+    assert len(line) - len(str(path)) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("web: {port: " + "9" * 5000 + "}\n",
+                     "web.port (line 1): cannot read '9999", id="5000-digit-integer"),
+        pytest.param("database: 2020-99-99\n",
+                     "database (line 1): cannot read '2020-99-99' as a date: month must be in "
+                     "1..12; quote it if it is text", id="impossible-date"),
+        pytest.param("obey_robots_txt: !!bool maybe\n",
+                     "obey_robots_txt (line 1): cannot read 'maybe' as true or false",
+                     id="bool-tag"),
+        pytest.param("workers: !!int abc\n", "workers (line 1): cannot read 'abc' as an integer",
+                     id="int-tag"),
+        pytest.param("workers: !!float abc\n", "workers (line 1): cannot read 'abc' as a number",
+                     id="float-tag"),
+        pytest.param("workers: !!int\n", "workers (line 1): cannot read '' as an integer",
+                     id="empty-int-tag"),  # was IndexError
+        pytest.param("database: !!timestamp x\n", "database (line 1): cannot read 'x' as a date",
+                     id="timestamp-tag"),  # was AttributeError
+    ],
+)
+def test_a_yaml_value_the_safe_loader_cannot_build_is_a_clear_error(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    # Were ValueError and KeyError raised from inside PyYAML's constructors.
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: {expected}")
+    assert len(line) - len(str(path)) < 300
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("a: " + "{b: " * 900 + "1" + "}" * 900 + "\n",
+                     "a.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b (line 1): nested more than 20 "
+                     "levels deep", id="900-mappings"),
+        pytest.param("sources: " + "[" * 900 + "]" * 900 + "\n",
+                     "sources" + "[0]" * 20 + " (line 1): nested more than 20 levels deep",
+                     id="900-lists"),
+        pytest.param("sources: &a [*a]\n",
+                     "line 1: invalid YAML: an alias (*name) refers to a value it is part of",
+                     id="alias-inside-itself"),
+    ],
+)
+def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path, text: str, expected: str) -> None:
+    # Was a RecursionError from the alias-expansion count.
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("web: {port: 1}\nweb: {port: 2}\n",
+                     "web (line 2): the key is given twice (first on line 1); keep one",
+                     id="duplicate-key"),
+        pytest.param("domains: {1: {concurrency: 1}}\n",
+                     "domains (line 1): the key '1' is read as an integer; quote it",
+                     id="integer-key"),
+        pytest.param("true: 1\n", "(top level) (line 1): the key 'true' is read as true or "
+                     "false; quote it", id="boolean-key"),
+        pytest.param("? [a, b]\n: 1\n", "(top level) (line 1): a key must be text, not a list",
+                     id="list-key"),
+        pytest.param('sources: [{name: "wi\\0re", feed: "https://x.example/"}]\n',
+                     "sources[0].name (line 1): the value holds the control character U+0000; "
+                     "remove it", id="nul-byte"),
+        pytest.param('digest: {recipients: ["a\\x1b@example.com"]}\n',
+                     "digest.recipients[0] (line 1): the value holds the control character "
+                     "U+001B", id="escape-in-email"),
+    ],
+)
+def test_keys_and_characters_yaml_allows_but_a_configuration_cannot_hold(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {expected}" or str(caught.value).startswith(
+        f"{path}: {expected}")
+
+
+def test_a_lone_surrogate_is_a_clear_error() -> None:
+    # Was UnicodeEncodeError from the YAML parser (text handed to parse_config).
+    with pytest.raises(ConfigError, match=r"^x.yaml: line 2: U\+D800 is not a character"):
+        parse_config("sources: []\ndatabase: \ud800\n", Path("x.yaml"))
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"sources: []\n\ndatabase: caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (f"{path}: line 3: cannot read the configuration: it is not "
+                                 "UTF-8 text (byte 0xe9)")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        pytest.param("0 7 31 2 *", "the cron expression '0 7 31 2 *' never fires: no date in "
+                     "the next 100 years matches it", id="31-february"),
+        pytest.param("0 0 7 30 2 *", "never fires", id="30-february-with-seconds"),
+        pytest.param("0 7 31 4,6,9,11 *", "never fires", id="31-april"),
+        pytest.param(",".join(["0"] * 5000) + " 7 * * *",
+                     "a cron expression has at most 200 characters (this one has 10,007)",
+                     id="10000-characters"),
+        pytest.param("0 ٧ * * *", "invalid cron expression '0 ٧ * * *': expected fields of "
+                     "ASCII digits", id="arabic-indic-digit"),
+        pytest.param("0-99999999999 7 * * *", "invalid cron expression '0-99999999999 7 * * *'",
+                     id="huge-range"),
+    ],
+)
+def test_a_cron_schedule_that_never_fires_is_a_clear_error(
+    tmp_path: Path, schedule: str, expected: str
+) -> None:
+    # "0 7 31 2 *" was accepted; APScheduler then walked every year up to 9999 for it.
+    path = _write(tmp_path, f'digest: {{schedule: "{schedule}"}}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: digest.schedule (line 1): ")
+    assert expected in line
+
+
+def test_a_schedule_that_fires_only_in_leap_years_is_valid(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, 'digest: {schedule: "0 7 29 2 *"}\n'))
+    assert config.digest.schedule == "0 7 29 2 *"
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        pytest.param("{count:>99999999999}", "{count:>99999999999}: the width is over 100",
+                     id="width"),  # was a MemoryError at send time
+        pytest.param("{count:x>3000000}", "{count:x>3000000}: the width is over 100",
+                     id="fill-width"),  # took over a minute
+        pytest.param("{count:.500f}", "{count:.500f}: the precision is over 100", id="precision"),
+        pytest.param("{count.__class__}", "{count.__class__}: attribute and index access is not "
+                     "allowed; expected {count} or {rules}", id="attribute"),
+        pytest.param("{count[0]}", "attribute and index access is not allowed", id="index"),
+        pytest.param("{total} new", "unknown placeholder {total}; expected {count} or {rules}",
+                     id="unknown-field"),
+        pytest.param("{0}", "unknown placeholder {0}", id="positional"),
+        pytest.param("{count!r}", "{count!r}: conversions are not allowed", id="conversion"),
+        pytest.param("{count:xyz}", "{count:xyz}: invalid format spec", id="bad-spec"),
+        pytest.param("{rules:=20}", "{rules:=20}: invalid format spec: '=' alignment not "
+                     "allowed in string format specifier", id="spec-for-the-wrong-type"),
+        pytest.param("{count:{width}}", "{count:{width}}: invalid format spec", id="nested"),
+        pytest.param("{count", "invalid subject: expected '}' before end of string; write {{ "
+                     "and }} for a brace", id="unbalanced"),
+        pytest.param("x" * 501, "a subject has at most 500 characters (this one has 501)",
+                     id="too-long"),
+    ],
+)
+@pytest.mark.parametrize("key", ["digest", "alerts"])
+def test_a_subject_that_cannot_render_is_a_clear_error(
+    tmp_path: Path, key: str, subject: str, expected: str
+) -> None:
+    path = _write(tmp_path, f"{key}:\n  subject: '{subject}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: {key}.subject (line 2): ")
+    assert expected in line
+
+
+def test_subjects_with_their_format_specs_load(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "digest: {subject: '{count:>3} new, {rules:.40} "
+                                          "{{x}}'}\nalerts: {subject: '{count:03d}'}\n"))
+    assert config.digest.subject == "{count:>3} new, {rules:.40} {{x}}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("sources: [{name: s, feed: 'https://" + "a" * 100_000 + "'}]\n",
+                     "sources[0].feed (line 1): ", id="100k-url"),  # a String(2048) column
+        pytest.param("sources: [{name: '" + "n" * 201 + "', feed: 'https://x.example/'}]\n",
+                     "sources[0].name (line 1): String should have at most 200 characters",
+                     id="201-character-name"),
+        pytest.param("digest: {recipients: ['" + "a" * 100_000 + "@example.com']}\n",
+                     "digest.recipients[0] (line 1): expected an email address, got 'aaaa",
+                     id="100k-email"),
+        pytest.param('sources: [{name: "s\\nt", feed: "https://x.example/"}]\n',
+                     "sources[0].name (line 1): expected text on one line", id="name-two-lines"),
+        pytest.param("sources: [{name: s, feed: 'https://x.example/a b'}]\n",
+                     "sources[0].feed (line 1): a source URL cannot hold spaces",
+                     id="url-with-space"),
+        pytest.param("sources: [{name: s, listing: 'https://x.example/', links: '"
+                     + "a " * 600 + "'}]\n",
+                     "sources[0].links (line 1): a CSS selector has at most 1,000 characters",
+                     id="long-selector"),
+        pytest.param("delivery: {smtp: {host: h, password_env: 'A=B'}}\n",
+                     "delivery.smtp.password_env (line 1): expected the name of an environment "
+                     "variable", id="variable-name"),
+        pytest.param("download_maxsize: " + "9" * 30 + "\n",
+                     "download_maxsize (line 1): Input should be less than or equal to "
+                     "1073741824", id="download-maxsize"),
+        pytest.param("rules: [{name: r, keywords: ['***', ISIS]}]\n",
+                     "rules[0].keywords (line 1): the keyword '***' has no letter or digit, so "
+                     "it can never match", id="keyword-without-a-word"),
+        pytest.param("digest: {unsubscribe: 'javascript:alert(1)'}\n",
+                     "digest.unsubscribe (line 1): expected an https: or mailto: URL",
+                     id="unsubscribe"),
+    ],
+)
+def test_values_longer_or_odder_than_their_use_allows_are_clear_errors(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: {expected}")
+    assert len(line) - len(str(path)) < 250
+
+
+HOSTILE_CLI_CONFIGS = {
+    "deep-query": "rules: [{name: r, query: '" + "(" * 300 + "x" + ")" * 300 + "'}]\n",
+    "huge-duration": "sources: [{name: s, feed: 'https://x.example/', every: 9999999999999d}]\n",
+    "long-timezone": "digest: {timezone: " + "a" * 10_000 + "}\n",
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE_CLI_CONFIGS.values(), ids=HOSTILE_CLI_CONFIGS.keys())
+def test_check_config_of_a_hostile_value_exits_2_with_one_line(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, text)
+    result = run_newswatch(path, "check-config")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    heading, problem = result.stderr.strip().splitlines()
+    assert heading == "newswatch: configuration error"
+    assert problem.startswith(f"{path}: ")
+    assert " (line 1): " in problem
+
+
+def test_rules_test_with_a_bad_since_exits_2(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID)
+    result = run_newswatch(path, "rules", "test", "syria", "--since", "9999999999999d")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--since: '9999999999999d' is too long; expected a duration up to 10y" in (
+        result.stderr)

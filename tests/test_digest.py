@@ -192,7 +192,7 @@ def test_a_database_failure_while_building_a_digest_is_retried_not_lost(
             [RuleMatch("energy", ("oil",))])
     pending_items = store.pending_items
 
-    def database_gone(*_args: object) -> object:
+    def database_gone(*_args: object, **_options: object) -> object:
         raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(store, "pending_items", database_gone)

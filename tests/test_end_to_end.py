@@ -181,3 +181,40 @@ def test_syndicated_copies_are_one_story_and_one_digest_entry(
     text = email.read_text()
     assert "Also reported by: gulf" in text
     assert "Syrian army closes in on Al-Qaryatain" not in text
+
+
+def test_a_word_for_word_wire_copy_on_another_outlet_joins_the_story(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    settings = site_config(news_site, tmp_path)
+    # Three outlets carry the AFP story: the original, an edited copy and Bravo Times
+    # word for word (its own site: served under the host name "localhost").
+    settings["sources"].append({"name": "gulf", "feed": news_site.url("gulf/rss.xml")})
+    bravo = news_site.url("bravo/rss.xml").replace("127.0.0.1", "localhost")
+    settings["sources"].append({"name": "Bravo Times", "feed": bravo})
+    config = write_config(tmp_path, **settings)
+    first = run_newswatch(config, "crawl", "--source", "world", "--source", "gulf")
+    assert first.returncode == 0, first.stderr
+    crawl = run_newswatch(config, "crawl", "--source", "Bravo Times")
+    assert crawl.returncode == 0, crawl.stderr
+    assert "Bravo Times: 1 links, 1 new, 0 stored, 1 copy of a known story" in crawl.stderr
+
+    listing = run_newswatch(config, "stories", "--since", "3650d", "--json")
+    stories = [json.loads(line) for line in listing.stdout.splitlines()]
+    (wire,) = [s for s in stories if len(s["members"]) > 1]
+    # Earliest first: Bravo Times ran it at 09:40 IST, the Gulf paper at 09:05 GST.
+    assert [m["source"] for m in wire["members"]] == ["world", "Bravo Times", "gulf"]
+    copy = wire["members"][1]
+    assert copy["url"].startswith("http://localhost:")
+    assert copy["published"].startswith("2016-03-30T04:10")
+
+    assert run_newswatch(config, "digest").returncode == 0
+    (email,) = (tmp_path / "outbox").glob("*.eml")
+    text = email.read_text()
+    assert "Also reported by: Bravo Times, gulf" in text
+    # The copy's page is known (never fetched again); a second crawl sends nothing.
+    store = Store.from_url(load_config(config).database)
+    assert store.new_urls([copy["url"]]) == []
+    assert run_newswatch(config, "crawl", "--source", "Bravo Times").returncode == 0
+    assert run_newswatch(config, "digest").returncode == 0
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -322,7 +321,10 @@ def test_external_entities_are_never_read(tmp_path: Path) -> None:
     assert [entry.url for entry in feed.entries] == ["https://news.example/a"]
 
 
-@pytest.mark.timeout(20)
+# Hostile input is bounded by what the parser does, not by how long a loaded machine
+# takes: the entities are counted before parsing, and none is expanded.
+
+
 def test_billion_laughs_is_not_expanded() -> None:
     entities = '<!ENTITY lol "lol">' + "".join(
         f'<!ENTITY lol{level} "{f"&lol{level - 1};" * 10 if level > 1 else "&lol;" * 10}">'
@@ -330,26 +332,68 @@ def test_billion_laughs_is_not_expanded() -> None:
     )
     body = _rss(_item("&lol9;"), doctype=f"<!DOCTYPE rss [{entities}]>")
 
-    started = time.monotonic()
     feed = parse_feed(body.encode(), URL)
 
-    assert time.monotonic() - started < 5
+    assert feed.problem is not None
+    assert "1111111111 references); they were not expanded" in feed.problem
+    assert [entry.title for entry in feed.entries] == ["&lol9;"]
     assert len(_all_text(feed)) < 10_000
     assert [entry.url for entry in feed.entries] == ["https://news.example/a"]
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.parametrize("ampersand", ["&#38;", "&#x26;", "&#0038;"])
+def test_billion_laughs_written_with_character_references_is_not_expanded(
+        ampersand: str) -> None:
+    # A character reference in an entity value is replaced at its declaration:
+    # "&#38;lol8;" there is a reference to &lol8; when the entity is used.
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{level} "{f"{ampersand}lol{level - 1};" * 10}">' for level in range(1, 10)
+    ).replace("lol0;", "lol;")
+    body = _rss(_item("&lol9;"), doctype=f"<!DOCTYPE rss [{entities}]>")
+
+    feed = parse_feed(body.encode(), URL)
+
+    assert feed.problem is not None
+    assert "1111111111 references); they were not expanded" in feed.problem
+    assert [entry.title for entry in feed.entries] == ["&lol9;"]
+
+
 def test_quadratic_entity_blowup_is_refused() -> None:
     doctype = f'<!DOCTYPE rss [<!ENTITY big "{"x" * 20_000}">]>'
     body = _rss(_item("&big;" * 20_000), doctype=doctype)
 
-    started = time.monotonic()
     feed = parse_feed(body.encode(), URL)
 
-    assert time.monotonic() - started < 5
     assert len(_all_text(feed)) < 1_000_000
     assert feed.problem is not None
+    assert "expand to 400000000 characters" in feed.problem
     assert "were not expanded" in feed.problem
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE rss [<!ENTITY a "&b;"><!ENTITY b "&a;">]>',
+        "<!DOCTYPE rss [" + "".join(f'<!ENTITY e{n} "&e{n + 1};">' for n in range(40))
+        + '<!ENTITY e40 "deep">]>',
+        "<!DOCTYPE rss [<!ENTITY % p \"<!ENTITY x 'y'>\"> %p;]>",
+    ],
+    ids=["loop", "nested-40-deep", "internal-parameter-entity"],
+)
+def test_entities_that_could_expand_without_bound_are_not_expanded(doctype: str) -> None:
+    feed = parse_feed(_rss(_item("&x;&a;&e0;")).replace("<rss", doctype + "<rss", 1).encode(),
+                      URL)
+
+    assert [entry.url for entry in feed.entries] == ["https://news.example/a"]
+    assert len(_all_text(feed)) < 10_000
+
+
+def test_a_few_declared_entities_are_still_expanded() -> None:
+    doctype = '<!DOCTYPE rss [<!ENTITY org "Example">' + '<!ENTITY who "&org; News">]>'
+    feed = parse_feed(_rss(_item("&who; &amp; &org;"), doctype=doctype).encode(), URL)
+
+    assert [entry.title for entry in feed.entries] == ["Example News & Example"]
+    assert feed.problem is None
 
 
 def test_a_body_that_names_a_local_file_is_not_opened(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ from crawler.ingest import (
     ResendPolicy,
     content_fingerprint,
     ingest_article,
+    ingest_batch,
     is_material_change,
+    outlet_of,
 )
 from crawler.service import StoryIndexFollower
 from crawler.store import Store
@@ -70,13 +72,60 @@ def test_an_article_reached_through_amp_and_tracking_urls_is_stored_once(store: 
     ]) == []
 
 
-def test_the_same_body_under_another_url_is_the_same_article(store: Store) -> None:
-    ingest_article(store, _item("https://a.example/story"), SYRIA)
-    copy = ingest_article(store, _item("https://b.example/copied-story",
-                                       body=BODY.replace("Tuesday", "Tuesday ")), SYRIA)
-    assert copy.outcome is Outcome.DUPLICATE
+def test_the_same_body_under_another_url_of_the_site_is_the_same_article(store: Store) -> None:
+    first = ingest_article(store, _item("https://news.example/story"), SYRIA)
+    again = ingest_article(store, _item("https://www.news.example/print/story",
+                                        body=BODY.replace("Tuesday", "Tuesday ")), SYRIA)
+    assert again.outcome is Outcome.DUPLICATE
+    assert again.article_id == first.article_id
     assert store.count_articles() == 1
+    assert store.new_urls(["https://www.news.example/print/story"]) == []
+
+
+def test_another_outlets_word_for_word_copy_joins_the_story(store: Store) -> None:
+    first = ingest_article(store, _item("https://a.example/story"), SYRIA)
+    copy = ingest_article(store, _item("https://b.example/copied-story",
+                                       title="Syrian army presses ISIS",
+                                       body=BODY.replace("Tuesday", "Tuesday ")), SYRIA)
+    assert copy.outcome is Outcome.COPY
+    assert copy.article_id != first.article_id
+    assert copy.story_id == first.story_id
+    (story,) = store.stories(datetime(2000, 1, 1, tzinfo=UTC))
+    assert [member.url for member in story] == ["https://a.example/story",
+                                                "https://b.example/copied-story"]
     assert store.new_urls(["https://b.example/copied-story"]) == []
+    # Fetched again, the copy is itself, not another copy.
+    again = ingest_article(store, _item("https://b.example/copied-story",
+                                        title="Syrian army presses ISIS"), SYRIA)
+    assert again.outcome is Outcome.DUPLICATE
+    assert store.count_articles() == 2
+
+
+def test_word_for_word_copies_in_one_batch_all_join_the_first_ones_story(store: Store) -> None:
+    index = StoryIndex(window=timedelta(days=7))
+    batch = [(_item(f"https://{outlet}.example/story"), SYRIA)
+             for outlet in ("alpha", "bravo", "charlie")]
+    batch.append((_item("https://alpha.example/story?page=1"), SYRIA))  # an alias, not a copy
+    results = ingest_batch(store, batch, stories=index)
+    assert [r.outcome for r in results] == [Outcome.NEW, Outcome.COPY, Outcome.COPY,
+                                            Outcome.DUPLICATE]
+    assert len({r.story_id for r in results}) == 1
+    assert store.count_articles() == 3
+    # Each copy carries its matches, so a digest can name its outlet.
+    assert sorted(url for rule, url, _terms in store.matches()) == sorted(
+        f"https://{outlet}.example/story" for outlet in ("alpha", "bravo", "charlie"))
+    # The story index knows the copies: a near copy on a fourth site joins too.
+    near = ingest_article(store, _item("https://delta.example/story",
+                                       body=BODY + " The monitor said more."),
+                          SYRIA, stories=index)
+    assert near.outcome is Outcome.NEW
+    assert near.story_id == results[0].story_id
+
+
+def test_the_outlet_of_an_article_is_its_site() -> None:
+    assert outlet_of("https://www.news.example/a") == outlet_of("https://m.news.example/b")
+    assert outlet_of("https://news.example/a") != outlet_of("https://other.example/a")
+    assert outlet_of("https://m.example/a") == "m.example"  # a site called m.example
 
 
 def test_short_bodies_are_not_fingerprinted() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
+from conftest import run_newswatch, write_config
 
 from alerts.query import QuerySyntaxError, evaluate, parse_query, prepare_document
 from alerts.rules import KeywordRule, MatchDocument, QueryRule, RuleMatch, RuleMatcher
@@ -427,3 +429,110 @@ def test_rules_without_terms_are_always_evaluated() -> None:
     assert [m.rule for m in matcher.match(_doc("nothing here", language="en"))] == ["not", "en"]
     assert [m.rule for m in matcher.match(_doc("football", language="fr"))] == []
     assert RuleMatcher([]).match(_doc("anything")) == []
+
+
+# --- limits: hostile queries are clear errors, never a crash or a long wait -----------
+
+
+def _error(query: str) -> QuerySyntaxError:
+    with pytest.raises(QuerySyntaxError) as caught:
+        parse_query(query)
+    return caught.value
+
+
+def test_a_query_nested_300_deep_is_a_clear_error() -> None:
+    # Was a RecursionError from the recursive-descent parser (issue 16).
+    error = _error("(" * 300 + "ISIS" + ")" * 300)
+    assert str(error) == (
+        "the query nests more than 50 levels deep at column 51; each parenthesised group, "
+        "NOT and field prefix is a level; write it flatter")
+
+
+def test_a_query_with_400_nots_is_a_clear_error() -> None:
+    # Parsed, then str(), repr(), hash() and == of the 400-deep tree recursed too deep.
+    error = _error("NOT " * 400 + "ISIS")
+    assert error.column == 201  # the 51st NOT
+    assert "nests more than 50 levels deep" in error.message
+
+
+def test_field_groups_count_as_nesting() -> None:
+    error = _error("title:" + "(" * 200 + "ISIS" + ")" * 200)
+    assert error.column == 56  # title: is level 1, the 50th '(' level 51
+
+
+def test_a_query_at_the_nesting_limit_works() -> None:
+    query = "NOT " * 11 + "(" * 39 + "ISIS" + ")" * 39  # 50 levels
+    assert not evaluate(query, _doc("ISIS")).matched
+    assert evaluate("(" * 49 + "title:ISIS" + ")" * 49, _doc("", "ISIS")).matched
+    parsed = parse_query(query)
+    assert hash(parsed) == hash(parse_query(query))
+    assert str(parsed) == "NOT " * 11 + "ISIS"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param(" OR ".join(f"w{i}" for i in range(5000)), id="5000-ors"),
+        pytest.param(" AND ".join(f"w{i}" for i in range(2000)), id="2000-ands"),
+        pytest.param(" ".join(f"NOT w{i}" for i in range(2000)), id="2000-nots-anded"),
+        pytest.param(" OR ".join(f"(a{i} AND NOT b{i})" for i in range(2000)), id="or-of-ands"),
+    ],
+)
+def test_long_flat_queries_match_without_deep_recursion(query: str) -> None:
+    parsed = parse_query(query)
+    str(parsed)
+    hash(parsed)
+    document = _doc("w1 w2 a7 body", "title w0")
+    rule = RuleMatcher([QueryRule("long", query)])
+    assert bool(rule.match(document)) == evaluate(parsed, document).matched
+    assert bool(rule.match(document, prefilter=False)) == evaluate(parsed, document).matched
+
+
+def test_a_query_of_more_than_10000_terms_is_a_clear_error() -> None:
+    error = _error(" OR ".join(f"w{i}" for i in range(10_001)))
+    assert error.message == "the query has more than 10,000 terms"
+    assert error.column == len(" OR ".join(f"w{i}" for i in range(10_000))) + 5
+
+
+def test_near_takes_at_most_100_alternatives_a_side() -> None:
+    # 300 × 300 alternatives cost 0.14 s per matching article (each pair is searched).
+    side = "(" + " OR ".join(f"w{i}" for i in range(101)) + ")"
+    error = _error(f"x NEAR/5 {side}")
+    assert str(error) == ("NEAR/5 takes at most 100 alternatives on a side at column 10; "
+                          "this side has 101; split the rule")
+    assert parse_query("(" + " OR ".join(f"w{i}" for i in range(100)) + ") NEAR/5 x")
+
+
+def test_a_near_distance_of_5000_digits_is_out_of_range() -> None:
+    # Was a plain ValueError from int() (Python refuses 4,300 digits and more).
+    error = _error("ISIS NEAR/" + "9" * 5000 + " Syria")
+    assert error.message.startswith("NEAR distance 999")
+    assert error.message.endswith("… is out of range")
+    assert error.column == 11
+
+
+@pytest.mark.parametrize(
+    "run",
+    [pytest.param("NEAR/" + "x" * 100_000, id="near"),
+     pytest.param("-" + "x" * 100_000, id="minus"),
+     pytest.param("&" * 100_000, id="no-word"),
+     pytest.param("Q" * 100_000 + ":x", id="field")],
+)
+def test_a_query_error_quotes_at_most_40_characters_of_the_query(run: str) -> None:
+    assert len(str(_error(run))) < 250
+
+
+def test_a_query_error_escapes_characters_that_do_not_print() -> None:
+    assert str(_error("\u202e&&")).startswith("expected a term, found '\\u202e&&'")
+
+
+def test_rules_test_with_a_deeply_nested_query_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sources=[], rules=[])
+    result = run_newswatch(config, "rules", "test", "--query", "(" * 300 + "x" + ")" * 300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "newswatch: configuration error",
+        "--query: rule 'inline': the query nests more than 50 levels deep at column 51; each "
+        "parenthesised group, NOT and field prefix is a level; write it flatter",
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -287,9 +286,9 @@ def test_a_slow_server_times_out_and_the_rest_goes_on(news_site: NewsSite, tmp_p
     news_site.script("world/rss.xml", [Reply(200, delay=30)])
     sources = [{"name": "slow", "feed": news_site.url("world/rss.xml")},
                {"name": "tech", "feed": news_site.url("tech/atom.xml")}]
-    started = time.monotonic()
     result, store = _crawl(news_site, tmp_path, sources, download_timeout="2s")
-    assert time.monotonic() - started < 25
+    # The timeout fired (the server would have answered after 30 s): no wall-clock
+    # assert here, the log line says it.
     assert result.returncode == 1
     assert "source slow: feed" in result.stderr
     assert "timed out" in result.stderr

@@ -43,7 +43,7 @@ from alerts.rules import RuleMatch
 from crawler.config import SourceConfig
 from crawler.metrics import Metrics, StoreCollector
 from crawler.store import ArticleRecord, Store, create_database_engine, upgrade_database
-from crawler.web import PREVIEW_CSP, parse_search, safe_link
+from crawler.web import PREVIEW_CSP, is_allowed_host, parse_search, safe_link
 from spiders.items import ExtractedArticle
 
 if TYPE_CHECKING:
@@ -304,6 +304,63 @@ def test_odd_requests_get_a_sensible_answer_never_a_crash(
             assert "<script>" not in reply.body, what
         assert service.get("/healthz").status == 200  # still serving
     assert "Traceback" not in service.output()
+
+
+@pytest.mark.slow
+def test_a_page_asked_for_under_another_host_name_is_refused(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    """DNS rebinding: a page on evil.example whose name then resolves to 127.0.0.1
+    would read the UI (recipients in /preview) with the browser's Host: evil.example.
+    Only the UI's own names, addresses and web.allowed_hosts are answered."""
+    settings = site_config(news_site, tmp_path)
+    settings["web"] = {"port": 0, "allowed_hosts": ["News.Example.org"]}
+    with running_service(write_config(tmp_path, **settings)) as service:
+        _wait_for_polls(service, 2)
+        port = service.port
+        for host in ("evil.example", f"evil.example:{port}", f"rebind.127.0.0.1.nip.io:{port}",
+                     "localhost.evil.example", "127.0.0.1.evil.example", "news.example.org.x",
+                     f"127.0.0.1:{port}x", "[::1", ""):
+            for path in ("/", "/preview?recipient=analyst%40example.com", "/metrics",
+                         "/search?q=Palmyra", "/no/such/page"):
+                refused = service.request(path, headers={"Host": host})
+                assert refused.status == 421, (host, path, refused.status)
+                assert "web.allowed_hosts" in refused.body
+                assert "analyst@example.com" not in refused.body
+        for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LOCALHOST.",
+                     f"[::1]:{port}", "192.0.2.7:8787", "news.example.org", "news.example.org.",
+                     f"NEWS.example.org:{port}"):
+            assert service.request("/", headers={"Host": host}).status == 200, host
+        preview = service.request("/preview?recipient=analyst%40example.com",
+                                  headers={"Host": f"localhost:{port}"})
+        assert preview.status == 200
+        # The health check stays open to any name (load balancers, container probes).
+        assert service.request("/healthz", headers={"Host": "evil.example"}).status == 200
+    assert "Traceback" not in service.output()
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [
+        pytest.param(b"127.0.0.1:8787", True, id="loopback-address"),
+        pytest.param(b"localhost", True, id="localhost"),
+        pytest.param(b"app.localhost:80", True, id="under-localhost"),
+        pytest.param(b"[::1]:8787", True, id="ipv6"),
+        pytest.param(b"10.1.2.3", True, id="lan-address"),
+        pytest.param(b"news.example.org:443", True, id="allowed-name"),
+        pytest.param(b"evil.example", False, id="other-name"),
+        pytest.param(b"localhost.evil.example", False, id="localhost-prefix"),
+        pytest.param(b"evil.example:8787:1", False, id="two-ports"),
+        pytest.param(b"127.0.0.1:port", False, id="port-not-a-number"),
+        pytest.param(b"[::1]x", False, id="junk-after-ipv6"),
+        pytest.param(b"[evil.example]", False, id="name-in-brackets"),
+        pytest.param(b"0x7f.1", False, id="hex-ipv4-is-a-name"),
+        pytest.param(b"\xff\xfe", False, id="bytes"),
+        pytest.param(b"", False, id="empty"),
+    ],
+)
+def test_host_headers(header: bytes, allowed: bool) -> None:
+    assert is_allowed_host(header, frozenset({"news.example.org"})) is allowed
 
 
 @pytest.mark.slow
@@ -579,6 +636,10 @@ def test_search_index_is_backfilled_and_follows_every_change(database_url: str) 
     # Whatever is typed is words to find, never query syntax (and never an error).
     for hostile in ('"', 'a"b OR c*', "NEAR(x y)", "title:Palmyra", "*", "'); DROP TABLE x"):
         assert store.search_articles([hostile]) == []
+    # Found by the web fuzzer: a NUL ended FTS5's string ("unterminated string") and is
+    # refused by PostgreSQL; control characters are spaces.
+    assert titles("memory\x00chips") == ["Memory chips"]
+    assert titles("\x00", "\x1b") == []
     assert store.count_articles() == 2
 
     known = store.find_article(["https://news.example/1"], None)

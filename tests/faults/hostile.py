@@ -7,7 +7,10 @@ Endpoints (all under one host, so the tests can mix them with a normal site):
 ``/drip.xml`` one byte a second; ``/silent.xml`` accepts and never answers;
 ``/binary.html`` random bytes labelled text/html; ``/mislabelled.html`` Windows-1252
 declared as UTF-8; ``/sjis.html`` Shift_JIS with no declaration; ``/links.xml`` a
-feed whose items link to ``javascript:``, ``file:`` and the pages above.
+feed whose items link to ``javascript:``, ``file:`` and the pages above;
+``/endless.xml`` a feed with no Content-Length that never ends (50 MB, then the
+connection closes); ``/drip.html`` an article page sent one byte a second, linked
+from ``/driplinks.xml``, eight of them (``/drip.html?n=0`` …) from ``/manydrips.xml``.
 """
 
 from __future__ import annotations
@@ -87,6 +90,18 @@ LINKS = """<?xml version="1.0"?>
 """
 
 
+DRIP_LINKS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Drip links</title>
+<item><title>slow article</title><link>{base}/drip.html</link></item>
+</channel></rss>
+"""
+
+MANY_DRIPS = ('<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Drips</title>\n'
+              + "".join(f"<item><title>slow {n}</title><link>{{base}}/drip.html?n={n}</link>"
+                        "</item>\n" for n in range(8))
+              + "</channel></rss>\n")
+
+
 @cache
 def gzip_bomb() -> bytes:
     """About 1 MB of gzip that inflates to 1 GB of zeros (made once per test run)."""
@@ -153,6 +168,17 @@ class HostileSite:
             self._send(handler, 302, b"", "text/plain", {"Location": self.url(f"hop/{hop + 1}")})
         elif path == "/drip.xml":
             self._drip(handler)
+        elif path == "/drip.html":
+            self._drip(handler, b"<html><head><title>slow</title></head><body><p>",
+                       "text/html; charset=utf-8")
+        elif path == "/driplinks.xml":
+            self._send(handler, 200, DRIP_LINKS.replace("{base}", self.base).encode(),
+                       "application/rss+xml")
+        elif path == "/manydrips.xml":
+            self._send(handler, 200, MANY_DRIPS.replace("{base}", self.base).encode(),
+                       "application/rss+xml")
+        elif path == "/endless.xml":
+            self._endless(handler)
         elif path == "/silent.xml":
             time.sleep(600)
         elif path == "/binary.html":
@@ -191,10 +217,25 @@ class HostileSite:
             handler.wfile.write(item * 1000)
 
     @staticmethod
-    def _drip(handler: BaseHTTPRequestHandler) -> None:
-        body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title>'
+    def _endless(handler: BaseHTTPRequestHandler) -> None:
+        """No Content-Length: the size is known only when it is too late."""
         handler.send_response(200)
         handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(b'<?xml version="1.0"?><rss version="2.0"><channel>\n')
+        item = b"<item><title>Filler</title><link>http://127.0.0.1:1/x</link></item>\n" * 1000
+        for _ in range(50 * MB // len(item)):
+            handler.wfile.write(item)
+        handler.close_connection = True
+
+    @staticmethod
+    def _drip(handler: BaseHTTPRequestHandler,
+              body: bytes = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow'
+                            b"</title>",
+              kind: str = "application/rss+xml") -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", kind)
         handler.send_header("Content-Length", str(len(body) + 100))
         handler.end_headers()
         for byte in body:

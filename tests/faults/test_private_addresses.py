@@ -3,17 +3,22 @@ denied networks are refused at request time, one log line each; the rest goes on
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
 from conftest import run_newswatch, site_config, write_config
 from newssite import Reply
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
 from smtpserver import free_port
 
 from crawler.config import ConfigError, load_config
 from crawler.store import Store
-from spiders.addresses import AddressPolicy, parse_address
+from spiders.addresses import AddressPolicy, AddressPolicyMiddleware, parse_address
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -158,4 +163,78 @@ def test_denied_networks_refuse_sources_redirects_and_articles_and_the_rest_is_s
     store.close()
     assert pages == ["army-pressures-isis.html", "cup-final.html", "gulf-army-closes-in.html",
                      "palmyra-museum.html"]
+    assert "Traceback" not in result.stderr
+
+
+def _check(url: str, **policy: object) -> str | None:
+    """What the middleware says about ``url``: the refusal's message, or None."""
+    middleware = AddressPolicyMiddleware(**{"deny_private": True, **policy})  # type: ignore[arg-type]
+    # In a thread of its own: an earlier in-process test may leave this thread's loop set.
+    with ThreadPoolExecutor(1) as thread:
+        checked = thread.submit(asyncio.run, middleware.process_request(Request(url)))
+    try:
+        checked.result()
+    except IgnoreRequest as refused:
+        return str(refused)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1.:8787/", "127.0.0.1 is newswatch's own web UI (port 8787)"),
+        ("http://127.0.0.1.:8080/", "127.0.0.1 is a loopback address"),
+        ("http://127.0.0.1../feed", "127.0.0.1 is a loopback address"),
+        ("http://[::1]:8080/", "::1 is a loopback address"),
+        ("http://localhost.:8080/", "a loopback address"),
+        ("http://169.254.169.254./latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ],
+    ids=["own-web-trailing-dot", "trailing-dot", "two-dots", "ipv6", "localhost-dot",
+         "metadata-dot"],
+)
+def test_a_trailing_dot_does_not_hide_an_address(url: str, reason: str) -> None:
+    refusal = _check(url, web_address=("127.0.0.1", 8787))
+    assert refusal is not None, url
+    assert reason in refusal
+
+
+def test_a_failed_lookup_refuses_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: an address that cannot be checked is not connected to (it used to
+    go through, for Scrapy to resolve it again, maybe to a private address)."""
+    real = socket.getaddrinfo
+
+    def lookup(host: str, *args: object, **kwargs: object) -> object:
+        if str(host).startswith("unresolvable"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    refusal = _check("http://unresolvable.example./feed")
+    assert refusal == ("refused by fetch_policy: http://unresolvable.example./feed: the "
+                       "addresses of unresolvable.example could not be looked up to check "
+                       "them (Name or service not known)")
+    # deny_networks alone fails closed too: the network of an unknown address is unknown.
+    assert _check("http://unresolvable.example/", deny_private=False,
+                  networks=["10.0.0.0/8"]) is not None
+    assert _check(f"http://{PUBLIC}/feed") is None  # a public address goes on
+
+
+@pytest.mark.slow
+def test_trailing_dot_sources_are_refused_before_any_request(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    port = news_site.url("").rsplit(":", 1)[1].strip("/")
+    settings = site_config(news_site, tmp_path, fetch_policy={"deny_private_addresses": True})
+    settings["sources"] = [
+        {"name": "dot", "feed": f"http://127.0.0.1.:{port}/world/rss.xml"},
+        {"name": "named", "feed": f"http://localhost.:{port}/tech/atom.xml"},
+    ]
+    result = run_newswatch(write_config(tmp_path, **settings), "crawl")
+    assert result.returncode == 1
+    refused = _refusals(result.stderr)
+    assert len(refused) == 2, result.stderr
+    assert any("source dot:" in line and "127.0.0.1 is a loopback address" in line
+               for line in refused)
+    assert any("source named:" in line and "a loopback address" in line for line in refused)
+    assert news_site.requests == []
     assert "Traceback" not in result.stderr

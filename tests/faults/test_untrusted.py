@@ -4,11 +4,12 @@ is shown inert.
 One service crawls a hostile page (a 10,000-character headline full of markup and
 bidi overrides, a 10,000-character author and paragraph, a ``javascript:``
 canonical link) next to articles stored with ``javascript:``, ``data:`` and
-attribute-breaking URLs, under a rule whose name and a subject template carry CRLF
-and header lines. Then the .eml it writes and every page of its web UI must have:
-no script element, no event-handler attribute, no link but http(s) or the UI's
-own, the markup shown as text, no bidi control character, the long fields cut to
-their limits, and headers that were never split.
+attribute-breaking URLs, under a rule whose name carries markup and header-like
+text and a subject template that carries CRLF and header lines. Then the .eml it
+writes and every page of its web UI must have: no script element, no
+event-handler attribute, no link but http(s) or the UI's own, the markup shown as
+text, no bidi control character, the long fields cut to their limits, and headers
+that were never split.
 
 (tests/test_render.py, tests/test_web.py and tests/test_browser.py check the pieces
 and a browser's view; this is the whole path, from the web page to the reader.)
@@ -46,7 +47,9 @@ SPOOF = "Palmyra \u202etxt.exe\u202c \u2066isolated\u2069 \u200fmark"
 LONG_TITLE = f"{MARKUP} {SPOOF} " + "siege " * 1700  # about 10,000 characters
 LONG_AUTHOR = '<b onmouseover="alert(4)">Mallory</b> ' + "mallory " * 1250
 LONG_PARAGRAPH = "Palmyra " + "ruins " * 1700
-RULE = "syria\r\nBcc: victim@example.org <b>rule</b>"
+# A rule name with a line break is refused at load (test below): this one carries
+# markup and header-like text on its one line.
+RULE = "syria Bcc: victim@example.org <b>rule</b>"
 SUBJECT = "newswatch {count} new: {rules}\r\nX-Injected: yes"
 WEB_UI_LINE = re.compile(r"web UI at http://127\.0\.0\.1:(\d+)/")
 # Stored directly, as a compromised feed or a bug elsewhere might leave them.
@@ -212,4 +215,16 @@ def test_header_lines_in_addresses_are_refused_at_load(
 ) -> None:
     config = write_config(tmp_path, digest={key: value})
     with pytest.raises(ConfigError, match=rf"digest\.{key}"):
+        load_config(config)
+
+
+@pytest.mark.parametrize("name", ["syria\r\nBcc: victim@example.org",
+                                  "syria\nX-Injected: yes",
+                                  "syria\u2028Bcc: victim@example.org"],
+                         ids=["CRLF", "LF", "line-separator"])
+def test_a_rule_name_with_a_line_break_is_refused_at_load(tmp_path: Path, name: str) -> None:
+    """A rule's name is a digest heading and goes into the subject through {rules}."""
+    config = write_config(tmp_path, rules=[{"name": name, "keywords": ["Palmyra"]}])
+    with pytest.raises(ConfigError,
+                       match=r"rules\[0\]\.name \(line \d+\): expected text on one line"):
         load_config(config)

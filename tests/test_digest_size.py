@@ -1,0 +1,174 @@
+"""Digests that fit a mailbox: a busy day's matches become one email under the size
+budget (``digest.max_bytes``, and never above the SMTP server's SIZE), each rule's
+section cut to ``digest.max_stories`` stories with "N more" pointing to where all
+of them are, and one log line saying that the digest was cut."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from typing import TYPE_CHECKING
+
+import pytest
+from smtpserver import RecordingSmtpServer
+
+from alerts.delivery import MessageTooLarge, OutboxDelivery, SmtpDelivery, message_size
+from alerts.digest import group_by_rule, send_pending_digests
+from alerts.render import DigestEntry, DigestSection, RenderedDigest, build_message, render_digest
+from alerts.rules import RuleMatch
+from crawler.config import Config, SourceConfig
+from crawler.store import ArticleRecord, Store
+from spiders.items import ExtractedArticle
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
+BUSY_DAY = 10_000
+BODY = ("Regime troops were locked in heavy fighting with ISIS in central Syria, where they "
+        "seized the ancient city of Palmyra. ") * 30  # ~3 kB, a real article's length
+
+
+def _config(**digest: object) -> Config:
+    return Config.model_validate({
+        "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
+        "rules": [{"name": "syria", "keywords": ["Palmyra"]},
+                  {"name": "energy", "keywords": ["oil"]}],
+        "digest": {"sender": "news@example.org", **digest},
+        "recipients": [{"email": "ana@example.com"}],
+        "web": {"public_url": "https://news.example.org/watch/"},
+    })
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.from_url(database_url)
+    store.upgrade()
+    store.sync_sources([SourceConfig(name="wire", feed="https://wire.example/rss")])
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def busy_store(store: Store) -> Store:
+    """A busy day: 10,000 matches of "syria" and 30 of "energy", pending for ana."""
+    _fill(store, BUSY_DAY)
+    return store
+
+
+def _fill(store: Store, count: int) -> None:
+    """``count`` matches of "syria", the first 30 also of "energy", newest first."""
+    batch = [
+        (ArticleRecord("wire", ExtractedArticle(
+            url=f"https://wire.example/{n}", title=f"Palmyra report number {n}",
+            text=f"{BODY} Report {n}.", published=NOW - timedelta(seconds=n))),
+         [RuleMatch("syria", ("Palmyra",))] + ([RuleMatch("energy", ("oil",))] if n < 30 else []))
+        for n in range(count)
+    ]
+    for start in range(0, len(batch), 1000):
+        store.insert_articles(batch[start:start + 1000])
+
+
+def _received(path: Path) -> bytes:
+    [eml] = path.glob("*.eml")
+    return eml.read_bytes()
+
+
+def test_a_busy_days_digest_is_one_email_under_budget_with_n_more(
+    busy_store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config()
+    with caplog.at_level(logging.WARNING, logger="alerts.digest"):
+        report = send_pending_digests(busy_store, config, OutboxDelivery(tmp_path), NOW)
+    # Every match is delivered (as an entry, or counted in "N more"), none is left.
+    assert report.sent == {"ana@example.com": BUSY_DAY}
+    assert busy_store.pending_items("ana@example.com", ["syria", "energy"]) == []
+    raw = _received(tmp_path)
+    assert len(raw) < config.digest.max_bytes
+    assert len(raw) < 1_000_000  # was 15.7 MB: 50 stories per rule are a few hundred kB
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert message["Subject"] == f"newswatch: {BUSY_DAY} new articles"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    # The newest 50 of syria's stories are shown; energy's 30 all are.
+    assert text.count("Palmyra report number") == 50 + 30
+    assert "Palmyra report number 0\n" in text
+    assert "Palmyra report number 49\n" in text
+    assert "Palmyra report number 50\n" not in text
+    assert f"== syria ({BUSY_DAY}) ==" in text
+    more = ("- ... and 9,950 more stories not shown here, to keep this email small:\n"
+            "  https://news.example.org/watch/matches?rule=syria")
+    assert more in text
+    assert text.count("more stories not shown here") == 1  # energy was not cut
+    assert '<a href="https://news.example.org/watch/matches?rule=syria">' in html
+    assert "9,950 more stories" in html
+    [line] = [r.getMessage() for r in caplog.records if " cut: " in r.getMessage()]
+    assert "ana@example.com cut: 80 stories shown, 9950 more only counted " \
+           "(digest.max_stories is 50)" in line
+
+
+def test_a_small_budget_cuts_deeper_and_still_fits(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fill(store, 1000)
+    config = _config(max_stories=10_000, max_bytes=100_000)
+    with caplog.at_level(logging.WARNING, logger="alerts.digest"):
+        report = send_pending_digests(store, config, OutboxDelivery(tmp_path), NOW)
+    assert report.sent == {"ana@example.com": 1000}
+    raw = _received(tmp_path)
+    assert len(raw) <= 100_000
+    text = BytesParser(policy=policy.default).parsebytes(raw).get_body(
+        ("plain",)).get_content()
+    shown = text.count("Palmyra report number")
+    assert 2 <= shown < 100
+    [line] = [r.getMessage() for r in caplog.records if " cut: " in r.getMessage()]
+    assert "per rule fit the budget of 100,000 bytes" in line
+
+
+def test_without_a_public_url_the_n_more_line_says_how_to_see_them() -> None:
+    assert group_by_rule([], ["syria"], max_stories=1) == []
+    entry = DigestEntry(title="Palmyra", url="https://wire.example/1", source="wire",
+                        published=NOW, snippet_text="Palmyra", terms=("Palmyra",))
+    digest = render_digest([DigestSection("syria news", (entry,), more=7)],
+                           timezone="UTC", subject_template="{count}", generated_at=NOW,
+                           count=8)
+    assert digest.subject == "8"
+    assert ("- ... and 7 more stories not shown here, to keep this email small:\n"
+            "  the web UI's Matches page, or: newswatch rules test 'syria news'") in digest.text
+    assert "see them in the web UI's Matches page, or: newswatch rules test 'syria news'" \
+        in digest.html
+
+
+def test_the_smtp_servers_size_is_never_exceeded(store: Store) -> None:
+    """The server advertises SIZE 100,000 (below the 5 MB budget): the first try
+    learns it without sending DATA, the digest is cut to fit and goes through."""
+    _fill(store, 1000)
+    config = _config()
+    with RecordingSmtpServer(size_limit=100_000) as server:
+        delivery = SmtpDelivery(server.host, server.port, timeout=10)
+        report = send_pending_digests(store, config, delivery, NOW)
+        assert report.sent == {"ana@example.com": 1000}, report
+        [received] = server.messages
+    assert delivery.size_limit == 100_000
+    assert len(received.raw) <= 100_000
+    assert "more stories not shown here" in received.message.get_body(
+        ("plain",)).get_content()
+
+
+def test_a_message_over_the_advertised_size_is_refused_before_data() -> None:
+    digest = RenderedDigest(subject="big", html="<p>" + "x" * 300_000 + "</p>", text="x")
+    message = build_message(digest, sender="a@example.org", recipient="b@example.org",
+                            message_id="<big@example.org>", date=NOW)
+    with RecordingSmtpServer(size_limit=100_000) as server:
+        delivery = SmtpDelivery(server.host, server.port, timeout=10)
+        with pytest.raises(MessageTooLarge) as raised:
+            delivery.send(message)
+        assert server.messages == []
+    assert raised.value.limit == 100_000
+    assert raised.value.size == message_size(message)
+    assert str(raised.value) == (
+        f"SMTP delivery via {server.host}:{server.port} not tried: the message is "
+        f"{message_size(message):,} bytes and the server takes at most 100,000 (SIZE)")
