@@ -4,8 +4,9 @@ size budget (``digest.max_stories`` 50, ``digest.max_bytes`` 5 MB) and without i
 
 Each size of day (1,000 and 10,000 matches of one rule, 30 of another) is stored
 in a fresh SQLite database; one digest run then builds and writes the email to an
-outbox folder: the time and Python's peak allocation (tracemalloc) of that run,
-and the size of the ``.eml``. Both variants run on the same data in one run.
+outbox folder: the time and Python's peak allocation (tracemalloc, which also
+slows the run down) of that run, and the size of the ``.eml``. The 10,000-match
+day runs both ways, cut and whole, in one run.
 
 Promise: a 10,000-match digest fits the budget (and Postfix's default 10 MB
 limit), builds in at most a quarter of the time and half the peak memory of the
@@ -33,7 +34,6 @@ NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
 POSTFIX_LIMIT = 10_240_000  # Postfix's default message_size_limit
 BODY = ("Regime troops were locked in heavy fighting with ISIS in central Syria, where they "
         "seized the ancient city of Palmyra. ") * 30  # ~3 kB, a real article's length
-DAYS = (1_000, 10_000)
 
 
 def config(*, cut: bool) -> Config:
@@ -87,7 +87,7 @@ def main() -> int:
     parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         results = {(matches, cut): measure(Path(folder), matches, cut=cut)
-                   for matches in DAYS for cut in (True, False)}
+                   for matches, cut in ((1_000, True), (10_000, True), (10_000, False))}
     print("| matches | digest | build s | peak MB (Python) | email bytes |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for (matches, cut), row in results.items():

@@ -400,7 +400,8 @@ class WebUI(Resource):
             await self._blocking(self.store.ping, timeout=HEALTH_TIMEOUT)
         except Exception as error:
             database = False
-            logger.warning("healthz: the database did not answer: %s", one_line(str(error), 300))
+            logger.warning("healthz: the database did not answer: %s",
+                           one_line(redact_text(str(error)), 300))
         body: dict[str, Any] = {
             "status": "ok" if scheduler and database else "fail",
             "scheduler": scheduler,

@@ -197,6 +197,7 @@ INVISIBLE_CHARACTERS = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\uf
 # Characters lxml refuses in a string (XML 1.0 forbids them); they only occur in
 # broken pages.
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")
 CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 
 # trafilatura's parser settings (trafilatura.utils.HTML_PARSER), but every element
@@ -555,7 +556,22 @@ def jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
         except Exception:  # any malformed block; the page's other blocks still count
             logger.debug("skipping malformed JSON-LD", exc_info=True)
             continue
-        yield from _flatten_jsonld(items)
+        yield from _flatten_jsonld(_without_surrogates(items))
+
+
+def _without_surrogates(value: Any, depth: int = 0) -> Any:
+    """``value`` with each lone surrogate, which JSON can write ("\\ud800") but
+    UTF-8 and the database cannot hold, replaced by U+FFFD."""
+    if isinstance(value, str):
+        return LONE_SURROGATES.sub("\ufffd", value)
+    if depth > 20:  # deeper than _flatten_jsonld reads
+        return value
+    if isinstance(value, list):
+        return [_without_surrogates(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(key, depth + 1): _without_surrogates(item, depth + 1)
+                for key, item in value.items()}
+    return value
 
 
 def _flatten_jsonld(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:

@@ -259,3 +259,11 @@ def test_a_time_zone_offset_of_a_day_or_more_is_no_time(date: str) -> None:
               f'"datePublished": "{date}"}}</script>').encode()
     meta = f'<meta property="article:published_time" content="{date}">'.encode()
     check_article(_insert_in_head(CORPUS[0], jsonld + meta))
+
+
+def test_a_lone_surrogate_written_in_json_ld_is_replaced() -> None:
+    """Found by the fuzzer (long profile): ``"headline": "\\ud800"`` in JSON-LD made a
+    title that UTF-8, and so the database, cannot hold."""
+    jsonld = (b'<script type="application/ld+json">{"@type": "NewsArticle", '
+              b'"headline": "\\ud800 Bridge \\udfff", "author": {"name": "\\ud83d"}}</script>')
+    check_article(_insert_in_head(CORPUS[0], jsonld))

@@ -112,6 +112,8 @@ def test_byte_noise_reads_as_rules(body: bytes, url: str, agent: str) -> None:
 
 
 @LONG_TIMEOUT
+# Each example reads up to 500 KiB: a tenth of the profile's examples.
+@settings(max_examples=max(20, settings().max_examples // 10))
 @given(line=robots_lines(), copies=st.sampled_from([1_000, 20_000, 100_000]),
        url=URLS, agent=st.sampled_from(AGENTS))
 def test_huge_files_are_read_up_to_the_limit(line: str, copies: int, url: str,
