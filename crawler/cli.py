@@ -264,13 +264,14 @@ def _run(args: argparse.Namespace) -> int:
 
     install_asyncio_reactor()
     from crawler.service import NewswatchService, run_service
+    from crawler.web import start_web
 
     store = _wait_for_store(config)
     if store is None:
         return EXIT_OK
     return run_service(lambda: NewswatchService(
         config, store, cpu_workers=config.workers, config_path=path
-    ))
+    ), start_web=start_web)
 
 
 def _start_cpu_pool_early(config: Config) -> None:
@@ -305,6 +306,7 @@ def _run_role(path: Path, config: Config, role: str) -> int:
     from crawler.cluster import startup_lock
     from crawler.roles import SchedulerService, WorkerService
     from crawler.service import run_service
+    from crawler.web import start_web
 
     service = SchedulerService if role == "scheduler" else WorkerService
 
@@ -317,7 +319,7 @@ def _run_role(path: Path, config: Config, role: str) -> int:
         return EXIT_OK
     return run_service(lambda: service(
         config, store, cpu_workers=config.workers, config_path=path
-    ))
+    ), start_web=start_web)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -327,6 +329,7 @@ def _demo(args: argparse.Namespace) -> int:
     install_asyncio_reactor()
     from crawler.demo import DemoSite, write_demo_config
     from crawler.service import NewswatchService, run_service
+    from crawler.web import start_web
 
     site = DemoSite()
     path = write_demo_config(args.folder, site, args.web_port)
@@ -349,7 +352,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         return run_service(
             lambda: NewswatchService(config, store, cpu_workers=config.workers, config_path=path),
-            stop_after=args.duration,
+            stop_after=args.duration, start_web=start_web,
         )
     finally:
         site.stop()

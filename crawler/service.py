@@ -524,18 +524,25 @@ def settle_start_up() -> None:
 
 
 def run_service(
-    service_factory: Callable[[], NewswatchService], stop_after: float | None = None
+    service_factory: Callable[[], NewswatchService],
+    stop_after: float | None = None,
+    *,
+    start_web: Callable[[NewswatchService], object] | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); stop cleanly, return 0."""
-    from twisted.internet import reactor
+    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); stop cleanly, return 0.
 
-    from crawler.web import start_web
+    ``start_web`` (crawler.web.start_web) is called once the reactor runs; it is
+    passed in by the CLI, which sits above both, so that the service does not
+    import the web UI that reads it (no import cycle between the two).
+    """
+    from twisted.internet import reactor
 
     service = service_factory()
     if stop_after is not None:
         reactor.callLater(stop_after, reactor.stop)  # type: ignore[attr-defined]
     reactor.callWhenRunning(service.start_scheduler)  # type: ignore[attr-defined]
-    reactor.callWhenRunning(start_web, service)  # type: ignore[attr-defined]
+    if start_web is not None:
+        reactor.callWhenRunning(start_web, service)  # type: ignore[attr-defined]
     # A stop asked for while starting (see crawler.signals) is carried out now.
     reactor.callWhenRunning(  # type: ignore[attr-defined]
         lambda: reactor.stop() if stop_requested() else None  # type: ignore[attr-defined]
