@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
 
 from crawler.dedup import (
     BodyKeys,
@@ -32,7 +31,7 @@ from crawler.dedup import (
     normalise_for_fingerprint,
 )
 from crawler.store import ArticleRecord
-from crawler.urls import canonicalize_url
+from crawler.urls import canonicalize_url, same_site
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,10 +60,6 @@ class Outcome(StrEnum):
     COPY = "copy"  # another outlet's word-for-word copy, stored in the story of the first
     DUPLICATE = "duplicate"
     REVISED = "revised"
-
-
-# Host prefixes of one site's mobile and AMP editions: the same outlet.
-_EDITION_PREFIXES = ("www.", "m.", "mobile.", "amp.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,15 +197,6 @@ def ingest_batch(
     return [result for result in results if result is not None]
 
 
-def outlet_of(url: str) -> str:
-    """The site an article URL belongs to: its host without www./m./amp. prefixes."""
-    host = (urlsplit(url).hostname or "").rstrip(".")
-    for prefix in _EDITION_PREFIXES:
-        if host.startswith(prefix) and host.count(".") > 1:
-            return host.removeprefix(prefix)
-    return host
-
-
 def _aliases(item: ArticleItem) -> tuple[str, ...]:
     fetched = canonicalize_url(item.fetched_url)
     return () if fetched == item.article.url else (fetched,)
@@ -227,7 +213,7 @@ def _update_known(
     stories: StoryAssigner | None,
 ) -> IngestResult:
     article = item.article
-    if known.found_by_body and outlet_of(article.url) != outlet_of(known.url):
+    if known.found_by_body and not same_site(article.url, known.url):
         return _store_copy(store, known, item, matches, aliases, keys, stories)
     new_urls = [url for url in (article.url, *aliases) if url != known.url]
     store.add_aliases(known.id, new_urls)

@@ -81,9 +81,7 @@ def state_to_remember(outcome: PollOutcome) -> FetchState | None:
 
 def finished_every_page(outcome: PollOutcome) -> bool:
     """Every new link was fetched and settled (a crawl stopped by a shutdown was not)."""
-    settled = (outcome.stored + outcome.copies + outcome.duplicates + outcome.revised
-               + outcome.skipped + outcome.page_errors)
-    return settled >= outcome.new_urls
+    return outcome.settled >= outcome.new_urls
 
 
 def describe(outcome: PollOutcome) -> str:

@@ -82,6 +82,12 @@ class PollOutcome:
     state: FetchState | None = None  # to remember for the next conditional poll
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def settled(self) -> int:
+        """New links dealt with for good: stored, known, revised, skipped or failed."""
+        return (self.stored + self.copies + self.duplicates + self.revised + self.skipped
+                + self.page_errors)
+
 
 class SourceSpider(scrapy.Spider):
     """Polls one source: its index first, then every linked article not stored yet."""
@@ -196,9 +202,7 @@ class SourceSpider(scrapy.Spider):
         not every page being settled, it reads the index again)."""
         if reason != "closespider_timeout":
             return
-        settled = (self.outcome.stored + self.outcome.copies + self.outcome.duplicates
-                   + self.outcome.revised + self.outcome.skipped + self.outcome.page_errors)
-        left = max(0, self.outcome.new_urls - settled)
+        left = max(0, self.outcome.new_urls - self.outcome.settled)
         seconds = self.crawler.settings.getfloat("CLOSESPIDER_TIMEOUT")
         message = (f"poll stopped after {seconds:.0f}s (poll_timeout); {left} new "
                    f"{'link' if left == 1 else 'links'} left for the next poll")

@@ -20,10 +20,10 @@ from crawler.ingest import (
     ingest_article,
     ingest_batch,
     is_material_change,
-    outlet_of,
 )
 from crawler.service import StoryIndexFollower
 from crawler.store import Store
+from crawler.urls import site_host
 from spiders.items import ArticleItem, ExtractedArticle
 
 if TYPE_CHECKING:
@@ -123,9 +123,9 @@ def test_word_for_word_copies_in_one_batch_all_join_the_first_ones_story(store: 
 
 
 def test_the_outlet_of_an_article_is_its_site() -> None:
-    assert outlet_of("https://www.news.example/a") == outlet_of("https://m.news.example/b")
-    assert outlet_of("https://news.example/a") != outlet_of("https://other.example/a")
-    assert outlet_of("https://m.example/a") == "m.example"  # a site called m.example
+    assert site_host("https://www.news.example/a") == site_host("https://m.news.example/b")
+    assert site_host("https://news.example/a") != site_host("https://other.example/a")
+    assert site_host("https://m.example/a") == "m.example"  # a site called m.example
 
 
 def test_short_bodies_are_not_fingerprinted() -> None:
