@@ -1,1 +1,6 @@
-"""Watch rules, digest rendering and email delivery."""
+"""Layer 3, stages: match, digest and deliver (watch rules, digest building and
+rendering, the delivery ledger's claims, email delivery).
+
+May import: crawler.storage, crawler.domain.
+Never spiders: the two stages are independent of each other.
+"""

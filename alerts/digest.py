@@ -42,15 +42,15 @@ from alerts.render import (
     make_snippet,
     render_digest,
 )
-from crawler.config import WEEKDAYS
+from crawler.domain.config import WEEKDAYS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from email.message import EmailMessage
 
     from alerts.delivery import Delivery
-    from crawler.config import Config, DeliveryConfig, Recipient
-    from crawler.store import DeliveryRecord, PendingItem, Store
+    from crawler.domain.config import Config, DeliveryConfig, Recipient
+    from crawler.storage.store import DeliveryRecord, PendingItem, Store
 
 logger = logging.getLogger(__name__)
 

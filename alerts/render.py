@@ -298,7 +298,7 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
     """Fill `{count}` and `{rules}` in `subject_template`, never raising, in bounded time.
 
     Only those two bare names are substituted, with a format spec of width and
-    precision at most `crawler.config.MAX_SUBJECT_WIDTH` (what the configuration
+    precision at most `crawler.domain.config.MAX_SUBJECT_WIDTH` (what the configuration
     accepts). Any other placeholder, attribute or index access, conversion, bad or
     too wide format spec is left literally as written; a template with unbalanced
     braces is returned unchanged. Whatever the template, only its first
@@ -307,7 +307,7 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
     """
     # The configuration decides which placeholders are valid; rendering repeats the
     # check so that a template that never went through it cannot cost anything.
-    from crawler.config import (
+    from crawler.domain.config import (
         MAX_SUBJECT_CHARS,
         MAX_SUBJECT_TEMPLATE_CHARS,
         subject_placeholder_problem,

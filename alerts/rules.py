@@ -1,12 +1,12 @@
 """Watch rules: which rules an article matches, and where their terms occur.
 
 A rule is a `KeywordRule` (any keyword, no excluded term) or a `QueryRule` (a
-query in the language of alerts/query.py: AND/OR/NOT, phrases, prefixes, NEAR,
+query in the language of crawler/domain/query.py: AND/OR/NOT, phrases, prefixes, NEAR,
 fields, lang:). Both are matched the same way, on the same normalised words:
 case- and accent-insensitive, whole words only ("ISIS" hits "anti-ISIS" and
 "ISIS," but not "crisis"), a phrase being its words in a row whatever separates
 them. A keyword with spaces or hyphens is a phrase; a `*` ending a keyword's
-word makes it a prefix (``refug*``). See alerts/query.py for the details.
+word makes it a prefix (``refug*``). See crawler/domain/query.py for the details.
 
 Matching scales with the text, not with rules × text. An article is tokenised
 once. Every term the rules use is looked for once: the single words by one
@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import ahocorasick
 
-from alerts.query import (
+from crawler.domain.items import RuleMatch
+from crawler.domain.query import (
     DEFAULT_SCOPE,
     TEXT_FIELDS,
     And,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from collections.abc import Set as AbstractSet
 
-    from alerts.query import Node, Word
+    from crawler.domain.query import Node, Word
 
 __all__ = [
     "KeywordRule",
@@ -102,7 +103,7 @@ class KeywordRule:
 
 @dataclass(frozen=True)
 class QueryRule:
-    """A watch rule written as a query (see alerts/query.py).
+    """A watch rule written as a query (see crawler/domain/query.py).
 
     With `stem`, unquoted words match any word with the same Snowball stem, in
     the article's language, or in `language` (a tag such as "en") for articles
@@ -113,19 +114,6 @@ class QueryRule:
     query: str
     stem: bool = False
     language: str | None = None
-
-
-@dataclass(frozen=True)
-class RuleMatch:
-    """A rule that matched, with its terms that hit, as written in the rule.
-
-    Keywords come in config order, query terms in query order; a prefix keeps
-    its `*`. A stemmed term is followed by the article's words it matched
-    through their stem ("election", "elections"), so the digest highlights them.
-    """
-
-    rule: str
-    terms: tuple[str, ...]
 
 
 def rule_from_config(rule_config: Any) -> KeywordRule | QueryRule:

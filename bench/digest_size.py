@@ -26,9 +26,9 @@ from pathlib import Path
 from alerts.delivery import OutboxDelivery
 from alerts.digest import send_pending_digests
 from alerts.rules import RuleMatch
-from crawler.config import Config, SourceConfig
-from crawler.store import ArticleRecord, Store
-from spiders.items import ExtractedArticle
+from crawler.domain.config import Config, SourceConfig
+from crawler.domain.items import ExtractedArticle
+from crawler.storage.store import ArticleRecord, Store
 
 NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
 POSTFIX_LIMIT = 10_240_000  # Postfix's default message_size_limit

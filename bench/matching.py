@@ -46,7 +46,8 @@ from pathlib import Path
 
 import py3langid
 
-from alerts.query import (
+from alerts.rules import KeywordRule, MatchDocument, QueryRule, RuleMatcher
+from crawler.domain.query import (
     And,
     Lang,
     Near,
@@ -58,7 +59,6 @@ from alerts.query import (
     normalise_text,
     parse_query,
 )
-from alerts.rules import KeywordRule, MatchDocument, QueryRule, RuleMatcher
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "extraction"
 SEED = 20240611

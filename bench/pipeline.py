@@ -414,7 +414,7 @@ def count_rows(database: Path, table: str) -> int:
 
 def newswatch_command(config: Path) -> list[str]:
     """``newswatch crawl`` of the tree this file is in (see child_environment)."""
-    return [sys.executable, "-m", "crawler.cli", "--config", str(config), "crawl"]
+    return [sys.executable, "-m", "crawler.faces.cli", "--config", str(config), "crawl"]
 
 
 # --- one run ----------------------------------------------------------------------------

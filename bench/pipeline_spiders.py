@@ -35,7 +35,7 @@ from scrapy.crawler import CrawlerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.config import load_config
+from crawler.domain.config import load_config
 from spiders.settings import scrapy_settings
 
 # The keys of newswatch's Scrapy settings that decide how fast and how politely

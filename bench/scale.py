@@ -9,7 +9,7 @@ worker count, on a fresh PostgreSQL database and a Redis key prefix of its own:
 1. the workers start (``newswatch worker``, the installed command of this tree) and
    the benchmark waits until each says it is running;
 2. **crawl**: one poll job per source is enqueued, as the active scheduler does
-   (crawler/cluster.py ``PollQueue``, the scheduler's own code), and the clock runs
+   (crawler/storage/cluster.py ``PollQueue``, the scheduler's own code), and the clock runs
    until every article is stored: articles/s, and the CPU of the workers' process
    trees (extraction processes included) per article;
 3. **unchanged**: every source is polled again with nothing changed on the site (all
@@ -58,7 +58,7 @@ from pipeline import (  # noqa: E402
     make_rules,
 )
 
-from crawler.cluster import ClusterKeys, PollQueue  # noqa: E402
+from crawler.storage.cluster import ClusterKeys, PollQueue  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "NEWSWATCH_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -1,7 +1,7 @@
 """Articles stored per second, with deduplication, on SQLite and PostgreSQL in one run.
 
 Each row of the table ingests the same generated articles (realistic sizes, one in
-five a duplicate by URL or by body) through crawler.ingest, either one article per
+five a duplicate by URL or by body) through crawler.orchestration.ingest, either one article per
 transaction or in batches of 50 (what the service does), into a fresh database.
 
     python bench/store.py [--articles 2000] [--postgres URL]
@@ -27,10 +27,10 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.rules import RuleMatch
-from crawler.config import SourceConfig
-from crawler.ingest import ingest_batch
-from crawler.store import Store
-from spiders.items import ArticleItem, ExtractedArticle
+from crawler.domain.config import SourceConfig
+from crawler.domain.items import ArticleItem, ExtractedArticle
+from crawler.orchestration.ingest import ingest_batch
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

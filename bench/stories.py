@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.dedup import MatchRule, StoryCandidate, StoryIndex
+from crawler.domain.dedup import MatchRule, StoryCandidate, StoryIndex
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

@@ -10,7 +10,7 @@ stage function with ``time.process_time`` around it, and plain
 ``trafilatura.extract`` on the same pages (what the naive crawler does) in the
 same passes. Prints CPU milliseconds per page for each stage (the median pass);
 the stages are the top-level steps of ``spiders.extract._extract_article`` and
-``crawler.dedup.body_keys``, so they add up to the task minus a little glue.
+``crawler.domain.dedup.body_keys``, so they add up to the task minus a little glue.
 
 One process on one core: in a crawl both cores are busy and each page costs the
 workers ~15 % more (shared caches), and the crawling process adds its own (fetch,
@@ -37,7 +37,7 @@ sys.path.insert(0, str(BENCH))
 import trafilatura  # noqa: E402
 from newssite_gen import GeneratedSite  # noqa: E402
 
-import crawler.dedup  # noqa: E402
+import crawler.domain.dedup  # noqa: E402
 import spiders.extract  # noqa: E402
 from spiders.prepare import extract_with_keys  # noqa: E402
 
@@ -81,11 +81,11 @@ def main() -> int:
 
     pages = article_pages(args.sources, args.articles)
     spiders.extract.warm_up()
-    params = crawler.dedup.SignatureParams()
+    params = crawler.domain.dedup.SignatureParams()
     spent: Counter[str] = Counter()
     for name in EXTRACT_STAGES:
         setattr(spiders.extract, name, timed(getattr(spiders.extract, name), name, spent))
-    crawler.dedup.body_keys = timed(crawler.dedup.body_keys, "body_keys", spent)
+    crawler.domain.dedup.body_keys = timed(crawler.domain.dedup.body_keys, "body_keys", spent)
 
     passes: list[dict[str, float]] = []
     for _ in range(args.passes):

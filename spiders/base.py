@@ -3,8 +3,8 @@ and the article pages, fetched once and extracted in the CPU pool.
 
 A subclass only turns its index (a feed, a sitemap, a listing page) into
 ``ArticleLink``s and hands them to ``follow``. Which URLs are new, and where the
-articles go, is the business of the ``CrawlContext``; nothing here touches the
-database.
+articles go, is the business of the crawl's services (``spiders.services``);
+nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import base64
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
@@ -37,7 +37,8 @@ from twisted.internet.error import (
 )
 from twisted.web.client import ResponseFailed
 
-from crawler.urls import (
+from crawler.domain.items import ArticleItem, ArticleLink, FetchState, PollOutcome
+from crawler.domain.urls import (
     InvalidUrlError,
     canonicalize_url,
     compile_url_pattern,
@@ -47,46 +48,17 @@ from crawler.urls import (
     redact_text,
     redact_url,
 )
-from spiders.items import ArticleItem, ArticleLink, FetchState
 
 if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
-    from crawler.config import SourceConfig
-    from crawler.context import CrawlContext
+    from crawler.domain.config import SourceConfig
+    from spiders.services import CrawlServices
 
 logger = logging.getLogger(__name__)
 
 CONDITIONAL = "newswatch_conditional"
 
-
-@dataclass
-class PollOutcome:
-    """What one poll of one source did, read by the poll orchestrator afterwards."""
-
-    source: str
-    entries: int = 0
-    new_urls: int = 0
-    stored: int = 0
-    copies: int = 0  # other outlets' word-for-word copies, stored in a known story
-    duplicates: int = 0
-    revised: int = 0
-    skipped: int = 0  # pages that are no article (binary, not text): not retried
-    page_errors: int = 0
-    not_modified: bool = False  # the server answered 304
-    unchanged: bool = False  # same body as last time (server without validators)
-    deferred: bool = False  # more new links than max_articles: the rest come next poll
-    error: str | None = None
-    retry_after: float | None = None  # seconds the server asked us to stay away
-    failures: int = 0  # failed polls in a row, this one included (set by the poll)
-    state: FetchState | None = None  # to remember for the next conditional poll
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def settled(self) -> int:
-        """New links dealt with for good: stored, known, revised, skipped or failed."""
-        return (self.stored + self.copies + self.duplicates + self.revised + self.skipped
-                + self.page_errors)
 
 
 class SourceSpider(scrapy.Spider):
@@ -99,7 +71,7 @@ class SourceSpider(scrapy.Spider):
         *,
         source: SourceConfig,
         state: FetchState,
-        context: CrawlContext,
+        context: CrawlServices,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=f"{self.kind}:{source.name}", **kwargs)

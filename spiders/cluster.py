@@ -1,7 +1,7 @@
 """The worker's crawl: one long-lived spider over scrapy-redis's shared request queue.
 
 A worker (``newswatch worker``) runs one ``ClusterSpider`` for its whole life. It
-takes poll jobs from Redis (crawler/cluster.py ``PollQueue``), turns each into its
+takes poll jobs from Redis (crawler/storage/cluster.py ``PollQueue``), turns each into its
 source's index request, and lets scrapy-redis put every request in the queue all
 workers share: the index of a poll may be fetched by one worker and its articles by
 three others. Each request therefore carries its poll (id, source, remembered
@@ -42,9 +42,9 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
 
-from crawler.cluster import TAKE_REQUEST, ClusterKeys, connect_redis, outcome_delta
-from crawler.poll import SPIDERS
-from spiders.items import ArticleItem, FetchState
+from crawler.domain.items import ArticleItem, FetchState
+from crawler.storage.cluster import TAKE_REQUEST, ClusterKeys, connect_redis, outcome_delta
+from spiders.kinds import SPIDERS
 from spiders.pipelines import ArticlePipeline
 
 if TYPE_CHECKING:
@@ -55,9 +55,10 @@ if TYPE_CHECKING:
     from scrapy.http import Request, Response
     from twisted.python.failure import Failure
 
-    from crawler.config import SourceConfig
-    from crawler.context import CrawlContext
-    from spiders.base import PollOutcome, SourceSpider
+    from crawler.domain.config import SourceConfig
+    from crawler.domain.items import PollOutcome
+    from spiders.base import SourceSpider
+    from spiders.services import CrawlServices
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +96,9 @@ class OpenedPoll:
 
 
 class ClusterWorker(Protocol):
-    """What the spider needs from the worker service (crawler/roles.py)."""
+    """What the spider needs from the worker service (crawler/orchestration/roles.py)."""
 
-    context: CrawlContext
+    context: CrawlServices
 
     async def next_poll(self) -> OpenedPoll:
         """Wait for the next poll job this worker should start."""
@@ -143,7 +144,7 @@ class ClusterSpider(scrapy.Spider):
         self._polls: OrderedDict[str, _Poll] = OrderedDict()
 
     @property
-    def context(self) -> CrawlContext:
+    def context(self) -> CrawlServices:
         """The worker's crawl context (the robots.txt middleware reads it here)."""
         return self.worker.context
 

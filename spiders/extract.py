@@ -49,8 +49,8 @@ from lxml.html import fromstring as html_fromstring
 from trafilatura.metadata import extract_author, extract_title
 from w3lib.encoding import html_to_unicode
 
-from crawler.urls import canonicalize_url, is_web_url, same_site
-from spiders.items import ExtractedArticle
+from crawler.domain.items import ExtractedArticle
+from crawler.domain.urls import canonicalize_url, is_web_url, same_site
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -411,7 +411,7 @@ Tuesday with jihadists near the ancient city, a str-ategic prize, the monitor sa
 def warm_up() -> None:
     """Load the language model, the word list and the parsers' lazy parts now.
 
-    The CPU pool's forkserver calls this (through spiders.preload) before it forks
+    The CPU pool's forkserver calls this (through crawler.orchestration.preload) before it forks
     the workers, so they share one copy of the language identifier's model (~70 MB)
     and the English word list (~11 MB) instead of loading their own.
     """
@@ -762,7 +762,7 @@ def absolute_url(base: str, href: str) -> str | None:
 
 
 def is_same_site(url_a: str, url_b: str) -> bool:
-    """crawler.urls.same_site, False for URLs too broken to compare."""
+    """crawler.domain.urls.same_site, False for URLs too broken to compare."""
     try:
         return same_site(url_a, url_b)
     except ValueError:

@@ -46,7 +46,7 @@ import feedparser
 from lxml import etree
 from w3lib.encoding import http_content_type_encoding, read_bom, resolve_encoding
 
-from crawler.urls import canonicalize_url, is_web_url
+from crawler.domain.urls import canonicalize_url, is_web_url
 
 
 class FeedError(Exception):

@@ -15,10 +15,10 @@ from urllib.parse import urljoin
 from parsel import Selector
 from scrapy.http import Response, TextResponse
 
-from crawler.urls import is_web_url, redact_url
+from crawler.domain.items import ArticleLink
+from crawler.domain.urls import is_web_url, redact_url
 from spiders.base import SourceSpider
 from spiders.feedparse import FeedError, parse_feed
-from spiders.items import ArticleLink
 
 logger = logging.getLogger(__name__)
 

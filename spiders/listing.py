@@ -16,10 +16,10 @@ from urllib.parse import urljoin
 from parsel import Selector
 from scrapy.http import Response, TextResponse
 
-from crawler.config import is_xpath
-from crawler.urls import redact_url
+from crawler.domain.config import is_xpath
+from crawler.domain.items import ArticleLink
+from crawler.domain.urls import redact_url
 from spiders.base import SourceSpider
-from spiders.items import ArticleLink
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from scrapy.robotstxt import RobotParser
     from scrapy.settings import BaseSettings
 
-    from crawler.context import CrawlContext
+    from spiders.services import CrawlServices
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
         await context.remember_robots_txt(f"{urlparse_cached(response).scheme}://{netloc}",
                                           body)
 
-    def _context(self) -> CrawlContext | None:
+    def _context(self) -> CrawlServices | None:
         return getattr(self.crawler.spider, "context", None)
 
     def process_request_2(self, rp: RobotParser | None, request: Request) -> None:

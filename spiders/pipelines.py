@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from crawler.ingest import Outcome
+from crawler.domain.items import Outcome
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from crawler.domain.items import ArticleItem
     from spiders.base import SourceSpider
-    from spiders.items import ArticleItem
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crawler.dedup import BodyKeys, SignatureParams
-    from spiders.items import ExtractedArticle
+    from crawler.domain.dedup import BodyKeys, SignatureParams
+    from crawler.domain.items import ExtractedArticle
 
 
 def extract_with_keys(
     body: bytes, url: str, content_type: str | None, params: SignatureParams | None
 ) -> tuple[ExtractedArticle, BodyKeys]:
     """The article on the page, and its fingerprint and story signature."""
-    from crawler.dedup import body_keys
+    from crawler.domain.dedup import body_keys
     from spiders.extract import extract_page
 
     article = extract_page(body, url, content_type)

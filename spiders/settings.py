@@ -10,7 +10,7 @@ from scrapy.settings import Settings
 from crawler import __version__
 
 if TYPE_CHECKING:
-    from crawler.config import Config
+    from crawler.domain.config import Config
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
@@ -163,7 +163,7 @@ def cluster_settings(config: Config, worker_id: str) -> dict[str, Any]:
     """A worker's settings (``newswatch worker``): ``scrapy_settings`` with scrapy-redis's
     scheduler, priority queue and dupefilter on ``config.redis``, shared by every
     worker, and the per-host cap counted across workers (spiders/cluster.py)."""
-    from crawler.cluster import ClusterKeys
+    from crawler.storage.cluster import ClusterKeys
 
     keys = ClusterKeys(config.cluster.queue_prefix)
     settings = scrapy_settings(config)

@@ -21,9 +21,9 @@ from lxml import etree
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 
+from crawler.domain.items import ArticleLink
 from spiders.base import SourceSpider
 from spiders.feedparse import aware_utc, is_crawlable_url
-from spiders.items import ArticleLink
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from conftest import ARTIFACTS
 
 from alerts.digest import render_items
-from crawler.config import Config
-from crawler.store import PendingItem, StoredArticle
+from crawler.domain.config import Config
+from crawler.storage.store import PendingItem, StoredArticle
 
 if TYPE_CHECKING:
     import pytest

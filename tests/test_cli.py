@@ -11,8 +11,8 @@ import pytest
 from conftest import NEWSWATCH, run_newswatch, site_config, write_config
 from newssite import site_file
 
-from crawler.config import load_config
-from crawler.store import Store
+from crawler.domain.config import load_config
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from newssite import NewsSite

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_newswatch
 
-from crawler.config import ConfigError, config_path, load_config, parse_config
+from crawler.domain.config import ConfigError, config_path, load_config, parse_config
 
 REPO_ROOT = Path(__file__).parent.parent
 

@@ -1,4 +1,4 @@
-"""Exact-copy fingerprints and wire copies grouped into stories (crawler/dedup.py)."""
+"""Exact-copy fingerprints and wire copies grouped into stories (crawler/domain/dedup.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.dedup import (
+from crawler.domain.dedup import (
     MatchRule,
     StoryCandidate,
     StoryIndex,

@@ -11,10 +11,10 @@ from sqlalchemy.exc import OperationalError
 from alerts.delivery import OutboxDelivery, SmtpDelivery
 from alerts.digest import send_pending_alerts, send_pending_digests
 from alerts.rules import RuleMatch
-from crawler.config import Config, cron_trigger
-from crawler.ingest import ingest_article
-from crawler.store import Store
-from spiders.items import ArticleItem, ExtractedArticle
+from crawler.domain.config import Config, cron_trigger
+from crawler.domain.items import ArticleItem, ExtractedArticle
+from crawler.orchestration.ingest import ingest_article
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

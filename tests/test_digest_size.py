@@ -18,9 +18,9 @@ from alerts.delivery import MessageTooLarge, OutboxDelivery, SmtpDelivery, messa
 from alerts.digest import group_by_rule, send_pending_digests
 from alerts.render import DigestEntry, DigestSection, RenderedDigest, build_message, render_digest
 from alerts.rules import RuleMatch
-from crawler.config import Config, SourceConfig
-from crawler.store import ArticleRecord, Store
-from spiders.items import ExtractedArticle
+from crawler.domain.config import Config, SourceConfig
+from crawler.domain.items import ExtractedArticle
+from crawler.storage.store import ArticleRecord, Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

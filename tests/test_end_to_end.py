@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from conftest import run_newswatch, site_config, write_config
 
-from crawler.config import load_config
-from crawler.store import Store
+from crawler.domain.config import load_config
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,6 +13,7 @@ import pytest
 import trafilatura
 import trafilatura.utils
 
+from crawler.domain.items import ExtractedArticle
 from spiders.extract import (
     clean_body,
     decode_html,
@@ -26,7 +27,6 @@ from spiders.extract import (
     repair_mojibake,
     strip_site_name,
 )
-from spiders.items import ExtractedArticle
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))  # the one copy of the metric
 from newssite import site_file

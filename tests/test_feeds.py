@@ -10,8 +10,8 @@ import pytest
 from conftest import run_newswatch, site_config, write_config
 from newssite import site_file
 
-from crawler.config import load_config
-from crawler.store import Store
+from crawler.domain.config import load_config
+from crawler.storage.store import Store
 from spiders.feedparse import FeedError, parse_feed
 
 if TYPE_CHECKING:

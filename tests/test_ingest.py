@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from alerts.rules import RuleMatch
-from crawler.config import SourceConfig
-from crawler.dedup import StoryIndex
-from crawler.ingest import (
+from crawler.domain.config import SourceConfig
+from crawler.domain.dedup import StoryIndex
+from crawler.domain.items import ArticleItem, ExtractedArticle
+from crawler.domain.urls import site_host
+from crawler.orchestration.ingest import (
     Outcome,
     ResendPolicy,
     content_fingerprint,
@@ -21,10 +23,8 @@ from crawler.ingest import (
     ingest_batch,
     is_material_change,
 )
-from crawler.service import StoryIndexFollower
-from crawler.store import Store
-from crawler.urls import site_host
-from spiders.items import ArticleItem, ExtractedArticle
+from crawler.orchestration.service import StoryIndexFollower
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -211,9 +211,9 @@ WRITER = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime
     from alerts.rules import RuleMatch
-    from crawler.ingest import ingest_article
-    from crawler.store import Store
-    from spiders.items import ArticleItem, ExtractedArticle
+    from crawler.orchestration.ingest import ingest_article
+    from crawler.storage.store import Store
+    from crawler.domain.items import ArticleItem, ExtractedArticle
 
     url, offset = sys.argv[1], int(sys.argv[2])
     store = Store.from_url(url)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from crawler.poll import backoff_delay, state_to_remember
+from crawler.domain.items import FetchState
+from crawler.orchestration.poll import backoff_delay, state_to_remember
 from spiders.base import PollOutcome
-from spiders.items import FetchState
 
 STATE = FetchState(etag='"abc"', last_modified="Wed, 14 Feb 2024 12:00:00 GMT",
                    content_hash="f" * 64, discovered_url="https://news.example/rss")
@@ -68,7 +68,7 @@ def test_the_cpu_pool_starts_its_workers_without_holding_up_the_event_loop(
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from crawler import workers
+    from crawler.orchestration import workers
 
     start_workers = workers._start_workers
 
@@ -109,7 +109,7 @@ def test_the_cpu_pool_outlives_its_worker_recycling() -> None:
     import operator
     from concurrent.futures import ThreadPoolExecutor
 
-    from crawler import workers
+    from crawler.orchestration import workers
 
     pool = workers.CpuPool(2)
     original_limit = workers.TASKS_PER_WORKER

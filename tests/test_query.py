@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import run_newswatch, write_config
 
-from alerts.query import QuerySyntaxError, evaluate, parse_query, prepare_document
 from alerts.rules import KeywordRule, MatchDocument, QueryRule, RuleMatch, RuleMatcher
+from crawler.domain.query import QuerySyntaxError, evaluate, parse_query, prepare_document
 
 
 def _doc(
@@ -407,7 +407,7 @@ def test_prefilter_matches_evaluating_every_rule() -> None:
         document = _random_document(rng)
         matches = matcher.match(document)
         assert matches == matcher.match(document, prefilter=False)
-        # ... and evaluating each rule on its own, as alerts.query does.
+        # ... and evaluating each rule on its own, as crawler.domain.query does.
         prepared = prepare_document(document)
         expected = []
         for rule in rules:

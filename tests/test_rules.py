@@ -14,7 +14,7 @@ from alerts.rules import (
     normalise_text,
     rule_from_config,
 )
-from crawler.config import RuleConfig
+from crawler.domain.config import RuleConfig
 
 
 def _hits(keywords: tuple[str, ...], title: str, body: str = "") -> bool:

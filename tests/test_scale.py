@@ -33,11 +33,11 @@ from conftest import NEWSWATCH, POSTGRES_ADMIN_URL, run_newswatch, write_config
 from newssite import NewsSite
 from sqlalchemy import create_engine
 
-from crawler.cluster import outcome_delta, outcome_from_ledger
-from crawler.poll import state_to_remember
-from crawler.store import Store
+from crawler.domain.items import FetchState
+from crawler.orchestration.poll import state_to_remember
+from crawler.storage.cluster import outcome_delta, outcome_from_ledger
+from crawler.storage.store import Store
 from spiders.base import PollOutcome
-from spiders.items import FetchState
 
 REDIS_URL = os.environ.get("NEWSWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAILOVER_SECONDS = 6

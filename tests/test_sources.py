@@ -11,8 +11,8 @@ from conftest import run_newswatch, site_config, write_config
 from newssite import Reply
 from scrapy.http import HtmlResponse
 
-from crawler.config import load_config
-from crawler.store import Store
+from crawler.domain.config import load_config
+from crawler.storage.store import Store
 from spiders.middlewares import has_meta_refresh
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from alerts.rules import RuleMatch
-from crawler.config import SourceConfig
-from crawler.models import Base
-from crawler.store import MIGRATIONS, SCHEMA_REVISION, ArticleRecord, Store, make_message_id
-from spiders.items import ExtractedArticle
+from crawler.domain.config import SourceConfig
+from crawler.domain.items import ExtractedArticle
+from crawler.storage.models import Base
+from crawler.storage.store import MIGRATIONS, SCHEMA_REVISION, ArticleRecord, Store, make_message_id
 
 IST = timezone(timedelta(hours=5, minutes=30))
 

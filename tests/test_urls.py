@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.urls import canonicalize_url, is_tracking_parameter, is_web_url, same_site
+from crawler.domain.urls import canonicalize_url, is_tracking_parameter, is_web_url, same_site
 
 CANONICAL = [
     ("https://News.Example.com/a/b.html", "https://news.example.com/a/b.html"),

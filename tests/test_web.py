@@ -40,11 +40,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from alerts.rules import RuleMatch
-from crawler.config import SourceConfig
-from crawler.metrics import Metrics, StoreCollector
-from crawler.store import ArticleRecord, Store, create_database_engine, upgrade_database
-from crawler.web import PREVIEW_CSP, is_allowed_host, parse_search, safe_link
-from spiders.items import ExtractedArticle
+from crawler.domain.config import SourceConfig
+from crawler.domain.items import ExtractedArticle
+from crawler.faces.web import PREVIEW_CSP, is_allowed_host, parse_search, safe_link
+from crawler.orchestration.metrics import Metrics, StoreCollector
+from crawler.storage.store import ArticleRecord, Store, create_database_engine, upgrade_database
 
 if TYPE_CHECKING:
     from newssite import NewsSite

@@ -23,7 +23,7 @@ once — which is what this test asserts.
 
 For speed the service is forked from a process that imported newswatch once
 (tests/faults/zygote.py): a cycle then costs the service's start, not Python's
-seconds of imports. What runs is crawler.cli.main(["run"]), the code of
+seconds of imports. What runs is crawler.faces.cli.main(["run"]), the code of
 ``newswatch run``; the final clean run is the ``newswatch`` command itself.
 """
 
@@ -43,7 +43,7 @@ import pytest
 from conftest import site_config, write_config
 from newsroom import Ledger, Newsroom, newsroom_settings, service_running, wait_for
 
-from crawler.store import Store
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from newssite import NewsSite

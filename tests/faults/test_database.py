@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from crawler.workers import BatchWriter, DatabaseThread
+from crawler.orchestration.workers import BatchWriter, DatabaseThread
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -30,10 +30,10 @@ import alerts.claims
 from alerts.delivery import DeliveryError
 from alerts.digest import send_pending_alerts, send_pending_digests
 from alerts.rules import RuleMatch
-from crawler.config import Config
-from crawler.ingest import ingest_article
-from crawler.store import Store
-from spiders.items import ArticleItem, ExtractedArticle
+from crawler.domain.config import Config
+from crawler.domain.items import ArticleItem, ExtractedArticle
+from crawler.orchestration.ingest import ingest_article
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

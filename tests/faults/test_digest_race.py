@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import NEWSWATCH, run_newswatch, site_config, write_config
 
-from crawler.store import Store
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,10 +20,10 @@ from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
 
-from crawler.config import ConfigError, SourceConfig, load_config
-from crawler.urls import compile_url_pattern, pattern_matches
+from crawler.domain.config import ConfigError, SourceConfig, load_config
+from crawler.domain.items import FetchState
+from crawler.domain.urls import compile_url_pattern, pattern_matches
 from spiders.base import SourceSpider, basic_authorization, describe_failure
-from spiders.items import FetchState
 
 if TYPE_CHECKING:
     from pathlib import Path

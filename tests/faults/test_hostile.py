@@ -11,8 +11,8 @@ import pytest
 from conftest import NEWSWATCH, site_config, write_config
 from hostile import HostileSite
 
-from crawler.config import load_config
-from crawler.store import Store
+from crawler.domain.config import load_config
+from crawler.storage.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

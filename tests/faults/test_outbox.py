@@ -18,9 +18,9 @@ from newsroom import service_running, wait_for
 import alerts.delivery
 from alerts.digest import make_delivery, send_pending_digests
 from alerts.rules import RuleMatch
-from crawler.config import load_config
-from crawler.store import ArticleRecord, Store
-from spiders.items import ExtractedArticle
+from crawler.domain.config import load_config
+from crawler.domain.items import ExtractedArticle
+from crawler.storage.store import ArticleRecord, Store
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,8 +16,8 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from smtpserver import free_port
 
-from crawler.config import ConfigError, load_config
-from crawler.store import Store
+from crawler.domain.config import ConfigError, load_config
+from crawler.storage.store import Store
 from spiders.addresses import AddressPolicy, AddressPolicyMiddleware, parse_address
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from alerts.rules import MatchDocument, RuleMatcher, rule_from_config
-from crawler.config import RuleConfig
+from crawler.domain.config import RuleConfig
 
 # The shapes that make backtracking engines explode, written as rules: nested
 # alternatives, many overlapping prefixes, proximity over a text of one letter.

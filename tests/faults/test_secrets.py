@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from smtpserver import RecordingSmtpServer
 from sqlalchemy import create_engine, inspect, text
 
-from crawler.config import load_config
+from crawler.domain.config import load_config
 
 if TYPE_CHECKING:
     from pathlib import Path

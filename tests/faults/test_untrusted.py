@@ -31,9 +31,9 @@ from newsroom import service_running, wait_for
 from sqlalchemy import create_engine, text
 
 from alerts.rules import RuleMatch
-from crawler.config import ConfigError, load_config
-from crawler.store import ArticleRecord, Store
-from spiders.items import ExtractedArticle
+from crawler.domain.config import ConfigError, load_config
+from crawler.domain.items import ExtractedArticle
+from crawler.storage.store import ArticleRecord, Store
 
 if TYPE_CHECKING:
     from pathlib import Path

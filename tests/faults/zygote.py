@@ -3,7 +3,7 @@
 Importing newswatch (Scrapy, Twisted, SQLAlchemy, pydantic…) takes seconds;
 the crash test starts the service fifty times. This process imports it once and
 then forks a child per start, the way Android's zygote or multiprocessing's
-forkserver do. Each child runs ``crawler.cli.main(["--config", CONFIG, "run"])`` —
+forkserver do. Each child runs ``crawler.faces.cli.main(["--config", CONFIG, "run"])`` —
 exactly what the ``newswatch`` command runs — with its output appended to a log.
 
 Protocol, one JSON document per line on stdin, one answer per line on stdout:
@@ -18,8 +18,8 @@ import os
 import sys
 import traceback
 
-import crawler.cli
-import crawler.service  # the slow imports (Scrapy, SciPy…), done once here
+import crawler.faces.cli
+import crawler.orchestration.service  # the slow imports (Scrapy, SciPy…), done once here
 
 
 def _child(config: str, log: str) -> None:
@@ -30,7 +30,7 @@ def _child(config: str, log: str) -> None:
         os.dup2(stdin, 0)
         os.dup2(output, 1)
         os.dup2(output, 2)
-        code = crawler.cli.main(["--config", config, "run"])
+        code = crawler.faces.cli.main(["--config", config, "run"])
     except BaseException:
         traceback.print_exc()
     finally:

@@ -393,7 +393,7 @@ def assert_crawlable_url(value: object) -> None:
     """An absolute http(s) URL that the spider can canonicalise and request."""
     from scrapy import Request
 
-    from crawler.urls import canonicalize_url, is_web_url
+    from crawler.domain.urls import canonicalize_url, is_web_url
 
     assert_clean_text(value, optional=False)
     assert isinstance(value, str)

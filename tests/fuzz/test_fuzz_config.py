@@ -1,4 +1,4 @@
-"""Fuzzing the configuration loader (crawler/config.py): parse_config and load_config.
+"""Fuzzing the configuration loader (crawler/domain/config.py): parse_config and load_config.
 
 The promise (README, "Commands"): a bad configuration stops any command with one
 line per problem naming the file, the key path and the line — never a traceback.
@@ -43,7 +43,7 @@ from hypothesis.control import currently_in_test_context
 
 from alerts.render import format_subject
 from alerts.rules import MatchDocument, RuleMatcher, rule_from_config
-from crawler.config import (
+from crawler.domain.config import (
     Config,
     ConfigError,
     check_subject_template,

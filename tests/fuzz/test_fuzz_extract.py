@@ -38,8 +38,8 @@ from mutate import (
     truncate,
 )
 
+from crawler.domain.items import ExtractedArticle
 from spiders.extract import extract_page
-from spiders.items import ExtractedArticle
 
 PAGES = Path(__file__).parent.parent / "fixtures" / "extraction"
 CORPUS = Corpus(gzip.decompress(path.read_bytes()) for path in sorted(PAGES.glob("*.html.gz")))

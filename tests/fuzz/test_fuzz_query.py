@@ -1,4 +1,4 @@
-"""Fuzzing the rule query language (alerts/query.py): parse_query, compiling, matching.
+"""Fuzzing the rule query language (crawler/domain/query.py): parse_query, compiling, matching.
 
 A query is written by a person in ``config.yaml`` or on the command line
 (``newswatch rules test --query``). The properties, for any text at all:
@@ -28,7 +28,8 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from alerts.query import (
+from alerts.rules import MatchDocument, QueryRule, RuleMatcher
+from crawler.domain.query import (
     MAX_QUERY_DEPTH,
     Near,
     Query,
@@ -38,7 +39,6 @@ from alerts.query import (
     prepare_document,
     query_terms,
 )
-from alerts.rules import MatchDocument, QueryRule, RuleMatcher
 
 # A fuzz test may run for many minutes with the long profile (NEWSWATCH_FUZZ=long).
 LONG_TIMEOUT = pytest.mark.timeout(max(300, settings().max_examples // 5))

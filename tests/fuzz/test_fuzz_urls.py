@@ -1,4 +1,4 @@
-"""Property-based fuzzing of URL canonicalisation (crawler/urls.py).
+"""Property-based fuzzing of URL canonicalisation (crawler/domain/urls.py).
 
 Every article is stored under ``canonicalize_url`` of the link that led to it, and
 those links come from feeds, sitemaps and pages nobody on the project controls. The
@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from crawler.urls import (
+from crawler.domain.urls import (
     TRACKING_PARAMETERS,
     InvalidUrlError,
     canonicalize_url,

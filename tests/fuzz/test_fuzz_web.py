@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the web UI's request handling (crawler/web.py).
+"""Property-based fuzzing of the web UI's request handling (crawler/faces/web.py).
 
 One ``newswatch run`` serves a crawled fixture site, with an access token; every
 example sends it one raw HTTP request, built from what the pages read (``q``,
@@ -77,7 +77,7 @@ def _serve(folder: Path, database: str) -> Iterator[Service]:
     try:
         deadline = time.monotonic() + 90
         while not (found := WEB_UI_LINE.search(log.read_text(errors="replace"))) or (
-                log.read_text(errors="replace").count("crawler.poll: source") < 2):
+                log.read_text(errors="replace").count("crawler.orchestration.poll: source") < 2):
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)

@@ -31,15 +31,15 @@ from scrapy.utils.defer import deferred_from_coro, deferred_to_future
 from scrapy.utils.reactor import install_reactor
 
 from alerts.rules import RuleMatcher, rule_from_config
-from crawler.config import ConfigError, cron_trigger, load_config
-from crawler.context import CrawlContext
-from crawler.dedup import StoryIndex
-from crawler.ingest import ResendPolicy
-from crawler.metrics import Metrics
-from crawler.poll import backoff_delay, poll_source
-from crawler.signals import hand_over_to_reactor, stop_requested
-from crawler.startup import describe_database_error, is_database_unreachable
-from crawler.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
+from crawler.domain.config import ConfigError, cron_trigger, load_config
+from crawler.domain.dedup import StoryIndex
+from crawler.orchestration.context import CrawlContext
+from crawler.orchestration.ingest import ResendPolicy
+from crawler.orchestration.metrics import Metrics
+from crawler.orchestration.poll import backoff_delay, poll_source
+from crawler.orchestration.signals import hand_over_to_reactor, stop_requested
+from crawler.orchestration.startup import describe_database_error, is_database_unreachable
+from crawler.orchestration.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
 from spiders.settings import ASYNCIO_REACTOR, PollSettings, scrapy_settings
 
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ if TYPE_CHECKING:
 
     from alerts.delivery import Delivery
     from alerts.digest import DigestReport
-    from crawler.config import Config
-    from crawler.store import Store
-    from spiders.base import PollOutcome
+    from crawler.domain.config import Config
+    from crawler.domain.items import PollOutcome
+    from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -381,7 +381,7 @@ class NewswatchService:
 
     async def scheduled_poll(self, name: str) -> None:
         """A source's poll interval came: poll it here (the scheduler role enqueues it
-        for the workers instead, crawler/roles.py)."""
+        for the workers instead, crawler/orchestration/roles.py)."""
         await self.poll(name)
 
     async def scheduled_digest(self, email: str) -> None:
@@ -518,7 +518,7 @@ class NewswatchService:
 def settle_start_up() -> None:
     """Put what start-up made (modules, the configuration, compiled rules: all kept
     for the life of the process) out of the collector's sight, and turn collection
-    back on: crawler.cli turns it off while a service starts."""
+    back on: crawler.faces.cli turns it off while a service starts."""
     gc.freeze()
     gc.enable()
 
@@ -531,7 +531,7 @@ def run_service(
 ) -> int:
     """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); stop cleanly, return 0.
 
-    ``start_web`` (crawler.web.start_web) is called once the reactor runs; it is
+    ``start_web`` (crawler.faces.web.start_web) is called once the reactor runs; it is
     passed in by the CLI, which sits above both, so that the service does not
     import the web UI that reads it (no import cycle between the two).
     """
@@ -543,7 +543,7 @@ def run_service(
     reactor.callWhenRunning(service.start_scheduler)  # type: ignore[attr-defined]
     if start_web is not None:
         reactor.callWhenRunning(start_web, service)  # type: ignore[attr-defined]
-    # A stop asked for while starting (see crawler.signals) is carried out now.
+    # A stop asked for while starting (see crawler.orchestration.signals) is carried out now.
     reactor.callWhenRunning(  # type: ignore[attr-defined]
         lambda: reactor.stop() if stop_requested() else None  # type: ignore[attr-defined]
     )

@@ -37,7 +37,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.models import (
+from crawler.domain.items import FetchState
+from crawler.storage.models import (
     Article,
     ArticleAlias,
     ArticleRevision,
@@ -49,14 +50,12 @@ from crawler.models import (
     Source,
     utcnow,
 )
-from spiders.items import FetchState
 
 if TYPE_CHECKING:
-    from alerts.rules import RuleMatch
-    from crawler.config import SourceConfig
-    from spiders.items import ExtractedArticle
+    from crawler.domain.config import SourceConfig
+    from crawler.domain.items import ExtractedArticle, RuleMatch
 
-MIGRATIONS = "crawler:migrations"
+MIGRATIONS = "crawler.storage:migrations"
 # The newest migration (tests/test_store.py checks it is Alembic's head). A database
 # already there is not handed to Alembic at all: importing and running it costs half
 # a second on every start of every command.
@@ -795,8 +794,8 @@ class Store:
             return [_delivery_record(session, d) for d in rows]
 
     # -- web UI queries --------------------------------------------------------
-    # Read-only, for the status pages (crawler/web.py) and /metrics
-    # (crawler/metrics.py). Rows are plain dicts with the keys each docstring names.
+    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
 
     def source_statuses(self, *, with_article_counts: bool = True) -> list[dict[str, Any]]:
         """Every source row, by name: ``name``, ``kind``, ``url``, ``discovered_url``,

@@ -25,7 +25,7 @@ Two engines the user already runs hold the shared state (docs/scaling.md):
   ``P:leader``          string  the active scheduler's id (for ``newswatch status``)
   ====================  ======  ==========================================================
 
-Nothing here crawls: crawler/roles.py runs the roles, spiders/cluster.py the worker's
+Nothing here crawls: crawler/orchestration/roles.py runs the roles, spiders/cluster.py the worker's
 spider, its scrapy-redis scheduler and the per-host politeness middleware.
 """
 
@@ -44,8 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from spiders.base import PollOutcome
-from spiders.items import FetchState
+from crawler.domain.items import FetchState, PollOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from crawler.urls import redact_text
+from crawler.domain.urls import redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
@@ -30,14 +30,14 @@ if TYPE_CHECKING:
     from scrapy.http import Response
 
     from alerts.digest import DigestReport
-    from crawler.store import Store
-    from spiders.base import PollOutcome
+    from crawler.domain.items import PollOutcome
+    from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 # The Scrapy setting through which crawls find the service's Metrics.
 METRICS_SETTING = "NEWSWATCH_METRICS"
-EXTENSION = "crawler.metrics.CrawlMetricsExtension"
+EXTENSION = "crawler.orchestration.metrics.CrawlMetricsExtension"
 # A poll of a big sitemap or a slow site can take many minutes.
 CRAWL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 DELIVERY_KINDS = ("digest", "alert")

@@ -7,19 +7,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from alerts.rules import MatchDocument
-from crawler.ingest import IngestResult, ResendPolicy, ingest_batch
-from crawler.workers import BatchWriter
+from crawler.domain.items import IngestResult
+from crawler.orchestration.ingest import ResendPolicy, ingest_batch
+from crawler.orchestration.workers import BatchWriter
 from spiders.prepare import extract_with_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from alerts.rules import RuleMatch, RuleMatcher
-    from crawler.dedup import BodyKeys
-    from crawler.ingest import StoryAssigner
-    from crawler.store import Store
-    from crawler.workers import CpuPool, DatabaseThread
-    from spiders.items import ArticleItem, ExtractedArticle
+    from alerts.rules import RuleMatcher
+    from crawler.domain.dedup import BodyKeys
+    from crawler.domain.items import ArticleItem, ExtractedArticle, RuleMatch
+    from crawler.orchestration.ingest import StoryAssigner
+    from crawler.orchestration.workers import CpuPool, DatabaseThread
+    from crawler.storage.store import Store
 
 T = TypeVar("T")
 

@@ -19,27 +19,26 @@ database never disagree about what was seen first.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from crawler.dedup import (
+from crawler.domain.dedup import (
     BodyKeys,
     SignatureParams,
     StoryCandidate,
     body_keys,
     normalise_for_fingerprint,
 )
-from crawler.store import ArticleRecord
-from crawler.urls import canonicalize_url, same_site
+from crawler.domain.items import IngestResult, Outcome, RuleMatch
+from crawler.domain.urls import canonicalize_url, same_site
+from crawler.storage.store import ArticleRecord
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from alerts.rules import RuleMatch
-    from crawler.store import KnownArticle, Store
-    from spiders.items import ArticleItem
+    from crawler.domain.items import ArticleItem
+    from crawler.storage.store import KnownArticle, Store
 
 logger = logging.getLogger(__name__)
 
@@ -55,22 +54,8 @@ class ResendPolicy(StrEnum):
     NEVER = "never"
 
 
-class Outcome(StrEnum):
-    NEW = "new"
-    COPY = "copy"  # another outlet's word-for-word copy, stored in the story of the first
-    DUPLICATE = "duplicate"
-    REVISED = "revised"
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    outcome: Outcome
-    article_id: int | None
-    story_id: int | None = None
-
-
 class StoryAssigner(Protocol):
-    """What ingest needs of the story index (crawler.dedup.StoryIndex)."""
+    """What ingest needs of the story index (crawler.domain.dedup.StoryIndex)."""
 
     params: SignatureParams
 
@@ -83,7 +68,7 @@ class StoryAssigner(Protocol):
 
 
 def normalise_body(text: str) -> str:
-    """The body as fingerprints see it (see crawler.dedup.normalise_for_fingerprint)."""
+    """The body as fingerprints see it (see crawler.domain.dedup.normalise_for_fingerprint)."""
     return normalise_for_fingerprint(text)
 
 

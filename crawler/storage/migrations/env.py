@@ -1,11 +1,11 @@
-"""Alembic environment: runs on the connection or URL that crawler.store hands over."""
+"""Alembic environment: runs on the connection or URL that crawler.storage.store hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from crawler.models import Base
+from crawler.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -29,8 +29,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # What the CPU pool's forkserver imports before it forks a worker: the extraction,
-# dedup and feed-parsing stacks, warmed up (spiders.preload).
-PRELOADED_MODULES = ("spiders.preload",)
+# dedup and feed-parsing stacks, warmed up (crawler.orchestration.preload).
+PRELOADED_MODULES = ("crawler.orchestration.preload",)
 
 # Worker processes are recycled after this many tasks, so a page that makes a
 # parser leak cannot grow a worker's memory without bound. (Measured: a worker stops

@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler import __version__
-from crawler.config import ConfigError, config_path, load_config
-from crawler.signals import catch_early_stop_signals, stop_requested
-from crawler.startup import (
+from crawler.domain.config import ConfigError, config_path, load_config
+from crawler.orchestration.signals import catch_early_stop_signals, stop_requested
+from crawler.orchestration.startup import (
     DatabaseUnavailable,
     is_database_unreachable,
     open_store_or_fail,
     wait_for_store,
 )
-from crawler.workers import return_large_blocks_promptly
+from crawler.orchestration.workers import return_large_blocks_promptly
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from crawler.config import Config
-    from crawler.store import Store
-    from spiders.items import ExtractedArticle
+    from crawler.domain.config import Config
+    from crawler.domain.items import ExtractedArticle
+    from crawler.storage.store import Store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (modules, the configuration, compiled rules), and the collector would walk
         # them over and over for nothing (~0.15 s). It is turned back on, with those
         # objects frozen out of its sight, once the service is set up
-        # (crawler.service.settle_start_up).
+        # (crawler.orchestration.service.settle_start_up).
         gc.disable()
     try:
         return int(args.handler(args))
@@ -224,7 +224,7 @@ def _load(args: argparse.Namespace) -> Config:
 def _connect(config: Config) -> Store:
     """The store, migrated, with the configured sources; raises when the database
     does not answer."""
-    from crawler.store import Store
+    from crawler.storage.store import Store
 
     store = Store.from_url(config.database)
     try:
@@ -243,7 +243,7 @@ def _open_store(config: Config) -> Store:
 
 def _wait_for_store(config: Config, opener: Callable[[], Store] | None = None) -> Store | None:
     """The store for a long-lived command: waits for a database that does not answer
-    yet (crawler.startup); None when stopped while waiting."""
+    yet (crawler.orchestration.startup); None when stopped while waiting."""
     return wait_for_store(config.database, opener or (lambda: _connect(config)),
                           web=config.web, stop_requested=stop_requested)
 
@@ -260,11 +260,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.role == "scheduler":
         return _run_role(path, config, "scheduler")
     _start_cpu_pool_early(config)
-    from crawler.service import install_asyncio_reactor
+    from crawler.orchestration.service import install_asyncio_reactor
 
     install_asyncio_reactor()
-    from crawler.service import NewswatchService, run_service
-    from crawler.web import start_web
+    from crawler.faces.web import start_web
+    from crawler.orchestration.service import NewswatchService, run_service
 
     store = _wait_for_store(config)
     if store is None:
@@ -276,13 +276,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _start_cpu_pool_early(config: Config) -> None:
     """Let the CPU pool's forkserver load the extraction stack on another core while
-    this process imports and sets up the service (crawler.workers.start_forkserver).
+    this process imports and sets up the service (crawler.orchestration.workers.start_forkserver).
 
     Only for the long-lived commands, which will read pages soon: a ``crawl`` of
     sources that have not changed reads none, and would load it for nothing.
     """
     if config.workers != 0:
-        from crawler.workers import start_forkserver
+        from crawler.orchestration.workers import start_forkserver
 
         start_forkserver()
 
@@ -295,18 +295,18 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _run_role(path: Path, config: Config, role: str) -> int:
     """Run a scale-out role: ``scheduler`` or ``worker``."""
-    from crawler.config import check_scale_out
+    from crawler.domain.config import check_scale_out
 
     check_scale_out(config, path, role)
     if role == "worker":
         _start_cpu_pool_early(config)
-    from crawler.service import install_asyncio_reactor
+    from crawler.orchestration.service import install_asyncio_reactor
 
     install_asyncio_reactor()
-    from crawler.cluster import startup_lock
-    from crawler.roles import SchedulerService, WorkerService
-    from crawler.service import run_service
-    from crawler.web import start_web
+    from crawler.faces.web import start_web
+    from crawler.orchestration.roles import SchedulerService, WorkerService
+    from crawler.orchestration.service import run_service
+    from crawler.storage.cluster import startup_lock
 
     service = SchedulerService if role == "scheduler" else WorkerService
 
@@ -324,12 +324,12 @@ def _run_role(path: Path, config: Config, role: str) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     catch_early_stop_signals()
-    from crawler.service import install_asyncio_reactor
+    from crawler.orchestration.service import install_asyncio_reactor
 
     install_asyncio_reactor()
-    from crawler.demo import DemoSite, write_demo_config
-    from crawler.service import NewswatchService, run_service
-    from crawler.web import start_web
+    from crawler.faces.demo import DemoSite, write_demo_config
+    from crawler.faces.web import start_web
+    from crawler.orchestration.service import NewswatchService, run_service
 
     site = DemoSite()
     path = write_demo_config(args.folder, site, args.web_port)
@@ -359,11 +359,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from crawler.service import install_asyncio_reactor
+    from crawler.orchestration.service import install_asyncio_reactor
 
     install_asyncio_reactor()
-    from crawler.poll import describe
-    from crawler.service import NewswatchService, run_once
+    from crawler.orchestration.poll import describe
+    from crawler.orchestration.service import NewswatchService, run_once
 
     config = _load(args)
     for name in args.source or []:
@@ -499,8 +499,8 @@ def _article_json(source: str, article: ExtractedArticle) -> dict[str, Any]:
 def _rules_test(args: argparse.Namespace) -> int:
     from alerts.render import make_snippet
     from alerts.rules import MatchDocument, QueryRule, RuleMatcher, rule_from_config
-    from crawler.config import parse_duration
-    from crawler.store import StoredArticle
+    from crawler.domain.config import parse_duration
+    from crawler.storage.store import StoredArticle
 
     config = _load(args)
     if args.query and args.name:
@@ -576,8 +576,8 @@ def _highlight(text: str, terms: Sequence[str]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from crawler.config import cron_trigger
-    from crawler.urls import redact_text
+    from crawler.domain.config import cron_trigger
+    from crawler.domain.urls import redact_text
 
     config = _load(args)
     store = _open_store(config)
@@ -616,7 +616,7 @@ def _status(args: argparse.Namespace) -> int:
         "unsent": unsent,
     }
     if config.redis is not None:
-        from crawler.cluster import cluster_status
+        from crawler.storage.cluster import cluster_status
 
         try:
             report["cluster"] = cluster_status(config.redis, config.cluster.queue_prefix)
@@ -674,7 +674,7 @@ def _print_status(report: dict[str, Any]) -> None:
 
 
 def _stories(args: argparse.Namespace) -> int:
-    from crawler.config import parse_duration
+    from crawler.domain.config import parse_duration
 
     try:
         since = datetime.now(UTC) - parse_duration(args.since)
@@ -732,7 +732,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _db_purge(args: argparse.Namespace) -> int:
-    from crawler.service import purge_old_articles
+    from crawler.orchestration.service import purge_old_articles
 
     config = _load(args)
     store = _open_store(config)

@@ -15,29 +15,17 @@ from typing import TYPE_CHECKING
 
 from scrapy.utils.defer import deferred_to_future
 
-from crawler.urls import redact_text
-from spiders.base import PollOutcome
-from spiders.feeds import FeedSpider
-from spiders.items import FetchState
-from spiders.listing import ListingSpider
-from spiders.sitemaps import SitemapSpider
+from crawler.domain.items import FetchState, PollOutcome
+from crawler.domain.urls import redact_text
+from spiders.kinds import SPIDERS
 
 if TYPE_CHECKING:
     from scrapy.crawler import CrawlerRunner
 
-    from crawler.config import SourceConfig
-    from crawler.context import CrawlContext
-    from spiders.base import SourceSpider
+    from crawler.domain.config import SourceConfig
+    from crawler.orchestration.context import CrawlContext
 
 logger = logging.getLogger(__name__)
-
-SPIDERS: dict[str, type[SourceSpider]] = {
-    "feed": FeedSpider,
-    "site": FeedSpider,
-    "sitemap": SitemapSpider,
-    "listing": ListingSpider,
-}
-
 
 async def poll_source(
     runner: CrawlerRunner, context: CrawlContext, source: SourceConfig

@@ -4,7 +4,7 @@ Both are the all-in-one ``NewswatchService`` (one reactor, the database thread, 
 CPU pool, the web UI) with one part changed:
 
 - ``SchedulerService`` runs the same jobs, but only while it holds the PostgreSQL
-  advisory lock (crawler/cluster.py ``LeaderLock``), and its poll jobs enqueue the
+  advisory lock (crawler/storage/cluster.py ``LeaderLock``), and its poll jobs enqueue the
   poll in Redis instead of crawling. Digests, alerts, retention and the catch-up of
   missed digests run as in the all-in-one mode, on the active scheduler only.
 - ``WorkerService`` runs no schedule of polls: its one long-lived crawl
@@ -30,7 +30,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 from sqlalchemy.exc import IntegrityError
 
-from crawler.cluster import (
+from crawler.orchestration.poll import backoff_delay, describe, state_to_remember
+from crawler.orchestration.service import CONFIG_CHECK_SECONDS, NewswatchService
+from crawler.storage.cluster import (
     HEARTBEAT_SECONDS,
     ClusterKeys,
     LeaderLock,
@@ -41,8 +43,6 @@ from crawler.cluster import (
     connect_redis,
     new_worker_id,
 )
-from crawler.poll import backoff_delay, describe, state_to_remember
-from crawler.service import CONFIG_CHECK_SECONDS, NewswatchService
 from spiders.cluster import ClusterSpider, OpenedPoll
 from spiders.settings import cluster_settings
 
@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
-    from crawler.config import Config, SourceConfig
-    from crawler.store import Store
+    from crawler.domain.config import Config, SourceConfig
+    from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

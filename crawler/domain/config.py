@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from alerts.query import QuerySyntaxError, parse_query, stem_language, term_pattern
-from crawler.urls import compile_url_pattern, redact_url, source_url_problem, split_userinfo
+from crawler.domain.query import QuerySyntaxError, parse_query, stem_language, term_pattern
+from crawler.domain.urls import compile_url_pattern, redact_url, source_url_problem, split_userinfo
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
@@ -684,7 +684,7 @@ FailoverBound = Annotated[timedelta, BeforeValidator(parse_duration),
 
 class ClusterConfig(_Strict):
     """Scale-out (``newswatch run --role scheduler`` and ``newswatch worker``):
-    crawler/cluster.py and docs/scaling.md."""
+    crawler/storage/cluster.py and docs/scaling.md."""
 
     failover: FailoverBound = Field(
         default=timedelta(seconds=30),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import gc
 
-import crawler.dedup  # noqa: F401
+import crawler.domain.dedup  # noqa: F401
 import spiders.feedparse  # noqa: F401
-from crawler.workers import release_free_memory, return_large_blocks_promptly
+from crawler.orchestration.workers import release_free_memory, return_large_blocks_promptly
 from spiders.extract import warm_up
 
 return_large_blocks_promptly()

@@ -1,7 +1,7 @@
 """The database schema as typed SQLAlchemy models.
 
 The tables are created only by the Alembic migrations in ``crawler/migrations``;
-these classes describe them for queries (all of which live in ``crawler/store.py``).
+these classes describe them for queries (all of which live in ``crawler/storage/store.py``).
 """
 
 from __future__ import annotations

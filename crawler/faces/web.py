@@ -51,17 +51,17 @@ from twisted.web.server import NOT_DONE_YET, Site
 from alerts.digest import preview_digests
 from alerts.render import get_environment, make_snippet, safe_url
 from alerts.rules import find_terms
-from crawler.urls import redact_text
+from crawler.domain.urls import redact_text
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
     from twisted.python.failure import Failure
     from twisted.web.server import Request
 
-    from crawler.config import Config
-    from crawler.metrics import Metrics
-    from crawler.service import NewswatchService
-    from crawler.store import Store
+    from crawler.domain.config import Config
+    from crawler.orchestration.metrics import Metrics
+    from crawler.orchestration.service import NewswatchService
+    from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ MAX_ERROR_CHARS = 600
 MAX_URL_CHARS = 300
 SESSION_COOKIE = b"newswatch_session"
 NO_TIME = "—"
-# The scheduler's job ids (crawler/service.py): where the next poll and digest are read.
+# The scheduler's job ids (crawler/orchestration/service.py): the next poll and digest.
 POLL_JOB = "poll:{}"
 DIGEST_JOB = "digest:{}"
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from crawler.config import WebConfig
-    from crawler.store import Store
+    from crawler.domain.config import WebConfig
+    from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
