@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the web UI's request handling (crawler/faces/web.py).
+"""Property-based fuzzing of the web UI's request handling (crawler/faces/web/).
 
 One ``newswatch run`` serves a crawled fixture site, with an access token; every
 example sends it one raw HTTP request, built from what the pages read (``q``,

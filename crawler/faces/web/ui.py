@@ -1,199 +1,70 @@
-"""The service's web face: status pages, ``/healthz`` and ``/metrics``.
-
-Served by ``twisted.web`` on the service's own reactor (Scrapy's asyncio reactor),
-bound to ``web.host:web.port``. Every database call and every scrape of the
-database-backed metrics runs in the web UI's own small thread pool, never on the
-reactor thread: a slow page never holds up crawling, the health check never waits
-behind a batch of article writes on the database thread, and a database that
-hangs cannot use up the reactor's pool, which Scrapy needs for DNS lookups.
-
-Pages are rendered server-side from ``alerts/templates/web/*.html.j2`` with the
-digest's own Jinja2 environment (autoescaped), with no JavaScript. Everything
-from the web (titles, URLs, authors, errors) is escaped, and links are made only
-for http(s) URLs. With ``web.token_env`` set, every path but ``/healthz`` wants the
-token (``Authorization: Bearer …``, ``?token=…``, or the session cookie set after
-a good ``?token=``); neither the token, nor the SMTP password, nor a source's
-password is ever written into a response. Every path but ``/healthz`` also checks
-the ``Host`` header, so that a page on another site cannot read these pages
-through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
-address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
-other name with 421.
-
-Routes: ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
+"""The web UI's one resource, ``WebUI``: every route, the ``Host`` check, the token,
+redaction of secrets, and the pages rendered from the templates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from markupsafe import Markup, escape
+from markupsafe import escape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThread, deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 
 from alerts.digest import preview_digests
-from alerts.render import get_environment, make_snippet, safe_url
-from alerts.rules import find_terms
+from alerts.render import get_environment, make_snippet
 from crawler.domain.urls import redact_text
+from crawler.faces.web.common import (
+    COMMON_HEADERS,
+    DELIVERIES_SHOWN,
+    DIGEST_JOB,
+    HEALTH_TIMEOUT,
+    HTML,
+    JSON,
+    MATCHES_OF_ONE_RULE,
+    MATCHES_PER_RULE,
+    MAX_ERROR_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
+    MIN_REDACTED_CHARS,
+    MISDIRECTED,
+    NO_TIME,
+    PAGE_CSP,
+    POLL_JOB,
+    PREVIEW_CSP,
+    SEARCH_LIMIT,
+    SESSION_COOKIE,
+    TEXT,
+    Reply,
+    highlight,
+    is_allowed_host,
+    one_line,
+    parse_search,
+    safe_link,
+)
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IListeningPort
     from twisted.python.failure import Failure
     from twisted.web.server import Request
 
     from crawler.domain.config import Config
     from crawler.orchestration.metrics import Metrics
-    from crawler.orchestration.service import NewswatchService
     from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
-
-HEALTH_TIMEOUT = 5.0  # seconds the database may take to answer /healthz
-WEB_THREADS = 4  # database calls of the web UI at once
-# Shorter secrets are not searched for in pages: replacing every "news" would
-# mangle them, and a secret that short is no protection anyway.
-MIN_REDACTED_CHARS = 8
-SEARCH_LIMIT = 50
-MATCHES_PER_RULE = 50
-MATCHES_OF_ONE_RULE = 2000
-DELIVERIES_SHOWN = 200
-MAX_QUERY_CHARS = 500
-MAX_SEARCH_TERMS = 12
-MAX_TITLE_CHARS = 300
-MAX_ERROR_CHARS = 600
-MAX_URL_CHARS = 300
-SESSION_COOKIE = b"newswatch_session"
-NO_TIME = "—"
-# The scheduler's job ids (crawler/orchestration/service.py): the next poll and digest.
-POLL_JOB = "poll:{}"
-DIGEST_JOB = "digest:{}"
-
-PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-# A digest preview is web content in a mail layout: no script, no fetch, only its
-# inline styles and images (as a mail client shows them).
-PREVIEW_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-COMMON_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    # A ?token=… in the address must not leak to the sites articles link to.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-}
-HTML = "text/html; charset=utf-8"
-TEXT = "text/plain; charset=utf-8"
-JSON = "application/json"
-
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_INVISIBLE_RE = re.compile(
-    "[\u00ad\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
-_SEARCH_TERM_RE = re.compile(r'"([^"]*)"|(\S+)')
-_PORT_RE = re.compile(r"\d{1,5}")
-# Names that always mean this machine: a DNS answer cannot make a browser send them.
-LOOPBACK_NAMES = frozenset({"localhost"})
-MISDIRECTED = (b"421 misdirected request: newswatch does not answer to the host name in "
-               b"this request's Host header; if the name is yours, add it to "
-               b"web.allowed_hosts\n")
-
-
-@dataclass
-class Reply:
-    """A complete response, written in one go."""
-
-    status: int
-    body: bytes
-    content_type: str = HTML
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def parse_search(query: str) -> list[str]:
-    """The terms of a search box: words, and "quoted phrases", all required.
-
-    Anything else (operators, stars, brackets) is plain text: the store passes
-    terms as data. Terms without a letter or digit are dropped.
-    """
-    terms: list[str] = []
-    for phrase, word in _SEARCH_TERM_RE.findall(query[:MAX_QUERY_CHARS]):
-        term = " ".join((phrase or word).strip('"').split())
-        if any(character.isalnum() for character in term):
-            terms.append(term)
-    return list(dict.fromkeys(terms))[:MAX_SEARCH_TERMS]
-
-
-safe_link = safe_url  # one link check for digests and pages
-
-
-def is_allowed_host(header: bytes, names: frozenset[str]) -> bool:
-    """True when a ``Host`` header names this service: an IP address (a page can
-    only reach an address literal from its own origin, so that is no rebinding),
-    ``localhost`` or a name under it, or one of ``names`` (lower case, without a
-    trailing dot); with an optional port. A DNS-rebinding page sends its own
-    domain name, which is refused."""
-    text = header.decode("latin-1").strip().lower()
-    if text.startswith("["):  # an IPv6 literal, "[::1]:8787"
-        address, bracket, port = text[1:].partition("]")
-        if not bracket or (port and not (port.startswith(":") and _PORT_RE.fullmatch(port[1:]))):
-            return False
-        return _is_address(address)
-    host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
-    if colon and not _PORT_RE.fullmatch(port):
-        return False
-    host = host.removesuffix(".")
-    if not host:
-        return False
-    return (_is_address(host) or host in LOOPBACK_NAMES or host.endswith(".localhost")
-            or host in names)
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def one_line(text: str | None, limit: int) -> str:
-    """``text`` on one line, without control or invisible characters, at most
-    ``limit`` characters (cut with "…")."""
-    text = _INVISIBLE_RE.sub("", _CONTROL_RE.sub(" ", text or ""))
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def highlight(text: str, terms: Sequence[str]) -> Markup:
-    """``text`` escaped, with the hits of ``terms`` in ``<mark>``."""
-    pieces: list[Markup] = []
-    position = 0
-    for start, end in find_terms(text, terms):
-        pieces.append(escape(text[position:start]))
-        pieces.append(Markup("<mark>{}</mark>").format(text[start:end]))
-        position = end
-    pieces.append(escape(text[position:]))
-    return Markup("").join(pieces)
 
 
 class WebUI(Resource):
@@ -599,58 +470,3 @@ def _local(moment: datetime | None, timezone: str, now: datetime) -> str:
         return NO_TIME
     local = moment.astimezone(ZoneInfo(timezone))
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({_relative(moment, now)})"
-
-
-class _QuietSite(Site):
-    """A Site that logs requests at debug level only (health checks and scrapes
-    every few seconds would drown the service log)."""
-
-    noisy = False
-
-    def log(self, request: Request) -> None:
-        logger.debug("web: %s %s %d", request.method.decode(errors="replace"),
-                     request.uri.decode(errors="replace")[:200], request.code)
-
-
-def start_web(service: NewswatchService) -> IListeningPort | None:
-    """Serve the web UI of ``service`` at ``web.host:web.port`` on the running
-    reactor; return the listening port (its ``getHost().port`` is the real port
-    when ``web.port`` is 0), or None when the web UI is disabled or cannot listen.
-
-    The address is taken once, here: a reload that changes ``web.host`` or
-    ``web.port`` needs a restart. Everything else follows the reloaded configuration.
-    """
-    from twisted.internet import reactor
-
-    web = service.config.web
-    if not web.enabled:
-        return None
-    threads = ThreadPool(minthreads=0, maxthreads=WEB_THREADS, name="newswatch-web")
-    ui = WebUI(
-        lambda: service.config,
-        service.store,
-        service.metrics,
-        scheduler_running=lambda: service.scheduler is not None and service.scheduler.running,
-        next_runs=lambda: _next_runs(service),
-        threads=threads,
-    )
-    try:
-        port = reactor.listenTCP(  # type: ignore[attr-defined]
-            web.port, _QuietSite(ui, timeout=60), interface=web.host
-        )
-    except CannotListenError as error:
-        logger.error("web UI: cannot listen on %s port %d: %s", web.host, web.port,
-                     error.socketError)
-        return None
-    threads.start()
-    reactor.addSystemEventTrigger("during", "shutdown", threads.stop)  # type: ignore[attr-defined]
-    host = f"[{web.host}]" if ":" in web.host else web.host
-    logger.info("web UI at http://%s:%d/", host, port.getHost().port)
-    return port
-
-
-def _next_runs(service: NewswatchService) -> dict[str, datetime | None]:
-    scheduler = service.scheduler
-    if scheduler is None:
-        return {}
-    return {job.id: job.next_run_time for job in scheduler.get_jobs()}

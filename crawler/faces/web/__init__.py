@@ -1,0 +1,32 @@
+"""The service's web face: status pages, ``/healthz`` and ``/metrics``.
+
+Served by ``twisted.web`` on the service's own reactor (Scrapy's asyncio reactor),
+bound to ``web.host:web.port``. Every database call and every scrape of the
+database-backed metrics runs in the web UI's own small thread pool, never on the
+reactor thread: a slow page never holds up crawling, the health check never waits
+behind a batch of article writes on the database thread, and a database that
+hangs cannot use up the reactor's pool, which Scrapy needs for DNS lookups.
+
+Pages are rendered server-side from ``alerts/templates/web/*.html.j2`` with the
+digest's own Jinja2 environment (autoescaped), with no JavaScript. Everything
+from the web (titles, URLs, authors, errors) is escaped, and links are made only
+for http(s) URLs. With ``web.token_env`` set, every path but ``/healthz`` wants the
+token (``Authorization: Bearer …``, ``?token=…``, or the session cookie set after
+a good ``?token=``); neither the token, nor the SMTP password, nor a source's
+password is ever written into a response. Every path but ``/healthz`` also checks
+the ``Host`` header, so that a page on another site cannot read these pages
+through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
+address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
+other name with 421.
+
+Routes: ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from crawler.faces.web.common import PREVIEW_CSP, is_allowed_host, parse_search, safe_link
+from crawler.faces.web.server import start_web
+from crawler.faces.web.ui import WebUI
+
+__all__ = ["PREVIEW_CSP", "WebUI", "is_allowed_host", "parse_search", "safe_link", "start_web"]

@@ -1,0 +1,77 @@
+"""Starting the web UI: its thread pool and its site on the service's reactor."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from twisted.internet.error import CannotListenError
+from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
+
+from crawler.faces.web.common import WEB_THREADS
+from crawler.faces.web.ui import WebUI
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IListeningPort
+    from twisted.web.server import Request
+
+    from crawler.orchestration.service import NewswatchService
+
+logger = logging.getLogger(__name__)
+
+
+class _QuietSite(Site):
+    """A Site that logs requests at debug level only (health checks and scrapes
+    every few seconds would drown the service log)."""
+
+    noisy = False
+
+    def log(self, request: Request) -> None:
+        logger.debug("web: %s %s %d", request.method.decode(errors="replace"),
+                     request.uri.decode(errors="replace")[:200], request.code)
+
+
+def start_web(service: NewswatchService) -> IListeningPort | None:
+    """Serve the web UI of ``service`` at ``web.host:web.port`` on the running
+    reactor; return the listening port (its ``getHost().port`` is the real port
+    when ``web.port`` is 0), or None when the web UI is disabled or cannot listen.
+
+    The address is taken once, here: a reload that changes ``web.host`` or
+    ``web.port`` needs a restart. Everything else follows the reloaded configuration.
+    """
+    from twisted.internet import reactor
+
+    web = service.config.web
+    if not web.enabled:
+        return None
+    threads = ThreadPool(minthreads=0, maxthreads=WEB_THREADS, name="newswatch-web")
+    ui = WebUI(
+        lambda: service.config,
+        service.store,
+        service.metrics,
+        scheduler_running=lambda: service.scheduler is not None and service.scheduler.running,
+        next_runs=lambda: _next_runs(service),
+        threads=threads,
+    )
+    try:
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            web.port, _QuietSite(ui, timeout=60), interface=web.host
+        )
+    except CannotListenError as error:
+        logger.error("web UI: cannot listen on %s port %d: %s", web.host, web.port,
+                     error.socketError)
+        return None
+    threads.start()
+    reactor.addSystemEventTrigger("during", "shutdown", threads.stop)  # type: ignore[attr-defined]
+    host = f"[{web.host}]" if ":" in web.host else web.host
+    logger.info("web UI at http://%s:%d/", host, port.getHost().port)
+    return port
+
+
+def _next_runs(service: NewswatchService) -> dict[str, datetime | None]:
+    scheduler = service.scheduler
+    if scheduler is None:
+        return {}
+    return {job.id: job.next_run_time for job in scheduler.get_jobs()}
