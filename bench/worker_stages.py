@@ -9,7 +9,7 @@ language, repairs, dedup keys) on every article page in this process, timing eac
 stage function with ``time.process_time`` around it, and plain
 ``trafilatura.extract`` on the same pages (what the naive crawler does) in the
 same passes. Prints CPU milliseconds per page for each stage (the median pass);
-the stages are the top-level steps of ``spiders.extract._extract_article`` and
+the stages are the top-level steps of ``spiders.extract.article._extract_article`` and
 ``crawler.domain.dedup.body_keys``, so they add up to the task minus a little glue.
 
 One process on one core: in a crawl both cores are busy and each page costs the
@@ -38,10 +38,11 @@ import trafilatura  # noqa: E402
 from newssite_gen import GeneratedSite  # noqa: E402
 
 import crawler.domain.dedup  # noqa: E402
-import spiders.extract  # noqa: E402
+import spiders.extract.article  # noqa: E402
 from spiders.prepare import extract_with_keys  # noqa: E402
 
-# The top-level steps of spiders.extract._extract_article, in page order.
+# The top-level steps of spiders.extract.article._extract_article, in page order: the
+# names that spiders/extract/article.py imports and calls, patched there.
 EXTRACT_STAGES = (
     "decode_page", "parse_page", "read_metadata", "choose_title", "metadata_titles",
     "heading_texts", "caption_texts", "prepare_body", "choose_keywords", "extract_body",
@@ -80,11 +81,12 @@ def main() -> int:
     args = parser.parse_args()
 
     pages = article_pages(args.sources, args.articles)
-    spiders.extract.warm_up()
+    spiders.extract.article.warm_up()
     params = crawler.domain.dedup.SignatureParams()
     spent: Counter[str] = Counter()
     for name in EXTRACT_STAGES:
-        setattr(spiders.extract, name, timed(getattr(spiders.extract, name), name, spent))
+        setattr(spiders.extract.article, name,
+                timed(getattr(spiders.extract.article, name), name, spent))
     crawler.domain.dedup.body_keys = timed(crawler.domain.dedup.body_keys, "body_keys", spent)
 
     passes: list[dict[str, float]] = []
