@@ -1,4 +1,4 @@
-"""Fuzzing the configuration loader (crawler/domain/config.py): parse_config and load_config.
+"""Fuzzing the configuration loader (crawler/domain/config/): parse_config and load_config.
 
 The promise (README, "Commands"): a bad configuration stops any command with one
 line per problem naming the file, the key path and the line — never a traceback.

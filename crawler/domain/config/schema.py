@@ -1,0 +1,380 @@
+"""The schema of the rest of config.yaml (alerts, digest, delivery, retention, web,
+fetch policy, cluster, domains) and `Config`, the whole validated configuration."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+
+from crawler.domain.config.values import (
+    MAX_DOWNLOAD_MAXSIZE,
+    MAX_PATH_CHARS,
+    MAX_URL_CHARS,
+    CronExpression,
+    Duration,
+    EmailAddress,
+    FolderPath,
+    Host,
+    Line,
+    ResendChoice,
+    SubjectTemplate,
+    TimeZoneName,
+    UnsubscribeUrl,
+    VariableName,
+    WebUrl,
+    _check_line,
+    _shown,
+    _Strict,
+    parse_duration,
+)
+from crawler.domain.config.watch import RecipientConfig, RuleConfig, SourceConfig
+
+
+class AlertsConfig(_Strict):
+    """Immediate alerts: batched per recipient over a short window, throttled."""
+
+    window: Duration = Field(default=timedelta(minutes=5), description="Batching window.")
+    max_per_hour: int = Field(default=6, ge=1, le=60, description="Alert emails per hour.")
+    subject: SubjectTemplate = Field(default="newswatch alert: {count} new articles")
+
+
+class DeliveryRetryConfig(_Strict):
+    """How a failed send is retried before it waits for the next scheduled run."""
+
+    attempts: int = Field(default=6, ge=1, le=50, description="Automatic retries.")
+    first_delay: Duration = Field(default=timedelta(minutes=1))
+    max_delay: Duration = Field(default=timedelta(hours=1))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A recipient with every default resolved: what the digest code works with."""
+
+    email: str
+    rules: tuple[str, ...]
+    schedule: str
+    timezone: str
+    quiet_days: frozenset[str]
+    alerts: bool
+
+
+class DigestConfig(_Strict):
+    """When and to whom the digest goes."""
+
+    schedule: CronExpression = Field(default="0 7 * * *", description="Cron, in `timezone`.")
+    timezone: TimeZoneName = Field(default="UTC", description="IANA zone for schedule and times.")
+    recipients: list[EmailAddress] = Field(default_factory=list, description="Who gets the digest.")
+    subject: SubjectTemplate = Field(
+        default="newswatch: {count} new articles", description="`{count}` is filled in."
+    )
+    sender: EmailAddress = Field(default="newswatch@localhost", description="The From address.")
+    templates: FolderPath | None = Field(default=None, description="Templates overriding ours.")
+    unsubscribe: UnsubscribeUrl | None = Field(
+        default=None, description="mailto: or https: URL for the List-Unsubscribe header."
+    )
+    max_stories: int = Field(
+        default=50, ge=1, le=10_000,
+        description="Stories shown per rule section; the rest are one line, N more.",
+    )
+    max_bytes: int = Field(
+        default=5_000_000, ge=100_000, le=50_000_000,
+        description="Size budget of one email (and never above the SMTP server's SIZE).",
+    )
+
+
+class SmtpConfig(_Strict):
+    """An SMTP relay. The password is only ever read from an environment variable."""
+
+    host: Host
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    username: Line | None = None
+    password_env: VariableName | None = Field(
+        default=None, description="Variable holding the password.")
+    timeout: Duration = Field(default=timedelta(seconds=30))
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> SmtpConfig:
+        if self.starttls and self.ssl:
+            raise ValueError("choose either starttls or ssl, not both")
+        return self
+
+    def password(self) -> str | None:
+        """The password from the environment (validated to exist at load time)."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class DeliveryConfig(_Strict):
+    """SMTP when ``smtp`` is given, otherwise ``.eml`` files in the outbox folder."""
+
+    smtp: SmtpConfig | None = None
+    outbox: FolderPath = Field(
+        default=Path("outbox"), description="Folder for .eml files without SMTP.")
+
+
+class RetentionConfig(_Strict):
+    """How long stored text is kept. URL keys and fingerprints outlive the bodies, so
+    an old article never comes back as new."""
+
+    bodies: Duration = Field(default=timedelta(days=90), description="Keep article text.")
+    fingerprints: Duration = Field(
+        default=timedelta(days=730), description="Keep URL keys and fingerprints."
+    )
+
+    @model_validator(mode="after")
+    def _fingerprints_outlive_bodies(self) -> RetentionConfig:
+        if self.fingerprints < self.bodies:
+            raise ValueError("fingerprints must be kept at least as long as bodies")
+        return self
+
+
+class WebConfig(_Strict):
+    """The status page, /healthz and /metrics, served by the service itself."""
+
+    enabled: bool = True
+    host: Host = Field(default="127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(default=8787, ge=0, le=65535, description="0 picks a free port.")
+    token_env: VariableName | None = Field(
+        default=None, description="Variable holding the access token (required off loopback)."
+    )
+    public_url: WebUrl | None = Field(
+        default=None, description="Where readers reach the web UI: digests link there.",
+    )
+    allowed_hosts: list[Host] = Field(
+        default_factory=list, description="Host names the web UI answers to, besides "
+        "localhost, IP addresses and the bind address (a guard against DNS rebinding).",
+    )
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> WebConfig:
+        if self.enabled and not is_loopback_host(self.host) and not self.token_env:
+            raise ValueError(
+                f"the web UI on {self.host} is reachable from other machines: set token_env "
+                "to an environment variable holding an access token"
+            )
+        return self
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) if self.token_env else None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_network(network: str) -> str:
+    try:
+        ipaddress.ip_network(network, strict=False)
+    except ValueError as error:
+        raise ValueError(f"expected an IP address or CIDR network such as 10.0.0.0/8 "
+                         f"or fd00::/8, got {_shown(network)}") from error
+    return network
+
+
+Network = Annotated[str, AfterValidator(_check_network)]
+
+
+class FetchPolicyConfig(_Strict):
+    """Which addresses crawls may connect to (spiders/addresses.py). Off by default:
+    on a one-person install, a source on the local network is a feature."""
+
+    deny_private_addresses: bool = Field(
+        default=False, description="Refuse loopback, private, link-local and reserved "
+        "addresses, and the service's own web port (for configs from less trusted people).",
+    )
+    deny_networks: list[Network] = Field(
+        default_factory=list, description="Also refuse these addresses/CIDR networks.",
+    )
+
+
+def _check_redis_url(url: str) -> str:
+    if len(url) > MAX_URL_CHARS or not re.match(r"^(redis|rediss|unix)://\S+$", url):
+        raise ValueError(f"expected a Redis URL such as redis://127.0.0.1:6379/0, got "
+                         f"{_shown(url)}")
+    return url
+
+
+def _check_failover(bound: timedelta) -> timedelta:
+    if not timedelta(seconds=3) <= bound <= timedelta(minutes=10):
+        raise ValueError("expected a duration from 3s to 10m")
+    return bound
+
+
+RedisUrl = Annotated[str, AfterValidator(_check_redis_url)]
+FailoverBound = Annotated[timedelta, BeforeValidator(parse_duration),
+                          AfterValidator(_check_failover)]
+
+
+class ClusterConfig(_Strict):
+    """Scale-out (``newswatch run --role scheduler`` and ``newswatch worker``):
+    crawler/storage/cluster.py and docs/scaling.md."""
+
+    failover: FailoverBound = Field(
+        default=timedelta(seconds=30),
+        description="A standby scheduler takes over at most this long after the active "
+        "one died.",
+    )
+    queue_prefix: str = Field(
+        default="newswatch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis key, so that several installs share one Redis.",
+    )
+    concurrent_requests: int = Field(
+        default=16, ge=1, le=256, description="Requests in flight per worker, all sites.",
+    )
+
+
+class DomainConfig(_Strict):
+    """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
+
+    concurrency: int | None = Field(default=None, ge=1, le=32)
+    delay: Duration | None = Field(default=None, description="Minimum delay between requests.")
+
+
+class Config(_Strict):
+    """The whole, validated configuration."""
+
+    database: Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS),
+                        AfterValidator(_check_line)] = Field(
+        default="sqlite:///newswatch.db", description="SQLAlchemy URL.")
+    redis: RedisUrl | None = Field(
+        default=None, description="Redis URL of the shared crawl queue (scale-out only).",
+    )
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    user_agent_contact: Line = Field(
+        default="https://github.com/newswatch/newswatch",
+        description="URL or email sent in the User-Agent so site owners can reach you.",
+    )
+    sources: list[SourceConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+    recipients: list[RecipientConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    delivery_retry: DeliveryRetryConfig = Field(default_factory=DeliveryRetryConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    download_timeout: Duration = Field(default=timedelta(seconds=30))
+    poll_timeout: Duration = Field(
+        default=timedelta(minutes=10),
+        description="A poll stops asking for pages after this long; the rest wait for the "
+        "next poll.",
+    )
+    download_maxsize: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=MAX_DOWNLOAD_MAXSIZE, description="Bytes/response.")
+    concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
+    domains: dict[Host, DomainConfig] = Field(
+        default_factory=dict, description="Per-host concurrency and delay overrides."
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    story_window: Duration = Field(
+        default=timedelta(days=7),
+        description="How long a story takes new copies (the story index's time window).",
+    )
+    web: WebConfig = Field(default_factory=WebConfig)
+    resend_updates: ResendChoice = Field(
+        default="headline",
+        description="Resend a changed article readers had: headline, any, never.",
+    )
+    max_backoff: Duration = Field(
+        default=timedelta(hours=6), description="Longest a failing source's poll is put off."
+    )
+    max_retry_after: Duration = Field(
+        default=timedelta(seconds=60), description="Longest Retry-After waited out in a crawl."
+    )
+    obey_robots_txt: bool = True
+    fetch_policy: FetchPolicyConfig = Field(default_factory=FetchPolicyConfig)
+    workers: int | None = Field(
+        default=None, ge=0, le=64,
+        description="Extraction worker processes; default one per core, 0 parses in-process.",
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        _require_unique([s.name for s in sources], "source")
+        return sources
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, rules: list[RuleConfig]) -> list[RuleConfig]:
+        _require_unique([r.name for r in rules], "rule")
+        return rules
+
+    @model_validator(mode="after")
+    def _recipients_name_known_rules(self) -> Config:
+        names = {rule.name for rule in self.rules}
+        tags = {tag for rule in self.rules for tag in rule.tags}
+        emails = [r.email.lower() for r in self.recipients] + [
+            e.lower() for e in self.digest.recipients]
+        _require_unique(emails, "recipient")
+        for recipient in self.recipients:
+            unknown = [name for name in recipient.rules or [] if name not in names]
+            if unknown:
+                raise ValueError(
+                    f"recipient {recipient.email} names unknown rules: {', '.join(unknown)}")
+            unknown = [tag for tag in recipient.tags if tag not in tags]
+            if unknown:
+                raise ValueError(
+                    f"recipient {recipient.email} names tags no rule has: {', '.join(unknown)}")
+        return self
+
+    def all_recipients(self) -> list[Recipient]:
+        """Every recipient (``recipients:`` and ``digest.recipients``), defaults resolved."""
+        configured = [*self.recipients, *(RecipientConfig(email=e) for e in self.digest.recipients)]
+        return [self._resolve(recipient) for recipient in configured]
+
+    def _resolve(self, recipient: RecipientConfig) -> Recipient:
+        names = [rule.name for rule in self.rules]
+        if recipient.rules is not None or recipient.tags:
+            chosen = set(recipient.rules or []) | {
+                rule.name for rule in self.rules if set(rule.tags) & set(recipient.tags)}
+            names = [name for name in names if name in chosen]
+        schedule = recipient.schedule or self.digest.schedule
+        if recipient.frequency == "weekly":
+            *time_fields, _day, _month, _weekday = schedule.split()
+            schedule = " ".join([*time_fields, "*", "*", recipient.weekday])
+        return Recipient(
+            email=recipient.email,
+            rules=tuple(names),
+            schedule=schedule,
+            timezone=recipient.timezone or self.digest.timezone,
+            quiet_days=frozenset(recipient.quiet_days),
+            alerts=recipient.alerts,
+        )
+
+    def rule_names(self, alert: str | None = None) -> list[str]:
+        """Rule names in config order; only ``digest`` or ``immediate`` ones if asked."""
+        return [rule.name for rule in self.rules if alert is None or rule.alert == alert]
+
+    def recipient(self, email: str) -> Recipient:
+        for recipient in self.all_recipients():
+            if recipient.email.lower() == email.lower():
+                return recipient
+        raise KeyError(email)
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``; KeyError when there is none."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"two {what}s are named {name!r}; names must be unique")
+        seen.add(name)
