@@ -1,0 +1,45 @@
+"""The administration commands: check-config, db upgrade and db purge."""
+
+from __future__ import annotations
+
+import argparse
+
+from crawler.domain.config import config_path, load_config
+from crawler.faces.cli.common import EXIT_OK, _load, _open_store
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    config = load_config(path)
+    delivery = (
+        f"SMTP {config.delivery.smtp.host}:{config.delivery.smtp.port}"
+        if config.delivery.smtp
+        else f"outbox {config.delivery.outbox}"
+    )
+    print(
+        f"{path}: OK — {len(config.sources)} sources, {len(config.rules)} rules, "
+        f"{len(config.digest.recipients)} recipients, digest '{config.digest.schedule}' "
+        f"({config.digest.timezone}), delivery: {delivery}"
+    )
+    return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    config = _load(args)
+    store = _open_store(config)
+    store.close()
+    print("database is at the latest schema")
+    return EXIT_OK
+
+
+def _db_purge(args: argparse.Namespace) -> int:
+    from crawler.orchestration.service import purge_old_articles
+
+    config = _load(args)
+    store = _open_store(config)
+    try:
+        purged, deleted = purge_old_articles(store, config)
+    finally:
+        store.close()
+    print(f"{purged} article bodies purged, {deleted} old articles deleted")
+    return EXIT_OK

@@ -1,0 +1,279 @@
+"""The inspection commands: extract, rules test, status and stories."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crawler.domain.config import ConfigError
+from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from crawler.domain.items import ExtractedArticle
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from spiders.extract import extract_article
+    from spiders.settings import user_agent
+
+    contact = "https://github.com/newswatch/newswatch"
+    with contextlib.suppress(ConfigError):  # extraction needs no configuration
+        contact = _load(args).user_agent_contact
+    status = EXIT_OK
+    for source in args.inputs:
+        try:
+            html, url = _read_page(source, user_agent(contact))
+        except (OSError, ValueError) as error:
+            print(f"newswatch: {source}: {error}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        print(json.dumps(_article_json(source, extract_article(html, url)), ensure_ascii=False))
+    return status
+
+
+def _read_page(source: str, agent: str) -> tuple[bytes, str]:
+    if source.startswith(("http://", "https://")):
+        request = urllib.request.Request(source, headers={"User-Agent": agent})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.read(), response.geturl()
+    path = Path(source)
+    return path.read_bytes(), path.resolve().as_uri()
+
+
+def _article_json(source: str, article: ExtractedArticle) -> dict[str, Any]:
+    def iso(moment: datetime | None) -> str | None:
+        return moment.astimezone(UTC).isoformat() if moment else None
+
+    return {
+        "source": source,
+        "url": article.url,
+        "title": article.title,
+        "published": iso(article.published),
+        "updated": iso(article.updated),
+        "authors": list(article.authors),
+        "language": article.language,
+        "image": article.image,
+        "description": article.description,
+        "section": article.section,
+        "keywords": list(article.keywords),
+        "text": article.text,
+    }
+
+
+def _rules_test(args: argparse.Namespace) -> int:
+    from alerts.render import make_snippet
+    from alerts.rules import MatchDocument, QueryRule, RuleMatcher, rule_from_config
+    from crawler.domain.config import parse_duration
+    from crawler.storage.store import StoredArticle
+
+    config = _load(args)
+    if args.query and args.name:
+        # With --query every positional argument is a page to test on.
+        args.pages, args.name = [args.name, *args.pages], None
+    if args.query:
+        try:
+            rule: Any = QueryRule("inline", args.query)
+            matcher = RuleMatcher([rule])
+        except ValueError as error:
+            raise ConfigError(f"--query: {error}") from None
+    elif args.name:
+        configured = [r for r in config.rules if r.name == args.name]
+        if not configured:
+            raise ConfigError(f"no rule named {args.name!r} in the configuration")
+        matcher = RuleMatcher([rule_from_config(configured[0])])
+    else:
+        raise ConfigError("name a rule from the configuration, or give --query")
+
+    articles: list[StoredArticle] = []
+    if args.pages:
+        from spiders.extract import extract_article
+
+        for number, page in enumerate(args.pages):
+            html, url = _read_page(page, "newswatch rules test")
+            extracted = extract_article(html, url)
+            articles.append(StoredArticle(
+                id=-number, url=extracted.url, source=page, title=extracted.title,
+                body=extracted.text, published=extracted.published,
+                authors=extracted.authors, language=extracted.language))
+    else:
+        try:
+            since = datetime.now(UTC) - parse_duration(args.since)
+        except ValueError as error:
+            raise ConfigError(f"--since: {error}") from None
+        store = _open_store(config)
+        try:
+            articles = store.articles(since=since)
+        finally:
+            store.close()
+
+    hits = 0
+    for article in articles:
+        document = MatchDocument(title=article.title, body=article.body,
+                                 author=", ".join(article.authors), source=article.source,
+                                 url=article.url, language=article.language)
+        for match in matcher.match(document):
+            hits += 1
+            snippet = make_snippet(article.body, match.terms)
+            if args.json:
+                print(json.dumps({"url": article.url, "title": article.title,
+                                  "source": article.source, "terms": list(match.terms),
+                                  "snippet": snippet}, ensure_ascii=False))
+                continue
+            print(f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
+                  f"\n  terms: {', '.join(match.terms)}"
+                  f"\n  {_highlight(snippet, match.terms)}\n")
+    if not args.json:
+        print(f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles")
+    return EXIT_OK
+
+
+def _highlight(text: str, terms: Sequence[str]) -> str:
+    """The text with each hit of ``terms`` in [[double brackets]] (bold on a terminal)."""
+    from alerts.rules import find_terms
+
+    start_mark, end_mark = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("[[", "]]")
+    out, last = [], 0
+    for start, end in find_terms(text, terms):
+        out += [text[last:start], start_mark, text[start:end], end_mark]
+        last = end
+    return "".join([*out, text[last:]])
+
+
+def _status(args: argparse.Namespace) -> int:
+    from crawler.domain.config import cron_trigger
+    from crawler.domain.urls import redact_text
+
+    config = _load(args)
+    store = _open_store(config)
+    try:
+        sources = store.source_statuses()
+        matches = store.rule_match_counts()
+        unsent = store.unsent_delivery_counts()
+        last_runs = {r.email: store.last_run(f"digest:{r.email}")
+                     for r in config.all_recipients()}
+    finally:
+        store.close()
+    configured = {s.name for s in config.sources}
+    now = datetime.now(UTC)
+    digests = []
+    for recipient in config.all_recipients():
+        trigger = cron_trigger(recipient.schedule, recipient.timezone)
+        digests.append({
+            "recipient": recipient.email,
+            "schedule": f"{recipient.schedule} ({recipient.timezone})",
+            "last": last_runs[recipient.email],
+            "next": trigger.get_next_fire_time(None, now),
+        })
+    report = {
+        "sources": [
+            {**row, "configured": row["name"] in configured,
+             # Rows written before userinfo was split off source URLs may hold it.
+             "url": redact_text(row["url"] or ""), "last_error": row["last_error"]
+             and redact_text(row["last_error"]),
+             "status": "failing" if row["consecutive_failures"] else (
+                 "ok" if row["last_success_at"] else "not polled yet")}
+            for row in sources
+        ],
+        "rules": [{"name": rule.name, "matches": matches.get(rule.name, 0),
+                   "alert": rule.alert} for rule in config.rules],
+        "digests": digests,
+        "unsent": unsent,
+    }
+    if config.redis is not None:
+        from crawler.storage.cluster import cluster_status
+
+        try:
+            report["cluster"] = cluster_status(config.redis, config.cluster.queue_prefix)
+        except Exception as error:
+            report["cluster"] = {"error": str(error)}
+    if args.json:
+        print(json.dumps(report, default=lambda value: value.isoformat(), ensure_ascii=False))
+        return EXIT_OK
+    _print_status(report)
+    return EXIT_OK
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+    console = Console()
+    sources = Table(title="Sources")
+    for column in ("source", "kind", "status", "last poll", "last success", "articles",
+                   "failures", "last error"):
+        sources.add_column(column)
+    for row in report["sources"]:
+        status = row["status"] + ("" if row["configured"] else " (not configured)")
+        sources.add_row(
+            row["name"], row["kind"], status, when(row["last_polled_at"]),
+            when(row["last_success_at"]), str(row["articles"]),
+            str(row["consecutive_failures"]), (row["last_error"] or "")[:60],
+        )
+    rules = Table(title="Rules")
+    for column in ("rule", "matches", "delivery"):
+        rules.add_column(column)
+    for rule in report["rules"]:
+        rules.add_row(rule["name"], str(rule["matches"]), rule["alert"])
+    digests = Table(title="Digests")
+    for column in ("recipient", "schedule", "last", "next"):
+        digests.add_column(column)
+    for digest in report["digests"]:
+        digests.add_row(digest["recipient"], digest["schedule"], when(digest["last"]),
+                        when(digest["next"]))
+    console.print(sources, rules, digests)
+    if report["unsent"]:
+        console.print(f"Unsent, waiting for a retry: {report['unsent']}")
+    if "cluster" in report:
+        cluster = report["cluster"]
+        if "error" in cluster:
+            console.print(f"Scale-out: Redis did not answer: {cluster['error']}")
+        else:
+            console.print(
+                f"Scale-out: active scheduler {cluster['leader'] or '— (none)'}; "
+                f"{len(cluster['workers'])} workers; {cluster['poll_jobs_waiting']} poll jobs "
+                f"and {cluster['requests_queued']} requests queued")
+
+
+def _stories(args: argparse.Namespace) -> int:
+    from crawler.domain.config import parse_duration
+
+    try:
+        since = datetime.now(UTC) - parse_duration(args.since)
+    except ValueError as error:
+        print(f"newswatch: --since: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = _load(args)
+    store = _open_store(config)
+    try:
+        stories = store.stories(since)
+    finally:
+        store.close()
+    for members in stories:
+        first = members[0]
+        if args.json:
+            print(json.dumps({
+                "story": first.story_id or first.id,
+                "title": first.title,
+                "members": [
+                    {"url": a.url, "source": a.source, "title": a.title,
+                     "published": a.published.isoformat() if a.published else None}
+                    for a in members
+                ],
+            }, ensure_ascii=False))
+            continue
+        print(f"{first.title}  [{len(members)} article{'s' if len(members) != 1 else ''}]")
+        for article in members:
+            when = article.published.isoformat() if article.published else "time unknown"
+            print(f"  {when}  {article.source}: {article.title}\n    {article.url}")
+    return EXIT_OK
