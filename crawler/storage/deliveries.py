@@ -1,0 +1,284 @@
+"""Deliveries and the ledger: what each recipient has yet to get, the digests and
+alerts created, who is sending them, and what was sent."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crawler.storage.articles import _URL_BATCH, _article_query, _stored_article
+from crawler.storage.engine import StoreBase
+from crawler.storage.models import Article, Delivery, DeliveryItem, Match, utcnow
+from crawler.storage.records import DeliveryRecord, PendingItem, StoredArticle
+
+
+def make_message_id(
+    recipient: str, items: Iterable[tuple[int, int]], domain: str
+) -> str:
+    """A Message-ID that is the same whenever the same items (article, revision) go
+    to the same person."""
+    keys = ",".join(f"{article}.{revision}" for article, revision in sorted(items))
+    digest = hashlib.sha256(f"{recipient.lower()}|{keys}".encode()).hexdigest()[:32]
+    return f"<digest.{digest}@{domain}>"
+
+
+class DeliveryQueries(StoreBase):
+    """The queries on deliveries (digests and alerts) and the items they hold."""
+
+    # -- digests ---------------------------------------------------------------
+
+    def pending_items(self, recipient: str, rules: Sequence[str], *,
+                      with_bodies: bool = True) -> list[PendingItem]:
+        """Matched articles (for the given rules) that ``recipient`` has yet to get.
+
+        An article is pending until a digest to the recipient holds its latest
+        notable revision, unless the recipient already got its story through
+        another copy (a syndicated wire story is delivered once). Without
+        ``with_bodies`` each body is "" (``article_bodies`` reads the ones needed).
+        """
+        mine = DeliveryItem.recipient == recipient
+        has_this_revision = exists().where(
+            mine, DeliveryItem.article_id == Article.id,
+            DeliveryItem.revision == Article.notify_revision,
+        )
+        had_it = exists().where(mine, DeliveryItem.article_id == Article.id)
+        story_delivered = exists().where(
+            mine, DeliveryItem.story_id == Article.story_id, DeliveryItem.article_id != Article.id
+        )
+        with self._session() as session:
+            rows = session.execute(
+                _article_query(with_bodies)
+                .add_columns(
+                    Match.rule, Match.terms, Article.notify_revision.label("item_revision")
+                )
+                .join(Match, Match.article_id == Article.id)
+                .where(
+                    Match.rule.in_(list(rules)),
+                    ~has_this_revision,
+                    or_(had_it, ~story_delivered),
+                )
+                .order_by(Article.id, Match.id)
+            ).all()
+        return _group_matches(rows)
+
+    def items_of(self, delivery: DeliveryRecord, *,
+                 with_bodies: bool = True) -> list[PendingItem]:
+        """The articles of an existing delivery, at the revisions it holds, with
+        all their matches (bodies "" without ``with_bodies``)."""
+        with self._session() as session:
+            rows = session.execute(
+                _article_query(with_bodies)
+                .add_columns(Match.rule, Match.terms, DeliveryItem.revision.label("item_revision"))
+                .join(Match, Match.article_id == Article.id)
+                .join(DeliveryItem, DeliveryItem.article_id == Article.id)
+                .where(DeliveryItem.delivery_id == delivery.id)
+                .order_by(Article.id, Match.id)
+            ).all()
+        return _group_matches(rows)
+
+    def article_bodies(self, article_ids: Sequence[int]) -> dict[int, str]:
+        """The bodies of these articles, by id (a digest reads only those it shows)."""
+        bodies: dict[int, str] = {}
+        with self._session() as session:
+            for start in range(0, len(article_ids), _URL_BATCH):
+                batch = list(article_ids[start:start + _URL_BATCH])
+                bodies.update(session.execute(
+                    select(Article.id, Article.body).where(Article.id.in_(batch))
+                ).all())
+        return bodies
+
+    def unsent_deliveries(self, recipient: str) -> list[DeliveryRecord]:
+        """Deliveries to ``recipient`` that were created but never accepted, oldest first."""
+        with self._session() as session:
+            deliveries = session.scalars(
+                select(Delivery)
+                .where(Delivery.recipient == recipient, Delivery.sent_at.is_(None))
+                .order_by(Delivery.id)
+            ).all()
+            return [_delivery_record(session, d) for d in deliveries]
+
+    def create_delivery(
+        self,
+        recipient: str,
+        items: Sequence[PendingItem],
+        domain: str,
+        kind: str = "digest",
+        *,
+        claim: tuple[str, datetime] | None = None,
+    ) -> DeliveryRecord | None:
+        """Create a delivery holding ``items``, before anything is sent.
+
+        The items are claimed in the same transaction; if another process claimed
+        any of them first, nothing is created and None is returned. ``claim``
+        (run, until) makes the new delivery that run's to send (see claim_delivery).
+        """
+        keys = [(item.article.id, item.revision) for item in items]
+        message_id = make_message_id(recipient, keys, domain)
+        owner, until = claim if claim is not None else (None, None)
+        try:
+            with self._session.begin() as session:
+                delivery = Delivery(
+                    recipient=recipient, kind=kind, message_id=message_id, attempts=0,
+                    created_at=utcnow(), claimed_by=owner, claimed_until=until,
+                )
+                session.add(delivery)
+                session.flush()
+                session.execute(
+                    insert(DeliveryItem),
+                    [
+                        {
+                            "delivery_id": delivery.id,
+                            "recipient": recipient,
+                            "article_id": item.article.id,
+                            "revision": item.revision,
+                            "story_id": item.article.story_id,
+                        }
+                        for item in items
+                    ],
+                )
+                return _delivery_record(session, delivery)
+        except IntegrityError:
+            return None
+
+    def claim_delivery(
+        self, delivery_id: int, owner: str, until: datetime, *, now: datetime,
+        replacing: str | None = None,
+    ) -> bool:
+        """Make an unsent delivery ``owner``'s to send until ``until``; False when
+        it was sent meanwhile or another run holds it.
+
+        A claim is free when nobody holds it, its lease ran out, or it is held by
+        ``replacing`` (a run the caller knows is dead). One statement: of two runs
+        claiming at once, exactly one wins.
+        """
+        free = or_(Delivery.claimed_by.is_(None), Delivery.claimed_until < now)
+        if replacing is not None:
+            free = or_(free, Delivery.claimed_by == replacing)
+        with self._session.begin() as session:
+            claimed = session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
+                .values(claimed_by=owner, claimed_until=until)
+            )
+            return claimed.rowcount == 1
+
+    def mark_sent(self, delivery_id: int, at: datetime | None = None) -> None:
+        """Record that the server accepted the delivery; it is never sent again."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(sent_at=at or utcnow(), attempts=Delivery.attempts + 1, last_error=None,
+                        claimed_by=None, claimed_until=None)
+            )
+
+    def record_send_failure(self, delivery_id: int, error: str) -> None:
+        """Count a failed attempt and release the claim; the delivery stays pending
+        for the next run."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(attempts=Delivery.attempts + 1, last_error=error[:2000],
+                        claimed_by=None, claimed_until=None)
+            )
+
+    def release_delivery(self, delivery_id: int, owner: str) -> None:
+        """Give up ``owner``'s claim without counting an attempt (nothing was tried)."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def count_sent(self, recipient: str, kind: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many ``kind`` messages ``recipient`` was sent since ``since``, and the
+        time of the oldest of them."""
+        with self._session() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(Delivery.sent_at)).where(
+                    Delivery.recipient == recipient, Delivery.kind == kind,
+                    Delivery.sent_at >= since,
+                )
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return count, oldest
+
+    def deliveries(self) -> list[DeliveryRecord]:
+        """Every delivery, oldest first."""
+        with self._session() as session:
+            rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+            return [_delivery_record(session, d) for d in rows]
+
+    # -- web UI queries --------------------------------------------------------
+    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
+
+    def delivery_history(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The latest ``limit`` deliveries, newest first: ``id``, ``recipient``,
+        ``kind``, ``created_at``, ``sent_at``, ``attempts``, ``last_error``,
+        ``articles`` (items still stored)."""
+        counts = (
+            select(DeliveryItem.delivery_id, func.count().label("articles"))
+            .group_by(DeliveryItem.delivery_id).subquery()
+        )
+        query = (
+            select(
+                Delivery.id, Delivery.recipient, Delivery.kind, Delivery.created_at,
+                Delivery.sent_at, Delivery.attempts, Delivery.last_error,
+                func.coalesce(counts.c.articles, 0).label("articles"),
+            )
+            .outerjoin(counts, counts.c.delivery_id == Delivery.id)
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [row._asdict() for row in session.execute(query)]
+
+    def unsent_delivery_counts(self) -> dict[str, int]:
+        """Deliveries created but not accepted yet, per kind (digest, alert)."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Delivery.kind, func.count())
+                .where(Delivery.sent_at.is_(None)).group_by(Delivery.kind)
+            )
+            return {kind: count for kind, count in rows}
+
+
+def _group_matches(rows: Sequence[Any]) -> list[PendingItem]:
+    grouped: dict[int, tuple[StoredArticle, int, list[tuple[str, tuple[str, ...]]]]] = {}
+    for row in rows:
+        entry = grouped.setdefault(row.id, (_stored_article(row), row.item_revision, []))
+        entry[2].append((row.rule, tuple(row.terms or ())))
+    return [
+        PendingItem(article, tuple(rules), revision)
+        for article, revision, rules in grouped.values()
+    ]
+
+
+def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:
+    article_ids = session.scalars(
+        select(DeliveryItem.article_id)
+        .where(DeliveryItem.delivery_id == delivery.id)
+        .order_by(DeliveryItem.article_id)
+    ).all()
+    return DeliveryRecord(
+        id=delivery.id,
+        recipient=delivery.recipient,
+        kind=delivery.kind,
+        message_id=delivery.message_id,
+        created_at=delivery.created_at,
+        sent_at=delivery.sent_at,
+        attempts=delivery.attempts,
+        article_ids=tuple(article_ids),
+        claimed_by=delivery.claimed_by,
+        claimed_until=delivery.claimed_until,
+    )

@@ -1,0 +1,80 @@
+"""The records the store hands back: plain frozen dataclasses, no ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crawler.domain.items import ExtractedArticle
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRecord:
+    """An extracted article ready to store, with its keys for deduplication."""
+
+    source: str
+    article: ExtractedArticle
+    aliases: tuple[str, ...] = ()  # other canonical URLs it was reached under
+    content_hash: str | None = None
+    signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownArticle:
+    """What deduplication needs to know of an article already stored."""
+
+    id: int
+    url: str
+    title: str
+    body: str
+    revision: int
+    story_id: int | None
+    rules: frozenset[str]
+    content_hash: str | None
+    found_by_body: bool = False  # none of the URLs asked for is its URL or an alias
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article as the digest and the CLI read it back."""
+
+    id: int
+    url: str
+    source: str
+    title: str
+    body: str
+    published: datetime | None
+    authors: tuple[str, ...]
+    language: str | None
+    story_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    """A matched article not yet in any digest for one recipient, with its rules."""
+
+    article: StoredArticle
+    rules: tuple[tuple[str, tuple[str, ...]], ...]  # (rule, terms that hit)
+    revision: int = 1  # above 1: an update of an article the reader may have had
+
+    @property
+    def is_update(self) -> bool:
+        return self.revision > 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A digest email that was created; ``sent_at`` is None until it was accepted."""
+
+    id: int
+    recipient: str
+    kind: str
+    message_id: str
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    article_ids: tuple[int, ...]
+    claimed_by: str | None = None  # the run sending it now, until claimed_until
+    claimed_until: datetime | None = None

@@ -1,0 +1,144 @@
+"""Sources and polls: the configured sources, what each poll left behind, when
+scheduled jobs last ran, and the robots.txt files fetched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select, update
+
+from crawler.domain.items import FetchState
+from crawler.storage.engine import StoreBase, _insert_ignoring_conflict
+from crawler.storage.models import Article, RobotsTxt, ScheduleRun, Source, utcnow
+
+if TYPE_CHECKING:
+    from crawler.domain.config import SourceConfig
+
+
+class SourceQueries(StoreBase):
+    """The queries on sources, their polls, scheduled runs and robots.txt."""
+
+    # -- sources ---------------------------------------------------------------
+
+    def sync_sources(self, sources: Sequence[SourceConfig]) -> None:
+        """Make a row for every configured source; update URLs that changed."""
+        with self._session.begin() as session:
+            existing = {s.name: s for s in session.scalars(select(Source))}
+            for config in sources:
+                row = existing.get(config.name)
+                if row is None:
+                    session.add(Source(name=config.name, kind=config.kind, url=config.url,
+                                       consecutive_failures=0))
+                elif (row.url, row.kind) != (config.url, config.kind):
+                    row.url, row.kind = config.url, config.kind
+                    row.etag = row.last_modified = row.content_hash = row.discovered_url = None
+
+    def fetch_state(self, source: str) -> FetchState:
+        """The validators and discovered feed remembered from the last good poll."""
+        with self._session() as session:
+            row = session.execute(
+                select(Source.etag, Source.last_modified, Source.content_hash,
+                       Source.discovered_url).where(Source.name == source)
+            ).first()
+        return FetchState(*row) if row else FetchState()
+
+    def record_poll(
+        self,
+        source: str,
+        *,
+        error: str | None,
+        state: FetchState | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Note a finished poll of ``source``: a success resets the failure count.
+
+        ``state``, when given, replaces what is remembered for the next
+        conditional poll (the poll decides when it is safe to remember it).
+        Returns the number of failed polls in a row, this one included.
+        """
+        at = at or utcnow()
+        values: dict[str, Any] = {"last_polled_at": at}
+        if state is not None:
+            values |= {
+                "etag": state.etag,
+                "last_modified": state.last_modified,
+                "content_hash": state.content_hash,
+                "discovered_url": state.discovered_url,
+            }
+        if error is None:
+            values |= {"last_success_at": at, "last_error": None, "consecutive_failures": 0}
+        else:
+            values |= {
+                "last_error": error[:2000],
+                "consecutive_failures": Source.consecutive_failures + 1,
+            }
+        with self._session.begin() as session:
+            session.execute(update(Source).where(Source.name == source).values(**values))
+            failures = session.scalar(
+                select(Source.consecutive_failures).where(Source.name == source)
+            )
+        return failures or 0
+
+    def source_state(self, source: str) -> Source | None:
+        with self._session() as session:
+            return session.scalar(select(Source).where(Source.name == source))
+
+    def record_run(self, job_id: str, at: datetime) -> None:
+        """Remember that a scheduled job ran (for catching up after downtime)."""
+        with self._session.begin() as session:
+            row = session.get(ScheduleRun, job_id)
+            if row is None:
+                session.add(ScheduleRun(job_id=job_id, last_run_at=at))
+            elif row.last_run_at < at:
+                row.last_run_at = at
+
+    def forget_runs(self) -> None:
+        """Forget when scheduled jobs ran (the next start treats them as new)."""
+        with self._session.begin() as session:
+            session.execute(delete(ScheduleRun))
+
+    def last_run(self, job_id: str) -> datetime | None:
+        with self._session() as session:
+            row = session.get(ScheduleRun, job_id)
+            return row.last_run_at if row else None
+
+    def robots_txt(self, origin: str) -> tuple[bytes, datetime] | None:
+        """The robots.txt last fetched from ``origin``, and when."""
+        with self._session() as session:
+            row = session.get(RobotsTxt, origin)
+            return (row.body, row.fetched_at) if row is not None else None
+
+    def save_robots_txt(self, origin: str, body: bytes, at: datetime) -> None:
+        """Remember the robots.txt just fetched from ``origin``."""
+        with self._session.begin() as session:
+            row = session.get(RobotsTxt, origin)
+            if row is None:
+                session.execute(_insert_ignoring_conflict(
+                    session, RobotsTxt, {"origin": origin, "body": body, "fetched_at": at}))
+            else:
+                row.body, row.fetched_at = body, at
+
+    # -- web UI queries --------------------------------------------------------
+    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
+
+    def source_statuses(self, *, with_article_counts: bool = True) -> list[dict[str, Any]]:
+        """Every source row, by name: ``name``, ``kind``, ``url``, ``discovered_url``,
+        ``last_polled_at``, ``last_success_at``, ``consecutive_failures``,
+        ``last_error`` and, with counts, ``articles`` (stored from it now)."""
+        query = select(
+            Source.name, Source.kind, Source.url, Source.discovered_url, Source.last_polled_at,
+            Source.last_success_at, Source.consecutive_failures, Source.last_error,
+        )
+        if with_article_counts:
+            counts = (
+                select(Article.source_id, func.count().label("articles"))
+                .group_by(Article.source_id).subquery()
+            )
+            query = query.add_columns(
+                func.coalesce(counts.c.articles, 0).label("articles")
+            ).outerjoin(counts, counts.c.source_id == Source.id)
+        with self._session() as session:
+            return [row._asdict() for row in session.execute(query.order_by(Source.name))]
