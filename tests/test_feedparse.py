@@ -1,4 +1,4 @@
-"""spiders/feedparse.py: JSON Feed, charsets, broken XML, hostile XML, links and dates."""
+"""spiders/feedparse/: JSON Feed, charsets, broken XML, hostile XML, links and dates."""
 
 from __future__ import annotations
 
