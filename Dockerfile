@@ -15,12 +15,16 @@ RUN groupadd --system --gid 10001 newswatch \
     && chown newswatch:newswatch /data
 
 WORKDIR /app
-# The same install the README's quick start does, without the editable flag.
+# The same install the README's quick start does, without the editable flag: the
+# locked dependencies first (pinned, hash-checked; a layer that outlives code
+# changes), then newswatch itself with nothing more resolved.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY crawler ./crawler
 COPY spiders ./spiders
 COPY alerts ./alerts
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 # A default configuration; mount your own over /config/config.yaml. Paths in it are
 # relative to the file, so point `database` and `delivery.outbox` at /data.

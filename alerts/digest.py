@@ -332,13 +332,13 @@ def _send_to(
             pending = store.pending_items(recipient.email, rules, with_bodies=False)
             if not pending:
                 return
-            record = store.create_delivery(recipient.email, pending, _domain(config), kind,
-                                           claim=(run, datetime.now(UTC) + lease))
-            if record is None:
+            created = store.create_delivery(recipient.email, pending, _domain(config), kind,
+                                            claim=(run, datetime.now(UTC) + lease))
+            if created is None:
                 logger.warning("%s for %s: items were claimed by another run", kind,
                                recipient.email)
                 return
-            _send(store, config, delivery, recipient, record, run, now, report)
+            _send(store, config, delivery, recipient, created, run, now, report)
     except DeliveryError as error:
         report.failed[recipient.email] = str(error)
     except OperationalError as error:

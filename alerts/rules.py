@@ -1,12 +1,12 @@
 """Watch rules: which rules an article matches, and where their terms occur.
 
 A rule is a `KeywordRule` (any keyword, no excluded term) or a `QueryRule` (a
-query in the language of crawler/domain/query.py: AND/OR/NOT, phrases, prefixes, NEAR,
+query in the language of crawler/domain/query/: AND/OR/NOT, phrases, prefixes, NEAR,
 fields, lang:). Both are matched the same way, on the same normalised words:
 case- and accent-insensitive, whole words only ("ISIS" hits "anti-ISIS" and
 "ISIS," but not "crisis"), a phrase being its words in a row whatever separates
 them. A keyword with spaces or hyphens is a phrase; a `*` ending a keyword's
-word makes it a prefix (``refug*``). See crawler/domain/query.py for the details.
+word makes it a prefix (``refug*``). See crawler/domain/query/ for the details.
 
 Matching scales with the text, not with rules × text. An article is tokenised
 once. Every term the rules use is looked for once: the single words by one
@@ -103,7 +103,7 @@ class KeywordRule:
 
 @dataclass(frozen=True)
 class QueryRule:
-    """A watch rule written as a query (see crawler/domain/query.py).
+    """A watch rule written as a query (see crawler/domain/query/).
 
     With `stem`, unquoted words match any word with the same Snowball stem, in
     the article's language, or in `language` (a tag such as "en") for articles

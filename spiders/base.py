@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import scrapy
 from scrapy.exceptions import (
@@ -282,7 +282,7 @@ def describe_failure(failure: Failure, *, maxsize: int | None = None,
     empty, always what happened (``maxsize``: the crawl's download_maxsize;
     ``stopping``: the crawl is being stopped, so a cancelled download is the stop's)."""
     if failure.check(HttpError):
-        response = failure.value.response
+        response = cast("HttpError", failure.value).response
         reason = f"HTTP {response.status}"
         retry_after = response.request.meta.get("retry_after") if response.request else None
         return f"{reason} (Retry-After {retry_after:.0f}s)" if retry_after else reason
@@ -306,7 +306,8 @@ def describe_failure(failure: Failure, *, maxsize: int | None = None,
         limit = f" ({maxsize} bytes)" if maxsize else ""
         return f"download cancelled: response larger than download_maxsize{limit}"
     if failure.check(DownloadFailedError, ResponseFailed):
-        return f"download failed: {_reasons(failure.value) or 'the connection failed'}"
+        reasons = _reasons(failure.value) if failure.value is not None else ""
+        return f"download failed: {reasons or 'the connection failed'}"
     name = failure.type.__name__ if failure.type else "error"
     return f"{name}: {message}" if message else f"{name} (no details given)"
 

@@ -158,7 +158,7 @@ class ClusterSpider(scrapy.Spider):
     def _opened(self) -> None:
         # Scrapy has no setting for it: look at the shared queue more often than
         # every 5 s when idle (set before the engine starts its heartbeat).
-        self.crawler.engine._SLOT_HEARTBEAT_INTERVAL = QUEUE_CHECK_SECONDS  # type: ignore[union-attr]
+        self.crawler.engine._SLOT_HEARTBEAT_INTERVAL = QUEUE_CHECK_SECONDS
 
     async def start(self) -> AsyncIterator[Any]:
         """Poll jobs, for ever: the engine asks for the next one when it has room."""
@@ -291,7 +291,7 @@ class WorkerStopping(IgnoreRequest):
     in-flight record, which goes back in the queue when the worker leaves."""
 
 
-class ClusterScheduler(Scheduler):  # type: ignore[misc]
+class ClusterScheduler(Scheduler):
     """scrapy-redis's scheduler; a request taken from the queue is noted in this
     worker's in-flight hash in the same step, and leaves it when it is settled, put
     back in the queue (a retry, a redirect), or requeued after the worker died."""
@@ -347,7 +347,7 @@ return 0
 """
 
 
-class ExpiringDupeFilter(RFPDupeFilter):  # type: ignore[misc]
+class ExpiringDupeFilter(RFPDupeFilter):
     """scrapy-redis's fingerprint filter, whose fingerprints expire: a request is
     filtered only while the same request was queued less than ``ttl`` seconds ago."""
 

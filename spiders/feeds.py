@@ -82,7 +82,7 @@ class FeedSpider(SourceSpider):
     async def parse_feed(self, response: Response) -> AsyncIterator[Any]:
         if not self.index_changed(response, discovered_url=response.meta.get("feed_url")):
             return
-        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+        content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
         try:
             feed = await self.context.parse(parse_feed, response.body, response.url, content_type)
         except FeedError as error:

@@ -193,7 +193,10 @@ class HeadMetaRefreshMiddleware(MetaRefreshMiddleware):
         super().__init__(settings)
         self.ignore_tags: list[str] = settings.getlist("METAREFRESH_IGNORE_TAGS")
 
-    def process_response(self, request: Request, response: Response) -> Request | Response:
+    # Scrapy >= 2.13 calls it without the deprecated spider argument its stubs still name.
+    def process_response(  # type: ignore[override]
+        self, request: Request, response: Response
+    ) -> Request | Response:
         if isinstance(response, HtmlResponse) and not has_meta_refresh(
                 response, self.ignore_tags):
             return response

@@ -29,8 +29,11 @@ def test_dockerfile_copies_every_package_and_installs_like_the_readme() -> None:
     top_level = {name.split(".")[0] for name in packages}
     copied = set(re.findall(r"^COPY (\w+) \./\1$", DOCKERFILE, flags=re.MULTILINE))
     assert copied == top_level
-    assert "RUN pip install --no-cache-dir .\n" in DOCKERFILE
-    assert "pip install -e ." in (ROOT / "README.md").read_text()
+    # Both install the locked, hash-checked dependencies, then newswatch without resolving.
+    assert "RUN pip install --no-cache-dir --require-hashes -r requirements.txt\n" in DOCKERFILE
+    assert "RUN pip install --no-cache-dir --no-deps .\n" in DOCKERFILE
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -r requirements.txt && .venv/bin/pip install --no-deps -e ." in readme
 
 
 def test_container_runs_unprivileged_with_a_healthcheck() -> None:

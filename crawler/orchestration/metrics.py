@@ -238,7 +238,7 @@ class CrawlMetricsExtension:
     def _source(self) -> str:
         spider = self.crawler.spider
         source = getattr(spider, "source", None)
-        return getattr(source, "name", None) or getattr(spider, "name", "unknown")
+        return str(getattr(source, "name", None) or getattr(spider, "name", "unknown"))
 
     def spider_opened(self, **_: Any) -> None:
         self.started = time.monotonic()

@@ -229,7 +229,7 @@ class NewswatchService:
 
     async def purge(self) -> tuple[int, int]:
         """Apply the retention settings (see Store.purge); trim the story index."""
-        if self.context.stories is not None:
+        if isinstance(self.context.stories, StoryIndex):
             await self.context.database.run(self.context.stories.prune, datetime.now(UTC))
         return await self.context.database.run(purge_old_articles, self.store, self.config)
 
@@ -475,7 +475,7 @@ class NewswatchService:
                 else:
                     logger.exception("job %s%s failed", name, args)
             finally:
-                self._running_jobs.discard(task)  # type: ignore[arg-type]
+                self._running_jobs.discard(task)
 
         run.__name__ = name
         return run
@@ -535,21 +535,23 @@ def run_service(
     passed in by the CLI, which sits above both, so that the service does not
     import the web UI that reads it (no import cycle between the two).
     """
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed_reactor
+
+    reactor: Any = installed_reactor  # zope interfaces: no useful static type
 
     service = service_factory()
     if stop_after is not None:
-        reactor.callLater(stop_after, reactor.stop)  # type: ignore[attr-defined]
-    reactor.callWhenRunning(service.start_scheduler)  # type: ignore[attr-defined]
+        reactor.callLater(stop_after, reactor.stop)
+    reactor.callWhenRunning(service.start_scheduler)
     if start_web is not None:
-        reactor.callWhenRunning(start_web, service)  # type: ignore[attr-defined]
+        reactor.callWhenRunning(start_web, service)
     # A stop asked for while starting (see crawler.orchestration.signals) is carried out now.
-    reactor.callWhenRunning(  # type: ignore[attr-defined]
-        lambda: reactor.stop() if stop_requested() else None  # type: ignore[attr-defined]
+    reactor.callWhenRunning(
+        lambda: reactor.stop() if stop_requested() else None
     )
 
     def reload_on_hangup(_signum: int, _frame: object) -> None:
-        reactor.callFromThread(  # type: ignore[attr-defined]
+        reactor.callFromThread(
             lambda: deferred_from_coro(service.reload())
         )
 
@@ -557,11 +559,11 @@ def run_service(
     hand_over_to_reactor()
     # Twisted's own SIGINT/SIGTERM handlers stop the reactor; "before shutdown"
     # triggers run first and the reactor waits for the Deferred they return.
-    reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger(
         "before", "shutdown", lambda: deferred_from_coro(service.stop())
     )
     settle_start_up()
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     return 0
 
 
@@ -570,7 +572,9 @@ def run_once(
     step: Callable[[NewswatchService], Awaitable[T]],
 ) -> T:
     """Run one ``step`` on the reactor (for one-shot commands), stop cleanly, return its result."""
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed_reactor
+
+    reactor: Any = installed_reactor  # zope interfaces: no useful static type
 
     service = service_factory()
     result: dict[str, Any] = {}
@@ -582,11 +586,11 @@ def run_once(
             result["error"] = error
         finally:
             await service.stop()
-            reactor.stop()  # type: ignore[attr-defined]
+            reactor.stop()
 
-    reactor.callWhenRunning(lambda: deferred_from_coro(main()))  # type: ignore[attr-defined]
+    reactor.callWhenRunning(lambda: deferred_from_coro(main()))
     settle_start_up()
-    reactor.run(installSignalHandlers=True)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=True)
     if "error" in result:
         raise result["error"]
     return result["value"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import bindparam, delete, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +24,8 @@ from crawler.storage.models import (
 from crawler.storage.records import ArticleRecord, KnownArticle, StoredArticle
 
 if TYPE_CHECKING:
+    from sqlalchemy import CursorResult, Table
+
     from crawler.domain.items import RuleMatch
 
 # An index's "updated" time must be this much later than our fetch to fetch again
@@ -96,7 +98,7 @@ class ArticleQueries(StoreBase):
                 chunk = hashes[start : start + _URL_BATCH]
                 by_hash.update((h, article_id) for h, article_id in session.execute(
                     select(Article.content_hash, Article.id)
-                    .where(Article.content_hash.in_(chunk))))
+                    .where(Article.content_hash.in_(chunk))) if h is not None)
             by_address = [next((by_url[url] for url in candidates if url in by_url), None)
                           for candidates, _hash in keys]
             found = [
@@ -165,7 +167,7 @@ class ArticleQueries(StoreBase):
         """Put articles into stories: {article id: story id}."""
         if not stories:
             return
-        table = Article.__table__
+        table = cast("Table", Article.__table__)
         statement = update(table).where(table.c.id == bindparam("moved")).values(
             story_id=bindparam("story"))
         with self._session.begin() as session:
@@ -239,20 +241,20 @@ class ArticleQueries(StoreBase):
             session.execute(
                 delete(DeliveryItem).where(DeliveryItem.article_id.in_(old_rows))
             )
-            deleted = session.execute(
+            deleted = cast("CursorResult[Any]", session.execute(
                 delete(Article).where(Article.id.in_(old_rows.scalar_subquery()))
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            )).rowcount
             session.execute(
                 delete(ArticleRevision).where(ArticleRevision.fetched_at < bodies_before)
             )
-            purged = session.execute(
+            purged = cast("CursorResult[Any]", session.execute(
                 update(Article)
                 .where(Article.fetched_at < bodies_before, Article.purged_at.is_(None),
                        Article.id.not_in(pending))
                 .values(body="", signature=None, purged_at=utcnow())
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            )).rowcount
         return purged, deleted
 
     def story_signatures(
@@ -271,7 +273,8 @@ class ArticleQueries(StoreBase):
                 .order_by(Article.id)
             )
             return [
-                (article_id, story_id or article_id, signature, published, title, source)
+                (article_id, story_id or article_id, cast("bytes", signature), published, title,
+                 source)
                 for article_id, story_id, signature, published, title, source in rows
             ]
 
@@ -329,7 +332,7 @@ class ArticleQueries(StoreBase):
             return [(rule, url, tuple(terms)) for rule, url, terms in rows]
 
     # -- web UI queries --------------------------------------------------------
-    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # Read-only, for the status pages (crawler/faces/web/) and /metrics
     # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
 
     def rule_match_counts(self) -> dict[str, int]:

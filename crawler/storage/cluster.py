@@ -40,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -298,7 +298,7 @@ class PollLedger:
             for name, value in changes.items():
                 pipe.hincrby(key, name, value)
             if fields:
-                pipe.hset(key, mapping=dict(fields))
+                pipe.hset(key, mapping=dict[Any, str](fields))
             if inflight is not None:
                 pipe.hdel(*inflight)
             if fingerprint is not None:
@@ -310,7 +310,8 @@ class PollLedger:
 
     def read(self, poll: str) -> tuple[str, PollOutcome, float] | None:
         """(source, outcome, started) of a poll, or None if its ledger is gone."""
-        fields = self.client.hgetall(self.keys.poll(poll))
+        # The client decodes responses (connect_redis): keys and values are str.
+        fields = cast("dict[str, str]", self.client.hgetall(self.keys.poll(poll)))
         if "source" not in fields:
             return None
         return (fields["source"], outcome_from_ledger(fields["source"], fields),
@@ -371,8 +372,8 @@ class Membership:
 
     def reap(self) -> dict[str, int]:
         """Requeue what workers that stopped beating held; returns {worker: requests}."""
-        reaped = {}
-        for worker in self.client.smembers(self.keys.workers):
+        reaped: dict[str, int] = {}
+        for worker in cast("set[str]", self.client.smembers(self.keys.workers)):
             if worker == self.worker_id or self.client.exists(self.keys.worker(worker)):
                 continue
             reaped[worker] = self.requeue(worker)
@@ -526,7 +527,7 @@ def cluster_status(url: str, prefix: str) -> dict[str, Any]:
     keys = ClusterKeys(prefix)
     client = connect_redis(url)
     try:
-        workers = sorted(w for w in client.smembers(keys.workers)
+        workers = sorted(w for w in cast("set[str]", client.smembers(keys.workers))
                          if client.exists(keys.worker(w)))
         return {
             "leader": client.get(keys.leader),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,9 @@ from crawler.storage.articles import _URL_BATCH, _article_query, _stored_article
 from crawler.storage.engine import StoreBase
 from crawler.storage.models import Article, Delivery, DeliveryItem, Match, utcnow
 from crawler.storage.records import DeliveryRecord, PendingItem, StoredArticle
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 
 def make_message_id(
@@ -161,11 +164,11 @@ class DeliveryQueries(StoreBase):
         if replacing is not None:
             free = or_(free, Delivery.claimed_by == replacing)
         with self._session.begin() as session:
-            claimed = session.execute(
+            claimed = cast("CursorResult[Any]", session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
                 .values(claimed_by=owner, claimed_until=until)
-            )
+            ))
             return claimed.rowcount == 1
 
     def mark_sent(self, delivery_id: int, at: datetime | None = None) -> None:
@@ -219,7 +222,7 @@ class DeliveryQueries(StoreBase):
             return [_delivery_record(session, d) for d in rows]
 
     # -- web UI queries --------------------------------------------------------
-    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # Read-only, for the status pages (crawler/faces/web/) and /metrics
     # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
 
     def delivery_history(self, limit: int = 200) -> list[dict[str, Any]]:

@@ -57,6 +57,7 @@ def _insert_ignoring_conflict(
     """INSERT … ON CONFLICT DO NOTHING (any unique key) in the session's dialect; with
     ``values`` None, the statement is executed with a list of rows (executemany)."""
     dialect = session.get_bind().dialect.name
+    statement: Any  # postgresql.Insert or sqlite.Insert: both have on_conflict_do_nothing
     if dialect == "postgresql":
         # Imported here: the PostgreSQL dialect package imports all its drivers'
         # modules (~0.06 s), which an SQLite installation never needs.

@@ -1,7 +1,8 @@
 """The database schema as typed SQLAlchemy models.
 
-The tables are created only by the Alembic migrations in ``crawler/migrations``;
-these classes describe them for queries (all of which live in ``crawler/storage/store.py``).
+The tables are created only by the Alembic migrations in ``crawler/storage/migrations``;
+these classes describe them for queries (all of which live in ``crawler/storage/``,
+one module per entity).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ class SearchQueries(StoreBase):
     """The full-text search of articles."""
 
     # -- web UI queries --------------------------------------------------------
-    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # Read-only, for the status pages (crawler/faces/web/) and /metrics
     # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
 
     def search_articles(self, terms: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:

@@ -121,7 +121,7 @@ class SourceQueries(StoreBase):
                 row.body, row.fetched_at = body, at
 
     # -- web UI queries --------------------------------------------------------
-    # Read-only, for the status pages (crawler/faces/web.py) and /metrics
+    # Read-only, for the status pages (crawler/faces/web/) and /metrics
     # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
 
     def source_statuses(self, *, with_article_counts: bool = True) -> list[dict[str, Any]]:

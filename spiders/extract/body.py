@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trafilatura
 from lxml.html import HtmlElement
@@ -153,7 +153,7 @@ def extract_body(tree: HtmlElement, url: str) -> str:
     missed the article, pays for the comparison. On longer bodies the comparison
     mostly swapped a clean body for readability's longer one with the teasers in.
     """
-    options = {
+    options: dict[str, Any] = {
         "url": url or None,
         "output_format": "txt",
         "favor_precision": True,

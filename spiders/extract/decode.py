@@ -84,7 +84,8 @@ def is_free_of_control_characters(text: str, utf8: bytes) -> bool:
 
 def _declared_charset(body: bytes, content_type: str | None) -> str | None:
     """The charset the HTTP header or the page's own <meta> names, as a codec name."""
-    found = re.search(r"charset=[\"']?([\w.:-]+)", content_type or "", re.IGNORECASE)
+    found: re.Match[str] | re.Match[bytes] | None = re.search(
+        r"charset=[\"']?([\w.:-]+)", content_type or "", re.IGNORECASE)
     if found is None:
         found = re.search(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", body[:4096], re.IGNORECASE)
     if found is None:

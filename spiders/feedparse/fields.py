@@ -46,7 +46,7 @@ def _parse_date_text(value: Any) -> datetime | None:
 
 # Times outside these years are placeholders ("0001-01-01", a "never" of 9999) or
 # junk, not publish times; they could not even be shown in every time zone. Article
-# extraction bounds its dates the same way (spiders.extract.as_utc).
+# extraction bounds its dates the same way (spiders.extract.dates.as_utc).
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2200
 
 

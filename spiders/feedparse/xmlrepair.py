@@ -89,7 +89,7 @@ def _repair_xml(text: str) -> _Repaired:
     values = {match.group(1): _CHARACTER_REFERENCE_IN_VALUE.sub(
         _character, match.group(2) or match.group(3) or "")
         for match in _ENTITY_VALUE.finditer(head)}
-    characters = expansions = 0
+    characters = expansions = 0.0
     if values:
         sizes: dict[str, tuple[float, float]] = {}
         for name, count in Counter(_ENTITY_REFERENCE.findall(text, end)).items():

@@ -1,4 +1,4 @@
-"""Fuzzing the rule query language (crawler/domain/query.py): parse_query, compiling, matching.
+"""Fuzzing the rule query language (crawler/domain/query/): parse_query, compiling, matching.
 
 A query is written by a person in ``config.yaml`` or on the command line
 (``newswatch rules test --query``). The properties, for any text at all:

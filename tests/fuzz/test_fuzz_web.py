@@ -208,4 +208,4 @@ def test_every_request_gets_a_page_never_a_500(service: Service, raw: bytes) -> 
         assert TOKEN.encode() not in answer.split(b"\r\n\r\n", 1)[-1], raw[:300]
     log = service.new_log()
     assert "Traceback" not in log, log
-    assert not re.search(r"ERROR crawler\.web|web: .* failed", log), log
+    assert not re.search(r"ERROR crawler\.faces\.web|web: .* failed", log), log

@@ -277,7 +277,7 @@ def _resolve_paths(config: Config, path: Path) -> Config:
 
 
 def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list[str]:
-    wanted = []
+    wanted: list[tuple[tuple[str, ...], str, str]] = []
     smtp = config.delivery.smtp
     if smtp is not None and smtp.password_env is not None:
         wanted.append((("delivery", "smtp", "password_env"), smtp.password_env, "SMTP password"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.error import CannotListenError
 from twisted.python.threadpool import ThreadPool
@@ -15,7 +15,7 @@ from crawler.faces.web.ui import WebUI
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
-    from twisted.web.server import Request
+    from twisted.web.http import Request
 
     from crawler.orchestration.service import NewswatchService
 
@@ -41,7 +41,9 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
     The address is taken once, here: a reload that changes ``web.host`` or
     ``web.port`` needs a restart. Everything else follows the reloaded configuration.
     """
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed_reactor
+
+    reactor: Any = installed_reactor  # zope interfaces: no useful static type
 
     web = service.config.web
     if not web.enabled:
@@ -56,7 +58,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
         threads=threads,
     )
     try:
-        port = reactor.listenTCP(  # type: ignore[attr-defined]
+        port = reactor.listenTCP(
             web.port, _QuietSite(ui, timeout=60), interface=web.host
         )
     except CannotListenError as error:
@@ -64,7 +66,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
                      error.socketError)
         return None
     threads.start()
-    reactor.addSystemEventTrigger("during", "shutdown", threads.stop)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("during", "shutdown", threads.stop)
     host = f"[{web.host}]" if ":" in web.host else web.host
     logger.info("web UI at http://%s:%d/", host, port.getHost().port)
     return port

@@ -227,14 +227,16 @@ class WebUI(Resource):
     async def _blocking(self, function: Callable[..., Any], *args: Any,
                         timeout: float | None = None) -> Any:
         """Run a blocking call in a worker thread and wait for it."""
-        from twisted.internet import reactor
+        from twisted.internet import reactor as installed_reactor
+
+        reactor: Any = installed_reactor  # zope interfaces: no useful static type
 
         deferred = (
             deferToThread(function, *args) if self.threads is None
-            else deferToThreadPool(reactor, self.threads, function, *args)  # type: ignore[arg-type]
+            else deferToThreadPool(reactor, self.threads, function, *args)
         )
         if timeout is not None:
-            deferred.addTimeout(timeout, reactor)  # type: ignore[arg-type]
+            deferred.addTimeout(timeout, reactor)
         return await deferred
 
     @staticmethod

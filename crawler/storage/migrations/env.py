@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from crawler.storage.models import Base
 
@@ -30,7 +30,7 @@ def _is_model_object(name: str | None, kind: str, _parent: object) -> bool:
     return not (kind == "index" and name == "ix_articles_search")
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
