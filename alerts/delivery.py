@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
 __all__ = [
-    "Delivery", "DeliveryError", "MessageTooLarge", "OutboxDelivery", "SmtpDelivery",
+    "Delivery",
+    "DeliveryError",
+    "MessageTooLarge",
+    "OutboxDelivery",
+    "SmtpDelivery",
     "message_size",
 ]
 
@@ -165,10 +169,13 @@ class SmtpDelivery:
             if getattr(error, "smtp_code", None) == 552:  # "exceeded storage allocation"
                 size = message_size(message)
                 raise MessageTooLarge(
-                    self._redact(f"SMTP delivery via {self.host}:{self.port} failed: the "
-                                 f"server refused a message of {size:,} bytes as too large "
-                                 f"({_describe_smtp_error(error)[0]})"),
-                    size=size, limit=self.size_limit,
+                    self._redact(
+                        f"SMTP delivery via {self.host}:{self.port} failed: the "
+                        f"server refused a message of {size:,} bytes as too large "
+                        f"({_describe_smtp_error(error)[0]})"
+                    ),
+                    size=size,
+                    limit=self.size_limit,
                 ) from None
             reason, temporary = _describe_smtp_error(error)
             raise DeliveryError(
@@ -199,7 +206,8 @@ class SmtpDelivery:
                 raise MessageTooLarge(
                     f"SMTP delivery via {self.host}:{self.port} not tried: the message is "
                     f"{size:,} bytes and the server takes at most {self.size_limit:,} (SIZE)",
-                    size=size, limit=self.size_limit,
+                    size=size,
+                    limit=self.size_limit,
                 )
             return client.send_message(message)
         finally:
@@ -263,8 +271,12 @@ class OutboxDelivery:
         """
         target = self.path_for(message, datetime.now(UTC))
         if str(message.get("Message-ID", "")) and self._written_before(target):
-            logger.info("outbox: %s to %s is already in %s; not written again",
-                        message["Message-ID"], message["To"], self.folder)
+            logger.info(
+                "outbox: %s to %s is already in %s; not written again",
+                message["Message-ID"],
+                message["To"],
+                self.folder,
+            )
             return
         self._remove_abandoned_temporaries()
         temporary_path: str | None = None

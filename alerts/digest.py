@@ -183,9 +183,12 @@ def render_items(
 ) -> RenderedDigest:
     """Render ``items``: one section per rule in the configured order, one entry per
     story, at most ``max_stories`` per section (default ``digest.max_stories``)."""
-    sections = group_by_rule(items, config.rule_names(),
-                             max_stories=max_stories or config.digest.max_stories,
-                             more_url=_matches_url(config))
+    sections = group_by_rule(
+        items,
+        config.rule_names(),
+        max_stories=max_stories or config.digest.max_stories,
+        more_url=_matches_url(config),
+    )
     return _render(sections, items, config, recipient, now, kind)
 
 
@@ -243,20 +246,19 @@ def group_by_rule(
             by_rule.setdefault(rule, []).append(item)
     order = {name: position for position, name in enumerate(rule_order)}
     layout = []
-    for rule, rule_items in sorted(by_rule.items(),
-                                   key=lambda kv: order.get(kv[0], len(order))):
+    for rule, rule_items in sorted(by_rule.items(), key=lambda kv: order.get(kv[0], len(order))):
         stories = _stories(rule_items)
         shown = stories if max_stories is None else stories[:max_stories]
         layout.append((rule, shown, len(stories) - len(shown)))
     texts: Mapping[int, str] = {}
     if bodies is not None:
-        texts = bodies(sorted({copies[0].article.id for _, shown, _ in layout
-                               for copies in shown}))
+        texts = bodies(sorted({copies[0].article.id for _, shown, _ in layout for copies in shown}))
     return [
         DigestSection(
             rule=rule,
-            entries=tuple(_entry(rule, copies, texts.get(copies[0].article.id))
-                          for copies in shown),
+            entries=tuple(
+                _entry(rule, copies, texts.get(copies[0].article.id)) for copies in shown
+            ),
             more=more,
             more_url=more_url(rule) if more and more_url is not None else None,
         )
@@ -279,16 +281,17 @@ def _stories(items: Sequence[PendingItem]) -> list[list[PendingItem]]:
         copies.sort(key=lambda i: (i.article.published or oldest, i.article.id))
     earliest = datetime.min.replace(tzinfo=UTC)
     # sorted() is stable: stories of one moment keep the order they came in.
-    return sorted(stories.values(), key=lambda c: c[0].article.published or earliest,
-                  reverse=True)
+    return sorted(stories.values(), key=lambda c: c[0].article.published or earliest, reverse=True)
 
 
 def _entry(rule: str, copies: Sequence[PendingItem], body: str | None = None) -> DigestEntry:
     main = copies[0]
     terms = dict(main.rules).get(rule, ())
-    others = tuple(dict.fromkeys(
-        c.article.source for c in copies[1:] if c.article.source != main.article.source
-    ))
+    others = tuple(
+        dict.fromkeys(
+            c.article.source for c in copies[1:] if c.article.source != main.article.source
+        )
+    )
     return DigestEntry(
         title=main.article.title,
         url=main.article.url,
@@ -324,19 +327,29 @@ def _send_to(
         with sending_run() as run:
             for record in store.unsent_deliveries(recipient.email):
                 if not _claim(store, record, run, lease):
-                    logger.info("%s %s to %s is being sent by another run (%s); "
-                                "leaving it to that one", record.kind, record.message_id,
-                                record.recipient, record.claimed_by)
+                    logger.info(
+                        "%s %s to %s is being sent by another run (%s); leaving it to that one",
+                        record.kind,
+                        record.message_id,
+                        record.recipient,
+                        record.claimed_by,
+                    )
                     continue
                 _send(store, config, delivery, recipient, record, run, now, report)
             pending = store.pending_items(recipient.email, rules, with_bodies=False)
             if not pending:
                 return
-            created = store.create_delivery(recipient.email, pending, _domain(config), kind,
-                                            claim=(run, datetime.now(UTC) + lease))
+            created = store.create_delivery(
+                recipient.email,
+                pending,
+                _domain(config),
+                kind,
+                claim=(run, datetime.now(UTC) + lease),
+            )
             if created is None:
-                logger.warning("%s for %s: items were claimed by another run", kind,
-                               recipient.email)
+                logger.warning(
+                    "%s for %s: items were claimed by another run", kind, recipient.email
+                )
                 return
             _send(store, config, delivery, recipient, created, run, now, report)
     except DeliveryError as error:
@@ -344,8 +357,12 @@ def _send_to(
     except OperationalError as error:
         # The database went away mid-run (locked, restarted): nothing was marked sent
         # that was not sent; the run is retried with backoff like a failed send.
-        logger.error("%s for %s interrupted by a database error, will retry: %s",
-                     kind, recipient.email, _first_line(error))
+        logger.error(
+            "%s for %s interrupted by a database error, will retry: %s",
+            kind,
+            recipient.email,
+            _first_line(error),
+        )
         report.failed[recipient.email] = f"database error: {_first_line(error)}"
         report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
 
@@ -356,8 +373,13 @@ def _claim(store: Store, record: DeliveryRecord, run: str, lease: timedelta) -> 
     held_by = record.claimed_by
     abandoned = held_by if held_by is not None and is_abandoned(held_by) else None
     if abandoned is not None:
-        logger.info("%s %s to %s was being sent by a run that is gone (%s); taking it over",
-                    record.kind, record.message_id, record.recipient, abandoned)
+        logger.info(
+            "%s %s to %s was being sent by a run that is gone (%s); taking it over",
+            record.kind,
+            record.message_id,
+            record.recipient,
+            abandoned,
+        )
     return store.claim_delivery(record.id, run, now + lease, now=now, replacing=abandoned)
 
 
@@ -379,25 +401,38 @@ def _send(
         bodies = _body_cache(store)
         budget = _budget(config, delivery)
         for _ in range(FIT_TRIES):
-            message = fitting_message(items, config, recipient, record, now, budget,
-                                      bodies=bodies)
+            message = fitting_message(items, config, recipient, record, now, budget, bodies=bodies)
             try:
                 delivery.send(message)
                 break
             except MessageTooLarge as error:
                 # The server's SIZE, or its 552, says less than our budget: cut more.
                 budget = min(budget, error.limit or error.size // 2)
-                logger.warning("%s %s to %s: %s; cutting it to %d bytes", record.kind,
-                               record.message_id, record.recipient, error, budget)
+                logger.warning(
+                    "%s %s to %s: %s; cutting it to %d bytes",
+                    record.kind,
+                    record.message_id,
+                    record.recipient,
+                    error,
+                    budget,
+                )
         else:
-            raise MessageTooLarge(f"{record.kind} {record.message_id} does not fit the "
-                                  f"server's size limit even cut down", size=0, limit=budget)
+            raise MessageTooLarge(
+                f"{record.kind} {record.message_id} does not fit the "
+                f"server's size limit even cut down",
+                size=0,
+                limit=budget,
+            )
     except DeliveryError as error:
         store.record_send_failure(record.id, str(error))
         report.attempts[record.recipient] = record.attempts + 1
         logger.error(
             "%s %s to %s not sent (attempt %d), will retry: %s",
-            record.kind, record.message_id, record.recipient, record.attempts + 1, error,
+            record.kind,
+            record.message_id,
+            record.recipient,
+            record.attempts + 1,
+            error,
         )
         raise
     except BaseException:
@@ -408,7 +443,10 @@ def _send(
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)
     logger.info(
         "%s %s sent to %s with %d articles",
-        record.kind, record.message_id, record.recipient, len(record.article_ids),
+        record.kind,
+        record.message_id,
+        record.recipient,
+        len(record.article_ids),
     )
 
 
@@ -448,8 +486,9 @@ def fitting_message(
     cap = config.digest.max_stories
     more_url = _matches_url(config)
     while True:
-        sections = group_by_rule(items, config.rule_names(), max_stories=cap,
-                                 more_url=more_url, bodies=bodies)
+        sections = group_by_rule(
+            items, config.rule_names(), max_stories=cap, more_url=more_url, bodies=bodies
+        )
         message = build_message(
             _render(sections, items, config, recipient, now, record.kind),
             sender=config.digest.sender,
@@ -466,15 +505,30 @@ def fitting_message(
     hidden = sum(section.more for section in sections)
     if hidden:
         shown = sum(len(section.entries) for section in sections)
-        why = (f"digest.max_stories is {cap}" if cap == config.digest.max_stories
-               else f"{cap} per rule fit the budget of {budget:,} bytes")
-        logger.warning("%s %s to %s cut: %d stories shown, %d more only counted (%s); "
-                       "%d bytes", record.kind, record.message_id, record.recipient, shown,
-                       hidden, why, size)
+        why = (
+            f"digest.max_stories is {cap}"
+            if cap == config.digest.max_stories
+            else f"{cap} per rule fit the budget of {budget:,} bytes"
+        )
+        logger.warning(
+            "%s %s to %s cut: %d stories shown, %d more only counted (%s); %d bytes",
+            record.kind,
+            record.message_id,
+            record.recipient,
+            shown,
+            hidden,
+            why,
+            size,
+        )
     if size > budget:
-        logger.warning("%s %s to %s is %d bytes, over the budget of %d even with one story "
-                       "per rule", record.kind, record.message_id, record.recipient, size,
-                       budget)
+        logger.warning(
+            "%s %s to %s is %d bytes, over the budget of %d even with one story per rule",
+            record.kind,
+            record.message_id,
+            record.recipient,
+            size,
+            budget,
+        )
     return message
 
 
@@ -487,13 +541,23 @@ def _record_sent(store: Store, record: DeliveryRecord, now: datetime) -> None:
             return
         except OperationalError as error:
             if delay is None:
-                logger.error("%s %s to %s was sent but could not be recorded (the database "
-                             "does not answer); it will be sent again with the same "
-                             "Message-ID", record.kind, record.message_id, record.recipient)
+                logger.error(
+                    "%s %s to %s was sent but could not be recorded (the database "
+                    "does not answer); it will be sent again with the same "
+                    "Message-ID",
+                    record.kind,
+                    record.message_id,
+                    record.recipient,
+                )
                 raise
-            logger.warning("%s %s to %s was sent; recording it failed (%s), trying again "
-                           "in %.1fs", record.kind, record.message_id, record.recipient,
-                           _first_line(error), delay)
+            logger.warning(
+                "%s %s to %s was sent; recording it failed (%s), trying again in %.1fs",
+                record.kind,
+                record.message_id,
+                record.recipient,
+                _first_line(error),
+                delay,
+            )
             time.sleep(delay)
 
 

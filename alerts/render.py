@@ -329,9 +329,10 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
             continue
         replacement = "{" + field + (f"!{conversion}" if conversion else "")
         replacement += (f":{spec}" if spec else "") + "}"
-        if field in _SUBJECT_FIELDS and subject_placeholder_problem(
-            field, spec or "", conversion
-        ) is None:
+        if (
+            field in _SUBJECT_FIELDS
+            and subject_placeholder_problem(field, spec or "", conversion) is None
+        ):
             with contextlib.suppress(ValueError, TypeError, OverflowError):
                 replacement = format(values[field], spec or "")
         pieces.append(replacement)

@@ -172,9 +172,7 @@ def _compile_rule(rule: KeywordRule | QueryRule) -> _CompiledRule:
     any_of, none_of = shape
     texts = tuple(text for text, _, _ in any_of)
     keys = tuple((scope, key) for _, scope, key in any_of)
-    return _CompiledRule(
-        rule.name, compiled, query.triggers(), texts, keys, tuple(none_of)
-    )
+    return _CompiledRule(rule.name, compiled, query.triggers(), texts, keys, tuple(none_of))
 
 
 def _simple_terms(node: Node, stem: bool) -> list[tuple[str, str, str]] | None:

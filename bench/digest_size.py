@@ -32,22 +32,28 @@ from crawler.storage.store import ArticleRecord, Store
 
 NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
 POSTFIX_LIMIT = 10_240_000  # Postfix's default message_size_limit
-BODY = ("Regime troops were locked in heavy fighting with ISIS in central Syria, where they "
-        "seized the ancient city of Palmyra. ") * 30  # ~3 kB, a real article's length
+BODY = (
+    "Regime troops were locked in heavy fighting with ISIS in central Syria, where they "
+    "seized the ancient city of Palmyra. "
+) * 30  # ~3 kB, a real article's length
 
 
 def config(*, cut: bool) -> Config:
     digest: dict[str, object] = {"sender": "news@example.org"}
     if not cut:  # every story shown, no budget to speak of: the digest before the budget
         digest |= {"max_stories": 10_000, "max_bytes": 50_000_000}
-    return Config.model_validate({
-        "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
-        "rules": [{"name": "syria", "keywords": ["Palmyra"]},
-                  {"name": "energy", "keywords": ["oil"]}],
-        "digest": digest,
-        "recipients": [{"email": "ana@example.com"}],
-        "web": {"public_url": "https://news.example.org/watch/"},
-    })
+    return Config.model_validate(
+        {
+            "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
+            "rules": [
+                {"name": "syria", "keywords": ["Palmyra"]},
+                {"name": "energy", "keywords": ["oil"]},
+            ],
+            "digest": digest,
+            "recipients": [{"email": "ana@example.com"}],
+            "web": {"public_url": "https://news.example.org/watch/"},
+        }
+    )
 
 
 def fill(database: Path, matches: int) -> Store:
@@ -55,14 +61,23 @@ def fill(database: Path, matches: int) -> Store:
     store.upgrade()
     store.sync_sources([SourceConfig(name="wire", feed="https://wire.example/rss")])
     batch = [
-        (ArticleRecord("wire", ExtractedArticle(
-            url=f"https://wire.example/{n}", title=f"Palmyra report number {n}",
-            text=f"{BODY} Report {n}.", published=NOW - timedelta(seconds=n))),
-         [RuleMatch("syria", ("Palmyra",))] + ([RuleMatch("energy", ("oil",))] if n < 30 else []))
+        (
+            ArticleRecord(
+                "wire",
+                ExtractedArticle(
+                    url=f"https://wire.example/{n}",
+                    title=f"Palmyra report number {n}",
+                    text=f"{BODY} Report {n}.",
+                    published=NOW - timedelta(seconds=n),
+                ),
+            ),
+            [RuleMatch("syria", ("Palmyra",))]
+            + ([RuleMatch("energy", ("oil",))] if n < 30 else []),
+        )
         for n in range(matches)
     ]
     for start in range(0, len(batch), 1000):
-        store.insert_articles(batch[start:start + 1000])
+        store.insert_articles(batch[start : start + 1000])
     return store
 
 
@@ -86,26 +101,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        results = {(matches, cut): measure(Path(folder), matches, cut=cut)
-                   for matches, cut in ((1_000, True), (10_000, True), (10_000, False))}
+        results = {
+            (matches, cut): measure(Path(folder), matches, cut=cut)
+            for matches, cut in ((1_000, True), (10_000, True), (10_000, False))
+        }
     print("| matches | digest | build s | peak MB (Python) | email bytes |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for (matches, cut), row in results.items():
-        print(f"| {matches:,} | {'cut to budget' if cut else 'every story'} | "
-              f"{row['seconds']:.2f} | {row['peak_mb']:.0f} | {row['bytes']:,.0f} |")
-    busy, whole, small = results[(10_000, True)], results[(10_000, False)], \
-        results[(1_000, True)]
+        print(
+            f"| {matches:,} | {'cut to budget' if cut else 'every story'} | "
+            f"{row['seconds']:.2f} | {row['peak_mb']:.0f} | {row['bytes']:,.0f} |"
+        )
+    busy, whole, small = results[(10_000, True)], results[(10_000, False)], results[(1_000, True)]
     budget = config(cut=True).digest.max_bytes
     checks = [
-        (f"10,000-match digest = {busy['bytes']:,.0f} bytes (target ≤ {budget:,}, "
-         f"the budget, and < Postfix's {POSTFIX_LIMIT:,})",
-         busy["bytes"] <= budget and busy["bytes"] < POSTFIX_LIMIT),
-        (f"build time cut / every story = {busy['seconds'] / whole['seconds']:.2f} "
-         "(target ≤ 0.25)", busy["seconds"] / whole["seconds"] <= 0.25),
-        (f"peak memory cut / every story = {busy['peak_mb'] / whole['peak_mb']:.2f} "
-         "(target ≤ 0.5)", busy["peak_mb"] / whole["peak_mb"] <= 0.5),
-        (f"build time 10,000 / 1,000 matches = {busy['seconds'] / small['seconds']:.1f} "
-         "(target ≤ 10)", busy["seconds"] / small["seconds"] <= 10),
+        (
+            f"10,000-match digest = {busy['bytes']:,.0f} bytes (target ≤ {budget:,}, "
+            f"the budget, and < Postfix's {POSTFIX_LIMIT:,})",
+            busy["bytes"] <= budget and busy["bytes"] < POSTFIX_LIMIT,
+        ),
+        (
+            f"build time cut / every story = {busy['seconds'] / whole['seconds']:.2f} "
+            "(target ≤ 0.25)",
+            busy["seconds"] / whole["seconds"] <= 0.25,
+        ),
+        (
+            f"peak memory cut / every story = {busy['peak_mb'] / whole['peak_mb']:.2f} "
+            "(target ≤ 0.5)",
+            busy["peak_mb"] / whole["peak_mb"] <= 0.5,
+        ),
+        (
+            f"build time 10,000 / 1,000 matches = {busy['seconds'] / small['seconds']:.1f} "
+            "(target ≤ 10)",
+            busy["seconds"] / small["seconds"] <= 10,
+        ),
     ]
     print()
     print("targets:")

@@ -48,7 +48,8 @@ EXTRACTORS: dict[str, Callable[[CorpusPage], str]] = {
 
 
 def timed_pass(
-    extractors: dict[str, Callable[[CorpusPage], str]], pages: Sequence[CorpusPage],
+    extractors: dict[str, Callable[[CorpusPage], str]],
+    pages: Sequence[CorpusPage],
 ) -> dict[str, float]:
     """Seconds each extractor spends on one pass over every page. The extractors
     take turns page by page, so a slow moment of the machine costs both alike."""
@@ -64,11 +65,16 @@ def timed_pass(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
-                        help="folder with ground-truth.json and <id>.html.gz pages "
-                             "(beside it or in html/); default: %(default)s")
-    parser.add_argument("--passes", type=int, default=3,
-                        help="timed passes per extractor; the median counts")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="folder with ground-truth.json and <id>.html.gz pages "
+        "(beside it or in html/); default: %(default)s",
+    )
+    parser.add_argument(
+        "--passes", type=int, default=3, help="timed passes per extractor; the median counts"
+    )
     args = parser.parse_args(argv)
 
     pages = load_corpus(args.corpus)
@@ -79,19 +85,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds[name].append(spent)
     per_page = {name: statistics.median(times) / len(pages) for name, times in seconds.items()}
 
-    print(f"{len(pages)} pages from {args.corpus}; "
-          f"pages/s is the median of {args.passes} passes after a warm-up pass\n")
+    print(
+        f"{len(pages)} pages from {args.corpus}; "
+        f"pages/s is the median of {args.passes} passes after a warm-up pass\n"
+    )
     print("| extractor | F1 ± | P | R | accuracy | pages/s | time ratio vs trafilatura |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, texts in outputs.items():
-        summary = summarise([score_page(text, page.truth)
-                             for text, page in zip(texts, pages, strict=True)])
+        summary = summarise(
+            [score_page(text, page.truth) for text, page in zip(texts, pages, strict=True)]
+        )
         ratio = per_page[name] / per_page["trafilatura"]
-        print(f"| {name} | {summary.f1:.3f} ± {summary.f1_std:.3f} "
-              f"| {summary.precision:.3f} ± {summary.precision_std:.3f} "
-              f"| {summary.recall:.3f} ± {summary.recall_std:.3f} "
-              f"| {summary.accuracy:.3f} ± {summary.accuracy_std:.3f} "
-              f"| {1 / per_page[name]:.1f} | {ratio:.2f}× |")
+        print(
+            f"| {name} | {summary.f1:.3f} ± {summary.f1_std:.3f} "
+            f"| {summary.precision:.3f} ± {summary.precision_std:.3f} "
+            f"| {summary.recall:.3f} ± {summary.recall_std:.3f} "
+            f"| {summary.accuracy:.3f} ± {summary.accuracy_std:.3f} "
+            f"| {1 / per_page[name]:.1f} | {ratio:.2f}× |"
+        )
     return 0
 
 

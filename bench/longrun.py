@@ -60,25 +60,42 @@ def main() -> None:
     site = NewsSite().start()
     folder = Path(tempfile.mkdtemp(prefix="newswatch-longrun-"))
     feeds = ["world/rss.xml", "tech/atom.xml", "gulf/rss.xml"]
-    settings = site_config(site, folder, workers=1, sources=[
-        {"name": f"source-{n}", "feed": site.url(feeds[n % len(feeds)]), "every": "1s"}
-        for n in range(args.sources)
-    ])
+    settings = site_config(
+        site,
+        folder,
+        workers=1,
+        sources=[
+            {"name": f"source-{n}", "feed": site.url(feeds[n % len(feeds)]), "every": "1s"}
+            for n in range(args.sources)
+        ],
+    )
     # Alternate the validators so some polls are 304s and some are full parses.
     config = write_config(folder, **settings)
-    service = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples: list[tuple[int, float, int, float]] = []
     started = time.monotonic()
     try:
         next_sample = 0
         while True:
-            polls = sum(1 for seen in site.requests if not seen.path.startswith(
-                ("/articles/", "/robots.txt")))
+            polls = sum(
+                1
+                for seen in site.requests
+                if not seen.path.startswith(("/articles/", "/robots.txt"))
+            )
             if polls >= next_sample:
                 tree = process_tree(service.pid)
-                samples.append((polls, sum(rss_mb(p) for p in tree), open_fds(service.pid),
-                                time.monotonic() - started))
+                samples.append(
+                    (
+                        polls,
+                        sum(rss_mb(p) for p in tree),
+                        open_fds(service.pid),
+                        time.monotonic() - started,
+                    )
+                )
                 next_sample += max(args.polls // 10, 1)
             if polls >= args.polls:
                 break
@@ -90,8 +107,9 @@ def main() -> None:
         service.send_signal(signal.SIGTERM)
         code = service.wait(timeout=60)
         site.stop()
-    print(f"{args.polls} polls of {args.sources} sources in {samples[-1][3]:.0f}s, "
-          f"exit code {code}\n")
+    print(
+        f"{args.polls} polls of {args.sources} sources in {samples[-1][3]:.0f}s, exit code {code}\n"
+    )
     print("| polls | RSS of service + workers (MB) | open fds | seconds |")
     print("| --- | --- | --- | --- |")
     for polls, rss, fds, seconds in samples:

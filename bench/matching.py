@@ -184,7 +184,7 @@ class RuleFactory:
             return f"({t()} OR {t()}) AND NOT {t()}"
         if choice == 4:
             first, second, distance = self.near_pair()
-            return f"\"{first}\" NEAR/{distance} (\"{second}\" OR {t()})"
+            return f'"{first}" NEAR/{distance} ("{second}" OR {t()})'
         if choice == 5:
             return f"title:{t()} OR title:({t()} OR {t()})"
         if choice == 6:
@@ -317,7 +317,8 @@ def measure_naive(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
-        "--same-articles", action="store_true",
+        "--same-articles",
+        action="store_true",
         help="match the rules against the pages their words come from (stress test)",
     )
     options = parser.parse_args()

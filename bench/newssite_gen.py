@@ -79,8 +79,12 @@ def load_corpus(folder: Path = CORPUS) -> list[CorpusPage]:
     """The real pages, with their URL and true body from ground-truth.json."""
     truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
     return [
-        CorpusPage(page_id, page["url"], gzip.decompress(
-            (folder / f"{page_id}.html.gz").read_bytes()), page["articleBody"])
+        CorpusPage(
+            page_id,
+            page["url"],
+            gzip.decompress((folder / f"{page_id}.html.gz").read_bytes()),
+            page["articleBody"],
+        )
         for page_id, page in sorted(truth.items())
     ]
 
@@ -139,7 +143,8 @@ def _mark_text_runs(document: Any) -> int:
             runs += 1
         parent = element.getparent()
         in_skipped = parent is None or any(
-            a.tag in _SKIP for a in (parent, *parent.iterancestors()))
+            a.tag in _SKIP for a in (parent, *parent.iterancestors())
+        )
         if not in_skipped and element.tail and len(element.tail.strip()) >= MIN_RUN_CHARS:
             element.tail = _RUN + element.tail.lstrip()
             runs += 1
@@ -167,8 +172,7 @@ def _mark_headline(document: Any) -> None:
         element.set("content", element.get("content", "").rstrip() + _TAG)
     for script in document.xpath("//script[@type='application/ld+json']"):
         if script.text:
-            script.text = _JSON_HEADLINE.sub(lambda m: m.group(1) + _TAG + m.group(2),
-                                             script.text)
+            script.text = _JSON_HEADLINE.sub(lambda m: m.group(1) + _TAG + m.group(2), script.text)
 
 
 def _url_forms(url: str) -> list[str]:
@@ -195,7 +199,12 @@ class GeneratedSite:
     """Every page and feed of the site, rendered and compressed once."""
 
     def __init__(
-        self, sources: int, articles: int, *, hosts: int | None = None, seed: int = 1,
+        self,
+        sources: int,
+        articles: int,
+        *,
+        hosts: int | None = None,
+        seed: int = 1,
         started: datetime | None = None,
     ) -> None:
         self.sources = sources
@@ -229,7 +238,8 @@ class GeneratedSite:
         rng = random.Random(self.seed)
         order = list(range(len(corpus)))
         self.resources["/robots.txt"] = _resource(
-            b"User-agent: *\nAllow: /\n", "text/plain; charset=utf-8", "robots")
+            b"User-agent: *\nAllow: /\n", "text/plain; charset=utf-8", "robots"
+        )
         for source in range(self.sources):
             section = SECTIONS[source % len(SECTIONS)]
             items = []
@@ -241,22 +251,18 @@ class GeneratedSite:
                 path = f"/{section}/{source:03d}/{number:03d}-{template.slug}.html"
                 url = self.base(source) + path
                 tag = f" (edition {source + 1}, no. {number + 1})"
-                prefixes = [
-                    _phrase(rng, words[page])
-                    for _ in range(max(template.runs, 1))
-                ]
+                prefixes = [_phrase(rng, words[page]) for _ in range(max(template.runs, 1))]
                 prefixes[0] = f"Edition {source + 1}, no. {number + 1}. {prefixes[0]}"
                 page_html = template.render(url, tag, prefixes)
                 self.raw_bytes += len(page_html)
-                self.resources[path] = _resource(page_html, "text/html; charset=utf-8",
-                                                 "article")
+                self.resources[path] = _resource(page_html, "text/html; charset=utf-8", "article")
                 published = self.started - timedelta(minutes=10 * number + source)
                 summary = " ".join(corpus[page].body.split()[:40])
-                items.append(_rss_item(url, template.title + tag,
-                                       published, summary))
+                items.append(_rss_item(url, template.title + tag, published, summary))
             feed = _rss(self.base(source), f"Desk {source + 1}", items)
             self.resources[self.feed_path(source)] = _resource(
-                feed, "application/rss+xml; charset=utf-8", "feed")
+                feed, "application/rss+xml; charset=utf-8", "feed"
+            )
 
 
 def _phrase(rng: random.Random, words: list[str]) -> str:
@@ -265,7 +271,7 @@ def _phrase(rng: random.Random, words: list[str]) -> str:
         return "Meanwhile: "
     length = rng.randint(3, 6)
     start = rng.randrange(len(words) - length)
-    run = " ".join(words[start:start + length])
+    run = " ".join(words[start : start + length])
     return run[:1].upper() + run[1:] + ": "
 
 
@@ -290,7 +296,8 @@ def _rss(base: str, title: str, items: list[str]) -> bytes:
         '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
         f"<title>{xml_escape(title)}</title><link>{base}/</link>"
         f"<description>Generated desk for newswatch benchmarks</description>"
-        + "".join(items) + "</channel></rss>\n"
+        + "".join(items)
+        + "</channel></rss>\n"
     ).encode("utf-8")
 
 
@@ -348,18 +355,29 @@ def make_handler(site: GeneratedSite, stats: SiteStats) -> type[BaseHTTPRequestH
             if path in ("/__stats", "/__reset"):
                 if path == "/__reset":
                     stats.reset()
-                self._send(200, json.dumps(stats.snapshot()).encode(), {
-                    "Content-Type": "application/json"}, head=head)
+                self._send(
+                    200,
+                    json.dumps(stats.snapshot()).encode(),
+                    {"Content-Type": "application/json"},
+                    head=head,
+                )
                 return
             resource = site.resources.get(path)
             if resource is None:
                 sent = self._send(404, b"not found\n", {"Content-Type": "text/plain"}, head=head)
                 stats.count("missing", 404, sent)
                 return
-            headers = {"ETag": resource.etag, "Last-Modified": last_modified,
-                       "Cache-Control": "max-age=60", "Vary": "Accept-Encoding"}
-            if _not_modified(self.headers.get("If-None-Match"),
-                             self.headers.get("If-Modified-Since"), resource.etag):
+            headers = {
+                "ETag": resource.etag,
+                "Last-Modified": last_modified,
+                "Cache-Control": "max-age=60",
+                "Vary": "Accept-Encoding",
+            }
+            if _not_modified(
+                self.headers.get("If-None-Match"),
+                self.headers.get("If-Modified-Since"),
+                resource.etag,
+            ):
                 stats.count(resource.kind, 304, self._send(304, b"", headers, head=True))
                 return
             body = resource.body
@@ -371,11 +389,13 @@ def make_handler(site: GeneratedSite, stats: SiteStats) -> type[BaseHTTPRequestH
                     body = gzip.decompress(body)
             stats.count(resource.kind, 200, self._send(200, body, headers, head=head))
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str], *,
-                  head: bool) -> int:
-            lines = [f"HTTP/1.1 {status} {self.responses[status][0]}",
-                     f"Date: {formatdate(usegmt=True)}", "Server: newssite-gen",
-                     *(f"{k}: {v}" for k, v in headers.items())]
+        def _send(self, status: int, body: bytes, headers: dict[str, str], *, head: bool) -> int:
+            lines = [
+                f"HTTP/1.1 {status} {self.responses[status][0]}",
+                f"Date: {formatdate(usegmt=True)}",
+                "Server: newssite-gen",
+                *(f"{k}: {v}" for k, v in headers.items()),
+            ]
             if status != 304:
                 lines.append(f"Content-Length: {len(body)}")
             if self.close_connection:
@@ -392,7 +412,8 @@ def make_handler(site: GeneratedSite, stats: SiteStats) -> type[BaseHTTPRequestH
 def _not_modified(if_none_match: str | None, if_modified_since: str | None, etag: str) -> bool:
     if if_none_match:
         return etag in {tag.strip() for tag in if_none_match.split(",")} or (
-            if_none_match.strip() == "*")
+            if_none_match.strip() == "*"
+        )
     if if_modified_since:
         try:
             return parsedate_to_datetime(if_modified_since) >= LAST_MODIFIED
@@ -406,11 +427,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # many crawlers connect at once; the default 5 drops SYNs
 
 
-def bind_servers(site: GeneratedSite, handler: type[BaseHTTPRequestHandler],
-                 attempts: int = 20) -> list[_Server]:
+def bind_servers(
+    site: GeneratedSite, handler: type[BaseHTTPRequestHandler], attempts: int = 20
+) -> list[_Server]:
     """One server per loopback address, all on one free port."""
-    addresses = sorted({site.host(s) for s in range(site.sources)},
-                       key=lambda a: tuple(int(p) for p in a.split(".")))
+    addresses = sorted(
+        {site.host(s) for s in range(site.sources)},
+        key=lambda a: tuple(int(p) for p in a.split(".")),
+    )
     for _attempt in range(attempts):
         servers: list[_Server] = []
         try:
@@ -433,19 +457,26 @@ def serve(sources: int, articles: int, hosts: int | None, seed: int) -> None:
     started = time.monotonic()
     site.build(servers[0].server_address[1])
     for server in servers:
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                         daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True
+        ).start()
     pages = sum(r.kind == "article" for r in site.resources.values())
-    print(json.dumps({
-        "port": site.port,
-        "hosts": site.hosts,
-        "feeds": site.feed_urls(),
-        "pages": pages,
-        "page_bytes": site.raw_bytes,
-        "gzip_bytes": sum(r.body.__len__() for r in site.resources.values()
-                          if r.kind == "article"),
-        "build_seconds": round(time.monotonic() - started, 2),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "port": site.port,
+                "hosts": site.hosts,
+                "feeds": site.feed_urls(),
+                "pages": pages,
+                "page_bytes": site.raw_bytes,
+                "gzip_bytes": sum(
+                    r.body.__len__() for r in site.resources.values() if r.kind == "article"
+                ),
+                "build_seconds": round(time.monotonic() - started, 2),
+            }
+        ),
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt):
         sys.stdin.read()  # returns when the parent closes the pipe (or dies)
@@ -458,8 +489,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", type=int, default=50)
     parser.add_argument("--articles", type=int, default=40)
-    parser.add_argument("--hosts", type=int, default=None,
-                        help="loopback addresses to spread the sources over (default: one each)")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=None,
+        help="loopback addresses to spread the sources over (default: one each)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     serve(args.sources, args.articles, args.hosts, args.seed)

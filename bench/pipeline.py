@@ -114,7 +114,8 @@ def make_rules(count: int, seed: int = SEED) -> list[dict[str, Any]]:
     rules = []
     for number in range(count):
         keywords = [
-            rng.choice(rare) if rng.random() < SINGLE_WORD_SHARE
+            rng.choice(rare)
+            if rng.random() < SINGLE_WORD_SHARE
             else f"{rng.choice(rare)} {rng.choice(rare)}"
             for _ in range(rng.randint(1, 4))
         ]
@@ -125,8 +126,9 @@ def make_rules(count: int, seed: int = SEED) -> list[dict[str, Any]]:
     return rules
 
 
-def write_config(folder: Path, feeds: Sequence[str], rules: list[dict[str, Any]],
-                 concurrency: int) -> Path:
+def write_config(
+    folder: Path, feeds: Sequence[str], rules: list[dict[str, Any]], concurrency: int
+) -> Path:
     """A config.yaml for ``newswatch crawl``: one source per feed, a database in
     ``folder``, every other setting at its default (``workers``: one per core)."""
     config = {
@@ -141,8 +143,7 @@ def write_config(folder: Path, feeds: Sequence[str], rules: list[dict[str, Any]]
         "delivery": {"outbox": str(folder / "outbox")},
     }
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
-                    encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -153,13 +154,22 @@ class Site:
     """bench/newssite_gen.py in its own process."""
 
     def __init__(self, sources: int, articles: int, hosts: int | None, log: Path) -> None:
-        command = [sys.executable, str(BENCH / "newssite_gen.py"),
-                   "--sources", str(sources), "--articles", str(articles)]
+        command = [
+            sys.executable,
+            str(BENCH / "newssite_gen.py"),
+            "--sources",
+            str(sources),
+            "--articles",
+            str(articles),
+        ]
         if hosts:
             command += ["--hosts", str(hosts)]
         self._log = log.open("wb")
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
             env=child_environment(),
         )
         assert self.process.stdout is not None
@@ -199,7 +209,8 @@ def child_environment() -> dict[str, str]:
     with this tree first on the path: a copy of the repository benchmarks itself."""
     environment = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     environment["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     return environment
 
 
@@ -344,16 +355,17 @@ def reap_orphans(keep: set[int], timeout: float = 30.0) -> None:
     """Wait for the descendants adopted from an exited command (not for ``keep``)."""
     deadline = time.monotonic() + timeout
     while True:
-        orphans = [pid for pid in _children_of(os.getpid()).get(os.getpid(), [])
-                   if pid not in keep]
+        orphans = [pid for pid in _children_of(os.getpid()).get(os.getpid(), []) if pid not in keep]
         if not orphans:
             return
         for pid in orphans:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
         if time.monotonic() > deadline:
-            print(f"warning: processes {orphans} left running by the benchmarked command",
-                  file=sys.stderr)
+            print(
+                f"warning: processes {orphans} left running by the benchmarked command",
+                file=sys.stderr,
+            )
             return
         time.sleep(0.02)
 
@@ -368,7 +380,11 @@ def measure(command: list[str], site: Site, log: Path, timeout: float) -> Measur
     with log.open("wb") as errors:
         started = time.perf_counter()
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=errors, env=child_environment(), cwd=ROOT,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=child_environment(),
+            cwd=ROOT,
         )
         sampler = TreeSampler(process.pid)
         sampler.start()
@@ -426,8 +442,14 @@ class RunResult:
     notes: list[str]
 
 
-def one_run(number: int, site: Site, folder: Path, rules: list[dict[str, Any]],
-            concurrency: int, timeout: float) -> RunResult:
+def one_run(
+    number: int,
+    site: Site,
+    folder: Path,
+    rules: list[dict[str, Any]],
+    concurrency: int,
+    timeout: float,
+) -> RunResult:
     folder.mkdir(parents=True)
     config = write_config(folder, site.feeds, rules, concurrency)
     spiders = [sys.executable, str(BENCH / "pipeline_spiders.py")]
@@ -436,23 +458,27 @@ def one_run(number: int, site: Site, folder: Path, rules: list[dict[str, Any]],
 
     def record(name: str, result: Measurement, articles: int) -> None:
         if result.killed == "stalled":
-            notes.append(f"run {number} ({name}): killed after {result.wall:.0f} s: it had "
-                         f"used almost no CPU for {STALL_SECONDS:.0f} s (a hang); its figures "
-                         "are those of the killed process")
+            notes.append(
+                f"run {number} ({name}): killed after {result.wall:.0f} s: it had "
+                f"used almost no CPU for {STALL_SECONDS:.0f} s (a hang); its figures "
+                "are those of the killed process"
+            )
         elif result.killed:
-            notes.append(f"run {number} ({name}): killed after {timeout:.0f} s, still running; "
-                         "its figures are those of the killed process")
+            notes.append(
+                f"run {number} ({name}): killed after {timeout:.0f} s, still running; "
+                "its figures are those of the killed process"
+            )
         elif result.exit_code != 0:
-            notes.append(f"run {number} ({name}): exit code {result.exit_code} (--keep keeps "
-                         f"its log)")
+            notes.append(
+                f"run {number} ({name}): exit code {result.exit_code} (--keep keeps its log)"
+            )
         figures[name] = {
             "articles": articles,
             "wall": result.wall,
             "rate": articles / result.wall if articles else float("nan"),
             "cpu": result.cpu,
             "cpu_per_article": result.cpu / articles if articles else float("nan"),
-            "root_cpu_per_article": (result.root_cpu / articles if articles
-                                     else float("nan")),
+            "root_cpu_per_article": (result.root_cpu / articles if articles else float("nan")),
             "other_cpu": max(0.0, result.machine_cpu - result.cpu - result.server_cpu),
             "peak_rss": result.peak_rss / 2**20,
             "peak_pss": result.peak_pss / 2**20,
@@ -462,17 +488,25 @@ def one_run(number: int, site: Site, folder: Path, rules: list[dict[str, Any]],
             "requests_per_source": result.requests / len(site.feeds),
         }
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items()))
-        print(f"  run {number} {name}: {articles} articles in {result.wall:.2f}s, "
-              f"cpu {result.cpu:.1f}s, peak {result.peak_rss / 2**20:.0f} MB, "
-              f"requests: {kinds}", file=sys.stderr)
+        print(
+            f"  run {number} {name}: {articles} articles in {result.wall:.2f}s, "
+            f"cpu {result.cpu:.1f}s, peak {result.peak_rss / 2**20:.0f} MB, "
+            f"requests: {kinds}",
+            file=sys.stderr,
+        )
 
-    fetched = measure([*spiders, "fetch", "--config", str(config)], site,
-                      folder / "fetch.log", timeout)
+    fetched = measure(
+        [*spiders, "fetch", "--config", str(config)], site, folder / "fetch.log", timeout
+    )
     record("a", fetched, _json_tail(fetched.output).get("pages", 0))
 
     naive_db = folder / "naive.db"
-    naive = measure([*spiders, "naive", "--config", str(config), "--db", str(naive_db)],
-                    site, folder / "naive.log", timeout)
+    naive = measure(
+        [*spiders, "naive", "--config", str(config), "--db", str(naive_db)],
+        site,
+        folder / "naive.log",
+        timeout,
+    )
     record("b", naive, count_rows(naive_db, "articles"))
 
     database = folder / "newswatch.db"
@@ -513,8 +547,12 @@ ROWS = (
     ("requests per source", "requests_per_source", "{:.2f}"),
     ("bytes received", "bytes", "bytes"),
 )
-SCENARIOS = (("a", "(a) fetch only"), ("b", "(b) naive"), ("c", "(c) newswatch crawl"),
-             ("d", "(d) crawl again"))
+SCENARIOS = (
+    ("a", "(a) fetch only"),
+    ("b", "(b) naive"),
+    ("c", "(c) newswatch crawl"),
+    ("d", "(d) crawl again"),
+)
 
 
 def _size(count: float) -> str:
@@ -536,8 +574,10 @@ def median_figures(runs: list[RunResult]) -> dict[str, dict[str, float]]:
 
 def render_table(runs: list[RunResult]) -> str:
     medians = median_figures(runs)
-    lines = ["| figure | " + " | ".join(title for _, title in SCENARIOS) + " |",
-             "| --- |" + " ---: |" * len(SCENARIOS)]
+    lines = [
+        "| figure | " + " | ".join(title for _, title in SCENARIOS) + " |",
+        "| --- |" + " ---: |" * len(SCENARIOS),
+    ]
     for row in ROWS:
         label, key, pattern = row[:3]
         scale = row[3] if len(row) > 3 else 1
@@ -567,16 +607,22 @@ def render_table(runs: list[RunResult]) -> str:
     d = medians["d"]
     checks = [
         (f"c/b = {c['c/b']:.2f} (target ≥ {TARGETS['c/b']})", c["c/b"] >= TARGETS["c/b"]),
-        (f"(d) requests per source = {d['requests_per_source']:.2f} (target "
-         f"{TARGETS['d_requests_per_source']:.0f})",
-         d["requests_per_source"] <= TARGETS["d_requests_per_source"]),
-        (f"(d) wall time = {d['wall']:.2f} s (target < {TARGETS['d_wall']:.0f} s)",
-         d["wall"] < TARGETS["d_wall"]),
+        (
+            f"(d) requests per source = {d['requests_per_source']:.2f} (target "
+            f"{TARGETS['d_requests_per_source']:.0f})",
+            d["requests_per_source"] <= TARGETS["d_requests_per_source"],
+        ),
+        (
+            f"(d) wall time = {d['wall']:.2f} s (target < {TARGETS['d_wall']:.0f} s)",
+            d["wall"] < TARGETS["d_wall"],
+        ),
         # PSS: the memory the crawl takes from the machine. The RSS sum counts the
         # models the workers share with their forkserver once per process.
-        (f"(c) peak memory = {c['peak_pss']:.0f} MB PSS sum ({c['peak_rss']:.0f} MB RSS "
-         f"sum) (target < {TARGETS['c_peak_mb']:.0f} MB)",
-         c["peak_pss"] < TARGETS["c_peak_mb"]),
+        (
+            f"(c) peak memory = {c['peak_pss']:.0f} MB PSS sum ({c['peak_rss']:.0f} MB RSS "
+            f"sum) (target < {TARGETS['c_peak_mb']:.0f} MB)",
+            c["peak_pss"] < TARGETS["c_peak_mb"],
+        ),
     ]
     lines += ["", "targets:"] + [f"- {'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
     return "\n".join(lines)
@@ -588,19 +634,32 @@ def main() -> int:
     parser.add_argument("--articles", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rules", type=int, default=1000)
-    parser.add_argument("--hosts", type=int, default=None,
-                        help="loopback addresses for the sources (default: one per source)")
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="concurrent_requests_per_domain (default 8)")
-    parser.add_argument("--timeout", type=float, default=300,
-                        help="seconds after which a measured command is killed (default 300)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary folder (databases, logs) and print its path")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=None,
+        help="loopback addresses for the sources (default: one per source)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="concurrent_requests_per_domain (default 8)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds after which a measured command is killed (default 300)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary folder (databases, logs) and print its path",
+    )
     args = parser.parse_args()
 
     if not become_subreaper():
-        print("warning: not a child subreaper; CPU of orphaned workers may be missed",
-              file=sys.stderr)
+        print(
+            "warning: not a child subreaper; CPU of orphaned workers may be missed", file=sys.stderr
+        )
     for package in PACKAGES:
         compileall.compile_dir(ROOT / package, quiet=1)
     folder = Path(tempfile.mkdtemp(prefix="newswatch-bench-"))
@@ -610,19 +669,25 @@ def main() -> int:
         site = Site(args.sources, args.articles, args.hosts, folder / "site.log")
         rules = make_rules(args.rules)
         info = site.info
-        print(f"site: {len(site.feeds)} feeds on {info['hosts']} loopback addresses, port "
-              f"{site.port}, {info['pages']} pages ({info['page_bytes'] / 2**20:.0f} MB, "
-              f"{info['gzip_bytes'] / 2**20:.0f} MB gzipped), built in "
-              f"{info['build_seconds']} s", file=sys.stderr)
-        runs = [one_run(number, site, folder / f"run{number}", rules, args.concurrency,
-                        args.timeout)
-                for number in range(1, args.runs + 1)]
+        print(
+            f"site: {len(site.feeds)} feeds on {info['hosts']} loopback addresses, port "
+            f"{site.port}, {info['pages']} pages ({info['page_bytes'] / 2**20:.0f} MB, "
+            f"{info['gzip_bytes'] / 2**20:.0f} MB gzipped), built in "
+            f"{info['build_seconds']} s",
+            file=sys.stderr,
+        )
+        runs = [
+            one_run(number, site, folder / f"run{number}", rules, args.concurrency, args.timeout)
+            for number in range(1, args.runs + 1)
+        ]
         cores = os.cpu_count()
-        print(f"\nnewswatch pipeline: {len(site.feeds)} sources × {args.articles} articles "
-              f"= {info['pages']} pages, {args.rules} rules, {cores} cores, "
-              f"concurrent_requests_per_domain {args.concurrency}, sources on "
-              f"{info['hosts']} loopback addresses; median of {len(runs)} runs "
-              f"({time.monotonic() - started:.0f} s in all)\n")
+        print(
+            f"\nnewswatch pipeline: {len(site.feeds)} sources × {args.articles} articles "
+            f"= {info['pages']} pages, {args.rules} rules, {cores} cores, "
+            f"concurrent_requests_per_domain {args.concurrency}, sources on "
+            f"{info['hosts']} loopback addresses; median of {len(runs)} runs "
+            f"({time.monotonic() - started:.0f} s in all)\n"
+        )
         print(render_table(runs))
         for note in (note for run in runs for note in run.notes):
             print(f"note: {note}")

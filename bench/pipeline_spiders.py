@@ -132,16 +132,21 @@ def main() -> None:
         NaiveSpider.database.commit()
         spider = NaiveSpider
     process = CrawlerProcess(
-        network_settings(args.config) | {"LOG_LEVEL": "ERROR", "STATS_DUMP": False})
+        network_settings(args.config) | {"LOG_LEVEL": "ERROR", "STATS_DUMP": False}
+    )
     for source in config.sources:
         if source.enabled and source.feed:
             process.crawl(spider, feed=str(source.feed))
     process.start()
-    print(json.dumps({
-        "pages": FetchSpider.pages,
-        "stored": NaiveSpider.stored if args.mode == "naive" else 0,
-        "body_bytes": FetchSpider.body_bytes,
-    }))
+    print(
+        json.dumps(
+            {
+                "pages": FetchSpider.pages,
+                "stored": NaiveSpider.stored if args.mode == "naive" else 0,
+                "body_bytes": FetchSpider.body_bytes,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

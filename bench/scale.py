@@ -61,7 +61,8 @@ from pipeline import (  # noqa: E402
 from crawler.storage.cluster import ClusterKeys, PollQueue  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get(
-    "NEWSWATCH_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    "NEWSWATCH_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("NEWSWATCH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 NEWSWATCH = shutil.which("newswatch", path=str(Path(sys.executable).parent)) or "newswatch"
 SAMPLE_SECONDS = 0.25
@@ -123,31 +124,37 @@ def fresh_database() -> Any:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False)
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def write_config(folder: Path, database: str, prefix: str, feeds: list[str],
-                 rules: list[dict[str, Any]], concurrency: int, requests: int) -> Path:
+def write_config(
+    folder: Path,
+    database: str,
+    prefix: str,
+    feeds: list[str],
+    rules: list[dict[str, Any]],
+    concurrency: int,
+    requests: int,
+) -> Path:
     config = {
         "database": database,
         "redis": REDIS_URL,
         "cluster": {"queue_prefix": prefix, "concurrent_requests": requests},
         "user_agent_contact": "https://example.org/newswatch-bench",
         "concurrent_requests_per_domain": concurrency,
-        "sources": [{"name": f"desk-{n:03d}", "feed": feed, "every": "1h"}
-                    for n, feed in enumerate(feeds)],
+        "sources": [
+            {"name": f"desk-{n:03d}", "feed": feed, "every": "1h"} for n, feed in enumerate(feeds)
+        ],
         "rules": rules,
         "delivery": {"outbox": str(folder / "outbox")},
         "web": {"enabled": False},
     }
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
-                    encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -160,8 +167,15 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def one_count(workers: int, site: Site, folder: Path, rules: list[dict[str, Any]],
-              concurrency: int, requests: int, timeout: float) -> Figures:
+def one_count(
+    workers: int,
+    site: Site,
+    folder: Path,
+    rules: list[dict[str, Any]],
+    concurrency: int,
+    requests: int,
+    timeout: float,
+) -> Figures:
     prefix = f"nwbench-{uuid.uuid4().hex[:8]}"
     keys = ClusterKeys(prefix)
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -169,17 +183,27 @@ def one_count(workers: int, site: Site, folder: Path, rules: list[dict[str, Any]
     processes: list[subprocess.Popen[bytes]] = []
     try:
         with fresh_database() as database:
-            config = write_config(folder, database, prefix, site.feeds, rules, concurrency,
-                                  requests)
+            config = write_config(
+                folder, database, prefix, site.feeds, rules, concurrency, requests
+            )
             engine = create_engine(database)
             logs = [folder / f"worker-{n}.log" for n in range(workers)]
             # Started one after the other: they migrate the schema under a lock anyway.
             for log in logs:
-                processes.append(subprocess.Popen(
-                    [NEWSWATCH, "--config", str(config), "worker"], stdout=log.open("wb"),
-                    stderr=subprocess.STDOUT, env=child_environment(), cwd=ROOT))
-            wait_for(lambda: all("running: queue" in log.read_text(errors="replace")
-                                 for log in logs), 180, "the workers to start")
+                processes.append(
+                    subprocess.Popen(
+                        [NEWSWATCH, "--config", str(config), "worker"],
+                        stdout=log.open("wb"),
+                        stderr=subprocess.STDOUT,
+                        env=child_environment(),
+                        cwd=ROOT,
+                    )
+                )
+            wait_for(
+                lambda: all("running: queue" in log.read_text(errors="replace") for log in logs),
+                180,
+                "the workers to start",
+            )
             sampler = CpuSampler([p.pid for p in processes])
             sampler.start()
             names = [f"desk-{n:03d}" for n in range(len(site.feeds))]
@@ -212,8 +236,11 @@ def one_count(workers: int, site: Site, folder: Path, rules: list[dict[str, Any]
             articles = stored()
 
             # 3. the same sources again, nothing changed (tickets removed: enqueue now)
-            wait_for(lambda: not list(client.scan_iter(f"{prefix}:lease:*")), 60,
-                     "the polls to be recorded")
+            wait_for(
+                lambda: not list(client.scan_iter(f"{prefix}:lease:*")),
+                60,
+                "the polls to be recorded",
+            )
             for name in names:
                 client.delete(keys.ticket(name))
             since = datetime.now(UTC)
@@ -224,19 +251,27 @@ def one_count(workers: int, site: Site, folder: Path, rules: list[dict[str, Any]
 
             def polled_again() -> bool:
                 with engine.connect() as connection:
-                    return int(connection.scalar(
-                        text("SELECT count(*) FROM sources WHERE last_polled_at >= :since"),
-                        {"since": since})) >= len(names)
+                    return int(
+                        connection.scalar(
+                            text("SELECT count(*) FROM sources WHERE last_polled_at >= :since"),
+                            {"since": since},
+                        )
+                    ) >= len(names)
 
             wait_for(polled_again, timeout, "the unchanged polls")
             unchanged_seconds = time.monotonic() - started
             cpu_unchanged = sampler.total() - cpu_before
             sampler.stop()
             with engine.connect() as connection:
-                size = int(connection.scalar(text(
-                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = 'public' AND c.relkind = 'r'")))
+                size = int(
+                    connection.scalar(
+                        text(
+                            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                        )
+                    )
+                )
             engine.dispose()
             for process in processes:
                 process.send_signal(signal.SIGTERM)
@@ -245,10 +280,19 @@ def one_count(workers: int, site: Site, folder: Path, rules: list[dict[str, Any]
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     process.kill()
-            return Figures(workers, articles, crawl_seconds, cpu_crawl, machine_crawl,
-                           unchanged_seconds,
-                           cpu_unchanged, len(names), peak["queue"], peak["bytes"],
-                           size / max(articles, 1))
+            return Figures(
+                workers,
+                articles,
+                crawl_seconds,
+                cpu_crawl,
+                machine_crawl,
+                unchanged_seconds,
+                cpu_unchanged,
+                len(names),
+                peak["queue"],
+                peak["bytes"],
+                size / max(articles, 1),
+            )
     finally:
         for process in processes:
             if process.poll() is None:
@@ -283,9 +327,13 @@ def render(figures: list[Figures], site: Site, rules: int, concurrency: int) -> 
             f"| {100 * f.machine_cpu / (f.crawl_seconds * cores):.0f} % "
             f"| {(f.machine_cpu - f.crawl_cpu) / f.crawl_seconds:.2f} "
             f"| {f.unchanged_seconds:.1f} | {1000 * f.unchanged_cpu / f.sources:.1f} "
-            f"| {f.peak_queue} | {per_request:.0f} |")
-    lines += ["", f"PostgreSQL: {one.bytes_per_article / 1024:.1f} KiB per stored article "
-              "(all tables and indexes, bodies included)"]
+            f"| {f.peak_queue} | {per_request:.0f} |"
+        )
+    lines += [
+        "",
+        f"PostgreSQL: {one.bytes_per_article / 1024:.1f} KiB per stored article "
+        "(all tables and indexes, bodies included)",
+    ]
     return "\n".join(lines)
 
 
@@ -295,10 +343,10 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=50)
     parser.add_argument("--articles", type=int, default=12, help="per source")
     parser.add_argument("--rules", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="concurrent_requests_per_domain")
-    parser.add_argument("--requests", type=int, default=16,
-                        help="cluster.concurrent_requests (per worker)")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent_requests_per_domain")
+    parser.add_argument(
+        "--requests", type=int, default=16, help="cluster.concurrent_requests (per worker)"
+    )
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
 
@@ -309,11 +357,22 @@ def main() -> int:
     try:
         figures = []
         for count in args.workers:
-            result = one_count(count, site, folder / f"workers-{count}", rules,
-                               args.concurrency, args.requests, args.timeout)
+            result = one_count(
+                count,
+                site,
+                folder / f"workers-{count}",
+                rules,
+                args.concurrency,
+                args.requests,
+                args.timeout,
+            )
             figures.append(result)
-            print(f"{count} workers: {result.articles} articles in {result.crawl_seconds:.1f}s "
-                  f"({result.rate:.1f}/s)", file=sys.stderr, flush=True)
+            print(
+                f"{count} workers: {result.articles} articles in {result.crawl_seconds:.1f}s "
+                f"({result.rate:.1f}/s)",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         site.stop()
     print(render(figures, site, args.rules, args.concurrency))

@@ -43,7 +43,7 @@ def shingles(text: str, size: int = SHINGLE_SIZE) -> Counter[tuple[str, ...]]:
     """The multiset of ``size``-token shingles; a shorter text is one shingle."""
     tokens = tokenize(text)
     count = max(1, len(tokens) - size + 1)
-    return Counter(shingle for i in range(count) if (shingle := tuple(tokens[i:i + size])))
+    return Counter(shingle for i in range(count) if (shingle := tuple(tokens[i : i + size])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +119,15 @@ def summarise(
     """The corpus scores with bootstrap standard deviations over pages (seeded, so
     the same outputs always print the same figures)."""
     rng = random.Random(seed)
-    samples = [
-        corpus_scores([pages[rng.randrange(len(pages))] for _ in pages])
-        for _ in range(resamples)
-    ] if pages else []
-    spreads = [statistics.stdev(values) if len(values) > 1 else 0.0
-               for values in zip(*samples, strict=True)] or [0.0] * 4
+    samples = (
+        [corpus_scores([pages[rng.randrange(len(pages))] for _ in pages]) for _ in range(resamples)]
+        if pages
+        else []
+    )
+    spreads = [
+        statistics.stdev(values) if len(values) > 1 else 0.0
+        for values in zip(*samples, strict=True)
+    ] or [0.0] * 4
     return Summary(*corpus_scores(pages), *spreads)
 
 
@@ -146,7 +149,8 @@ def load_corpus(directory: Path) -> list[CorpusPage]:
     beside it or in ``html/`` (the layout of the shared corpus).
     """
     truth: dict[str, dict[str, Any]] = json.loads(
-        (directory / "ground-truth.json").read_text(encoding="utf-8"))
+        (directory / "ground-truth.json").read_text(encoding="utf-8")
+    )
     pages = []
     for page_id in sorted(truth):
         path = directory / f"{page_id}.html.gz"
@@ -154,6 +158,9 @@ def load_corpus(directory: Path) -> list[CorpusPage]:
             path = directory / "html" / f"{page_id}.html.gz"
         html = gzip.decompress(path.read_bytes()).decode("utf-8")
         labels = truth[page_id]
-        pages.append(CorpusPage(page_id, str(labels["url"]), html,
-                                str(labels.get("articleBody") or ""), labels))
+        pages.append(
+            CorpusPage(
+                page_id, str(labels["url"]), html, str(labels.get("articleBody") or ""), labels
+            )
+        )
     return pages

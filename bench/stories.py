@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.domain.dedup import MatchRule, StoryCandidate, StoryIndex
+from crawler.domain.stories import MatchRule, StoryCandidate, StoryIndex
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -87,8 +87,9 @@ def load_stories(path: Path = STORIES) -> list[LabelledArticle]:
                 article_id=record["id"],
                 title=record["title"],
                 body=record["body"],
-                published=(datetime.fromisoformat(record["published"])
-                           if record["published"] else None),
+                published=(
+                    datetime.fromisoformat(record["published"]) if record["published"] else None
+                ),
                 source=record["source"],
             ),
             record["story"],
@@ -98,8 +99,11 @@ def load_stories(path: Path = STORIES) -> list[LabelledArticle]:
     ]
 
 
-def assign_all(index: StoryIndex, articles: Iterable[LabelledArticle],
-               signatures: dict[int, bytes] | None = None) -> dict[int, int]:
+def assign_all(
+    index: StoryIndex,
+    articles: Iterable[LabelledArticle],
+    signatures: dict[int, bytes] | None = None,
+) -> dict[int, int]:
     """Article id -> story id, assigning in the given order."""
     return {
         article.candidate.article_id: index.assign(
@@ -119,8 +123,12 @@ def pairwise_scores(articles: Sequence[LabelledArticle], assigned: dict[int, int
     true_pos = sum(n * (n - 1) // 2 for n in both.values())
     grouped = sum(n * (n - 1) // 2 for n in groups.values())
     same = sum(n * (n - 1) // 2 for n in labels.values())
-    return PairScore(true_pos / grouped if grouped else 1.0, true_pos / same if same else 1.0,
-                     grouped - true_pos, same - true_pos)
+    return PairScore(
+        true_pos / grouped if grouped else 1.0,
+        true_pos / same if same else 1.0,
+        grouped - true_pos,
+        same - true_pos,
+    )
 
 
 def shuffled(articles: Sequence[LabelledArticle], seed: int) -> list[LabelledArticle]:
@@ -129,22 +137,30 @@ def shuffled(articles: Sequence[LabelledArticle], seed: int) -> list[LabelledArt
     return order
 
 
-def quality(articles: Sequence[LabelledArticle], make_index: type[StoryIndex] | Any,
-            signatures: dict[int, bytes] | None = None) -> dict[str, PairScore]:
+def quality(
+    articles: Sequence[LabelledArticle],
+    make_index: type[StoryIndex] | Any,
+    signatures: dict[int, bytes] | None = None,
+) -> dict[str, PairScore]:
     """Scores per half and overall, in arrival order and (worst of) shuffled orders."""
-    halves = {"all": list(articles),
-              "tune": [a for a in articles if a.half == "tune"],
-              "held-out": [a for a in articles if a.half == "held-out"]}
+    halves = {
+        "all": list(articles),
+        "tune": [a for a in articles if a.half == "tune"],
+        "held-out": [a for a in articles if a.half == "held-out"],
+    }
     assigned = assign_all(make_index(), articles, signatures)
     scores = {name: pairwise_scores(part, assigned) for name, part in halves.items()}
     shuffled_scores = []
     for seed in range(SHUFFLES):
         order = shuffled(articles, SEED + seed)
-        shuffled_scores.append(pairwise_scores(articles, assign_all(make_index(), order,
-                                                                    signatures)))
+        shuffled_scores.append(
+            pairwise_scores(articles, assign_all(make_index(), order, signatures))
+        )
     scores["shuffled (worst)"] = PairScore(
-        min(s.precision for s in shuffled_scores), min(s.recall for s in shuffled_scores),
-        max(s.false_pairs for s in shuffled_scores), max(s.missed_pairs for s in shuffled_scores),
+        min(s.precision for s in shuffled_scores),
+        min(s.recall for s in shuffled_scores),
+        max(s.false_pairs for s in shuffled_scores),
+        max(s.missed_pairs for s in shuffled_scores),
     )
     return scores
 
@@ -179,15 +195,22 @@ def tune(articles: Sequence[LabelledArticle]) -> dict[str, Any]:
     signatures: dict[int, dict[int, bytes]] = {}
 
     def score(shingle: int, bands: int, rule: MatchRule) -> tuple[float, float]:
-        results = [pairwise_scores(part, assign_all(
-            StoryIndex(shingle=shingle, bands=bands, rule=rule), order, signatures[shingle]))
-            for order in orders]
+        results = [
+            pairwise_scores(
+                part,
+                assign_all(
+                    StoryIndex(shingle=shingle, bands=bands, rule=rule), order, signatures[shingle]
+                ),
+            )
+            for order in orders
+        ]
         return (min(r.precision for r in results), statistics.mean(r.recall for r in results))
 
     for shingle in TUNING_GRID["shingle"]:
         signer = StoryIndex(shingle=shingle)
-        signatures[shingle] = {a.candidate.article_id: signer.signature(a.candidate.body)
-                               for a in part}
+        signatures[shingle] = {
+            a.candidate.article_id: signer.signature(a.candidate.body) for a in part
+        }
         for values in itertools.product(*(TUNING_GRID[name] for name in names[1:])):
             rule = MatchRule(**dict(zip(names[1:], values, strict=True)))
             scores[(shingle, *values)] = score(shingle, max(TUNING_BANDS), rule)
@@ -201,17 +224,20 @@ def tune(articles: Sequence[LabelledArticle]) -> dict[str, Any]:
             at = steps.index(key[position])
             for other in (at - 1, at + 1):
                 if 0 <= other < len(steps):
-                    moved = (*key[:position], steps[other], *key[position + 1:])
+                    moved = (*key[:position], steps[other], *key[position + 1 :])
                     count += moved in plateau
         return count
 
     # Most neighbours first; among equals the stricter thresholds (precision before
     # recall), then the smaller shingle (fewer words for an edit to break).
-    ranked = sorted(plateau, key=lambda key: (-neighbours(key), key[0],
-                                              *(-value for value in key[1:])))
-    print(f"tuning: best (worst precision, mean recall) {best[0]:.4f} / {best[1]:.4f} "
-          f"on the TUNE half with {max(TUNING_BANDS)} bands, held by {len(plateau)} of "
-          f"{len(scores)} settings; the most central:")
+    ranked = sorted(
+        plateau, key=lambda key: (-neighbours(key), key[0], *(-value for value in key[1:]))
+    )
+    print(
+        f"tuning: best (worst precision, mean recall) {best[0]:.4f} / {best[1]:.4f} "
+        f"on the TUNE half with {max(TUNING_BANDS)} bands, held by {len(plateau)} of "
+        f"{len(scores)} settings; the most central:"
+    )
     print(" | ".join([*names, "neighbours on the plateau"]))
     for key in ranked[:10]:
         print(" | ".join([*(str(value) for value in key), str(neighbours(key))]))
@@ -228,20 +254,23 @@ def tune(articles: Sequence[LabelledArticle]) -> dict[str, Any]:
 
 # ---- cost at scale -------------------------------------------------------------
 
+
 def vocabulary() -> tuple[list[str], list[int]]:
     """The corpus's words and their cumulative counts (real word frequencies for
     synthetic text)."""
     truth = json.loads(CORPUS.read_text(encoding="utf-8"))
-    counts = Counter(word for page in truth.values()
-                     for word in re.findall(r"\w+", page["articleBody"]))
+    counts = Counter(
+        word for page in truth.values() for word in re.findall(r"\w+", page["articleBody"])
+    )
     words = sorted(counts)
     return words, list(itertools.accumulate(counts[word] for word in words))
 
 
-def synthetic_article(rng: random.Random, words: list[str], cumulative: list[int],
-                      article_id: int, start: datetime) -> StoryCandidate:
+def synthetic_article(
+    rng: random.Random, words: list[str], cumulative: list[int], article_id: int, start: datetime
+) -> StoryCandidate:
     body_words = rng.choices(words, cum_weights=cumulative, k=rng.randint(120, 600))
-    paragraphs = [" ".join(body_words[i:i + 40]) + "." for i in range(0, len(body_words), 40)]
+    paragraphs = [" ".join(body_words[i : i + 40]) + "." for i in range(0, len(body_words), 40)]
     return StoryCandidate(
         article_id=article_id,
         title=" ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(5, 12))),
@@ -254,8 +283,12 @@ def synthetic_article(rng: random.Random, words: list[str], cumulative: list[int
 def trimmed_copy(article: StoryCandidate, rng: random.Random, article_id: int) -> StoryCandidate:
     paragraphs = article.body.split("\n\n")
     keep = max(1, round(len(paragraphs) * rng.uniform(0.5, 0.9)))
-    return replace(article, article_id=article_id, title="Copy: " + article.title,
-                   body="\n\n".join(["Wire report", *paragraphs[:keep], "All rights reserved."]))
+    return replace(
+        article,
+        article_id=article_id,
+        title="Copy: " + article.title,
+        body="\n\n".join(["Wire report", *paragraphs[:keep], "All rights reserved."]),
+    )
 
 
 def cost(sizes: Sequence[int], probes: int = 500) -> list[tuple[str, str]]:
@@ -264,11 +297,14 @@ def cost(sizes: Sequence[int], probes: int = 500) -> list[tuple[str, str]]:
     words, cumulative = vocabulary()
     start = datetime(2024, 1, 1, tzinfo=UTC)
     index = StoryIndex()
-    stored = [synthetic_article(rng, words, cumulative, number, start)
-              for number in range(1, max(sizes) + 1)]
+    stored = [
+        synthetic_article(rng, words, cumulative, number, start)
+        for number in range(1, max(sizes) + 1)
+    ]
     # What the store would hand over at start: signature, publish time, headline.
-    rebuilt = [(a.article_id, index.signature(a.body), a.published, a.title, a.source)
-               for a in stored]
+    rebuilt = [
+        (a.article_id, index.signature(a.body), a.published, a.title, a.source) for a in stored
+    ]
     next_id = len(stored) + 1
     rows: list[tuple[str, str]] = []
     loaded = memory = 0
@@ -287,8 +323,9 @@ def cost(sizes: Sequence[int], probes: int = 500) -> list[tuple[str, str]]:
                 original = rng.choice(stored[:size])
                 probe_set.append((trimmed_copy(original, rng, next_id), original.article_id))
             else:  # a new story: must stay apart
-                probe_set.append((synthetic_article(rng, words, cumulative, next_id, start),
-                                  next_id))
+                probe_set.append(
+                    (synthetic_article(rng, words, cumulative, next_id, start), next_id)
+                )
             next_id += 1
         full, lookup, right = [], [], 0
         for probe, expected in probe_set:
@@ -303,8 +340,10 @@ def cost(sizes: Sequence[int], probes: int = 500) -> list[tuple[str, str]]:
         rows += [
             (f"{label}: assign ms/article, body hashed (median / p95 / max)", _ms(full)),
             (f"{label}: assign ms/article, signature given (median / p95 / max)", _ms(lookup)),
-            (f"{label}: index memory MB (KB per article)",
-             f"{memory / 1e6:.1f} ({memory / size / 1e3:.2f})"),
+            (
+                f"{label}: index memory MB (KB per article)",
+                f"{memory / 1e6:.1f} ({memory / size / 1e3:.2f})",
+            ),
             (f"{label}: probes placed right (1 in 5 a trimmed copy)", f"{right} / {probes}"),
         ]
     return rows
@@ -327,13 +366,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
     stories = Counter(a.story for a in articles)
     rows: list[tuple[str, str]] = [
-        ("labelled set: articles / stories / stories with copies",
-         f"{len(articles)} / {len(stories)} / {sum(1 for n in stories.values() if n > 1)}"),
+        (
+            "labelled set: articles / stories / stories with copies",
+            f"{len(articles)} / {len(stories)} / {sum(1 for n in stories.values() if n > 1)}",
+        ),
     ]
     for name, score in quality(articles, StoryIndex).items():
-        rows.append((f"pairwise precision / recall, {name}",
-                     f"{score.precision:.4f} / {score.recall:.4f}"
-                     f" ({score.false_pairs} false, {score.missed_pairs} missed pairs)"))
+        rows.append(
+            (
+                f"pairwise precision / recall, {name}",
+                f"{score.precision:.4f} / {score.recall:.4f}"
+                f" ({score.false_pairs} false, {score.missed_pairs} missed pairs)",
+            )
+        )
     rows += cost(args.sizes)
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure':<{width}} | value |")

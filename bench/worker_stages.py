@@ -44,11 +44,27 @@ from spiders.prepare import extract_with_keys  # noqa: E402
 # The top-level steps of spiders.extract.article._extract_article, in page order: the
 # names that spiders/extract/article.py imports and calls, patched there.
 EXTRACT_STAGES = (
-    "decode_page", "parse_page", "read_metadata", "choose_title", "metadata_titles",
-    "heading_texts", "caption_texts", "prepare_body", "choose_keywords", "extract_body",
-    "clean_body", "drop_link_paragraphs", "repair_mojibake", "choose_dates",
-    "choose_language", "choose_description", "choose_url", "repair_hyphenation",
-    "choose_authors", "choose_image", "choose_section",
+    "decode_page",
+    "parse_page",
+    "read_metadata",
+    "choose_title",
+    "metadata_titles",
+    "heading_texts",
+    "caption_texts",
+    "prepare_body",
+    "choose_keywords",
+    "extract_body",
+    "clean_body",
+    "drop_link_paragraphs",
+    "repair_mojibake",
+    "choose_dates",
+    "choose_language",
+    "choose_description",
+    "choose_url",
+    "repair_hyphenation",
+    "choose_authors",
+    "choose_image",
+    "choose_section",
 )
 
 
@@ -56,9 +72,12 @@ def article_pages(sources: int, articles: int) -> list[tuple[str, bytes]]:
     site = GeneratedSite(sources, articles)
     site.build(8000)
     return [
-        (f"http://127.0.0.1:8000{path}",
-         gzip.decompress(resource.body) if resource.gzipped else resource.body)
-        for path, resource in site.resources.items() if resource.kind == "article"
+        (
+            f"http://127.0.0.1:8000{path}",
+            gzip.decompress(resource.body) if resource.gzipped else resource.body,
+        )
+        for path, resource in site.resources.items()
+        if resource.kind == "article"
     ]
 
 
@@ -70,6 +89,7 @@ def timed(function: Callable[..., Any], name: str, spent: Counter[str]) -> Calla
             return function(*args, **kwargs)
         finally:
             spent[name] += time.process_time() - started
+
     return wrapper
 
 
@@ -85,8 +105,11 @@ def main() -> int:
     params = crawler.domain.dedup.SignatureParams()
     spent: Counter[str] = Counter()
     for name in EXTRACT_STAGES:
-        setattr(spiders.extract.article, name,
-                timed(getattr(spiders.extract.article, name), name, spent))
+        setattr(
+            spiders.extract.article,
+            name,
+            timed(getattr(spiders.extract.article, name), name, spent),
+        )
     crawler.domain.dedup.body_keys = timed(crawler.domain.dedup.body_keys, "body_keys", spent)
 
     passes: list[dict[str, float]] = []
@@ -102,13 +125,18 @@ def main() -> int:
         naive = time.process_time() - started
         passes.append({**spent, "(whole task)": task, "(trafilatura.extract, naive)": naive})
 
-    per_page = {name: statistics.median(p.get(name, 0.0) for p in passes) / len(pages) * 1000
-                for name in passes[0]}
-    print(f"{len(pages)} article pages of the generated site, median of {args.passes} passes, "
-          "CPU ms per page, one process\n")
+    per_page = {
+        name: statistics.median(p.get(name, 0.0) for p in passes) / len(pages) * 1000
+        for name in passes[0]
+    }
+    print(
+        f"{len(pages)} article pages of the generated site, median of {args.passes} passes, "
+        "CPU ms per page, one process\n"
+    )
     print("| stage | ms per page |\n| --- | ---: |")
-    stages = sorted((n for n in per_page if not n.startswith("(")), key=per_page.__getitem__,
-                    reverse=True)
+    stages = sorted(
+        (n for n in per_page if not n.startswith("(")), key=per_page.__getitem__, reverse=True
+    )
     for name in [*stages, "(whole task)", "(trafilatura.extract, naive)"]:
         print(f"| {name} | {per_page[name]:.2f} |")
     return 0

@@ -138,8 +138,11 @@ class AddressPolicyMiddleware:
         if not deny_private and not networks:
             raise NotConfigured  # no message: Scrapy would log one at every poll
         web = settings.get("NEWSWATCH_WEB_ADDRESS")
-        return cls(deny_private=deny_private, networks=networks,
-                   web_address=(str(web[0]), int(web[1])) if web else None)
+        return cls(
+            deny_private=deny_private,
+            networks=networks,
+            web_address=(str(web[0]), int(web[1])) if web else None,
+        )
 
     async def policy(self) -> AddressPolicy:
         """The policy, with the web UI's own addresses resolved once per crawl."""
@@ -152,8 +155,9 @@ class AddressPolicyMiddleware:
                     own = [(address, port) for address in await resolve(name, port)]
                 except OSError:
                     own = []  # unresolvable: the private-address rule still applies
-            self._policy = AddressPolicy(deny_private=self._deny_private,
-                                         networks=self._networks, own_web=own)
+            self._policy = AddressPolicy(
+                deny_private=self._deny_private, networks=self._networks, own_web=own
+            )
         return self._policy
 
     async def process_request(self, request: Request) -> None:
@@ -161,8 +165,10 @@ class AddressPolicyMiddleware:
             parts = urlsplit(request.url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:  # a port out of range, a broken IPv6 host
-            raise IgnoreRequest(f"refused by fetch_policy: {request.url}: not a usable "
-                                "URL (its host or port cannot be read)") from None
+            raise IgnoreRequest(
+                f"refused by fetch_policy: {request.url}: not a usable "
+                "URL (its host or port cannot be read)"
+            ) from None
         host = parts.hostname
         if not host:
             return  # Scrapy refuses a URL without a host by itself
@@ -172,17 +178,22 @@ class AddressPolicyMiddleware:
         except (OSError, UnicodeError) as error:
             # Fail closed: where the request would go is unknown, so it does not go.
             reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-            raise IgnoreRequest(f"refused by fetch_policy: {request.url}: the addresses of "
-                                f"{host} could not be looked up to check them ({reason})"
-                                ) from None
+            raise IgnoreRequest(
+                f"refused by fetch_policy: {request.url}: the addresses of "
+                f"{host} could not be looked up to check them ({reason})"
+            ) from None
         if not addresses:
-            raise IgnoreRequest(f"refused by fetch_policy: {request.url}: {host} has no "
-                                "address to check")
+            raise IgnoreRequest(
+                f"refused by fetch_policy: {request.url}: {host} has no address to check"
+            )
         policy = await self.policy()
         for address in addresses:
             reason = policy.refusal(address, port)
             if reason is None:
                 continue
-            where = (f"{host} is {reason}" if host == str(address)
-                     else f"{host} resolves to {address}, {reason}")
+            where = (
+                f"{host} is {reason}"
+                if host == str(address)
+                else f"{host} resolves to {address}, {reason}"
+            )
             raise IgnoreRequest(f"refused by fetch_policy: {request.url}: {where}")

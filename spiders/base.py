@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 CONDITIONAL = "newswatch_conditional"
 
 
-
 class SourceSpider(scrapy.Spider):
     """Polls one source: its index first, then every linked article not stored yet."""
 
@@ -156,8 +155,13 @@ class SourceSpider(scrapy.Spider):
         is also the source's ``last_error``), userinfo redacted from both."""
         reason = redact_text(reason)
         self.outcome.error = reason
-        logger.error("source %s: %s %s failed: %s", self.source.name, what or self.kind,
-                     redact_url(url), reason)
+        logger.error(
+            "source %s: %s %s failed: %s",
+            self.source.name,
+            what or self.kind,
+            redact_url(url),
+            reason,
+        )
 
     def describe(self, failure: Failure) -> str:
         """describe_failure, knowing this crawl's size limit and whether it is stopping."""
@@ -165,8 +169,9 @@ class SourceSpider(scrapy.Spider):
         maxsize = failure.request.meta.get("download_maxsize")  # type: ignore[attr-defined]
         if maxsize is None and crawler is not None:
             maxsize = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        return describe_failure(failure, maxsize=maxsize,
-                                stopping=crawler is not None and not crawler.crawling)
+        return describe_failure(
+            failure, maxsize=maxsize, stopping=crawler is not None and not crawler.crawling
+        )
 
     def closed(self, reason: str) -> None:
         """Scrapy's last call. A poll stopped by ``poll_timeout`` says so in one line;
@@ -176,8 +181,10 @@ class SourceSpider(scrapy.Spider):
             return
         left = max(0, self.outcome.new_urls - self.outcome.settled)
         seconds = self.crawler.settings.getfloat("CLOSESPIDER_TIMEOUT")
-        message = (f"poll stopped after {seconds:.0f}s (poll_timeout); {left} new "
-                   f"{'link' if left == 1 else 'links'} left for the next poll")
+        message = (
+            f"poll stopped after {seconds:.0f}s (poll_timeout); {left} new "
+            f"{'link' if left == 1 else 'links'} left for the next poll"
+        )
         self.outcome.warnings.append(message)
         logger.warning("source %s: %s", self.source.name, message)
 
@@ -201,8 +208,9 @@ class SourceSpider(scrapy.Spider):
             try:
                 by_url.setdefault(canonicalize_url(link.url), link)
             except InvalidUrlError as error:  # a broken host or port: no page to fetch
-                logger.debug("source %s: link %s skipped: %s", self.source.name,
-                             redact_url(link.url), error)
+                logger.debug(
+                    "source %s: link %s skipped: %s", self.source.name, redact_url(link.url), error
+                )
         self.outcome.entries += len(by_url)
         try:
             new_urls = await self.context.urls_to_fetch(
@@ -215,8 +223,12 @@ class SourceSpider(scrapy.Spider):
             return
         if len(new_urls) > self.source.max_articles:
             # The rest stay new and are fetched by the next polls, newest first.
-            logger.info("source %s: %d new links; fetching the first %d this poll",
-                        self.source.name, len(new_urls), self.source.max_articles)
+            logger.info(
+                "source %s: %d new links; fetching the first %d this poll",
+                self.source.name,
+                len(new_urls),
+                self.source.max_articles,
+            )
             new_urls = new_urls[: self.source.max_articles]
             self.outcome.deferred = True
         self.outcome.new_urls += len(new_urls)
@@ -237,8 +249,10 @@ class SourceSpider(scrapy.Spider):
             # Permanent: counted as skipped, not as an error to retry at every poll.
             self.outcome.skipped += 1
             logger.warning(
-                "source %s: article %s skipped: not a text page (%s)", self.source.name,
-                redact_url(response.url), _header(response, "Content-Type") or "no type",
+                "source %s: article %s skipped: not a text page (%s)",
+                self.source.name,
+                redact_url(response.url),
+                _header(response, "Content-Type") or "no type",
             )
             return
         article, keys = await self.context.extract(
@@ -260,7 +274,8 @@ class SourceSpider(scrapy.Spider):
     def article_failed(self, failure: Failure) -> None:
         self.outcome.page_errors += 1
         logger.warning(
-            "source %s: article %s failed: %s", self.source.name,
+            "source %s: article %s failed: %s",
+            self.source.name,
             redact_url(failure.request.url),  # type: ignore[attr-defined]
             redact_text(self.describe(failure)),
         )
@@ -276,8 +291,9 @@ def looks_binary(body: bytes) -> bool:
     return bool(head) and controls / len(head) > 0.1
 
 
-def describe_failure(failure: Failure, *, maxsize: int | None = None,
-                     stopping: bool = False) -> str:
+def describe_failure(
+    failure: Failure, *, maxsize: int | None = None, stopping: bool = False
+) -> str:
     """A one-line reason for a failed request, for logs and the source's state: never
     empty, always what happened (``maxsize``: the crawl's download_maxsize;
     ``stopping``: the crawl is being stopped, so a cancelled download is the stop's)."""
@@ -317,8 +333,9 @@ def _reasons(error: BaseException) -> str:
     reasons = getattr(error.__cause__, "reasons", None) or getattr(error, "reasons", None)
     if not reasons:
         return " ".join(str(error).split())
-    return "; ".join(" ".join(r.getErrorMessage().split()).rstrip(".") or r.type.__name__
-                     for r in reasons)
+    return "; ".join(
+        " ".join(r.getErrorMessage().split()).rstrip(".") or r.type.__name__ for r in reasons
+    )
 
 
 def basic_authorization(user: str, password: str) -> str:

@@ -108,9 +108,16 @@ class ClusterWorker(Protocol):
         """The configured source called ``name``, if any."""
         ...
 
-    def settle(self, poll: str, source: str, changes: Mapping[str, int],
-               fields: Mapping[str, str], added: int, inflight: str | None,
-               fingerprint: str | None) -> None:
+    def settle(
+        self,
+        poll: str,
+        source: str,
+        changes: Mapping[str, int],
+        fields: Mapping[str, str],
+        added: int,
+        inflight: str | None,
+        fingerprint: str | None,
+    ) -> None:
         """Record one settled request of ``poll`` (and finish the poll if it was the
         last); it leaves the worker's in-flight record and the dupefilter."""
         ...
@@ -192,15 +199,17 @@ class ClusterSpider(scrapy.Spider):
     def _poll_of(self, meta: Mapping[str, Any]) -> _Poll | None:
         source = self.worker.source(meta[SOURCE])
         if source is None:
-            logger.warning("source %s is no longer configured; its queued request is dropped",
-                           meta[SOURCE])
+            logger.warning(
+                "source %s is no longer configured; its queued request is dropped", meta[SOURCE]
+            )
             return None
         return self._poll(meta[POLL], source, FetchState(*meta[STATE]))
 
     def _wrap(self, request: Request, poll: _Poll) -> Request:
         """The request as the shared queue holds it: routed back through this spider."""
-        meta = {key: value for key, value in request.meta.items()
-                if key not in (INFLIGHT, FINGERPRINT)}
+        meta = {
+            key: value for key, value in request.meta.items() if key not in (INFLIGHT, FINGERPRINT)
+        }
         meta |= {
             POLL: poll.id,
             SOURCE: poll.spider.source.name,
@@ -216,8 +225,15 @@ class ClusterSpider(scrapy.Spider):
         if poll is not None:
             changes, fields = outcome_delta(poll.spider.outcome, poll.flushed)
             poll.flushed = replace(poll.spider.outcome)
-        self.worker.settle(meta[POLL], meta[SOURCE], changes, fields, added, meta.get(INFLIGHT),
-                           meta.get(FINGERPRINT))
+        self.worker.settle(
+            meta[POLL],
+            meta[SOURCE],
+            changes,
+            fields,
+            added,
+            meta.get(INFLIGHT),
+            meta.get(FINGERPRINT),
+        )
 
     # -- responses ---------------------------------------------------------------------
 
@@ -233,11 +249,13 @@ class ClusterSpider(scrapy.Spider):
                         added.append(self._wrap(output, poll))
                     elif isinstance(output, ArticleItem):
                         await ArticlePipeline(_SpiderView(poll.spider)).process_item(  # type: ignore[arg-type]
-                            output)
+                            output
+                        )
             except Exception:
                 poll.spider.outcome.page_errors += 1
-                logger.exception("source %s: parsing %s failed", poll.spider.source.name,
-                                 response.url)
+                logger.exception(
+                    "source %s: parsing %s failed", poll.spider.source.name, response.url
+                )
         self._settle(poll, response.meta, len(added))
         for request in added:
             yield request
@@ -255,8 +273,7 @@ class ClusterSpider(scrapy.Spider):
                 poll.spider.outcome.page_errors += 1
             else:
                 result = getattr(poll.spider, errback)(failure)
-                added = [self._wrap(r, poll) for r in result or ()
-                         if isinstance(r, scrapy.Request)]
+                added = [self._wrap(r, poll) for r in result or () if isinstance(r, scrapy.Request)]
         self._settle(poll, request.meta, len(added))
         return added
 
@@ -265,8 +282,9 @@ class ClusterSpider(scrapy.Spider):
         does not remember its index as seen (the next poll reads it again)."""
         if POLL not in request.meta:
             return
-        self.worker.settle(request.meta[POLL], request.meta[SOURCE], {"deferred": 1}, {}, 0,
-                           None, None)
+        self.worker.settle(
+            request.meta[POLL], request.meta[SOURCE], {"deferred": 1}, {}, 0, None, None
+        )
 
 
 async def _outputs(result: Any) -> AsyncIterator[Any]:
@@ -351,8 +369,13 @@ class ExpiringDupeFilter(RFPDupeFilter):
     """scrapy-redis's fingerprint filter, whose fingerprints expire: a request is
     filtered only while the same request was queued less than ``ttl`` seconds ago."""
 
-    def __init__(self, server: redis.Redis, key: str, debug: bool = False,
-                 ttl: float = DUPEFILTER_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        server: redis.Redis,
+        key: str,
+        debug: bool = False,
+        ttl: float = DUPEFILTER_TTL_SECONDS,
+    ) -> None:
         super().__init__(server, key, debug)
         self.ttl_ms = int(ttl * 1000)
         self._seen = server.register_script(_SEEN)
@@ -361,9 +384,12 @@ class ExpiringDupeFilter(RFPDupeFilter):
     def from_spider(cls, spider: scrapy.Spider) -> ExpiringDupeFilter:
         settings = spider.settings
         server = connect_redis(settings["REDIS_URL"], decode=False)
-        return cls(server, settings["SCHEDULER_DUPEFILTER_KEY"],
-                   settings.getbool("DUPEFILTER_DEBUG"),
-                   settings.getfloat("NEWSWATCH_DUPEFILTER_TTL", DUPEFILTER_TTL_SECONDS))
+        return cls(
+            server,
+            settings["SCHEDULER_DUPEFILTER_KEY"],
+            settings.getbool("DUPEFILTER_DEBUG"),
+            settings.getfloat("NEWSWATCH_DUPEFILTER_TTL", DUPEFILTER_TTL_SECONDS),
+        )
 
     def request_seen(self, request: Request) -> bool:
         fingerprint = self.request_fingerprint(request)
@@ -408,8 +434,14 @@ class DomainSlotsMiddleware:
     ``concurrent_requests_per_domain``, as for one process.
     """
 
-    def __init__(self, crawler: Crawler, client: redis.Redis, keys: ClusterKeys,
-                 default_cap: int, caps: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        crawler: Crawler,
+        client: redis.Redis,
+        keys: ClusterKeys,
+        default_cap: int,
+        caps: Mapping[str, int],
+    ) -> None:
         self.crawler = crawler
         self.client = client
         self.keys = keys
@@ -424,12 +456,18 @@ class DomainSlotsMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DomainSlotsMiddleware:
         settings = crawler.settings
-        caps = {host: int(slot["concurrency"])
-                for host, slot in settings.getdict("DOWNLOAD_SLOTS").items()
-                if slot.get("concurrency")}
-        middleware = cls(crawler, connect_redis(settings["REDIS_URL"]),
-                         ClusterKeys(settings["NEWSWATCH_QUEUE_PREFIX"]),
-                         settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"), caps)
+        caps = {
+            host: int(slot["concurrency"])
+            for host, slot in settings.getdict("DOWNLOAD_SLOTS").items()
+            if slot.get("concurrency")
+        }
+        middleware = cls(
+            crawler,
+            connect_redis(settings["REDIS_URL"]),
+            ClusterKeys(settings["NEWSWATCH_QUEUE_PREFIX"]),
+            settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"),
+            caps,
+        )
         crawler.signals.connect(middleware._closed, signal=signals.spider_closed)
         return middleware
 
@@ -468,8 +506,10 @@ class DomainSlotsMiddleware:
             await asyncio.sleep(SLOT_TTL_SECONDS / 4)
             held = list(self._held.items())
             if held:
-                self._refresh(keys=[key for _token, key in held],
-                              args=[self.ttl_ms, *(token for token, _key in held)])
+                self._refresh(
+                    keys=[key for _token, key in held],
+                    args=[self.ttl_ms, *(token for token, _key in held)],
+                )
 
     def _closed(self) -> None:
         for token, key in list(self._held.items()):

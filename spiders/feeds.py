@@ -59,8 +59,11 @@ class FeedSpider(SourceSpider):
             return self.index_request(self.source.url, self.parse_feed, conditional=True)
         if self.state.discovered_url:
             return self.index_request(
-                self.state.discovered_url, self.parse_feed, conditional=True,
-                rediscover_on_failure=True, feed_url=self.state.discovered_url,
+                self.state.discovered_url,
+                self.parse_feed,
+                conditional=True,
+                rediscover_on_failure=True,
+                feed_url=self.state.discovered_url,
             )
         return self.homepage_request()
 
@@ -70,11 +73,15 @@ class FeedSpider(SourceSpider):
         )
 
     async def parse_homepage(self, response: Response) -> AsyncIterator[Any]:
-        feeds = discover_feeds(response.text, response.url) if isinstance(
-            response, TextResponse) else []
+        feeds = (
+            discover_feeds(response.text, response.url)
+            if isinstance(response, TextResponse)
+            else []
+        )
         if not feeds:
-            self.fail(response.url, 'no feed announced on the page (<link rel="alternate">)',
-                      "homepage")
+            self.fail(
+                response.url, 'no feed announced on the page (<link rel="alternate">)', "homepage"
+            )
             return
         logger.info("source %s: discovered feed %s", self.source.name, redact_url(feeds[0]))
         yield self.index_request(feeds[0], self.parse_feed, conditional=False, feed_url=feeds[0])
@@ -97,7 +104,10 @@ class FeedSpider(SourceSpider):
             self.outcome.warnings.append(feed.problem)
             logger.warning(
                 "source %s: feed %s is malformed (%s); read %d entries",
-                self.source.name, redact_url(response.url), feed.problem, len(feed.entries),
+                self.source.name,
+                redact_url(response.url),
+                feed.problem,
+                len(feed.entries),
             )
         links = [ArticleLink(e.url, e.title, e.published, e.updated) for e in feed.entries]
         async for request in self.follow(links):
@@ -108,7 +118,8 @@ class FeedSpider(SourceSpider):
         if request.meta.get("rediscover_on_failure"):
             logger.warning(
                 "source %s: remembered feed %s failed; looking for the feed again",
-                self.source.name, redact_url(request.url),
+                self.source.name,
+                redact_url(request.url),
             )
             return [self.homepage_request()]
         return super().index_failed(failure)

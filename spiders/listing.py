@@ -81,12 +81,17 @@ class ListingSpider(SourceSpider):
         if not isinstance(response, TextResponse):
             self.fail(response.url, "not an HTML page")
             return
-        page = parse_listing(response.text, response.url, self.source.links or "a",
-                             self.source.next)
+        page = parse_listing(
+            response.text, response.url, self.source.links or "a", self.source.next
+        )
         if not page.links and depth == 1:
             self.outcome.warnings.append("no links matched")
-            logger.warning("source %s: no links match %r on %s",
-                           self.source.name, self.source.links, redact_url(response.url))
+            logger.warning(
+                "source %s: no links match %r on %s",
+                self.source.name,
+                self.source.links,
+                redact_url(response.url),
+            )
         async for request in self.follow(page.links):
             yield request
         if page.next_url and depth < self.source.pages:

@@ -95,8 +95,9 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
             origin = f"{url.scheme}://{url.netloc}"
             body = await context.robots_txt(origin)
             if body is not None and url.netloc not in self._parsers:
-                self._parsers[url.netloc] = RobotsTxtRules(body, self.crawler.spider,
-                                                           f"{origin}/robots.txt")
+                self._parsers[url.netloc] = RobotsTxtRules(
+                    body, self.crawler.spider, f"{origin}/robots.txt"
+                )
         return await super().robot_parser(request)
 
     async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
@@ -108,8 +109,7 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
             return  # a server error says nothing about the rules: ask again next poll
         # 4xx: no robots.txt, everything allowed (RFC 9309 2.3.1.3).
         body = response.body if response.status == 200 else b""
-        await context.remember_robots_txt(f"{urlparse_cached(response).scheme}://{netloc}",
-                                          body)
+        await context.remember_robots_txt(f"{urlparse_cached(response).scheme}://{netloc}", body)
 
     def _context(self) -> CrawlServices | None:
         return getattr(self.crawler.spider, "context", None)
@@ -166,7 +166,9 @@ class RetryAfterMiddleware:
             return response
         logger.info(
             "%s answered %d; waiting %.0fs as its Retry-After asks",
-            request.url, response.status, wait,
+            request.url,
+            response.status,
+            wait,
         )
         await asyncio.sleep(wait)
         retry = request.replace(dont_filter=True)
@@ -197,8 +199,7 @@ class HeadMetaRefreshMiddleware(MetaRefreshMiddleware):
     def process_response(  # type: ignore[override]
         self, request: Request, response: Response
     ) -> Request | Response:
-        if isinstance(response, HtmlResponse) and not has_meta_refresh(
-                response, self.ignore_tags):
+        if isinstance(response, HtmlResponse) and not has_meta_refresh(response, self.ignore_tags):
             return response
         return super().process_response(request, response)
 

@@ -54,9 +54,12 @@ class RobotsTxtRules(RobotParser):
             body = self._body
             if len(body) > ROBOTS_TXT_MAX_BYTES:
                 cut = body.rfind(b"\n", 0, ROBOTS_TXT_MAX_BYTES)
-                body = body[:cut if cut > 0 else ROBOTS_TXT_MAX_BYTES]
-                logger.info("robots.txt %s is larger than %d bytes; only those are read",
-                            self.url or "(cached)", ROBOTS_TXT_MAX_BYTES)
+                body = body[: cut if cut > 0 else ROBOTS_TXT_MAX_BYTES]
+                logger.info(
+                    "robots.txt %s is larger than %d bytes; only those are read",
+                    self.url or "(cached)",
+                    ROBOTS_TXT_MAX_BYTES,
+                )
             self._text = decode_robotstxt(body, self._spider)
             self._body = b""
         return self._text
@@ -85,11 +88,14 @@ class RobotsTxtRules(RobotParser):
     def _rules_for(self, user_agent: str) -> Protego | None:
         if user_agent not in self._parsed:
             try:
-                self._parsed[user_agent] = Protego.parse(
-                    rules_for_agent(self.text, user_agent))
+                self._parsed[user_agent] = Protego.parse(rules_for_agent(self.text, user_agent))
             except Exception as error:  # Protego on a file it cannot read: allow all
-                logger.warning("robots.txt %s unreadable, everything allowed: %s: %s",
-                               self.url or "(cached)", type(error).__name__, error)
+                logger.warning(
+                    "robots.txt %s unreadable, everything allowed: %s: %s",
+                    self.url or "(cached)",
+                    type(error).__name__,
+                    error,
+                )
                 self._parsed[user_agent] = None
         return self._parsed[user_agent]
 

@@ -136,8 +136,7 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
         "NEWSWATCH_MAX_CRAWL_DELAY": 60.0,
         "NEWSWATCH_DENY_PRIVATE_ADDRESSES": config.fetch_policy.deny_private_addresses,
         "NEWSWATCH_DENY_NETWORKS": list(config.fetch_policy.deny_networks),
-        "NEWSWATCH_WEB_ADDRESS": (config.web.host, config.web.port) if config.web.enabled
-        else None,
+        "NEWSWATCH_WEB_ADDRESS": (config.web.host, config.web.port) if config.web.enabled else None,
     }
 
 

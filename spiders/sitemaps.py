@@ -70,8 +70,13 @@ def parse_sitemap(body: bytes, max_size: int = 50 * 1024 * 1024) -> Sitemap:
         except (OSError, EOFError, ValueError, zlib.error, struct.error) as error:
             raise SitemapError(f"not a readable gzip file: {error}") from None
     parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, recover=True,
-        remove_comments=True, remove_pis=True, huge_tree=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        recover=True,
+        remove_comments=True,
+        remove_pis=True,
+        huge_tree=False,
     )
     try:
         root = etree.fromstring(body, parser=parser)
@@ -174,8 +179,9 @@ class SitemapSpider(SourceSpider):
         except SitemapError as error:
             if response.meta.get("child_of"):
                 self.outcome.page_errors += 1
-                logger.warning("source %s: sitemap %s skipped: %s",
-                               self.source.name, response.url, error)
+                logger.warning(
+                    "source %s: sitemap %s skipped: %s", self.source.name, response.url, error
+                )
             else:
                 self.outcome.state = None
                 self.fail(response.url, str(error))

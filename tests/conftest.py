@@ -26,11 +26,18 @@ from sqlalchemy.engine import make_url
 # No deadline in either: the test machines are shared and noisy, and time limits
 # live in the code under test (step and size bounds), not in wall-clock asserts.
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, derandomize=True, print_blob=True,
+    "ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "long", max_examples=5000, deadline=None, print_blob=True,
+    "long",
+    max_examples=5000,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("NEWSWATCH_FUZZ", "ci"))
@@ -52,7 +59,9 @@ def news_site() -> Iterator[NewsSite]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--database", choices=["sqlite", "postgresql"], default="sqlite",
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
         help="the database the end-to-end tests' service runs on (default: sqlite)",
     )
 
@@ -65,8 +74,7 @@ def fresh_postgres_database() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False)
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -137,8 +145,11 @@ def site_config(site: NewsSite, folder: Path, **overrides: Any) -> dict[str, Any
             {"name": "tech", "feed": site.url("tech/atom.xml"), "every": "1h"},
         ],
         "rules": [
-            {"name": "syria", "keywords": ["Palmyra", "Al-Qaryatain", "ISIS"],
-             "exclude": ["football"]},
+            {
+                "name": "syria",
+                "keywords": ["Palmyra", "Al-Qaryatain", "ISIS"],
+                "exclude": ["football"],
+            },
             {"name": "chips", "keywords": ["memory chip", "semiconductor"]},
         ],
         "digest": {
@@ -186,8 +197,14 @@ def browser() -> Iterator[Any]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield launched
         launched.close()

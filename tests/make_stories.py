@@ -63,8 +63,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXTRACTION = ROOT / "tests" / "fixtures" / "extraction"
 OUT = ROOT / "tests" / "fixtures" / "stories"
 SEED_PAGE = "army-pressures-isis.html"
-SITE_PAGES = ("army-pressures-isis.html", "palmyra-museum.html", "satellite-palmyra.html",
-              "cup-final.html", "memory-crisis.html")
+SITE_PAGES = (
+    "army-pressures-isis.html",
+    "palmyra-museum.html",
+    "satellite-palmyra.html",
+    "cup-final.html",
+    "memory-crisis.html",
+)
 UNDATED_BASE = datetime(2019, 11, 18, 6, 0, tzinfo=UTC)
 TEASERS = 4
 TEASER_DAY = date(2019, 11, 19)
@@ -122,67 +127,127 @@ class Outlet:
 
 
 OUTLETS = (
-    Outlet("Gulf Courier",
-           ("Home | World | Middle East | Business | Sport | Opinion",
-            "Gulf Courier staff and agencies"),
-           ("Copyright {year} Gulf Courier. All rights reserved. This material may not be "
+    Outlet(
+        "Gulf Courier",
+        (
+            "Home | World | Middle East | Business | Sport | Opinion",
+            "Gulf Courier staff and agencies",
+        ),
+        (
+            "Copyright {year} Gulf Courier. All rights reserved. This material may not be "
             "published, broadcast, rewritten or redistributed.",
-            "Follow Gulf Courier on Twitter, Facebook and Instagram for the latest updates."),
-           "Related stories", "AFP", "WORLD: "),
-    Outlet("Northern Star Herald",
-           ("Northern Star Herald | News",
-            "Published {date} - Updated {date}"),
-           ("Got a news tip? Email our newsroom or message us on WhatsApp.",
+            "Follow Gulf Courier on Twitter, Facebook and Instagram for the latest updates.",
+        ),
+        "Related stories",
+        "AFP",
+        "WORLD: ",
+    ),
+    Outlet(
+        "Northern Star Herald",
+        ("Northern Star Herald | News", "Published {date} - Updated {date}"),
+        (
+            "Got a news tip? Email our newsroom or message us on WhatsApp.",
             "Sign up for the Northern Star Herald morning briefing, delivered to your inbox "
-            "every weekday."),
-           "More from the Herald", "Reuters", "UPDATE 1-"),
-    Outlet("Pacific Wire Daily",
-           ("PACIFIC WIRE DAILY", "By Agence France-Presse"),
-           ("This story has been published from a wire agency feed without modifications to "
-            "the text. Only the headline has been changed.",),
-           "Also read", "AFP", ""),
-    Outlet("Midland Gazette",
-           ("Skip to main content", "Midland Gazette > News > International"),
-           ("Comments are closed for this article.",
-            "The Midland Gazette is part of Midland Media Group. Registered in England and "
-            "Wales."),
-           "You may also like", "PA", "Latest: "),
-    Outlet("Lakeside Times",
-           ("Lakeside Times - Your local news since 1898",),
-           ("Read more local and world news at the Lakeside Times.",
-            "Copyright {year} The Associated Press. All rights reserved."),
-           "Trending now", "AP", ""),
-    Outlet("Capital Post",
-           ("Capital Post", "World News", "Share this article: Facebook Twitter Email"),
-           ("Have your say in the comments below. Please keep it civil.",),
-           "Most read", "Getty Images", "Breaking: "),
-    Outlet("Riverside Observer",
-           ("Riverside Observer - Breaking news, sport, weather",
-            "Wire service report"),
-           ("Distributed by the wire service. The Riverside Observer is not responsible for "
+            "every weekday.",
+        ),
+        "More from the Herald",
+        "Reuters",
+        "UPDATE 1-",
+    ),
+    Outlet(
+        "Pacific Wire Daily",
+        ("PACIFIC WIRE DAILY", "By Agence France-Presse"),
+        (
+            "This story has been published from a wire agency feed without modifications to "
+            "the text. Only the headline has been changed.",
+        ),
+        "Also read",
+        "AFP",
+        "",
+    ),
+    Outlet(
+        "Midland Gazette",
+        ("Skip to main content", "Midland Gazette > News > International"),
+        (
+            "Comments are closed for this article.",
+            "The Midland Gazette is part of Midland Media Group. Registered in England and Wales.",
+        ),
+        "You may also like",
+        "PA",
+        "Latest: ",
+    ),
+    Outlet(
+        "Lakeside Times",
+        ("Lakeside Times - Your local news since 1898",),
+        (
+            "Read more local and world news at the Lakeside Times.",
+            "Copyright {year} The Associated Press. All rights reserved.",
+        ),
+        "Trending now",
+        "AP",
+        "",
+    ),
+    Outlet(
+        "Capital Post",
+        ("Capital Post", "World News", "Share this article: Facebook Twitter Email"),
+        ("Have your say in the comments below. Please keep it civil.",),
+        "Most read",
+        "Getty Images",
+        "Breaking: ",
+    ),
+    Outlet(
+        "Riverside Observer",
+        ("Riverside Observer - Breaking news, sport, weather", "Wire service report"),
+        (
+            "Distributed by the wire service. The Riverside Observer is not responsible for "
             "the content of external sites.",
-            "Download the Riverside Observer app for breaking news alerts."),
-           "Related", "AFP", ""),
-    Outlet("Metro Ledger",
-           ("METRO LEDGER", "Advertisement"),
-           ("Advertisement",
+            "Download the Riverside Observer app for breaking news alerts.",
+        ),
+        "Related",
+        "AFP",
+        "",
+    ),
+    Outlet(
+        "Metro Ledger",
+        ("METRO LEDGER", "Advertisement"),
+        (
+            "Advertisement",
             "Metro Ledger uses cookies to improve your experience. By continuing you accept "
-            "our cookie policy."),
-           "Read next", "Reuters", "WATCH: "),
-    Outlet("Coastal Tribune",
-           ("The Coastal Tribune", "News from around the world, curated by our editors"),
-           ("Subscribe to the Coastal Tribune for unlimited access to our journalism.",),
-           "Recommended", "EPA", ""),
-    Outlet("Highland Express",
-           ("Highland Express Online", "{date}"),
-           ("Highland Express on social media: follow us for news as it happens.",
-            "All content copyright Highland Express Newspapers Ltd."),
-           "Read more", "AP", "EXPLAINER: "),
+            "our cookie policy.",
+        ),
+        "Read next",
+        "Reuters",
+        "WATCH: ",
+    ),
+    Outlet(
+        "Coastal Tribune",
+        ("The Coastal Tribune", "News from around the world, curated by our editors"),
+        ("Subscribe to the Coastal Tribune for unlimited access to our journalism.",),
+        "Recommended",
+        "EPA",
+        "",
+    ),
+    Outlet(
+        "Highland Express",
+        ("Highland Express Online", "{date}"),
+        (
+            "Highland Express on social media: follow us for news as it happens.",
+            "All content copyright Highland Express Newspapers Ltd.",
+        ),
+        "Read more",
+        "AP",
+        "EXPLAINER: ",
+    ),
 )
 
 TOWNS = ("Millbrook", "Ashford", "Kingsport", "Dunmore", "Fairview", "Riverton", "Oakham")
-ORGS = ("the chamber of commerce", "the regional council", "the city's university",
-        "the local community association", "the county health board")
+ORGS = (
+    "the chamber of commerce",
+    "the regional council",
+    "the city's university",
+    "the local community association",
+    "the county health board",
+)
 LOCAL_TEMPLATES = (
     "Residents of {town} with relatives in the region told the {outlet} they were "
     "following the news closely and hoped for more information in the coming days.",
@@ -201,20 +266,45 @@ CAPTIONS = (
 )
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SPELLING = {
-    "defense": "defence", "organization": "organisation", "center": "centre",
-    "program": "programme", "favorite": "favourite", "color": "colour",
-    "analyze": "analyse", "recognize": "recognise", "realize": "realise",
-    "labor": "labour", "neighbor": "neighbour", "percent": "per cent",
+    "defense": "defence",
+    "organization": "organisation",
+    "center": "centre",
+    "program": "programme",
+    "favorite": "favourite",
+    "color": "colour",
+    "analyze": "analyse",
+    "recognize": "recognise",
+    "realize": "realise",
+    "labor": "labour",
+    "neighbor": "neighbour",
+    "percent": "per cent",
 }
 WORD_EDITS = {
-    "said": "says", "says": "said", "told": "informed", "about": "around",
-    "however": "but", "also": "additionally", "big": "large", "large": "big",
-    "start": "begin", "help": "assist", "show": "reveal", "but": "though",
+    "said": "says",
+    "says": "said",
+    "told": "informed",
+    "about": "around",
+    "however": "but",
+    "also": "additionally",
+    "big": "large",
+    "large": "big",
+    "start": "begin",
+    "help": "assist",
+    "show": "reveal",
+    "but": "though",
 }
 HEADLINE_WORDS = {
-    "says": "said", "investigating": "probing", "drops": "ends", "warns": "cautions",
-    "reveals": "unveils", "new": "fresh", "major": "big", "kill": "murder",
-    "pleads guilty": "admits", "picks": "chooses", "launch": "debut",
+    "says": "said",
+    "investigating": "probing",
+    "drops": "ends",
+    "warns": "cautions",
+    "reveals": "unveils",
+    "new": "fresh",
+    "major": "big",
+    "kill": "murder",
+    "pleads guilty": "admits",
+    "picks": "chooses",
+    "launch": "debut",
 }
 SOFT_HYPHEN = "\u00ad"
 ZERO_WIDTH = ("\u200b", "\u200c", "\u2060", "\ufeff")
@@ -228,24 +318,30 @@ def load_originals() -> list[dict[str, Any]]:
         page = truth[page_id]
         html = gzip.decompress((EXTRACTION / f"{page_id}.html.gz").read_bytes())
         title = extract_article(html, page["url"]).title
-        originals.append({
-            "key": page_id[:8],
-            "title": title,
-            "body": page["articleBody"],
-            "published": (datetime.fromisoformat(page["published_utc"])
-                          if page["published_utc"] else None),
-            "source": urlsplit(page["url"]).hostname.removeprefix("www."),
-        })
+        originals.append(
+            {
+                "key": page_id[:8],
+                "title": title,
+                "body": page["articleBody"],
+                "published": (
+                    datetime.fromisoformat(page["published_utc"]) if page["published_utc"] else None
+                ),
+                "source": urlsplit(page["url"]).hostname.removeprefix("www."),
+            }
+        )
     for name in SITE_PAGES:
-        article = extract_article(site_file(f"articles/{name}").read_bytes(),
-                                  f"https://fixture.example/{name}")
-        originals.append({
-            "key": name.removesuffix(".html"),
-            "title": article.title,
-            "body": article.text,
-            "published": article.published,
-            "source": "The Daily Chronicle",
-        })
+        article = extract_article(
+            site_file(f"articles/{name}").read_bytes(), f"https://fixture.example/{name}"
+        )
+        originals.append(
+            {
+                "key": name.removesuffix(".html"),
+                "title": article.title,
+                "body": article.text,
+                "published": article.published,
+                "source": "The Daily Chronicle",
+            }
+        )
     return originals
 
 
@@ -313,8 +409,7 @@ def break_lines(text: str, rng: random.Random) -> str:
 
 def requote(text: str, rng: random.Random) -> str:
     if "“" in text or "’" in text:
-        return (text.replace("“", '"').replace("”", '"')
-                .replace("‘", "'").replace("’", "'"))
+        return text.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'")
     text = re.sub(r'"(\w)', r"“\1", text)
     text = text.replace('"', "”")
     return re.sub(r"(\w)'(\w)", r"\1’\2", text) if rng.random() < 0.8 else text
@@ -353,8 +448,9 @@ def respace(text: str, rng: random.Random) -> str:
     return text.replace("\n", rng.choice(("\r\n", "\n\n", "\n \n")))
 
 
-def make_copy(original: dict[str, Any], outlet: Outlet, titles: list[str],
-              rng: random.Random, exact: bool) -> dict[str, Any]:
+def make_copy(
+    original: dict[str, Any], outlet: Outlet, titles: list[str], rng: random.Random, exact: bool
+) -> dict[str, Any]:
     """One outlet's copy of ``original``: the same story, its own packaging and edits."""
     edits: list[str] = []
     year = (original["published"] or UNDATED_BASE).year
@@ -363,9 +459,14 @@ def make_copy(original: dict[str, Any], outlet: Outlet, titles: list[str],
     date = (published or UNDATED_BASE).strftime("%d %B %Y %H:%M")
     if exact:  # the very same text under another URL, only spacing and hyphens differ
         body = respace(soften(original["body"], rng), rng)
-        return {"title": original["title"], "body": body, "published": published,
-                "arrival": (original["published"] or UNDATED_BASE) + delay,
-                "source": outlet.name, "edits": ["exact copy", "soft hyphens", "spacing"]}
+        return {
+            "title": original["title"],
+            "body": body,
+            "published": published,
+            "arrival": (original["published"] or UNDATED_BASE) + delay,
+            "source": outlet.name,
+            "edits": ["exact copy", "soft hyphens", "spacing"],
+        }
     parts = paragraphs(original["body"])
     if len(parts) > 2 and rng.random() < 0.6:  # the ending cut: 40-85% of the words kept
         words = round(len(original["body"].split()) * rng.uniform(0.4, 0.85))
@@ -380,13 +481,17 @@ def make_copy(original: dict[str, Any], outlet: Outlet, titles: list[str],
         parts[0] = f"{city} ({outlet.credit}) - {parts[0]}"
         edits.append("dateline")
     if rng.random() < 0.5:
-        caption = rng.choice(CAPTIONS).format(subject=caption_subject(original["body"], rng),
-                                             credit=outlet.credit, day=rng.choice(WEEKDAYS))
+        caption = rng.choice(CAPTIONS).format(
+            subject=caption_subject(original["body"], rng),
+            credit=outlet.credit,
+            day=rng.choice(WEEKDAYS),
+        )
         parts.insert(rng.randint(1, max(1, len(parts) - 1)), caption)
         edits.append("caption")
     if rng.random() < 0.4:
-        local = rng.choice(LOCAL_TEMPLATES).format(town=rng.choice(TOWNS), org=rng.choice(ORGS),
-                                                   outlet=outlet.name)
+        local = rng.choice(LOCAL_TEMPLATES).format(
+            town=rng.choice(TOWNS), org=rng.choice(ORGS), outlet=outlet.name
+        )
         parts.insert(rng.randint(1, len(parts)), local)
         edits.append("local paragraph")
     if rng.random() < 0.6:
@@ -399,12 +504,14 @@ def make_copy(original: dict[str, Any], outlet: Outlet, titles: list[str],
         parts += [outlet.related + ":", *rng.sample(titles, 3)]
         edits.append("related links")
     body = "\n".join(parts)
-    for name, change, chance in (("spelling and word edits", edit_words, 0.5),
-                                 ("quotes", requote, 0.5),
-                                 ("numbers", renumber, 0.4),
-                                 ("soft hyphens", soften, 0.5),
-                                 ("line-break hyphens", break_lines, 0.2),
-                                 ("spacing", respace, 0.3)):
+    for name, change, chance in (
+        ("spelling and word edits", edit_words, 0.5),
+        ("quotes", requote, 0.5),
+        ("numbers", renumber, 0.4),
+        ("soft hyphens", soften, 0.5),
+        ("line-break hyphens", break_lines, 0.2),
+        ("spacing", respace, 0.3),
+    ):
         if rng.random() < chance:
             body = change(body, rng)
             edits.append(name)
@@ -412,24 +519,36 @@ def make_copy(original: dict[str, Any], outlet: Outlet, titles: list[str],
     if rng.random() < 0.85:
         title = rewrite_headline(original["title"], original["body"], outlet, rng)
         edits.append("headline")
-    return {"title": title, "body": body, "published": published,
-            "arrival": (original["published"] or UNDATED_BASE) + delay,
-            "source": outlet.name, "edits": edits}
+    return {
+        "title": title,
+        "body": body,
+        "published": published,
+        "arrival": (original["published"] or UNDATED_BASE) + delay,
+        "source": outlet.name,
+        "edits": edits,
+    }
 
 
 def updated(original: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """The publisher's own update of its story under a new URL: same source, the headline
     kept or marked, a paragraph of new details, a few words changed."""
     parts = paragraphs(original["body"])
-    detail = (f"{caption_subject(original['body'], rng)} told reporters later on "
-              f"{rng.choice(WEEKDAYS)} that more details would be released in the coming days.")
+    detail = (
+        f"{caption_subject(original['body'], rng)} told reporters later on "
+        f"{rng.choice(WEEKDAYS)} that more details would be released in the coming days."
+    )
     parts.insert(rng.randint(1, len(parts)), detail)
     delay = timedelta(minutes=rng.randint(45, 8 * 60))
     published = (original["published"] or UNDATED_BASE) + delay
     title = original["title"] if rng.random() < 0.5 else "UPDATE 1-" + original["title"]
-    return {"title": title, "body": edit_words("\n\n".join(parts), rng),
-            "published": original["published"] and published, "arrival": published,
-            "source": original["source"], "edits": ["update by the same source"]}
+    return {
+        "title": title,
+        "body": edit_words("\n\n".join(parts), rng),
+        "published": original["published"] and published,
+        "arrival": published,
+        "source": original["source"],
+        "edits": ["update by the same source"],
+    }
 
 
 def splice(built: dict[str, Any], lender: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -439,26 +558,41 @@ def splice(built: dict[str, Any], lender: dict[str, Any], rng: random.Random) ->
     rest = sentences(parts[0])[1:]
     parts[0] = " ".join([lead, *rest])
     delay = timedelta(minutes=rng.randint(30, 20 * 60))
-    return {"title": built["title"], "body": "\n\n".join(parts),
-            "published": (built["published"] or UNDATED_BASE) + delay,
-            "arrival": (built["published"] or UNDATED_BASE) + delay,
-            "source": rng.choice(OUTLETS).name, "edits": [f"lead sentence of {lender['key']}"]}
+    return {
+        "title": built["title"],
+        "body": "\n\n".join(parts),
+        "published": (built["published"] or UNDATED_BASE) + delay,
+        "arrival": (built["published"] or UNDATED_BASE) + delay,
+        "source": rng.choice(OUTLETS).name,
+        "edits": [f"lead sentence of {lender['key']}"],
+    }
 
 
 def wrapped(parts: list[str], outlet: Outlet, published: datetime) -> str:
     """The outlet's whole header and footer around the paragraphs."""
     date, year = published.strftime("%d %B %Y %H:%M"), published.year
-    return "\n".join([*(line.format(date=date, year=year) for line in outlet.header), *parts,
-                      *(line.format(date=date, year=year) for line in outlet.footer)])
+    return "\n".join(
+        [
+            *(line.format(date=date, year=year) for line in outlet.header),
+            *parts,
+            *(line.format(date=date, year=year) for line in outlet.footer),
+        ]
+    )
 
 
 def wrapped_brief(brief: dict[str, Any], outlet: Outlet) -> dict[str, Any]:
     """A hand-written brief as the outlet runs it: a short text in long boilerplate."""
     published = datetime.fromisoformat(brief["published"])
-    return {"story": brief["story"], "event": brief["event"], "title": brief["title"],
-            "source": outlet.name,
-            "body": wrapped([brief["body"]], outlet, published), "published": published,
-            "arrival": published, "edits": ["hand-written brief", "header", "footer"]}
+    return {
+        "story": brief["story"],
+        "event": brief["event"],
+        "title": brief["title"],
+        "source": outlet.name,
+        "body": wrapped([brief["body"]], outlet, published),
+        "published": published,
+        "arrival": published,
+        "edits": ["hand-written brief", "header", "footer"],
+    }
 
 
 def teaser(original: dict[str, Any], outlet: Outlet, rng: random.Random) -> dict[str, Any]:
@@ -469,10 +603,14 @@ def teaser(original: dict[str, Any], outlet: Outlet, rng: random.Random) -> dict
     while len(" ".join(parts[:keep]).split()) < len(original["body"].split()) / 4:
         keep += 1
     published = original["published"] + timedelta(minutes=rng.randint(20, 12 * 60))
-    return {"title": rewrite_headline(original["title"], original["body"], outlet, rng),
-            "body": wrapped(parts[:keep], outlet, published), "published": published,
-            "arrival": published, "source": outlet.name,
-            "edits": [f"teaser: {keep} of {len(parts)} paragraphs", "header", "footer"]}
+    return {
+        "title": rewrite_headline(original["title"], original["body"], outlet, rng),
+        "body": wrapped(parts[:keep], outlet, published),
+        "published": published,
+        "arrival": published,
+        "source": outlet.name,
+        "edits": [f"teaser: {keep} of {len(parts)} paragraphs", "header", "footer"],
+    }
 
 
 def build() -> list[dict[str, Any]]:
@@ -481,8 +619,9 @@ def build() -> list[dict[str, Any]]:
     by_key = {original["key"]: original for original in originals}
     titles = [original["title"] for original in originals]
     # The seed first, then sources drawn among texts long enough to be syndicated.
-    eligible = sorted(o["key"] for o in originals
-                      if len(o["body"].split()) >= 60 and o["key"] != SEED_PAGE[:-5])
+    eligible = sorted(
+        o["key"] for o in originals if len(o["body"].split()) >= 60 and o["key"] != SEED_PAGE[:-5]
+    )
     sources = [SEED_PAGE[:-5], *rng.sample(eligible, VARIANT_SOURCES - 1)]
     # A third of the syndicated stories come only as copies: the wire's own text is on
     # no crawled site, so copies must be matched to each other.
@@ -490,9 +629,15 @@ def build() -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for original in originals:
         if original["key"] not in unseen:
-            records.append({**original, "story": original["key"], "edits": [],
-                            "arrival": original["published"] or UNDATED_BASE
-                            + timedelta(minutes=rng.randint(0, 48 * 60))})
+            records.append(
+                {
+                    **original,
+                    "story": original["key"],
+                    "edits": [],
+                    "arrival": original["published"]
+                    or UNDATED_BASE + timedelta(minutes=rng.randint(0, 48 * 60)),
+                }
+            )
     for number, key in enumerate(sources):
         original = by_key[key]
         outlets = rng.sample(OUTLETS, rng.randint(3, 6))
@@ -507,23 +652,36 @@ def build() -> list[dict[str, Any]]:
     outlets = {outlet.name: outlet for outlet in OUTLETS}
     for brief in json.loads((OUT / "briefs.json").read_text(encoding="utf-8")):
         records.append(wrapped_brief(brief, outlets[brief["outlet"]]))
-    singles = sorted(o["key"] for o in originals
-                     if o["key"] not in sources and o["published"] is not None
-                     and o["published"].date() == TEASER_DAY and len(o["body"].split()) >= 200)
+    singles = sorted(
+        o["key"]
+        for o in originals
+        if o["key"] not in sources
+        and o["published"] is not None
+        and o["published"].date() == TEASER_DAY
+        and len(o["body"].split()) >= 200
+    )
     for number, key in enumerate(rng.sample(singles, TEASERS)):
         outlet = outlets[("Lakeside Times", "Gulf Courier")[number % 2]]
         records.append({**teaser(by_key[key], outlet, rng), "story": key})
     for article in json.loads((OUT / "same-event.json").read_text(encoding="utf-8")):
         published = datetime.fromisoformat(article["published"])
-        records.append({**article, "published": published, "arrival": published,
-                        "edits": ["hand-written"]})
+        records.append(
+            {**article, "published": published, "arrival": published, "edits": ["hand-written"]}
+        )
     records.sort(key=lambda r: (r["arrival"], r["story"], r["source"], r["title"]))
-    return [{"id": number, "story": r["story"],
-             "event": r.get("event") or EVENT_OF.get(r["story"], r["story"]),
-             "title": r["title"], "body": r["body"],
-             "published": r["published"].isoformat() if r["published"] else None,
-             "source": r["source"], "edits": r["edits"]}
-            for number, r in enumerate(records, start=1)]
+    return [
+        {
+            "id": number,
+            "story": r["story"],
+            "event": r.get("event") or EVENT_OF.get(r["story"], r["story"]),
+            "title": r["title"],
+            "body": r["body"],
+            "published": r["published"].isoformat() if r["published"] else None,
+            "source": r["source"],
+            "edits": r["edits"],
+        }
+        for number, r in enumerate(records, start=1)
+    ]
 
 
 def main() -> None:

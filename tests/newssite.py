@@ -41,6 +41,8 @@ def site_file(path: str) -> Path:
         if (root / path).is_file():
             return root / path
     raise FileNotFoundError(f"no fixture file {path} in {SITE_ROOT} or {DEMO_ROOT}")
+
+
 CONTENT_TYPES = {
     ".xml": "application/xml; charset=utf-8",
     ".rss": "application/rss+xml; charset=utf-8",
@@ -92,9 +94,11 @@ class NewsSite:
             def do_GET(self) -> None:
                 reply = site.respond(self.path, dict(self.headers.items()))
                 with site._lock:
-                    site.requests.append(SeenRequest(
-                        self.path, time.monotonic(), dict(self.headers.items()), reply.status
-                    ))
+                    site.requests.append(
+                        SeenRequest(
+                            self.path, time.monotonic(), dict(self.headers.items()), reply.status
+                        )
+                    )
                 if reply.delay:
                     time.sleep(reply.delay)
                 body = reply.body or b""
@@ -155,15 +159,20 @@ class NewsSite:
             replies = self._scripts[path]
             scripted = replies.pop(0) if len(replies) > 1 else replies[0]
             if scripted.body is not None or scripted.status != 200:
-                return Reply(scripted.status, scripted.body or b"", {
-                    "Content-Type": "text/plain", **scripted.headers}, scripted.delay)
+                return Reply(
+                    scripted.status,
+                    scripted.body or b"",
+                    {"Content-Type": "text/plain", **scripted.headers},
+                    scripted.delay,
+                )
             served = self._serve(path, headers)
             served.delay, served.headers = scripted.delay, {**served.headers, **scripted.headers}
             return served
         if path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[1])
-            return Reply(code, f"{code} {HTTPStatus(code).phrase}".encode(),
-                         {"Content-Type": "text/plain"})
+            return Reply(
+                code, f"{code} {HTTPStatus(code).phrase}".encode(), {"Content-Type": "text/plain"}
+            )
         return self._serve(path, headers)
 
     def file(self, path: str) -> Path | None:
@@ -182,8 +191,11 @@ class NewsSite:
         else:
             file = self.file(path)
             if file is None:
-                return Reply(404, b"<html><body><h1>Not found</h1></body></html>",
-                             {"Content-Type": "text/html"})
+                return Reply(
+                    404,
+                    b"<html><body><h1>Not found</h1></body></html>",
+                    {"Content-Type": "text/html"},
+                )
             raw, content_type = file.read_bytes(), _content_type(path)
         body = _fill_placeholders(raw, self.base, self.started)
         reply_headers = {"Content-Type": content_type}

@@ -37,13 +37,20 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def _modules() -> list[Path]:
-    return sorted(path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-                  if "migrations" not in path.relative_to(ROOT).parts)
+    return sorted(
+        path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.relative_to(ROOT).parts
+    )
 
 
 def _packages() -> set[str]:
-    return {".".join(path.parent.relative_to(ROOT).parts)
-            for package in PACKAGES for path in (ROOT / package).rglob("__init__.py")}
+    return {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("__init__.py")
+    }
 
 
 def _module_name(path: Path) -> str:
@@ -102,15 +109,27 @@ def test_imports_point_down_the_layers() -> None:
     # The command, in its own process: in this one, Twisted's zope.interface has
     # decorated classes in a way import-linter's option check trips over.
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports"), "--config", "pyproject.toml",
-         "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
+        [
+            str(Path(sys.executable).parent / "lint-imports"),
+            "--config",
+            "pyproject.toml",
+            "--no-cache",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
 def test_no_module_imports_itself_back(import_graph: grimp.ImportGraph) -> None:
-    graph = {module: import_graph.find_modules_directly_imported_by(module)
-             for module in import_graph.modules}
+    graph = {
+        module: import_graph.find_modules_directly_imported_by(module)
+        for module in import_graph.modules
+    }
     assert _strongly_connected(graph) == []
 
 
@@ -130,25 +149,35 @@ def test_no_package_imports_itself_back(import_graph: grimp.ImportGraph) -> None
 
 
 def test_every_crawler_module_is_in_a_layer() -> None:
-    outside = [_module_name(path) for path in (ROOT / "crawler").rglob("*.py")
-               if not _module_name(path).startswith(tuple(f"{p}." for p in LAYER_PACKAGES))
-               and _module_name(path) not in (*LAYER_PACKAGES, "crawler")]
+    outside = [
+        _module_name(path)
+        for path in (ROOT / "crawler").rglob("*.py")
+        if not _module_name(path).startswith(tuple(f"{p}." for p in LAYER_PACKAGES))
+        and _module_name(path) not in (*LAYER_PACKAGES, "crawler")
+    ]
     assert outside == []
 
 
 def test_the_container_package_imports_nothing() -> None:
     """`crawler` holds layers below and above the stages: it must not import any."""
     tree = ast.parse((ROOT / "crawler" / "__init__.py").read_text(encoding="utf-8"))
-    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
-               and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+    imports = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+    ]
     assert imports == []
 
 
 def test_each_layer_package_says_its_layer() -> None:
     silent = []
     for package in (*LAYER_PACKAGES, "spiders", "alerts"):
-        docstring = ast.get_docstring(ast.parse(
-            (ROOT / package.replace(".", "/") / "__init__.py").read_text(encoding="utf-8")))
+        docstring = ast.get_docstring(
+            ast.parse(
+                (ROOT / package.replace(".", "/") / "__init__.py").read_text(encoding="utf-8")
+            )
+        )
         if not docstring or not re.search(r"Layer \d", docstring) or "May import" not in docstring:
             silent.append(package)
     assert silent == []
@@ -164,8 +193,10 @@ def test_the_readme_architecture_names_every_package() -> None:
 
 
 def test_no_module_is_over_600_lines() -> None:
-    lines = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
-             for path in _modules()}
+    lines = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in _modules()
+    }
     too_long = {name: count for name, count in lines.items() if count > MAX_LINES}
     assert too_long == {}, f"over {MAX_LINES} lines: split by responsibility: {too_long}"
 

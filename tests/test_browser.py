@@ -18,13 +18,24 @@ NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> "quoted\' title'
 
 
-def _item(n: int, title: str, source: str, rules: tuple[str, ...], story: int | None = None,
-          url: str | None = None) -> PendingItem:
+def _item(
+    n: int,
+    title: str,
+    source: str,
+    rules: tuple[str, ...],
+    story: int | None = None,
+    url: str | None = None,
+) -> PendingItem:
     article = StoredArticle(
-        id=n, url=url or f"https://news{n}.example/story/{n}", source=source, title=title,
+        id=n,
+        url=url or f"https://news{n}.example/story/{n}",
+        source=source,
+        title=title,
         body=f"Palmyra report {n}: regime troops advanced on Tuesday near Palmyra, "
-             "where the ancient city was retaken.",
-        published=datetime(2024, 2, 14, 6, n, tzinfo=UTC), authors=(), language="en",
+        "where the ancient city was retaken.",
+        published=datetime(2024, 2, 14, 6, n, tzinfo=UTC),
+        authors=(),
+        language="en",
         story_id=story if story is not None else n,
     )
     return PendingItem(article, tuple((rule, ("Palmyra",)) for rule in rules))
@@ -33,11 +44,15 @@ def _item(n: int, title: str, source: str, rules: tuple[str, ...], story: int | 
 def test_digest_renders_in_chromium_with_the_headlines_and_nothing_active(
     browser: Any, tmp_path: Any, request: pytest.FixtureRequest
 ) -> None:
-    config = Config.model_validate({
-        "rules": [{"name": "syria", "keywords": ["Palmyra"]},
-                  {"name": "heritage", "keywords": ["ancient"]}],
-        "digest": {"timezone": "Asia/Kolkata", "recipients": ["ana@example.com"]},
-    })
+    config = Config.model_validate(
+        {
+            "rules": [
+                {"name": "syria", "keywords": ["Palmyra"]},
+                {"name": "heritage", "keywords": ["ancient"]},
+            ],
+            "digest": {"timezone": "Asia/Kolkata", "recipients": ["ana@example.com"]},
+        }
+    )
     items = [
         _item(1, "Army pressures ISIS in central Syria", "wire", ("syria",)),
         _item(2, "Syria: army presses on", "daily", ("syria",), story=1),

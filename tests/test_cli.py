@@ -22,8 +22,12 @@ SEED_PAGE = site_file("articles/army-pressures-isis.html")
 
 def _extract(*inputs: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [NEWSWATCH, "extract", *inputs], capture_output=True, text=True, cwd=cwd,
-        timeout=120, check=False,
+        [NEWSWATCH, "extract", *inputs],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
     )
 
 
@@ -84,21 +88,34 @@ def test_json_logs_are_one_object_per_line(news_site: NewsSite, tmp_path: Path) 
     config = write_config(tmp_path, **site_config(news_site, tmp_path))
     result = subprocess.run(
         [NEWSWATCH, "--config", str(config), "--log-format", "json", "crawl"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert {"time", "level", "logger", "message"} <= records[0].keys()
-    assert any(r["message"].startswith("source world: 3 links, 3 new, 3 stored")
-               for r in records)
+    assert any(r["message"].startswith("source world: 3 links, 3 new, 3 stored") for r in records)
 
 
 @pytest.mark.slow
 def test_demo_produces_a_digest_and_stops_cleanly(tmp_path: Path) -> None:
     result = subprocess.run(
-        [NEWSWATCH, "demo", "--folder", str(tmp_path / "demo"), "--web-port", "0",
-         "--duration", "35"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            NEWSWATCH,
+            "demo",
+            "--folder",
+            str(tmp_path / "demo"),
+            "--web-port",
+            "0",
+            "--duration",
+            "35",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "demo news site:" in result.stdout
@@ -139,16 +156,16 @@ def test_rules_test_shows_hits_on_stored_articles(news_site: NewsSite, tmp_path:
     assert "3 hits in 5 articles" in shown.stdout
     assert "[[Palmyra]] museum reopens" in shown.stdout
 
-    inline = run_newswatch(config, "rules", "test", "--query", "theatre NEAR/3 Palmyra*",
-                           "--json")
+    inline = run_newswatch(config, "rules", "test", "--query", "theatre NEAR/3 Palmyra*", "--json")
     assert inline.returncode == 0, inline.stderr
     (hit,) = [json.loads(line) for line in inline.stdout.splitlines()]
     assert hit["url"].endswith("/satellite-palmyra.html")
     assert hit["terms"] == ["theatre", "Palmyra*"]
     assert "theatre" in hit["snippet"]
 
-    page = run_newswatch(config, "rules", "test", "--query", "Qaryatain AND NOT Damascus",
-                         str(SEED_PAGE))
+    page = run_newswatch(
+        config, "rules", "test", "--query", "Qaryatain AND NOT Damascus", str(SEED_PAGE)
+    )
     assert "0 hits in 1 articles" in page.stdout
 
     bad = run_newswatch(config, "rules", "test", "--query", "Palmyra AND")
@@ -156,8 +173,7 @@ def test_rules_test_shows_hits_on_stored_articles(news_site: NewsSite, tmp_path:
     assert "expected a term after AND" in bad.stderr
 
 
-@pytest.mark.parametrize("command", [["stories", "--json"], ["status", "--json"],
-                                     ["check-config"]])
+@pytest.mark.parametrize("command", [["stories", "--json"], ["status", "--json"], ["check-config"]])
 def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(
     news_site: NewsSite, tmp_path: Path, command: list[str]
 ) -> None:
@@ -165,8 +181,11 @@ def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(
     The pipe is closed before the command writes its first line."""
     config = write_config(tmp_path, **site_config(news_site, tmp_path))
     assert run_newswatch(config, "crawl").returncode == 0
-    process = subprocess.Popen([NEWSWATCH, "--config", str(config), *command],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdout is not None
     process.stdout.close()  # the reader is gone: every write gets EPIPE
     _, stderr = process.communicate(timeout=120)

@@ -17,14 +17,18 @@ TOOLS = Path(sys.executable).parent
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False,
-                          timeout=600)
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600
+    )
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(("check", "."), id="lint"),
-    pytest.param(("format", "--check", "."), id="format"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(("check", "."), id="lint"),
+        pytest.param(("format", "--check", "."), id="format"),
+    ],
+)
 def test_ruff_is_clean(command: tuple[str, ...]) -> None:
     result = _run(str(TOOLS / "ruff"), *command)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -66,7 +66,8 @@ def test_outbox_is_the_default_delivery(tmp_path: Path) -> None:
 BAD_CONFIGS = [
     pytest.param(
         VALID.replace("keywords: [Palmyra", "keywords: [Palmyra,, ]\n    x: [").replace(
-            "exclude: [football]", "exclude: [football"),
+            "exclude: [football]", "exclude: [football"
+        ),
         "invalid YAML",
         "line ",
         id="invalid-yaml",
@@ -78,7 +79,7 @@ BAD_CONFIGS = [
         id="unknown-key",
     ),
     pytest.param(
-        VALID.replace("keywords: [Palmyra, \"Al-Qaryatain\", ISIS]", "keywords: Palmyra"),
+        VALID.replace('keywords: [Palmyra, "Al-Qaryatain", ISIS]', "keywords: Palmyra"),
         "rules[0].keywords (line 9): Input should be a valid list",
         None,
         id="wrong-type",
@@ -122,9 +123,10 @@ BAD_CONFIGS = [
     ),
     pytest.param("- just\n- a list\n", "expected a mapping of settings", None, id="not-a-mapping"),
     pytest.param(
-        VALID.replace('keywords: [Palmyra, "Al-Qaryatain", ISIS]',
-                      'query: "Palmyra OR (ISIS NEAR/5 Syria) AND NOT"').replace(
-            "    exclude: [football]\n", ""),
+        VALID.replace(
+            'keywords: [Palmyra, "Al-Qaryatain", ISIS]',
+            'query: "Palmyra OR (ISIS NEAR/5 Syria) AND NOT"',
+        ).replace("    exclude: [football]\n", ""),
         "rules[0].query (line 9): expected a term after NOT at column 39",
         None,
         id="bad-query",
@@ -158,7 +160,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         load_config(_write(tmp_path, text))
     lines = str(caught.value).splitlines()
     assert [line.split(": ", 2)[1].split(" ")[0] for line in lines] == [
-        "sources[0].every", "digest.timezone",
+        "sources[0].every",
+        "digest.timezone",
     ]
 
 
@@ -239,10 +242,11 @@ DURATION_KEYS = [
 ]
 
 
-@pytest.mark.parametrize(("key", "template"), [pytest.param(k, t, id=k) for k, t in
-                                               DURATION_KEYS])
-@pytest.mark.parametrize("value", ["9999999999999d", "9999999999999y", "3651d",
-                                   "99999999999999999999999", "9" * 5000 + "s"])
+@pytest.mark.parametrize(("key", "template"), [pytest.param(k, t, id=k) for k, t in DURATION_KEYS])
+@pytest.mark.parametrize(
+    "value",
+    ["9999999999999d", "9999999999999y", "3651d", "99999999999999999999999", "9" * 5000 + "s"],
+)
 def test_a_duration_too_large_for_timedelta_is_a_clear_error(
     tmp_path: Path, key: str, template: str, value: str
 ) -> None:
@@ -265,14 +269,26 @@ def test_ten_years_is_the_longest_duration(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("digest: {timezone: " + "a" * 10_000 + "}\n",
-                     "digest.timezone (line 1): unknown time zone 'aaaa", id="10000-characters"),
-        pytest.param("recipients: [{email: a@example.com, timezone: " + "b" * 10_000 + "}]\n",
-                     "recipients[0].timezone (line 1): unknown time zone 'bbbb", id="recipient"),
-        pytest.param("digest: {timezone: Europe}\n",
-                     "digest.timezone (line 1): unknown time zone 'Europe'", id="a-folder"),
-        pytest.param("digest: {timezone: ../../etc/passwd}\n",
-                     "digest.timezone (line 1): unknown time zone '../../etc/passwd'", id="path"),
+        pytest.param(
+            "digest: {timezone: " + "a" * 10_000 + "}\n",
+            "digest.timezone (line 1): unknown time zone 'aaaa",
+            id="10000-characters",
+        ),
+        pytest.param(
+            "recipients: [{email: a@example.com, timezone: " + "b" * 10_000 + "}]\n",
+            "recipients[0].timezone (line 1): unknown time zone 'bbbb",
+            id="recipient",
+        ),
+        pytest.param(
+            "digest: {timezone: Europe}\n",
+            "digest.timezone (line 1): unknown time zone 'Europe'",
+            id="a-folder",
+        ),
+        pytest.param(
+            "digest: {timezone: ../../etc/passwd}\n",
+            "digest.timezone (line 1): unknown time zone '../../etc/passwd'",
+            id="path",
+        ),
     ],
 )
 def test_a_time_zone_that_is_not_a_zone_file_is_a_clear_error(
@@ -291,22 +307,40 @@ def test_a_time_zone_that_is_not_a_zone_file_is_a_clear_error(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("web: {port: " + "9" * 5000 + "}\n",
-                     "web.port (line 1): cannot read '9999", id="5000-digit-integer"),
-        pytest.param("database: 2020-99-99\n",
-                     "database (line 1): cannot read '2020-99-99' as a date: month must be in "
-                     "1..12; quote it if it is text", id="impossible-date"),
-        pytest.param("obey_robots_txt: !!bool maybe\n",
-                     "obey_robots_txt (line 1): cannot read 'maybe' as true or false",
-                     id="bool-tag"),
-        pytest.param("workers: !!int abc\n", "workers (line 1): cannot read 'abc' as an integer",
-                     id="int-tag"),
-        pytest.param("workers: !!float abc\n", "workers (line 1): cannot read 'abc' as a number",
-                     id="float-tag"),
-        pytest.param("workers: !!int\n", "workers (line 1): cannot read '' as an integer",
-                     id="empty-int-tag"),  # was IndexError
-        pytest.param("database: !!timestamp x\n", "database (line 1): cannot read 'x' as a date",
-                     id="timestamp-tag"),  # was AttributeError
+        pytest.param(
+            "web: {port: " + "9" * 5000 + "}\n",
+            "web.port (line 1): cannot read '9999",
+            id="5000-digit-integer",
+        ),
+        pytest.param(
+            "database: 2020-99-99\n",
+            "database (line 1): cannot read '2020-99-99' as a date: month must be in "
+            "1..12; quote it if it is text",
+            id="impossible-date",
+        ),
+        pytest.param(
+            "obey_robots_txt: !!bool maybe\n",
+            "obey_robots_txt (line 1): cannot read 'maybe' as true or false",
+            id="bool-tag",
+        ),
+        pytest.param(
+            "workers: !!int abc\n",
+            "workers (line 1): cannot read 'abc' as an integer",
+            id="int-tag",
+        ),
+        pytest.param(
+            "workers: !!float abc\n",
+            "workers (line 1): cannot read 'abc' as a number",
+            id="float-tag",
+        ),
+        pytest.param(
+            "workers: !!int\n", "workers (line 1): cannot read '' as an integer", id="empty-int-tag"
+        ),  # was IndexError
+        pytest.param(
+            "database: !!timestamp x\n",
+            "database (line 1): cannot read 'x' as a date",
+            id="timestamp-tag",
+        ),  # was AttributeError
     ],
 )
 def test_a_yaml_value_the_safe_loader_cannot_build_is_a_clear_error(
@@ -324,15 +358,21 @@ def test_a_yaml_value_the_safe_loader_cannot_build_is_a_clear_error(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("a: " + "{b: " * 900 + "1" + "}" * 900 + "\n",
-                     "a.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b (line 1): nested more than 20 "
-                     "levels deep", id="900-mappings"),
-        pytest.param("sources: " + "[" * 900 + "]" * 900 + "\n",
-                     "sources" + "[0]" * 20 + " (line 1): nested more than 20 levels deep",
-                     id="900-lists"),
-        pytest.param("sources: &a [*a]\n",
-                     "line 1: invalid YAML: an alias (*name) refers to a value it is part of",
-                     id="alias-inside-itself"),
+        pytest.param(
+            "a: " + "{b: " * 900 + "1" + "}" * 900 + "\n",
+            "a.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b.b (line 1): nested more than 20 levels deep",
+            id="900-mappings",
+        ),
+        pytest.param(
+            "sources: " + "[" * 900 + "]" * 900 + "\n",
+            "sources" + "[0]" * 20 + " (line 1): nested more than 20 levels deep",
+            id="900-lists",
+        ),
+        pytest.param(
+            "sources: &a [*a]\n",
+            "line 1: invalid YAML: an alias (*name) refers to a value it is part of",
+            id="alias-inside-itself",
+        ),
     ],
 )
 def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path, text: str, expected: str) -> None:
@@ -346,22 +386,34 @@ def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path, text: str, expected
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("web: {port: 1}\nweb: {port: 2}\n",
-                     "web (line 2): the key is given twice (first on line 1); keep one",
-                     id="duplicate-key"),
-        pytest.param("domains: {1: {concurrency: 1}}\n",
-                     "domains (line 1): the key '1' is read as an integer; quote it",
-                     id="integer-key"),
-        pytest.param("true: 1\n", "(top level) (line 1): the key 'true' is read as true or "
-                     "false; quote it", id="boolean-key"),
-        pytest.param("? [a, b]\n: 1\n", "(top level) (line 1): a key must be text, not a list",
-                     id="list-key"),
-        pytest.param('sources: [{name: "wi\\0re", feed: "https://x.example/"}]\n',
-                     "sources[0].name (line 1): the value holds the control character U+0000; "
-                     "remove it", id="nul-byte"),
-        pytest.param('digest: {recipients: ["a\\x1b@example.com"]}\n',
-                     "digest.recipients[0] (line 1): the value holds the control character "
-                     "U+001B", id="escape-in-email"),
+        pytest.param(
+            "web: {port: 1}\nweb: {port: 2}\n",
+            "web (line 2): the key is given twice (first on line 1); keep one",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "domains: {1: {concurrency: 1}}\n",
+            "domains (line 1): the key '1' is read as an integer; quote it",
+            id="integer-key",
+        ),
+        pytest.param(
+            "true: 1\n",
+            "(top level) (line 1): the key 'true' is read as true or false; quote it",
+            id="boolean-key",
+        ),
+        pytest.param(
+            "? [a, b]\n: 1\n", "(top level) (line 1): a key must be text, not a list", id="list-key"
+        ),
+        pytest.param(
+            'sources: [{name: "wi\\0re", feed: "https://x.example/"}]\n',
+            "sources[0].name (line 1): the value holds the control character U+0000; remove it",
+            id="nul-byte",
+        ),
+        pytest.param(
+            'digest: {recipients: ["a\\x1b@example.com"]}\n',
+            "digest.recipients[0] (line 1): the value holds the control character U+001B",
+            id="escape-in-email",
+        ),
     ],
 )
 def test_keys_and_characters_yaml_allows_but_a_configuration_cannot_hold(
@@ -371,7 +423,8 @@ def test_keys_and_characters_yaml_allows_but_a_configuration_cannot_hold(
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == f"{path}: {expected}" or str(caught.value).startswith(
-        f"{path}: {expected}")
+        f"{path}: {expected}"
+    )
 
 
 def test_a_lone_surrogate_is_a_clear_error() -> None:
@@ -385,24 +438,37 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     path.write_bytes(b"sources: []\n\ndatabase: caf\xe9\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == (f"{path}: line 3: cannot read the configuration: it is not "
-                                 "UTF-8 text (byte 0xe9)")
+    assert str(caught.value) == (
+        f"{path}: line 3: cannot read the configuration: it is not UTF-8 text (byte 0xe9)"
+    )
 
 
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
-        pytest.param("0 7 31 2 *", "the cron expression '0 7 31 2 *' never fires: no date in "
-                     "the next 100 years matches it", id="31-february"),
+        pytest.param(
+            "0 7 31 2 *",
+            "the cron expression '0 7 31 2 *' never fires: no date in "
+            "the next 100 years matches it",
+            id="31-february",
+        ),
         pytest.param("0 0 7 30 2 *", "never fires", id="30-february-with-seconds"),
         pytest.param("0 7 31 4,6,9,11 *", "never fires", id="31-april"),
-        pytest.param(",".join(["0"] * 5000) + " 7 * * *",
-                     "a cron expression has at most 200 characters (this one has 10,007)",
-                     id="10000-characters"),
-        pytest.param("0 ٧ * * *", "invalid cron expression '0 ٧ * * *': expected fields of "
-                     "ASCII digits", id="arabic-indic-digit"),
-        pytest.param("0-99999999999 7 * * *", "invalid cron expression '0-99999999999 7 * * *'",
-                     id="huge-range"),
+        pytest.param(
+            ",".join(["0"] * 5000) + " 7 * * *",
+            "a cron expression has at most 200 characters (this one has 10,007)",
+            id="10000-characters",
+        ),
+        pytest.param(
+            "0 ٧ * * *",
+            "invalid cron expression '0 ٧ * * *': expected fields of ASCII digits",
+            id="arabic-indic-digit",
+        ),
+        pytest.param(
+            "0-99999999999 7 * * *",
+            "invalid cron expression '0-99999999999 7 * * *'",
+            id="huge-range",
+        ),
     ],
 )
 def test_a_cron_schedule_that_never_fires_is_a_clear_error(
@@ -425,26 +491,43 @@ def test_a_schedule_that_fires_only_in_leap_years_is_valid(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("subject", "expected"),
     [
-        pytest.param("{count:>99999999999}", "{count:>99999999999}: the width is over 100",
-                     id="width"),  # was a MemoryError at send time
-        pytest.param("{count:x>3000000}", "{count:x>3000000}: the width is over 100",
-                     id="fill-width"),  # took over a minute
+        pytest.param(
+            "{count:>99999999999}", "{count:>99999999999}: the width is over 100", id="width"
+        ),  # was a MemoryError at send time
+        pytest.param(
+            "{count:x>3000000}", "{count:x>3000000}: the width is over 100", id="fill-width"
+        ),  # took over a minute
         pytest.param("{count:.500f}", "{count:.500f}: the precision is over 100", id="precision"),
-        pytest.param("{count.__class__}", "{count.__class__}: attribute and index access is not "
-                     "allowed; expected {count} or {rules}", id="attribute"),
+        pytest.param(
+            "{count.__class__}",
+            "{count.__class__}: attribute and index access is not "
+            "allowed; expected {count} or {rules}",
+            id="attribute",
+        ),
         pytest.param("{count[0]}", "attribute and index access is not allowed", id="index"),
-        pytest.param("{total} new", "unknown placeholder {total}; expected {count} or {rules}",
-                     id="unknown-field"),
+        pytest.param(
+            "{total} new",
+            "unknown placeholder {total}; expected {count} or {rules}",
+            id="unknown-field",
+        ),
         pytest.param("{0}", "unknown placeholder {0}", id="positional"),
         pytest.param("{count!r}", "{count!r}: conversions are not allowed", id="conversion"),
         pytest.param("{count:xyz}", "{count:xyz}: invalid format spec", id="bad-spec"),
-        pytest.param("{rules:=20}", "{rules:=20}: invalid format spec: '=' alignment not "
-                     "allowed in string format specifier", id="spec-for-the-wrong-type"),
+        pytest.param(
+            "{rules:=20}",
+            "{rules:=20}: invalid format spec: '=' alignment not "
+            "allowed in string format specifier",
+            id="spec-for-the-wrong-type",
+        ),
         pytest.param("{count:{width}}", "{count:{width}}: invalid format spec", id="nested"),
-        pytest.param("{count", "invalid subject: expected '}' before end of string; write {{ "
-                     "and }} for a brace", id="unbalanced"),
-        pytest.param("x" * 501, "a subject has at most 500 characters (this one has 501)",
-                     id="too-long"),
+        pytest.param(
+            "{count",
+            "invalid subject: expected '}' before end of string; write {{ and }} for a brace",
+            id="unbalanced",
+        ),
+        pytest.param(
+            "x" * 501, "a subject has at most 500 characters (this one has 501)", id="too-long"
+        ),
     ],
 )
 @pytest.mark.parametrize("key", ["digest", "alerts"])
@@ -460,43 +543,70 @@ def test_a_subject_that_cannot_render_is_a_clear_error(
 
 
 def test_subjects_with_their_format_specs_load(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, "digest: {subject: '{count:>3} new, {rules:.40} "
-                                          "{{x}}'}\nalerts: {subject: '{count:03d}'}\n"))
+    config = load_config(
+        _write(
+            tmp_path,
+            "digest: {subject: '{count:>3} new, {rules:.40} "
+            "{{x}}'}\nalerts: {subject: '{count:03d}'}\n",
+        )
+    )
     assert config.digest.subject == "{count:>3} new, {rules:.40} {{x}}"
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("sources: [{name: s, feed: 'https://" + "a" * 100_000 + "'}]\n",
-                     "sources[0].feed (line 1): ", id="100k-url"),  # a String(2048) column
-        pytest.param("sources: [{name: '" + "n" * 201 + "', feed: 'https://x.example/'}]\n",
-                     "sources[0].name (line 1): String should have at most 200 characters",
-                     id="201-character-name"),
-        pytest.param("digest: {recipients: ['" + "a" * 100_000 + "@example.com']}\n",
-                     "digest.recipients[0] (line 1): expected an email address, got 'aaaa",
-                     id="100k-email"),
-        pytest.param('sources: [{name: "s\\nt", feed: "https://x.example/"}]\n',
-                     "sources[0].name (line 1): expected text on one line", id="name-two-lines"),
-        pytest.param("sources: [{name: s, feed: 'https://x.example/a b'}]\n",
-                     "sources[0].feed (line 1): a source URL cannot hold spaces",
-                     id="url-with-space"),
-        pytest.param("sources: [{name: s, listing: 'https://x.example/', links: '"
-                     + "a " * 600 + "'}]\n",
-                     "sources[0].links (line 1): a CSS selector has at most 1,000 characters",
-                     id="long-selector"),
-        pytest.param("delivery: {smtp: {host: h, password_env: 'A=B'}}\n",
-                     "delivery.smtp.password_env (line 1): expected the name of an environment "
-                     "variable", id="variable-name"),
-        pytest.param("download_maxsize: " + "9" * 30 + "\n",
-                     "download_maxsize (line 1): Input should be less than or equal to "
-                     "1073741824", id="download-maxsize"),
-        pytest.param("rules: [{name: r, keywords: ['***', ISIS]}]\n",
-                     "rules[0].keywords (line 1): the keyword '***' has no letter or digit, so "
-                     "it can never match", id="keyword-without-a-word"),
-        pytest.param("digest: {unsubscribe: 'javascript:alert(1)'}\n",
-                     "digest.unsubscribe (line 1): expected an https: or mailto: URL",
-                     id="unsubscribe"),
+        pytest.param(
+            "sources: [{name: s, feed: 'https://" + "a" * 100_000 + "'}]\n",
+            "sources[0].feed (line 1): ",
+            id="100k-url",
+        ),  # a String(2048) column
+        pytest.param(
+            "sources: [{name: '" + "n" * 201 + "', feed: 'https://x.example/'}]\n",
+            "sources[0].name (line 1): String should have at most 200 characters",
+            id="201-character-name",
+        ),
+        pytest.param(
+            "digest: {recipients: ['" + "a" * 100_000 + "@example.com']}\n",
+            "digest.recipients[0] (line 1): expected an email address, got 'aaaa",
+            id="100k-email",
+        ),
+        pytest.param(
+            'sources: [{name: "s\\nt", feed: "https://x.example/"}]\n',
+            "sources[0].name (line 1): expected text on one line",
+            id="name-two-lines",
+        ),
+        pytest.param(
+            "sources: [{name: s, feed: 'https://x.example/a b'}]\n",
+            "sources[0].feed (line 1): a source URL cannot hold spaces",
+            id="url-with-space",
+        ),
+        pytest.param(
+            "sources: [{name: s, listing: 'https://x.example/', links: '" + "a " * 600 + "'}]\n",
+            "sources[0].links (line 1): a CSS selector has at most 1,000 characters",
+            id="long-selector",
+        ),
+        pytest.param(
+            "delivery: {smtp: {host: h, password_env: 'A=B'}}\n",
+            "delivery.smtp.password_env (line 1): expected the name of an environment variable",
+            id="variable-name",
+        ),
+        pytest.param(
+            "download_maxsize: " + "9" * 30 + "\n",
+            "download_maxsize (line 1): Input should be less than or equal to 1073741824",
+            id="download-maxsize",
+        ),
+        pytest.param(
+            "rules: [{name: r, keywords: ['***', ISIS]}]\n",
+            "rules[0].keywords (line 1): the keyword '***' has no letter or digit, so "
+            "it can never match",
+            id="keyword-without-a-word",
+        ),
+        pytest.param(
+            "digest: {unsubscribe: 'javascript:alert(1)'}\n",
+            "digest.unsubscribe (line 1): expected an https: or mailto: URL",
+            id="unsubscribe",
+        ),
     ],
 )
 def test_values_longer_or_odder_than_their_use_allows_are_clear_errors(
@@ -534,5 +644,4 @@ def test_rules_test_with_a_bad_since_exits_2(tmp_path: Path) -> None:
     result = run_newswatch(path, "rules", "test", "syria", "--since", "9999999999999d")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "--since: '9999999999999d' is too long; expected a duration up to 10y" in (
-        result.stderr)
+    assert "--since: '9999999999999d' is too long; expected a duration up to 10y" in (result.stderr)

@@ -14,15 +14,13 @@ from pathlib import Path
 import pytest
 
 from crawler.domain.dedup import (
-    MatchRule,
-    StoryCandidate,
-    StoryIndex,
     content_fingerprint,
     minhash_values,
     normalise_for_fingerprint,
     tokenize,
     word_shingles,
 )
+from crawler.domain.stories import MatchRule, StoryCandidate, StoryIndex
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))  # the one copy of the metric
 from stories import STORIES, LabelledArticle, assign_all, load_stories, pairwise_scores
@@ -46,8 +44,15 @@ def assigned_in_arrival_order() -> dict[int, int]:
     return assign_all(StoryIndex(), labelled())
 
 
-def article(article_id: int, body: str, *, title: str = "A headline", hours: float = 0,
-            source: str = "Outlet", undated: bool = False) -> StoryCandidate:
+def article(
+    article_id: int,
+    body: str,
+    *,
+    title: str = "A headline",
+    hours: float = 0,
+    source: str = "Outlet",
+    undated: bool = False,
+) -> StoryCandidate:
     published = None if undated else T0 + timedelta(hours=hours)
     return StoryCandidate(article_id, title, body, published, source)
 
@@ -58,37 +63,57 @@ def story_of(story: str) -> list[LabelledArticle]:
 
 # ---- fingerprints ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Hello,   World!\n\nAgain.", "hello world again"),
-    ("so\u00adft hy\u00adphens, zero\u200bwidth\u2060joiners", "soft hyphens zerowidthjoiners"),
-    ("“Curly” ‘quotes’ and \"straight\" 'ones'", "curly quotes and straight ones"),
-    ("Café crème, Ñandú, Ёлка", "cafe creme nandu елка"),
-    ("270,000 dead; 2,70,000 dead; 270\u202f000 dead", "270000 dead 270000 dead 270000 dead"),
-    ("a strate-\ngic town", "a strategic town"),
-    ("the Franco-\nGerman border", "the franco german border"),
-    ("ﬁnal ＦＵＬＬＷＩＤＴＨ", "final fullwidth"),
-    ("日本語の記事", "日本語の記事"),
-], ids=["spacing", "invisible", "quotes", "accents", "digit-groups", "print-hyphenation",
-        "compound-at-line-break", "nfkc", "cjk"])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello,   World!\n\nAgain.", "hello world again"),
+        ("so\u00adft hy\u00adphens, zero\u200bwidth\u2060joiners", "soft hyphens zerowidthjoiners"),
+        ("“Curly” ‘quotes’ and \"straight\" 'ones'", "curly quotes and straight ones"),
+        ("Café crème, Ñandú, Ёлка", "cafe creme nandu елка"),
+        ("270,000 dead; 2,70,000 dead; 270\u202f000 dead", "270000 dead 270000 dead 270000 dead"),
+        ("a strate-\ngic town", "a strategic town"),
+        ("the Franco-\nGerman border", "the franco german border"),
+        ("ﬁnal ＦＵＬＬＷＩＤＴＨ", "final fullwidth"),
+        ("日本語の記事", "日本語の記事"),
+    ],
+    ids=[
+        "spacing",
+        "invisible",
+        "quotes",
+        "accents",
+        "digit-groups",
+        "print-hyphenation",
+        "compound-at-line-break",
+        "nfkc",
+        "cjk",
+    ],
+)
 def test_normalise_for_fingerprint(text: str, expected: str) -> None:
     assert normalise_for_fingerprint(text) == expected
 
 
-@pytest.mark.parametrize(("normalised", "expected"), [
-    ("", []),
-    ("a strategic town", ["a", "strategic", "town"]),
-    ("cafe creme nandu елка", ["cafe", "creme", "nandu", "елка"]),
-    ("日本語の記事 news 2024", ["日", "本", "語", "の", "記", "事", "news", "2024"]),
-    ("tokyo東京 and seoul", ["tokyo", "東", "京", "and", "seoul"]),
-], ids=["empty", "ascii", "accented-and-cyrillic", "cjk", "cjk-inside-a-word"])
+@pytest.mark.parametrize(
+    ("normalised", "expected"),
+    [
+        ("", []),
+        ("a strategic town", ["a", "strategic", "town"]),
+        ("cafe creme nandu елка", ["cafe", "creme", "nandu", "елка"]),
+        ("日本語の記事 news 2024", ["日", "本", "語", "の", "記", "事", "news", "2024"]),
+        ("tokyo東京 and seoul", ["tokyo", "東", "京", "and", "seoul"]),
+    ],
+    ids=["empty", "ascii", "accented-and-cyrillic", "cjk", "cjk-inside-a-word"],
+)
 def test_tokenize(normalised: str, expected: list[str]) -> None:
     assert tokenize(normalised) == expected
 
 
 def test_same_body_under_other_whitespace_and_soft_hyphens_has_one_fingerprint() -> None:
     body = "Regime troops were locked in heavy fighting.\n\nThey captured strategic hilltops."
-    variant = ("Regime  troops were locked in heavy fight\u00ading.\r\n \r\n"
-               "They captured strat\u00adegic\u200b hilltops.  ")
+    variant = (
+        "Regime  troops were locked in heavy fight\u00ading.\r\n \r\n"
+        "They captured strat\u00adegic\u200b hilltops.  "
+    )
     assert content_fingerprint(variant) == content_fingerprint(body)
     assert content_fingerprint(body.replace("heavy", "fierce")) != content_fingerprint(body)
     assert len(content_fingerprint(body)) == 64
@@ -101,11 +126,13 @@ def test_exact_copies_in_the_labelled_set_share_the_original_fingerprint() -> No
     assert len(compared) >= 5
     for copy in compared:
         assert copy.candidate.body != originals[copy.story].candidate.body
-        assert content_fingerprint(copy.candidate.body) == \
-            content_fingerprint(originals[copy.story].candidate.body)
+        assert content_fingerprint(copy.candidate.body) == content_fingerprint(
+            originals[copy.story].candidate.body
+        )
 
 
 # ---- the labelled set -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("half", ["all", "held-out"])
 def test_labelled_set_pairwise_precision_and_recall(half: str) -> None:
@@ -124,8 +151,18 @@ def test_labelled_set_holds_in_shuffled_arrival_orders() -> None:
         assert score.recall >= 0.95, (seed, score)
 
 
-@pytest.mark.parametrize("story", ["army-pressures-isis", "06e5123e", "dc7ccccc", "6ebac05f",
-                                   "cc03ddb5", "c4a3637c", "memory-crisis"])
+@pytest.mark.parametrize(
+    "story",
+    [
+        "army-pressures-isis",
+        "06e5123e",
+        "dc7ccccc",
+        "6ebac05f",
+        "cc03ddb5",
+        "c4a3637c",
+        "memory-crisis",
+    ],
+)
 def test_syndicated_copies_join_the_story_of_the_first_one(story: str) -> None:
     members = story_of(story)
     assert len(members) >= 4
@@ -148,8 +185,11 @@ def test_other_reports_of_the_same_event_stay_apart() -> None:
 
 
 def test_a_spliced_lead_sentence_does_not_pull_an_article_into_another_story() -> None:
-    splices = [a for a in labelled()
-               if any(e.startswith("lead sentence of") for e in edits()[a.candidate.article_id])]
+    splices = [
+        a
+        for a in labelled()
+        if any(e.startswith("lead sentence of") for e in edits()[a.candidate.article_id])
+    ]
     assert len(splices) >= 8
     for splice in splices:
         lender = edits()[splice.candidate.article_id][0].removeprefix("lead sentence of ")
@@ -184,23 +224,32 @@ def test_trimmed_and_padded_copy_joins_by_containment() -> None:
     index = StoryIndex()
     index.assign(article(1, BODY))
     words = BODY.split()
-    trimmed = " ".join(["Outlet header line here", *words[: len(words) * 2 // 5],
-                        "Copyright the outlet all rights reserved"])
+    trimmed = " ".join(
+        [
+            "Outlet header line here",
+            *words[: len(words) * 2 // 5],
+            "Copyright the outlet all rights reserved",
+        ]
+    )
     assert index.assign(article(2, trimmed, title="Rewritten", source="Other")) == 1
     assert index.assign(article(3, OTHER, source="Other")) == 3
 
 
 def test_same_source_needs_the_headline_too() -> None:
     boilerplate_top = "Home World Business Sport Opinion Gulf Courier staff and agencies"
-    boilerplate_end = ("Copyright 2019 Gulf Courier. All rights reserved. This material may "
-                       "not be published, broadcast, rewritten or redistributed.")
+    boilerplate_end = (
+        "Copyright 2019 Gulf Courier. All rights reserved. This material may "
+        "not be published, broadcast, rewritten or redistributed."
+    )
     first = f"{boilerplate_top}\nA bridge was closed after a barge hit it.\n{boilerplate_end}"
     second = f"{boilerplate_top}\nA zoo welcomed a red panda cub.\n{boilerplate_end}"
     index = StoryIndex()
     assert index.assign(article(1, first, title="Bridge closed", source="Gulf")) == 1
     assert index.assign(article(2, second, title="Red panda cub born", source="Gulf")) == 2
-    assert index.assign(article(3, first, title="Bridge closed after barge strike",
-                                source="Gulf")) == 1
+    assert (
+        index.assign(article(3, first, title="Bridge closed after barge strike", source="Gulf"))
+        == 1
+    )
 
 
 def test_a_few_words_need_the_headline_too() -> None:
@@ -254,8 +303,9 @@ def test_band_index_stays_consistent_through_sealing_and_pruning() -> None:
     """More articles than one sealed run, pruned half-way: copies still find their
     stories, dropped articles are never returned."""
     index = StoryIndex()
-    bodies = [" ".join(f"w{n}x{i} said the report number {n}" for i in range(40))
-              for n in range(1500)]
+    bodies = [
+        " ".join(f"w{n}x{i} said the report number {n}" for i in range(40)) for n in range(1500)
+    ]
     for n, body in enumerate(bodies, start=1):
         assert index.assign(article(n, body, hours=n / 10, source=f"s{n}")) == n
     dropped = index.prune(T0 + timedelta(days=7, hours=75))  # published before T0 + 75 h
@@ -316,12 +366,16 @@ def test_signature_format_is_stable() -> None:
     )
 
 
-@pytest.mark.parametrize("signature", [
-    b"",
-    b"not a signature at all",
-    StoryIndex(shingle=5).signature(BODY),
-    StoryIndex(num_perm=64, bands=32).signature(BODY),
-], ids=["empty", "garbage", "other-shingle", "other-num-perm"])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        b"",
+        b"not a signature at all",
+        StoryIndex(shingle=5).signature(BODY),
+        StoryIndex(num_perm=64, bands=32).signature(BODY),
+    ],
+    ids=["empty", "garbage", "other-shingle", "other-num-perm"],
+)
 def test_a_signature_made_otherwise_is_refused(signature: bytes) -> None:
     with pytest.raises(ValueError, match="signature"):
         StoryIndex().add_existing(1, 1, signature, T0, "title", "source")

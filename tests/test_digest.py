@@ -34,18 +34,27 @@ WIRE = (
 
 def _config(**settings: object) -> Config:
     base: dict[str, object] = {
-        "sources": [{"name": n, "feed": f"https://{n}.example/rss"}
-                    for n in ("wire", "daily", "herald")],
+        "sources": [
+            {"name": n, "feed": f"https://{n}.example/rss"} for n in ("wire", "daily", "herald")
+        ],
         "rules": [
             {"name": "syria", "keywords": ["Palmyra"], "tags": ["mideast"]},
             {"name": "energy", "keywords": ["oil"]},
             {"name": "breaking", "keywords": ["earthquake"], "alert": "immediate"},
         ],
-        "digest": {"timezone": "Asia/Kolkata", "sender": "news@example.org",
-                   "unsubscribe": "mailto:unsubscribe@example.org"},
+        "digest": {
+            "timezone": "Asia/Kolkata",
+            "sender": "news@example.org",
+            "unsubscribe": "mailto:unsubscribe@example.org",
+        },
         "recipients": [
-            {"email": "ana@example.com", "tags": ["mideast"], "timezone": "Europe/Paris",
-             "schedule": "0 7 * * *", "quiet_days": ["sat", "sun"]},
+            {
+                "email": "ana@example.com",
+                "tags": ["mideast"],
+                "timezone": "Europe/Paris",
+                "schedule": "0 7 * * *",
+                "quiet_days": ["sat", "sun"],
+            },
             {"email": "raj@example.com", "rules": ["energy", "breaking"]},
         ],
     }
@@ -62,20 +71,38 @@ def store(database_url: str) -> Iterator[Store]:
     store.close()
 
 
-def _ingest(store: Store, source: str, url: str, title: str, body: str,
-            rules: list[RuleMatch], published: datetime = NOW) -> int:
+def _ingest(
+    store: Store,
+    source: str,
+    url: str,
+    title: str,
+    body: str,
+    rules: list[RuleMatch],
+    published: datetime = NOW,
+) -> int:
     article = ExtractedArticle(url=url, title=title, text=body, published=published)
-    result = ingest_article(store, ArticleItem(source, url, article), rules,
-                            stories=None)
+    result = ingest_article(store, ArticleItem(source, url, article), rules, stories=None)
     assert result.article_id is not None
     return result.article_id
 
 
 def test_each_recipient_gets_their_own_rules(store: Store, tmp_path: Path) -> None:
-    _ingest(store, "wire", "https://wire.example/1", "Palmyra retaken", WIRE,
-            [RuleMatch("syria", ("Palmyra",))])
-    _ingest(store, "daily", "https://daily.example/2", "Oil prices climb", "Oil " * 80,
-            [RuleMatch("energy", ("oil",))])
+    _ingest(
+        store,
+        "wire",
+        "https://wire.example/1",
+        "Palmyra retaken",
+        WIRE,
+        [RuleMatch("syria", ("Palmyra",))],
+    )
+    _ingest(
+        store,
+        "daily",
+        "https://daily.example/2",
+        "Oil prices climb",
+        "Oil " * 80,
+        [RuleMatch("energy", ("oil",))],
+    )
     outbox = OutboxDelivery(tmp_path)
     report = send_pending_digests(store, _config(), outbox, NOW)
     assert report.sent == {"ana@example.com": 1, "raj@example.com": 1}
@@ -87,8 +114,14 @@ def test_each_recipient_gets_their_own_rules(store: Store, tmp_path: Path) -> No
 
 
 def test_times_are_shown_in_each_readers_zone(store: Store, tmp_path: Path) -> None:
-    _ingest(store, "wire", "https://wire.example/1", "Palmyra retaken", WIRE,
-            [RuleMatch("syria", ("Palmyra",)), RuleMatch("energy", ("oil",))])
+    _ingest(
+        store,
+        "wire",
+        "https://wire.example/1",
+        "Palmyra retaken",
+        WIRE,
+        [RuleMatch("syria", ("Palmyra",)), RuleMatch("energy", ("oil",))],
+    )
     send_pending_digests(store, _config(), OutboxDelivery(tmp_path), NOW)
     texts = [path.read_text() for path in tmp_path.glob("*.eml")]
     ana = next(text for text in texts if "To: ana@example.com" in text)
@@ -99,8 +132,10 @@ def test_times_are_shown_in_each_readers_zone(store: Store, tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("email", "local", "utc"),
-    [("ana@example.com", "07:00 Europe/Paris", datetime(2024, 2, 15, 6, 0, tzinfo=UTC)),
-     ("raj@example.com", "07:00 Asia/Kolkata", datetime(2024, 2, 15, 1, 30, tzinfo=UTC))],
+    [
+        ("ana@example.com", "07:00 Europe/Paris", datetime(2024, 2, 15, 6, 0, tzinfo=UTC)),
+        ("raj@example.com", "07:00 Asia/Kolkata", datetime(2024, 2, 15, 1, 30, tzinfo=UTC)),
+    ],
 )
 def test_digests_fire_at_each_readers_local_hour(email: str, local: str, utc: datetime) -> None:
     recipient = _config().recipient(email)
@@ -109,16 +144,30 @@ def test_digests_fire_at_each_readers_local_hour(email: str, local: str, utc: da
 
 
 def test_weekly_digest_fires_on_its_weekday() -> None:
-    config = _config(recipients=[{"email": "w@example.com", "frequency": "weekly",
-                                  "weekday": "fri", "schedule": "30 8 * * *"}])
+    config = _config(
+        recipients=[
+            {
+                "email": "w@example.com",
+                "frequency": "weekly",
+                "weekday": "fri",
+                "schedule": "30 8 * * *",
+            }
+        ]
+    )
     recipient = config.recipient("w@example.com")
     fire = cron_trigger(recipient.schedule, recipient.timezone).get_next_fire_time(None, NOW)
     assert fire.astimezone(UTC) == datetime(2024, 2, 16, 3, 0, tzinfo=UTC)  # Fri 08:30 IST
 
 
 def test_quiet_days_hold_the_digest_until_the_next_one(store: Store, tmp_path: Path) -> None:
-    _ingest(store, "wire", "https://wire.example/1", "Palmyra retaken", WIRE,
-            [RuleMatch("syria", ("Palmyra",))])
+    _ingest(
+        store,
+        "wire",
+        "https://wire.example/1",
+        "Palmyra retaken",
+        WIRE,
+        [RuleMatch("syria", ("Palmyra",))],
+    )
     saturday = datetime(2024, 2, 17, 6, 0, tzinfo=UTC)
     report = send_pending_digests(store, _config(), OutboxDelivery(tmp_path), saturday)
     assert report.skipped == {"ana@example.com": "quiet day"}
@@ -129,10 +178,23 @@ def test_quiet_days_hold_the_digest_until_the_next_one(store: Store, tmp_path: P
 
 
 def test_copies_of_one_story_are_one_entry_and_sent_once(store: Store, tmp_path: Path) -> None:
-    first = _ingest(store, "wire", "https://wire.example/1", "Army pressures ISIS", WIRE,
-                    [RuleMatch("syria", ("Palmyra",))], NOW - timedelta(hours=3))
-    copy = _ingest(store, "daily", "https://daily.example/9", "Syria: army presses on",
-                   WIRE + " Local reaction followed.", [RuleMatch("syria", ("Palmyra",))])
+    first = _ingest(
+        store,
+        "wire",
+        "https://wire.example/1",
+        "Army pressures ISIS",
+        WIRE,
+        [RuleMatch("syria", ("Palmyra",))],
+        NOW - timedelta(hours=3),
+    )
+    copy = _ingest(
+        store,
+        "daily",
+        "https://daily.example/9",
+        "Syria: army presses on",
+        WIRE + " Local reaction followed.",
+        [RuleMatch("syria", ("Palmyra",))],
+    )
     store.set_stories({copy: first})
     send_pending_digests(store, _config(), OutboxDelivery(tmp_path), NOW)
     (email,) = [p.read_text() for p in tmp_path.glob("*.eml")]
@@ -141,11 +203,18 @@ def test_copies_of_one_story_are_one_entry_and_sent_once(store: Store, tmp_path:
     assert "Also reported by: daily" in email
 
     # A third copy arriving the next day is not delivered again.
-    late = _ingest(store, "herald", "https://herald.example/x", "Palmyra: army advances",
-                   WIRE + " Herald staff contributed.", [RuleMatch("syria", ("Palmyra",))])
+    late = _ingest(
+        store,
+        "herald",
+        "https://herald.example/x",
+        "Palmyra: army advances",
+        WIRE + " Herald staff contributed.",
+        [RuleMatch("syria", ("Palmyra",))],
+    )
     store.set_stories({late: first})
-    report = send_pending_digests(store, _config(), OutboxDelivery(tmp_path),
-                                  NOW + timedelta(days=1))
+    report = send_pending_digests(
+        store, _config(), OutboxDelivery(tmp_path), NOW + timedelta(days=1)
+    )
     assert report.sent == {}
     assert len(list(tmp_path.glob("*.eml"))) == 1
 
@@ -154,26 +223,38 @@ def test_immediate_alerts_are_throttled(store: Store, tmp_path: Path) -> None:
     config = _config(alerts={"max_per_hour": 2})
     outbox = OutboxDelivery(tmp_path)
     for n in range(3):
-        _ingest(store, "wire", f"https://wire.example/quake{n}", f"Earthquake {n}",
-                f"An earthquake number {n} struck. " * 10, [RuleMatch("breaking", ("earthquake",))])
+        _ingest(
+            store,
+            "wire",
+            f"https://wire.example/quake{n}",
+            f"Earthquake {n}",
+            f"An earthquake number {n} struck. " * 10,
+            [RuleMatch("breaking", ("earthquake",))],
+        )
         report = send_pending_alerts(store, config, outbox, NOW + timedelta(minutes=n))
     assert len(list(tmp_path.glob("*.eml"))) == 2
     assert report.skipped == {"raj@example.com": "throttled"}
     assert report.retry_at["raj@example.com"] == NOW + timedelta(hours=1)
     later = send_pending_alerts(store, config, outbox, NOW + timedelta(hours=1, minutes=1))
     assert later.sent == {"raj@example.com": 1}
-    subjects = [p.read_text().split("Subject: ", 1)[1].split("\n", 1)[0]
-                for p in tmp_path.glob("*.eml")]
+    subjects = [
+        p.read_text().split("Subject: ", 1)[1].split("\n", 1)[0] for p in tmp_path.glob("*.eml")
+    ]
     assert all(s.startswith("newswatch alert:") for s in subjects)
 
 
 def test_a_failing_recipient_does_not_block_the_others(
     store: Store, smtp_server: RecordingSmtpServer
 ) -> None:
-    config = _config(recipients=[{"email": "bad@nowhere.invalid"},
-                                 {"email": "good@example.com"}])
-    _ingest(store, "wire", "https://wire.example/1", "Palmyra retaken", WIRE,
-            [RuleMatch("syria", ("Palmyra",))])
+    config = _config(recipients=[{"email": "bad@nowhere.invalid"}, {"email": "good@example.com"}])
+    _ingest(
+        store,
+        "wire",
+        "https://wire.example/1",
+        "Palmyra retaken",
+        WIRE,
+        [RuleMatch("syria", ("Palmyra",))],
+    )
     smtp_server.fail_next(1)  # the first recipient's send gets 451
     smtp = SmtpDelivery(smtp_server.host, smtp_server.port, timeout=10)
     report = send_pending_digests(store, config, smtp, NOW)
@@ -188,8 +269,14 @@ def test_a_failing_recipient_does_not_block_the_others(
 def test_a_database_failure_while_building_a_digest_is_retried_not_lost(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ingest(store, "daily", "https://daily.example/2", "Oil prices climb", "Oil " * 80,
-            [RuleMatch("energy", ("oil",))])
+    _ingest(
+        store,
+        "daily",
+        "https://daily.example/2",
+        "Oil prices climb",
+        "Oil " * 80,
+        [RuleMatch("energy", ("oil",))],
+    )
     pending_items = store.pending_items
 
     def database_gone(*_args: object, **_options: object) -> object:

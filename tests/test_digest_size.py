@@ -28,19 +28,25 @@ if TYPE_CHECKING:
 
 NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
 BUSY_DAY = 10_000
-BODY = ("Regime troops were locked in heavy fighting with ISIS in central Syria, where they "
-        "seized the ancient city of Palmyra. ") * 30  # ~3 kB, a real article's length
+BODY = (
+    "Regime troops were locked in heavy fighting with ISIS in central Syria, where they "
+    "seized the ancient city of Palmyra. "
+) * 30  # ~3 kB, a real article's length
 
 
 def _config(**digest: object) -> Config:
-    return Config.model_validate({
-        "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
-        "rules": [{"name": "syria", "keywords": ["Palmyra"]},
-                  {"name": "energy", "keywords": ["oil"]}],
-        "digest": {"sender": "news@example.org", **digest},
-        "recipients": [{"email": "ana@example.com"}],
-        "web": {"public_url": "https://news.example.org/watch/"},
-    })
+    return Config.model_validate(
+        {
+            "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
+            "rules": [
+                {"name": "syria", "keywords": ["Palmyra"]},
+                {"name": "energy", "keywords": ["oil"]},
+            ],
+            "digest": {"sender": "news@example.org", **digest},
+            "recipients": [{"email": "ana@example.com"}],
+            "web": {"public_url": "https://news.example.org/watch/"},
+        }
+    )
 
 
 @pytest.fixture
@@ -62,14 +68,23 @@ def busy_store(store: Store) -> Store:
 def _fill(store: Store, count: int) -> None:
     """``count`` matches of "syria", the first 30 also of "energy", newest first."""
     batch = [
-        (ArticleRecord("wire", ExtractedArticle(
-            url=f"https://wire.example/{n}", title=f"Palmyra report number {n}",
-            text=f"{BODY} Report {n}.", published=NOW - timedelta(seconds=n))),
-         [RuleMatch("syria", ("Palmyra",))] + ([RuleMatch("energy", ("oil",))] if n < 30 else []))
+        (
+            ArticleRecord(
+                "wire",
+                ExtractedArticle(
+                    url=f"https://wire.example/{n}",
+                    title=f"Palmyra report number {n}",
+                    text=f"{BODY} Report {n}.",
+                    published=NOW - timedelta(seconds=n),
+                ),
+            ),
+            [RuleMatch("syria", ("Palmyra",))]
+            + ([RuleMatch("energy", ("oil",))] if n < 30 else []),
+        )
         for n in range(count)
     ]
     for start in range(0, len(batch), 1000):
-        store.insert_articles(batch[start:start + 1000])
+        store.insert_articles(batch[start : start + 1000])
 
 
 def _received(path: Path) -> bytes:
@@ -99,15 +114,19 @@ def test_a_busy_days_digest_is_one_email_under_budget_with_n_more(
     assert "Palmyra report number 49\n" in text
     assert "Palmyra report number 50\n" not in text
     assert f"== syria ({BUSY_DAY}) ==" in text
-    more = ("- ... and 9,950 more stories not shown here, to keep this email small:\n"
-            "  https://news.example.org/watch/matches?rule=syria")
+    more = (
+        "- ... and 9,950 more stories not shown here, to keep this email small:\n"
+        "  https://news.example.org/watch/matches?rule=syria"
+    )
     assert more in text
     assert text.count("more stories not shown here") == 1  # energy was not cut
     assert '<a href="https://news.example.org/watch/matches?rule=syria">' in html
     assert "9,950 more stories" in html
     [line] = [r.getMessage() for r in caplog.records if " cut: " in r.getMessage()]
-    assert "ana@example.com cut: 80 stories shown, 9950 more only counted " \
-           "(digest.max_stories is 50)" in line
+    assert (
+        "ana@example.com cut: 80 stories shown, 9950 more only counted "
+        "(digest.max_stories is 50)" in line
+    )
 
 
 def test_a_small_budget_cuts_deeper_and_still_fits(
@@ -120,8 +139,7 @@ def test_a_small_budget_cuts_deeper_and_still_fits(
     assert report.sent == {"ana@example.com": 1000}
     raw = _received(tmp_path)
     assert len(raw) <= 100_000
-    text = BytesParser(policy=policy.default).parsebytes(raw).get_body(
-        ("plain",)).get_content()
+    text = BytesParser(policy=policy.default).parsebytes(raw).get_body(("plain",)).get_content()
     shown = text.count("Palmyra report number")
     assert 2 <= shown < 100
     [line] = [r.getMessage() for r in caplog.records if " cut: " in r.getMessage()]
@@ -130,16 +148,30 @@ def test_a_small_budget_cuts_deeper_and_still_fits(
 
 def test_without_a_public_url_the_n_more_line_says_how_to_see_them() -> None:
     assert group_by_rule([], ["syria"], max_stories=1) == []
-    entry = DigestEntry(title="Palmyra", url="https://wire.example/1", source="wire",
-                        published=NOW, snippet_text="Palmyra", terms=("Palmyra",))
-    digest = render_digest([DigestSection("syria news", (entry,), more=7)],
-                           timezone="UTC", subject_template="{count}", generated_at=NOW,
-                           count=8)
+    entry = DigestEntry(
+        title="Palmyra",
+        url="https://wire.example/1",
+        source="wire",
+        published=NOW,
+        snippet_text="Palmyra",
+        terms=("Palmyra",),
+    )
+    digest = render_digest(
+        [DigestSection("syria news", (entry,), more=7)],
+        timezone="UTC",
+        subject_template="{count}",
+        generated_at=NOW,
+        count=8,
+    )
     assert digest.subject == "8"
-    assert ("- ... and 7 more stories not shown here, to keep this email small:\n"
-            "  the web UI's Matches page, or: newswatch rules test 'syria news'") in digest.text
-    assert "see them in the web UI's Matches page, or: newswatch rules test 'syria news'" \
+    assert (
+        "- ... and 7 more stories not shown here, to keep this email small:\n"
+        "  the web UI's Matches page, or: newswatch rules test 'syria news'"
+    ) in digest.text
+    assert (
+        "see them in the web UI's Matches page, or: newswatch rules test 'syria news'"
         in digest.html
+    )
 
 
 def test_the_smtp_servers_size_is_never_exceeded(store: Store) -> None:
@@ -154,14 +186,18 @@ def test_the_smtp_servers_size_is_never_exceeded(store: Store) -> None:
         [received] = server.messages
     assert delivery.size_limit == 100_000
     assert len(received.raw) <= 100_000
-    assert "more stories not shown here" in received.message.get_body(
-        ("plain",)).get_content()
+    assert "more stories not shown here" in received.message.get_body(("plain",)).get_content()
 
 
 def test_a_message_over_the_advertised_size_is_refused_before_data() -> None:
     digest = RenderedDigest(subject="big", html="<p>" + "x" * 300_000 + "</p>", text="x")
-    message = build_message(digest, sender="a@example.org", recipient="b@example.org",
-                            message_id="<big@example.org>", date=NOW)
+    message = build_message(
+        digest,
+        sender="a@example.org",
+        recipient="b@example.org",
+        message_id="<big@example.org>",
+        date=NOW,
+    )
     with RecordingSmtpServer(size_limit=100_000) as server:
         delivery = SmtpDelivery(server.host, server.port, timeout=10)
         with pytest.raises(MessageTooLarge) as raised:
@@ -171,4 +207,5 @@ def test_a_message_over_the_advertised_size_is_refused_before_data() -> None:
     assert raised.value.size == message_size(message)
     assert str(raised.value) == (
         f"SMTP delivery via {server.host}:{server.port} not tried: the message is "
-        f"{message_size(message):,} bytes and the server takes at most 100,000 (SIZE)")
+        f"{message_size(message):,} bytes and the server takes at most 100,000 (SIZE)"
+    )

@@ -45,8 +45,11 @@ def test_crawl_match_and_digest_arrive_once(
     store = Store.from_url(load_config(config).database)
     stored = {article.url.rsplit("/", 1)[1] for article in store.articles()}
     assert stored == {
-        "army-pressures-isis.html", "palmyra-museum.html", "cup-final.html",
-        "memory-crisis.html", "satellite-palmyra.html",
+        "army-pressures-isis.html",
+        "palmyra-museum.html",
+        "cup-final.html",
+        "memory-crisis.html",
+        "satellite-palmyra.html",
     }
     matched = {(rule, url.rsplit("/", 1)[1]) for rule, url, _terms in store.matches()}
     assert matched == {(rule, page) for rule, pages in MATCHING.items() for page in pages}

@@ -34,7 +34,8 @@ from scoring import CorpusPage, load_corpus, score_page
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CORPUS_PAGES: dict[str, CorpusPage] = {
-    page.id: page for page in load_corpus(FIXTURES / "extraction")}
+    page.id: page for page in load_corpus(FIXTURES / "extraction")
+}
 
 SEED_URL = "http://127.0.0.1:8000/news/world/army-pressures-isis-in-central-syria.html"
 SEED_TITLE = "Army pressures ISIS in central Syria"
@@ -93,7 +94,8 @@ def paragraphs_of(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "filename", ["army-pressures-isis.html", "army-pressures-isis-nojsonld.html"],
+    "filename",
+    ["army-pressures-isis.html", "army-pressures-isis-nojsonld.html"],
     ids=["json-ld", "visible-lines-only"],
 )
 def test_seed_page_reads_like_the_article(filename: str) -> None:
@@ -128,22 +130,40 @@ def test_jsonld_graph_supplies_the_article_and_resolves_references() -> None:
     graph = {
         "@context": "https://schema.org",
         "@graph": [
-            {"@type": "Organization", "@id": "https://news.example.com/#org",
-             "name": "Example News"},
-            {"@type": "WebPage", "@id": ARTICLE_URL, "name": "Harbour bridge | Example News",
-             "inLanguage": "de-DE"},
-            {"@type": ["Article", "NewsArticle"], "@id": ARTICLE_URL + "#article",
-             "headline": "Harbour bridge reopens &amp; traffic returns",
-             "datePublished": "2024-05-04T09:15:00+02:00",
-             "dateModified": "2024-05-04T11:00:00+02:00",
-             "author": [{"@id": "https://news.example.com/#/person/anna"},
-                        {"@type": "Person", "name": "Ben Ortiz"}],
-             "image": {"@id": "https://news.example.com/#image"},
-             "mainEntityOfPage": {"@id": ARTICLE_URL}},
-            {"@type": "Person", "@id": "https://news.example.com/#/person/anna",
-             "name": "Anna Keller"},
-            {"@type": "ImageObject", "@id": "https://news.example.com/#image",
-             "url": "https://cdn.example.com/bridge.jpg"},
+            {
+                "@type": "Organization",
+                "@id": "https://news.example.com/#org",
+                "name": "Example News",
+            },
+            {
+                "@type": "WebPage",
+                "@id": ARTICLE_URL,
+                "name": "Harbour bridge | Example News",
+                "inLanguage": "de-DE",
+            },
+            {
+                "@type": ["Article", "NewsArticle"],
+                "@id": ARTICLE_URL + "#article",
+                "headline": "Harbour bridge reopens &amp; traffic returns",
+                "datePublished": "2024-05-04T09:15:00+02:00",
+                "dateModified": "2024-05-04T11:00:00+02:00",
+                "author": [
+                    {"@id": "https://news.example.com/#/person/anna"},
+                    {"@type": "Person", "name": "Ben Ortiz"},
+                ],
+                "image": {"@id": "https://news.example.com/#image"},
+                "mainEntityOfPage": {"@id": ARTICLE_URL},
+            },
+            {
+                "@type": "Person",
+                "@id": "https://news.example.com/#/person/anna",
+                "name": "Anna Keller",
+            },
+            {
+                "@type": "ImageObject",
+                "@id": "https://news.example.com/#image",
+                "url": "https://cdn.example.com/bridge.jpg",
+            },
         ],
     }
     head = jsonld(graph) + '<meta property="og:title" content="Not this title">'
@@ -160,12 +180,18 @@ def test_jsonld_graph_supplies_the_article_and_resolves_references() -> None:
 
 def test_jsonld_list_at_top_level_and_a_broken_block_beside_it() -> None:
     broken = '<script type="application/ld+json">{"@type": "NewsArticle", "headline": </script>'
-    listed = jsonld([
-        {"@type": "Organization", "name": "Example News"},
-        {"@type": "ReportageNewsArticle", "headline": "Bridge reopens",
-         "datePublished": "2024-05-04T06:00:00Z", "author": "Chris Wu",
-         "inLanguage": {"@type": "Language", "name": "English", "alternateName": "en"}},
-    ])
+    listed = jsonld(
+        [
+            {"@type": "Organization", "name": "Example News"},
+            {
+                "@type": "ReportageNewsArticle",
+                "headline": "Bridge reopens",
+                "datePublished": "2024-05-04T06:00:00Z",
+                "author": "Chris Wu",
+                "inLanguage": {"@type": "Language", "name": "English", "alternateName": "en"},
+            },
+        ]
+    )
 
     article = extract_article(make_page(broken + listed), ARTICLE_URL)
 
@@ -208,7 +234,8 @@ def test_dublin_core_meta_and_title_element_fallbacks() -> None:
     <meta name="description" content="Traffic is back.">
     """
     page = make_page(head, html_attributes=' lang="en-GB"').replace(
-        "<h1>Harbour bridge reopens after repairs</h1>", "")
+        "<h1>Harbour bridge reopens after repairs</h1>", ""
+    )
 
     article = extract_article(page, ARTICLE_URL)
 
@@ -220,8 +247,13 @@ def test_dublin_core_meta_and_title_element_fallbacks() -> None:
 
 
 def test_naive_metadata_date_is_taken_as_utc() -> None:
-    head = jsonld({"@type": "NewsArticle", "headline": "Bridge reopens",
-                   "datePublished": "2024-01-15T08:30:00"})
+    head = jsonld(
+        {
+            "@type": "NewsArticle",
+            "headline": "Bridge reopens",
+            "datePublished": "2024-01-15T08:30:00",
+        }
+    )
 
     article = extract_article(make_page(head), ARTICLE_URL)
 
@@ -230,10 +262,12 @@ def test_naive_metadata_date_is_taken_as_utc() -> None:
 
 
 def test_visible_posted_line_beats_the_header_date_and_htmldate() -> None:
-    body = ('<div class="topbar">Saturday, May 04, 2024 | Last Update : 07:38 PM IST</div>'
-            '<div class="meta"><span>Posted:</span> <time>March 3, 2021</time>'
-            " <span>at 5:00 pm EST</span></div>"
-            + "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS))
+    body = (
+        '<div class="topbar">Saturday, May 04, 2024 | Last Update : 07:38 PM IST</div>'
+        '<div class="meta"><span>Posted:</span> <time>March 3, 2021</time>'
+        " <span>at 5:00 pm EST</span></div>"
+        + "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
+    )
 
     article = extract_article(make_page(body=body), ARTICLE_URL)
 
@@ -271,8 +305,18 @@ def test_language_is_heard_in_the_text_when_the_page_does_not_say() -> None:
         '<?xml version="1.0" encoding="utf-8"?><html><body></body></html>',
         "<html><head>" + '<script type="application/ld+json">{{{</script>' * 3 + "</head></html>",
     ],
-    ids=["empty-str", "empty-bytes", "whitespace", "plain-text", "all-bytes", "png",
-         "nul-bytes", "empty-document", "xml-declaration", "only-broken-json-ld"],
+    ids=[
+        "empty-str",
+        "empty-bytes",
+        "whitespace",
+        "plain-text",
+        "all-bytes",
+        "png",
+        "nul-bytes",
+        "empty-document",
+        "xml-declaration",
+        "only-broken-json-ld",
+    ],
 )
 def test_unreadable_input_gives_an_empty_article(page: str | bytes) -> None:
     # No date in the URL: htmldate would rightly read one from it.
@@ -289,8 +333,10 @@ def test_unreadable_input_gives_an_empty_article(page: str | bytes) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("<p>A clean \u201cpage\u201d, caf\u00e9</p>".encode(),
-         "<p>A clean \u201cpage\u201d, caf\u00e9</p>"),
+        (
+            "<p>A clean \u201cpage\u201d, caf\u00e9</p>".encode(),
+            "<p>A clean \u201cpage\u201d, caf\u00e9</p>",
+        ),
         ("<p>a\x00b\x0bc\x1fd\ufffee\uffff!</p>\r\n\t".encode(), "<p>abcde!</p>\r\n\t"),
         (b"\xef\xbb\xbf<p>bom\x0c</p>", "<p>bom</p>"),
         (b"<p>caf\xe9\x08</p>", "<p>caf\u00e9</p>"),
@@ -305,16 +351,26 @@ def test_decode_page_drops_what_lxml_refuses(body: bytes, expected: str) -> None
     "page",
     [
         make_page(),
-        make_page().replace("<!DOCTYPE html>", '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 '
-                            'Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">'),
+        make_page().replace(
+            "<!DOCTYPE html>",
+            '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 '
+            'Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">',
+        ),
         make_page().replace("<html>", '<html lang="en"/>'),
         '<?xml version="1.0" encoding="utf-8"?>\n' + make_page().replace("<!DOCTYPE html>\n", ""),
         "<div><p>Only a fragment of a page, no html element.</p></div>",
         "<p>One</p><p>Two paragraphs, no html element.</p>",
         "no markup at all <",
     ],
-    ids=["page", "doctype-with-slash", "self-closing-html", "xml-declaration", "fragment",
-         "two-paragraphs", "not-html"],
+    ids=[
+        "page",
+        "doctype-with-slash",
+        "self-closing-html",
+        "xml-declaration",
+        "fragment",
+        "two-paragraphs",
+        "not-html",
+    ],
 )
 def test_pages_are_parsed_as_trafilatura_parses_them(page: str) -> None:
     """parse_page repeats trafilatura's load_html with a faster element lookup: the
@@ -333,8 +389,11 @@ def test_corpus_pages_are_parsed_as_trafilatura_parses_them() -> None:
     for page_id, page in sorted(CORPUS_PAGES.items()):
         text = decode_html(page.html)
         ours, theirs = parse_page(text), trafilatura.utils.load_html(text)
-        if ours is None or theirs is None or (
-                lxml.html.tostring(ours) != lxml.html.tostring(theirs)):
+        if (
+            ours is None
+            or theirs is None
+            or (lxml.html.tostring(ours) != lxml.html.tostring(theirs))
+        ):
             different.append(page_id)
 
     assert len(CORPUS_PAGES) >= 90
@@ -346,8 +405,8 @@ def test_windows_1252_bytes_declared_in_meta_charset() -> None:
         head="<title>Caf\u00e9 owners \u201ccautious\u201d as bridge reopens</title>",
         body="".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
         + "<p>At the caf\u00e9 by the bridge, owners said they were \u201ccautious\u201d "
-          "about the summer but glad to see customers return after a long, quiet "
-          "winter on the waterfront.</p>",
+        "about the summer but glad to see customers return after a long, quiet "
+        "winter on the waterfront.</p>",
     ).replace('<meta charset="utf-8">', '<meta charset="windows-1252">')
     page = page.replace("<h1>Harbour bridge reopens after repairs</h1>", "")
 
@@ -355,7 +414,8 @@ def test_windows_1252_bytes_declared_in_meta_charset() -> None:
 
     assert article.title == "Caf\u00e9 owners \u201ccautious\u201d as bridge reopens"
     assert "At the caf\u00e9 by the bridge, owners said they were \u201ccautious\u201d" in (
-        article.text)
+        article.text
+    )
     assert "\ufffd" not in article.text
 
 
@@ -371,7 +431,8 @@ def test_soft_hyphens_and_zero_width_characters_are_removed() -> None:
 
     assert article.title == "Bridge reopens"
     assert "The international bridge reopened on Saturday after eighteen months of repairs" in (
-        article.text)
+        article.text
+    )
     assert not set(article.text) & set("\u00ad\u200b\u200c\u200d\u2060\ufeff")
 
 
@@ -387,39 +448,90 @@ def test_paragraph_whitespace_is_collapsed_and_paragraphs_are_blank_line_separat
 @pytest.mark.parametrize(
     ("head", "expected_section", "expected_keywords"),
     [
-        (jsonld({"@type": "NewsArticle", "headline": "Bridge reopens",
-                 "articleSection": ["City", "Transport"],
-                 "keywords": ["bridges", "Traffic", "traffic", " city council "]})
-         + '<meta property="article:section" content="Not this">',
-         "City", ("bridges", "Traffic", "city council")),
-        (jsonld({"@type": "NewsArticle", "headline": "Bridge reopens",
-                 "articleSection": "City", "keywords": "bridges, traffic,city council"}),
-         "City", ("bridges", "traffic", "city council")),
-        ('<meta property="article:section" content="City &amp; Region">'
-         '<meta name="news_keywords" content="bridges, traffic">'
-         '<meta name="keywords" content="news, example, not these">',
-         "City & Region", ("bridges", "traffic")),
-        ('<meta property="article:tag" content="bridges">'
-         '<meta property="article:tag" content="harbour">'
-         '<meta name="keywords" content="news">',
-         None, ("bridges", "harbour")),
-        ('<meta name="keywords" content="bridges; traffic; harbour">', None,
-         ("bridges", "traffic", "harbour")),
-        (jsonld({"@type": "NewsArticle", "headline": "Bridge reopens",
-                 "articleSection": "City,Transport,Front page"}),
-         "City", ()),
-        (jsonld({"@type": "NewsArticle", "headline": "Bridge reopens",
-                 "articleSection": "https://news.example.com/city/"})
-         + '<meta property="article:section" content="Arts, Culture">',
-         "Arts, Culture", ()),
+        (
+            jsonld(
+                {
+                    "@type": "NewsArticle",
+                    "headline": "Bridge reopens",
+                    "articleSection": ["City", "Transport"],
+                    "keywords": ["bridges", "Traffic", "traffic", " city council "],
+                }
+            )
+            + '<meta property="article:section" content="Not this">',
+            "City",
+            ("bridges", "Traffic", "city council"),
+        ),
+        (
+            jsonld(
+                {
+                    "@type": "NewsArticle",
+                    "headline": "Bridge reopens",
+                    "articleSection": "City",
+                    "keywords": "bridges, traffic,city council",
+                }
+            ),
+            "City",
+            ("bridges", "traffic", "city council"),
+        ),
+        (
+            '<meta property="article:section" content="City &amp; Region">'
+            '<meta name="news_keywords" content="bridges, traffic">'
+            '<meta name="keywords" content="news, example, not these">',
+            "City & Region",
+            ("bridges", "traffic"),
+        ),
+        (
+            '<meta property="article:tag" content="bridges">'
+            '<meta property="article:tag" content="harbour">'
+            '<meta name="keywords" content="news">',
+            None,
+            ("bridges", "harbour"),
+        ),
+        (
+            '<meta name="keywords" content="bridges; traffic; harbour">',
+            None,
+            ("bridges", "traffic", "harbour"),
+        ),
+        (
+            jsonld(
+                {
+                    "@type": "NewsArticle",
+                    "headline": "Bridge reopens",
+                    "articleSection": "City,Transport,Front page",
+                }
+            ),
+            "City",
+            (),
+        ),
+        (
+            jsonld(
+                {
+                    "@type": "NewsArticle",
+                    "headline": "Bridge reopens",
+                    "articleSection": "https://news.example.com/city/",
+                }
+            )
+            + '<meta property="article:section" content="Arts, Culture">',
+            "Arts, Culture",
+            (),
+        ),
         ("", None, ()),
     ],
-    ids=["json-ld-lists", "json-ld-strings", "section-and-news-keywords-meta",
-         "article-tags", "keywords-meta", "category-list-string", "url-is-no-section",
-         "none"],
+    ids=[
+        "json-ld-lists",
+        "json-ld-strings",
+        "section-and-news-keywords-meta",
+        "article-tags",
+        "keywords-meta",
+        "category-list-string",
+        "url-is-no-section",
+        "none",
+    ],
 )
 def test_section_and_keywords(
-    head: str, expected_section: str | None, expected_keywords: tuple[str, ...],
+    head: str,
+    expected_section: str | None,
+    expected_keywords: tuple[str, ...],
 ) -> None:
     article = extract_article(make_page(head), ARTICLE_URL)
 
@@ -428,10 +540,12 @@ def test_section_and_keywords(
 
 
 def test_bare_day_in_the_article_node_takes_the_time_from_the_page_node() -> None:
-    graph = {"@graph": [
-        {"@type": "WebPage", "datePublished": "2024-05-04T09:15:00+02:00"},
-        {"@type": "BlogPosting", "headline": "Bridge reopens", "datePublished": "2024-05-04"},
-    ]}
+    graph = {
+        "@graph": [
+            {"@type": "WebPage", "datePublished": "2024-05-04T09:15:00+02:00"},
+            {"@type": "BlogPosting", "headline": "Bridge reopens", "datePublished": "2024-05-04"},
+        ]
+    }
 
     article = extract_article(make_page(jsonld(graph)), ARTICLE_URL)
 
@@ -439,11 +553,13 @@ def test_bare_day_in_the_article_node_takes_the_time_from_the_page_node() -> Non
 
 
 def test_bare_day_alone_is_midnight_utc() -> None:
-    head = jsonld({"@type": "BlogPosting", "headline": "Bridge reopens",
-                   "datePublished": "2024-05-04"})
+    head = jsonld(
+        {"@type": "BlogPosting", "headline": "Bridge reopens", "datePublished": "2024-05-04"}
+    )
 
     assert extract_article(make_page(head), ARTICLE_URL).published == datetime(
-        2024, 5, 4, tzinfo=UTC)
+        2024, 5, 4, tzinfo=UTC
+    )
 
 
 # --- the body ---------------------------------------------------------------------
@@ -454,36 +570,45 @@ def chunked_page(*chunks: str, between: str = '<div class="ad">Advertisement</di
     rows = between.join(
         f'<div class="grid"><div class="body article__body">{chunk}</div>'
         '<aside class="rail">Subscribe to our newsletter today</aside></div>'
-        for chunk in chunks)
-    return ("<!DOCTYPE html><html><head><title>Harbour bridge reopens after repairs</title>"
-            '</head><body><header><nav><a href="/">Home</a> <a href="/city">City</a></nav>'
-            "</header><main><h1>Harbour bridge reopens after repairs</h1>"
-            f'<div class="article__chunks">{rows}</div></main>'
-            "<footer><p>Copyright 2024 Example News.</p></footer></body></html>")
+        for chunk in chunks
+    )
+    return (
+        "<!DOCTYPE html><html><head><title>Harbour bridge reopens after repairs</title>"
+        '</head><body><header><nav><a href="/">Home</a> <a href="/city">City</a></nav>'
+        "</header><main><h1>Harbour bridge reopens after repairs</h1>"
+        f'<div class="article__chunks">{rows}</div></main>'
+        "<footer><p>Copyright 2024 Example News.</p></footer></body></html>"
+    )
 
 
 def test_body_split_into_chunks_between_ads_is_read_whole() -> None:
     first = "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS[:2])
-    second = (f"<p>{PARAGRAPHS[2]}</p><p>Repairs to the approach roads will follow in the "
-              "autumn, the council said, with lane closures planned only at night.</p>")
+    second = (
+        f"<p>{PARAGRAPHS[2]}</p><p>Repairs to the approach roads will follow in the "
+        "autumn, the council said, with lane closures planned only at night.</p>"
+    )
 
     article = extract_article(chunked_page(first, second), ARTICLE_URL)
 
     assert paragraphs_of(article.text) == [
-        *PARAGRAPHS, "Repairs to the approach roads will follow in the autumn, the council "
-        "said, with lane closures planned only at night."]
+        *PARAGRAPHS,
+        "Repairs to the approach roads will follow in the autumn, the council "
+        "said, with lane closures planned only at night.",
+    ]
 
 
 def test_a_second_article_with_its_own_headline_is_not_merged_in() -> None:
     first = "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
-    second = ("<p>In other news, the city zoo welcomed two red panda cubs on Friday, the "
-              "first born there in a decade, keepers said at a press briefing.</p>"
-              "<p>The cubs will stay with their mother out of public view until the spring, "
-              "when visitors can see them in the new enclosure.</p>")
+    second = (
+        "<p>In other news, the city zoo welcomed two red panda cubs on Friday, the "
+        "first born there in a decade, keepers said at a press briefing.</p>"
+        "<p>The cubs will stay with their mother out of public view until the spring, "
+        "when visitors can see them in the new enclosure.</p>"
+    )
 
     article = extract_article(
-        chunked_page(first, second, between="<h1>Zoo welcomes red panda cubs</h1>"),
-        ARTICLE_URL)
+        chunked_page(first, second, between="<h1>Zoo welcomes red panda cubs</h1>"), ARTICLE_URL
+    )
 
     assert "red panda" not in article.text
     assert paragraphs_of(article.text) == list(PARAGRAPHS)
@@ -503,44 +628,72 @@ def test_embedded_tweets_are_quoted_and_popup_cards_dropped() -> None:
         '&mdash; Governor Kristi Noem (@govkristinoem) <a href="https://twitter.com/x/status/1">'
         "November 18, 2019</a></blockquote>"
         '<script async src="https://platform.twitter.com/widgets.js"></script></div>'
-        + "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS[1:]))
+        + "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS[1:])
+    )
 
     article = extract_article(make_page(body=body), ARTICLE_URL)
 
     assert "Gov. Kristi Noem defended the campaign on Monday" in article.text
     assert "pipeline" not in article.text
     assert "Hey Twitter, the whole point of this ad campaign is to raise awareness." in (
-        article.text)
+        article.text
+    )
     assert "Governor Kristi Noem (@govkristinoem)" in article.text
 
 
-LINKS = {"spacex's starship and super heavy mars rocket in pictures",
-         "moon rush: private lunar lander plans",
-         "nasa: the international space station is open for business",
-         "@darkzip", "acme systems"}
+LINKS = {
+    "spacex's starship and super heavy mars rocket in pictures",
+    "moon rush: private lunar lander plans",
+    "nasa: the international space station is open for business",
+    "@darkzip",
+    "acme systems",
+}
 
 
 @pytest.mark.parametrize(
     ("lines", "keywords", "expected"),
     [
-        (["Body one.", "Related: SpaceX's Starship and Super Heavy Mars Rocket in Pictures",
-          "READ MORE | Moon Rush: Private Lunar Lander Plans", "Body two."], [],
-         ["Body one.", "Body two."]),
-        (["Body.", "- Moon Rush: Private Lunar Lander Plans",
-          "- NASA: The International Space Station Is Open for Business"], [], ["Body."]),
-        (["Body.", "- Moon Rush: Private Lunar Lander Plans", "- An item that is no link"], [],
-         ["Body.", "- Moon Rush: Private Lunar Lander Plans", "- An item that is no link"]),
-        (["Account: @darkzip", "Our partner: Acme Systems", "Related: a story not linked"], [],
-         ["Account: @darkzip", "Our partner: Acme Systems", "Related: a story not linked"]),
-        (["Body.", "stock car 2018, Interlagos", "Interlagos", "Stock car is back."],
-         ["Stock Car 2018", "interlagos"], ["Body.", "Stock car is back."]),
+        (
+            [
+                "Body one.",
+                "Related: SpaceX's Starship and Super Heavy Mars Rocket in Pictures",
+                "READ MORE | Moon Rush: Private Lunar Lander Plans",
+                "Body two.",
+            ],
+            [],
+            ["Body one.", "Body two."],
+        ),
+        (
+            [
+                "Body.",
+                "- Moon Rush: Private Lunar Lander Plans",
+                "- NASA: The International Space Station Is Open for Business",
+            ],
+            [],
+            ["Body."],
+        ),
+        (
+            ["Body.", "- Moon Rush: Private Lunar Lander Plans", "- An item that is no link"],
+            [],
+            ["Body.", "- Moon Rush: Private Lunar Lander Plans", "- An item that is no link"],
+        ),
+        (
+            ["Account: @darkzip", "Our partner: Acme Systems", "Related: a story not linked"],
+            [],
+            ["Account: @darkzip", "Our partner: Acme Systems", "Related: a story not linked"],
+        ),
+        (
+            ["Body.", "stock car 2018, Interlagos", "Interlagos", "Stock car is back."],
+            ["Stock Car 2018", "interlagos"],
+            ["Body.", "Stock car is back."],
+        ),
     ],
-    ids=["labelled-links", "link-list", "single-link-item-kept", "short-links-kept",
-         "tag-lists"],
+    ids=["labelled-links", "link-list", "single-link-item-kept", "short-links-kept", "tag-lists"],
 )
 def test_drop_link_paragraphs(lines: list[str], keywords: list[str], expected: list[str]) -> None:
     assert drop_link_paragraphs("\n\n".join(lines), lambda: LINKS, keywords) == (
-        "\n\n".join(expected))
+        "\n\n".join(expected)
+    )
 
 
 # --- repairs of the text ------------------------------------------------------------
@@ -549,31 +702,52 @@ def test_drop_link_paragraphs(lines: list[str], keywords: list[str], expected: l
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("ISIS had seized the str-ategic town, abducting doz-ens of Christians and ra-zing "
-         "its monastery.",
-         "ISIS had seized the strategic town, abducting dozens of Christians and razing "
-         "its monastery."),
-        ("Defence mi-nister Fahed Jassem al-Freij said the armed forc-es would push on.",
-         "Defence minister Fahed Jassem al-Freij said the armed forces would push on."),
-        ("Mi-nister and Gov-ernment at the start of a sentence.",
-         "Minister and Government at the start of a sentence."),
-        ("pro-government fighters advanced south-west towards Al-Qaryatain in the anti-ISIS "
-         "fight, said the Britain-based monitor.",
-         "pro-government fighters advanced south-west towards Al-Qaryatain in the anti-ISIS "
-         "fight, said the Britain-based monitor."),
-        ("A well-known plan to co-operate on sci-fi, an op-ed and an en-suite room, a "
-         "south-easterly wind and an e-mail.",
-         "A well-known plan to co-operate on sci-fi, an op-ed and an en-suite room, a "
-         "south-easterly wind and an e-mail."),
-        ("The Qala-mun region, state-of-the-art labs and Covid-19 stay as written.",
-         "The Qala-mun region, state-of-the-art labs and Covid-19 stay as written."),
-        ("Quibblix shares rose on Monday. Traders said Quib-blix had been oversold.",
-         "Quibblix shares rose on Monday. Traders said Quibblix had been oversold."),
+        (
+            "ISIS had seized the str-ategic town, abducting doz-ens of Christians and ra-zing "
+            "its monastery.",
+            "ISIS had seized the strategic town, abducting dozens of Christians and razing "
+            "its monastery.",
+        ),
+        (
+            "Defence mi-nister Fahed Jassem al-Freij said the armed forc-es would push on.",
+            "Defence minister Fahed Jassem al-Freij said the armed forces would push on.",
+        ),
+        (
+            "Mi-nister and Gov-ernment at the start of a sentence.",
+            "Minister and Government at the start of a sentence.",
+        ),
+        (
+            "pro-government fighters advanced south-west towards Al-Qaryatain in the anti-ISIS "
+            "fight, said the Britain-based monitor.",
+            "pro-government fighters advanced south-west towards Al-Qaryatain in the anti-ISIS "
+            "fight, said the Britain-based monitor.",
+        ),
+        (
+            "A well-known plan to co-operate on sci-fi, an op-ed and an en-suite room, a "
+            "south-easterly wind and an e-mail.",
+            "A well-known plan to co-operate on sci-fi, an op-ed and an en-suite room, a "
+            "south-easterly wind and an e-mail.",
+        ),
+        (
+            "The Qala-mun region, state-of-the-art labs and Covid-19 stay as written.",
+            "The Qala-mun region, state-of-the-art labs and Covid-19 stay as written.",
+        ),
+        (
+            "Quibblix shares rose on Monday. Traders said Quib-blix had been oversold.",
+            "Quibblix shares rose on Monday. Traders said Quibblix had been oversold.",
+        ),
         ("UPPER-case and NATO-led stay.", "UPPER-case and NATO-led stay."),
     ],
-    ids=["print-splits", "split-beside-a-name", "capitalised-split", "real-compounds",
-         "compounds-of-short-words", "unknown-word-and-chains", "word-known-from-the-text",
-         "capitals-untouched"],
+    ids=[
+        "print-splits",
+        "split-beside-a-name",
+        "capitalised-split",
+        "real-compounds",
+        "compounds-of-short-words",
+        "unknown-word-and-chains",
+        "word-known-from-the-text",
+        "capitals-untouched",
+    ],
 )
 def test_repair_hyphenation(text: str, expected: str) -> None:
     assert repair_hyphenation(text, "en") == expected
@@ -591,15 +765,26 @@ def test_repair_hyphenation_only_in_languages_with_a_checked_word_list() -> None
     [
         ("It\u00e2\u20ac\u2122s caf\u00c3\u00a9 time", "It\u2019s caf\u00e9 time"),
         ("\u00c3\u2021a co\u00c3\u00bbte 5 \u00e2\u201a\u00ac", "\u00c7a co\u00fbte 5 \u20ac"),
-        ("\u0420\u045f\u0421\u0402\u0420\u0451\u0420\u0406\u0420\u00b5\u0421\u201a",
-         "\u041f\u0440\u0438\u0432\u0435\u0442"),
-        ("\u00c7a co\u00fbte 5 \u20ac, na\u00efve \u201cquoted\u201d &amp; \ufb01ne",
-         "\u00c7a co\u00fbte 5 \u20ac, na\u00efve \u201cquoted\u201d &amp; \ufb01ne"),
-        ("\u041f\u0440\u0438\u0432\u0435\u0442, \u0421\u0435\u0440\u0433\u0435\u0439",
-         "\u041f\u0440\u0438\u0432\u0435\u0442, \u0421\u0435\u0440\u0433\u0435\u0439"),
+        (
+            "\u0420\u045f\u0421\u0402\u0420\u0451\u0420\u0406\u0420\u00b5\u0421\u201a",
+            "\u041f\u0440\u0438\u0432\u0435\u0442",
+        ),
+        (
+            "\u00c7a co\u00fbte 5 \u20ac, na\u00efve \u201cquoted\u201d &amp; \ufb01ne",
+            "\u00c7a co\u00fbte 5 \u20ac, na\u00efve \u201cquoted\u201d &amp; \ufb01ne",
+        ),
+        (
+            "\u041f\u0440\u0438\u0432\u0435\u0442, \u0421\u0435\u0440\u0433\u0435\u0439",
+            "\u041f\u0440\u0438\u0432\u0435\u0442, \u0421\u0435\u0440\u0433\u0435\u0439",
+        ),
     ],
-    ids=["utf8-read-as-cp1252", "accents-and-euro", "utf8-read-as-cp1251",
-         "clean-text-untouched", "clean-cyrillic-untouched"],
+    ids=[
+        "utf8-read-as-cp1252",
+        "accents-and-euro",
+        "utf8-read-as-cp1251",
+        "clean-text-untouched",
+        "clean-cyrillic-untouched",
+    ],
 )
 def test_repair_mojibake(text: str, expected: str) -> None:
     assert repair_mojibake(text) == expected
@@ -609,11 +794,14 @@ def test_mojibake_is_repaired_in_title_body_and_authors() -> None:
     def garble(text: str) -> str:
         return text.encode("utf-8").decode("cp1252")
 
-    head = (f'<meta property="og:title" content="{garble("Café owners ‘cautious’")}">'
-            f'<meta name="author" content="{garble("Zoë Müller")}">')
+    head = (
+        f'<meta property="og:title" content="{garble("Café owners ‘cautious’")}">'
+        f'<meta name="author" content="{garble("Zoë Müller")}">'
+    )
     body = "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS) + (
         f"<p>{garble('At the café by the bridge, owners said they were ‘cautious’ about the')}"
-        " summer but glad to see customers return after a long, quiet winter.</p>")
+        " summer but glad to see customers return after a long, quiet winter.</p>"
+    )
 
     article = extract_article(make_page(head, body), ARTICLE_URL)
 
@@ -628,33 +816,54 @@ def test_mojibake_is_repaired_in_title_body_and_authors() -> None:
 @pytest.mark.parametrize(
     ("head", "fetched", "expected"),
     [
-        ('<link rel="canonical" href="https://www.news.example.com/bridge-reopens?id=7">',
-         ARTICLE_URL, "https://www.news.example.com/bridge-reopens?id=7"),
-        ('<link rel="canonical" href="/2024/05/04/bridge.html">',
-         ARTICLE_URL, "https://news.example.com/2024/05/04/bridge.html"),
-        ('<meta property="og:url" content="https://news.example.com/bridge?utm_source=fb">',
-         ARTICLE_URL, "https://news.example.com/bridge"),
-        ('<link rel="canonical" href="https://aggregator.example.org/copy/123">',
-         ARTICLE_URL, ARTICLE_URL),
-        ('<link rel="canonical" href="https://news.example.com/">',
-         ARTICLE_URL, ARTICLE_URL),
-        ("", ARTICLE_URL + "?utm_source=rss&utm_campaign=feed&fbclid=abc#comments",
-         ARTICLE_URL),
-        ("", "https://News.Example.com:443/story?b=2&a=1&gclid=x",
-         "https://news.example.com/story?a=1&b=2"),
+        (
+            '<link rel="canonical" href="https://www.news.example.com/bridge-reopens?id=7">',
+            ARTICLE_URL,
+            "https://www.news.example.com/bridge-reopens?id=7",
+        ),
+        (
+            '<link rel="canonical" href="/2024/05/04/bridge.html">',
+            ARTICLE_URL,
+            "https://news.example.com/2024/05/04/bridge.html",
+        ),
+        (
+            '<meta property="og:url" content="https://news.example.com/bridge?utm_source=fb">',
+            ARTICLE_URL,
+            "https://news.example.com/bridge",
+        ),
+        (
+            '<link rel="canonical" href="https://aggregator.example.org/copy/123">',
+            ARTICLE_URL,
+            ARTICLE_URL,
+        ),
+        ('<link rel="canonical" href="https://news.example.com/">', ARTICLE_URL, ARTICLE_URL),
+        ("", ARTICLE_URL + "?utm_source=rss&utm_campaign=feed&fbclid=abc#comments", ARTICLE_URL),
+        (
+            "",
+            "https://News.Example.com:443/story?b=2&a=1&gclid=x",
+            "https://news.example.com/story?a=1&b=2",
+        ),
     ],
-    ids=["canonical-same-site-wins", "relative-canonical", "og-url-same-site",
-         "canonical-other-site-ignored", "canonical-to-front-page-ignored",
-         "tracking-params-dropped", "host-port-and-query-normalised"],
+    ids=[
+        "canonical-same-site-wins",
+        "relative-canonical",
+        "og-url-same-site",
+        "canonical-other-site-ignored",
+        "canonical-to-front-page-ignored",
+        "tracking-params-dropped",
+        "host-port-and-query-normalised",
+    ],
 )
 def test_article_url(head: str, fetched: str, expected: str) -> None:
     assert extract_article(make_page(head), fetched).url == expected
 
 
 def test_broken_urls_cost_only_the_url() -> None:
-    head = ('<meta property="og:url" content="http://[::1">'
-            '<meta property="og:image" content="http://[bad/x.jpg">'
-            '<meta property="article:author" content="http://[bad/author">')
+    head = (
+        '<meta property="og:url" content="http://[::1">'
+        '<meta property="og:image" content="http://[bad/x.jpg">'
+        '<meta property="article:author" content="http://[bad/author">'
+    )
 
     article = extract_article(make_page(head), "http://[broken/story")
 
@@ -709,19 +918,30 @@ def test_parse_datetime(value: str, expected: datetime | None) -> None:
     ("text", "expected"),
     [
         ("Saturday, May 04, 2024 | Last Update : 07:38 PM IST", (None, None)),
-        ("Saturday, May 04, 2024 | Last Update : 07:38 PM IST\nAFP\n"
-         "Published : Mar 30, 2016, 7:16 am IST\nUpdated : Mar 31, 2016, 9:00 am IST",
-         (datetime(2016, 3, 30, 1, 46, tzinfo=UTC), datetime(2016, 3, 31, 3, 30, tzinfo=UTC))),
-        ("Published on\n4 May 2024\n14:05 BST\nShare",
-         (datetime(2024, 5, 4, 13, 5, tzinfo=UTC), None)),
-        ("By Anna Keller | Last updated: 2024-05-04 10:00 CEST",
-         (None, datetime(2024, 5, 4, 8, 0, tzinfo=UTC))),
+        (
+            "Saturday, May 04, 2024 | Last Update : 07:38 PM IST\nAFP\n"
+            "Published : Mar 30, 2016, 7:16 am IST\nUpdated : Mar 31, 2016, 9:00 am IST",
+            (datetime(2016, 3, 30, 1, 46, tzinfo=UTC), datetime(2016, 3, 31, 3, 30, tzinfo=UTC)),
+        ),
+        (
+            "Published on\n4 May 2024\n14:05 BST\nShare",
+            (datetime(2024, 5, 4, 13, 5, tzinfo=UTC), None),
+        ),
+        (
+            "By Anna Keller | Last updated: 2024-05-04 10:00 CEST",
+            (None, datetime(2024, 5, 4, 8, 0, tzinfo=UTC)),
+        ),
         ("The bridge, a report published on 3 May 2015 said, was unsafe.", (None, None)),
-        ("Posted: 2 hours ago\nPosted: January 2, 2024",
-         (datetime(2024, 1, 2, tzinfo=UTC), None)),
+        ("Posted: 2 hours ago\nPosted: January 2, 2024", (datetime(2024, 1, 2, tzinfo=UTC), None)),
     ],
-    ids=["header-date-line-only", "published-and-updated", "split-over-nodes",
-         "after-separator", "mid-sentence-ignored", "line-without-year-skipped"],
+    ids=[
+        "header-date-line-only",
+        "published-and-updated",
+        "split-over-nodes",
+        "after-separator",
+        "mid-sentence-ignored",
+        "line-without-year-skipped",
+    ],
 )
 def test_find_date_lines(text: str, expected: tuple[datetime | None, datetime | None]) -> None:
     assert find_date_lines(text) == expected
@@ -731,16 +951,26 @@ def test_find_date_lines(text: str, expected: tuple[datetime | None, datetime | 
     ("lines", "expected"),
     [
         (["Headline", "Intro text here.", "Headline", "Body."], ["Intro text here.", "Body."]),
-        (["A long paragraph.", "Body.", "A  long\u00a0paragraph. "],
-         ["A long paragraph.", "Body."]),
-        (["Q: Why cook?", "A one.", "Q: Why cook?", "A two.", "Q: Why cook?", "A three."],
-         ["Q: Why cook?", "A one.", "Q: Why cook?", "A two.", "Q: Why cook?", "A three."]),
+        (
+            ["A long paragraph.", "Body.", "A  long\u00a0paragraph. "],
+            ["A long paragraph.", "Body."],
+        ),
+        (
+            ["Q: Why cook?", "A one.", "Q: Why cook?", "A two.", "Q: Why cook?", "A three."],
+            ["Q: Why cook?", "A one.", "Q: Why cook?", "A two.", "Q: Why cook?", "A three."],
+        ),
         (["A photo of the bridge at dawn, taken by our staff.", "Body."], ["Body."]),
         (["A photo of the bridge at dawn, taken by our staff", "Body."], ["Body."]),
         (["Photo", "Body."], ["Photo", "Body."]),
     ],
-    ids=["headline-dropped", "pair-repeat-dropped", "recurring-structure-kept",
-         "caption-dropped", "long-part-of-caption-dropped", "short-word-in-caption-kept"],
+    ids=[
+        "headline-dropped",
+        "pair-repeat-dropped",
+        "recurring-structure-kept",
+        "caption-dropped",
+        "long-part-of-caption-dropped",
+        "short-word-in-caption-kept",
+    ],
 )
 def test_clean_body(lines: list[str], expected: list[str]) -> None:
     captions = ["a photo of the bridge at dawn, taken by our staff. photo: ap"]
@@ -750,8 +980,11 @@ def test_clean_body(lines: list[str], expected: list[str]) -> None:
 @pytest.mark.parametrize(
     ("title", "headings", "expected"),
     [
-        ("Army pressures ISIS in central Syria | The Daily Chronicle", [],
-         "Army pressures ISIS in central Syria"),
+        (
+            "Army pressures ISIS in central Syria | The Daily Chronicle",
+            [],
+            "Army pressures ISIS in central Syria",
+        ),
         ("Example News - Bridge reopens", ["Bridge reopens"], "Bridge reopens"),
         ("Brexit: what happens next", [], "Brexit: what happens next"),
     ],
@@ -776,8 +1009,11 @@ def extracted(page_id: str) -> ExtractedArticle:
 
 
 def page_ids(labelled: str | None = None) -> list[str]:
-    return sorted(page_id for page_id, page in CORPUS_PAGES.items()
-                  if labelled is None or page.labels.get(labelled))
+    return sorted(
+        page_id
+        for page_id, page in CORPUS_PAGES.items()
+        if labelled is None or page.labels.get(labelled)
+    )
 
 
 @pytest.mark.parametrize("page_id", page_ids(), ids=lambda page_id: page_id[:8])
@@ -791,7 +1027,8 @@ def test_corpus_body_is_not_far_below_plain_trafilatura(page_id: str) -> None:
 
     assert ours.f1 >= plain.f1 - BODY_TOLERANCE, (
         f"F1 {ours.f1:.3f} (P {ours.precision:.3f}, R {ours.recall:.3f}) against plain "
-        f"trafilatura's {plain.f1:.3f} (P {plain.precision:.3f}, R {plain.recall:.3f})")
+        f"trafilatura's {plain.f1:.3f} (P {plain.precision:.3f}, R {plain.recall:.3f})"
+    )
 
 
 @pytest.mark.parametrize("page_id", page_ids(), ids=lambda page_id: page_id[:8])

@@ -38,8 +38,9 @@ with (FEEDS / "MANIFEST.tsv").open(encoding="utf-8", newline="") as manifest_fil
     MANIFEST = list(csv.DictReader(manifest_file, delimiter="\t"))
 
 
-def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
-         second: int = 0) -> datetime:
+def _utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
@@ -84,26 +85,40 @@ EXPECTED: dict[str, Expected] = {
     "feedrs__atom_content_src.xml": Expected(kind="atom", title="~elly/blog"),
     "feedrs__atom_mediarss_youtube_1.xml": Expected(kind="atom", title="PBS Space Time"),
     "feedrs__atom_relative.xml": Expected(
-        kind="atom", title="Example Feed with Relative URLs",
+        kind="atom",
+        title="Example Feed with Relative URLs",
         first=First(url="https://example.com/blog/2003/12/13/atom03"),
     ),
     # No <link>; the entry's id is its URL, and the content's xml:base resolves the image.
     "feedrs__atom_xml_base.xml": Expected(
-        kind="atom", crawlable=1,
+        kind="atom",
+        crawlable=1,
         first=First(url="https://numi.st/post/2022/travel-uke", author="Not Blank"),
     ),
     "miniflux__large_atom.xml": Expected(
-        kind="atom", entries=25, crawlable=25, title="Artificial truth",
-        first=First(url="https://dustri.org/b/using-vale-with-vim.html",
-                    title="Using vale with vim", published=_utc(2024, 3, 10, 16, 15),
-                    author="jvoisin", id="tag:dustri.org,2024-03-10:/b/using-vale-with-vim.html"),
+        kind="atom",
+        entries=25,
+        crawlable=25,
+        title="Artificial truth",
+        first=First(
+            url="https://dustri.org/b/using-vale-with-vim.html",
+            title="Using vale with vim",
+            published=_utc(2024, 3, 10, 16, 15),
+            author="jvoisin",
+            id="tag:dustri.org,2024-03-10:/b/using-vale-with-vim.html",
+        ),
     ),
     "miniflux__small_atom.xml": Expected(
-        kind="atom", entries=20, crawlable=20, title="Recent Commits to v2:main",
+        kind="atom",
+        entries=20,
+        crawlable=20,
+        title="Recent Commits to v2:main",
         first=First(
             url="https://github.com/miniflux/v2/commit/6d97f8b4582414b6ce69467656824690057d4793",
-            title="Parse podcast categories", published=_utc(2024, 3, 12, 5, 30, 27),
-            updated=_utc(2024, 3, 12, 5, 30, 27), author="fguillot",
+            title="Parse podcast categories",
+            published=_utc(2024, 3, 12, 5, 30, 27),
+            updated=_utc(2024, 3, 12, 5, 30, 27),
+            author="fguillot",
         ),
     ),
     "rssparser__feedburner.atom": Expected(kind="atom", title="Google Ads Developer Blog"),
@@ -111,96 +126,158 @@ EXPECTED: dict[str, Expected] = {
     # --- dates (feedparser) ---
     # Expect: not bozo and entries[0]['published_parsed'] == (2003, 12, 31, 10, 14, 55, ...)
     "feedparser__entry_published_parsed.xml": Expected(
-        kind="atom", entries=1, crawlable=0, first=First(published=_utc(2003, 12, 31, 10, 14, 55)),
+        kind="atom",
+        entries=1,
+        crawlable=0,
+        first=First(published=_utc(2003, 12, 31, 10, 14, 55)),
     ),
     # Expect: not bozo and entries[0]['updated_parsed'] == (2003, 12, 31, 10, 14, 55, ...)
     "feedparser__item_dc_date_parsed.xml": Expected(
-        kind="rss", entries=1, crawlable=0,
-        first=First(published=_utc(2003, 12, 31, 10, 14, 55),
-                    updated=_utc(2003, 12, 31, 10, 14, 55)),
+        kind="rss",
+        entries=1,
+        crawlable=0,
+        first=First(
+            published=_utc(2003, 12, 31, 10, 14, 55), updated=_utc(2003, 12, 31, 10, 14, 55)
+        ),
     ),
     # Expect: not bozo and entries[0]['published_parsed'] == (2004, 1, 1, 19, 48, 21, ...)
     "feedparser__item_pubDate_map_updated_parsed.xml": Expected(
-        kind="rss", entries=1, crawlable=0, first=First(published=_utc(2004, 1, 1, 19, 48, 21)),
+        kind="rss",
+        entries=1,
+        crawlable=0,
+        first=First(published=_utc(2004, 1, 1, 19, 48, 21)),
     ),
     # --- encoding ---
     # Expect: bozo (a UTF-8 BOM, then "Espa\xf1a" in Latin-1). The valid UTF-8 stays
     # UTF-8 and the stray byte is read as windows-1252, instead of mojibake for all.
     "feedparser__bozo_invalid-bytes-with-bom.xml": Expected(
-        kind="rss", malformed=True, problem="not valid UTF-8", entries=0,
-        title="Valid UTF8: ѨInvalid UTF8: España", encoding="utf-8",
+        kind="rss",
+        malformed=True,
+        problem="not valid UTF-8",
+        entries=0,
+        title="Valid UTF8: ѨInvalid UTF8: España",
+        encoding="utf-8",
     ),
     # Expect: bozo and encoding == 'windows-1255' (no declaration; Hebrew text).
     "feedparser__chardet_windows1255.xml": Expected(
-        kind="rss", malformed=True, problem="no charset declared", entries=1, crawlable=0,
-        encoding="cp1255", first=First(summary="האם תדפיס נייר של אתר אינטרנט"),
+        kind="rss",
+        malformed=True,
+        problem="no charset declared",
+        entries=1,
+        crawlable=0,
+        encoding="cp1255",
+        first=First(summary="האם תדפיס נייר של אתר אינטרנט"),
     ),
     # Expect: not bozo and encoding == 'utf-32be' (no byte order mark).
     "feedparser__utf-32be-autodetect.xml": Expected(kind="rss", entries=0, encoding="utf-32-be"),
     "feedrs__rss_1.0_iso8859.xml": Expected(kind="rss", title="Golem.de", encoding="cp1252"),
     "feedrs__rss_2.0_encoding_1.xml": Expected(
-        kind="rss", title="RSS Feed do Site Inovação Tecnológica", encoding="cp1252",
+        kind="rss",
+        title="RSS Feed do Site Inovação Tecnológica",
+        encoding="cp1252",
     ),
     "miniflux__encoding_ISO-8859-1.xml": Expected(
-        kind="rss", entries=40, crawlable=40, title="Golem.de", encoding="cp1252",
+        kind="rss",
+        entries=40,
+        crawlable=40,
+        title="Golem.de",
+        encoding="cp1252",
         first=First(
             url="https://www.golem.de/news/red-dead-redemption-2-hinweise-auf-pc-umsetzung-in-app"
-                "-von-rockstar-games-1810-137358-rss.html",
+            "-von-rockstar-games-1810-137358-rss.html",
             title="Red Dead Redemption 2: Hinweise auf PC-Umsetzung in App von Rockstar Games",
-            published=_utc(2018, 10, 28, 12, 48), id="https://www.golem.de/1810/137358-rss.html",
+            published=_utc(2018, 10, 28, 12, 48),
+            id="https://www.golem.de/1810/137358-rss.html",
             summary="Viele Spieler wünschen sich eine PC-Version",
         ),
     ),
     "miniflux__encoding_WINDOWS-1251.xml": Expected(
-        kind="rss", entries=50, crawlable=50, title="iBash.Org.Ru", encoding="cp1251",
-        first=First(url="http://ibash.org.ru/quote.php?id=17703", title="Цитата #17703",
-                    published=_utc(2018, 3, 21, 7, 27, 32),
-                    summary="xxx: есть у кого жаба программер"),
+        kind="rss",
+        entries=50,
+        crawlable=50,
+        title="iBash.Org.Ru",
+        encoding="cp1251",
+        first=First(
+            url="http://ibash.org.ru/quote.php?id=17703",
+            title="Цитата #17703",
+            published=_utc(2018, 3, 21, 7, 27, 32),
+            summary="xxx: есть у кого жаба программер",
+        ),
     ),
     # miniflux: must decode from KOI8-R to Cyrillic.
     "miniflux__koi8r.xml": Expected(
-        kind="rss", entries=2, crawlable=2, title="Пример RSS ленты", encoding="koi8-r",
-        first=First(url="http://example.com/post1", title="Первая новость",
-                    published=_utc(2026, 2, 15, 10), summary="Привет мир! Ёжик, чай, Москва"),
+        kind="rss",
+        entries=2,
+        crawlable=2,
+        title="Пример RSS ленты",
+        encoding="koi8-r",
+        first=First(
+            url="http://example.com/post1",
+            title="Первая новость",
+            published=_utc(2026, 2, 15, 10),
+            summary="Привет мир! Ёжик, чай, Москва",
+        ),
     ),
     "miniflux__urdu_UTF8.xml": Expected(
-        kind="rss", entries=26, crawlable=26, encoding="utf-8",
+        kind="rss",
+        entries=26,
+        crawlable=26,
+        encoding="utf-8",
         title="BBC News اردو - پاکستان کے لیے امریکی امداد کی بہار و خزاں",
         first=First(
-            url="http://www.bbc.com/urdu/pakistan-42575603", published=_utc(2018, 1, 5, 16, 51),
+            url="http://www.bbc.com/urdu/pakistan-42575603",
+            published=_utc(2018, 1, 5, 16, 51),
             title="امریکی عسکری امداد کی بندش کی وجوہات: انڈیا سے جنگ، جوہری پروگرام اور اب "
-                  "دہشت گردوں کی پشت پناہی",
+            "دہشت گردوں کی پشت پناہی",
         ),
     ),
     # miniflux: declares ISO-8859-1, is UTF-8, must read "Café". Its <feed> has no
     # namespace and its entry no link.
     "miniflux__utf8-incorrect-prolog.xml": Expected(
-        kind="atom", entries=1, crawlable=0, title="테스트 피드", encoding="utf-8",
+        kind="atom",
+        entries=1,
+        crawlable=0,
+        title="테스트 피드",
+        encoding="utf-8",
         first=First(title="Café"),
     ),
     # miniflux: declares windows-1252, holds UTF-8, must contain "Euro €".
     "miniflux__windows-1252-incorrect-prolog.xml": Expected(
-        kind="rss", entries=0, title="Euro €", encoding="utf-8",
+        kind="rss",
+        entries=0,
+        title="Euro €",
+        encoding="utf-8",
     ),
     "rssparser__encoding.rss": Expected(
-        kind="rss", title="Jornal de Notícias - Últimas Notícias", encoding="cp1252",
+        kind="rss",
+        title="Jornal de Notícias - Últimas Notícias",
+        encoding="cp1252",
     ),
     # --- entities (feedparser) ---
     # Expect: feed.link == "http://domain/?a=1&b=2" (the document also lacks its final ">").
     "feedparser__attr_amp.xml": Expected(
-        kind="atom", malformed=True, entries=0, link="http://domain/?a=1&b=2",
+        kind="atom",
+        malformed=True,
+        entries=0,
+        link="http://domain/?a=1&b=2",
     ),
     # Expect: not bozo (a parameter entity naming an external DTD, never loaded).
     "feedparser__doctype_contains_entity_decl.xml": Expected(kind="rss", entries=0),
     # Expect: feed['title'] == 'testing &doesnotexist; entity' (an undefined entity).
     "feedparser__doesnotexist.xml": Expected(
-        kind="rss", malformed=True, problem="undefined entity", entries=0,
+        kind="rss",
+        malformed=True,
+        problem="undefined entity",
+        entries=0,
         title="testing &doesnotexist; entity",
     ),
     # Expect: not bozo and entries[0]['guid'] == 'tag:example.com,2006-05-04:/blog/'
     # (an entity from the internal DOCTYPE subset; the guid is not a permalink).
     "feedparser__entity_in_doctype.xml": Expected(
-        kind="rss", entries=1, crawlable=0, first=First(id="tag:example.com,2006-05-04:/blog/"),
+        kind="rss",
+        entries=1,
+        crawlable=0,
+        first=First(id="tag:example.com,2006-05-04:/blog/"),
     ),
     # Expect: feed['title'] == 'testing \u2026 entity'. HTML entities are repaired into
     # character references, so the feed is read strictly and not reported.
@@ -208,7 +285,10 @@ EXPECTED: dict[str, Expected] = {
     # Expect: not bozo and entries[0]['description'] == '<p>Example description</p>';
     # newswatch keeps summaries as plain text.
     "feedparser__item_description_escaped_markup.xml": Expected(
-        kind="rss", entries=1, crawlable=0, first=First(summary="Example description"),
+        kind="rss",
+        entries=1,
+        crawlable=0,
+        first=First(summary="Example description"),
     ),
     # --- illformed ---
     # Expect: bozo (<rss> never closed: "</rss" without ">").
@@ -218,25 +298,39 @@ EXPECTED: dict[str, Expected] = {
     # Expect: bozo and entries[0].summary == <mojibake>: "\u2019<>\u201d" in UTF-8 and
     # a stray 0xA9 byte. The UTF-8 is kept, the stray byte read as windows-1252 "©".
     "feedparser__bozo_linenoise.xml": Expected(
-        kind="rss", malformed=True, problem="not valid UTF-8", entries=1, crawlable=0,
-        encoding="utf-8", first=First(summary="’”©"),
+        kind="rss",
+        malformed=True,
+        problem="not valid UTF-8",
+        entries=1,
+        crawlable=0,
+        encoding="utf-8",
+        first=First(summary="’”©"),
     ),
     # Expect: bozo (only a comment).
     "feedparser__rss_empty_document.xml": Expected(error="not a feed: the response is empty"),
     # Expect: bozo (the only item is cut off inside "<![CD"); the channel is read.
     "feedparser__rss_incomplete_cdata.xml": Expected(
-        kind="rss", malformed=True, problem="cut off", entries=0,
+        kind="rss",
+        malformed=True,
+        problem="cut off",
+        entries=0,
         title="can feedparser read this xml",
     ),
     # Expect: entries[0].link == 'http://link/get?a=1&b=2' (and "</rss" lacks its ">").
     "feedparser__rss_item_link_corrupted_ampersands.xml": Expected(
-        kind="rss", malformed=True, entries=1, crawlable=1,
+        kind="rss",
+        malformed=True,
+        entries=1,
+        crawlable=1,
         first=First(url="http://link/get?a=1&b=2"),
     ),
     # A Reuters feed cut off by a server error before its first item: the channel is
     # read, there is no entry, and the problem says why.
     "feedrs__rss_2.0_invalid_1.xml": Expected(
-        kind="rss", malformed=True, problem="line 19, column 85: no element found", entries=0,
+        kind="rss",
+        malformed=True,
+        problem="line 19, column 85: no element found",
+        entries=0,
         title="Reuters: Most Read Articles",
     ),
     # An empty <author/>: one entry with nothing in it.
@@ -245,15 +339,24 @@ EXPECTED: dict[str, Expected] = {
     "rssparser__unrecognized.rss": Expected(error="not a feed: the server sent an HTML page"),
     # --- jsonfeed ---
     "feedrs__jsonfeed_elastic_1.1.json": Expected(
-        kind="json", crawlable=3, title="Blog &#8211; InfluxData",
+        kind="json",
+        crawlable=3,
+        title="Blog &#8211; InfluxData",
         link="https://www.influxdata.com/blog/",
-        first=First(author="Chris Churilo, Fake Author 1",
-                    summary="This blog post has been updated on September 10, 2020"),
+        first=First(
+            author="Chris Churilo, Fake Author 1",
+            summary="This blog post has been updated on September 10, 2020",
+        ),
     ),
     "feedrs__jsonfeed_example_1.json": Expected(
-        kind="json", crawlable=2, title="Daring Fireball",
-        first=First(id="https://daringfireball.net/linked/2020/01/24/bezos-iphone-x",
-                    author="John Gruber", summary="Good summary from The New York Times."),
+        kind="json",
+        crawlable=2,
+        title="Daring Fireball",
+        first=First(
+            id="https://daringfireball.net/linked/2020/01/24/bezos-iphone-x",
+            author="John Gruber",
+            summary="Good summary from The New York Times.",
+        ),
     ),
     # --- media ---
     "feedrs__rss_2.0_bbc.xml": Expected(kind="rss", title="In Our Time"),
@@ -262,27 +365,37 @@ EXPECTED: dict[str, Expected] = {
     # --- rdf and RSS 0.9x ---
     # An item with neither <guid> nor <link>: kept, with an id made up, not crawled.
     "feedrs__rss_0.91_missing_id.xml": Expected(
-        kind="rss", crawlable=0, encoding="cp1252",
+        kind="rss",
+        crawlable=0,
+        encoding="cp1252",
         title="Servicio de Personal - Ingreso - Diputación de valencia",
     ),
     # Three items with only a description (one with an enclosure): none to crawl.
     "feedrs__rss_0.92_spec_1.xml": Expected(
-        kind="rss", crawlable=0, title="Dave Winer: Grateful Dead",
+        kind="rss",
+        crawlable=0,
+        title="Dave Winer: Grateful Dead",
         first=First(summary="Kevin Drennan started a Grateful Dead Weblog."),
     ),
     "feedrs__rss_1.0_biorxiv.xml": Expected(
-        kind="rss", title="bioRxiv Subject Collection: Genomics",
+        kind="rss",
+        title="bioRxiv Subject Collection: Genomics",
     ),
     "miniflux__rdf_UTF8.xml": Expected(
-        kind="rss", entries=60, crawlable=60, title="heise online News",
+        kind="rss",
+        entries=60,
+        crawlable=60,
+        title="heise online News",
         first=First(
             url="https://www.heise.de/newsticker/meldung/OLED-TVs-Vorsichtsmassnahmen-gegen"
-                "-Einbrennen-4205274.html?wt_mc=rss.ho.beitrag.rdf",
-            title="OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen", published=None,
+            "-Einbrennen-4205274.html?wt_mc=rss.ho.beitrag.rdf",
+            title="OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen",
+            published=None,
         ),
     ),
     "rssparser__craigslist.rss": Expected(
-        kind="rss", title="craigslist SF bay area | apts/housing for rent search",
+        kind="rss",
+        title="craigslist SF bay area | apts/housing for rent search",
     ),
     "rssparser__rss-1.rss": Expected(kind="rss", title="Science twis"),
     # --- rss2 ---
@@ -293,10 +406,16 @@ EXPECTED: dict[str, Expected] = {
     "feedrs__rss_2.0_ilmessaggero.xml": Expected(kind="rss", title="ilmessaggero.it - mondo"),
     "feedrs__rss_2.0_nbcny.xml": Expected(kind="rss", title="NBC New York"),
     "miniflux__large_rss.xml": Expected(
-        kind="rss", entries=25, crawlable=25, title="Artificial truth",
-        first=First(url="https://dustri.org/b/using-vale-with-vim.html",
-                    title="Using vale with vim", published=_utc(2024, 3, 10, 16, 15),
-                    author="jvoisin"),
+        kind="rss",
+        entries=25,
+        crawlable=25,
+        title="Artificial truth",
+        first=First(
+            url="https://dustri.org/b/using-vale-with-vim.html",
+            title="Using vale with vim",
+            published=_utc(2024, 3, 10, 16, 15),
+            author="jvoisin",
+        ),
     ),
     "rssparser__guardian.rss": Expected(kind="rss", title="The Guardian"),
     "rssparser__instant-article.rss": Expected(kind="rss", title="Instant Article Test"),
@@ -321,15 +440,22 @@ def _reference(expected_file: str) -> list[Reference]:
         return [
             Reference(
                 title=(entry.get("title") or {}).get("content"),
-                link=next((link["href"] for link in entry["links"]
-                           if link.get("rel") in (None, "alternate")), None),
+                link=next(
+                    (
+                        link["href"]
+                        for link in entry["links"]
+                        if link.get("rel") in (None, "alternate")
+                    ),
+                    None,
+                ),
                 published=_iso(entry.get("published") or entry.get("updated")),
             )
             for entry in document["entries"]
         ]
     return [  # rss-parser
-        Reference(title=item.get("title"), link=item.get("link"),
-                  published=_iso(item.get("isoDate")))
+        Reference(
+            title=item.get("title"), link=item.get("link"), published=_iso(item.get("isoDate"))
+        )
         for item in document["feed"]["items"]
     ]
 
@@ -349,8 +475,9 @@ def _text(value: str | None) -> str | None:
 
 def _same_url(url: str) -> str:
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/",
-                       parts.query, ""))
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, "")
+    )
 
 
 def _check_against_reference(feed: ParsedFeed, references: list[Reference], feed_url: str) -> None:
@@ -387,9 +514,7 @@ def test_every_manifest_entry_has_an_expectation_and_a_file() -> None:
             assert (FEEDS / row["expected_file"]).is_file()
 
 
-@pytest.mark.parametrize(
-    "row", MANIFEST, ids=[Path(row["local_file"]).name for row in MANIFEST]
-)
+@pytest.mark.parametrize("row", MANIFEST, ids=[Path(row["local_file"]).name for row in MANIFEST])
 def test_corpus_feed(row: dict[str, str]) -> None:
     name = Path(row["local_file"]).name
     expected = EXPECTED[name]

@@ -11,14 +11,24 @@ from crawler.domain.items import FetchState
 from crawler.orchestration.poll import backoff_delay, state_to_remember
 from spiders.base import PollOutcome
 
-STATE = FetchState(etag='"abc"', last_modified="Wed, 14 Feb 2024 12:00:00 GMT",
-                   content_hash="f" * 64, discovered_url="https://news.example/rss")
+STATE = FetchState(
+    etag='"abc"',
+    last_modified="Wed, 14 Feb 2024 12:00:00 GMT",
+    content_hash="f" * 64,
+    discovered_url="https://news.example/rss",
+)
 
 
 @pytest.mark.parametrize(
     ("failures", "expected"),
-    [(0, timedelta(minutes=15)), (1, timedelta(minutes=30)), (2, timedelta(hours=1)),
-     (3, timedelta(hours=2)), (5, timedelta(hours=6)), (40, timedelta(hours=6))],
+    [
+        (0, timedelta(minutes=15)),
+        (1, timedelta(minutes=30)),
+        (2, timedelta(hours=1)),
+        (3, timedelta(hours=2)),
+        (5, timedelta(hours=6)),
+        (40, timedelta(hours=6)),
+    ],
 )
 def test_backoff_doubles_up_to_the_cap(failures: int, expected: timedelta) -> None:
     assert backoff_delay(timedelta(minutes=15), failures, timedelta(hours=6)) == expected
@@ -38,19 +48,34 @@ def test_backoff_never_polls_faster_than_the_interval() -> None:
     ("outcome", "remembered"),
     [
         (PollOutcome("s", state=STATE), STATE),
-        (PollOutcome("s", state=STATE, page_errors=1),
-         FetchState(discovered_url=STATE.discovered_url)),
-        (PollOutcome("s", state=STATE, deferred=True),
-         FetchState(discovered_url=STATE.discovered_url)),
-        (PollOutcome("s", state=STATE, error="HTTP 500"),
-         FetchState(discovered_url=STATE.discovered_url)),
+        (
+            PollOutcome("s", state=STATE, page_errors=1),
+            FetchState(discovered_url=STATE.discovered_url),
+        ),
+        (
+            PollOutcome("s", state=STATE, deferred=True),
+            FetchState(discovered_url=STATE.discovered_url),
+        ),
+        (
+            PollOutcome("s", state=STATE, error="HTTP 500"),
+            FetchState(discovered_url=STATE.discovered_url),
+        ),
         (PollOutcome("s", not_modified=True), None),
-        (PollOutcome("s", state=STATE, new_urls=3, stored=1),
-         FetchState(discovered_url=STATE.discovered_url)),
+        (
+            PollOutcome("s", state=STATE, new_urls=3, stored=1),
+            FetchState(discovered_url=STATE.discovered_url),
+        ),
         (PollOutcome("s", state=STATE, new_urls=3, stored=1, duplicates=1, skipped=1), STATE),
     ],
-    ids=["clean", "page-error", "deferred-links", "failed", "not-modified", "interrupted",
-         "all-settled"],
+    ids=[
+        "clean",
+        "page-error",
+        "deferred-links",
+        "failed",
+        "not-modified",
+        "interrupted",
+        "all-settled",
+    ],
 )
 def test_validators_are_remembered_only_after_a_clean_poll(
     outcome: PollOutcome, remembered: FetchState | None
@@ -79,6 +104,7 @@ def test_the_cpu_pool_starts_its_workers_without_holding_up_the_event_loop(
     monkeypatch.setattr(workers, "_start_workers", slow_start)
     pool = workers.CpuPool(1)
     try:
+
         async def first_task_while_ticking() -> tuple[int, int]:
             ticks = 0
 
@@ -95,8 +121,9 @@ def test_the_cpu_pool_starts_its_workers_without_holding_up_the_event_loop(
 
         # A thread of its own: another test's browser may keep this thread's loop busy.
         with ThreadPoolExecutor(max_workers=1) as thread:
-            result, ticks = thread.submit(
-                lambda: asyncio.run(first_task_while_ticking())).result(timeout=90)
+            result, ticks = thread.submit(lambda: asyncio.run(first_task_while_ticking())).result(
+                timeout=90
+            )
         assert result == 42
         assert ticks >= 50  # the loop ran on through the one-second start
     finally:
@@ -115,9 +142,13 @@ def test_the_cpu_pool_outlives_its_worker_recycling() -> None:
     original_limit = workers.TASKS_PER_WORKER
     workers.TASKS_PER_WORKER = 5
     try:
+
         async def many() -> list[int]:
-            return list(await asyncio.wait_for(
-                asyncio.gather(*(pool.run(operator.mul, n, 2) for n in range(60))), 60))
+            return list(
+                await asyncio.wait_for(
+                    asyncio.gather(*(pool.run(operator.mul, n, 2) for n in range(60))), 60
+                )
+            )
 
         # A thread of its own: another test's browser may keep this thread's loop busy.
         with ThreadPoolExecutor(max_workers=1) as thread:
@@ -134,14 +165,16 @@ def test_poll_settings_copy_as_deepcopy_does() -> None:
 
     from spiders.settings import PollSettings
 
-    settings = PollSettings({"USER_AGENT": "newswatch-test",
-                             "DOWNLOAD_SLOTS": {"news.example": {"delay": 1.5}}})
+    settings = PollSettings(
+        {"USER_AGENT": "newswatch-test", "DOWNLOAD_SLOTS": {"news.example": {"delay": 1.5}}}
+    )
     copied = settings.copy()
     expected = copy.deepcopy(settings)
 
     assert type(copied) is PollSettings
     assert {name: (copied[name], copied.getpriority(name)) for name in copied} == {
-        name: (expected[name], expected.getpriority(name)) for name in expected}
+        name: (expected[name], expected.getpriority(name)) for name in expected
+    }
     assert copied["DOWNLOAD_SLOTS"] is not settings["DOWNLOAD_SLOTS"]
     copied.set("USER_AGENT", "changed")
     copied["DOWNLOAD_SLOTS"]["news.example"]["delay"] = 9.0

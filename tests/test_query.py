@@ -69,10 +69,18 @@ MATCHES = [
     ("ISIS NEAR/3 Syria", _doc("Syria", title="ISIS"), False, "near-same-field-only"),
     ("ISIS NEAR/1 ISIS", _doc("ISIS said"), False, "near-needs-two-places"),
     ("ISIS NEAR/1 ISIS", _doc("ISIS, ISIS"), True, "near-two-places"),
-    ('"Islamic State" NEAR/2 Palmyra', _doc("Islamic State men left Palmyra"), False,
-     "near-phrase-too-far"),
-    ('"Islamic State" NEAR/3 Palmyra', _doc("Islamic State men left Palmyra"), True,
-     "near-phrase-from-its-end"),
+    (
+        '"Islamic State" NEAR/2 Palmyra',
+        _doc("Islamic State men left Palmyra"),
+        False,
+        "near-phrase-too-far",
+    ),
+    (
+        '"Islamic State" NEAR/3 Palmyra',
+        _doc("Islamic State men left Palmyra"),
+        True,
+        "near-phrase-from-its-end",
+    ),
     ("title:(ISIS NEAR/2 Syria)", _doc("ISIS in Syria"), False, "near-scoped-to-title"),
     ("refug* NEAR/2 camp", _doc("the refugees' camp"), True, "near-prefix"),
     # fields
@@ -86,10 +94,18 @@ MATCHES = [
     ("bbc", _doc(url="https://www.bbc.co.uk/news/1"), False, "no-field-is-title-or-body"),
     ("title:(ISIS OR Daesh)", _doc("", title="Daesh retreats"), True, "field-on-group"),
     ("TITLE:ISIS", _doc("", title="ISIS"), True, "field-name-any-case"),
-    ("(Palmyra OR Homs) AND NOT title:football", _doc("Palmyra football", "News"), True,
-     "not-scoped-to-title"),
-    ("(Palmyra OR Homs) AND NOT title:football", _doc("Palmyra", "Football"), False,
-     "not-scoped-to-title-blocks"),
+    (
+        "(Palmyra OR Homs) AND NOT title:football",
+        _doc("Palmyra football", "News"),
+        True,
+        "not-scoped-to-title",
+    ),
+    (
+        "(Palmyra OR Homs) AND NOT title:football",
+        _doc("Palmyra", "Football"),
+        False,
+        "not-scoped-to-title-blocks",
+    ),
     # lang:
     ("lang:en", _doc(language="en-GB"), True, "lang-region-variant"),
     ("lang:en", _doc(language="fr"), False, "lang-other"),
@@ -108,15 +124,31 @@ MATCHES = [
     ("NOT ISIS Syria", _doc("ISIS in Syria"), False, "not-binds-one-term"),
     ("Palmyra OR NOT ISIS AND Syria", _doc("ISIS in Syria"), False, "or-not-and"),
     ("NOT ISIS NEAR/3 Syria", _doc("ISIS and Syria"), False, "near-before-not"),
-    ("NOT ISIS NEAR/3 Syria", _doc("ISIS is far, far, far from Syria"), True,
-     "near-before-not-far"),
+    (
+        "NOT ISIS NEAR/3 Syria",
+        _doc("ISIS is far, far, far from Syria"),
+        True,
+        "near-before-not-far",
+    ),
     (EXAMPLE, _doc("Palmyra reopens", language="fr"), True, "example-or-branch"),
-    (EXAMPLE, _doc("ISIS hit towns in north Iraq", "Attacks", language="en"), True,
-     "example-near-branch"),
-    (EXAMPLE, _doc("ISIS hit towns in north Iraq", "Football", language="en"), False,
-     "example-not-title"),
-    (EXAMPLE, _doc("ISIS hit towns in north Iraq", "Attacks", language="de"), False,
-     "example-lang"),
+    (
+        EXAMPLE,
+        _doc("ISIS hit towns in north Iraq", "Attacks", language="en"),
+        True,
+        "example-near-branch",
+    ),
+    (
+        EXAMPLE,
+        _doc("ISIS hit towns in north Iraq", "Football", language="en"),
+        False,
+        "example-not-title",
+    ),
+    (
+        EXAMPLE,
+        _doc("ISIS hit towns in north Iraq", "Attacks", language="de"),
+        False,
+        "example-lang",
+    ),
 ]
 
 
@@ -176,8 +208,9 @@ def test_stemming(
         pytest.param("(a OR b) c", "((a OR b) AND c)", id="parentheses"),
         pytest.param("a AND (b AND c)", "(a AND b AND c)", id="and-flattened"),
         pytest.param("title:(a OR b) c", "((title:a OR title:b) AND c)", id="field-group"),
-        pytest.param('title:"a b" lang:(en OR fr)', '(title:"a b" AND lang:(en OR fr))',
-                     id="phrase-and-lang"),
+        pytest.param(
+            'title:"a b" lang:(en OR fr)', '(title:"a b" AND lang:(en OR fr))', id="phrase-and-lang"
+        ),
         pytest.param("x NEAR/5 (y OR z*)", "(x NEAR/5 (y OR z*))", id="near-or-group"),
     ],
 )
@@ -187,8 +220,10 @@ def test_precedence(query: str, expected: str) -> None:
 
 BAD_QUERIES = [
     ('"Palmyra" OR Syria AND NOT', "expected a term after NOT at column 27"),
-    ("titel:ISIS",
-     "unknown field 'titel' at column 1; expected one of title, body, author, source, url, lang"),
+    (
+        "titel:ISIS",
+        "unknown field 'titel' at column 1; expected one of title, body, author, source, url, lang",
+    ),
     ("", "empty query at column 1"),
     ("   ", "empty query at column 1"),
     ("(ISIS OR Daesh", "unclosed '(' at column 1; expected ')' before the end"),
@@ -200,26 +235,39 @@ BAD_QUERIES = [
     ("OR ISIS", "expected a term before OR at column 1"),
     ("ISIS AND AND Syria", "expected a term after AND at column 10"),
     ("ISIS AND )", "expected a term after AND at column 10"),
-    ("ISIS NEAR/0 Syria",
-     "NEAR distance 0 is out of range at column 11; expected a number of words from 1 to 1000"),
-    ("ISIS NEAR/1001 Syria",
-     "NEAR distance 1001 is out of range at column 11; "
-     "expected a number of words from 1 to 1000"),
+    (
+        "ISIS NEAR/0 Syria",
+        "NEAR distance 0 is out of range at column 11; expected a number of words from 1 to 1000",
+    ),
+    (
+        "ISIS NEAR/1001 Syria",
+        "NEAR distance 1001 is out of range at column 11; "
+        "expected a number of words from 1 to 1000",
+    ),
     ("ISIS NEAR Syria", "NEAR needs a word distance at column 6; write NEAR/n, such as NEAR/5"),
-    ("ISIS NEAR/x Syria",
-     "NEAR needs a word distance at column 6; write NEAR/n, such as NEAR/5"),
-    ("ISIS NEAR/5 (Syria AND Iraq)",
-     "NEAR/5 needs a term, a phrase or a parenthesised OR of them on each side at column 13"),
-    ("(ISIS OR NOT Daesh) NEAR/5 Syria",
-     "NEAR/5 needs a term, a phrase or a parenthesised OR of them on each side at column 1"),
-    ("lang:en NEAR/5 Syria",
-     "NEAR/5 needs a term, a phrase or a parenthesised OR of them on each side at column 1"),
+    ("ISIS NEAR/x Syria", "NEAR needs a word distance at column 6; write NEAR/n, such as NEAR/5"),
+    (
+        "ISIS NEAR/5 (Syria AND Iraq)",
+        "NEAR/5 needs a term, a phrase or a parenthesised OR of them on each side at column 13",
+    ),
+    (
+        "(ISIS OR NOT Daesh) NEAR/5 Syria",
+        "NEAR/5 needs a term, a phrase or a parenthesised OR of them on each side at column 1",
+    ),
+    (
+        "lang:en NEAR/5 Syria",
+        "NEAR/5 needs a term, a phrase or a parenthesised OR of them on each side at column 1",
+    ),
     ("ISIS NEAR/5 NOT Iraq", "expected a term after NEAR/5 at column 13"),
-    ("title:ISIS NEAR/5 Syria",
-     "'title:' cannot be used inside NEAR at column 1; "
-     "scope the whole NEAR instead, as in title:(a NEAR/5 b)"),
-    ("a NEAR/2 b NEAR/2 c",
-     "NEAR/2 cannot follow another NEAR at column 12; join two NEAR expressions with AND"),
+    (
+        "title:ISIS NEAR/5 Syria",
+        "'title:' cannot be used inside NEAR at column 1; "
+        "scope the whole NEAR instead, as in title:(a NEAR/5 b)",
+    ),
+    (
+        "a NEAR/2 b NEAR/2 c",
+        "NEAR/2 cannot follow another NEAR at column 12; join two NEAR expressions with AND",
+    ),
     ("*", "'*' needs a word before it at column 1; write a prefix such as refug*"),
     ("*ugee", "'*' needs a word before it at column 1; write a prefix such as refug*"),
     ("anti-*", "'*' needs a word before it at column 6; write a prefix such as refug*"),
@@ -242,11 +290,15 @@ BAD_QUERIES = [
     ("title:(lang:en)", "'lang:' cannot be used inside 'title:(…)' at column 8"),
     ("lang:english", "expected a language code such as en or pt-BR after 'lang:' at column 6"),
     ('lang:"en"', "expected a language code such as en or pt-BR after 'lang:' at column 6"),
-    ("lang:(en AND fr)",
-     "expected OR or ')' in 'lang:(…)' at column 10; lang:(…) takes language codes joined by OR"),
+    (
+        "lang:(en AND fr)",
+        "expected OR or ')' in 'lang:(…)' at column 10; lang:(…) takes language codes joined by OR",
+    ),
     ("lang:(en OR )", "expected a language code such as en or pt-BR in 'lang:(…)' at column 13"),
-    ("http://example.com",
-     "unknown field 'http' at column 1; expected one of title, body, author, source, url, lang"),
+    (
+        "http://example.com",
+        "unknown field 'http' at column 1; expected one of title, body, author, source, url, lang",
+    ),
 ]
 
 
@@ -276,17 +328,37 @@ def test_bad_query_rule_names_the_rule() -> None:
 @pytest.mark.parametrize(
     ("query", "document", "terms"),
     [
-        pytest.param(EXAMPLE, _doc("ISIS hit Iraq; Palmyra", "ISIS", language="en"),
-                     ("Palmyra", "ISIS", "Iraq"), id="example-as-written"),
-        pytest.param("ISIS NEAR/3 (Syria OR Iraq)", _doc("ISIS in Syria. Far, far away, Iraq"),
-                     ("ISIS", "Syria"), id="near-only-the-pair-that-held"),
-        pytest.param("refug* OR title:camps", _doc("Refugees", "Camps"), ("refug*", "camps"),
-                     id="prefix-and-field"),
+        pytest.param(
+            EXAMPLE,
+            _doc("ISIS hit Iraq; Palmyra", "ISIS", language="en"),
+            ("Palmyra", "ISIS", "Iraq"),
+            id="example-as-written",
+        ),
+        pytest.param(
+            "ISIS NEAR/3 (Syria OR Iraq)",
+            _doc("ISIS in Syria. Far, far away, Iraq"),
+            ("ISIS", "Syria"),
+            id="near-only-the-pair-that-held",
+        ),
+        pytest.param(
+            "refug* OR title:camps",
+            _doc("Refugees", "Camps"),
+            ("refug*", "camps"),
+            id="prefix-and-field",
+        ),
         pytest.param("Syria AND NOT football", _doc("Syria"), ("Syria",), id="not-never-listed"),
-        pytest.param("(Palmyra AND Homs) OR Syria", _doc("Palmyra, Syria"), ("Syria",),
-                     id="failed-branch-not-listed"),
-        pytest.param('"Islamic State" OR anti-ISIS', _doc("the anti-ISIS Islamic state"),
-                     ("Islamic State", "anti-ISIS"), id="phrases-without-quotes"),
+        pytest.param(
+            "(Palmyra AND Homs) OR Syria",
+            _doc("Palmyra, Syria"),
+            ("Syria",),
+            id="failed-branch-not-listed",
+        ),
+        pytest.param(
+            '"Islamic State" OR anti-ISIS',
+            _doc("the anti-ISIS Islamic state"),
+            ("Islamic State", "anti-ISIS"),
+            id="phrases-without-quotes",
+        ),
         pytest.param("lang:en", _doc("anything", language="en"), (), id="lang-has-no-term"),
     ],
 )
@@ -307,8 +379,11 @@ def test_stemmed_terms_report_the_article_words() -> None:
         pytest.param(EXAMPLE, ("palmyra", "isis"), id="example"),
         pytest.param("a b", ("a",), id="and-needs-one-side"),
         pytest.param("Zürich OR refug*", ("zurich", "refug*"), id="normalised"),
-        pytest.param('(Syria OR Iraq) NEAR/3 "the Islamic State"', ("islamic",),
-                     id="near-side-with-fewer-terms"),
+        pytest.param(
+            '(Syria OR Iraq) NEAR/3 "the Islamic State"',
+            ("islamic",),
+            id="near-side-with-fewer-terms",
+        ),
         pytest.param("Syria NEAR/3 ISIS", ("syria",), id="near-longer-word"),
         pytest.param('"of the Islamic State"', ("islamic",), id="phrase-longest-word"),
         pytest.param("NOT football", (), id="not-only-always-evaluated"),
@@ -445,7 +520,8 @@ def test_a_query_nested_300_deep_is_a_clear_error() -> None:
     error = _error("(" * 300 + "ISIS" + ")" * 300)
     assert str(error) == (
         "the query nests more than 50 levels deep at column 51; each parenthesised group, "
-        "NOT and field prefix is a level; write it flatter")
+        "NOT and field prefix is a level; write it flatter"
+    )
 
 
 def test_a_query_with_400_nots_is_a_clear_error() -> None:
@@ -498,8 +574,10 @@ def test_near_takes_at_most_100_alternatives_a_side() -> None:
     # 300 × 300 alternatives cost 0.14 s per matching article (each pair is searched).
     side = "(" + " OR ".join(f"w{i}" for i in range(101)) + ")"
     error = _error(f"x NEAR/5 {side}")
-    assert str(error) == ("NEAR/5 takes at most 100 alternatives on a side at column 10; "
-                          "this side has 101; split the rule")
+    assert str(error) == (
+        "NEAR/5 takes at most 100 alternatives on a side at column 10; "
+        "this side has 101; split the rule"
+    )
     assert parse_query("(" + " OR ".join(f"w{i}" for i in range(100)) + ") NEAR/5 x")
 
 
@@ -513,10 +591,12 @@ def test_a_near_distance_of_5000_digits_is_out_of_range() -> None:
 
 @pytest.mark.parametrize(
     "run",
-    [pytest.param("NEAR/" + "x" * 100_000, id="near"),
-     pytest.param("-" + "x" * 100_000, id="minus"),
-     pytest.param("&" * 100_000, id="no-word"),
-     pytest.param("Q" * 100_000 + ":x", id="field")],
+    [
+        pytest.param("NEAR/" + "x" * 100_000, id="near"),
+        pytest.param("-" + "x" * 100_000, id="minus"),
+        pytest.param("&" * 100_000, id="no-word"),
+        pytest.param("Q" * 100_000 + ":x", id="field"),
+    ],
 )
 def test_a_query_error_quotes_at_most_40_characters_of_the_query(run: str) -> None:
     assert len(str(_error(run))) < 250

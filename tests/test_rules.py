@@ -148,9 +148,7 @@ def test_match_with_no_rules_or_blank_keywords_matches_nothing() -> None:
         pytest.param("the réfugiés", ["refug*"], ["réfugiés"], id="prefix-accents"),
         pytest.param("Zurich, Zürich", ["Zürich"], ["Zurich", "Zürich"], id="accents-ignored"),
         pytest.param("Pal\u00ad\nmyra", ["palmyra"], ["Pal\u00ad\nmyra"], id="soft-break"),
-        pytest.param(
-            "refugee camps near", ["refug* camp*"], ["refugee camps"], id="prefix-phrase"
-        ),
+        pytest.param("refugee camps near", ["refug* camp*"], ["refugee camps"], id="prefix-phrase"),
         pytest.param("nothing here", ["isis"], [], id="no-hit"),
         pytest.param("", ["isis"], [], id="empty-text"),
         pytest.param("isis", [], [], id="no-terms"),
@@ -195,8 +193,12 @@ def test_keyword_rule_terms_keep_prefixes_as_written() -> None:
         ),
         pytest.param(
             SimpleNamespace(
-                name="vote", keywords=[], exclude=[], query="election NEAR/3 Peru",
-                stem=True, language=None,
+                name="vote",
+                keywords=[],
+                exclude=[],
+                query="election NEAR/3 Peru",
+                stem=True,
+                language=None,
             ),
             QueryRule("vote", "election NEAR/3 Peru", stem=True),
             id="query",

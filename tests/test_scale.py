@@ -41,9 +41,33 @@ from spiders.base import PollOutcome
 
 REDIS_URL = os.environ.get("NEWSWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAILOVER_SECONDS = 6
-WORDS = ("quay", "tide", "crane", "vessel", "cargo", "pilot", "berth", "ferry", "storm",
-         "customs", "dock", "grain", "steel", "engine", "anchor", "convoy", "signal",
-         "ledger", "harvest", "market", "council", "budget", "river", "bridge", "tunnel")
+WORDS = (
+    "quay",
+    "tide",
+    "crane",
+    "vessel",
+    "cargo",
+    "pilot",
+    "berth",
+    "ferry",
+    "storm",
+    "customs",
+    "dock",
+    "grain",
+    "steel",
+    "engine",
+    "anchor",
+    "convoy",
+    "signal",
+    "ledger",
+    "harvest",
+    "market",
+    "council",
+    "budget",
+    "river",
+    "bridge",
+    "tunnel",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +98,9 @@ def cluster_database(request: pytest.FixtureRequest) -> str:
     try:
         engine.connect().close()
     except Exception as error:
-        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL} ({error}); "
-                    "scale-out tests need it")
+        pytest.skip(
+            f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL} ({error}); scale-out tests need it"
+        )
     finally:
         engine.dispose()
     return request.getfixturevalue("postgres_url")
@@ -122,14 +147,16 @@ class ScaleSite(NewsSite):
 
 def _article_page(number: int) -> bytes:
     rng = random.Random(number)  # noqa: S311 - made-up text, not secrets
-    paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)).capitalize() + "."
-                  for _ in range(3)]
+    paragraphs = [
+        " ".join(rng.choice(WORDS) for _ in range(60)).capitalize() + "." for _ in range(3)
+    ]
     title = f"Harbour report {number}: {rng.choice(WORDS)} and {rng.choice(WORDS)}"
-    body = "".join(f"<p>Report {number}, part {i}. {text}</p>"
-                   for i, text in enumerate(paragraphs))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}'
-            f'</title><link rel="canonical" href="{{base}}/scale/{number:03d}.html"></head>'
-            f"<body><article><h1>{title}</h1>{body}</article></body></html>").encode()
+    body = "".join(f"<p>Report {number}, part {i}. {text}</p>" for i, text in enumerate(paragraphs))
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}'
+        f'</title><link rel="canonical" href="{{base}}/scale/{number:03d}.html"></head>'
+        f"<body><article><h1>{title}</h1>{body}</article></body></html>"
+    ).encode()
 
 
 def _feed(articles: int) -> bytes:
@@ -137,10 +164,12 @@ def _feed(articles: int) -> bytes:
     items = "".join(
         f"<item><title>Harbour report {n}</title><link>{{base}}/scale/{n:03d}.html</link>"
         f"<pubDate>{format_datetime(start - timedelta(minutes=n), usegmt=True)}</pubDate></item>"
-        for n in range(articles))
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>Harbour desk</title><link>{{base}}/scale/</link>{items}</channel></rss>"
-            ).encode()
+        for n in range(articles)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Harbour desk</title><link>{{base}}/scale/</link>{items}</channel></rss>"
+    ).encode()
 
 
 @pytest.fixture
@@ -167,8 +196,11 @@ class Cluster:
 
     def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
         log = (self.folder / f"{name}.log").open("ab")
-        process = subprocess.Popen([NEWSWATCH, "--config", str(self.config), *command],
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(self.config), *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.processes[name] = process
         return process
 
@@ -198,8 +230,9 @@ class Cluster:
 
 
 @pytest.fixture
-def start_cluster(tmp_path: Path, redis_prefix: str,
-                  cluster_database: str) -> Iterator[Callable[..., Cluster]]:
+def start_cluster(
+    tmp_path: Path, redis_prefix: str, cluster_database: str
+) -> Iterator[Callable[..., Cluster]]:
     clusters: list[Cluster] = []
 
     def start(site: NewsSite, *, schedulers: int, workers: int, **overrides: Any) -> Cluster:
@@ -213,8 +246,11 @@ def start_cluster(tmp_path: Path, redis_prefix: str,
             "download_timeout": "10s",
             "sources": [{"name": "harbour", "feed": site.url("scale/rss.xml"), "every": "3s"}],
             "rules": [{"name": "ports", "keywords": ["harbour"]}],
-            "digest": {"schedule": "0 7 * * *", "timezone": "UTC",
-                       "recipients": ["analyst@example.com"]},
+            "digest": {
+                "schedule": "0 7 * * *",
+                "timezone": "UTC",
+                "recipients": ["analyst@example.com"],
+            },
             "delivery": {"outbox": str(tmp_path / "outbox")},
             "web": {"enabled": False},
         }
@@ -256,8 +292,11 @@ def _digests(folder: Path) -> list[list[str]]:
 
 
 def _leader(cluster: Cluster) -> str:
-    return next(name for name in cluster.processes
-                if name.startswith("scheduler") and "now the active scheduler" in cluster.log(name))
+    return next(
+        name
+        for name in cluster.processes
+        if name.startswith("scheduler") and "now the active scheduler" in cluster.log(name)
+    )
 
 
 def _stored_urls(database: str) -> list[str]:
@@ -282,8 +321,10 @@ def _assert_clean_logs(cluster: Cluster) -> None:
 
 
 def test_two_schedulers_and_three_workers_store_each_article_once_send_one_digest_and_keep_the_site_cap(  # noqa: E501
-    start_cluster: Callable[..., Cluster], make_site: Callable[..., ScaleSite],
-    cluster_database: str, tmp_path: Path,
+    start_cluster: Callable[..., Cluster],
+    make_site: Callable[..., ScaleSite],
+    cluster_database: str,
+    tmp_path: Path,
 ) -> None:
     site = make_site(24, delay=0.2)
     cluster = start_cluster(site, schedulers=2, workers=3)
@@ -302,45 +343,67 @@ def test_two_schedulers_and_three_workers_store_each_article_once_send_one_diges
     urls = _stored_urls(cluster_database)
     assert sorted(urls) == sorted(set(urls))
     assert sorted(url.rsplit("/", 1)[1] for url in urls) == [
-        path.rsplit("/", 1)[1] for path in site.article_paths()]
+        path.rsplit("/", 1)[1] for path in site.article_paths()
+    ]
     # Each article page was fetched once, by one of the workers, however many polls.
     fetched = Counter(seen.path for seen in site.requests if seen.path.startswith("/scale/0"))
     assert set(fetched.values()) == {1}
     assert len(site.requests_for("scale/rss.xml")) >= 2  # polled again (304) meanwhile
-    stored_by = Counter(name for name in cluster.processes if name.startswith("worker")
-                        for line in cluster.log(name).splitlines() if ": stored http" in line)
+    stored_by = Counter(
+        name
+        for name in cluster.processes
+        if name.startswith("worker")
+        for line in cluster.log(name).splitlines()
+        if ": stored http" in line
+    )
     assert len(stored_by) >= 2  # the articles were shared out...
     # ... and the site never had more than its cap (2) of them in flight at once: each
     # worker alone may send 2 to a site, so without the shared cap it would get up to 6.
     assert site.max_in_flight == 2
     (digest,) = _digests(tmp_path)  # one digest for the one window
     assert sorted(digest) == sorted(urls)
-    assert sum(name.startswith("scheduler") and "now the active scheduler" in cluster.log(name)
-               for name in cluster.processes) == 1
+    assert (
+        sum(
+            name.startswith("scheduler") and "now the active scheduler" in cluster.log(name)
+            for name in cluster.processes
+        )
+        == 1
+    )
     assert set(codes.values()) == {0}
     _assert_clean_logs(cluster)
 
 
 def test_killing_the_active_scheduler_hands_over_within_the_bound_without_a_second_digest(
-    start_cluster: Callable[..., Cluster], make_site: Callable[..., ScaleSite],
+    start_cluster: Callable[..., Cluster],
+    make_site: Callable[..., ScaleSite],
     cluster_database: str,
     tmp_path: Path,
 ) -> None:
     site = make_site(4)
-    cluster = start_cluster(site, schedulers=2, workers=1,
-                            sources=[{"name": "harbour", "feed": site.url("scale/rss.xml"),
-                                      "every": "2s"}],
-                            digest={"schedule": "*/5 * * * * *", "timezone": "UTC",
-                                    "recipients": ["analyst@example.com"]})
+    cluster = start_cluster(
+        site,
+        schedulers=2,
+        workers=1,
+        sources=[{"name": "harbour", "feed": site.url("scale/rss.xml"), "every": "2s"}],
+        digest={
+            "schedule": "*/5 * * * * *",
+            "timezone": "UTC",
+            "recipients": ["analyst@example.com"],
+        },
+    )
     _wait_for(lambda: len(_stored_urls(cluster_database)) == 4, 60, "the first articles")
     _wait_for(lambda: sum(map(len, _digests(tmp_path))) == 4, 30, "their digest")
     leader = _wait_for(lambda: _leader(cluster), 5, "the active scheduler")
-    standby = next(name for name in cluster.processes
-                   if name.startswith("scheduler") and name != leader)
+    standby = next(
+        name for name in cluster.processes if name.startswith("scheduler") and name != leader
+    )
 
     killed_at = cluster.kill(leader)
-    _wait_for(lambda: "now the active scheduler" in cluster.log(standby), 2 * FAILOVER_SECONDS,
-              "the standby to take over")
+    _wait_for(
+        lambda: "now the active scheduler" in cluster.log(standby),
+        2 * FAILOVER_SECONDS,
+        "the standby to take over",
+    )
     took = time.monotonic() - killed_at
     assert took < FAILOVER_SECONDS
 
@@ -359,7 +422,8 @@ def test_killing_the_active_scheduler_hands_over_within_the_bound_without_a_seco
 
 
 def test_a_worker_killed_mid_crawl_loses_nothing_and_stores_nothing_twice(
-    start_cluster: Callable[..., Cluster], make_site: Callable[..., ScaleSite],
+    start_cluster: Callable[..., Cluster],
+    make_site: Callable[..., ScaleSite],
     cluster_database: str,
     redis_prefix: str,
 ) -> None:
@@ -387,8 +451,9 @@ def test_a_worker_killed_mid_crawl_loses_nothing_and_stores_nothing_twice(
     urls = _stored_urls(cluster_database)
     assert len(urls) == len(set(urls)) == 30
     requeued = "".join(cluster.log(n) for n in cluster.processes if n != victim)
-    assert re.search(r"stopped beating; its [1-9]\d* requests in flight are back in the queue",
-                     requeued)
+    assert re.search(
+        r"stopped beating; its [1-9]\d* requests in flight are back in the queue", requeued
+    )
     assert set(codes.values()) == {0}
     _assert_clean_logs(cluster)
 
@@ -396,19 +461,22 @@ def test_a_worker_killed_mid_crawl_loses_nothing_and_stores_nothing_twice(
 def test_the_scale_out_roles_refuse_a_configuration_without_redis_and_postgresql(
     tmp_path: Path,
 ) -> None:
-    config = write_config(tmp_path, database=f"sqlite:///{tmp_path / 'newswatch.db'}",
-                          web={"enabled": False})
+    config = write_config(
+        tmp_path, database=f"sqlite:///{tmp_path / 'newswatch.db'}", web={"enabled": False}
+    )
     for role in (["worker"], ["run", "--role", "scheduler"]):
         result = run_newswatch(config, *role, timeout=60)
         assert result.returncode == 2
         assert re.search(r"config\.yaml: redis \(line 1\): required by the \w+ role", result.stderr)
-        assert re.search(r"config\.yaml: database \(line 1\): the \w+ role needs a PostgreSQL",
-                         result.stderr)
+        assert re.search(
+            r"config\.yaml: database \(line 1\): the \w+ role needs a PostgreSQL", result.stderr
+        )
 
 
 def test_a_poll_ledger_adds_up_what_each_worker_saw() -> None:
-    seen_by_one = PollOutcome(source="s", entries=5, new_urls=3, stored=1,
-                              state=FetchState(etag='"x"', content_hash="h"))
+    seen_by_one = PollOutcome(
+        source="s", entries=5, new_urls=3, stored=1, state=FetchState(etag='"x"', content_hash="h")
+    )
     flushed = replace(seen_by_one)
     seen_by_one.stored += 1
     seen_by_one.page_errors += 1
@@ -417,8 +485,9 @@ def test_a_poll_ledger_adds_up_what_each_worker_saw() -> None:
     changes, fields = outcome_delta(seen_by_one, flushed)
     assert changes == {"stored": 1, "page_errors": 1, "deferred": 1}
     first, _ = outcome_delta(flushed, PollOutcome(source="s"))
-    ledger = {name: str(first.get(name, 0) + changes.get(name, 0))
-              for name in {*first, *changes}} | fields
+    ledger = {
+        name: str(first.get(name, 0) + changes.get(name, 0)) for name in {*first, *changes}
+    } | fields
     total = outcome_from_ledger("s", ledger)
     assert (total.entries, total.new_urls, total.stored, total.page_errors) == (5, 3, 2, 1)
     assert total.deferred

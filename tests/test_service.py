@@ -47,6 +47,7 @@ def test_service_polls_repeatedly_and_stops_cleanly_on_sigterm(
         [NEWSWATCH, "--config", str(config), "run"], stdout=log, stderr=subprocess.STDOUT
     )
     try:
+
         def feed_polls() -> int:
             return news_site.paths_requested().count("/world/rss.xml")
 
@@ -75,13 +76,21 @@ def test_service_polls_repeatedly_and_stops_cleanly_on_sigterm(
 def test_a_failing_source_is_polled_less_and_less_often(
     news_site: NewsSite, tmp_path: Path
 ) -> None:
-    settings = site_config(news_site, tmp_path, sources=[
-        {"name": "broken", "feed": news_site.url("status/500"), "every": "1s"},
-        {"name": "tech", "feed": news_site.url("tech/atom.xml"), "every": "1s"},
-    ], max_backoff="1h")
+    settings = site_config(
+        news_site,
+        tmp_path,
+        sources=[
+            {"name": "broken", "feed": news_site.url("status/500"), "every": "1s"},
+            {"name": "tech", "feed": news_site.url("tech/atom.xml"), "every": "1s"},
+        ],
+        max_backoff="1h",
+    )
     config = write_config(tmp_path, **settings)
-    process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         # Counted from the end of the healthy source's first poll (which waits for the
         # extraction workers to start: seconds on a busy machine) for 12 seconds.
@@ -104,8 +113,9 @@ def test_a_failing_source_is_polled_less_and_less_often(
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), "run"], stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -122,16 +132,16 @@ def test_reload_applies_new_sources_and_rules_and_refuses_a_bad_file(
     news_site: NewsSite, tmp_path: Path
 ) -> None:
     settings = site_config(news_site, tmp_path)
-    settings["sources"] = [{"name": "world", "feed": news_site.url("world/rss.xml"),
-                            "every": "1s"}]
+    settings["sources"] = [{"name": "world", "feed": news_site.url("world/rss.xml"), "every": "1s"}]
     config = write_config(tmp_path, **settings)
     log = tmp_path / "service.log"
     process = _start(config, log)
     try:
         _wait_for(lambda: len(news_site.requests_for("world/rss.xml")) >= 2, 60, "world polls")
         # Edit the running service's file: drop world, add tech, add a rule.
-        settings["sources"] = [{"name": "tech", "feed": news_site.url("tech/atom.xml"),
-                                "every": "1s"}]
+        settings["sources"] = [
+            {"name": "tech", "feed": news_site.url("tech/atom.xml"), "every": "1s"}
+        ]
         settings["rules"].append({"name": "theatre", "keywords": ["theatre"]})
         write_config(tmp_path, **settings)
         _wait_for(lambda: len(news_site.requests_for("tech/atom.xml")) >= 2, 60, "tech polls")
@@ -143,8 +153,11 @@ def test_reload_applies_new_sources_and_rules_and_refuses_a_bad_file(
         config.write_text(config.read_text() + "\nrules: [[[\n", encoding="utf-8")
         process.send_signal(signal.SIGHUP)
         tech_polls = len(news_site.requests_for("tech/atom.xml"))
-        _wait_for(lambda: len(news_site.requests_for("tech/atom.xml")) >= tech_polls + 2, 60,
-                  "tech polls after a refused reload")
+        _wait_for(
+            lambda: len(news_site.requests_for("tech/atom.xml")) >= tech_polls + 2,
+            60,
+            "tech polls after a refused reload",
+        )
     finally:
         _stop(process)
     output = log.read_text()
@@ -167,8 +180,11 @@ def test_a_digest_missed_during_downtime_is_sent_once_after_restart(
     store = Store.from_url(settings["database"])
     try:
         _wait_for(lambda: store.count_articles() == 5, 60, "the first crawl")
-        _wait_for(lambda: store.last_run("digest:analyst@example.com") is not None, 30,
-                  "the digest schedule to start")
+        _wait_for(
+            lambda: store.last_run("digest:analyst@example.com") is not None,
+            30,
+            "the digest schedule to start",
+        )
     finally:
         _stop(process)
     assert list((tmp_path / "outbox").glob("*.eml")) == []  # 07:00 IST has not come
@@ -179,8 +195,9 @@ def test_a_digest_missed_during_downtime_is_sent_once_after_restart(
     for _restart in range(2):
         process = _start(config, log)
         try:
-            _wait_for(lambda: len(list((tmp_path / "outbox").glob("*.eml"))) >= 1, 60,
-                      "the missed digest")
+            _wait_for(
+                lambda: len(list((tmp_path / "outbox").glob("*.eml"))) >= 1, 60, "the missed digest"
+            )
             time.sleep(3)
         finally:
             _stop(process)
@@ -197,8 +214,11 @@ def test_a_digest_killed_mid_send_is_delivered_once_after_restart(
     config = write_config(tmp_path, **settings)
     assert run_newswatch(config, "crawl").returncode == 0
     smtp_server.delay_data(5)
-    digest = subprocess.Popen([NEWSWATCH, "--config", str(config), "digest"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    digest = subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), "digest"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(2.5)  # the message is in flight: DATA sent, no answer yet
     digest.send_signal(signal.SIGKILL)
     digest.wait(timeout=10)
@@ -209,9 +229,12 @@ def test_a_digest_killed_mid_send_is_delivered_once_after_restart(
 
     ids = {m.message["Message-ID"] for m in smtp_server.messages}
     assert len(ids) == 1  # resent, if at all, as the very same message
-    pages = [word.rsplit("/", 1)[1] for m in smtp_server.messages[:1]
-             for word in m.message.get_body(("plain",)).get_content().split()
-             if "/articles/" in word]
+    pages = [
+        word.rsplit("/", 1)[1]
+        for m in smtp_server.messages[:1]
+        for word in m.message.get_body(("plain",)).get_content().split()
+        if "/articles/" in word
+    ]
     assert sorted(pages) == sorted(set(pages))
     assert len(pages) == 4
 

@@ -48,7 +48,10 @@ def test_site_source_discovers_and_remembers_its_feed(news_site: NewsSite, tmp_p
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert _stored_pages(store) == {
-        "army-pressures-isis.html", "palmyra-museum.html", "cup-final.html"}
+        "army-pressures-isis.html",
+        "palmyra-museum.html",
+        "cup-final.html",
+    }
     assert store.fetch_state("fixture").discovered_url == news_site.url("world/rss.xml")
 
     homepage_fetches = len(news_site.requests_for("/"))
@@ -64,9 +67,14 @@ def test_site_source_looks_again_when_the_remembered_feed_is_gone(
     sources = [{"name": "fixture", "site": news_site.url("/")}]
     _crawl(news_site, tmp_path, sources)
     news_site.script("world/rss.xml", [Reply(410)])
-    news_site.set_content("index.html", (
-        b'<html><head><link rel="alternate" type="application/atom+xml" '
-        b'href="/tech/atom.xml"></head><body>moved</body></html>'), "text/html")
+    news_site.set_content(
+        "index.html",
+        (
+            b'<html><head><link rel="alternate" type="application/atom+xml" '
+            b'href="/tech/atom.xml"></head><body>moved</body></html>'
+        ),
+        "text/html",
+    )
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert store.fetch_state("fixture").discovered_url == news_site.url("tech/atom.xml")
@@ -83,14 +91,17 @@ def test_site_without_a_feed_is_a_clear_failure(news_site: NewsSite, tmp_path: P
 def test_google_news_sitemap_follows_recent_entries_only(
     news_site: NewsSite, tmp_path: Path
 ) -> None:
-    sources = [{"name": "news-sitemap", "sitemap": news_site.url("sitemaps/news.xml"),
-                "max_age": "2d"}]
+    sources = [
+        {"name": "news-sitemap", "sitemap": news_site.url("sitemaps/news.xml"), "max_age": "2d"}
+    ]
     result, store = _crawl(news_site, tmp_path, sources, concurrent_requests_per_domain=1)
     assert result.returncode == 0, result.stderr
     assert _stored_pages(store) == {"palmyra-museum.html", "satellite-palmyra.html"}
     # Newest first: the 10-minute-old entry before the 2-hour-old one.
     assert _article_fetches(news_site) == [
-        "/articles/satellite-palmyra.html", "/articles/palmyra-museum.html"]
+        "/articles/satellite-palmyra.html",
+        "/articles/palmyra-museum.html",
+    ]
 
 
 def test_sitemap_index_reads_recent_children_and_obeys_robots(
@@ -106,24 +117,43 @@ def test_sitemap_index_reads_recent_children_and_obeys_robots(
 
 
 def test_listing_with_pagination(news_site: NewsSite, tmp_path: Path) -> None:
-    sources = [{"name": "world-section", "listing": news_site.url("sections/world.html"),
-                "links": "article.teaser h2 a", "pages": 2}]
+    sources = [
+        {
+            "name": "world-section",
+            "listing": news_site.url("sections/world.html"),
+            "links": "article.teaser h2 a",
+            "pages": 2,
+        }
+    ]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert _stored_pages(store) == {
-        "palmyra-museum.html", "army-pressures-isis.html", "cup-final.html"}
+        "palmyra-museum.html",
+        "army-pressures-isis.html",
+        "cup-final.html",
+    }
     assert news_site.requests_for("sections/world-3.html") == []  # beyond `pages`
     assert news_site.requests_for("subscribe.html") == []  # not matched by `links`
     assert "ref=" not in "".join(a.url for a in store.articles())
 
 
 def test_listing_with_xpath_and_deny_pattern(news_site: NewsSite, tmp_path: Path) -> None:
-    sources = [{"name": "world-section", "listing": news_site.url("sections/world.html"),
-                "links": "//article//h2", "pages": 3, "deny": ["cup-final"]}]
+    sources = [
+        {
+            "name": "world-section",
+            "listing": news_site.url("sections/world.html"),
+            "links": "//article//h2",
+            "pages": 3,
+            "deny": ["cup-final"],
+        }
+    ]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert _stored_pages(store) == {
-        "palmyra-museum.html", "army-pressures-isis.html", "memory-crisis.html"}
+        "palmyra-museum.html",
+        "army-pressures-isis.html",
+        "memory-crisis.html",
+    }
 
 
 def test_allow_pattern_limits_a_feed(news_site: NewsSite, tmp_path: Path) -> None:
@@ -142,8 +172,11 @@ def test_unchanged_sources_cost_one_304_and_nothing_else(
     sources = [
         {"name": "feed", "feed": news_site.url("world/rss.xml")},
         {"name": "sitemap", "sitemap": news_site.url("sitemaps/news.xml")},
-        {"name": "listing", "listing": news_site.url("sections/world.html"),
-         "links": "article h2 a"},
+        {
+            "name": "listing",
+            "listing": news_site.url("sections/world.html"),
+            "links": "article h2 a",
+        },
     ]
     first, store = _crawl(news_site, tmp_path, sources)
     assert first.returncode == 0, first.stderr
@@ -154,7 +187,10 @@ def test_unchanged_sources_cost_one_304_and_nothing_else(
     assert second.returncode == 0, second.stderr
     polls = news_site.requests[seen:]  # robots.txt too is not fetched again within a day
     assert sorted(s.path for s in polls) == [
-        "/sections/world.html", "/sitemaps/news.xml", "/world/rss.xml"]
+        "/sections/world.html",
+        "/sitemaps/news.xml",
+        "/world/rss.xml",
+    ]
     assert all(s.status == 304 for s in polls)
     assert all("If-None-Match" in s.headers for s in polls)
     assert store.count_articles() == stored
@@ -165,9 +201,11 @@ def test_a_changed_feed_is_read_again(news_site: NewsSite, tmp_path: Path) -> No
     sources = [{"name": "tech", "feed": news_site.url("tech/atom.xml")}]
     _crawl(news_site, tmp_path, sources)
     atom = news_site.file("tech/atom.xml").read_bytes()
-    extra = (b"<entry><title>Palmyra museum reopens</title>"
-             b'<link href="{base}/articles/palmyra-museum.html"/><id>urn:x:3</id>'
-             b"<updated>2024-02-15T08:00:00Z</updated></entry></feed>")
+    extra = (
+        b"<entry><title>Palmyra museum reopens</title>"
+        b'<link href="{base}/articles/palmyra-museum.html"/><id>urn:x:3</id>'
+        b"<updated>2024-02-15T08:00:00Z</updated></entry></feed>"
+    )
     news_site.set_content("tech/atom.xml", atom.replace(b"</feed>", extra))
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
@@ -207,8 +245,10 @@ def test_failed_article_is_fetched_again_even_if_the_feed_is_unchanged(
 
 
 def test_robots_txt_disallowed_feed_is_not_fetched(news_site: NewsSite, tmp_path: Path) -> None:
-    sources = [{"name": "private", "feed": news_site.url("private/feed.xml")},
-               {"name": "tech", "feed": news_site.url("tech/atom.xml")}]
+    sources = [
+        {"name": "private", "feed": news_site.url("private/feed.xml")},
+        {"name": "tech", "feed": news_site.url("tech/atom.xml")},
+    ]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 1
     assert news_site.requests_for("private/feed.xml") == []
@@ -233,8 +273,7 @@ def test_robots_txt_is_fetched_once_a_day(news_site: NewsSite, tmp_path: Path) -
     # A day later the copy is stale: fetched again, and the new rules apply.
     store.save_robots_txt(origin, cached[0], cached[1] - timedelta(hours=25))
     news_site.set_content("robots.txt", b"User-agent: *\nDisallow: /world/\n", "text/plain")
-    news_site.set_content("world/rss.xml", news_site.file("world/rss.xml").read_bytes()
-                          + b"\n")
+    news_site.set_content("world/rss.xml", news_site.file("world/rss.xml").read_bytes() + b"\n")
     result, _ = _crawl(news_site, tmp_path, sources)
     assert len(news_site.requests_for("robots.txt")) == 2
     assert "Forbidden by robots.txt" in result.stderr
@@ -252,8 +291,9 @@ def test_crawl_delay_spaces_requests(news_site: NewsSite, tmp_path: Path) -> Non
 
 
 def test_429_with_retry_after_is_waited_out(news_site: NewsSite, tmp_path: Path) -> None:
-    news_site.script("articles/palmyra-museum.html", [
-        Reply(429, headers={"Retry-After": "2"}), Reply(200)])
+    news_site.script(
+        "articles/palmyra-museum.html", [Reply(429, headers={"Retry-After": "2"}), Reply(200)]
+    )
     sources = [{"name": "world", "feed": news_site.url("world/rss.xml")}]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
@@ -284,8 +324,10 @@ def test_503_then_200_is_retried(news_site: NewsSite, tmp_path: Path) -> None:
 
 def test_a_slow_server_times_out_and_the_rest_goes_on(news_site: NewsSite, tmp_path: Path) -> None:
     news_site.script("world/rss.xml", [Reply(200, delay=30)])
-    sources = [{"name": "slow", "feed": news_site.url("world/rss.xml")},
-               {"name": "tech", "feed": news_site.url("tech/atom.xml")}]
+    sources = [
+        {"name": "slow", "feed": news_site.url("world/rss.xml")},
+        {"name": "tech", "feed": news_site.url("tech/atom.xml")},
+    ]
     result, store = _crawl(news_site, tmp_path, sources, download_timeout="2s")
     # The timeout fired (the server would have answered after 30 s): no wall-clock
     # assert here, the log line says it.
@@ -297,10 +339,13 @@ def test_a_slow_server_times_out_and_the_rest_goes_on(news_site: NewsSite, tmp_p
 
 def _serve_feed(news_site: NewsSite, path: str, items: list[tuple[str, str]]) -> str:
     """Serve an RSS feed of (title, link) items at ``path``; return its URL."""
-    entries = "".join(f"<item><title>{title}</title><link>{link}</link></item>"
-                      for title, link in items)
-    feed = ('<?xml version="1.0"?><rss version="2.0"><channel><title>Links</title>'
-            f"{entries}</channel></rss>")
+    entries = "".join(
+        f"<item><title>{title}</title><link>{link}</link></item>" for title, link in items
+    )
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Links</title>'
+        f"{entries}</channel></rss>"
+    )
     news_site.set_content(path, feed.encode(), "application/rss+xml")
     return news_site.url(path)
 
@@ -308,27 +353,36 @@ def _serve_feed(news_site: NewsSite, path: str, items: list[tuple[str, str]]) ->
 def test_redirect_to_the_canonical_url_is_stored_once(news_site: NewsSite, tmp_path: Path) -> None:
     canonical = news_site.url("articles/palmyra-museum.html")
     news_site.script("go/palmyra", [Reply(301, headers={"Location": canonical})])
-    feed = _serve_feed(news_site, "short/rss.xml", [
-        ("Palmyra", news_site.url("go/palmyra")),
-        ("Palmyra again", f"{canonical}?utm_source=x"),
-    ])
+    feed = _serve_feed(
+        news_site,
+        "short/rss.xml",
+        [
+            ("Palmyra", news_site.url("go/palmyra")),
+            ("Palmyra again", f"{canonical}?utm_source=x"),
+        ],
+    )
     sources = [{"name": "short", "feed": feed}]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert [a.url for a in store.articles()] == [canonical]
 
 
-@pytest.mark.parametrize(("head", "expected"), [
-    (b'<meta http-equiv="refresh" content="5; url=/next">', True),
-    (b"<META HTTP-EQUIV='Refresh' CONTENT='0;URL=https://example.org/a'>", True),
-    (b'<noscript><meta http-equiv="refresh" content="0; url=/js"></noscript>', False),
-    (b'<meta http-equiv="refresh" content="30">', False),  # reloads itself: no URL
-    (b'<meta name="description" content="url=/not-a-refresh">', False),
-])
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'<meta http-equiv="refresh" content="5; url=/next">', True),
+        (b"<META HTTP-EQUIV='Refresh' CONTENT='0;URL=https://example.org/a'>", True),
+        (b'<noscript><meta http-equiv="refresh" content="0; url=/js"></noscript>', False),
+        (b'<meta http-equiv="refresh" content="30">', False),  # reloads itself: no URL
+        (b'<meta name="description" content="url=/not-a-refresh">', False),
+    ],
+)
 def test_the_head_of_a_page_tells_whether_it_refreshes(head: bytes, expected: bool) -> None:
-    response = HtmlResponse("https://example.org/page", body=b"<html><head>" + head
-                            + b"</head><body>" + "é".encode() * 5000 + b"</body></html>",
-                            headers={"Content-Type": "text/html; charset=utf-8"})
+    response = HtmlResponse(
+        "https://example.org/page",
+        body=b"<html><head>" + head + b"</head><body>" + "é".encode() * 5000 + b"</body></html>",
+        headers={"Content-Type": "text/html; charset=utf-8"},
+    )
     assert has_meta_refresh(response, ["script", "noscript"]) is expected
 
 
@@ -350,12 +404,17 @@ def test_a_meta_refresh_page_leads_to_the_article(news_site: NewsSite, tmp_path:
     ).encode()
     news_site.set_content("old/palmyra.html", moved, "text/html; charset=utf-8")
     news_site.set_content("old/late.html", late, "text/html; charset=utf-8")
-    feed = _serve_feed(news_site, "old/rss.xml", [
-        ("Palmyra", news_site.url("old/palmyra.html")),
-        ("Late", news_site.url("old/late.html")),
-    ])
+    feed = _serve_feed(
+        news_site,
+        "old/rss.xml",
+        [
+            ("Palmyra", news_site.url("old/palmyra.html")),
+            ("Late", news_site.url("old/late.html")),
+        ],
+    )
     sources = [{"name": "old", "feed": feed}]
     result, store = _crawl(news_site, tmp_path, sources)
     assert result.returncode == 0, result.stderr
     assert sorted(a.url for a in store.articles()) == sorted(
-        [canonical, news_site.url("old/late.html")])
+        [canonical, news_site.url("old/late.html")]
+    )

@@ -49,8 +49,14 @@ def store(database_url: str) -> Store:
 
 def test_schema_comes_from_the_migrations(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
-    assert {"sources", "articles", "matches", "deliveries", "delivery_items",
-            "alembic_version"} <= tables
+    assert {
+        "sources",
+        "articles",
+        "matches",
+        "deliveries",
+        "delivery_items",
+        "alembic_version",
+    } <= tables
     store.upgrade()  # running it again is harmless
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head == SCHEMA_REVISION  # what upgrade() compares with to skip Alembic
@@ -58,13 +64,19 @@ def test_schema_comes_from_the_migrations(store: Store) -> None:
     with store.engine.connect() as connection:
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == head
         # The models describe exactly the tables the migrations made.
-        context = MigrationContext.configure(connection, opts={
-            "compare_type": True,
-            # The full-text index is the database's own machinery, not a model.
-            "include_name": lambda name, kind, _parent: not (
-                (kind == "table" and (name or "").startswith("articles_fts"))
-                or (kind == "index" and name == "ix_articles_search")),
-        })
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                # The full-text index is the database's own machinery, not a model.
+                "include_name": lambda name, kind, _parent: (
+                    not (
+                        (kind == "table" and (name or "").startswith("articles_fts"))
+                        or (kind == "index" and name == "ix_articles_search")
+                    )
+                ),
+            },
+        )
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -83,8 +95,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
 
 def test_an_article_is_stored_once_by_canonical_url(store: Store) -> None:
     first = _save(store, _article(1), [RuleMatch("syria", ("ISIS",))])
-    again = _save(store, _article(1, title="Another headline"),
-                               [RuleMatch("other", ("x",))])
+    again = _save(store, _article(1, title="Another headline"), [RuleMatch("other", ("x",))])
     assert first is not None
     assert again is None
     (stored,) = store.articles()
@@ -107,8 +118,7 @@ def test_new_urls_keeps_order_and_drops_stored_ones(store: Store) -> None:
 
 
 def test_pending_items_and_delivery_claims(store: Store) -> None:
-    ids = [_save(store, _article(n), [RuleMatch("syria", ("ISIS",))])
-           for n in (1, 2)]
+    ids = [_save(store, _article(n), [RuleMatch("syria", ("ISIS",))]) for n in (1, 2)]
     _save(store, _article(3), [RuleMatch("retired-rule", ("x",))])
     pending = store.pending_items("a@example.com", ["syria"])
     assert [item.article.id for item in pending] == ids
@@ -117,7 +127,8 @@ def test_pending_items_and_delivery_claims(store: Store) -> None:
     record = store.create_delivery("a@example.com", pending, "example.com")
     assert record is not None
     assert record.message_id == make_message_id(
-        "a@example.com", [(i, 1) for i in ids], "example.com")
+        "a@example.com", [(i, 1) for i in ids], "example.com"
+    )
     # Items are claimed: a second delivery of the same articles cannot be made.
     assert store.create_delivery("a@example.com", pending[:1], "example.com") is None
     assert store.pending_items("a@example.com", ["syria"]) == []

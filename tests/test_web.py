@@ -85,14 +85,18 @@ class RunningService:
     port: int
     log: Path
 
-    def request(self, path: str, method: str = "GET",
-                headers: dict[str, str] | None = None) -> Reply:
+    def request(
+        self, path: str, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> Reply:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             connection.request(method, path, headers=headers or {})
             response = connection.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                         response.read().decode("utf-8", errors="replace"))
+            return Reply(
+                response.status,
+                {k.lower(): v for k, v in response.getheaders()},
+                response.read().decode("utf-8", errors="replace"),
+            )
         finally:
             connection.close()
 
@@ -131,8 +135,10 @@ def running_service(config: Path, env: dict[str, str] | None = None) -> Iterator
     log = config.parent / "service.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [NEWSWATCH, "--config", str(config), "run"], stdout=output,
-            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            [NEWSWATCH, "--config", str(config), "run"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     try:
         port: list[int] = []
@@ -160,8 +166,11 @@ def running_service(config: Path, env: dict[str, str] | None = None) -> Iterator
 
 def _wait_for_polls(service: RunningService, count: int, **auth: str) -> None:
     headers = {k.replace("_", "-"): v for k, v in auth.items()}
-    _wait_for(lambda: service.metric("newswatch_polls_total", headers) >= count, 60,
-              f"{count} finished polls")
+    _wait_for(
+        lambda: service.metric("newswatch_polls_total", headers) >= count,
+        60,
+        f"{count} finished polls",
+    )
 
 
 def _digest_html(eml: Path) -> str:
@@ -203,12 +212,13 @@ def test_status_matches_search_and_metrics_follow_the_crawl(
         assert service.metric("newswatch_polls_total", source="world", result="ok") == 1
         assert service.metric("newswatch_polls_total", result="error") == 0
         # The feed and its three new article pages, at least (robots.txt too).
-        assert service.metric("newswatch_pages_fetched_total", source="world",
-                              status="2xx") >= 4
+        assert service.metric("newswatch_pages_fetched_total", source="world", status="2xx") >= 4
         assert service.metric("newswatch_crawl_duration_seconds_count", source="tech") == 1
         assert service.metric("newswatch_source_consecutive_failures", source="world") == 0
-        assert service.metric("newswatch_source_last_success_timestamp_seconds",
-                              source="world") >= started - 1
+        assert (
+            service.metric("newswatch_source_last_success_timestamp_seconds", source="world")
+            >= started - 1
+        )
         assert service.metric("newswatch_rule_matches", rule="syria") == 3
         assert service.metric("newswatch_rule_matches", rule="chips") == 1
         assert service.metric("newswatch_database_up") == 1
@@ -220,12 +230,19 @@ def test_status_matches_search_and_metrics_follow_the_crawl(
         assert status.headers["content-type"] == "text/html; charset=utf-8"
         assert "default-src 'none'" in status.headers["content-security-policy"]
         assert "script" not in status.headers["content-security-policy"]
-        for expected in ("2 / 2 sources ok", "5 articles stored", "4 rule matches",
-                         news_site.url("world/rss.xml"), news_site.url("tech/atom.xml"),
-                         "analyst@example.com", "0 7 * * *", "Asia/Kolkata", "IST"):
+        for expected in (
+            "2 / 2 sources ok",
+            "5 articles stored",
+            "4 rule matches",
+            news_site.url("world/rss.xml"),
+            news_site.url("tech/atom.xml"),
+            "analyst@example.com",
+            "0 7 * * *",
+            "Asia/Kolkata",
+            "IST",
+        ):
             assert expected in status.text, expected
-        world_row = re.search(r"<tr>\s*<td><strong>world</strong>.*?</tr>", status.body,
-                              re.DOTALL)
+        world_row = re.search(r"<tr>\s*<td><strong>world</strong>.*?</tr>", status.body, re.DOTALL)
         assert world_row is not None
         assert "ok" in Reply(200, {}, world_row.group(0)).text.split()
         assert "<script" not in status.body
@@ -264,8 +281,10 @@ def test_status_matches_search_and_metrics_follow_the_crawl(
         assert digest.returncode == 0, digest.stderr
         [sent] = (tmp_path / "outbox").glob("*.eml")
         assert _without_times(_digest_html(sent)) == _without_times(preview.body)
-        assert "Nothing is pending for analyst@example.com" in service.get(
-            "/preview?recipient=ANALYST%40example.com").text
+        assert (
+            "Nothing is pending for analyst@example.com"
+            in service.get("/preview?recipient=ANALYST%40example.com").text
+        )
 
     assert "Traceback" not in service.output()
 
@@ -318,21 +337,43 @@ def test_a_page_asked_for_under_another_host_name_is_refused(
     with running_service(write_config(tmp_path, **settings)) as service:
         _wait_for_polls(service, 2)
         port = service.port
-        for host in ("evil.example", f"evil.example:{port}", f"rebind.127.0.0.1.nip.io:{port}",
-                     "localhost.evil.example", "127.0.0.1.evil.example", "news.example.org.x",
-                     f"127.0.0.1:{port}x", "[::1", ""):
-            for path in ("/", "/preview?recipient=analyst%40example.com", "/metrics",
-                         "/search?q=Palmyra", "/no/such/page"):
+        for host in (
+            "evil.example",
+            f"evil.example:{port}",
+            f"rebind.127.0.0.1.nip.io:{port}",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "news.example.org.x",
+            f"127.0.0.1:{port}x",
+            "[::1",
+            "",
+        ):
+            for path in (
+                "/",
+                "/preview?recipient=analyst%40example.com",
+                "/metrics",
+                "/search?q=Palmyra",
+                "/no/such/page",
+            ):
                 refused = service.request(path, headers={"Host": host})
                 assert refused.status == 421, (host, path, refused.status)
                 assert "web.allowed_hosts" in refused.body
                 assert "analyst@example.com" not in refused.body
-        for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LOCALHOST.",
-                     f"[::1]:{port}", "192.0.2.7:8787", "news.example.org", "news.example.org.",
-                     f"NEWS.example.org:{port}"):
+        for host in (
+            f"127.0.0.1:{port}",
+            "127.0.0.1",
+            f"localhost:{port}",
+            "LOCALHOST.",
+            f"[::1]:{port}",
+            "192.0.2.7:8787",
+            "news.example.org",
+            "news.example.org.",
+            f"NEWS.example.org:{port}",
+        ):
             assert service.request("/", headers={"Host": host}).status == 200, host
-        preview = service.request("/preview?recipient=analyst%40example.com",
-                                  headers={"Host": f"localhost:{port}"})
+        preview = service.request(
+            "/preview?recipient=analyst%40example.com", headers={"Host": f"localhost:{port}"}
+        )
         assert preview.status == 200
         # The health check stays open to any name (load balancers, container probes).
         assert service.request("/healthz", headers={"Host": "evil.example"}).status == 200
@@ -372,17 +413,23 @@ def test_digests_sent_by_the_service_show_in_history_and_metrics(
     settings["digest"]["schedule"] = "*/2 * * * * *"  # every two seconds
     config = write_config(tmp_path, **settings)
     with running_service(config) as service:
+
         def delivered() -> list[list[str]]:
             history = service.get("/digests")
             assert history.status == 200
             rows = re.findall(r"<tr>.*?</tr>", history.body, re.DOTALL)[1:]  # no header
-            return [[Reply(200, {}, cell).text
-                     for cell in re.findall(r"<td.*?</td>", row, re.DOTALL)] for row in rows]
+            return [
+                [Reply(200, {}, cell).text for cell in re.findall(r"<td.*?</td>", row, re.DOTALL)]
+                for row in rows
+            ]
 
         # The four matched articles, in one digest (or two, if one went out while
         # the second source was still being crawled).
-        _wait_for(lambda: sum(int(row[6]) for row in delivered() if row[2] == "sent") == 4,
-                  60, "the service to send the four matched articles")
+        _wait_for(
+            lambda: sum(int(row[6]) for row in delivered() if row[2] == "sent") == 4,
+            60,
+            "the service to send the four matched articles",
+        )
         rows = delivered()
         for row in rows:
             assert row[:3] == ["analyst@example.com", "digest", "sent"]
@@ -391,8 +438,7 @@ def test_digests_sent_by_the_service_show_in_history_and_metrics(
         assert service.metric("newswatch_emails_sent_total", kind="digest") == len(rows)
         assert service.metric("newswatch_emails_failed_total") == 0
         assert service.metric("newswatch_deliveries_unsent", kind="digest") == 0
-        assert "Nothing is pending" in service.get(
-            "/preview?recipient=analyst%40example.com").text
+        assert "Nothing is pending" in service.get("/preview?recipient=analyst%40example.com").text
     assert len(smtp_server.messages) == len(rows)
     assert "Traceback" not in service.output()
 
@@ -405,17 +451,31 @@ def test_the_token_guards_every_page_but_healthz_and_no_secret_is_shown(
     port = free_port()
     settings["web"] = {"host": "127.0.0.1", "port": port, "token_env": "NEWSWATCH_TEST_TOKEN"}
     # Nothing listens on this port: every send fails, and its error is on /digests.
-    settings["delivery"] = {"smtp": {"host": "127.0.0.1", "port": free_port(),
-                                     "username": "newswatch", "password_env": "NW_TEST_SMTP"}}
+    settings["delivery"] = {
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "username": "newswatch",
+            "password_env": "NW_TEST_SMTP",
+        }
+    }
     settings["digest"]["schedule"] = "*/2 * * * * *"
     config = write_config(tmp_path, **settings)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    with running_service(config, {"NEWSWATCH_TEST_TOKEN": TOKEN,
-                                  "NW_TEST_SMTP": SMTP_PASSWORD}) as service:
+    with running_service(
+        config, {"NEWSWATCH_TEST_TOKEN": TOKEN, "NW_TEST_SMTP": SMTP_PASSWORD}
+    ) as service:
         assert service.port == port
         assert service.get("/healthz").status == 200
-        for path in ("/", "/matches", "/digests", "/preview", "/search?q=x", "/metrics",
-                     "/no/such/page"):
+        for path in (
+            "/",
+            "/matches",
+            "/digests",
+            "/preview",
+            "/search?q=x",
+            "/metrics",
+            "/no/such/page",
+        ):
             refused = service.get(path)
             assert refused.status == 401, path
             assert refused.headers["www-authenticate"].startswith("Bearer")
@@ -432,17 +492,29 @@ def test_the_token_guards_every_page_but_healthz_and_no_secret_is_shown(
         assert service.get("/digests", Cookie=cookie).status == 200  # a browser's next page
         assert service.get("/digests", Cookie="newswatch_session=forged").status == 401
 
-        _wait_for(lambda: service.metric("newswatch_emails_failed_total", bearer,
-                                         kind="digest") >= 1, 60, "a failed send")
+        _wait_for(
+            lambda: service.metric("newswatch_emails_failed_total", bearer, kind="digest") >= 1,
+            60,
+            "a failed send",
+        )
         assert service.metric("newswatch_deliveries_unsent", bearer, kind="digest") == 1
         history = service.request("/digests", headers=bearer)
         assert "waiting to be sent" in history.text
         assert re.search(r"refused|connect", history.text, re.IGNORECASE)
 
-        pages = [service.request(path, headers=bearer) for path in (
-            "/", "/matches", "/digests", "/metrics", "/preview?recipient=analyst%40example.com",
-            f"/search?q={TOKEN}", f"/search?q={SMTP_PASSWORD}", f"/nope?q={TOKEN}",
-        )]
+        pages = [
+            service.request(path, headers=bearer)
+            for path in (
+                "/",
+                "/matches",
+                "/digests",
+                "/metrics",
+                "/preview?recipient=analyst%40example.com",
+                f"/search?q={TOKEN}",
+                f"/search?q={SMTP_PASSWORD}",
+                f"/nope?q={TOKEN}",
+            )
+        ]
         for page in pages:
             assert page.status in {200, 404}
             assert TOKEN not in page.body
@@ -456,17 +528,19 @@ def test_healthz_fails_when_the_database_is_gone(news_site: NewsSite, tmp_path: 
         config = write_config(tmp_path, **site_config(news_site, tmp_path, database=url))
         with running_service(config) as service:
             _wait_for_polls(service, 2)
-            admin = create_engine(make_url(url).set(database="postgres"),
-                                  isolation_level="AUTOCOMMIT")
+            admin = create_engine(
+                make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+            )
             with admin.connect() as connection:
-                connection.execute(text(
-                    f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)'))
+                connection.execute(text(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)'))
             admin.dispose()
 
             health = service.get("/healthz")
             assert health.status == 503
             assert json.loads(health.body) == {
-                "status": "fail", "scheduler": True, "database": False,
+                "status": "fail",
+                "scheduler": True,
+                "database": False,
                 "reason": "the database does not answer",
             }
             assert service.metric("newswatch_database_up") == 0
@@ -478,14 +552,13 @@ def test_healthz_fails_when_the_database_is_gone(news_site: NewsSite, tmp_path: 
 
 
 @pytest.mark.slow
-def test_the_web_ui_in_a_real_browser(
-    browser: Any, news_site: NewsSite, tmp_path: Path
-) -> None:
+def test_the_web_ui_in_a_real_browser(browser: Any, news_site: NewsSite, tmp_path: Path) -> None:
     news_site.set_content("hostile/rss.xml", _HOSTILE_FEED, "application/rss+xml")
     news_site.set_content("articles/hostile.html", _HOSTILE_PAGE, "text/html; charset=utf-8")
     settings = site_config(news_site, tmp_path)
-    settings["sources"].append({"name": "evil<b>outlet</b>",
-                                "feed": news_site.url("hostile/rss.xml"), "every": "1h"})
+    settings["sources"].append(
+        {"name": "evil<b>outlet</b>", "feed": news_site.url("hostile/rss.xml"), "every": "1h"}
+    )
     config = write_config(tmp_path, **settings)
     with running_service(config) as service:
         _wait_for_polls(service, 3)
@@ -495,8 +568,10 @@ def test_the_web_ui_in_a_real_browser(
         dialogs: list[str] = []
         problems: list[str] = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("console", lambda message: problems.append(message.text)
-                if message.type == "error" else None)
+        page.on(
+            "console",
+            lambda message: problems.append(message.text) if message.type == "error" else None,
+        )
 
         def visit(path: str, screenshot: str) -> str:
             response = page.goto(base + path)
@@ -506,8 +581,18 @@ def test_the_web_ui_in_a_real_browser(
             return page.inner_text("body")
 
         status = visit("/", "web-status.png")
-        for expected in ("Sources", "world", "tech", "evil<b>outlet</b>", "Rules", "syria",
-                         "chips", "Recipients", "analyst@example.com", "IST"):
+        for expected in (
+            "Sources",
+            "world",
+            "tech",
+            "evil<b>outlet</b>",
+            "Rules",
+            "syria",
+            "chips",
+            "Recipients",
+            "analyst@example.com",
+            "IST",
+        ):
             assert expected in status, expected
         assert re.search(r"\b6\s+articles stored", status)  # five pages and the hostile one
 
@@ -569,11 +654,11 @@ though many of their homes have been damaged or destroyed.</p>
     [
         pytest.param("Palmyra", ["Palmyra"], id="word"),
         pytest.param("  Palmyra   museum ", ["Palmyra", "museum"], id="words"),
-        pytest.param('"reopens its  doors" museum', ["reopens its doors", "museum"],
-                     id="phrase"),
+        pytest.param('"reopens its  doors" museum', ["reopens its doors", "museum"], id="phrase"),
         pytest.param('"unbalanced phrase', ["unbalanced", "phrase"], id="unbalanced-quote"),
-        pytest.param('a"b NEAR(x) title:y *', ['a"b', "NEAR(x)", "title:y"],
-                     id="fts-syntax-is-text"),
+        pytest.param(
+            'a"b NEAR(x) title:y *', ['a"b', "NEAR(x)", "title:y"], id="fts-syntax-is-text"
+        ),
         pytest.param("--- *** \"\" ''", [], id="no-letters"),
         pytest.param("Palmyra palmyra Palmyra", ["Palmyra", "palmyra"], id="repeats"),
         pytest.param("", [], id="empty"),
@@ -608,10 +693,15 @@ def test_links_are_made_only_for_http_urls(url: str, link: str | None) -> None:
 
 
 def _record(n: int, title: str, body: str) -> ArticleRecord:
-    return ArticleRecord("wire", ExtractedArticle(
-        url=f"https://news.example/{n}", title=title, text=body,
-        published=datetime(2024, 2, n, tzinfo=UTC),
-    ))
+    return ArticleRecord(
+        "wire",
+        ExtractedArticle(
+            url=f"https://news.example/{n}",
+            title=title,
+            text=body,
+            published=datetime(2024, 2, n, tzinfo=UTC),
+        ),
+    )
 
 
 def test_search_index_is_backfilled_and_follows_every_change(database_url: str) -> None:
@@ -619,12 +709,18 @@ def test_search_index_is_backfilled_and_follows_every_change(database_url: str) 
     upgrade_database(engine, "0005")  # the schema before the search index
     store = Store(engine)
     store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml")])
-    store.insert_articles([(_record(1, "Palmyra museum reopens",
-                                    "Restorers rebuilt the statues."), [])])
+    store.insert_articles(
+        [(_record(1, "Palmyra museum reopens", "Restorers rebuilt the statues."), [])]
+    )
     store.upgrade()
-    store.insert_articles([(_record(2, "Memory chips",
-                                    "A shortage of memory chips near Palmyra."),
-                            [RuleMatch("chips", ("memory",))])])
+    store.insert_articles(
+        [
+            (
+                _record(2, "Memory chips", "A shortage of memory chips near Palmyra."),
+                [RuleMatch("chips", ("memory",))],
+            )
+        ]
+    )
 
     def titles(*terms: str) -> list[str]:
         return [row["title"] for row in store.search_articles(list(terms))]
@@ -644,17 +740,23 @@ def test_search_index_is_backfilled_and_follows_every_change(database_url: str) 
 
     known = store.find_article(["https://news.example/1"], None)
     assert known is not None
-    store.save_revision(known, _record(1, "Palmyra museum opens to visitors",
-                                       "Restorers rebuilt the statues."), [], notify=False)
+    store.save_revision(
+        known,
+        _record(1, "Palmyra museum opens to visitors", "Restorers rebuilt the statues."),
+        [],
+        notify=False,
+    )
     assert titles("reopens") == []
     assert titles("visitors") == ["Palmyra museum opens to visitors"]
     # Retention empties old bodies (the title stays searchable), then deletes rows.
-    store.purge(bodies_before=datetime(2100, 1, 1, tzinfo=UTC),
-                rows_before=datetime(2000, 1, 1, tzinfo=UTC))
+    store.purge(
+        bodies_before=datetime(2100, 1, 1, tzinfo=UTC), rows_before=datetime(2000, 1, 1, tzinfo=UTC)
+    )
     assert titles("restorers") == []
     assert titles("visitors") == ["Palmyra museum opens to visitors"]
-    store.purge(bodies_before=datetime(2100, 1, 1, tzinfo=UTC),
-                rows_before=datetime(2100, 1, 1, tzinfo=UTC))
+    store.purge(
+        bodies_before=datetime(2100, 1, 1, tzinfo=UTC), rows_before=datetime(2100, 1, 1, tzinfo=UTC)
+    )
     assert titles("palmyra") == []
     store.close()
 
@@ -663,10 +765,12 @@ def test_web_queries_read_sources_matches_and_deliveries(database_url: str) -> N
     store = Store.from_url(database_url)
     store.upgrade()
     store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml")])
-    store.insert_articles([
-        (_record(n, f"Story {n}", "Body."), [RuleMatch("syria", ("Palmyra",))])
-        for n in range(1, 5)
-    ])
+    store.insert_articles(
+        [
+            (_record(n, f"Story {n}", "Body."), [RuleMatch("syria", ("Palmyra",))])
+            for n in range(1, 5)
+        ]
+    )
     store.record_poll("wire", error="HTTP 500 from https://news.example/rss.xml")
     [source] = store.source_statuses()
     assert (source["name"], source["articles"], source["consecutive_failures"]) == ("wire", 4, 1)
@@ -681,7 +785,11 @@ def test_web_queries_read_sources_matches_and_deliveries(database_url: str) -> N
     store.record_send_failure(delivery.id, "connection refused")
     [row] = store.delivery_history()
     assert (row["recipient"], row["articles"], row["attempts"], row["sent_at"]) == (
-        "ana@example.com", 4, 1, None)
+        "ana@example.com",
+        4,
+        1,
+        None,
+    )
     assert store.unsent_delivery_counts() == {"digest": 1}
     store.close()
 

@@ -73,6 +73,7 @@ class ArticleItem:
     # computes them itself).
     keys: BodyKeys | None = None
 
+
 @dataclass
 class PollOutcome:
     """What one poll of one source did, read by the poll orchestrator afterwards."""
@@ -98,8 +99,15 @@ class PollOutcome:
     @property
     def settled(self) -> int:
         """New links dealt with for good: stored, known, revised, skipped or failed."""
-        return (self.stored + self.copies + self.duplicates + self.revised + self.skipped
-                + self.page_errors)
+        return (
+            self.stored
+            + self.copies
+            + self.duplicates
+            + self.revised
+            + self.skipped
+            + self.page_errors
+        )
+
 
 class Outcome(StrEnum):
     NEW = "new"

@@ -102,8 +102,11 @@ def _canonical(url: str) -> str:
     host = _host(parts.hostname)
     if host.startswith("amp.") and host.count(".") >= 2:
         host = host.removeprefix("amp.")
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not is_tracking_parameter(k) and not _is_amp_parameter(k, v)]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not is_tracking_parameter(k) and not _is_amp_parameter(k, v)
+    ]
     netloc = f"[{host}]" if ":" in host else host
     port = _port(parts)
     if port is not None and DEFAULT_PORTS[scheme] != port:
@@ -150,8 +153,7 @@ def _port(parts: SplitResult) -> int | None:
     try:
         return parts.port
     except ValueError:  # out of range, or not a number
-        raise InvalidUrlError("not a usable URL: the port is no number from 0 to "
-                              "65535") from None
+        raise InvalidUrlError("not a usable URL: the port is no number from 0 to 65535") from None
 
 
 def _host(hostname: str | None) -> str:
@@ -249,8 +251,11 @@ def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
     if not at:
         return url, None, None
     username, colon, password = userinfo.partition(":")
-    return (url[:start] + netloc[len(userinfo) + 1:] + url[end:], unquote(username),
-            unquote(password) if colon else None)
+    return (
+        url[:start] + netloc[len(userinfo) + 1 :] + url[end:],
+        unquote(username),
+        unquote(password) if colon else None,
+    )
 
 
 def _authority(url: str) -> tuple[int, int] | None:
@@ -354,18 +359,23 @@ def compile_url_pattern(pattern: str) -> re2._Regexp:
     try:
         return re2.compile(pattern, options)
     except re2.error as error:
-        reason = error.args[0].decode(errors="replace") if error.args and isinstance(
-            error.args[0], bytes) else str(error)
+        reason = (
+            error.args[0].decode(errors="replace")
+            if error.args and isinstance(error.args[0], bytes)
+            else str(error)
+        )
         for feature, name in _UNSUPPORTED:
             if re.search(feature, pattern):
                 raise UrlPatternError(
                     f"invalid regular expression {pattern!r}: RE2, which newswatch uses so "
                     f"that matching a URL takes linear time, has no {name} ({reason}; "
-                    "see https://github.com/google/re2/wiki/Syntax)") from None
+                    "see https://github.com/google/re2/wiki/Syntax)"
+                ) from None
         raise UrlPatternError(f"invalid regular expression {pattern!r}: {reason}") from None
     except UnicodeError:
-        raise UrlPatternError(f"invalid regular expression {pattern!r}: it is not valid "
-                              "Unicode text") from None
+        raise UrlPatternError(
+            f"invalid regular expression {pattern!r}: it is not valid Unicode text"
+        ) from None
 
 
 def pattern_matches(pattern: re2._Regexp, url: str) -> bool:

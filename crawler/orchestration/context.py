@@ -50,8 +50,7 @@ class CrawlContext:
     # to `run`) stored meanwhile, so their copies of a story join it.
     before_save: Callable[[], None] | None = None
     _writer: BatchWriter[ArticleItem, IngestResult] = field(init=False, repr=False)
-    _robots: dict[str, tuple[bytes, datetime]] = field(default_factory=dict, init=False,
-                                                        repr=False)
+    _robots: dict[str, tuple[bytes, datetime]] = field(default_factory=dict, init=False, repr=False)
     _matcher: RuleMatcher | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,4 +129,3 @@ class CrawlContext:
             language=article.language,
         )
         return self.matcher.match(document)
-

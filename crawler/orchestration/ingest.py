@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Protocol
 from crawler.domain.dedup import (
     BodyKeys,
     SignatureParams,
-    StoryCandidate,
     body_keys,
     normalise_for_fingerprint,
 )
 from crawler.domain.items import IngestResult, Outcome, RuleMatch
+from crawler.domain.stories import StoryCandidate
 from crawler.domain.urls import canonicalize_url, same_site
 from crawler.storage.store import ArticleRecord
 
@@ -55,7 +55,7 @@ class ResendPolicy(StrEnum):
 
 
 class StoryAssigner(Protocol):
-    """What ingest needs of the story index (crawler.domain.dedup.StoryIndex)."""
+    """What ingest needs of the story index (crawler.domain.stories.StoryIndex)."""
 
     params: SignatureParams
 
@@ -63,8 +63,15 @@ class StoryAssigner(Protocol):
 
     def assign(self, candidate: StoryCandidate, *, signature: bytes | None = None) -> int: ...
 
-    def add_existing(self, article_id: int, story_id: int, signature: bytes,
-                     published: datetime | None, title: str, source: str) -> None: ...
+    def add_existing(
+        self,
+        article_id: int,
+        story_id: int,
+        signature: bytes,
+        published: datetime | None,
+        title: str,
+        source: str,
+    ) -> None: ...
 
 
 def normalise_body(text: str) -> str:
@@ -89,8 +96,10 @@ def is_material_change(old_title: str, old_body: str, new_title: str, new_body: 
     """A changed headline, or a body whose words differ by more than a tenth."""
     if normalise_body(old_title) != normalise_body(new_title):
         return True
-    old_words, new_words = set(normalise_body(old_body).split()), set(
-        normalise_body(new_body).split())
+    old_words, new_words = (
+        set(normalise_body(old_body).split()),
+        set(normalise_body(new_body).split()),
+    )
     if not old_words and not new_words:
         return False
     similarity = len(old_words & new_words) / len(old_words | new_words)
@@ -127,8 +136,10 @@ def ingest_batch(
     body = [keys_of(item, stories) for item, _ in batch]
     keys = [(_aliases(item), key.fingerprint) for (item, _), key in zip(batch, body, strict=True)]
     known = store.find_articles(
-        [([item.article.url, *aliases], fingerprint)
-         for (item, _), (aliases, fingerprint) in zip(batch, keys, strict=True)]
+        [
+            ([item.article.url, *aliases], fingerprint)
+            for (item, _), (aliases, fingerprint) in zip(batch, keys, strict=True)
+        ]
     )
     results: list[IngestResult | None] = [None] * len(batch)
     fresh: list[int] = []
@@ -153,8 +164,14 @@ def ingest_batch(
     for index in fresh:
         item, matches = batch[index]
         aliases, fingerprint = keys[index]
-        records.append((ArticleRecord(item.source, item.article, aliases, fingerprint,
-                                      body[index].signature), matches))
+        records.append(
+            (
+                ArticleRecord(
+                    item.source, item.article, aliases, fingerprint, body[index].signature
+                ),
+                matches,
+            )
+        )
     ids = store.insert_articles(records)
     moved: dict[int, int] = {}
     for index, (record, _matches), article_id in zip(fresh, records, ids, strict=True):
@@ -165,8 +182,9 @@ def ingest_batch(
         if stories is not None and record.signature is not None:
             article = record.article
             story_id = stories.assign(
-                StoryCandidate(article_id, article.title, article.text, article.published,
-                               record.source),
+                StoryCandidate(
+                    article_id, article.title, article.text, article.published, record.source
+                ),
                 signature=record.signature,
             )
             if story_id != article_id:
@@ -174,9 +192,17 @@ def ingest_batch(
         results[index] = IngestResult(Outcome.NEW, article_id, story_id)
     store.set_stories(moved)
     if later:
-        settled = (ingest_batch(store, [batch[index] for index in sorted(later)],
-                                stories=stories, resend=resend, settle_later=False)
-                   if settle_later else [IngestResult(Outcome.DUPLICATE, None)] * len(later))
+        settled = (
+            ingest_batch(
+                store,
+                [batch[index] for index in sorted(later)],
+                stories=stories,
+                resend=resend,
+                settle_later=False,
+            )
+            if settle_later
+            else [IngestResult(Outcome.DUPLICATE, None)] * len(later)
+        )
         for index, result in zip(sorted(later), settled, strict=True):
             results[index] = result
     return [result for result in results if result is not None]
@@ -203,8 +229,9 @@ def _update_known(
     new_urls = [url for url in (article.url, *aliases) if url != known.url]
     store.add_aliases(known.id, new_urls)
     same_page = known.url in (article.url, *aliases)
-    if not same_page or not is_material_change(known.title, known.body, article.title,
-                                               article.text):
+    if not same_page or not is_material_change(
+        known.title, known.body, article.title, article.text
+    ):
         if same_page:
             store.touch_article(known.id)
         return IngestResult(Outcome.DUPLICATE, known.id, known.story_id)
@@ -217,8 +244,12 @@ def _update_known(
     }[resend]
     record = ArticleRecord(item.source, article, aliases, keys.fingerprint, keys.signature)
     revision = store.save_revision(known, record, matches, notify=notify)
-    logger.info("article %s changed: stored as revision %d%s", known.url, revision,
-                " (readers will get it as updated)" if notify else "")
+    logger.info(
+        "article %s changed: stored as revision %d%s",
+        known.url,
+        revision,
+        " (readers will get it as updated)" if notify else "",
+    )
     return IngestResult(Outcome.REVISED, known.id, known.story_id)
 
 
@@ -244,8 +275,10 @@ def _store_copy(
     story_id = known.story_id if known.story_id is not None else known.id
     store.set_stories({article_id: story_id})
     if stories is not None and keys.signature is not None:
-        stories.add_existing(article_id, story_id, keys.signature, article.published,
-                             article.title, item.source)
-    logger.info("article %s is a word-for-word copy of %s: stored in its story",
-                article.url, known.url)
+        stories.add_existing(
+            article_id, story_id, keys.signature, article.published, article.title, item.source
+        )
+    logger.info(
+        "article %s is a word-for-word copy of %s: stored in its story", article.url, known.url
+    )
     return IngestResult(Outcome.COPY, article_id, story_id)

@@ -77,39 +77,74 @@ class Metrics:
         self.registry = CollectorRegistry()
         registry = self.registry
         self.pages = Counter(
-            "newswatch_pages_fetched", "HTTP responses received (feeds, pages, robots.txt), "
-            "by source and status class", ["source", "status"], registry=registry)
+            "newswatch_pages_fetched",
+            "HTTP responses received (feeds, pages, robots.txt), by source and status class",
+            ["source", "status"],
+            registry=registry,
+        )
         self.polls = Counter(
-            "newswatch_polls", "Finished polls by source and result "
-            "(ok, not_modified, unchanged, error)", ["source", "result"], registry=registry)
+            "newswatch_polls",
+            "Finished polls by source and result (ok, not_modified, unchanged, error)",
+            ["source", "result"],
+            registry=registry,
+        )
         self.articles = Counter(
-            "newswatch_articles_stored", "New articles stored", ["source"], registry=registry)
+            "newswatch_articles_stored", "New articles stored", ["source"], registry=registry
+        )
         self.duplicates = Counter(
-            "newswatch_duplicates_skipped", "Fetched articles that were already stored "
-            "(same URL, alias or text)", ["source"], registry=registry)
+            "newswatch_duplicates_skipped",
+            "Fetched articles that were already stored (same URL, alias or text)",
+            ["source"],
+            registry=registry,
+        )
         self.copies = Counter(
-            "newswatch_story_copies", "Word-for-word copies of a known story from another "
-            "outlet, stored as members of that story", ["source"], registry=registry)
+            "newswatch_story_copies",
+            "Word-for-word copies of a known story from another "
+            "outlet, stored as members of that story",
+            ["source"],
+            registry=registry,
+        )
         self.revisions = Counter(
-            "newswatch_revisions", "Stored articles whose text changed materially",
-            ["source"], registry=registry)
+            "newswatch_revisions",
+            "Stored articles whose text changed materially",
+            ["source"],
+            registry=registry,
+        )
         self.page_errors = Counter(
-            "newswatch_page_errors", "Article pages that could not be fetched or read",
-            ["source"], registry=registry)
+            "newswatch_page_errors",
+            "Article pages that could not be fetched or read",
+            ["source"],
+            registry=registry,
+        )
         self.emails_sent = Counter(
-            "newswatch_emails_sent", "Messages accepted by the mail server (or written to "
-            "the outbox), by kind", ["kind"], registry=registry)
+            "newswatch_emails_sent",
+            "Messages accepted by the mail server (or written to the outbox), by kind",
+            ["kind"],
+            registry=registry,
+        )
         self.emails_failed = Counter(
-            "newswatch_emails_failed", "Failed sends (each is retried), by kind", ["kind"],
-            registry=registry)
+            "newswatch_emails_failed",
+            "Failed sends (each is retried), by kind",
+            ["kind"],
+            registry=registry,
+        )
         self.crawl_duration = Histogram(
-            "newswatch_crawl_duration_seconds", "Time from the start to the end of a "
-            "source's crawl", ["source"], buckets=CRAWL_BUCKETS, registry=registry)
+            "newswatch_crawl_duration_seconds",
+            "Time from the start to the end of a source's crawl",
+            ["source"],
+            buckets=CRAWL_BUCKETS,
+            registry=registry,
+        )
         for source in sources() if sources else ():
             for result in POLL_RESULTS:
                 self.polls.labels(source=source, result=result)
-            for counter in (self.articles, self.copies, self.duplicates, self.revisions,
-                            self.page_errors):
+            for counter in (
+                self.articles,
+                self.copies,
+                self.duplicates,
+                self.revisions,
+                self.page_errors,
+            ):
                 counter.labels(source=source)
         for kind in DELIVERY_KINDS:
             self.emails_sent.labels(kind=kind)
@@ -186,12 +221,17 @@ class StoreCollector:
         yield up
         last_success = GaugeMetricFamily(
             "newswatch_source_last_success_timestamp_seconds",
-            "When the source was last polled without error (unix time)", labels=["source"])
+            "When the source was last polled without error (unix time)",
+            labels=["source"],
+        )
         last_poll = GaugeMetricFamily(
             "newswatch_source_last_poll_timestamp_seconds",
-            "When the source was last polled (unix time)", labels=["source"])
+            "When the source was last polled (unix time)",
+            labels=["source"],
+        )
         failures = GaugeMetricFamily(
-            "newswatch_source_consecutive_failures", "Failed polls in a row", labels=["source"])
+            "newswatch_source_consecutive_failures", "Failed polls in a row", labels=["source"]
+        )
         polled = set(self.sources()) if self.sources else None
         for row in sources:
             if polled is not None and row["name"] not in polled:
@@ -203,13 +243,16 @@ class StoreCollector:
                 last_poll.add_metric([row["name"]], row["last_polled_at"].timestamp())
         yield from (last_success, last_poll, failures)
         matches = GaugeMetricFamily(
-            "newswatch_rule_matches", "Stored articles each rule matched", labels=["rule"])
+            "newswatch_rule_matches", "Stored articles each rule matched", labels=["rule"]
+        )
         for rule, count in sorted(rules.items()):
             matches.add_metric([rule], count)
         yield matches
         pending = GaugeMetricFamily(
-            "newswatch_deliveries_unsent", "Messages created but not accepted yet (they are "
-            "retried)", labels=["kind"])
+            "newswatch_deliveries_unsent",
+            "Messages created but not accepted yet (they are retried)",
+            labels=["kind"],
+        )
         for kind in sorted({*DELIVERY_KINDS, *unsent}):
             pending.add_metric([kind], unsent.get(kind, 0))
         yield pending

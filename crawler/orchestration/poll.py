@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 async def poll_source(
     runner: CrawlerRunner, context: CrawlContext, source: SourceConfig
 ) -> PollOutcome:
@@ -35,20 +36,20 @@ async def poll_source(
     state = await context.database.run(context.store.fetch_state, source.name)
     crawler = runner.create_crawler(SPIDERS[source.kind])
     try:
-        await deferred_to_future(
-            runner.crawl(crawler, source=source, state=state, context=context)
-        )
+        await deferred_to_future(runner.crawl(crawler, source=source, state=state, context=context))
         outcome: PollOutcome = crawler.spider.outcome  # type: ignore[union-attr]
     except Exception as error:  # one source's crash must not take the service down
         logger.exception("source %s: crawl of %s crashed", source.name, source.url)
-        outcome = PollOutcome(source=source.name,
-                              error=redact_text(f"crawl crashed: {error!r}"))
+        outcome = PollOutcome(source=source.name, error=redact_text(f"crawl crashed: {error!r}"))
     outcome.failures = await context.database.run(
-        context.store.record_poll, source.name, error=outcome.error,
+        context.store.record_poll,
+        source.name,
+        error=outcome.error,
         state=state_to_remember(outcome),
     )
-    logger.info("source %s: %s in %.1fs", source.name, describe(outcome),
-                time.monotonic() - started)
+    logger.info(
+        "source %s: %s in %.1fs", source.name, describe(outcome), time.monotonic() - started
+    )
     return outcome
 
 
@@ -61,8 +62,12 @@ def state_to_remember(outcome: PollOutcome) -> FetchState | None:
     """
     if outcome.state is None:
         return None
-    if (outcome.error is None and outcome.page_errors == 0 and not outcome.deferred
-            and finished_every_page(outcome)):
+    if (
+        outcome.error is None
+        and outcome.page_errors == 0
+        and not outcome.deferred
+        and finished_every_page(outcome)
+    ):
         return outcome.state
     return FetchState(discovered_url=outcome.state.discovered_url)
 
@@ -80,8 +85,7 @@ def describe(outcome: PollOutcome) -> str:
         return "not modified (304)"
     if outcome.unchanged:
         return "unchanged"
-    parts = [f"{outcome.entries} links", f"{outcome.new_urls} new",
-             f"{outcome.stored} stored"]
+    parts = [f"{outcome.entries} links", f"{outcome.new_urls} new", f"{outcome.stored} stored"]
     if outcome.copies:
         parts.append(_count(outcome.copies, "copy of a known story", "copies of known stories"))
     if outcome.duplicates:

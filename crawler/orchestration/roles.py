@@ -87,15 +87,20 @@ class SchedulerService(NewswatchService):
     """A scheduler process: active while it holds the lock, on standby otherwise."""
 
     def __init__(
-        self, config: Config, store: Store, *, cpu_workers: int | None = None,
+        self,
+        config: Config,
+        store: Store,
+        *,
+        cpu_workers: int | None = None,
         config_path: Path | None = None,
     ) -> None:
         super().__init__(config, store, cpu_workers=cpu_workers, config_path=config_path)
         self.keys = ClusterKeys(config.cluster.queue_prefix)
         self.redis = connect_redis(required_redis(config))
         self.polls = PollQueue(self.redis, self.keys)
-        self.lock = LeaderLock(config.database, config.cluster.queue_prefix,
-                               config.cluster.failover)
+        self.lock = LeaderLock(
+            config.database, config.cluster.queue_prefix, config.cluster.failover
+        )
         self.node = new_worker_id(socket.gethostname(), os.getpid())
         self.active = False
         self._election: asyncio.Task[None] | None = None
@@ -105,16 +110,23 @@ class SchedulerService(NewswatchService):
         self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler.start(paused=True)
         self._election = asyncio.get_event_loop().create_task(self._elect())
-        logger.info("newswatch scheduler %s started: standing by until it holds the "
-                    "scheduler lock (failover bound %s)", self.node, self.config.cluster.failover)
+        logger.info(
+            "newswatch scheduler %s started: standing by until it holds the "
+            "scheduler lock (failover bound %s)",
+            self.node,
+            self.config.cluster.failover,
+        )
 
     async def _elect(self) -> None:
         while True:
             try:
                 leader = await asyncio.to_thread(self.lock.check)
                 if leader:
-                    self.redis.set(self.keys.leader, self.node,
-                                   px=int(self.config.cluster.failover.total_seconds() * 1000))
+                    self.redis.set(
+                        self.keys.leader,
+                        self.node,
+                        px=int(self.config.cluster.failover.total_seconds() * 1000),
+                    )
                 if leader and not self.active:
                     await self._take_over()
                 elif not leader and self.active:
@@ -143,12 +155,19 @@ class SchedulerService(NewswatchService):
             scheduler.add_job(
                 self._job(self.send_alerts),
                 IntervalTrigger(seconds=self.config.alerts.window.total_seconds(), timezone=UTC),
-                id="alerts-sweep", name="alerts sweep", max_instances=1, coalesce=True,
+                id="alerts-sweep",
+                name="alerts sweep",
+                max_instances=1,
+                coalesce=True,
             )
         scheduler.resume()
         # Windows before the jobs were added are caught up; the jobs fire the rest.
-        scheduler.add_job(self._job(self.catch_up_missed_digests), args=[added],
-                          id="catch-up", name="catch up missed digests")
+        scheduler.add_job(
+            self._job(self.catch_up_missed_digests),
+            args=[added],
+            id="catch-up",
+            name="catch up missed digests",
+        )
 
     def _step_down(self) -> None:
         """Stop acting at once: no job runs until the lock is held again."""
@@ -182,8 +201,12 @@ class SchedulerService(NewswatchService):
             last = last if last.tzinfo else last.replace(tzinfo=UTC)
             delay = backoff_delay(source.every, row.consecutive_failures, self.config.max_backoff)
             if last + delay > datetime.now(UTC):
-                logger.debug("source %s: %d failed polls in a row; next poll after %s",
-                             name, row.consecutive_failures, last + delay)
+                logger.debug(
+                    "source %s: %d failed polls in a row; next poll after %s",
+                    name,
+                    row.consecutive_failures,
+                    last + delay,
+                )
                 return
         job = self.polls.enqueue(name, source.every)
         if job is not None:
@@ -201,7 +224,11 @@ class WorkerService(NewswatchService):
     """A worker process: one crawl for life over the shared queue."""
 
     def __init__(
-        self, config: Config, store: Store, *, cpu_workers: int | None = None,
+        self,
+        config: Config,
+        store: Store,
+        *,
+        cpu_workers: int | None = None,
         config_path: Path | None = None,
     ) -> None:
         super().__init__(config, store, cpu_workers=cpu_workers, config_path=config_path)
@@ -226,16 +253,24 @@ class WorkerService(NewswatchService):
             scheduler.add_job(
                 self._job(self.reload_if_changed),
                 IntervalTrigger(seconds=CONFIG_CHECK_SECONDS, timezone=UTC),
-                id="config-watch", name="config watch", max_instances=1, coalesce=True,
+                id="config-watch",
+                name="config watch",
+                max_instances=1,
+                coalesce=True,
             )
         scheduler.start()
         crawler = self.runner.create_crawler(ClusterSpider)
         done = self.runner.crawl(crawler, worker=self)
-        done.addErrback(lambda failure: logger.error("worker crawl crashed: %s",
-                                                     failure.getTraceback()))
-        logger.info("newswatch worker %s running: queue %s on %s, %d requests at once",
-                    self.worker_id, self.keys.requests, self.config.redis,
-                    self.config.cluster.concurrent_requests)
+        done.addErrback(
+            lambda failure: logger.error("worker crawl crashed: %s", failure.getTraceback())
+        )
+        logger.info(
+            "newswatch worker %s running: queue %s on %s, %d requests at once",
+            self.worker_id,
+            self.keys.requests,
+            self.config.redis,
+            self.config.cluster.concurrent_requests,
+        )
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Nothing: the active scheduler queues the polls (a reload must not add any)."""
@@ -248,8 +283,12 @@ class WorkerService(NewswatchService):
             try:
                 self.membership.beat()
                 for worker, count in self.membership.reap().items():
-                    logger.warning("worker %s stopped beating; its %d requests in flight are "
-                                   "back in the queue", worker, count)
+                    logger.warning(
+                        "worker %s stopped beating; its %d requests in flight are "
+                        "back in the queue",
+                        worker,
+                        count,
+                    )
             except Exception as error:
                 logger.warning("worker heartbeat failed: %s", error)
             await asyncio.sleep(HEARTBEAT_SECONDS)
@@ -293,20 +332,30 @@ class WorkerService(NewswatchService):
             logger.warning("source %s is not (or no longer) configured here; poll dropped", name)
             return None
         if not self.polls.take_lease(name, poll):
-            logger.debug("source %s: the previous poll is still running; this one is skipped",
-                        name)
+            logger.debug("source %s: the previous poll is still running; this one is skipped", name)
             return None
         state = await self.context.database.run(self.store.fetch_state, name)
         self.ledger.open(PollJob(name, poll, enqueued))
         return OpenedPoll(poll, source, state)
 
-    def settle(self, poll: str, source: str, changes: Mapping[str, int],
-               fields: Mapping[str, str], added: int, inflight: str | None,
-               fingerprint: str | None) -> None:
+    def settle(
+        self,
+        poll: str,
+        source: str,
+        changes: Mapping[str, int],
+        fields: Mapping[str, str],
+        added: int,
+        inflight: str | None,
+        fingerprint: str | None,
+    ) -> None:
         pending = self.ledger.settle(
-            poll, changes, fields, added,
+            poll,
+            changes,
+            fields,
+            added,
             inflight=(self.membership.inflight_key, inflight) if inflight else None,
-            fingerprint=fingerprint)
+            fingerprint=fingerprint,
+        )
         if pending == 0:
             task = asyncio.get_event_loop().create_task(self._finish(poll))
             self._running_jobs.add(task)
@@ -321,7 +370,8 @@ class WorkerService(NewswatchService):
             return
         name, outcome, started = read
         outcome.failures = await self.context.database.run(
-            self.store.record_poll, name, error=outcome.error, state=state_to_remember(outcome))
+            self.store.record_poll, name, error=outcome.error, state=state_to_remember(outcome)
+        )
         self.polls.release_lease(name, poll)
         self.ledger.close(poll)
         self.metrics.poll_finished(outcome)
@@ -333,7 +383,7 @@ class WorkerService(NewswatchService):
             self._heartbeat.cancel()
         moved = self.membership.leave()
         if moved:
-            logger.info("worker %s: %d unfinished requests put back in the queue",
-                        self.worker_id, moved)
+            logger.info(
+                "worker %s: %d unfinished requests put back in the queue", self.worker_id, moved
+            )
         self.redis.close()
-

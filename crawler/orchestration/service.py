@@ -10,11 +10,8 @@ digest, which waits on SMTP) a worker thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,20 +24,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
-from scrapy.utils.defer import deferred_from_coro, deferred_to_future
-from scrapy.utils.reactor import install_reactor
+from scrapy.utils.defer import deferred_to_future
 
 from alerts.rules import RuleMatcher, rule_from_config
 from crawler.domain.config import ConfigError, cron_trigger, load_config
-from crawler.domain.dedup import StoryIndex
+from crawler.domain.stories import StoryIndex
 from crawler.orchestration.context import CrawlContext
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
 from crawler.orchestration.poll import backoff_delay, poll_source
-from crawler.orchestration.signals import hand_over_to_reactor, stop_requested
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
+from crawler.orchestration.story_index import StoryIndexFollower, load_story_index
 from crawler.orchestration.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
-from spiders.settings import ASYNCIO_REACTOR, PollSettings, scrapy_settings
+from spiders.settings import PollSettings, scrapy_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,51 +65,6 @@ MIN_CONCURRENT_POLLS = 12
 CONFIG_CHECK_SECONDS = 2
 
 
-def load_story_index(store: Store, window: timedelta) -> StoryIndex:
-    """The story index, rebuilt from the signatures stored for the last ``window``."""
-    index = StoryIndex(window=window)
-    now = datetime.now(UTC)
-    skipped = 0
-    for article_id, story_id, signature, published, title, source in store.story_signatures(
-        now - window
-    ):
-        try:
-            index.add_existing(article_id, story_id, signature, published, title, source)
-        except ValueError:  # made by another version of the index: leave it out
-            skipped += 1
-    index.prune(now)
-    logger.info("story index: %d articles from the last %s%s", len(index), window,
-                f" ({skipped} old signatures skipped)" if skipped else "")
-    return index
-
-
-class StoryIndexFollower:
-    """Adds to a story index the articles other processes stored since it last looked.
-
-    Every process that stores articles keeps its own index; several may write to one
-    database (scale-out workers, or a `newswatch crawl` beside `newswatch run`).
-    Called before each batch is stored, so a copy of a story another process stored
-    a moment ago is grouped with it. (Two copies stored in the same instant by two
-    processes can still become two stories.)
-    """
-
-    def __init__(self, store: Store, index: StoryIndex) -> None:
-        self.store = store
-        self.index = index
-        self.seen = index.newest_id()
-
-    def __call__(self) -> None:
-        since = datetime.now(UTC) - self.index.window
-        for article_id, story_id, signature, published, title, source in (
-                self.store.story_signatures(since, after_id=self.seen)):
-            self.seen = max(self.seen, article_id)
-            # Already indexed (stored by this process) or made by another version of
-            # the index: add_existing skips the one and refuses the other.
-            with contextlib.suppress(ValueError):
-                self.index.add_existing(article_id, story_id, signature, published, title,
-                                        source)
-
-
 def _mtime(path: Path | None) -> int | None:
     try:
         return path.stat().st_mtime_ns if path is not None else None
@@ -131,14 +82,8 @@ def purge_old_articles(
         rows_before=now - config.retention.fingerprints,
     )
     if purged or deleted:
-        logger.info("retention: %d article bodies purged, %d old articles deleted",
-                    purged, deleted)
+        logger.info("retention: %d article bodies purged, %d old articles deleted", purged, deleted)
     return purged, deleted
-
-
-def install_asyncio_reactor() -> None:
-    """Install Scrapy's asyncio reactor; must run before anything imports the reactor."""
-    install_reactor(ASYNCIO_REACTOR)
 
 
 class NewswatchService:
@@ -195,7 +140,8 @@ class NewswatchService:
         source = self.config.source(name)
         if self._poll_slots is None:
             self._poll_slots = asyncio.Semaphore(
-                max(MIN_CONCURRENT_POLLS, POLLS_PER_CPU_WORKER * self.context.cpu.workers))
+                max(MIN_CONCURRENT_POLLS, POLLS_PER_CPU_WORKER * self.context.cpu.workers)
+            )
         async with self._poll_slots:
             outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
@@ -206,8 +152,12 @@ class NewswatchService:
                 source.every, outcome.failures, self.config.max_backoff, outcome.retry_after
             )
             self.scheduler.modify_job(f"poll:{name}", next_run_time=datetime.now(UTC) + delay)
-            logger.warning("source %s: %d failed polls in a row; next poll in %s",
-                           name, outcome.failures, delay)
+            logger.warning(
+                "source %s: %d failed polls in a row; next poll in %s",
+                name,
+                outcome.failures,
+                delay,
+            )
         return outcome
 
     async def poll_all(
@@ -241,11 +191,17 @@ class NewswatchService:
         recipients = [self.config.recipient(email)] if email else None
         async with self._digest_runs.setdefault(email or "", asyncio.Lock()):
             report = await asyncio.to_thread(
-                send_pending_digests, self.store, self.config, self.delivery,
+                send_pending_digests,
+                self.store,
+                self.config,
+                self.delivery,
                 recipients=recipients,
             )
-        logger.info("digest run: %d messages sent, %d recipients failed",
-                    report.messages, len(report.failed))
+        logger.info(
+            "digest run: %d messages sent, %d recipients failed",
+            report.messages,
+            len(report.failed),
+        )
         self.metrics.deliveries_finished(report, "digest")
         self._schedule_retries(report, "digest")
         return report
@@ -270,7 +226,10 @@ class NewswatchService:
         self.scheduler.add_job(
             self._job(self.send_alerts),
             DateTrigger(at or datetime.now(UTC) + self.config.alerts.window, timezone=UTC),
-            id="alerts", name="alerts", misfire_grace_time=None, coalesce=True,
+            id="alerts",
+            name="alerts",
+            misfire_grace_time=None,
+            coalesce=True,
         )
 
     def _schedule_retries(self, report: DigestReport, kind: str) -> None:
@@ -281,18 +240,29 @@ class NewswatchService:
         retry = self.config.delivery_retry
         for email, attempts in report.attempts.items():
             if attempts >= retry.attempts:
-                logger.error("%s to %s failed %d times; it stays pending until the next "
-                             "scheduled run", kind, email, attempts)
+                logger.error(
+                    "%s to %s failed %d times; it stays pending until the next scheduled run",
+                    kind,
+                    email,
+                    attempts,
+                )
                 continue
             # In seconds: first_delay × 2**49 is past what a timedelta holds.
-            delay = timedelta(seconds=min(retry.first_delay.total_seconds() * 2.0 ** (attempts - 1),
-                                          retry.max_delay.total_seconds()))
+            delay = timedelta(
+                seconds=min(
+                    retry.first_delay.total_seconds() * 2.0 ** (attempts - 1),
+                    retry.max_delay.total_seconds(),
+                )
+            )
             job = self.send_alerts if kind == "alert" else self.send_digests
             self.scheduler.add_job(
-                self._job(job), DateTrigger(datetime.now(UTC) + delay, timezone=UTC),
+                self._job(job),
+                DateTrigger(datetime.now(UTC) + delay, timezone=UTC),
                 args=[] if kind == "alert" else [email],
-                id=f"retry:{kind}:{email}", name=f"retry {kind} {email}",
-                replace_existing=True, misfire_grace_time=None,
+                id=f"retry:{kind}:{email}",
+                name=f"retry {kind} {email}",
+                replace_existing=True,
+                misfire_grace_time=None,
             )
 
     def start_scheduler(self) -> None:
@@ -306,11 +276,13 @@ class NewswatchService:
         self.scheduler = scheduler
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
-        scheduler.add_job(self._job(self.catch_up_missed_digests), id="catch-up",
-                          name="catch up missed digests")
+        scheduler.add_job(
+            self._job(self.catch_up_missed_digests), id="catch-up", name="catch up missed digests"
+        )
         logger.info(
             "newswatch running: %d sources, %d rules, %d recipients",
-            sum(s.enabled for s in self.config.sources), len(self.config.rules),
+            sum(s.enabled for s in self.config.sources),
+            len(self.config.rules),
             len(self.config.all_recipients()),
         )
 
@@ -331,7 +303,10 @@ class NewswatchService:
             scheduler.add_job(
                 self._job(self.reload_if_changed),
                 IntervalTrigger(seconds=CONFIG_CHECK_SECONDS, timezone=UTC),
-                id="config-watch", name="config watch", max_instances=1, coalesce=True,
+                id="config-watch",
+                name="config watch",
+                max_instances=1,
+                coalesce=True,
             )
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
@@ -402,10 +377,14 @@ class NewswatchService:
                 await self.context.database.run(self.store.record_run, job_id, now)
                 continue
             due = cron_trigger(recipient.schedule, recipient.timezone).get_next_fire_time(
-                None, last + timedelta(seconds=1))
+                None, last + timedelta(seconds=1)
+            )
             if due is not None and due < before:
-                logger.info("digest for %s was due at %s while newswatch was down; sending now",
-                            recipient.email, due)
+                logger.info(
+                    "digest for %s was due at %s while newswatch was down; sending now",
+                    recipient.email,
+                    due,
+                )
                 await self.scheduled_digest(recipient.email)
 
     async def reload_if_changed(self) -> None:
@@ -434,8 +413,9 @@ class NewswatchService:
             config = load_config(self.config_path)
             matcher = RuleMatcher([rule_from_config(r) for r in config.rules])
         except (ConfigError, ValueError) as error:
-            logger.error("configuration reload refused; the running configuration stays "
-                         "in force:\n%s", error)
+            logger.error(
+                "configuration reload refused; the running configuration stays in force:\n%s", error
+            )
             return False
         await self.context.database.run(self.store.sync_sources, config.sources)
         self.config = config
@@ -450,9 +430,12 @@ class NewswatchService:
         if self.scheduler is not None:
             self._schedule_sources(self.scheduler, datetime.now(UTC))
             self._schedule_digests(self.scheduler)
-        logger.info("configuration reloaded: %d sources, %d rules, %d recipients",
-                    sum(s.enabled for s in config.sources), len(config.rules),
-                    len(config.all_recipients()))
+        logger.info(
+            "configuration reloaded: %d sources, %d rules, %d recipients",
+            sum(s.enabled for s in config.sources),
+            len(config.rules),
+            len(config.all_recipients()),
+        )
         return True
 
     def _job(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
@@ -470,8 +453,12 @@ class NewswatchService:
             except Exception as error:
                 if is_database_unreachable(error):
                     # A restart or an outage: one line, and the job runs at its next time.
-                    logger.error("job %s%s: %s; it runs again at its next time", name, args,
-                                 describe_database_error(self.config.database, error))
+                    logger.error(
+                        "job %s%s: %s; it runs again at its next time",
+                        name,
+                        args,
+                        describe_database_error(self.config.database, error),
+                    )
                 else:
                     logger.exception("job %s%s failed", name, args)
             finally:
@@ -503,8 +490,7 @@ class NewswatchService:
             await asyncio.sleep(0.1)
         # Let jobs whose crawl just ended record their outcome before the pools close.
         if self._running_jobs:
-            await asyncio.wait(list(self._running_jobs),
-                               timeout=max(deadline - loop.time(), 1.0))
+            await asyncio.wait(list(self._running_jobs), timeout=max(deadline - loop.time(), 1.0))
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
@@ -513,84 +499,3 @@ class NewswatchService:
         await asyncio.to_thread(self.context.cpu.shutdown)
         self.store.close()
         logger.info("newswatch stopped")
-
-
-def settle_start_up() -> None:
-    """Put what start-up made (modules, the configuration, compiled rules: all kept
-    for the life of the process) out of the collector's sight, and turn collection
-    back on: crawler.faces.cli turns it off while a service starts."""
-    gc.freeze()
-    gc.enable()
-
-
-def run_service(
-    service_factory: Callable[[], NewswatchService],
-    stop_after: float | None = None,
-    *,
-    start_web: Callable[[NewswatchService], object] | None = None,
-) -> int:
-    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); stop cleanly, return 0.
-
-    ``start_web`` (crawler.faces.web.start_web) is called once the reactor runs; it is
-    passed in by the CLI, which sits above both, so that the service does not
-    import the web UI that reads it (no import cycle between the two).
-    """
-    from twisted.internet import reactor as installed_reactor
-
-    reactor: Any = installed_reactor  # zope interfaces: no useful static type
-
-    service = service_factory()
-    if stop_after is not None:
-        reactor.callLater(stop_after, reactor.stop)
-    reactor.callWhenRunning(service.start_scheduler)
-    if start_web is not None:
-        reactor.callWhenRunning(start_web, service)
-    # A stop asked for while starting (see crawler.orchestration.signals) is carried out now.
-    reactor.callWhenRunning(
-        lambda: reactor.stop() if stop_requested() else None
-    )
-
-    def reload_on_hangup(_signum: int, _frame: object) -> None:
-        reactor.callFromThread(
-            lambda: deferred_from_coro(service.reload())
-        )
-
-    signal.signal(signal.SIGHUP, reload_on_hangup)
-    hand_over_to_reactor()
-    # Twisted's own SIGINT/SIGTERM handlers stop the reactor; "before shutdown"
-    # triggers run first and the reactor waits for the Deferred they return.
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: deferred_from_coro(service.stop())
-    )
-    settle_start_up()
-    reactor.run()
-    return 0
-
-
-def run_once(
-    service_factory: Callable[[], NewswatchService],
-    step: Callable[[NewswatchService], Awaitable[T]],
-) -> T:
-    """Run one ``step`` on the reactor (for one-shot commands), stop cleanly, return its result."""
-    from twisted.internet import reactor as installed_reactor
-
-    reactor: Any = installed_reactor  # zope interfaces: no useful static type
-
-    service = service_factory()
-    result: dict[str, Any] = {}
-
-    async def main() -> None:
-        try:
-            result["value"] = await step(service)
-        except BaseException as error:
-            result["error"] = error
-        finally:
-            await service.stop()
-            reactor.stop()
-
-    reactor.callWhenRunning(lambda: deferred_from_coro(main()))
-    settle_start_up()
-    reactor.run(installSignalHandlers=True)
-    if "error" in result:
-        raise result["error"]
-    return result["value"]

@@ -124,11 +124,16 @@ class _WaitingWebServer(ThreadingHTTPServer):
         try:
             server = cls((host, port), _WaitingHandler)
         except OSError as error:
-            logger.warning("web UI: cannot listen on %s port %d while waiting for the "
-                           "database: %s", host, port, error)
+            logger.warning(
+                "web UI: cannot listen on %s port %d while waiting for the database: %s",
+                host,
+                port,
+                error,
+            )
             return None
-        threading.Thread(target=server.serve_forever, name="newswatch-waiting-web",
-                         daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, name="newswatch-waiting-web", daemon=True
+        ).start()
         return server
 
     def stop(self) -> None:
@@ -143,12 +148,22 @@ class _WaitingHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0].rstrip("/") == "/healthz":
-            body = json.dumps({"status": "fail", "scheduler": False, "database": False,
-                               "reason": self.server.reason}).encode() + b"\n"
+            body = (
+                json.dumps(
+                    {
+                        "status": "fail",
+                        "scheduler": False,
+                        "database": False,
+                        "reason": self.server.reason,
+                    }
+                ).encode()
+                + b"\n"
+            )
             content_type = "application/json"
         else:
-            body = (f"503 newswatch is starting: {self.server.reason}; "
-                    "it tries again on its own\n").encode()
+            body = (
+                f"503 newswatch is starting: {self.server.reason}; it tries again on its own\n"
+            ).encode()
             content_type = "text/plain; charset=utf-8"
         self.send_response(503)
         self.send_header("Content-Type", content_type)

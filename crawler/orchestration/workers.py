@@ -151,8 +151,12 @@ class CpuPool:
         context.set_forkserver_preload(list(self._preload))
         executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         started: Future[None] = Future()
-        starter = threading.Thread(target=_start_workers, args=(executor, self.workers, started),
-                                   name="newswatch-cpu-start", daemon=True)
+        starter = threading.Thread(
+            target=_start_workers,
+            args=(executor, self.workers, started),
+            name="newswatch-cpu-start",
+            daemon=True,
+        )
         self._starters = [*(thread for thread in self._starters if thread.is_alive()), starter]
         starter.start()
         return executor, started
@@ -290,7 +294,11 @@ class BatchWriter(Generic[T, R]):
                 attempt += 1
                 logger.warning(
                     "database write of %d items failed (%s); trying again in %.1fs "
-                    "(retry %d of %d)", len(items), _first_line(error), delay, attempt,
+                    "(retry %d of %d)",
+                    len(items),
+                    _first_line(error),
+                    delay,
+                    attempt,
                     len(self.retry_delays),
                 )
                 await asyncio.sleep(delay)

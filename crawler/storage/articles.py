@@ -65,7 +65,8 @@ class ArticleQueries(StoreBase):
                 ]
                 fetched.update((url, moment) for url, moment in rows)
         return [
-            url for url in unique
+            url
+            for url in unique
             if url not in fetched
             or (url in updated and updated[url] > fetched[url] + REFETCH_GRACE)
         ]
@@ -89,39 +90,60 @@ class ArticleQueries(StoreBase):
             by_hash: dict[str, int] = {}
             for start in range(0, len(urls), _URL_BATCH):
                 chunk = urls[start : start + _URL_BATCH]
-                by_url.update((url, article_id) for url, article_id in session.execute(
-                    select(ArticleAlias.url, ArticleAlias.article_id)
-                    .where(ArticleAlias.url.in_(chunk))))
-                by_url.update((url, article_id) for url, article_id in session.execute(
-                    select(Article.url, Article.id).where(Article.url.in_(chunk))))
+                by_url.update(
+                    (url, article_id)
+                    for url, article_id in session.execute(
+                        select(ArticleAlias.url, ArticleAlias.article_id).where(
+                            ArticleAlias.url.in_(chunk)
+                        )
+                    )
+                )
+                by_url.update(
+                    (url, article_id)
+                    for url, article_id in session.execute(
+                        select(Article.url, Article.id).where(Article.url.in_(chunk))
+                    )
+                )
             for start in range(0, len(hashes), _URL_BATCH):
                 chunk = hashes[start : start + _URL_BATCH]
-                by_hash.update((h, article_id) for h, article_id in session.execute(
-                    select(Article.content_hash, Article.id)
-                    .where(Article.content_hash.in_(chunk))) if h is not None)
-            by_address = [next((by_url[url] for url in candidates if url in by_url), None)
-                          for candidates, _hash in keys]
+                by_hash.update(
+                    (h, article_id)
+                    for h, article_id in session.execute(
+                        select(Article.content_hash, Article.id).where(
+                            Article.content_hash.in_(chunk)
+                        )
+                    )
+                    if h is not None
+                )
+            by_address = [
+                next((by_url[url] for url in candidates if url in by_url), None)
+                for candidates, _hash in keys
+            ]
             found = [
                 article_id or (by_hash.get(content_hash) if content_hash else None)
                 for article_id, (_urls, content_hash) in zip(by_address, keys, strict=True)
             ]
             ids = list({article_id for article_id in found if article_id is not None})
-            known = {row.id: row for row in session.scalars(
-                select(Article).where(Article.id.in_(ids)))} if ids else {}
+            known = (
+                {row.id: row for row in session.scalars(select(Article).where(Article.id.in_(ids)))}
+                if ids
+                else {}
+            )
             rules: dict[int, set[str]] = {}
             for article_id, rule in session.execute(
                 select(Match.article_id, Match.rule).where(Match.article_id.in_(ids))
             ):
                 rules.setdefault(article_id, set()).add(rule)
         return [
-            None if article_id is None else _known_article(
-                known[article_id], rules.get(article_id, set()), by_body=address is None)
+            None
+            if article_id is None
+            else _known_article(
+                known[article_id], rules.get(article_id, set()), by_body=address is None
+            )
             for article_id, address in zip(found, by_address, strict=True)
         ]
 
-    def insert_article(
-        self, record: ArticleRecord, matches: Sequence[RuleMatch]
-    ) -> int | None:
+    def insert_article(self, record: ArticleRecord, matches: Sequence[RuleMatch]) -> int | None:
         """Store one new article (see insert_articles)."""
         return self.insert_articles([(record, matches)])[0]
 
@@ -138,26 +160,29 @@ class ArticleQueries(StoreBase):
         aliases: list[dict[str, Any]] = []
         matched: list[tuple[int, Sequence[RuleMatch]]] = []
         with self._session.begin() as session:
-            sources = {name: id_ for name, id_ in session.execute(
-                select(Source.name, Source.id))}
+            sources = {name: id_ for name, id_ in session.execute(select(Source.name, Source.id))}
             # One statement, compiled once; its values bound per row.
-            insert_article = _insert_ignoring_conflict(session, Article, None).returning(
-                Article.id)
+            insert_article = _insert_ignoring_conflict(session, Article, None).returning(Article.id)
             for record, matches in batch:
                 # One by one: the id comes back, or None when the URL or body is taken.
                 article_id = session.scalar(
-                    insert_article, _article_values(record, sources.get(record.source)))
+                    insert_article, _article_values(record, sources.get(record.source))
+                )
                 ids.append(article_id)
                 if article_id is None:
                     continue
-                aliases += [{"url": alias, "article_id": article_id}
-                            for alias in record.aliases if alias != record.article.url]
+                aliases += [
+                    {"url": alias, "article_id": article_id}
+                    for alias in record.aliases
+                    if alias != record.article.url
+                ]
                 matched.append((article_id, matches))
             # The rest in a few statements for the whole batch, not a few per article.
             new_ids = [article_id for article_id in ids if article_id is not None]
             if new_ids:
-                session.execute(update(Article).where(Article.id.in_(new_ids))
-                                .values(story_id=Article.id))
+                session.execute(
+                    update(Article).where(Article.id.in_(new_ids)).values(story_id=Article.id)
+                )
             if aliases:
                 session.execute(_insert_ignoring_conflict(session, ArticleAlias, None), aliases)
             _insert_matches_of(session, matched)
@@ -168,11 +193,19 @@ class ArticleQueries(StoreBase):
         if not stories:
             return
         table = cast("Table", Article.__table__)
-        statement = update(table).where(table.c.id == bindparam("moved")).values(
-            story_id=bindparam("story"))
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("moved"))
+            .values(story_id=bindparam("story"))
+        )
         with self._session.begin() as session:
-            session.execute(statement, [{"moved": article_id, "story": story_id}
-                                        for article_id, story_id in stories.items()])
+            session.execute(
+                statement,
+                [
+                    {"moved": article_id, "story": story_id}
+                    for article_id, story_id in stories.items()
+                ],
+            )
 
     def add_aliases(self, article_id: int, urls: Sequence[str]) -> None:
         """Remember other URLs of a stored article, so they are not fetched again."""
@@ -180,9 +213,11 @@ class ArticleQueries(StoreBase):
             stored = session.scalar(select(Article.url).where(Article.id == article_id))
             for url in urls:
                 if url != stored:
-                    session.execute(_insert_ignoring_conflict(
-                        session, ArticleAlias, {"url": url, "article_id": article_id}
-                    ))
+                    session.execute(
+                        _insert_ignoring_conflict(
+                            session, ArticleAlias, {"url": url, "article_id": article_id}
+                        )
+                    )
 
     def save_revision(
         self,
@@ -198,18 +233,26 @@ class ArticleQueries(StoreBase):
         article = record.article
         with self._session.begin() as session:
             row = session.get_one(Article, known.id)
-            session.add(ArticleRevision(
-                article_id=row.id, revision=row.revision, title=row.title, body=row.body,
-                fetched_at=row.fetched_at,
-            ))
+            session.add(
+                ArticleRevision(
+                    article_id=row.id,
+                    revision=row.revision,
+                    title=row.title,
+                    body=row.body,
+                    fetched_at=row.fetched_at,
+                )
+            )
             row.revision += 1
             row.title, row.body = article.title, article.text
             row.updated_at = article.updated or row.updated_at
             row.fetched_at = utcnow()
             row.signature = record.signature or row.signature
             if record.content_hash != row.content_hash:
-                taken = session.scalar(select(Article.id).where(
-                    Article.content_hash == record.content_hash, Article.id != row.id))
+                taken = session.scalar(
+                    select(Article.id).where(
+                        Article.content_hash == record.content_hash, Article.id != row.id
+                    )
+                )
                 row.content_hash = None if taken else record.content_hash
             if notify:
                 row.notify_revision = row.revision
@@ -231,30 +274,40 @@ class ArticleQueries(StoreBase):
         Returns (bodies purged, articles deleted). Articles still waiting in an
         unsent delivery are kept whole, so nothing pending is lost.
         """
-        pending = select(DeliveryItem.article_id).join(
-            Delivery, Delivery.id == DeliveryItem.delivery_id
-        ).where(Delivery.sent_at.is_(None))
+        pending = (
+            select(DeliveryItem.article_id)
+            .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+            .where(Delivery.sent_at.is_(None))
+        )
         with self._session.begin() as session:
             old_rows = select(Article.id).where(
                 Article.fetched_at < rows_before, Article.id.not_in(pending)
             )
-            session.execute(
-                delete(DeliveryItem).where(DeliveryItem.article_id.in_(old_rows))
-            )
-            deleted = cast("CursorResult[Any]", session.execute(
-                delete(Article).where(Article.id.in_(old_rows.scalar_subquery()))
-                .execution_options(synchronize_session=False)
-            )).rowcount
+            session.execute(delete(DeliveryItem).where(DeliveryItem.article_id.in_(old_rows)))
+            deleted = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    delete(Article)
+                    .where(Article.id.in_(old_rows.scalar_subquery()))
+                    .execution_options(synchronize_session=False)
+                ),
+            ).rowcount
             session.execute(
                 delete(ArticleRevision).where(ArticleRevision.fetched_at < bodies_before)
             )
-            purged = cast("CursorResult[Any]", session.execute(
-                update(Article)
-                .where(Article.fetched_at < bodies_before, Article.purged_at.is_(None),
-                       Article.id.not_in(pending))
-                .values(body="", signature=None, purged_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )).rowcount
+            purged = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(Article)
+                    .where(
+                        Article.fetched_at < bodies_before,
+                        Article.purged_at.is_(None),
+                        Article.id.not_in(pending),
+                    )
+                    .values(body="", signature=None, purged_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ),
+            ).rowcount
         return purged, deleted
 
     def story_signatures(
@@ -265,16 +318,31 @@ class ArticleQueries(StoreBase):
         ``after_id``, oldest first."""
         with self._session() as session:
             rows = session.execute(
-                select(Article.id, Article.story_id, Article.signature, Article.published_at,
-                       Article.title, func.coalesce(Source.name, ""))
+                select(
+                    Article.id,
+                    Article.story_id,
+                    Article.signature,
+                    Article.published_at,
+                    Article.title,
+                    func.coalesce(Source.name, ""),
+                )
                 .outerjoin(Source, Source.id == Article.source_id)
-                .where(Article.signature.is_not(None), Article.id > after_id,
-                       func.coalesce(Article.published_at, Article.fetched_at) >= since)
+                .where(
+                    Article.signature.is_not(None),
+                    Article.id > after_id,
+                    func.coalesce(Article.published_at, Article.fetched_at) >= since,
+                )
                 .order_by(Article.id)
             )
             return [
-                (article_id, story_id or article_id, cast("bytes", signature), published, title,
-                 source)
+                (
+                    article_id,
+                    story_id or article_id,
+                    cast("bytes", signature),
+                    published,
+                    title,
+                    source,
+                )
                 for article_id, story_id, signature, published, title, source in rows
             ]
 
@@ -295,8 +363,7 @@ class ArticleQueries(StoreBase):
             sorted(members, key=lambda a: (a.published or oldest, a.id))
             for members in grouped.values()
         ]
-        stories.sort(key=lambda members: max(a.published or oldest for a in members),
-                     reverse=True)
+        stories.sort(key=lambda members: max(a.published or oldest for a in members), reverse=True)
         return stories
 
     def revisions(self, article_id: int) -> list[tuple[int, str, str]]:
@@ -341,22 +408,28 @@ class ArticleQueries(StoreBase):
             rows = session.execute(select(Match.rule, func.count()).group_by(Match.rule))
             return {rule: count for rule, count in rows}
 
-    def recent_matches(self, per_rule: int = 50, rule: str | None = None
-                       ) -> list[dict[str, Any]]:
+    def recent_matches(self, per_rule: int = 50, rule: str | None = None) -> list[dict[str, Any]]:
         """The latest ``per_rule`` matches of each rule (or of ``rule`` only), by rule,
         newest first: ``rule``, ``terms``, ``matched_at`` and the article's ``url``,
         ``title``, ``source``, ``published_at``."""
-        rank = func.row_number().over(
-            partition_by=Match.rule, order_by=(Match.matched_at.desc(), Match.id.desc())
-        ).label("rank")
+        rank = (
+            func.row_number()
+            .over(partition_by=Match.rule, order_by=(Match.matched_at.desc(), Match.id.desc()))
+            .label("rank")
+        )
         matches = select(Match.id, rank)
         if rule is not None:
             matches = matches.where(Match.rule == rule)
         ranked = matches.subquery()
         query = (
             select(
-                Match.rule, Match.terms, Match.matched_at, Article.url, Article.title,
-                func.coalesce(Source.name, "").label("source"), Article.published_at,
+                Match.rule,
+                Match.terms,
+                Match.matched_at,
+                Article.url,
+                Article.title,
+                func.coalesce(Source.name, "").label("source"),
+                Article.published_at,
             )
             .join(ranked, ranked.c.id == Match.id)
             .join(Article, Article.id == Match.article_id)
@@ -377,9 +450,16 @@ def _insert_matches_of(
 ) -> None:
     """The rule matches of several articles, in one statement."""
     now = utcnow()
-    rows = [{"rule": match.rule, "article_id": article_id, "terms": list(match.terms),
-             "matched_at": now}
-            for article_id, matches in matched for match in matches]
+    rows = [
+        {
+            "rule": match.rule,
+            "article_id": article_id,
+            "terms": list(match.terms),
+            "matched_at": now,
+        }
+        for article_id, matches in matched
+        for match in matches
+    ]
     if rows:
         session.execute(_insert_ignoring_conflict(session, Match, None), rows)
 
@@ -423,8 +503,14 @@ def _article_values(record: ArticleRecord, source_id: int | None) -> dict[str, A
 
 def _known_article(row: Article, rules: set[str], *, by_body: bool = False) -> KnownArticle:
     return KnownArticle(
-        id=row.id, url=row.url, title=row.title, body=row.body, revision=row.revision,
-        story_id=row.story_id, rules=frozenset(rules), content_hash=row.content_hash,
+        id=row.id,
+        url=row.url,
+        title=row.title,
+        body=row.body,
+        revision=row.revision,
+        story_id=row.story_id,
+        rules=frozenset(rules),
+        content_hash=row.content_hash,
         found_by_body=by_body,
     )
 

@@ -68,8 +68,16 @@ LEDGER_TTL_SECONDS = 24 * 3600
 HEARTBEAT_SECONDS = 2.0
 WORKER_TTL_SECONDS = 8.0
 
-COUNTERS = ("entries", "new_urls", "stored", "copies", "duplicates", "revised", "skipped",
-            "page_errors")
+COUNTERS = (
+    "entries",
+    "new_urls",
+    "stored",
+    "copies",
+    "duplicates",
+    "revised",
+    "skipped",
+    "page_errors",
+)
 FLAGS = ("deferred", "not_modified", "unchanged")
 
 
@@ -125,8 +133,11 @@ class ClusterKeys:
 def connect_redis(url: str, *, decode: bool = True) -> redis.Redis:
     """A Redis client with short timeouts (strings in and out unless ``decode`` is off)."""
     return redis.Redis.from_url(
-        url, decode_responses=decode, socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS, health_check_interval=30,
+        url,
+        decode_responses=decode,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        health_check_interval=30,
     )
 
 
@@ -211,8 +222,7 @@ class PollQueue:
 
     def take_lease(self, source: str, poll: str) -> bool:
         """True when no other poll of ``source`` runs; the source is then ``poll``'s."""
-        return bool(self.client.set(self.keys.lease(source), poll, nx=True,
-                                    ex=POLL_LEASE_SECONDS))
+        return bool(self.client.set(self.keys.lease(source), poll, nx=True, ex=POLL_LEASE_SECONDS))
 
     def refresh_lease(self, source: str, poll: str) -> None:
         self._refresh(keys=[self.keys.lease(source)], args=[poll, POLL_LEASE_SECONDS])
@@ -237,7 +247,8 @@ def outcome_delta(
         fields["retry_after"] = repr(outcome.retry_after)
     if outcome.state != flushed.state:
         fields["state"] = json.dumps(
-            dataclasses.astuple(outcome.state) if outcome.state is not None else None)
+            dataclasses.astuple(outcome.state) if outcome.state is not None else None
+        )
     return {name: value for name, value in changes.items() if value}, fields
 
 
@@ -273,8 +284,9 @@ class PollLedger:
     def open(self, job: PollJob) -> None:
         key = self.keys.poll(job.poll)
         with self.client.pipeline() as pipe:
-            pipe.hset(key, mapping={"source": job.source, "started": repr(time.time()),
-                                    "pending": 1})
+            pipe.hset(
+                key, mapping={"source": job.source, "started": repr(time.time()), "pending": 1}
+            )
             pipe.expire(key, LEDGER_TTL_SECONDS)
             pipe.execute()
 
@@ -314,8 +326,11 @@ class PollLedger:
         fields = cast("dict[str, str]", self.client.hgetall(self.keys.poll(poll)))
         if "source" not in fields:
             return None
-        return (fields["source"], outcome_from_ledger(fields["source"], fields),
-                float(fields.get("started", time.time())))
+        return (
+            fields["source"],
+            outcome_from_ledger(fields["source"], fields),
+            float(fields.get("started", time.time())),
+        )
 
     def close(self, poll: str) -> None:
         self.client.delete(self.keys.poll(poll))
@@ -366,8 +381,7 @@ class Membership:
     def beat(self) -> None:
         with self.client.pipeline() as pipe:
             pipe.sadd(self.keys.workers, self.worker_id)
-            pipe.set(self.keys.worker(self.worker_id), "1",
-                     px=int(WORKER_TTL_SECONDS * 1000))
+            pipe.set(self.keys.worker(self.worker_id), "1", px=int(WORKER_TTL_SECONDS * 1000))
             pipe.execute()
 
     def reap(self) -> dict[str, int]:
@@ -382,10 +396,12 @@ class Membership:
     def requeue(self, worker: str) -> int:
         """Put ``worker``'s in-flight requests back in the queue (atomically: two
         reapers never both do it); forget the worker."""
-        return int(self._requeue(
-            keys=[self.keys.inflight(worker), self.keys.requests, self.keys.workers],
-            args=[worker],
-        ))
+        return int(
+            self._requeue(
+                keys=[self.keys.inflight(worker), self.keys.requests, self.keys.workers],
+                args=[worker],
+            )
+        )
 
     def leave(self) -> int:
         """On a clean stop: what this worker still held goes back in the queue."""
@@ -469,12 +485,16 @@ class LeaderLock:
                 self._connection.execute("SELECT 1")
             else:
                 row = self._connection.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                    "SELECT pg_try_advisory_lock(%s)", (self.key,)
+                ).fetchone()
                 self._held = bool(row and row[0])
         except psycopg.Error as error:
             if self._held:
-                logger.warning("scheduler lock: the database connection failed (%s); "
-                               "no longer the active scheduler", error)
+                logger.warning(
+                    "scheduler lock: the database connection failed (%s); "
+                    "no longer the active scheduler",
+                    error,
+                )
             self._drop_connection()
             return False
         if self._held:
@@ -483,8 +503,11 @@ class LeaderLock:
 
     def is_leader(self) -> bool:
         """True if the lock was confirmed recently enough to act on it."""
-        return (self._held and self._confirmed_at is not None
-                and time.monotonic() - self._confirmed_at < self.valid_for)
+        return (
+            self._held
+            and self._confirmed_at is not None
+            and time.monotonic() - self._confirmed_at < self.valid_for
+        )
 
     def release(self) -> None:
         import psycopg
@@ -500,9 +523,14 @@ class LeaderLock:
 
         timeout = max(1, int(self.interval))
         connection = psycopg.connect(
-            self.conninfo, autocommit=True, connect_timeout=timeout,
+            self.conninfo,
+            autocommit=True,
+            connect_timeout=timeout,
             application_name="newswatch scheduler lock",
-            keepalives=1, keepalives_idle=timeout, keepalives_interval=1, keepalives_count=3,
+            keepalives=1,
+            keepalives_idle=timeout,
+            keepalives_interval=1,
+            keepalives_count=3,
         )
         idle_ms = int(self.failover * 2000 / 3)
         connection.execute(f"SET idle_session_timeout = {idle_ms}")
@@ -527,8 +555,11 @@ def cluster_status(url: str, prefix: str) -> dict[str, Any]:
     keys = ClusterKeys(prefix)
     client = connect_redis(url)
     try:
-        workers = sorted(w for w in cast("set[str]", client.smembers(keys.workers))
-                         if client.exists(keys.worker(w)))
+        workers = sorted(
+            w
+            for w in cast("set[str]", client.smembers(keys.workers))
+            if client.exists(keys.worker(w))
+        )
         return {
             "leader": client.get(keys.leader),
             "poll_jobs_waiting": int(client.llen(keys.polls)),

@@ -21,9 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import CursorResult
 
 
-def make_message_id(
-    recipient: str, items: Iterable[tuple[int, int]], domain: str
-) -> str:
+def make_message_id(recipient: str, items: Iterable[tuple[int, int]], domain: str) -> str:
     """A Message-ID that is the same whenever the same items (article, revision) go
     to the same person."""
     keys = ",".join(f"{article}.{revision}" for article, revision in sorted(items))
@@ -36,8 +34,9 @@ class DeliveryQueries(StoreBase):
 
     # -- digests ---------------------------------------------------------------
 
-    def pending_items(self, recipient: str, rules: Sequence[str], *,
-                      with_bodies: bool = True) -> list[PendingItem]:
+    def pending_items(
+        self, recipient: str, rules: Sequence[str], *, with_bodies: bool = True
+    ) -> list[PendingItem]:
         """Matched articles (for the given rules) that ``recipient`` has yet to get.
 
         An article is pending until a digest to the recipient holds its latest
@@ -47,7 +46,8 @@ class DeliveryQueries(StoreBase):
         """
         mine = DeliveryItem.recipient == recipient
         has_this_revision = exists().where(
-            mine, DeliveryItem.article_id == Article.id,
+            mine,
+            DeliveryItem.article_id == Article.id,
             DeliveryItem.revision == Article.notify_revision,
         )
         had_it = exists().where(mine, DeliveryItem.article_id == Article.id)
@@ -70,8 +70,7 @@ class DeliveryQueries(StoreBase):
             ).all()
         return _group_matches(rows)
 
-    def items_of(self, delivery: DeliveryRecord, *,
-                 with_bodies: bool = True) -> list[PendingItem]:
+    def items_of(self, delivery: DeliveryRecord, *, with_bodies: bool = True) -> list[PendingItem]:
         """The articles of an existing delivery, at the revisions it holds, with
         all their matches (bodies "" without ``with_bodies``)."""
         with self._session() as session:
@@ -90,10 +89,12 @@ class DeliveryQueries(StoreBase):
         bodies: dict[int, str] = {}
         with self._session() as session:
             for start in range(0, len(article_ids), _URL_BATCH):
-                batch = list(article_ids[start:start + _URL_BATCH])
-                bodies.update(session.execute(
-                    select(Article.id, Article.body).where(Article.id.in_(batch))
-                ).all())
+                batch = list(article_ids[start : start + _URL_BATCH])
+                bodies.update(
+                    session.execute(
+                        select(Article.id, Article.body).where(Article.id.in_(batch))
+                    ).all()
+                )
         return bodies
 
     def unsent_deliveries(self, recipient: str) -> list[DeliveryRecord]:
@@ -127,8 +128,13 @@ class DeliveryQueries(StoreBase):
         try:
             with self._session.begin() as session:
                 delivery = Delivery(
-                    recipient=recipient, kind=kind, message_id=message_id, attempts=0,
-                    created_at=utcnow(), claimed_by=owner, claimed_until=until,
+                    recipient=recipient,
+                    kind=kind,
+                    message_id=message_id,
+                    attempts=0,
+                    created_at=utcnow(),
+                    claimed_by=owner,
+                    claimed_until=until,
                 )
                 session.add(delivery)
                 session.flush()
@@ -150,7 +156,12 @@ class DeliveryQueries(StoreBase):
             return None
 
     def claim_delivery(
-        self, delivery_id: int, owner: str, until: datetime, *, now: datetime,
+        self,
+        delivery_id: int,
+        owner: str,
+        until: datetime,
+        *,
+        now: datetime,
         replacing: str | None = None,
     ) -> bool:
         """Make an unsent delivery ``owner``'s to send until ``until``; False when
@@ -164,11 +175,14 @@ class DeliveryQueries(StoreBase):
         if replacing is not None:
             free = or_(free, Delivery.claimed_by == replacing)
         with self._session.begin() as session:
-            claimed = cast("CursorResult[Any]", session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
-                .values(claimed_by=owner, claimed_until=until)
-            ))
+            claimed = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
+                    .values(claimed_by=owner, claimed_until=until)
+                ),
+            )
             return claimed.rowcount == 1
 
     def mark_sent(self, delivery_id: int, at: datetime | None = None) -> None:
@@ -177,8 +191,13 @@ class DeliveryQueries(StoreBase):
             session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
-                .values(sent_at=at or utcnow(), attempts=Delivery.attempts + 1, last_error=None,
-                        claimed_by=None, claimed_until=None)
+                .values(
+                    sent_at=at or utcnow(),
+                    attempts=Delivery.attempts + 1,
+                    last_error=None,
+                    claimed_by=None,
+                    claimed_until=None,
+                )
             )
 
     def record_send_failure(self, delivery_id: int, error: str) -> None:
@@ -188,8 +207,12 @@ class DeliveryQueries(StoreBase):
             session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
-                .values(attempts=Delivery.attempts + 1, last_error=error[:2000],
-                        claimed_by=None, claimed_until=None)
+                .values(
+                    attempts=Delivery.attempts + 1,
+                    last_error=error[:2000],
+                    claimed_by=None,
+                    claimed_until=None,
+                )
             )
 
     def release_delivery(self, delivery_id: int, owner: str) -> None:
@@ -207,7 +230,8 @@ class DeliveryQueries(StoreBase):
         with self._session() as session:
             count, oldest = session.execute(
                 select(func.count(), func.min(Delivery.sent_at)).where(
-                    Delivery.recipient == recipient, Delivery.kind == kind,
+                    Delivery.recipient == recipient,
+                    Delivery.kind == kind,
                     Delivery.sent_at >= since,
                 )
             ).one()
@@ -231,12 +255,18 @@ class DeliveryQueries(StoreBase):
         ``articles`` (items still stored)."""
         counts = (
             select(DeliveryItem.delivery_id, func.count().label("articles"))
-            .group_by(DeliveryItem.delivery_id).subquery()
+            .group_by(DeliveryItem.delivery_id)
+            .subquery()
         )
         query = (
             select(
-                Delivery.id, Delivery.recipient, Delivery.kind, Delivery.created_at,
-                Delivery.sent_at, Delivery.attempts, Delivery.last_error,
+                Delivery.id,
+                Delivery.recipient,
+                Delivery.kind,
+                Delivery.created_at,
+                Delivery.sent_at,
+                Delivery.attempts,
+                Delivery.last_error,
                 func.coalesce(counts.c.articles, 0).label("articles"),
             )
             .outerjoin(counts, counts.c.delivery_id == Delivery.id)
@@ -251,7 +281,8 @@ class DeliveryQueries(StoreBase):
         with self._session() as session:
             rows = session.execute(
                 select(Delivery.kind, func.count())
-                .where(Delivery.sent_at.is_(None)).group_by(Delivery.kind)
+                .where(Delivery.sent_at.is_(None))
+                .group_by(Delivery.kind)
             )
             return {kind: count for kind, count in rows}
 

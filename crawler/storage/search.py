@@ -33,8 +33,11 @@ class SearchQueries(StoreBase):
         migration 0006 (FTS5 on SQLite, a GIN index on PostgreSQL). Control
         characters count as spaces: neither database takes a NUL in a string.
         """
-        terms = [term for term in (" ".join(CONTROL_CHARACTERS.sub(" ", t).split())
-                                   for t in terms) if term]
+        terms = [
+            term
+            for term in (" ".join(CONTROL_CHARACTERS.sub(" ", t).split()) for t in terms)
+            if term
+        ]
         if not terms:
             return []
         with self._session() as session:
@@ -42,9 +45,11 @@ class SearchQueries(StoreBase):
             if dialect == "sqlite":
                 # An FTS5 string is a phrase; a doubled quote is a quote inside it.
                 expression = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-                hits = text(
-                    "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :expression"
-                ).bindparams(expression=expression).columns(column("rowid"))
+                hits = (
+                    text("SELECT rowid FROM articles_fts WHERE articles_fts MATCH :expression")
+                    .bindparams(expression=expression)
+                    .columns(column("rowid"))
+                )
                 condition: Any = Article.id.in_(hits)
             elif dialect == "postgresql":
                 # The very expression of the index, or PostgreSQL will not use it.
@@ -52,16 +57,19 @@ class SearchQueries(StoreBase):
                     f"phraseto_tsquery('simple', :term{n})" for n in range(len(terms))
                 )
                 condition = text(
-                    f"to_tsvector('simple', articles.title || ' ' || articles.body) "
-                    f"@@ ({wanted})"
+                    f"to_tsvector('simple', articles.title || ' ' || articles.body) @@ ({wanted})"
                 ).bindparams(**{f"term{n}": term for n, term in enumerate(terms)})
             else:
                 raise NotImplementedError(f"no search on {dialect}")
             rows = session.execute(
                 select(
-                    Article.id, Article.url, Article.title, Article.body,
+                    Article.id,
+                    Article.url,
+                    Article.title,
+                    Article.body,
                     func.coalesce(Source.name, "").label("source"),
-                    Article.published_at, Article.fetched_at,
+                    Article.published_at,
+                    Article.fetched_at,
                 )
                 .outerjoin(Source, Source.id == Article.source_id)
                 .where(condition)

@@ -29,8 +29,14 @@ class SourceQueries(StoreBase):
             for config in sources:
                 row = existing.get(config.name)
                 if row is None:
-                    session.add(Source(name=config.name, kind=config.kind, url=config.url,
-                                       consecutive_failures=0))
+                    session.add(
+                        Source(
+                            name=config.name,
+                            kind=config.kind,
+                            url=config.url,
+                            consecutive_failures=0,
+                        )
+                    )
                 elif (row.url, row.kind) != (config.url, config.kind):
                     row.url, row.kind = config.url, config.kind
                     row.etag = row.last_modified = row.content_hash = row.discovered_url = None
@@ -39,8 +45,9 @@ class SourceQueries(StoreBase):
         """The validators and discovered feed remembered from the last good poll."""
         with self._session() as session:
             row = session.execute(
-                select(Source.etag, Source.last_modified, Source.content_hash,
-                       Source.discovered_url).where(Source.name == source)
+                select(
+                    Source.etag, Source.last_modified, Source.content_hash, Source.discovered_url
+                ).where(Source.name == source)
             ).first()
         return FetchState(*row) if row else FetchState()
 
@@ -115,8 +122,11 @@ class SourceQueries(StoreBase):
         with self._session.begin() as session:
             row = session.get(RobotsTxt, origin)
             if row is None:
-                session.execute(_insert_ignoring_conflict(
-                    session, RobotsTxt, {"origin": origin, "body": body, "fetched_at": at}))
+                session.execute(
+                    _insert_ignoring_conflict(
+                        session, RobotsTxt, {"origin": origin, "body": body, "fetched_at": at}
+                    )
+                )
             else:
                 row.body, row.fetched_at = body, at
 
@@ -129,13 +139,20 @@ class SourceQueries(StoreBase):
         ``last_polled_at``, ``last_success_at``, ``consecutive_failures``,
         ``last_error`` and, with counts, ``articles`` (stored from it now)."""
         query = select(
-            Source.name, Source.kind, Source.url, Source.discovered_url, Source.last_polled_at,
-            Source.last_success_at, Source.consecutive_failures, Source.last_error,
+            Source.name,
+            Source.kind,
+            Source.url,
+            Source.discovered_url,
+            Source.last_polled_at,
+            Source.last_success_at,
+            Source.consecutive_failures,
+            Source.last_error,
         )
         if with_article_counts:
             counts = (
                 select(Article.source_id, func.count().label("articles"))
-                .group_by(Article.source_id).subquery()
+                .group_by(Article.source_id)
+                .subquery()
             )
             query = query.add_columns(
                 func.coalesce(counts.c.articles, 0).label("articles")

@@ -31,8 +31,10 @@ EMBEDDED_TWEETS = '//blockquote[contains(@class, "twitter-tweet")]'
 # Cards that pop up over a name or a term inside a paragraph ("rollover",
 # "tooltip", ...): hidden until hovered, and not part of the sentence. Only the
 # innermost goes, so the name or term it pops up from stays.
-_POPUP_CLASS = ('contains(@class, "rollover") or contains(@class, "tooltip") or '
-                'contains(@class, "popover") or contains(@class, "hovercard")')
+_POPUP_CLASS = (
+    'contains(@class, "rollover") or contains(@class, "tooltip") or '
+    'contains(@class, "popover") or contains(@class, "hovercard")'
+)
 POPUP_CARDS = f"//p//*[{_POPUP_CLASS}]"
 POPUP_CARDS_INSIDE = f".//*[{_POPUP_CLASS}]"
 # Class names of the element that holds an article's body ("article__body",
@@ -64,10 +66,13 @@ def prepare_body(tree: HtmlElement) -> None:
     for quote in tree.xpath(EMBEDDED_TWEETS):
         quote.attrib.pop("class")
         # and out of the wrappers that hold only it and the widget script
-        while (wrapper := quote.getparent()) is not None and wrapper.tag in {"div", "figure"} \
-                and not (wrapper.text or "").strip() and [
-                    child for child in wrapper
-                    if isinstance(child.tag, str) and child.tag != "script"] == [quote]:
+        while (
+            (wrapper := quote.getparent()) is not None
+            and wrapper.tag in {"div", "figure"}
+            and not (wrapper.text or "").strip()
+            and [child for child in wrapper if isinstance(child.tag, str) and child.tag != "script"]
+            == [quote]
+        ):
             wrapper.drop_tag()
     for card in tree.xpath(POPUP_CARDS):
         if not card.xpath(POPUP_CARDS_INSIDE):
@@ -104,8 +109,7 @@ def is_body_chunk(element: HtmlElement) -> bool:
     teaser card whose class names the body of the article it links to)."""
     if next(element.iterancestors("a"), None) is not None:
         return False
-    return sum(len(paragraph.text_content()) for paragraph in element.iter("p")) >= (
-        MIN_CHUNK_TEXT)
+    return sum(len(paragraph.text_content()) for paragraph in element.iter("p")) >= (MIN_CHUNK_TEXT)
 
 
 def _merge_chunks(members: list[HtmlElement]) -> None:
@@ -114,13 +118,17 @@ def _merge_chunks(members: list[HtmlElement]) -> None:
     article = next(first.iterancestors("article"), None)
     for member in members[1:]:
         member_ancestors = list(member.iterancestors())
-        common = next((ancestor for ancestor in member_ancestors
-                       if ancestor in first_ancestors), None)
-        if (common is None or first in member_ancestors
-                or first_ancestors.index(common) >= SPLIT_BODY_DEPTH
-                or member_ancestors.index(common) >= SPLIT_BODY_DEPTH
-                or is_body_container(common)
-                or next(member.iterancestors("article"), None) is not article):
+        common = next(
+            (ancestor for ancestor in member_ancestors if ancestor in first_ancestors), None
+        )
+        if (
+            common is None
+            or first in member_ancestors
+            or first_ancestors.index(common) >= SPLIT_BODY_DEPTH
+            or member_ancestors.index(common) >= SPLIT_BODY_DEPTH
+            or is_body_container(common)
+            or next(member.iterancestors("article"), None) is not article
+        ):
             continue
         order = {element: index for index, element in enumerate(common.iter())}
         if any(order[first] < order[h1] < order[member] for h1 in common.iter("h1")):
@@ -137,9 +145,8 @@ def _merge_chunks(members: list[HtmlElement]) -> None:
 def is_body_container(element: HtmlElement) -> bool:
     classes = element.get("class")
     return element.get("itemprop") == "articleBody" or bool(
-        classes and ARTICLE_BODY_CLASS.search(classes))
-
-
+        classes and ARTICLE_BODY_CLASS.search(classes)
+    )
 
 
 def extract_body(tree: HtmlElement, url: str) -> str:
@@ -171,7 +178,8 @@ def caption_texts(tree: HtmlElement) -> list[str]:
     """Normalised text of ``<figcaption>`` elements and of elements whose class
     contains "caption" or "Caption" (ignoring any too long to be a caption)."""
     elements = tree.xpath(
-        '//figcaption | //*[contains(@class, "caption") or contains(@class, "Caption")]')
+        '//figcaption | //*[contains(@class, "caption") or contains(@class, "Caption")]'
+    )
     texts = (normalise(element.text_content()) for element in elements)
     return [text for text in texts if text and len(text) <= MAX_CAPTION_LENGTH]
 
@@ -190,8 +198,9 @@ def clean_body(text: str, headlines: Iterable[str], captions: Iterable[str]) -> 
     """
     headline_keys = {normalise(headline) for headline in headlines if headline}
     caption_keys = list(captions)
-    paragraphs = [(paragraph, normalise(paragraph))
-                  for paragraph in map(clean_inline, text.splitlines())]
+    paragraphs = [
+        (paragraph, normalise(paragraph)) for paragraph in map(clean_inline, text.splitlines())
+    ]
     counts = Counter(key for _, key in paragraphs)
     seen: set[str] = set()
     kept: list[str] = []
@@ -214,7 +223,9 @@ def is_caption(key: str, captions: list[str]) -> bool:
 
 
 def drop_link_paragraphs(
-    text: str, link_texts: Callable[[], set[str]], keywords: Iterable[str] = (),
+    text: str,
+    link_texts: Callable[[], set[str]],
+    keywords: Iterable[str] = (),
 ) -> str:
     """Drop the paragraphs of ``text`` (blank-line separated) that are navigation
     rather than article: a labelled link to another story ("Related: <headline>",
@@ -238,8 +249,11 @@ def drop_link_paragraphs(
         return len(key.split()) >= MIN_HEADLINE_WORDS and key in links
 
     def is_link_item(index: int) -> bool:
-        return 0 <= index < len(paragraphs) and paragraphs[index].startswith("- ") and (
-            is_link(paragraphs[index][2:]))
+        return (
+            0 <= index < len(paragraphs)
+            and paragraphs[index].startswith("- ")
+            and (is_link(paragraphs[index][2:]))
+        )
 
     kept = []
     for index, paragraph in enumerate(paragraphs):

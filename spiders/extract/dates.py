@@ -64,27 +64,69 @@ UPDATED_META: tuple[str, ...] = (
 # without a zone (as UTC).
 TIMEZONES: dict[str, int | tzinfo] = {
     # UTC
-    "UTC": 0, "UT": 0, "GMT": 0, "Z": 0,
+    "UTC": 0,
+    "UT": 0,
+    "GMT": 0,
+    "Z": 0,
     # North America
-    "ET": ZoneInfo("America/New_York"), "EST": -5 * 3600, "EDT": -4 * 3600,
-    "CT": ZoneInfo("America/Chicago"), "CST": -6 * 3600, "CDT": -5 * 3600,
-    "MT": ZoneInfo("America/Denver"), "MST": -7 * 3600, "MDT": -6 * 3600,
-    "PT": ZoneInfo("America/Los_Angeles"), "PST": -8 * 3600, "PDT": -7 * 3600,
-    "AKST": -9 * 3600, "AKDT": -8 * 3600, "HST": -10 * 3600,
-    "ADT": -3 * 3600, "NST": -(3 * 3600 + 1800), "NDT": -(2 * 3600 + 1800),
+    "ET": ZoneInfo("America/New_York"),
+    "EST": -5 * 3600,
+    "EDT": -4 * 3600,
+    "CT": ZoneInfo("America/Chicago"),
+    "CST": -6 * 3600,
+    "CDT": -5 * 3600,
+    "MT": ZoneInfo("America/Denver"),
+    "MST": -7 * 3600,
+    "MDT": -6 * 3600,
+    "PT": ZoneInfo("America/Los_Angeles"),
+    "PST": -8 * 3600,
+    "PDT": -7 * 3600,
+    "AKST": -9 * 3600,
+    "AKDT": -8 * 3600,
+    "HST": -10 * 3600,
+    "ADT": -3 * 3600,
+    "NST": -(3 * 3600 + 1800),
+    "NDT": -(2 * 3600 + 1800),
     # Europe and Africa
-    "WET": 0, "WEST": 3600, "BST": 3600, "IST": 5 * 3600 + 1800,  # IST: India, see above
-    "CET": 3600, "CEST": 2 * 3600, "EET": 2 * 3600, "EEST": 3 * 3600,
-    "MSK": 3 * 3600, "TRT": 3 * 3600,
-    "WAT": 3600, "CAT": 2 * 3600, "SAST": 2 * 3600, "EAT": 3 * 3600,
+    "WET": 0,
+    "WEST": 3600,
+    "BST": 3600,
+    "IST": 5 * 3600 + 1800,  # IST: India, see above
+    "CET": 3600,
+    "CEST": 2 * 3600,
+    "EET": 2 * 3600,
+    "EEST": 3 * 3600,
+    "MSK": 3 * 3600,
+    "TRT": 3 * 3600,
+    "WAT": 3600,
+    "CAT": 2 * 3600,
+    "SAST": 2 * 3600,
+    "EAT": 3 * 3600,
     # Middle East and Asia
-    "IDT": 3 * 3600, "IRST": 3 * 3600 + 1800, "GST": 4 * 3600, "AFT": 4 * 3600 + 1800,
-    "PKT": 5 * 3600, "NPT": 5 * 3600 + 2700, "ICT": 7 * 3600, "WIB": 7 * 3600,
-    "WITA": 8 * 3600, "WIT": 9 * 3600, "MYT": 8 * 3600, "PHT": 8 * 3600, "SGT": 8 * 3600,
-    "HKT": 8 * 3600, "JST": 9 * 3600, "KST": 9 * 3600,
+    "IDT": 3 * 3600,
+    "IRST": 3 * 3600 + 1800,
+    "GST": 4 * 3600,
+    "AFT": 4 * 3600 + 1800,
+    "PKT": 5 * 3600,
+    "NPT": 5 * 3600 + 2700,
+    "ICT": 7 * 3600,
+    "WIB": 7 * 3600,
+    "WITA": 8 * 3600,
+    "WIT": 9 * 3600,
+    "MYT": 8 * 3600,
+    "PHT": 8 * 3600,
+    "SGT": 8 * 3600,
+    "HKT": 8 * 3600,
+    "JST": 9 * 3600,
+    "KST": 9 * 3600,
     # Oceania
-    "AWST": 8 * 3600, "ACST": 9 * 3600 + 1800, "ACDT": 10 * 3600 + 1800,
-    "AEST": 10 * 3600, "AEDT": 11 * 3600, "NZST": 12 * 3600, "NZDT": 13 * 3600,
+    "AWST": 8 * 3600,
+    "ACST": 9 * 3600 + 1800,
+    "ACDT": 10 * 3600 + 1800,
+    "AEST": 10 * 3600,
+    "AEDT": 11 * 3600,
+    "NZST": 12 * 3600,
+    "NZDT": 13 * 3600,
 }
 
 # A date without a time of day, as JSON-LD and meta tags write it.
@@ -111,7 +153,9 @@ HTMLDATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def choose_dates(
-    tree: HtmlElement, metadata: PageMetadata, url: str,
+    tree: HtmlElement,
+    metadata: PageMetadata,
+    url: str,
 ) -> tuple[datetime | None, datetime | None]:
     """(published, updated) in UTC.
 
@@ -120,14 +164,18 @@ def choose_dates(
     back to htmldate's guess, which may be a bare date (read as midnight UTC).
     """
     nodes = (metadata.article, metadata.page)
-    published = first_date([
-        *(node.get(key) for node in nodes for key in ("datePublished", "dateCreated")),
-        *meta_values(metadata, PUBLISHED_META),
-    ])
-    updated = first_date([
-        *(node.get("dateModified") for node in nodes),
-        *meta_values(metadata, UPDATED_META),
-    ])
+    published = first_date(
+        [
+            *(node.get(key) for node in nodes for key in ("datePublished", "dateCreated")),
+            *meta_values(metadata, PUBLISHED_META),
+        ]
+    )
+    updated = first_date(
+        [
+            *(node.get("dateModified") for node in nodes),
+            *meta_values(metadata, UPDATED_META),
+        ]
+    )
     if published is None or updated is None:
         visible_published, visible_updated = find_date_lines(visible_text(tree))
         published = published or visible_published
@@ -150,9 +198,8 @@ def first_date(values: Iterable[Any]) -> datetime | None:
         if moment is None:
             continue
         if BARE_DAY.fullmatch(text):
-            for later in texts[index + 1:]:
-                if later.startswith(text) and later != text and (
-                        precise := parse_datetime(later)):
+            for later in texts[index + 1 :]:
+                if later.startswith(text) and later != text and (precise := parse_datetime(later)):
                     return precise
         return moment
     return None
@@ -209,7 +256,8 @@ def visible_text(tree: HtmlElement) -> str:
     """The text a reader sees, one text node a line (no scripts, styles or head)."""
     nodes = tree.xpath(
         "//body//text()[not(parent::script or parent::style or parent::noscript"
-        " or parent::template)]")
+        " or parent::template)]"
+    )
     return "\n".join(str(node) for node in nodes)
 
 
@@ -225,7 +273,7 @@ def find_date_lines(text: str) -> tuple[datetime | None, datetime | None]:
         if (published if is_published else updated) is not None:
             continue
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        fragment = text[match.end():min(end, match.end() + DATE_LINE_LOOKAHEAD)]
+        fragment = text[match.end() : min(end, match.end() + DATE_LINE_LOOKAHEAD)]
         moment = parse_date_prefix(fragment.split("|", 1)[0])
         if is_published:
             published = published or moment

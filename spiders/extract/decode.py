@@ -25,11 +25,18 @@ CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 # gets the plain HtmlElement class, looked up in C: lxml.html's default lookup calls
 # back into Python for each element the tree hands out (to find forms and inputs,
 # which nothing here uses), ~2,400 times per news page, ~1 ms of the page's time.
-HTML_PARSER = LxmlHtmlParser(collect_ids=False, default_doctype=False, encoding="utf-8",
-                             remove_comments=True, remove_pis=True)
-HTML_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
-    element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction,
-    entity=HtmlEntity))
+HTML_PARSER = LxmlHtmlParser(
+    collect_ids=False,
+    default_doctype=False,
+    encoding="utf-8",
+    remove_comments=True,
+    remove_pis=True,
+)
+HTML_PARSER.set_element_class_lookup(
+    etree.ElementDefaultClassLookup(
+        element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction, entity=HtmlEntity
+    )
+)
 # Repairs trafilatura makes before parsing (trafilatura.utils.repair_faulty_html):
 # a doctype libxml2 misreads (lxml bug 1955915) and a self-closing <html/>.
 FAULTY_DOCTYPE = re.compile("^< ?! ?DOCTYPE[^>]*/[^<>]*>", re.IGNORECASE)
@@ -44,10 +51,13 @@ def decode_page(body: bytes, content_type: str | None = None) -> str:
     all) that is not valid UTF-8 gets its charset detected; a Latin-1 label is read
     as Windows-1252, as browsers do. CONTROL_CHARACTERS are removed.
     """
-    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
-                       (b"\xfe\xff", "utf-16-be")):
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
         if body.startswith(bom):
-            return CONTROL_CHARACTERS.sub("", body[len(bom):].decode(codec, errors="replace"))
+            return CONTROL_CHARACTERS.sub("", body[len(bom) :].decode(codec, errors="replace"))
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -79,13 +89,15 @@ def is_free_of_control_characters(text: str, utf8: bytes) -> bool:
     bytes counted in the bytes, the two noncharacters searched in the text, ~6 times
     faster than the regular expression on the text (and nearly every page has none)."""
     return len(utf8.translate(None, CONTROL_BYTES)) == len(utf8) and (
-        "\ufffe" not in text and "\uffff" not in text)
+        "\ufffe" not in text and "\uffff" not in text
+    )
 
 
 def _declared_charset(body: bytes, content_type: str | None) -> str | None:
     """The charset the HTTP header or the page's own <meta> names, as a codec name."""
     found: re.Match[str] | re.Match[bytes] | None = re.search(
-        r"charset=[\"']?([\w.:-]+)", content_type or "", re.IGNORECASE)
+        r"charset=[\"']?([\w.:-]+)", content_type or "", re.IGNORECASE
+    )
     if found is None:
         found = re.search(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", body[:4096], re.IGNORECASE)
     if found is None:

@@ -184,8 +184,9 @@ def choose_authors(tree: HtmlElement, metadata: PageMetadata) -> tuple[str, ...]
     deduplicated case-insensitively, in page order."""
     authors = jsonld_authors(metadata.article.get("author"), metadata.nodes_by_id)
     if not authors:
-        authors = [name for value in meta_values(metadata, AUTHOR_META)
-                   for name in value.split(";")]
+        authors = [
+            name for value in meta_values(metadata, AUTHOR_META) for name in value.split(";")
+        ]
     if not authors:
         authors = (extract_author(tree) or "").split(";")
     return unique_names(authors)
@@ -265,18 +266,18 @@ def choose_image(metadata: PageMetadata, url: str) -> str | None:
 def choose_description(metadata: PageMetadata) -> str | None:
     """og:description > meta description > JSON-LD description."""
     value = first_meta(metadata, DESCRIPTION_META)
-    description = clean_inline(value) if value else jsonld_text(
-        metadata.article.get("description"))
+    description = clean_inline(value) if value else jsonld_text(metadata.article.get("description"))
     return description or None
-
 
 
 def choose_section(metadata: PageMetadata) -> str | None:
     """JSON-LD articleSection > article:section and similar meta tags; the first
     section when the page lists several (a JSON-LD list, or a string of three or
     more comma-separated categories, as some CMSs write it); never a URL."""
-    candidates = [jsonld_text(metadata.article.get("articleSection")),
-                  *(unescape(value) for value in meta_values(metadata, SECTION_META))]
+    candidates = [
+        jsonld_text(metadata.article.get("articleSection")),
+        *(unescape(value) for value in meta_values(metadata, SECTION_META)),
+    ]
     for candidate in candidates:
         if not candidate or LINK_LIKE.match(candidate.strip()):
             continue

@@ -25,24 +25,26 @@ logger = logging.getLogger(__name__)
 
 # schema.org types whose node describes the article itself: Article and its
 # subtypes (schema.org/Article lists them).
-ARTICLE_TYPES: frozenset[str] = frozenset({
-    "Article",
-    "NewsArticle",
-    "ReportageNewsArticle",
-    "AnalysisNewsArticle",
-    "OpinionNewsArticle",
-    "BackgroundNewsArticle",
-    "ReviewNewsArticle",
-    "AskPublicNewsArticle",
-    "BlogPosting",
-    "LiveBlogPosting",
-    "SocialMediaPosting",
-    "Report",
-    "TechArticle",
-    "ScholarlyArticle",
-    "SatiricalArticle",
-    "AdvertiserContentArticle",
-})
+ARTICLE_TYPES: frozenset[str] = frozenset(
+    {
+        "Article",
+        "NewsArticle",
+        "ReportageNewsArticle",
+        "AnalysisNewsArticle",
+        "OpinionNewsArticle",
+        "BackgroundNewsArticle",
+        "ReviewNewsArticle",
+        "AskPublicNewsArticle",
+        "BlogPosting",
+        "LiveBlogPosting",
+        "SocialMediaPosting",
+        "Report",
+        "TechArticle",
+        "ScholarlyArticle",
+        "SatiricalArticle",
+        "AdvertiserContentArticle",
+    }
+)
 # Nodes that describe the page around the article; used only for dates and language
 # when there is no article node (the Yoast @graph often dates only its WebPage).
 PAGE_TYPES: frozenset[str] = frozenset({"WebPage", "ItemPage", "MedicalWebPage"})
@@ -81,8 +83,9 @@ def read_metadata(tree: HtmlElement, url: str) -> PageMetadata:
     nodes_by_id = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str)}
     articles = [node for node in nodes if schema_types(node) & ARTICLE_TYPES]
     if not articles:
-        articles = [node for node in microdata_nodes(tree, url)
-                    if schema_types(node) & ARTICLE_TYPES]
+        articles = [
+            node for node in microdata_nodes(tree, url) if schema_types(node) & ARTICLE_TYPES
+        ]
     pages = [node for node in nodes if schema_types(node) & PAGE_TYPES]
     return PageMetadata(
         article=choose_article_node(articles, url),
@@ -116,8 +119,10 @@ def _without_surrogates(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [_without_surrogates(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return {_without_surrogates(key, depth + 1): _without_surrogates(item, depth + 1)
-                for key, item in value.items()}
+        return {
+            _without_surrogates(key, depth + 1): _without_surrogates(item, depth + 1)
+            for key, item in value.items()
+        }
     return value
 
 

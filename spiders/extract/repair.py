@@ -18,11 +18,17 @@ logger = logging.getLogger(__name__)
 # is not enough: every "é" or "ç" would call ftfy, which takes milliseconds.) ftfy
 # fixes only the encoding: quotes, ligatures, widths, line breaks and HTML entities
 # stay as the page has them.
-_CONTINUATIONS = "".join(sorted({
-    bytes([byte]).decode(codec, errors="ignore")
-    for codec in ("latin-1", "cp1252", "cp1251") for byte in range(0x80, 0xC0)} - {""}))
-MOJIBAKE_HINT = re.compile(
-    f"[\u00c2-\u00f4\u0420-\u0423][{re.escape(_CONTINUATIONS)}]|\u00c3 ")
+_CONTINUATIONS = "".join(
+    sorted(
+        {
+            bytes([byte]).decode(codec, errors="ignore")
+            for codec in ("latin-1", "cp1252", "cp1251")
+            for byte in range(0x80, 0xC0)
+        }
+        - {""}
+    )
+)
+MOJIBAKE_HINT = re.compile(f"[\u00c2-\u00f4\u0420-\u0423][{re.escape(_CONTINUATIONS)}]|\u00c3 ")
 MOJIBAKE_FIXES = ftfy.TextFixerConfig(
     unescape_html=False,
     remove_terminal_escapes=False,
@@ -49,14 +55,80 @@ KNOWN_WORD_FREQUENCY = 1e-7
 # abbreviations that stand beside a hyphen ("co-operate", "e-mail", "en-suite",
 # "sci-fi", "op-ed"): word lists rank fragments such as "ra", "mi" and "es" as
 # frequent too, so frequency cannot tell them apart.
-SHORT_WORDS: frozenset[str] = frozenset({
-    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q",
-    "r", "s", "t", "u", "v", "w", "x", "y", "z",
-    "ad", "al", "am", "an", "as", "at", "be", "bi", "by", "co", "de", "do", "ed", "el",
-    "en", "ex", "fi", "go", "he", "hi", "if", "in", "is", "it", "la", "lo", "me", "my",
-    "no", "of", "oh", "ok", "on", "op", "or", "ox", "re", "so", "to", "tv", "un", "up",
-    "us", "we",
-})
+SHORT_WORDS: frozenset[str] = frozenset(
+    {
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+        "h",
+        "i",
+        "j",
+        "k",
+        "l",
+        "m",
+        "n",
+        "o",
+        "p",
+        "q",
+        "r",
+        "s",
+        "t",
+        "u",
+        "v",
+        "w",
+        "x",
+        "y",
+        "z",
+        "ad",
+        "al",
+        "am",
+        "an",
+        "as",
+        "at",
+        "be",
+        "bi",
+        "by",
+        "co",
+        "de",
+        "do",
+        "ed",
+        "el",
+        "en",
+        "ex",
+        "fi",
+        "go",
+        "he",
+        "hi",
+        "if",
+        "in",
+        "is",
+        "it",
+        "la",
+        "lo",
+        "me",
+        "my",
+        "no",
+        "of",
+        "oh",
+        "ok",
+        "on",
+        "op",
+        "or",
+        "ox",
+        "re",
+        "so",
+        "to",
+        "tv",
+        "un",
+        "up",
+        "us",
+        "we",
+    }
+)
 
 
 def repair_mojibake(text: str) -> str:

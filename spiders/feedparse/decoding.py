@@ -30,13 +30,50 @@ _HIGH_BYTES = bytes(range(0x80, 0x100))
 _DETECTION_MIN_BYTES = 32
 # The legacy encodings of the WHATWG Encoding Standard, by their Python names.
 _WEB_CHARSETS = (
-    "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
-    "iso8859_2", "iso8859_3", "iso8859_4", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8",
-    "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "koi8_r", "koi8_u",
-    "cp866", "cp874", "mac_roman", "mac_cyrillic", "gb18030", "big5", "cp932", "euc_jp", "cp949",
+    "cp1252",
+    "cp1250",
+    "cp1251",
+    "cp1253",
+    "cp1254",
+    "cp1255",
+    "cp1256",
+    "cp1257",
+    "cp1258",
+    "iso8859_2",
+    "iso8859_3",
+    "iso8859_4",
+    "iso8859_5",
+    "iso8859_6",
+    "iso8859_7",
+    "iso8859_8",
+    "iso8859_10",
+    "iso8859_13",
+    "iso8859_14",
+    "iso8859_15",
+    "iso8859_16",
+    "koi8_r",
+    "koi8_u",
+    "cp866",
+    "cp874",
+    "mac_roman",
+    "mac_cyrillic",
+    "gb18030",
+    "big5",
+    "cp932",
+    "euc_jp",
+    "cp949",
 )
-_SEVEN_BIT_ENCODINGS = frozenset({"iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_3",
-                                  "iso2022_jp_ext", "iso2022_kr", "hz"})
+_SEVEN_BIT_ENCODINGS = frozenset(
+    {
+        "iso2022_jp",
+        "iso2022_jp_1",
+        "iso2022_jp_2",
+        "iso2022_jp_3",
+        "iso2022_jp_ext",
+        "iso2022_kr",
+        "hz",
+    }
+)
 
 
 def _legacy_byte(error: UnicodeError) -> tuple[str, int]:
@@ -47,9 +84,14 @@ def _legacy_byte(error: UnicodeError) -> tuple[str, int]:
     """
     if not isinstance(error, UnicodeDecodeError):
         raise error
-    chunk = error.object[error.start:error.end]
+    chunk = error.object[error.start : error.end]
     return chunk.decode("cp1252", errors="ignore") if len(chunk) == 1 and chunk[0] not in (
-        0x81, 0x8D, 0x8F, 0x90, 0x9D) else chunk.decode("latin-1"), error.end
+        0x81,
+        0x8D,
+        0x8F,
+        0x90,
+        0x9D,
+    ) else chunk.decode("latin-1"), error.end
 
 
 codecs.register_error("newswatch_legacy_byte", _legacy_byte)
@@ -66,7 +108,7 @@ def _decode(body: bytes, content_type: str) -> _Text:
     """Return the text of an XML body and the charset it was read in."""
     bom_encoding, bom = read_bom(body)
     if bom_encoding and bom:
-        data = body[len(bom):]
+        data = body[len(bom) :]
         if bom_encoding == "utf-8":
             return _decode_mostly_utf8(data, offset=len(bom))
         return _decode_or_replace(data, bom_encoding)
@@ -76,8 +118,12 @@ def _decode(body: bytes, content_type: str) -> _Text:
     labels = []
     for label in (http_content_type_encoding(content_type), _xml_declared_encoding(body)):
         # A UTF-16/32 label on bytes that are not UTF-16/32 (checked above) is wrong.
-        if label and label not in labels and not label.startswith(("utf-16", "utf-32")) and (
-                _reads_ascii(label)):
+        if (
+            label
+            and label not in labels
+            and not label.startswith(("utf-16", "utf-32"))
+            and (_reads_ascii(label))
+        ):
             labels.append(label)
     for label in labels:
         if label in _SEVEN_BIT_ENCODINGS:
@@ -116,9 +162,15 @@ def _decode(body: bytes, content_type: str) -> _Text:
         return _decode_or_replace(body, legacy[0])
     label = _detect_legacy_charset(body)
     decoded = _decode_or_replace(body, label or "cp1252")
-    return _Text(decoded.text, decoded.encoding, decoded.problem or (
-        f"no charset declared and the bytes are not UTF-8; read as {decoded.encoding}"
-        + (" (detected)" if label else "")))
+    return _Text(
+        decoded.text,
+        decoded.encoding,
+        decoded.problem
+        or (
+            f"no charset declared and the bytes are not UTF-8; read as {decoded.encoding}"
+            + (" (detected)" if label else "")
+        ),
+    )
 
 
 def _detect_legacy_charset(body: bytes) -> str | None:
@@ -142,8 +194,13 @@ def _decode_or_replace(data: bytes, encoding: str) -> _Text:
         return _Text(data.decode(encoding), encoding)
     except UnicodeDecodeError as error:
         errors = "newswatch_legacy_byte" if encoding == "cp1252" else "replace"
-        problem = None if encoding == "cp1252" else (
-            f"bytes that are not valid {encoding} (first at byte {error.start}) were replaced")
+        problem = (
+            None
+            if encoding == "cp1252"
+            else (
+                f"bytes that are not valid {encoding} (first at byte {error.start}) were replaced"
+            )
+        )
         return _Text(data.decode(encoding, errors=errors), encoding, problem)
 
 
@@ -151,9 +208,12 @@ def _decode_mostly_utf8(data: bytes, offset: int = 0) -> _Text:
     try:
         return _Text(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError as error:
-        return _Text(data.decode("utf-8", errors="newswatch_legacy_byte"), "utf-8",
-                     f"bytes that are not valid UTF-8 (first at byte {offset + error.start}) "
-                     "were read as windows-1252")
+        return _Text(
+            data.decode("utf-8", errors="newswatch_legacy_byte"),
+            "utf-8",
+            f"bytes that are not valid UTF-8 (first at byte {offset + error.start}) "
+            "were read as windows-1252",
+        )
 
 
 _ASCII_MARKUP = b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'

@@ -19,11 +19,32 @@ _WORD = re.compile(r"[^\W\d_]{3,}")
 # Month names and abbreviations in the languages of European news sites, by prefix
 # (English ones are already understood).
 _MONTH_PREFIXES = {
-    "gen": "Jan", "ene": "Jan", "jän": "Jan", "fév": "Feb", "fev": "Feb", "mär": "Mar",
-    "mrz": "Mar", "mrt": "Mar", "avr": "Apr", "abr": "Apr", "mai": "May", "mag": "May",
-    "mei": "May", "juin": "Jun", "giu": "Jun", "juil": "Jul", "lug": "Jul", "aoû": "Aug",
-    "ago": "Aug", "set": "Sep", "okt": "Oct", "ott": "Oct", "out": "Oct", "déc": "Dec",
-    "dic": "Dec", "dez": "Dec",
+    "gen": "Jan",
+    "ene": "Jan",
+    "jän": "Jan",
+    "fév": "Feb",
+    "fev": "Feb",
+    "mär": "Mar",
+    "mrz": "Mar",
+    "mrt": "Mar",
+    "avr": "Apr",
+    "abr": "Apr",
+    "mai": "May",
+    "mag": "May",
+    "mei": "May",
+    "juin": "Jun",
+    "giu": "Jun",
+    "juil": "Jul",
+    "lug": "Jul",
+    "aoû": "Aug",
+    "ago": "Aug",
+    "set": "Sep",
+    "okt": "Oct",
+    "ott": "Oct",
+    "out": "Oct",
+    "déc": "Dec",
+    "dic": "Dec",
+    "dez": "Dec",
 }
 
 
@@ -71,6 +92,7 @@ def _english_month(match: re.Match[str]) -> str:
 
 
 # --- links ---------------------------------------------------------------------------
+
 
 def _web_link(candidates: list[Any], base: str) -> str:
     for candidate in candidates:
@@ -141,8 +163,9 @@ def _clean_text(value: Any) -> str | None:
     return " ".join(_UNSTORABLE.sub("", value).split()) or None
 
 
-def _made_up_id(link: str, title: str | None, summary: str | None,
-                published: datetime | None) -> str:
+def _made_up_id(
+    link: str, title: str | None, summary: str | None, published: datetime | None
+) -> str:
     if link:
         return link
     text = "\x1f".join([title or "", summary or "", published.isoformat() if published else ""])

@@ -38,8 +38,10 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
     if not isinstance(document, dict) or not _JSON_FEED_VERSION.match(
         str(document.get("version", ""))
     ):
-        raise FeedError("not a feed: a JSON document that is not a JSON Feed "
-                        "(no https://jsonfeed.org/version/ in 'version')")
+        raise FeedError(
+            "not a feed: a JSON document that is not a JSON Feed "
+            "(no https://jsonfeed.org/version/ in 'version')"
+        )
     items = document.get("items")
     problem = None
     if not isinstance(items, list):
@@ -71,8 +73,11 @@ def _json_entry(item: dict[str, Any], base: str) -> FeedEntry:
         authors = [item.get("author")]
     names = [_clean_text(author.get("name")) for author in authors if isinstance(author, dict)]
     title = _clean_text(item.get("title"))
-    summary = (_clean_text(item.get("summary")) or _clean_text(item.get("content_text"))
-               or _html_to_text(item.get("content_html")))
+    summary = (
+        _clean_text(item.get("summary"))
+        or _clean_text(item.get("content_text"))
+        or _html_to_text(item.get("content_html"))
+    )
     raw_id = item.get("id")
     entry_id = _clean_text(str(raw_id)) if isinstance(raw_id, str | int) else None
     return FeedEntry(

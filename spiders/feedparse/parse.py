@@ -70,13 +70,16 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
             raise FeedError("not a feed: the server sent an HTML page")
         raise FeedError(
             f"not a feed: an XML document whose root is <{root}>, not RSS, Atom or RDF"
-            if problem is None else f"not a readable feed: {problem}"
+            if problem is None
+            else f"not a readable feed: {problem}"
         )
     raw_entries, cut = _drop_unfinished_entries(raw_entries, text)
     problems = [decoded.problem, repaired.problem, problem]
     if cut:
-        problems.append(f"the document is cut off; dropped {cut} unfinished "
-                        f"entr{'y' if cut == 1 else 'ies'} at the end")
+        problems.append(
+            f"the document is cut off; dropped {cut} unfinished "
+            f"entr{'y' if cut == 1 else 'ies'} at the end"
+        )
     channel = parsed.get("feed", {})
     return ParsedFeed(
         all_entries=tuple(_feedparser_entry(entry, url, text) for entry in raw_entries),
@@ -102,8 +105,12 @@ def _read_with_feedparser(
     headers = {"content-location": url, "content-type": "application/xml; charset=utf-8"}
     try:
         # A BytesIO, never bytes: feedparser opens a bytes value that names a file.
-        parsed = feedparser.parse(io.BytesIO(document), response_headers=headers,
-                                  sanitize_html=True, resolve_relative_uris=True)
+        parsed = feedparser.parse(
+            io.BytesIO(document),
+            response_headers=headers,
+            sanitize_html=True,
+            resolve_relative_uris=True,
+        )
     except Exception as error:  # feedparser's lenient parser can crash (surrogates, ...)
         return {}, f"the feed parser failed ({type(error).__name__}: {error})"
     bozo = parsed.get("bozo_exception")
@@ -140,14 +147,18 @@ def _feedparser_entry(entry: Any, base: str, text: str) -> FeedEntry:
         # feedparser made the guid the link (no <link>, isPermaLink not "false"),
         # resolved against the feed URL; but a guid such as "12345" is an
         # identifier, not a path, so only a guid written as an absolute URL counts.
-        written = isinstance(guid, str) and (
-            guid in text or html.escape(guid, quote=False) in text)
+        written = isinstance(guid, str) and (guid in text or html.escape(guid, quote=False) in text)
         link = guid if written and _is_absolute_web_url(guid) else ""
     else:
-        link = _web_link([entry.get("link")] + [
-            alternate.get("href") for alternate in entry.get("links", [])
-            if alternate.get("rel", "alternate") == "alternate"
-        ], base)
+        link = _web_link(
+            [entry.get("link")]
+            + [
+                alternate.get("href")
+                for alternate in entry.get("links", [])
+                if alternate.get("rel", "alternate") == "alternate"
+            ],
+            base,
+        )
     # dict.get: FeedParserDict.get("updated_parsed") falls back to the publish time.
     published, updated, created = (
         _struct_time_to_utc(dict.get(entry, f"{name}_parsed"))

@@ -18,8 +18,28 @@ _PROLOG_ONLY = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 _FIRST_ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)")
-_HTML_ROOTS = frozenset({"html", "head", "body", "meta", "title", "div", "p", "br", "h1", "h2",
-                         "script", "style", "link", "table", "center", "pre", "a", "iframe"})
+_HTML_ROOTS = frozenset(
+    {
+        "html",
+        "head",
+        "body",
+        "meta",
+        "title",
+        "div",
+        "p",
+        "br",
+        "h1",
+        "h2",
+        "script",
+        "style",
+        "link",
+        "table",
+        "center",
+        "pre",
+        "a",
+        "iframe",
+    }
+)
 _XML_DECLARATION = re.compile(r"<\?xml\s[^>]*?\?>")
 _INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # A character reference XML may forbid (C0 controls, surrogates, U+FFFE/F, beyond
@@ -86,9 +106,12 @@ def _repair_xml(text: str) -> _Repaired:
     problem = None
     # Character references in an entity value are replaced when it is declared, so
     # "&#38;lol;" in a value is a reference to &lol; when the entity is used.
-    values = {match.group(1): _CHARACTER_REFERENCE_IN_VALUE.sub(
-        _character, match.group(2) or match.group(3) or "")
-        for match in _ENTITY_VALUE.finditer(head)}
+    values = {
+        match.group(1): _CHARACTER_REFERENCE_IN_VALUE.sub(
+            _character, match.group(2) or match.group(3) or ""
+        )
+        for match in _ENTITY_VALUE.finditer(head)
+    }
     characters = expansions = 0.0
     if values:
         sizes: dict[str, tuple[float, float]] = {}
@@ -99,12 +122,13 @@ def _repair_xml(text: str) -> _Repaired:
                 expansions += (nested + 1) * count
     if characters > _ENTITY_EXPANSION_LIMIT or expansions > _ENTITY_REFERENCE_LIMIT:
         head = _DOCTYPE.sub("", head)
-        problem = (f"the DOCTYPE's entities would expand to {characters:.0f} characters "
-                   f"({expansions:.0f} references); they were not expanded")
+        problem = (
+            f"the DOCTYPE's entities would expand to {characters:.0f} characters "
+            f"({expansions:.0f} references); they were not expanded"
+        )
     elif _PARAMETER_ENTITY_VALUE.search(head):
         head = _DOCTYPE.sub("", head)
-        problem = ("the DOCTYPE declares internal parameter entities; its entities were "
-                   "not expanded")
+        problem = "the DOCTYPE declares internal parameter entities; its entities were not expanded"
     removed_lines = text.count("\n", 0, end) - head.count("\n")
     declared = set(_DECLARED_ENTITY.findall(head))
     text = _INVALID_XML_CHARS.sub("", head + text[end:])
@@ -130,8 +154,9 @@ def _character(match: re.Match[str]) -> str:
     return chr(code) if _is_xml_char(code) else ""
 
 
-def _expanded_size(name: str, values: dict[str, str], sizes: dict[str, tuple[float, float]],
-                   depth: int = 0) -> tuple[float, float]:
+def _expanded_size(
+    name: str, values: dict[str, str], sizes: dict[str, tuple[float, float]], depth: int = 0
+) -> tuple[float, float]:
     """How many characters entity ``name`` expands to, and how many entity
     references it expands on the way; infinite for a loop or deep nesting."""
     if name in sizes:
@@ -158,13 +183,18 @@ def _fix_character_reference(match: re.Match[str]) -> str:
         return f"&#{0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)};"
     return "".join(
         f"&#{code};" if _is_xml_char(code) else "\ufffd" if 0xD800 <= code <= 0xDFFF else ""
-        for code in (first, second) if code is not None
+        for code in (first, second)
+        if code is not None
     )
 
 
 def _is_xml_char(code: int) -> bool:
-    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
-            or 0x10000 <= code <= 0x10FFFF)
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
 
 
 def _recover_xml(document: bytes) -> bytes:
@@ -175,11 +205,18 @@ def _recover_xml(document: bytes) -> bytes:
     are escaped first, so undefined entities stay as text and do not each add an
     entry to lxml's error log (which is kept in memory).
     """
-    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
-                             load_dtd=False, huge_tree=False, remove_comments=True,
-                             remove_pis=True)
+    parser = etree.XMLParser(
+        recover=True,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
     escaped = _STRAY_AMPERSAND_OR_CDATA.sub(
-        lambda match: match.group(0) if match.group(1) else b"&amp;", document)
+        lambda match: match.group(0) if match.group(1) else b"&amp;", document
+    )
     try:
         root = etree.fromstring(escaped, parser)
     except (etree.LxmlError, ValueError):

@@ -96,10 +96,14 @@ DRIP_LINKS = """<?xml version="1.0"?>
 </channel></rss>
 """
 
-MANY_DRIPS = ('<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Drips</title>\n'
-              + "".join(f"<item><title>slow {n}</title><link>{{base}}/drip.html?n={n}</link>"
-                        "</item>\n" for n in range(8))
-              + "</channel></rss>\n")
+MANY_DRIPS = (
+    '<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Drips</title>\n'
+    + "".join(
+        f"<item><title>slow {n}</title><link>{{base}}/drip.html?n={n}</link></item>\n"
+        for n in range(8)
+    )
+    + "</channel></rss>\n"
+)
 
 
 @cache
@@ -155,8 +159,9 @@ class HostileSite:
         elif path == "/huge.xml":
             self._huge(handler)
         elif path == "/bomb.xml":
-            self._send(handler, 200, gzip_bomb(), "application/rss+xml",
-                       {"Content-Encoding": "gzip"})
+            self._send(
+                handler, 200, gzip_bomb(), "application/rss+xml", {"Content-Encoding": "gzip"}
+            )
         elif path == "/laughs.xml":
             self._send(handler, 200, LAUGHS, "application/rss+xml")
         elif path == "/xxe.xml":
@@ -169,14 +174,25 @@ class HostileSite:
         elif path == "/drip.xml":
             self._drip(handler)
         elif path == "/drip.html":
-            self._drip(handler, b"<html><head><title>slow</title></head><body><p>",
-                       "text/html; charset=utf-8")
+            self._drip(
+                handler,
+                b"<html><head><title>slow</title></head><body><p>",
+                "text/html; charset=utf-8",
+            )
         elif path == "/driplinks.xml":
-            self._send(handler, 200, DRIP_LINKS.replace("{base}", self.base).encode(),
-                       "application/rss+xml")
+            self._send(
+                handler,
+                200,
+                DRIP_LINKS.replace("{base}", self.base).encode(),
+                "application/rss+xml",
+            )
         elif path == "/manydrips.xml":
-            self._send(handler, 200, MANY_DRIPS.replace("{base}", self.base).encode(),
-                       "application/rss+xml")
+            self._send(
+                handler,
+                200,
+                MANY_DRIPS.replace("{base}", self.base).encode(),
+                "application/rss+xml",
+            )
         elif path == "/endless.xml":
             self._endless(handler)
         elif path == "/silent.xml":
@@ -188,14 +204,20 @@ class HostileSite:
         elif path == "/sjis.html":
             self._send(handler, 200, SJIS, "text/html")
         elif path == "/links.xml":
-            self._send(handler, 200, LINKS.replace("{base}", self.base).encode(),
-                       "application/rss+xml")
+            self._send(
+                handler, 200, LINKS.replace("{base}", self.base).encode(), "application/rss+xml"
+            )
         else:
             self._send(handler, 404, b"not here", "text/plain")
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        kind: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         handler.send_response(status)
         handler.send_header("Content-Type", kind)
         handler.send_header("Content-Length", str(len(body)))
@@ -230,10 +252,11 @@ class HostileSite:
         handler.close_connection = True
 
     @staticmethod
-    def _drip(handler: BaseHTTPRequestHandler,
-              body: bytes = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow'
-                            b"</title>",
-              kind: str = "application/rss+xml") -> None:
+    def _drip(
+        handler: BaseHTTPRequestHandler,
+        body: bytes = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title>',
+        kind: str = "application/rss+xml",
+    ) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", kind)
         handler.send_header("Content-Length", str(len(body) + 100))

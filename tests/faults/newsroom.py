@@ -44,7 +44,8 @@ RECIPIENTS = {"ana@example.com": frozenset(KEYWORDS), "ben@example.com": frozens
 # What an article matches: both rules, one, or none (a control: never sent).
 RULE_CHOICES = [frozenset(KEYWORDS), frozenset({"quake"}), frozenset({"flood"}), frozenset()]
 _VOCABULARY = [
-    word for word in wordfreq.top_n_list("en", 4000)
+    word
+    for word in wordfreq.top_n_list("en", 4000)
     if word.isalpha() and len(word) > 2 and not any(k in word for k in KEYWORDS.values())
 ]
 _URL = re.compile(r"https?://\S+")
@@ -219,7 +220,8 @@ class Ledger:
         deliveries = {
             message_id: (delivery_id, recipient, sent_at)
             for delivery_id, recipient, message_id, sent_at in self.rows(
-                "SELECT id, recipient, message_id, sent_at FROM deliveries")
+                "SELECT id, recipient, message_id, sent_at FROM deliveries"
+            )
         }
         messages = read_outbox(self.outbox)
         by_id: dict[str, Message] = {}
@@ -249,8 +251,9 @@ class Ledger:
         if unsent:
             return False
         received = self.received()
-        return all(received.get(email, set()) >= self.newsroom.expected_urls(email)
-                   for email in RECIPIENTS)
+        return all(
+            received.get(email, set()) >= self.newsroom.expected_urls(email) for email in RECIPIENTS
+        )
 
     def received(self) -> dict[str, set[str]]:
         """The article URLs each recipient got, over every message in the outbox."""
@@ -273,8 +276,9 @@ class Ledger:
             assert all(count == 1 for count in copies.values()), (email, copies)
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.1) -> None:
+def wait_for(
+    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1
+) -> None:
     """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -294,8 +298,9 @@ def service_running(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]
     Python, before newswatch handles any signal."""
     started_at = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
-        process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(config), "run"], stdout=output, stderr=subprocess.STDOUT
+        )
 
     def running() -> bool:
         with log.open("rb") as text:

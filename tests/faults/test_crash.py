@@ -62,7 +62,9 @@ class Zygote:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(ZYGOTE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, str(ZYGOTE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
         )
         assert self._ask(None) == "ready"
@@ -135,5 +137,7 @@ def test_sigkill_at_random_points_loses_nothing_and_sends_each_article_once(
     ledger.check_delivered_exactly_once()
     lost = {a.url for a in newsroom.published} - set(ledger.stored_urls())
     assert lost == set()
-    print(f"\n{kills} SIGKILLs, {len(newsroom.published)} articles published, "
-          f"0 lost, {len(list((tmp_path / 'outbox').glob('*.eml')))} digests, each once")
+    print(
+        f"\n{kills} SIGKILLs, {len(newsroom.published)} articles published, "
+        f"0 lost, {len(list((tmp_path / 'outbox').glob('*.eml')))} digests, each once"
+    )

@@ -44,8 +44,12 @@ def _locked() -> OperationalError:
 
 
 def _killed() -> DBAPIError:
-    return DBAPIError("INSERT INTO articles …", {}, Exception("server closed the connection"),
-                      connection_invalidated=True)
+    return DBAPIError(
+        "INSERT INTO articles …",
+        {},
+        Exception("server closed the connection"),
+        connection_invalidated=True,
+    )
 
 
 def _duplicate() -> IntegrityError:
@@ -75,11 +79,13 @@ def test_a_batch_write_is_retried_only_for_passing_database_failures(
 
     async def save_three() -> list[str | BaseException]:
         database = DatabaseThread()
-        writer: BatchWriter[int, str] = BatchWriter(write, database,
-                                                    retry_delays=(0.01, 0.02, 0.03))
+        writer: BatchWriter[int, str] = BatchWriter(
+            write, database, retry_delays=(0.01, 0.02, 0.03)
+        )
         try:
-            return await asyncio.gather(*(writer.submit(n) for n in range(3)),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                *(writer.submit(n) for n in range(3)), return_exceptions=True
+            )
         finally:
             database.shutdown()
 
@@ -102,8 +108,7 @@ def _service_settings(news_site: NewsSite, folder: Path, newsroom: Newsroom) -> 
 
 
 def _pages_fetched(news_site: NewsSite, newsroom: Newsroom, numbers: range) -> bool:
-    return all(news_site.requests_for(f"{newsroom.section}/articles/{n}.html")
-               for n in numbers)
+    return all(news_site.requests_for(f"{newsroom.section}/articles/{n}.html") for n in numbers)
 
 
 @pytest.mark.slow
@@ -128,8 +133,11 @@ def test_sqlite_locked_during_a_crawl_and_a_digest(
             other.execute("BEGIN EXCLUSIVE")
             locked = time.monotonic()
             newsroom.publish(3)
-            wait_for(lambda: _pages_fetched(news_site, newsroom, range(4, 7)), SETTLE_SECONDS,
-                     "the new pages fetched under the lock")
+            wait_for(
+                lambda: _pages_fetched(news_site, newsroom, range(4, 7)),
+                SETTLE_SECONDS,
+                "the new pages fetched under the lock",
+            )
             time.sleep(max(0.0, LOCK_SECONDS - (time.monotonic() - locked)))
             assert len(ledger.stored_urls()) == 3  # nothing could be written meanwhile
             other.execute("COMMIT")
@@ -140,8 +148,11 @@ def test_sqlite_locked_during_a_crawl_and_a_digest(
         caught_a_digest = False
         for _attempt in range(3):
             pending = {article.url for article in newsroom.publish(2) if article.rules}
-            wait_for(lambda: len(ledger.stored_urls()) == len(newsroom.published), SETTLE_SECONDS,
-                     "the new articles stored")
+            wait_for(
+                lambda: len(ledger.stored_urls()) == len(newsroom.published),
+                SETTLE_SECONDS,
+                "the new articles stored",
+            )
             with closing(sqlite3.connect(database_file, isolation_level=None)) as other:
                 other.execute("BEGIN EXCLUSIVE")
                 sent = set().union(*ledger.received().values())
@@ -165,20 +176,30 @@ def test_sqlite_locked_during_a_crawl_and_a_digest(
 
 
 def _waiting_on_lock(monitor: object, statement: str) -> bool:
-    return bool(monitor.execute(text(  # type: ignore[attr-defined]
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND query ILIKE :statement"
-    ), {"statement": statement + "%"}).scalar())
+    return bool(
+        monitor.execute(
+            text(  # type: ignore[attr-defined]
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query ILIKE :statement"
+            ),
+            {"statement": statement + "%"},
+        ).scalar()
+    )
 
 
 def _kill_service_connections(monitor: object, spare: list[int]) -> int:
     """What a PostgreSQL restart does to newswatch: every connection of the
     service is cut, the one waiting on a lock in the middle of its statement."""
-    return len(monitor.execute(text(  # type: ignore[attr-defined]
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-        "AND NOT (pid = ANY(:spare))"
-    ), {"spare": spare}).all())
+    return len(
+        monitor.execute(
+            text(  # type: ignore[attr-defined]
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND NOT (pid = ANY(:spare))"
+            ),
+            {"spare": spare},
+        ).all()
+    )
 
 
 @pytest.mark.slow
@@ -194,11 +215,17 @@ def test_postgresql_connections_killed_during_a_crawl_and_a_digest(
     ledger = Ledger(settings["database"], tmp_path / "outbox", newsroom)
     log = tmp_path / "service.log"
     engine = create_engine(settings["database"], isolation_level="AUTOCOMMIT")
-    with service_running(config, log) as service, engine.connect() as monitor, \
-            engine.connect() as articles_lock, engine.connect() as deliveries_lock:
+    with (
+        service_running(config, log) as service,
+        engine.connect() as monitor,
+        engine.connect() as articles_lock,
+        engine.connect() as deliveries_lock,
+    ):
         wait_for(ledger.settled, 60, "the first articles stored and sent")
-        spare = [connection.execute(text("SELECT pg_backend_pid()")).scalar()
-                 for connection in (articles_lock, deliveries_lock)]
+        spare = [
+            connection.execute(text("SELECT pg_backend_pid()")).scalar()
+            for connection in (articles_lock, deliveries_lock)
+        ]
         # Writers wait on these locks, so the kill lands mid-statement.
         deliveries_lock.execute(text("BEGIN"))
         deliveries_lock.execute(text("LOCK TABLE deliveries IN EXCLUSIVE MODE"))
@@ -207,16 +234,25 @@ def test_postgresql_connections_killed_during_a_crawl_and_a_digest(
 
         # During a crawl: the batch of new articles is being written.
         newsroom.publish(3)
-        wait_for(lambda: _waiting_on_lock(monitor, "INSERT INTO articles"), 30,
-                 "the crawl's write of the new articles")
+        wait_for(
+            lambda: _waiting_on_lock(monitor, "INSERT INTO articles"),
+            30,
+            "the crawl's write of the new articles",
+        )
         assert _kill_service_connections(monitor, spare) >= 1
         articles_lock.execute(text("ROLLBACK"))
-        wait_for(lambda: len(ledger.stored_urls()) == 6, 30,
-                 "the new articles stored on a new connection")
+        wait_for(
+            lambda: len(ledger.stored_urls()) == 6,
+            30,
+            "the new articles stored on a new connection",
+        )
 
         # During a digest: the delivery of those articles is being created.
-        wait_for(lambda: _waiting_on_lock(monitor, "INSERT INTO deliveries"), 30,
-                 "the digest's delivery being created")
+        wait_for(
+            lambda: _waiting_on_lock(monitor, "INSERT INTO deliveries"),
+            30,
+            "the digest's delivery being created",
+        )
         assert _kill_service_connections(monitor, spare[1:]) >= 1
         deliveries_lock.execute(text("ROLLBACK"))
         wait_for(ledger.settled, 60, "the digest sent after the connections came back")

@@ -63,17 +63,19 @@ def _healthz(port: int) -> tuple[int, dict]:
         return 0, {}
 
 
-@pytest.mark.parametrize("command", [["status"], ["crawl"], ["digest"], ["stories"],
-                                     ["rules", "test", "syria"], ["db", "upgrade"]],
-                         ids=lambda command: "-".join(command))
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["crawl"], ["digest"], ["stories"], ["rules", "test", "syria"], ["db", "upgrade"]],
+    ids=lambda command: "-".join(command),
+)
 def test_one_shot_commands_say_in_one_line_that_the_database_does_not_answer(
     postgresql_run: None, news_site: NewsSite, tmp_path: Path, command: list[str]
 ) -> None:
     # A role that does not exist, with a password that must not be shown.
-    database = make_url(POSTGRES_ADMIN_URL).set(username="no_such_role",
-                                                password="s3cret-pw")
-    settings = site_config(news_site, tmp_path,
-                           database=database.render_as_string(hide_password=False))
+    database = make_url(POSTGRES_ADMIN_URL).set(username="no_such_role", password="s3cret-pw")
+    settings = site_config(
+        news_site, tmp_path, database=database.render_as_string(hide_password=False)
+    )
     result = run_newswatch(write_config(tmp_path, **settings), *command)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -95,11 +97,15 @@ def test_the_service_waits_for_a_database_that_is_down_at_start(
     config = write_config(tmp_path, **settings)
     log = tmp_path / "service.log"
     with log.open("ab") as output:
-        process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(config), "run"], stdout=output, stderr=subprocess.STDOUT
+        )
     try:
-        wait_for(lambda: log.read_text().count("trying again in") >= 2, 60,
-                 "two tries to reach the database")
+        wait_for(
+            lambda: log.read_text().count("trying again in") >= 2,
+            60,
+            "two tries to reach the database",
+        )
         status, health = _healthz(port)
         assert status == 503
         assert health["database"] is False
@@ -110,8 +116,11 @@ def test_the_service_waits_for_a_database_that_is_down_at_start(
         wait_for(lambda: _healthz(port)[0] == 200, 60, "/healthz to say ok")
         engine = create_engine(cluster.url)
         with engine.connect() as connection:
-            wait_for(lambda: connection.execute(text("SELECT count(*) FROM articles"))
-                     .scalar() == 5, 60, "the first crawl stored")
+            wait_for(
+                lambda: connection.execute(text("SELECT count(*) FROM articles")).scalar() == 5,
+                60,
+                "the first crawl stored",
+            )
         engine.dispose()
     finally:
         process.send_signal(signal.SIGTERM)
@@ -127,13 +136,15 @@ def test_the_service_waits_for_a_database_that_is_down_at_start(
 def test_a_stop_while_waiting_for_the_database_is_clean(
     postgresql_run: None, news_site: NewsSite, tmp_path: Path
 ) -> None:
-    settings = site_config(news_site, tmp_path,
-                           database=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x")
+    settings = site_config(
+        news_site, tmp_path, database=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x"
+    )
     config = write_config(tmp_path, **settings)
     log = tmp_path / "service.log"
     with log.open("ab") as output:
-        process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(config), "run"], stdout=output, stderr=subprocess.STDOUT
+        )
     wait_for(lambda: "trying again in" in log.read_text(), 60, "a failed try")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
@@ -155,19 +166,21 @@ def _received(smtp: RecordingSmtpServer) -> tuple[Counter[str], dict[str, Counte
 
 def _delivered_once(smtp: RecordingSmtpServer, newsroom: Newsroom) -> bool:
     _ids, per_reader = _received(smtp)
-    return all(set(per_reader.get(reader, ())) >= newsroom.expected_urls(reader)
-               for reader in RECIPIENTS)
+    return all(
+        set(per_reader.get(reader, ())) >= newsroom.expected_urls(reader) for reader in RECIPIENTS
+    )
 
 
 @pytest.mark.slow
 def test_a_real_postgresql_restart_during_a_crawl_and_during_a_digest(
-    cluster: pgcluster.PrivateCluster, news_site: NewsSite, tmp_path: Path,
+    cluster: pgcluster.PrivateCluster,
+    news_site: NewsSite,
+    tmp_path: Path,
     smtp_server: RecordingSmtpServer,
 ) -> None:
     newsroom = Newsroom(news_site, seed=3)
     newsroom.publish(3)
-    settings = newsroom_settings(newsroom, site_config(news_site, tmp_path,
-                                                       database=cluster.url))
+    settings = newsroom_settings(newsroom, site_config(news_site, tmp_path, database=cluster.url))
     settings["sources"][0]["every"] = "1s"
     settings["digest"]["schedule"] = "*/3 * * * * *"
     settings["delivery"] = {"smtp": {"host": smtp_server.host, "port": smtp_server.port}}
@@ -183,27 +196,37 @@ def test_a_real_postgresql_restart_during_a_crawl_and_during_a_digest(
 
     def sending() -> bool:
         with engine.connect() as connection:
-            return bool(connection.execute(text(
-                "SELECT count(*) FROM deliveries WHERE sent_at IS NULL "
-                "AND claimed_by IS NOT NULL")).scalar())
+            return bool(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM deliveries WHERE sent_at IS NULL "
+                        "AND claimed_by IS NOT NULL"
+                    )
+                ).scalar()
+            )
 
     log = tmp_path / "service.log"
     with log.open("ab") as output:
-        process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(config), "run"], stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         wait_for(lambda: _delivered_once(smtp_server, newsroom), 120, "the first digests")
 
         # During a crawl: the server goes down as the new pages are fetched.
         newsroom.publish(4)
-        wait_for(lambda: news_site.requests_for(f"{newsroom.section}/articles/4.html"), 60,
-                 "the new pages being fetched")
+        wait_for(
+            lambda: news_site.requests_for(f"{newsroom.section}/articles/4.html"),
+            60,
+            "the new pages being fetched",
+        )
         cluster.stop()
         time.sleep(3)  # polls and writes fail meanwhile
         cluster.start()
         wait_for(lambda: stored() == 7, 120, "every article stored after the restart")
-        wait_for(lambda: _delivered_once(smtp_server, newsroom), 120,
-                 "the digests after the restart")
+        wait_for(
+            lambda: _delivered_once(smtp_server, newsroom), 120, "the digests after the restart"
+        )
 
         # During a digest: the server goes down while the SMTP server holds a message,
         # and stays down past the moment the message is accepted: the send is
@@ -213,12 +236,18 @@ def test_a_real_postgresql_restart_during_a_crawl_and_during_a_digest(
         wait_for(lambda: stored() == 10, 60, "the new articles stored")
         wait_for(sending, 60, "a digest in the middle of its send")
         cluster.stop()
-        wait_for(lambda: "recording it failed" in log.read_text(), 30,
-                 "a send accepted while the database is down")
+        wait_for(
+            lambda: "recording it failed" in log.read_text(),
+            30,
+            "a send accepted while the database is down",
+        )
         cluster.start()
         smtp_server.delay_data(0)
-        wait_for(lambda: _delivered_once(smtp_server, newsroom), 120,
-                 "the digests after the second restart")
+        wait_for(
+            lambda: _delivered_once(smtp_server, newsroom),
+            120,
+            "the digests after the second restart",
+        )
         time.sleep(4)  # a tick or two more: nothing is sent again
         assert process.poll() is None  # still running
     finally:

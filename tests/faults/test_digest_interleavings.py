@@ -48,17 +48,21 @@ EXAMPLES = max(20, settings.default.max_examples // 4)
 
 
 def _config(raj_rules: list[str]) -> Config:
-    return Config.model_validate({
-        "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
-        "rules": [
-            {"name": "syria", "keywords": ["Palmyra"]},
-            {"name": "energy", "keywords": ["oil"]},
-            {"name": "breaking", "keywords": ["earthquake"], "alert": "immediate"},
-        ],
-        "alerts": {"max_per_hour": 60},
-        "recipients": [{"email": "ana@example.com"},
-                       {"email": "raj@example.com", "rules": raj_rules}],
-    })
+    return Config.model_validate(
+        {
+            "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
+            "rules": [
+                {"name": "syria", "keywords": ["Palmyra"]},
+                {"name": "energy", "keywords": ["oil"]},
+                {"name": "breaking", "keywords": ["earthquake"], "alert": "immediate"},
+            ],
+            "alerts": {"max_per_hour": 60},
+            "recipients": [
+                {"email": "ana@example.com"},
+                {"email": "raj@example.com", "rules": raj_rules},
+            ],
+        }
+    )
 
 
 class _Died(BaseException):
@@ -100,8 +104,11 @@ _restarts = itertools.count()
 RUNS = st.sampled_from(["digest:ana", "digest:raj", "digest:all", "alerts"])
 STEPS = st.one_of(
     st.tuples(st.just("articles"), st.lists(st.sampled_from(RULES), min_size=1, max_size=4)),
-    st.tuples(st.just("runs"), st.lists(RUNS, min_size=1, max_size=3),
-              st.sampled_from(["ok", "slow", "fail", "accept-then-die"])),
+    st.tuples(
+        st.just("runs"),
+        st.lists(RUNS, min_size=1, max_size=3),
+        st.sampled_from(["ok", "slow", "fail", "accept-then-die"]),
+    ),
     st.tuples(st.just("reload")),
     st.tuples(st.just("restart")),
 )
@@ -125,12 +132,15 @@ def _add_articles(world: _World, rules: list[str]) -> None:
         world.articles += 1
         number = world.articles
         url = f"https://wire.example/{number}"
-        body = f"Story {number}: {words[rule]} news, " + " ".join(f"w{number}x{i}"
-                                                               for i in range(40))
-        article = ExtractedArticle(url=url, title=f"Story {number}", text=body,
-                                   published=datetime.now(UTC))
-        ingest_article(world.store, ArticleItem("wire", url, article),
-                       [RuleMatch(rule, (words[rule],))])
+        body = f"Story {number}: {words[rule]} news, " + " ".join(
+            f"w{number}x{i}" for i in range(40)
+        )
+        article = ExtractedArticle(
+            url=url, title=f"Story {number}", text=body, published=datetime.now(UTC)
+        )
+        ingest_article(
+            world.store, ArticleItem("wire", url, article), [RuleMatch(rule, (words[rule],))]
+        )
 
 
 def _run(world: _World, server: _Server, which: str) -> None:
@@ -231,7 +241,8 @@ def postgres_database() -> Iterator[str]:
 @settings(max_examples=EXAMPLES)
 @given(steps=st.lists(STEPS, min_size=1, max_size=12))
 def test_overlapping_runs_restarts_and_reloads_send_each_article_once_sqlite(
-    template_database: Path, tmp_path_factory: pytest.TempPathFactory,
+    template_database: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     steps: list[tuple[object, ...]],
 ) -> None:
     path = tmp_path_factory.mktemp("example") / "newswatch.db"
@@ -246,13 +257,17 @@ def test_overlapping_runs_restarts_and_reloads_send_each_article_once_sqlite(
 @settings(max_examples=max(10, EXAMPLES // 3))
 @given(steps=st.lists(STEPS, min_size=1, max_size=12))
 def test_overlapping_runs_restarts_and_reloads_send_each_article_once_postgresql(
-    postgres_database: str, steps: list[tuple[object, ...]],
+    postgres_database: str,
+    steps: list[tuple[object, ...]],
 ) -> None:
     store = Store.from_url(postgres_database)
     with store.engine.begin() as connection:
-        connection.execute(text(
-            "TRUNCATE delivery_items, deliveries, matches, article_aliases, "
-            "article_revisions, articles RESTART IDENTITY CASCADE"))
+        connection.execute(
+            text(
+                "TRUNCATE delivery_items, deliveries, matches, article_aliases, "
+                "article_revisions, articles RESTART IDENTITY CASCADE"
+            )
+        )
     world = _World(postgres_database, store)
     try:
         _check(world, _play(world, steps))

@@ -54,8 +54,9 @@ def test_a_catch_up_digest_overlapping_cron_ticks_is_sent_once(
     smtp_server.delay_data(3)  # each message takes longer than the catch-up's head start
 
     log = tmp_path / "service.log"
-    process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                               stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), "run"], stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
     try:
         _wait_for(lambda: len(smtp_server.messages) >= len(READERS), 60, "the catch-up digests")
         # Several more ticks come and go while the slow server answers.

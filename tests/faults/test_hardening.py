@@ -38,8 +38,12 @@ def test_a_catastrophic_pattern_is_matched_by_re2_in_linear_time() -> None:
     """Python's re takes exponential time for (a+)+$ on "aaa…a!" (30 a's: minutes).
     RE2 has no backtracking: its time is linear in the URL by construction, so the
     test asserts the engine the spider uses, not a wall-clock time."""
-    source = SourceConfig(name="s", feed="https://news.example/rss", deny=[CATASTROPHIC],
-                          allow=[r"^https://news\.example/"])
+    source = SourceConfig(
+        name="s",
+        feed="https://news.example/rss",
+        deny=[CATASTROPHIC],
+        allow=[r"^https://news\.example/"],
+    )
     spider = SourceSpider(source=source, state=FetchState(), context=None)  # type: ignore[arg-type]
     assert all(isinstance(pattern, re2._Regexp) for pattern in [*spider._allow, *spider._deny])
     assert spider.wanted(HOSTILE_URL)  # not denied: the URL does not end in a's
@@ -65,14 +69,23 @@ def test_a_catastrophic_pattern_is_matched_by_re2_in_linear_time() -> None:
 def test_a_pattern_re2_cannot_run_is_a_configuration_error(
     tmp_path: Path, pattern: str, says: str
 ) -> None:
-    config = write_config(tmp_path, sources=[
-        {"name": "wire", "feed": "https://news.example/rss", "allow": ["^https://"],
-         "deny": ["/video/", pattern]}])
+    config = write_config(
+        tmp_path,
+        sources=[
+            {
+                "name": "wire",
+                "feed": "https://news.example/rss",
+                "allow": ["^https://"],
+                "deny": ["/video/", pattern],
+            }
+        ],
+    )
     with pytest.raises(ConfigError) as error:
         load_config(config)
     [line] = str(error.value).splitlines()  # one line, naming file, key, line, reason
-    assert line.startswith(f"{config}: sources[0].deny[1] (line 8): invalid regular "
-                           f"expression {pattern!r}"), line
+    assert line.startswith(
+        f"{config}: sources[0].deny[1] (line 8): invalid regular expression {pattern!r}"
+    ), line
     assert says in line
     if "has no" in says:
         assert "RE2" in line
@@ -93,21 +106,23 @@ SECRET = "pa55-w0rd-x9"
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        pytest.param(f"http://u:{SECRET}@[::1/feed", "an IPv6 host without its closing ]",
-                     id="ipv6"),
-        pytest.param(f"http://u:{SECRET}@news.example:99999/", "the port is no number",
-                     id="port-range"),
-        pytest.param(f"http://u:{SECRET}@news.example:8o/", "the port is no number",
-                     id="port-letters"),
-        pytest.param(f"http://u:{SECRET}\u2100@news.example/", "once normalised (NFKC)",
-                     id="nfkc"),
+        pytest.param(
+            f"http://u:{SECRET}@[::1/feed", "an IPv6 host without its closing ]", id="ipv6"
+        ),
+        pytest.param(
+            f"http://u:{SECRET}@news.example:99999/", "the port is no number", id="port-range"
+        ),
+        pytest.param(
+            f"http://u:{SECRET}@news.example:8o/", "the port is no number", id="port-letters"
+        ),
+        pytest.param(f"http://u:{SECRET}\u2100@news.example/", "once normalised (NFKC)", id="nfkc"),
         pytest.param(f"http://u:{SECRET}@/feed", "the URL has no host", id="no-host"),
-        pytest.param(f"http://u:{SECRET}@news..example/", "no valid domain name",
-                     id="empty-label"),
+        pytest.param(f"http://u:{SECRET}@news..example/", "no valid domain name", id="empty-label"),
         pytest.param(f"http://u:{SECRET}@news.example/a b", "cannot hold spaces", id="space"),
         pytest.param(f"http://u:{SECRET}@news.example/\x00", "control character", id="nul"),
-        pytest.param(f"http://a%3Ab:{SECRET}@news.example/", "cannot hold a colon",
-                     id="colon-in-user"),
+        pytest.param(
+            f"http://a%3Ab:{SECRET}@news.example/", "cannot hold a colon", id="colon-in-user"
+        ),
     ],
 )
 def test_a_bad_source_url_is_one_line_without_its_password(
@@ -131,25 +146,34 @@ def test_credentials_are_split_off_the_source_url(monkeypatch: pytest.MonkeyPatc
     assert SECRET not in str(source)
     assert SourceConfig(name="s", feed="https://news.example/rss").credentials() is None
     monkeypatch.setenv("NW_TEST_SOURCE_PASSWORD", SECRET)
-    from_env = SourceConfig(name="s", site="https://bob@news.example/",
-                            password_env="NW_TEST_SOURCE_PASSWORD")
+    from_env = SourceConfig(
+        name="s", site="https://bob@news.example/", password_env="NW_TEST_SOURCE_PASSWORD"
+    )
     assert (from_env.url, from_env.credentials()) == ("https://news.example/", ("bob", SECRET))
 
 
 @pytest.mark.parametrize(
     ("source", "problem"),
     [
-        pytest.param({"feed": "https://news.example/rss",
-                      "password_env": "NW_TEST_SOURCE_PASSWORD"},
-                     "sources[0] (line 2): password_env needs the user name in the URL",
-                     id="no-user"),
-        pytest.param({"feed": f"https://u:{SECRET}@news.example/rss",
-                      "password_env": "NW_TEST_SOURCE_PASSWORD"},
-                     "sources[0] (line 2): the URL holds a password and password_env names one",
-                     id="two-passwords"),
-        pytest.param({"feed": "https://u@news.example/rss", "password_env": "NW_TEST_UNSET_PW"},
-                     "sources[0].password_env (line 4): the environment variable "
-                     "NW_TEST_UNSET_PW is not set", id="unset-variable"),
+        pytest.param(
+            {"feed": "https://news.example/rss", "password_env": "NW_TEST_SOURCE_PASSWORD"},
+            "sources[0] (line 2): password_env needs the user name in the URL",
+            id="no-user",
+        ),
+        pytest.param(
+            {
+                "feed": f"https://u:{SECRET}@news.example/rss",
+                "password_env": "NW_TEST_SOURCE_PASSWORD",
+            },
+            "sources[0] (line 2): the URL holds a password and password_env names one",
+            id="two-passwords",
+        ),
+        pytest.param(
+            {"feed": "https://u@news.example/rss", "password_env": "NW_TEST_UNSET_PW"},
+            "sources[0].password_env (line 4): the environment variable "
+            "NW_TEST_UNSET_PW is not set",
+            id="unset-variable",
+        ),
     ],
 )
 def test_password_env_problems_are_configuration_errors(
@@ -190,6 +214,7 @@ def test_basic_authorization_is_utf8() -> None:
 
 # -- every failure has a reason -------------------------------------------------------------
 
+
 def _failure(error: BaseException) -> Failure:
     failure = Failure(error)
     failure.request = Request("https://news.example/rss")  # type: ignore[attr-defined]
@@ -199,23 +224,43 @@ def _failure(error: BaseException) -> Failure:
 @pytest.mark.parametrize(
     ("error", "options", "reason"),
     [
-        pytest.param(DownloadCancelledError(""), {"maxsize": 10485760},
-                     "download cancelled: response larger than download_maxsize "
-                     "(10485760 bytes)", id="cancelled-past-maxsize"),
-        pytest.param(DownloadCancelledError(""), {"maxsize": 1024, "stopping": True},
-                     "download cancelled: the crawl was stopped (shutdown)",
-                     id="cancelled-by-shutdown"),
-        pytest.param(CancelledError(), {}, "download cancelled: response larger than "
-                     "download_maxsize", id="twisted-cancel-no-limit-known"),
-        pytest.param(DownloadCancelledError("Cancelling download of x: expected response size "
-                                            "(9) larger than download max size (5)."), {},
-                     "download cancelled: Cancelling download of x: expected response size (9) "
-                     "larger than download max size (5).", id="cancelled-with-message"),
+        pytest.param(
+            DownloadCancelledError(""),
+            {"maxsize": 10485760},
+            "download cancelled: response larger than download_maxsize (10485760 bytes)",
+            id="cancelled-past-maxsize",
+        ),
+        pytest.param(
+            DownloadCancelledError(""),
+            {"maxsize": 1024, "stopping": True},
+            "download cancelled: the crawl was stopped (shutdown)",
+            id="cancelled-by-shutdown",
+        ),
+        pytest.param(
+            CancelledError(),
+            {},
+            "download cancelled: response larger than download_maxsize",
+            id="twisted-cancel-no-limit-known",
+        ),
+        pytest.param(
+            DownloadCancelledError(
+                "Cancelling download of x: expected response size "
+                "(9) larger than download max size (5)."
+            ),
+            {},
+            "download cancelled: Cancelling download of x: expected response size (9) "
+            "larger than download max size (5).",
+            id="cancelled-with-message",
+        ),
         pytest.param(DownloadTimeoutError(""), {}, "timed out", id="timeout-no-message"),
         pytest.param(IgnoreRequest(), {}, "request ignored", id="ignored"),
-        pytest.param(ResponseFailed([Failure(ConnectionLost("Connection lost."))]), {},
-                     "download failed: Connection to the other side was lost in a non-clean "
-                     "fashion: Connection lost", id="response-failed"),
+        pytest.param(
+            ResponseFailed([Failure(ConnectionLost("Connection lost."))]),
+            {},
+            "download failed: Connection to the other side was lost in a non-clean "
+            "fashion: Connection lost",
+            id="response-failed",
+        ),
         pytest.param(KeyError(), {}, "KeyError (no details given)", id="no-message"),
     ],
 )
@@ -232,4 +277,5 @@ def test_a_wrapped_download_failure_names_its_twisted_reasons() -> None:
     wrapped.__cause__ = cause
     assert describe_failure(_failure(wrapped)) == (
         "download failed: Connection to the other side was lost in a non-clean fashion: "
-        "Connection to the other side was lost")
+        "Connection to the other side was lost"
+    )

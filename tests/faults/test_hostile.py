@@ -42,18 +42,26 @@ def hostile() -> Iterator[HostileSite]:
 def test_hostile_feeds_are_bounded_logged_and_the_rest_is_stored(
     hostile: HostileSite, news_site: NewsSite, tmp_path: Path
 ) -> None:
-    settings = site_config(news_site, tmp_path, download_timeout="5s",
-                           download_maxsize=5 * 1024 * 1024)
+    settings = site_config(
+        news_site, tmp_path, download_timeout="5s", download_maxsize=5 * 1024 * 1024
+    )
     settings["sources"] += [
         {"name": name, "feed": hostile.url(path)} for name, (path, _) in HOSTILE_FEEDS.items()
     ]
-    settings["sources"] += [{"name": "xxe", "feed": hostile.url("xxe.xml")},
-                            {"name": "laughs", "feed": hostile.url("laughs.xml")},
-                            {"name": "links", "feed": hostile.url("links.xml")}]
+    settings["sources"] += [
+        {"name": "xxe", "feed": hostile.url("xxe.xml")},
+        {"name": "laughs", "feed": hostile.url("laughs.xml")},
+        {"name": "links", "feed": hostile.url("links.xml")},
+    ]
     config = write_config(tmp_path, **settings)
 
-    result = subprocess.run([NEWSWATCH, "--config", str(config), "crawl"], capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [NEWSWATCH, "--config", str(config), "crawl"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     # Each bad source is cut off by a timeout or a size limit: its log line says which.
@@ -100,9 +108,14 @@ def test_a_timed_out_request_is_not_retried_so_a_drip_server_costs_one_timeout(
         {"name": "broken", "feed": news_site.url("status/500")},
     ]
     before = list(hostile.requests)
-    result = subprocess.run([NEWSWATCH, "--config", str(write_config(tmp_path, **settings)),
-                             "crawl"], capture_output=True, text=True, timeout=120, check=False)
-    asked = hostile.requests[len(before):]
+    result = subprocess.run(
+        [NEWSWATCH, "--config", str(write_config(tmp_path, **settings)), "crawl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    asked = hostile.requests[len(before) :]
     assert asked.count("/drip.xml") == 1, asked  # was 3: the first try and two retries
     assert asked.count("/silent.xml") == 1, asked
     assert asked.count("/drip.html") == 1, asked  # an article page: not retried either
@@ -127,17 +140,28 @@ def test_a_response_growing_past_download_maxsize_says_so(
     cancels it without a message ("DownloadCancelledError: "), newswatch says why."""
     settings = site_config(news_site, tmp_path, download_maxsize=1024 * 1024)
     settings["sources"] = [{"name": "endless", "feed": hostile.url("endless.xml")}]
-    result = subprocess.run([NEWSWATCH, "--config", str(write_config(tmp_path, **settings)),
-                             "crawl"], capture_output=True, text=True, timeout=120, check=False)
-    [line] = [line for line in result.stderr.splitlines()
-              if "source endless: feed" in line and "failed" in line]
-    assert line.endswith("failed: download cancelled: response larger than download_maxsize "
-                         "(1048576 bytes)"), line
+    result = subprocess.run(
+        [NEWSWATCH, "--config", str(write_config(tmp_path, **settings)), "crawl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    [line] = [
+        line
+        for line in result.stderr.splitlines()
+        if "source endless: feed" in line and "failed" in line
+    ]
+    assert line.endswith(
+        "failed: download cancelled: response larger than download_maxsize (1048576 bytes)"
+    ), line
     store = Store.from_url(load_config(tmp_path / "config.yaml").database)
     [row] = store.source_statuses()
     store.close()
-    assert row["last_error"] == "download cancelled: response larger than download_maxsize " \
-                                "(1048576 bytes)"
+    assert (
+        row["last_error"] == "download cancelled: response larger than download_maxsize "
+        "(1048576 bytes)"
+    )
 
 
 @pytest.mark.slow
@@ -151,14 +175,21 @@ def test_a_poll_is_bounded_as_a_whole_and_what_it_left_comes_next_time(
     settings["sources"] = [{"name": "drips", "feed": hostile.url("manydrips.xml")}]
     config = write_config(tmp_path, **settings)
     before = len(hostile.requests)
-    first = subprocess.run([NEWSWATCH, "--config", str(config), "crawl"],
-                           capture_output=True, text=True, timeout=120, check=False)
+    first = subprocess.run(
+        [NEWSWATCH, "--config", str(config), "crawl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     asked = [path for path in hostile.requests[before:] if path.startswith("/drip.html")]
     assert 2 <= len(asked) < 8, asked
     [line] = [line for line in first.stderr.splitlines() if "poll stopped" in line]
     left = 8 - len(asked)
-    assert line.endswith(f"source drips: poll stopped after 3s (poll_timeout); {left} new "
-                         "links left for the next poll"), line
+    assert line.endswith(
+        f"source drips: poll stopped after 3s (poll_timeout); {left} new "
+        "links left for the next poll"
+    ), line
     assert "Traceback" not in first.stderr
 
     # The next poll, given the time for all of them, asks for every page: those it
@@ -166,7 +197,12 @@ def test_a_poll_is_bounded_as_a_whole_and_what_it_left_comes_next_time(
     settings["poll_timeout"] = "60s"
     config = write_config(tmp_path, **settings)
     before = len(hostile.requests)
-    subprocess.run([NEWSWATCH, "--config", str(config), "crawl"], capture_output=True,
-                   text=True, timeout=120, check=False)
+    subprocess.run(
+        [NEWSWATCH, "--config", str(config), "crawl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     again = {path for path in hostile.requests[before:] if path.startswith("/drip.html")}
     assert again == {f"/drip.html?n={n}" for n in range(8)}, (asked, again)

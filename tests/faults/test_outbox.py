@@ -66,14 +66,23 @@ class _FullDiskOs:
 def _store_matching_articles(database: str, count: int) -> Store:
     store = Store.from_url(database)
     store.upgrade()
-    store.insert_articles([
-        (ArticleRecord("wire", ExtractedArticle(
-            url=f"https://news.example/quake-{n}", title=f"Earthquake report {n}",
-            text=f"An earthquake of magnitude {n} struck the coast on Tuesday.",
-            published=datetime(2024, 2, 14, n, tzinfo=UTC),
-        )), [RuleMatch("quake", ("earthquake",))])
-        for n in range(1, count + 1)
-    ])
+    store.insert_articles(
+        [
+            (
+                ArticleRecord(
+                    "wire",
+                    ExtractedArticle(
+                        url=f"https://news.example/quake-{n}",
+                        title=f"Earthquake report {n}",
+                        text=f"An earthquake of magnitude {n} struck the coast on Tuesday.",
+                        published=datetime(2024, 2, 14, n, tzinfo=UTC),
+                    ),
+                ),
+                [RuleMatch("quake", ("earthquake",))],
+            )
+            for n in range(1, count + 1)
+        ]
+    )
     return store
 
 
@@ -130,8 +139,9 @@ def test_an_eml_written_before_a_crash_is_not_written_again(tmp_path: Path) -> N
     """The process died after writing the file, before recording it as sent: the
     retry finds the file and does not add a second copy."""
     store = _store_matching_articles(f"sqlite:///{tmp_path / 'newswatch.db'}", 1)
-    config = load_config(write_config(tmp_path, **_settings(
-        tmp_path, f"sqlite:///{tmp_path / 'newswatch.db'}")))
+    config = load_config(
+        write_config(tmp_path, **_settings(tmp_path, f"sqlite:///{tmp_path / 'newswatch.db'}"))
+    )
     delivery = make_delivery(config.delivery)
     marked: list[int] = []
     with pytest.MonkeyPatch.context() as crash:
@@ -163,11 +173,13 @@ def test_the_service_retries_an_unwritable_outbox_with_backoff_and_delivers_once
     config = write_config(tmp_path, **settings)
     log = tmp_path / "service.log"
     with service_running(config, log) as service:
-        wait_for(lambda: "not sent (attempt 2)" in log.read_text(), 60,
-                 "two failed attempts, retried without a scheduled run")
+        wait_for(
+            lambda: "not sent (attempt 2)" in log.read_text(),
+            60,
+            "two failed attempts, retried without a scheduled run",
+        )
         outbox.unlink()  # the folder can be made again: space freed, mount back
-        wait_for(lambda: outbox.is_dir() and list(outbox.glob("*.eml")), 30,
-                 "the retry to deliver")
+        wait_for(lambda: outbox.is_dir() and list(outbox.glob("*.eml")), 30, "the retry to deliver")
         assert service.poll() is None
     store = Store.from_url(settings["database"])
     [delivery] = store.deliveries()

@@ -57,7 +57,8 @@ def test_private_addresses_are_refused_public_ones_allowed(address: str, reason:
 def test_denied_networks_and_the_own_web_port() -> None:
     networks = AddressPolicy(deny_private=False, networks=["10.0.0.0/8", "fd00::/8", PUBLIC])
     assert networks.refusal(parse_address("10.9.9.9"), 80) == (
-        "in fetch_policy.deny_networks (10.0.0.0/8)")
+        "in fetch_policy.deny_networks (10.0.0.0/8)"
+    )
     assert networks.refusal(parse_address("fd00::5"), 443) is not None
     assert networks.refusal(parse_address(PUBLIC), 443) is not None  # a bare address
     assert networks.refusal(parse_address("192.168.1.1"), 80) is None  # private allowed
@@ -95,8 +96,9 @@ def test_with_deny_private_addresses_loopback_sources_are_refused_before_any_req
     web_port = free_port()
     own_web = f"http://127.0.0.1:{web_port}/metrics"
     named = news_site.url("tech/atom.xml").replace("127.0.0.1", "localhost")
-    settings = site_config(news_site, tmp_path, fetch_policy={"deny_private_addresses": True},
-                           web={"port": web_port})
+    settings = site_config(
+        news_site, tmp_path, fetch_policy={"deny_private_addresses": True}, web={"port": web_port}
+    )
     settings["sources"] = [
         {"name": "local", "feed": news_site.url("world/rss.xml")},
         {"name": "named", "feed": named},
@@ -125,15 +127,18 @@ def test_denied_networks_refuse_sources_redirects_and_articles_and_the_rest_is_s
     news_site: NewsSite, tmp_path: Path
 ) -> None:
     denied = news_site.url("tech/atom.xml").replace("127.0.0.1", "127.0.0.2")
-    denied_article = news_site.url("articles/memory-crisis.html").replace(
-        "127.0.0.1", "127.0.0.2")
+    denied_article = news_site.url("articles/memory-crisis.html").replace("127.0.0.1", "127.0.0.2")
     news_site.script("hop/rss.xml", [Reply(302, b"", {"Location": denied})])
-    news_site.set_content("mixed/rss.xml", f"""<?xml version="1.0"?>
+    news_site.set_content(
+        "mixed/rss.xml",
+        f"""<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Mixed</title><link>{{base}}/</link>
 <item><title>Gulf</title><link>{{base}}/articles/gulf-army-closes-in.html</link></item>
 <item><title>Denied</title><link>{denied_article}</link></item>
 </channel></rss>
-""".encode(), "application/rss+xml")
+""".encode(),
+        "application/rss+xml",
+    )
     # Private addresses allowed (the default), one network denied.
     settings = site_config(news_site, tmp_path, fetch_policy={"deny_networks": ["127.0.0.2/32"]})
     settings["sources"] = [
@@ -161,8 +166,12 @@ def test_denied_networks_refuse_sources_redirects_and_articles_and_the_rest_is_s
     store = Store.from_url(load_config(config).database)
     pages = sorted(article.url.rsplit("/", 1)[1] for article in store.articles())
     store.close()
-    assert pages == ["army-pressures-isis.html", "cup-final.html", "gulf-army-closes-in.html",
-                     "palmyra-museum.html"]
+    assert pages == [
+        "army-pressures-isis.html",
+        "cup-final.html",
+        "gulf-army-closes-in.html",
+        "palmyra-museum.html",
+    ]
     assert "Traceback" not in result.stderr
 
 
@@ -189,8 +198,14 @@ def _check(url: str, **policy: object) -> str | None:
         ("http://localhost.:8080/", "a loopback address"),
         ("http://169.254.169.254./latest/meta-data/", "169.254.169.254 is a link-local address"),
     ],
-    ids=["own-web-trailing-dot", "trailing-dot", "two-dots", "ipv6", "localhost-dot",
-         "metadata-dot"],
+    ids=[
+        "own-web-trailing-dot",
+        "trailing-dot",
+        "two-dots",
+        "ipv6",
+        "localhost-dot",
+        "metadata-dot",
+    ],
 )
 def test_a_trailing_dot_does_not_hide_an_address(url: str, reason: str) -> None:
     refusal = _check(url, web_address=("127.0.0.1", 8787))
@@ -210,12 +225,16 @@ def test_a_failed_lookup_refuses_the_request(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
     refusal = _check("http://unresolvable.example./feed")
-    assert refusal == ("refused by fetch_policy: http://unresolvable.example./feed: the "
-                       "addresses of unresolvable.example could not be looked up to check "
-                       "them (Name or service not known)")
+    assert refusal == (
+        "refused by fetch_policy: http://unresolvable.example./feed: the "
+        "addresses of unresolvable.example could not be looked up to check "
+        "them (Name or service not known)"
+    )
     # deny_networks alone fails closed too: the network of an unknown address is unknown.
-    assert _check("http://unresolvable.example/", deny_private=False,
-                  networks=["10.0.0.0/8"]) is not None
+    assert (
+        _check("http://unresolvable.example/", deny_private=False, networks=["10.0.0.0/8"])
+        is not None
+    )
     assert _check(f"http://{PUBLIC}/feed") is None  # a public address goes on
 
 
@@ -233,8 +252,9 @@ def test_trailing_dot_sources_are_refused_before_any_request(
     assert result.returncode == 1
     refused = _refusals(result.stderr)
     assert len(refused) == 2, result.stderr
-    assert any("source dot:" in line and "127.0.0.1 is a loopback address" in line
-               for line in refused)
+    assert any(
+        "source dot:" in line and "127.0.0.1 is a loopback address" in line for line in refused
+    )
     assert any("source named:" in line and "a loopback address" in line for line in refused)
     assert news_site.requests == []
     assert "Traceback" not in result.stderr

@@ -35,18 +35,30 @@ def test_secrets_stay_out_of_logs_pages_and_metrics(news_site: NewsSite, tmp_pat
     settings = site_config(news_site, tmp_path)
     # The server knows another password: logins fail and get logged, with reasons.
     with RecordingSmtpServer(username="newswatch", password="something-else") as smtp:
-        settings["delivery"] = {"smtp": {"host": smtp.host, "port": smtp.port,
-                                         "username": "newswatch",
-                                         "password_env": "NEWSWATCH_TEST_SMTP_PASSWORD"}}
+        settings["delivery"] = {
+            "smtp": {
+                "host": smtp.host,
+                "port": smtp.port,
+                "username": "newswatch",
+                "password_env": "NEWSWATCH_TEST_SMTP_PASSWORD",
+            }
+        }
         settings["web"] = {"port": 0, "token_env": "NEWSWATCH_TEST_WEB_TOKEN"}
         settings["digest"]["schedule"] = "*/2 * * * * *"  # a (failing) digest every 2 s
         config = write_config(tmp_path, **settings)
-        environment = {**os.environ, "NEWSWATCH_TEST_SMTP_PASSWORD": PASSWORD,
-                       "NEWSWATCH_TEST_WEB_TOKEN": TOKEN}
+        environment = {
+            **os.environ,
+            "NEWSWATCH_TEST_SMTP_PASSWORD": PASSWORD,
+            "NEWSWATCH_TEST_WEB_TOKEN": TOKEN,
+        }
         log = tmp_path / "service.log"
         with log.open("wb") as output:
-            service = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                                       stdout=output, stderr=subprocess.STDOUT, env=environment)
+            service = subprocess.Popen(
+                [NEWSWATCH, "--config", str(config), "run"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=environment,
+            )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and (
@@ -56,16 +68,22 @@ def test_secrets_stay_out_of_logs_pages_and_metrics(news_site: NewsSite, tmp_pat
             port = WEB_UI_LINE.search(log.read_text()).group(1)  # type: ignore[union-attr]
             pages = []
             for path in ("/", "/metrics", "/digests", "/matches", f"/?token={TOKEN}"):
-                request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                                 headers={"Authorization": f"Bearer {TOKEN}"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+                )
                 with urllib.request.urlopen(request, timeout=10) as response:
                     pages.append(response.read().decode())
         finally:
             service.send_signal(signal.SIGTERM)
             service.wait(timeout=30)
-        digest = subprocess.run([NEWSWATCH, "--config", str(config), "digest"],
-                                capture_output=True, text=True, env=environment, timeout=120,
-                                check=False)
+        digest = subprocess.run(
+            [NEWSWATCH, "--config", str(config), "digest"],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+            check=False,
+        )
     logs = log.read_text() + digest.stdout + digest.stderr
     assert "not sent" in logs  # the failures were logged…
     assert "authentication" in logs.lower() or "535" in logs  # …with their reason
@@ -94,8 +112,11 @@ class AuthNewsSite(NewsSite):
 
     def respond(self, raw_path: str, headers: dict[str, str]) -> Reply:
         if raw_path != "/robots.txt" and headers.get("Authorization") != self.expected:
-            return Reply(401, b"401 who are you?", {"Content-Type": "text/plain",
-                                                   "WWW-Authenticate": 'Basic realm="news"'})
+            return Reply(
+                401,
+                b"401 who are you?",
+                {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="news"'},
+            )
         return super().respond(raw_path, headers)
 
 
@@ -105,8 +126,10 @@ def _everything_stored(database: str) -> str:
     try:
         with engine.connect() as connection:
             return "\n".join(
-                repr(tuple(row)) for table in inspect(engine).get_table_names()
-                for row in connection.execute(text(f'SELECT * FROM "{table}"')))
+                repr(tuple(row))
+                for table in inspect(engine).get_table_names()
+                for row in connection.execute(text(f'SELECT * FROM "{table}"'))
+            )
     finally:
         engine.dispose()
 
@@ -122,26 +145,40 @@ def test_a_source_password_is_sent_as_basic_auth_and_never_shown(
     other = news_site.base.replace("127.0.0.1", "localhost")  # another host for the origin
     site = AuthNewsSite().start()
     try:
-        site.set_content("members/rss.xml", PRIVATE_FEED.replace("OTHER", other).encode(),
-                         "application/rss+xml")
-        site.script("moved", [Reply(302, b"", {
-            "Location": f"{other}/articles/memory-crisis.html"})])
+        site.set_content(
+            "members/rss.xml", PRIVATE_FEED.replace("OTHER", other).encode(), "application/rss+xml"
+        )
+        site.script(
+            "moved", [Reply(302, b"", {"Location": f"{other}/articles/memory-crisis.html"})]
+        )
         with_password = site.base.replace("http://", f"http://{FEED_USER}:{FEED_PASSWORD}@")
         settings = site_config(news_site, tmp_path)
         settings["sources"] = [
             {"name": "private", "feed": f"{with_password}/members/rss.xml"},
-            {"name": "wrongpw", "every": "1h", "feed": site.url("world/rss.xml").replace(
-                "http://", f"http://{FEED_USER}:{WRONG_PASSWORD}@")},
-            {"name": "fromenv", "feed": site.url("tech/atom.xml").replace(
-                "http://", f"http://{FEED_USER}@"), "password_env": "NW_TEST_FEED_PASSWORD"},
+            {
+                "name": "wrongpw",
+                "every": "1h",
+                "feed": site.url("world/rss.xml").replace(
+                    "http://", f"http://{FEED_USER}:{WRONG_PASSWORD}@"
+                ),
+            },
+            {
+                "name": "fromenv",
+                "feed": site.url("tech/atom.xml").replace("http://", f"http://{FEED_USER}@"),
+                "password_env": "NW_TEST_FEED_PASSWORD",
+            },
         ]
         config = write_config(tmp_path, **settings)
         monkeypatch.setenv("NW_TEST_FEED_PASSWORD", FEED_PASSWORD)
         environment = dict(os.environ)
         log = tmp_path / "service.log"
         with log.open("wb") as output:
-            service = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"],
-                                       stdout=output, stderr=subprocess.STDOUT, env=environment)
+            service = subprocess.Popen(
+                [NEWSWATCH, "--config", str(config), "run"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=environment,
+            )
         pages: dict[str, str] = {}
         try:
             deadline = time.monotonic() + 90
@@ -153,23 +190,37 @@ def test_a_source_password_is_sent_as_basic_auth_and_never_shown(
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
                 pages["/metrics"] = _get(port, "/metrics")
-            for path in ("/", "/matches", "/digests", "/search?q=Palmyra",
-                         "/preview?recipient=analyst%40example.com"):
+            for path in (
+                "/",
+                "/matches",
+                "/digests",
+                "/search?q=Palmyra",
+                "/preview?recipient=analyst%40example.com",
+            ):
                 pages[path] = _get(port, path)
         finally:
             service.send_signal(signal.SIGTERM)
             service.wait(timeout=60)
-        outputs = [subprocess.run([NEWSWATCH, "--config", str(config), *command],
-                                  capture_output=True, text=True, env=environment, timeout=120,
-                                  check=False)
-                   for command in (["status"], ["status", "--json"], ["check-config"])]
+        outputs = [
+            subprocess.run(
+                [NEWSWATCH, "--config", str(config), *command],
+                capture_output=True,
+                text=True,
+                env=environment,
+                timeout=120,
+                check=False,
+            )
+            for command in (["status"], ["status", "--json"], ["check-config"])
+        ]
     finally:
         site.stop()
 
     logs = log.read_text() + "".join(out.stdout + out.stderr for out in outputs)
     stored = _everything_stored(load_config(config).database)
-    tokens = [base64.b64encode(f"{FEED_USER}:{pw}".encode()).decode()
-              for pw in (FEED_PASSWORD, WRONG_PASSWORD)]
+    tokens = [
+        base64.b64encode(f"{FEED_USER}:{pw}".encode()).decode()
+        for pw in (FEED_PASSWORD, WRONG_PASSWORD)
+    ]
     for secret in (FEED_PASSWORD, WRONG_PASSWORD, *tokens):
         assert secret not in logs
         assert secret not in stored
@@ -192,12 +243,21 @@ def test_a_source_password_is_sent_as_basic_auth_and_never_shown(
     # Credentials went to the source's own host, never to the other one (a link there,
     # and a redirect there from the source's host).
     answered = {seen.path for seen in site.requests if seen.status in (200, 302)}
-    assert answered >= {"/robots.txt", "/members/rss.xml", "/articles/palmyra-museum.html",
-                        "/moved", "/tech/atom.xml"}
+    assert answered >= {
+        "/robots.txt",
+        "/members/rss.xml",
+        "/articles/palmyra-museum.html",
+        "/moved",
+        "/tech/atom.xml",
+    }
     assert {seen.path for seen in news_site.requests} >= {
-        "/articles/cup-final.html", "/articles/memory-crisis.html"}
-    assert not any("Authorization" in seen.headers or "authorization" in seen.headers
-                   for seen in news_site.requests)
+        "/articles/cup-final.html",
+        "/articles/memory-crisis.html",
+    }
+    assert not any(
+        "Authorization" in seen.headers or "authorization" in seen.headers
+        for seen in news_site.requests
+    )
     assert "Traceback" not in logs
 
 
@@ -207,5 +267,9 @@ def _get(port: str, path: str) -> str:
 
 
 def _finished_polls(metrics: str) -> float:
-    return sum(sample.value for family in text_string_to_metric_families(metrics)
-               for sample in family.samples if sample.name == "newswatch_polls_total")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "newswatch_polls_total"
+    )

@@ -130,12 +130,22 @@ def test_hostile_text_is_inert_in_the_digest_and_the_web_ui(
     store = Store.from_url(settings["database"])
     store.upgrade()
     store.sync_sources(load_config(config).sources)
-    store.insert_articles([
-        (ArticleRecord(source, ExtractedArticle(
-            url=url, title=f"Palmyra {name} link {MARKUP}", text=f"Palmyra {name} {SPOOF}")),
-         [RuleMatch(RULE, ("Palmyra",))])
-        for name, url in BAD_URLS.items()
-    ])
+    store.insert_articles(
+        [
+            (
+                ArticleRecord(
+                    source,
+                    ExtractedArticle(
+                        url=url,
+                        title=f"Palmyra {name} link {MARKUP}",
+                        text=f"Palmyra {name} {SPOOF}",
+                    ),
+                ),
+                [RuleMatch(RULE, ("Palmyra",))],
+            )
+            for name, url in BAD_URLS.items()
+        ]
+    )
     store.close()
 
     log = tmp_path / "service.log"
@@ -144,11 +154,12 @@ def test_hostile_text_is_inert_in_the_digest_and_the_web_ui(
     def delivered() -> bool:
         engine = create_engine(settings["database"])
         with engine.connect() as connection:
-            items = connection.execute(text(
-                "SELECT count(*) FROM delivery_items WHERE recipient = 'ana@example.com'"
-            )).scalar()
-            unsent = connection.execute(text(
-                "SELECT count(*) FROM deliveries WHERE sent_at IS NULL")).scalar()
+            items = connection.execute(
+                text("SELECT count(*) FROM delivery_items WHERE recipient = 'ana@example.com'")
+            ).scalar()
+            unsent = connection.execute(
+                text("SELECT count(*) FROM deliveries WHERE sent_at IS NULL")
+            ).scalar()
         engine.dispose()
         return items == len(BAD_URLS) + 1 and unsent == 0
 
@@ -156,9 +167,16 @@ def test_hostile_text_is_inert_in_the_digest_and_the_web_ui(
         wait_for(lambda: WEB_UI_LINE.search(log.read_text()), 60, "the web UI")
         port = int(WEB_UI_LINE.search(log.read_text()).group(1))  # type: ignore[union-attr]
         wait_for(delivered, 60, "the crawl and the digest")
-        pages = {path: _fetch(port, path) for path in (
-            "/", "/matches", "/digests", "/search?q=Palmyra",
-            "/preview?recipient=ben%40example.com")}
+        pages = {
+            path: _fetch(port, path)
+            for path in (
+                "/",
+                "/matches",
+                "/digests",
+                "/search?q=Palmyra",
+                "/preview?recipient=ben%40example.com",
+            )
+        }
 
     # The digests as a mail client gets them.
     shown_in_digests = ""
@@ -196,7 +214,8 @@ def test_hostile_text_is_inert_in_the_digest_and_the_web_ui(
     # A quote in a URL stays inside the href: no attribute of its own.
     for path in ("/matches", "/preview?recipient=ben%40example.com"):
         [link] = lxml.html.document_fromstring(pages[path]).xpath(
-            '//a[contains(@href, "evil.example")]')
+            '//a[contains(@href, "evil.example")]'
+        )
         assert link.get("href") == BAD_URLS["quotes"]
         assert link.get("onmouseover") is None
 
@@ -206,8 +225,7 @@ def test_hostile_text_is_inert_in_the_digest_and_the_web_ui(
     [
         pytest.param("sender", "news@example.org\r\nBcc: victim@example.org", id="From-CRLF"),
         pytest.param("sender", "news@example.org\nBcc: victim@example.org", id="From-LF"),
-        pytest.param("recipients", ["ana@example.org\r\nBcc: victim@example.org"],
-                     id="To-CRLF"),
+        pytest.param("recipients", ["ana@example.org\r\nBcc: victim@example.org"], id="To-CRLF"),
     ],
 )
 def test_header_lines_in_addresses_are_refused_at_load(
@@ -218,13 +236,19 @@ def test_header_lines_in_addresses_are_refused_at_load(
         load_config(config)
 
 
-@pytest.mark.parametrize("name", ["syria\r\nBcc: victim@example.org",
-                                  "syria\nX-Injected: yes",
-                                  "syria\u2028Bcc: victim@example.org"],
-                         ids=["CRLF", "LF", "line-separator"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "syria\r\nBcc: victim@example.org",
+        "syria\nX-Injected: yes",
+        "syria\u2028Bcc: victim@example.org",
+    ],
+    ids=["CRLF", "LF", "line-separator"],
+)
 def test_a_rule_name_with_a_line_break_is_refused_at_load(tmp_path: Path, name: str) -> None:
     """A rule's name is a digest heading and goes into the subject through {rules}."""
     config = write_config(tmp_path, rules=[{"name": name, "keywords": ["Palmyra"]}])
-    with pytest.raises(ConfigError,
-                       match=r"rules\[0\]\.name \(line \d+\): expected text on one line"):
+    with pytest.raises(
+        ConfigError, match=r"rules\[0\]\.name \(line \d+\): expected text on one line"
+    ):
         load_config(config)

@@ -28,6 +28,7 @@ class Corpus(tuple[bytes, ...]):
     def __repr__(self) -> str:
         return f"Corpus({len(self)} documents)"
 
+
 START_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)(?=[\s/>])[^<>]*>")
 TEXT = re.compile(rb">([^<>]{1,400})<")
 # Only the first start tags are considered, so that one mutation costs the same on
@@ -36,64 +37,240 @@ MAX_TAGS = 2_000
 
 # Dates as servers write them, and as they break them.
 BROKEN_DATES = [
-    "", " ", "0", "-1", "0000-00-00", "0000-00-00T00:00:00Z", "0001-01-01T00:00:00Z",
-    "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59Z",
-    "10000-01-01T00:00:00Z", "99999-01-01", "2024-02-30T10:00:00Z", "2024-13-01",
-    "2024-01-01T25:61:61Z", "2024-01-01T00:00:00+24:00", "2024-01-01T00:00:00+99:99",
-    "2024-01-01T00:00:00-23:59", "Mon, 01 Jan 10000 00:00:00 GMT", "Mon, 01 Jan 0 00:00:00 GMT",
-    "Mon, 01 Jan 0001 00:00:00 +2359", "Fri, 31 Dec 9999 23:59:59 -2359",
-    "Thu, 01 Jan 1970 00:00:00 +0000", "Tue, 13 Feb 2024 21:20:00 +9999",
-    "mer, 16 nov 2022 00:38:15 +0100", "2024-05-04T09:15:00.123456789+02:00",
-    "1e309", "nan", "inf", "-inf", "99999999999", "1" * 400, "253402300800", "-62135596801",
-    "9" * 25, "2024-01-01T00:00:00Z" * 50, "\x00", "\ud7ff", "２０２４-０１-０１",
-    "yesterday", "Tuesday", "2024", "T", "Z", "+05:00", "2024-W01-1", "2024-001",
+    "",
+    " ",
+    "0",
+    "-1",
+    "0000-00-00",
+    "0000-00-00T00:00:00Z",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59-05:00",
+    "9999-12-31T23:59:59Z",
+    "10000-01-01T00:00:00Z",
+    "99999-01-01",
+    "2024-02-30T10:00:00Z",
+    "2024-13-01",
+    "2024-01-01T25:61:61Z",
+    "2024-01-01T00:00:00+24:00",
+    "2024-01-01T00:00:00+99:99",
+    "2024-01-01T00:00:00-23:59",
+    "Mon, 01 Jan 10000 00:00:00 GMT",
+    "Mon, 01 Jan 0 00:00:00 GMT",
+    "Mon, 01 Jan 0001 00:00:00 +2359",
+    "Fri, 31 Dec 9999 23:59:59 -2359",
+    "Thu, 01 Jan 1970 00:00:00 +0000",
+    "Tue, 13 Feb 2024 21:20:00 +9999",
+    "mer, 16 nov 2022 00:38:15 +0100",
+    "2024-05-04T09:15:00.123456789+02:00",
+    "1e309",
+    "nan",
+    "inf",
+    "-inf",
+    "99999999999",
+    "1" * 400,
+    "253402300800",
+    "-62135596801",
+    "9" * 25,
+    "2024-01-01T00:00:00Z" * 50,
+    "\x00",
+    "\ud7ff",
+    "２０２４-０１-０１",
+    "yesterday",
+    "Tuesday",
+    "2024",
+    "T",
+    "Z",
+    "+05:00",
+    "2024-W01-1",
+    "2024-001",
 ]
 
 ENCODING_LABELS = [
-    "utf-8", "UTF-8", "utf8", "iso-8859-1", "ISO-8859-15", "windows-1252", "windows-1251",
-    "cp1250", "koi8-r", "utf-16", "utf-16le", "utf-16be", "utf-32", "utf-7", "shift_jis",
-    "euc-jp", "iso-2022-jp", "gb2312", "gb18030", "big5", "cp037", "cp500", "hz",
-    "macintosh", "x-user-defined", "ebcdic", "unicode-1-1-utf-7", "bogus-charset", "",
-    "utf-8\x00", "a" * 300, "rot13", "base64", "zlib", "hex", "idna", "punycode", "mbcs",
-    "undefined", "unicode_escape", "raw_unicode_escape", "uu", "quopri", "bz2",
+    "utf-8",
+    "UTF-8",
+    "utf8",
+    "iso-8859-1",
+    "ISO-8859-15",
+    "windows-1252",
+    "windows-1251",
+    "cp1250",
+    "koi8-r",
+    "utf-16",
+    "utf-16le",
+    "utf-16be",
+    "utf-32",
+    "utf-7",
+    "shift_jis",
+    "euc-jp",
+    "iso-2022-jp",
+    "gb2312",
+    "gb18030",
+    "big5",
+    "cp037",
+    "cp500",
+    "hz",
+    "macintosh",
+    "x-user-defined",
+    "ebcdic",
+    "unicode-1-1-utf-7",
+    "bogus-charset",
+    "",
+    "utf-8\x00",
+    "a" * 300,
+    "rot13",
+    "base64",
+    "zlib",
+    "hex",
+    "idna",
+    "punycode",
+    "mbcs",
+    "undefined",
+    "unicode_escape",
+    "raw_unicode_escape",
+    "uu",
+    "quopri",
+    "bz2",
 ]
 # Codecs a body is really written in (Python names; some have no ASCII prefix).
-WRITTEN_CODECS = ["utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp1252",
-                  "latin-1", "cp1251", "koi8-r", "shift_jis", "gb18030", "cp037", "utf-7",
-                  "iso2022_jp", "big5"]
-BOMS = [b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff",
-        b"\xef\xbb\xbf\xef\xbb\xbf", b"\xef\xbb", b"\x2b\x2f\x76\x38"]
+WRITTEN_CODECS = [
+    "utf-8",
+    "utf-16-le",
+    "utf-16-be",
+    "utf-32-le",
+    "utf-32-be",
+    "cp1252",
+    "latin-1",
+    "cp1251",
+    "koi8-r",
+    "shift_jis",
+    "gb18030",
+    "cp037",
+    "utf-7",
+    "iso2022_jp",
+    "big5",
+]
+BOMS = [
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    b"\xff\xfe\x00\x00",
+    b"\x00\x00\xfe\xff",
+    b"\xef\xbb\xbf\xef\xbb\xbf",
+    b"\xef\xbb",
+    b"\x2b\x2f\x76\x38",
+]
 
 XML_SNIPPETS = [
-    "&", "&amp", "&hellip;", "&nbsp;", "&doesnotexist;", "&#0;", "&#xD800;", "&#xDFFF;",
-    "&#xD83D;&#xDE00;", "&#xFFFE;", "&#x110000;", "&#99999999999;", "&#x;", "&#;",
-    "&#1114111;", "&#x7FFFFFFF;", "&lol9;", "<", ">", "</", "<!--", "-->", "<!---->",
-    "<![CDATA[", "]]>", "<![CDATA[x]]>", "<![CDATA[<item>]]>", "<?xml version='1.0'?>",
-    "<?pi x?>", "<!DOCTYPE x [", "<!DOCTYPE rss SYSTEM \"http://127.0.0.1:9/x.dtd\">",
-    "<!ENTITY x SYSTEM \"file:///etc/passwd\">", "<!ENTITY % p SYSTEM \"file:///etc/passwd\">%p;",
-    "<undeclared:x>y</undeclared:x>", "<x xmlns=\"\">", "<a:b xmlns:a=\"\"/>",
-    "<item>", "</item>", "<entry>", "</entry>", "<link>", "<link>javascript:alert(1)</link>",
-    "<link>https://a.example:99999/x</link>", "<link>http://[::1/x</link>",
-    "<link href=\"http://a.example:x/\"/>", "<guid>https://\udcff.example/</guid>",
-    "<title>\u0000</title>", "\x00", "\x07", "\x1b[31m", "\ufeff", "\ufffe", "\uffff",
-    "\u202e", "\U0001f600", "\ud800", "x" * 10_000, "<br>", "<p>", "<script>", "</rss>",
-    "</feed>", "</channel>", "<channel>", "</urlset>", "<url>", "</url>", "<loc>", "</loc>",
+    "&",
+    "&amp",
+    "&hellip;",
+    "&nbsp;",
+    "&doesnotexist;",
+    "&#0;",
+    "&#xD800;",
+    "&#xDFFF;",
+    "&#xD83D;&#xDE00;",
+    "&#xFFFE;",
+    "&#x110000;",
+    "&#99999999999;",
+    "&#x;",
+    "&#;",
+    "&#1114111;",
+    "&#x7FFFFFFF;",
+    "&lol9;",
+    "<",
+    ">",
+    "</",
+    "<!--",
+    "-->",
+    "<!---->",
+    "<![CDATA[",
+    "]]>",
+    "<![CDATA[x]]>",
+    "<![CDATA[<item>]]>",
+    "<?xml version='1.0'?>",
+    "<?pi x?>",
+    "<!DOCTYPE x [",
+    '<!DOCTYPE rss SYSTEM "http://127.0.0.1:9/x.dtd">',
+    '<!ENTITY x SYSTEM "file:///etc/passwd">',
+    '<!ENTITY % p SYSTEM "file:///etc/passwd">%p;',
+    "<undeclared:x>y</undeclared:x>",
+    '<x xmlns="">',
+    '<a:b xmlns:a=""/>',
+    "<item>",
+    "</item>",
+    "<entry>",
+    "</entry>",
+    "<link>",
+    "<link>javascript:alert(1)</link>",
+    "<link>https://a.example:99999/x</link>",
+    "<link>http://[::1/x</link>",
+    '<link href="http://a.example:x/"/>',
+    "<guid>https://\udcff.example/</guid>",
+    "<title>\u0000</title>",
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\ufeff",
+    "\ufffe",
+    "\uffff",
+    "\u202e",
+    "\U0001f600",
+    "\ud800",
+    "x" * 10_000,
+    "<br>",
+    "<p>",
+    "<script>",
+    "</rss>",
+    "</feed>",
+    "</channel>",
+    "<channel>",
+    "</urlset>",
+    "<url>",
+    "</url>",
+    "<loc>",
+    "</loc>",
 ]
-INVALID_BYTES = [b"\x00", b"\xff", b"\xfe", b"\xc3", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80",
-                 b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\x80", b"\x1f\x8b", b"\r", b"\r\n\r\n"]
-NAMESPACES = ["", "http://www.w3.org/2005/Atom", "http://purl.org/rss/1.0/",
-              "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://www.sitemaps.org/schemas/"
-              "sitemap/0.9", "http://www.google.com/schemas/sitemap-news/0.9", "urn:x",
-              "javascript:alert(1)", "\u00e9", "x" * 5_000, "&amp;", "http://purl.org/dc/"
-              "elements/1.1/", "http://www.w3.org/XML/1998/namespace"]
+INVALID_BYTES = [
+    b"\x00",
+    b"\xff",
+    b"\xfe",
+    b"\xc3",
+    b"\xc3\x28",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xc0\xaf",
+    b"\x80",
+    b"\x1f\x8b",
+    b"\r",
+    b"\r\n\r\n",
+]
+NAMESPACES = [
+    "",
+    "http://www.w3.org/2005/Atom",
+    "http://purl.org/rss/1.0/",
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "http://www.sitemaps.org/schemas/sitemap/0.9",
+    "http://www.google.com/schemas/sitemap-news/0.9",
+    "urn:x",
+    "javascript:alert(1)",
+    "\u00e9",
+    "x" * 5_000,
+    "&amp;",
+    "http://purl.org/dc/elements/1.1/",
+    "http://www.w3.org/XML/1998/namespace",
+]
 DEPTHS = [10, 255, 256, 1_000, 5_000, 20_000]
 ATTRIBUTE_SIZES = [1_000, 65_536, 1_000_000]
 
 
 def _position(draw: st.DrawFn, document: bytes) -> int:
     """A place to insert something: mostly just after a tag, else any byte."""
-    ends = [match.end() for _, match in zip(range(MAX_TAGS), START_TAG.finditer(document),
-                                            strict=False)]
+    ends = [
+        match.end() for _, match in zip(range(MAX_TAGS), START_TAG.finditer(document), strict=False)
+    ]
     if ends and draw(st.booleans()):
         return draw(st.sampled_from(ends))
     return draw(st.integers(0, len(document)))
@@ -101,8 +278,11 @@ def _position(draw: st.DrawFn, document: bytes) -> int:
 
 def _element(draw: st.DrawFn, document: bytes) -> tuple[int, int] | None:
     """The span of a start tag up to its closing tag (the first one after it)."""
-    tags = [match for _, match in zip(range(MAX_TAGS), START_TAG.finditer(document),
-                                      strict=False) if not match.group(0).endswith(b"/>")]
+    tags = [
+        match
+        for _, match in zip(range(MAX_TAGS), START_TAG.finditer(document), strict=False)
+        if not match.group(0).endswith(b"/>")
+    ]
     if not tags:
         return None
     tag = draw(st.sampled_from(tags))
@@ -112,12 +292,12 @@ def _element(draw: st.DrawFn, document: bytes) -> tuple[int, int] | None:
 
 
 def truncate(draw: st.DrawFn, document: bytes) -> bytes:
-    return document[:draw(st.integers(0, len(document)))]
+    return document[: draw(st.integers(0, len(document)))]
 
 
 def drop_element(draw: st.DrawFn, document: bytes) -> bytes:
     span = _element(draw, document)
-    return document if span is None else document[:span[0]] + document[span[1]:]
+    return document if span is None else document[: span[0]] + document[span[1] :]
 
 
 def duplicate_element(draw: st.DrawFn, document: bytes) -> bytes:
@@ -125,7 +305,7 @@ def duplicate_element(draw: st.DrawFn, document: bytes) -> bytes:
     if span is None:
         return document
     copies = draw(st.sampled_from([1, 2, 50, 500]))
-    return document[:span[1]] + document[span[0]:span[1]] * copies + document[span[1]:]
+    return document[: span[1]] + document[span[0] : span[1]] * copies + document[span[1] :]
 
 
 def reorder_elements(draw: st.DrawFn, document: bytes) -> bytes:
@@ -139,36 +319,47 @@ def reorder_elements(draw: st.DrawFn, document: bytes) -> bytes:
 
 
 def replace_text(draw: st.DrawFn, document: bytes) -> bytes:
-    texts = [match.span(1) for _, match in zip(range(MAX_TAGS), TEXT.finditer(document),
-                                               strict=False)]
+    texts = [
+        match.span(1) for _, match in zip(range(MAX_TAGS), TEXT.finditer(document), strict=False)
+    ]
     if not texts:
         return document
     start, end = draw(st.sampled_from(texts))
-    replacement = draw(st.one_of(st.sampled_from(BROKEN_DATES), st.sampled_from(XML_SNIPPETS),
-                                 st.text(max_size=50)))
+    replacement = draw(
+        st.one_of(
+            st.sampled_from(BROKEN_DATES), st.sampled_from(XML_SNIPPETS), st.text(max_size=50)
+        )
+    )
     return document[:start] + replacement.encode("utf-8", "surrogatepass") + document[end:]
 
 
 def mangle_dates(draw: st.DrawFn, document: bytes) -> bytes:
     """Every date-like element's text becomes one drawn broken date."""
     date = draw(st.one_of(st.sampled_from(BROKEN_DATES), st.text(max_size=40))).encode(
-        "utf-8", "surrogatepass")
+        "utf-8", "surrogatepass"
+    )
     pattern = re.compile(
         rb"(<((?:[\w.-]+:)?(?:pubDate|published|updated|date|lastmod|publication_date|"
-        rb"modified|issued|created|lastBuildDate))(?:\s[^<>]*)?>)[^<]*(</\2\s*>)")
+        rb"modified|issued|created|lastBuildDate))(?:\s[^<>]*)?>)[^<]*(</\2\s*>)"
+    )
     return pattern.sub(lambda match: match.group(1) + date + match.group(3), document)
 
 
 def insert_snippet(draw: st.DrawFn, document: bytes) -> bytes:
     position = _position(draw, document)
-    snippet = draw(st.one_of(st.sampled_from(XML_SNIPPETS).map(
-        lambda text: text.encode("utf-8", "surrogatepass")), st.sampled_from(INVALID_BYTES)))
+    snippet = draw(
+        st.one_of(
+            st.sampled_from(XML_SNIPPETS).map(lambda text: text.encode("utf-8", "surrogatepass")),
+            st.sampled_from(INVALID_BYTES),
+        )
+    )
     return document[:position] + snippet + document[position:]
 
 
 def wrap_in_cdata(draw: st.DrawFn, document: bytes) -> bytes:
-    texts = [match.span(1) for _, match in zip(range(MAX_TAGS), TEXT.finditer(document),
-                                               strict=False)]
+    texts = [
+        match.span(1) for _, match in zip(range(MAX_TAGS), TEXT.finditer(document), strict=False)
+    ]
     if not texts:
         return document
     start, end = draw(st.sampled_from(texts))
@@ -182,22 +373,28 @@ def mangle_namespaces(draw: st.DrawFn, document: bytes) -> bytes:
         return re.sub(rb"\sxmlns(?::[\w.-]+)?=(\"[^\"]*\"|'[^']*')", b"", document)
     if choice == "prefix":
         prefix = draw(st.sampled_from([b"x", b"atom", b"xml", b"xmlns", b"a-b.c", b"1"]))
-        return re.sub(rb"<(/?)(\w+)(?=[\s/>])", rb"<\g<1>" + prefix + rb":\g<2>", document,
-                      count=50)
+        return re.sub(
+            rb"<(/?)(\w+)(?=[\s/>])", rb"<\g<1>" + prefix + rb":\g<2>", document, count=50
+        )
     uri = draw(st.sampled_from(NAMESPACES)).encode("utf-8")
-    return re.sub(rb"(\sxmlns(?::[\w.-]+)?=)(\"[^\"]*\"|'[^']*')",
-                  lambda match: match.group(1) + b'"' + uri + b'"', document)
+    return re.sub(
+        rb"(\sxmlns(?::[\w.-]+)?=)(\"[^\"]*\"|'[^']*')",
+        lambda match: match.group(1) + b'"' + uri + b'"',
+        document,
+    )
 
 
 def huge_attribute(draw: st.DrawFn, document: bytes) -> bytes:
-    tags = [match for _, match in zip(range(MAX_TAGS), START_TAG.finditer(document),
-                                      strict=False)]
+    tags = [match for _, match in zip(range(MAX_TAGS), START_TAG.finditer(document), strict=False)]
     if not tags:
         return document
     tag = draw(st.sampled_from(tags))
     size = draw(st.sampled_from(ATTRIBUTE_SIZES))
-    name = draw(st.sampled_from([b"data-x", b"href", b"content", b"xml:base", b"type",
-                                 b"xmlns:x", b"lang", b"class"]))
+    name = draw(
+        st.sampled_from(
+            [b"data-x", b"href", b"content", b"xml:base", b"type", b"xmlns:x", b"lang", b"class"]
+        )
+    )
     value = draw(st.sampled_from([b"x", b"&amp;", b"\xc3\xa9", b"/"])) * (size // 2)
     at = tag.start() + 1 + len(tag.group(1))
     return document[:at] + b" " + name + b'="' + value + b'"' + document[at:]
@@ -236,7 +433,7 @@ def byte_noise(draw: st.DrawFn, document: bytes) -> bytes:
         position = draw(st.integers(0, len(document)))
         noise = draw(st.binary(min_size=1, max_size=8))
         overwrite = draw(st.integers(0, 8))
-        document = document[:position] + noise + document[position + overwrite:]
+        document = document[:position] + noise + document[position + overwrite :]
     return document
 
 
@@ -245,29 +442,44 @@ def gzip_it(draw: st.DrawFn, document: bytes) -> bytes:
     packed = gzip.compress(document, compresslevel=1, mtime=0)
     cut = draw(st.sampled_from(["whole", "truncated", "corrupt", "trailing"]))
     if cut == "truncated":
-        return packed[:draw(st.integers(0, len(packed)))]
+        return packed[: draw(st.integers(0, len(packed)))]
     if cut == "corrupt":
         position = draw(st.integers(0, len(packed) - 1))
-        return packed[:position] + bytes([packed[position] ^ 0xFF]) + packed[position + 1:]
+        return packed[:position] + bytes([packed[position] ^ 0xFF]) + packed[position + 1 :]
     if cut == "trailing":
         return packed + draw(st.sampled_from([b"\x00" * 10, b"junk", packed]))
     return packed
 
 
 XML_MUTATIONS: tuple[Mutation, ...] = (
-    truncate, drop_element, duplicate_element, reorder_elements, replace_text, mangle_dates,
-    insert_snippet, wrap_in_cdata, mangle_namespaces, huge_attribute, deep_nesting, add_bom,
-    declare_charset, reencode, byte_noise,
+    truncate,
+    drop_element,
+    duplicate_element,
+    reorder_elements,
+    replace_text,
+    mangle_dates,
+    insert_snippet,
+    wrap_in_cdata,
+    mangle_namespaces,
+    huge_attribute,
+    deep_nesting,
+    add_bom,
+    declare_charset,
+    reencode,
+    byte_noise,
 )
 
 
 @st.composite
-def mutated(draw: st.DrawFn, corpus: Sequence[bytes],
-            mutations: Sequence[Mutation] = XML_MUTATIONS, max_mutations: int = 4) -> bytes:
+def mutated(
+    draw: st.DrawFn,
+    corpus: Sequence[bytes],
+    mutations: Sequence[Mutation] = XML_MUTATIONS,
+    max_mutations: int = 4,
+) -> bytes:
     """One corpus document after one to ``max_mutations`` drawn mutations."""
     document = draw(st.sampled_from(corpus))
-    for mutation in draw(st.lists(st.sampled_from(mutations), min_size=1,
-                                  max_size=max_mutations)):
+    for mutation in draw(st.lists(st.sampled_from(mutations), min_size=1, max_size=max_mutations)):
         document = mutation(draw, document)
     return document
 
@@ -276,24 +488,50 @@ def mutated(draw: st.DrawFn, corpus: Sequence[bytes],
 
 # JSON text a generator should never write but a server sends anyway, spliced in raw.
 RAW_JSON_VALUES = [
-    "1e309", "-1e309", "1" + "0" * 5_000, "NaN", "Infinity", "-Infinity", "1.5e-400",
-    "[" * 5_000 + "]" * 5_000, '{"a":' * 5_000 + "1" + "}" * 5_000, "[" * 100_000,
-    '"\\ud800"', '"\\udfff\\ud800"', '"\\u0000"', '"a\\u0000b"', '"\\uFFFE"', "null",
-    "true", '""', "[]", "{}", '"' + "x" * 100_000 + '"', '{"@id": "#x"}', '["a", ["b", ["c"]]]',
+    "1e309",
+    "-1e309",
+    "1" + "0" * 5_000,
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1.5e-400",
+    "[" * 5_000 + "]" * 5_000,
+    '{"a":' * 5_000 + "1" + "}" * 5_000,
+    "[" * 100_000,
+    '"\\ud800"',
+    '"\\udfff\\ud800"',
+    '"\\u0000"',
+    '"a\\u0000b"',
+    '"\\uFFFE"',
+    "null",
+    "true",
+    '""',
+    "[]",
+    "{}",
+    '"' + "x" * 100_000 + '"',
+    '{"@id": "#x"}',
+    '["a", ["b", ["c"]]]',
 ]
 
 
 def json_values(max_leaves: int = 10) -> st.SearchStrategy[Any]:
     """Any JSON value, with the strings and numbers that break readers."""
     leaves = st.one_of(
-        st.none(), st.booleans(), st.integers(), st.integers(min_value=10**20),
-        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
-        st.sampled_from(BROKEN_DATES), st.sampled_from(XML_SNIPPETS),
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=30),
+        st.sampled_from(BROKEN_DATES),
+        st.sampled_from(XML_SNIPPETS),
     )
     return st.recursive(
         leaves,
-        lambda children: st.one_of(st.lists(children, max_size=4),
-                                   st.dictionaries(st.text(max_size=10), children, max_size=4)),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(st.text(max_size=10), children, max_size=4),
+        ),
         max_leaves=max_leaves,
     )
 
@@ -342,17 +580,30 @@ def mutated_json(draw: st.DrawFn, corpus: Sequence[Any], max_mutations: int = 4)
             for key in parent:
                 container = container[key]
             if isinstance(container, dict):
-                document = _replace(document, parent, {
-                    key: value for key, value in container.items() if key != path[-1]})
+                document = _replace(
+                    document,
+                    parent,
+                    {key: value for key, value in container.items() if key != path[-1]},
+                )
             else:
-                document = _replace(document, parent, [
-                    value for index, value in enumerate(container) if index != path[-1]])
+                document = _replace(
+                    document,
+                    parent,
+                    [value for index, value in enumerate(container) if index != path[-1]],
+                )
         elif kind == "wrap":
             container = document
             for key in path:
                 container = container[key]
-            document = _replace(document, path, draw(st.sampled_from(
-                [[container], {"@value": container}, {"name": container}, [container] * 3])))
+            document = _replace(
+                document,
+                path,
+                draw(
+                    st.sampled_from(
+                        [[container], {"@value": container}, {"name": container}, [container] * 3]
+                    )
+                ),
+            )
         else:
             document = _replace(document, path, draw(json_values()))
     text = json.dumps(document, ensure_ascii=draw(st.booleans()))

@@ -65,38 +65,80 @@ RICH: dict[str, Any] = {
     "cluster": {"failover": "30s", "queue_prefix": "fuzz", "concurrent_requests": 8},
     "user_agent_contact": "https://example.org/newswatch",
     "sources": [
-        {"name": "wire", "feed": "https://news.example/world/rss.xml", "every": "15m",
-         "max_articles": 50, "allow": ["/world/"], "deny": ["/video/"]},
+        {
+            "name": "wire",
+            "feed": "https://news.example/world/rss.xml",
+            "every": "15m",
+            "max_articles": 50,
+            "allow": ["/world/"],
+            "deny": ["/video/"],
+        },
         {"name": "home", "site": "https://news.example/", "every": "1h", "enabled": False},
         {"name": "map", "sitemap": "https://news.example/sitemap.xml", "max_age": "2d"},
-        {"name": "section", "listing": "https://news.example/world/", "links": "article h2 a",
-         "next": "//a[@rel='next']", "pages": 3},
+        {
+            "name": "section",
+            "listing": "https://news.example/world/",
+            "links": "article h2 a",
+            "next": "//a[@rel='next']",
+            "pages": 3,
+        },
     ],
     "rules": [
-        {"name": "syria", "keywords": ["Palmyra", "Al-Qaryatain", "ISIS", "refug*"],
-         "exclude": ["football"], "tags": ["mideast"]},
-        {"name": "query", "query": '"Palmyra" OR (ISIS NEAR/5 (Syria OR Iraq)) AND NOT '
-                                   "title:football AND lang:en", "alert": "immediate"},
-        {"name": "stemmed", "query": "election AND lang:(en OR fr)", "stem": True,
-         "language": "en", "tags": ["politics"]},
+        {
+            "name": "syria",
+            "keywords": ["Palmyra", "Al-Qaryatain", "ISIS", "refug*"],
+            "exclude": ["football"],
+            "tags": ["mideast"],
+        },
+        {
+            "name": "query",
+            "query": '"Palmyra" OR (ISIS NEAR/5 (Syria OR Iraq)) AND NOT '
+            "title:football AND lang:en",
+            "alert": "immediate",
+        },
+        {
+            "name": "stemmed",
+            "query": "election AND lang:(en OR fr)",
+            "stem": True,
+            "language": "en",
+            "tags": ["politics"],
+        },
     ],
     "digest": {
-        "schedule": "0 7 * * *", "timezone": "Asia/Kolkata",
-        "recipients": ["analyst@example.com"], "subject": "newswatch: {count} new articles",
-        "sender": "newswatch@example.com", "unsubscribe": "mailto:unsubscribe@example.com",
+        "schedule": "0 7 * * *",
+        "timezone": "Asia/Kolkata",
+        "recipients": ["analyst@example.com"],
+        "subject": "newswatch: {count} new articles",
+        "sender": "newswatch@example.com",
+        "unsubscribe": "mailto:unsubscribe@example.com",
     },
     "recipients": [
-        {"email": "editor@example.com", "rules": ["syria"], "tags": ["politics"],
-         "schedule": "30 6 * * *", "timezone": "Europe/Paris", "frequency": "weekly",
-         "weekday": "fri", "quiet_days": ["sun"], "alerts": True},
+        {
+            "email": "editor@example.com",
+            "rules": ["syria"],
+            "tags": ["politics"],
+            "schedule": "30 6 * * *",
+            "timezone": "Europe/Paris",
+            "frequency": "weekly",
+            "weekday": "fri",
+            "quiet_days": ["sun"],
+            "alerts": True,
+        },
         {"email": "night@example.com", "schedule": "0 0 22 * * *", "timezone": "UTC"},
     ],
     "alerts": {"window": "5m", "max_per_hour": 6, "subject": "alert: {count} for {rules}"},
     "delivery_retry": {"attempts": 6, "first_delay": "1m", "max_delay": "1h"},
-    "delivery": {"smtp": {"host": "smtp.example.com", "port": 587, "starttls": True,
-                          "username": "newswatch", "password_env": PASSWORD_VARIABLE,
-                          "timeout": "30s"},
-                 "outbox": "outbox"},
+    "delivery": {
+        "smtp": {
+            "host": "smtp.example.com",
+            "port": 587,
+            "starttls": True,
+            "username": "newswatch",
+            "password_env": PASSWORD_VARIABLE,
+            "timeout": "30s",
+        },
+        "outbox": "outbox",
+    },
     "download_timeout": "30s",
     "download_maxsize": 10485760,
     "concurrent_requests_per_domain": 2,
@@ -153,96 +195,388 @@ def _tag(name: str) -> str:
 
 RAW_VALUES = st.one_of(
     st.builds(Raw, st.just(_tag("int")), st.integers(4000, 6000).map(lambda n: "9" * n)),
-    st.builds(Raw, st.just(_tag("int")), st.sampled_from(
-        ["abc", "0x" + "f" * 3000, "0o777", "1:20:30", "-0", "0b101", "1_000", "+5", "0x",
-         "", "_", "-"])),
-    st.builds(Raw, st.just(_tag("float")), st.sampled_from(
-        ["abc", ".nan", "-.inf", "1e999", "1.5e-400", "1:20:30.5", ".", "", "-", "_"])),
+    st.builds(
+        Raw,
+        st.just(_tag("int")),
+        st.sampled_from(
+            [
+                "abc",
+                "0x" + "f" * 3000,
+                "0o777",
+                "1:20:30",
+                "-0",
+                "0b101",
+                "1_000",
+                "+5",
+                "0x",
+                "",
+                "_",
+                "-",
+            ]
+        ),
+    ),
+    st.builds(
+        Raw,
+        st.just(_tag("float")),
+        st.sampled_from(
+            ["abc", ".nan", "-.inf", "1e999", "1.5e-400", "1:20:30.5", ".", "", "-", "_"]
+        ),
+    ),
     st.builds(Raw, st.just(_tag("bool")), st.sampled_from(["maybe", "yes", "off", "Y"])),
-    st.builds(Raw, st.just(_tag("timestamp")), st.sampled_from(
-        ["2020-99-99", "2020-02-30 25:61:61", "0000-01-01", "9999-12-31T23:59:59+99:00",
-         "2020-01-01", "x", ""])),
+    st.builds(
+        Raw,
+        st.just(_tag("timestamp")),
+        st.sampled_from(
+            [
+                "2020-99-99",
+                "2020-02-30 25:61:61",
+                "0000-01-01",
+                "9999-12-31T23:59:59+99:00",
+                "2020-01-01",
+                "x",
+                "",
+            ]
+        ),
+    ),
     st.builds(Raw, st.just(_tag("null")), st.sampled_from(["x", "~", ""])),
     st.builds(Raw, st.just(_tag("binary")), st.sampled_from(["!!!", "aGVsbG8=", "/w==", ""])),
     st.builds(Raw, st.just(_tag("str")), st.sampled_from(["5", "true", "~"])),
-    st.builds(Raw, st.sampled_from(["!foo", "!", "!!python/object:os.system",
-                                    "tag:yaml.org,2002:python/name:os.system",
-                                    _tag("set"), _tag("omap"), _tag("merge")]),
-              st.sampled_from(["x", "", "1"])),
+    st.builds(
+        Raw,
+        st.sampled_from(
+            [
+                "!foo",
+                "!",
+                "!!python/object:os.system",
+                "tag:yaml.org,2002:python/name:os.system",
+                _tag("set"),
+                _tag("omap"),
+                _tag("merge"),
+            ]
+        ),
+        st.sampled_from(["x", "", "1"]),
+    ),
 )
 # Hostile strings by what they attack; each also lands on any other key.
 TEXT_POOL = [
-    "", " ", "\x00", "a\x00b", "\x1b[31mred", "\x7f", "\x85", "\u2028", "\ufeff", "\ud800",
-    "line\nbreak", "tab\there", "\u202eevil", "ＩＳＩＳ", "Zürich", "ﬁ", "a" * 10_000,
-    "a" * 100_000, "é" * 5000, "a" * 255 + "/" + "b" * 255, "~", "null", "true", "yes", "no",
-    "on", "0x10", "1_000", ".inf", ".nan", "<<", "&a", "*a", "!!binary", "%YAML 1.2", "---",
-    "...", "- x", "? x", ": x", "|", ">", "#", "'", '"', "headline", "never", "weekly", "daily",
-    "immediate", "mon", "funday", "en", "xx", "english", "A=B", "A\x00B", "9VAR", "PATH",
-    "localhost", "::1", "0.0.0.0", "10.0.0.0/33", "fd00::/8", "1" * 1000,  # noqa: S104
-    "sqlite:///:memory:", "sqlite:////tmp/x.db", "postgresql+psycopg://u@h/db", "redis://",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\x1b[31mred",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\ufeff",
+    "\ud800",
+    "line\nbreak",
+    "tab\there",
+    "\u202eevil",
+    "ＩＳＩＳ",
+    "Zürich",
+    "ﬁ",
+    "a" * 10_000,
+    "a" * 100_000,
+    "é" * 5000,
+    "a" * 255 + "/" + "b" * 255,
+    "~",
+    "null",
+    "true",
+    "yes",
+    "no",
+    "on",
+    "0x10",
+    "1_000",
+    ".inf",
+    ".nan",
+    "<<",
+    "&a",
+    "*a",
+    "!!binary",
+    "%YAML 1.2",
+    "---",
+    "...",
+    "- x",
+    "? x",
+    ": x",
+    "|",
+    ">",
+    "#",
+    "'",
+    '"',
+    "headline",
+    "never",
+    "weekly",
+    "daily",
+    "immediate",
+    "mon",
+    "funday",
+    "en",
+    "xx",
+    "english",
+    "A=B",
+    "A\x00B",
+    "9VAR",
+    "PATH",
+    "localhost",
+    "::1",
+    "0.0.0.0",  # noqa: S104
+    "10.0.0.0/33",
+    "fd00::/8",
+    "1" * 1000,
+    "sqlite:///:memory:",
+    "sqlite:////tmp/x.db",
+    "postgresql+psycopg://u@h/db",
+    "redis://",
     "unix://x",
 ]
-DURATION_POOL = ["9999999999999d", "9999999999999y", "99999999999999999999s", "3651d", "10y",
-                 "0s", "-1s", "1.5h", "٣d", " 1 d ", "1w", "1e3", "9" * 5000 + "s", "3s", "10m"]
-TIMEZONE_POOL = ["a" * 10_000, "Europe", "Europe/", "../../etc/passwd", "/etc/localtime",
-                 "Etc/GMT+5", "right/UTC", "Europe/Pärís", "UTC\x00", "posixrules", "Factory",
-                 "America/Argentina/ComodRivadavia", "zone.tab", "tzdata.zi", "__init__.py",
-                 "EST5EDT", "Asia/Kolkata"]
-CRON_POOL = ["0 7 31 2 *", "0 0 7 30 2 *", "0 7 29 2 *", "0 0 0 29 2 mon", "* * * * *",
-             "*/0 * * * *", "0-99999999999 7 * * *", "0 ٧ * * *", "0 7 * * 5#3", "0 7 L * *",
-             "0 7 last * *", "0 7 * * 5th fri", "0,1,2,3,4,5,6,7,8,9 " * 30, "0 7 * *",
-             "0 0 0 0 0 0 0", "? * * * *", "0 7 * * mon-sun/2", "0 7 1-31/31 * *",
-             "0 7 * * 2nd tue", "59 23 31 12 *", "0 7 * 13 *", "*/99999999999999999999 * * * *",
-             "0 7 * jan-dec/13 *", "0\t7 * * *", "0 7 * * 7"]
-EMAIL_POOL = ["a@b", "@", "a" * 100_000 + "@b.c", "a\n@b.c", "<a@b.c>", "a@b@c", "a b@c.d",
-              "a" * 250 + "@b.c", "x@" + "é" * 300]
-URL_POOL = ["https://" + "a" * 100_000, "ftp://x", "https://a b/", "http://",
-            "https://user:pass@news.example/", "https://[::1]:99999/", "javascript:alert(1)",
-            "mailto:", "https:", "https://news.example/" + "p" * 2100, "https://news.example/\n",
-            "https://é.example/", "https://xn--/", "https://" + "a" * 64 + ".example/"]
-SELECTOR_POOL = ["a" * 5000, "//a[", "((", ":not(" * 100, "::text", "a[href$='x']",
-                 "/html/body//a/@href", "(//a)[1]", "a " * 600, "*", "", " ", "//a" * 400,
-                 "a:has(b)", "a >> b", "//a[contains(., 'x')]"]
-SUBJECT_POOL = ["{count:>99999999999}", "{count:x>3000000}", "{count.__class__}", "{count[0]}",
-                "{", "}", "{0}", "{}", "{count!r}", "{rules:.5}", "{count:{x}}", "{count:,}" * 200,
-                "{count:c}", "{rules:=^50}", "{rules:=50}", "{count:.500f}", "x" * 600]
-QUERY_POOL = ["(" * 300 + "x" + ")" * 300, "NOT " * 400 + "x",
-              "title:" + "(" * 200 + "x" + ")" * 200, " OR ".join(f"w{i}" for i in range(5000)),
-              "a NEAR/" + "9" * 5000 + " b", "near/5", "lang:" + "x" * 1000,
-              "(" + " OR ".join(f"w{i}" for i in range(150)) + ") NEAR/5 x",
-              " OR ".join(f"w{i}" for i in range(10_001)), "NEAR/" + "x" * 100_000, "*", '"',
-              "(" * 50 + "x" + ")" * 50, "(" * 51 + "x" + ")" * 51]
-KEYWORD_POOL = ["*", "a*b", "refug**", "\u00ad", "", " ", "***", "ISIS*", "C++", "x" * 1001,
-                "\u200b", "ﬁ"]
-ALL_POOLS = (TEXT_POOL + DURATION_POOL + TIMEZONE_POOL + CRON_POOL + EMAIL_POOL + URL_POOL
-             + SELECTOR_POOL + SUBJECT_POOL + QUERY_POOL + KEYWORD_POOL)
+DURATION_POOL = [
+    "9999999999999d",
+    "9999999999999y",
+    "99999999999999999999s",
+    "3651d",
+    "10y",
+    "0s",
+    "-1s",
+    "1.5h",
+    "٣d",
+    " 1 d ",
+    "1w",
+    "1e3",
+    "9" * 5000 + "s",
+    "3s",
+    "10m",
+]
+TIMEZONE_POOL = [
+    "a" * 10_000,
+    "Europe",
+    "Europe/",
+    "../../etc/passwd",
+    "/etc/localtime",
+    "Etc/GMT+5",
+    "right/UTC",
+    "Europe/Pärís",
+    "UTC\x00",
+    "posixrules",
+    "Factory",
+    "America/Argentina/ComodRivadavia",
+    "zone.tab",
+    "tzdata.zi",
+    "__init__.py",
+    "EST5EDT",
+    "Asia/Kolkata",
+]
+CRON_POOL = [
+    "0 7 31 2 *",
+    "0 0 7 30 2 *",
+    "0 7 29 2 *",
+    "0 0 0 29 2 mon",
+    "* * * * *",
+    "*/0 * * * *",
+    "0-99999999999 7 * * *",
+    "0 ٧ * * *",
+    "0 7 * * 5#3",
+    "0 7 L * *",
+    "0 7 last * *",
+    "0 7 * * 5th fri",
+    "0,1,2,3,4,5,6,7,8,9 " * 30,
+    "0 7 * *",
+    "0 0 0 0 0 0 0",
+    "? * * * *",
+    "0 7 * * mon-sun/2",
+    "0 7 1-31/31 * *",
+    "0 7 * * 2nd tue",
+    "59 23 31 12 *",
+    "0 7 * 13 *",
+    "*/99999999999999999999 * * * *",
+    "0 7 * jan-dec/13 *",
+    "0\t7 * * *",
+    "0 7 * * 7",
+]
+EMAIL_POOL = [
+    "a@b",
+    "@",
+    "a" * 100_000 + "@b.c",
+    "a\n@b.c",
+    "<a@b.c>",
+    "a@b@c",
+    "a b@c.d",
+    "a" * 250 + "@b.c",
+    "x@" + "é" * 300,
+]
+URL_POOL = [
+    "https://" + "a" * 100_000,
+    "ftp://x",
+    "https://a b/",
+    "http://",
+    "https://user:pass@news.example/",
+    "https://[::1]:99999/",
+    "javascript:alert(1)",
+    "mailto:",
+    "https:",
+    "https://news.example/" + "p" * 2100,
+    "https://news.example/\n",
+    "https://é.example/",
+    "https://xn--/",
+    "https://" + "a" * 64 + ".example/",
+]
+SELECTOR_POOL = [
+    "a" * 5000,
+    "//a[",
+    "((",
+    ":not(" * 100,
+    "::text",
+    "a[href$='x']",
+    "/html/body//a/@href",
+    "(//a)[1]",
+    "a " * 600,
+    "*",
+    "",
+    " ",
+    "//a" * 400,
+    "a:has(b)",
+    "a >> b",
+    "//a[contains(., 'x')]",
+]
+SUBJECT_POOL = [
+    "{count:>99999999999}",
+    "{count:x>3000000}",
+    "{count.__class__}",
+    "{count[0]}",
+    "{",
+    "}",
+    "{0}",
+    "{}",
+    "{count!r}",
+    "{rules:.5}",
+    "{count:{x}}",
+    "{count:,}" * 200,
+    "{count:c}",
+    "{rules:=^50}",
+    "{rules:=50}",
+    "{count:.500f}",
+    "x" * 600,
+]
+QUERY_POOL = [
+    "(" * 300 + "x" + ")" * 300,
+    "NOT " * 400 + "x",
+    "title:" + "(" * 200 + "x" + ")" * 200,
+    " OR ".join(f"w{i}" for i in range(5000)),
+    "a NEAR/" + "9" * 5000 + " b",
+    "near/5",
+    "lang:" + "x" * 1000,
+    "(" + " OR ".join(f"w{i}" for i in range(150)) + ") NEAR/5 x",
+    " OR ".join(f"w{i}" for i in range(10_001)),
+    "NEAR/" + "x" * 100_000,
+    "*",
+    '"',
+    "(" * 50 + "x" + ")" * 50,
+    "(" * 51 + "x" + ")" * 51,
+]
+KEYWORD_POOL = [
+    "*",
+    "a*b",
+    "refug**",
+    "\u00ad",
+    "",
+    " ",
+    "***",
+    "ISIS*",
+    "C++",
+    "x" * 1001,
+    "\u200b",
+    "ﬁ",
+]
+ALL_POOLS = (
+    TEXT_POOL
+    + DURATION_POOL
+    + TIMEZONE_POOL
+    + CRON_POOL
+    + EMAIL_POOL
+    + URL_POOL
+    + SELECTOR_POOL
+    + SUBJECT_POOL
+    + QUERY_POOL
+    + KEYWORD_POOL
+)
 HOSTILE_STRINGS = st.sampled_from(ALL_POOLS)
 # The pool for a key (or for the items of a list under that key).
 KEY_POOLS = {
-    **dict.fromkeys(["every", "max_age", "max_backoff", "max_retry_after", "story_window",
-                     "download_timeout", "bodies", "fingerprints", "window", "first_delay",
-                     "max_delay", "timeout", "delay", "failover"], DURATION_POOL),
-    "timezone": TIMEZONE_POOL, "schedule": CRON_POOL,
+    **dict.fromkeys(
+        [
+            "every",
+            "max_age",
+            "max_backoff",
+            "max_retry_after",
+            "story_window",
+            "download_timeout",
+            "bodies",
+            "fingerprints",
+            "window",
+            "first_delay",
+            "max_delay",
+            "timeout",
+            "delay",
+            "failover",
+        ],
+        DURATION_POOL,
+    ),
+    "timezone": TIMEZONE_POOL,
+    "schedule": CRON_POOL,
     **dict.fromkeys(["email", "sender", "recipients"], EMAIL_POOL),
-    **dict.fromkeys(["feed", "site", "sitemap", "listing", "unsubscribe", "redis",
-                     "user_agent_contact"], URL_POOL),
-    **dict.fromkeys(["links", "next"], SELECTOR_POOL), "subject": SUBJECT_POOL,
-    "query": QUERY_POOL, **dict.fromkeys(["keywords", "exclude"], KEYWORD_POOL),
+    **dict.fromkeys(
+        ["feed", "site", "sitemap", "listing", "unsubscribe", "redis", "user_agent_contact"],
+        URL_POOL,
+    ),
+    **dict.fromkeys(["links", "next"], SELECTOR_POOL),
+    "subject": SUBJECT_POOL,
+    "query": QUERY_POOL,
+    **dict.fromkeys(["keywords", "exclude"], KEYWORD_POOL),
 }
 HOSTILE_NUMBERS = st.one_of(
-    st.integers(), st.integers(-(10**30), 10**30), st.sampled_from(
-        [0, -1, 1, 2**31, 2**63, 2**64 + 1, 10**100, 1023, 1024, 65535, 65536, 50, 51,
-         10_000, 10_001, 2**30, 2**30 + 1]),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, -0.0, 1e308, 5.0]),
+    st.integers(),
+    st.integers(-(10**30), 10**30),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            1,
+            2**31,
+            2**63,
+            2**64 + 1,
+            10**100,
+            1023,
+            1024,
+            65535,
+            65536,
+            50,
+            51,
+            10_000,
+            10_001,
+            2**30,
+            2**30 + 1,
+        ]
+    ),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.5, -0.0, 1e308, 5.0]),
 )
 NESTED = st.integers(1, 60).map(lambda depth: _nest(depth))
 HOSTILE_VALUES = st.one_of(
-    HOSTILE_STRINGS, HOSTILE_STRINGS, HOSTILE_NUMBERS, RAW_VALUES, RAW_VALUES,
-    st.booleans(), st.none(), st.text(max_size=30), st.binary(max_size=20),
-    st.dates(), st.datetimes(timezones=st.sampled_from([None, dt.UTC])),
-    st.lists(HOSTILE_STRINGS, max_size=5), st.dictionaries(st.text(max_size=8),
-                                                           st.text(max_size=8), max_size=3),
-    st.frozensets(st.integers(0, 5), max_size=3).map(set), NESTED,
+    HOSTILE_STRINGS,
+    HOSTILE_STRINGS,
+    HOSTILE_NUMBERS,
+    RAW_VALUES,
+    RAW_VALUES,
+    st.booleans(),
+    st.none(),
+    st.text(max_size=30),
+    st.binary(max_size=20),
+    st.dates(),
+    st.datetimes(timezones=st.sampled_from([None, dt.UTC])),
+    st.lists(HOSTILE_STRINGS, max_size=5),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+    st.frozensets(st.integers(0, 5), max_size=3).map(set),
+    NESTED,
 )
 
 
@@ -291,11 +625,35 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 
 KEY_NAMES = st.one_of(
-    st.sampled_from(["evry", "Every", "feed ", "rules ", "x", "", "<<", "sources", "name",
-                     "query", "1", "true", "~", "a\x00b", "a" * 1000, "Ünïcödé", "a.b",
-                     "rules[0]", "\u2028"]),
-    st.integers(-5, 5), st.booleans(), st.none(), st.floats(allow_nan=False),
-    st.dates(), st.text(max_size=10),
+    st.sampled_from(
+        [
+            "evry",
+            "Every",
+            "feed ",
+            "rules ",
+            "x",
+            "",
+            "<<",
+            "sources",
+            "name",
+            "query",
+            "1",
+            "true",
+            "~",
+            "a\x00b",
+            "a" * 1000,
+            "Ünïcödé",
+            "a.b",
+            "rules[0]",
+            "\u2028",
+        ]
+    ),
+    st.integers(-5, 5),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.dates(),
+    st.text(max_size=10),
 )
 
 
@@ -306,9 +664,22 @@ def mutated_data(draw: st.DrawFn) -> Any:
     for _ in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(_paths(data)))
         target = _at(data, path)
-        kind = draw(st.sampled_from(
-            ["replace", "replace", "replace", "delete", "rename", "insert", "wrap", "retype",
-             "alias", "bomb"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "replace",
+                    "replace",
+                    "replace",
+                    "delete",
+                    "rename",
+                    "insert",
+                    "wrap",
+                    "retype",
+                    "alias",
+                    "bomb",
+                ]
+            )
+        )
         event(f"mutation: {kind}")
         if kind == "replace":
             data = _set(data, path, draw(_hostile_for(path)))
@@ -348,10 +719,44 @@ def _dump(data: Any) -> str:
         return yaml.dump(repr(data)[:5000], Dumper=_Dumper)
 
 
-TEXT_NOISE = st.sampled_from(["&", "*", "!", "|", ">", "%", "@", "`", "{", "[", "]", "}",
-                              "'", '"', "\t", "\x00", "\x1b", "\ufeff", ": ", "- ", "? ",
-                              "<<: *a", "&a ", "*a", "---\n", "...\n", "\n  ", "#", "\\",
-                              "\r", "\ud800", "!!binary ", "!!int ", "\u2028"])
+TEXT_NOISE = st.sampled_from(
+    [
+        "&",
+        "*",
+        "!",
+        "|",
+        ">",
+        "%",
+        "@",
+        "`",
+        "{",
+        "[",
+        "]",
+        "}",
+        "'",
+        '"',
+        "\t",
+        "\x00",
+        "\x1b",
+        "\ufeff",
+        ": ",
+        "- ",
+        "? ",
+        "<<: *a",
+        "&a ",
+        "*a",
+        "---\n",
+        "...\n",
+        "\n  ",
+        "#",
+        "\\",
+        "\r",
+        "\ud800",
+        "!!binary ",
+        "!!int ",
+        "\u2028",
+    ]
+)
 
 
 @st.composite
@@ -382,15 +787,28 @@ def mutated_text(draw: st.DrawFn) -> str:
 
 NOISE = st.one_of(
     st.text(max_size=300),
-    st.lists(st.one_of(TEXT_NOISE, st.text(max_size=8), st.sampled_from(
-        ["sources:", "rules:", "digest:", "\n", "  ", "- ", "name: x", "every: 1m"])),
-        max_size=60).map("".join),
+    st.lists(
+        st.one_of(
+            TEXT_NOISE,
+            st.text(max_size=8),
+            st.sampled_from(
+                ["sources:", "rules:", "digest:", "\n", "  ", "- ", "name: x", "every: 1m"]
+            ),
+        ),
+        max_size=60,
+    ).map("".join),
 )
 
 # What every line of a ConfigError says after the file name: where, then what.
 LOCATED = re.compile(r"(?:.+? \(line \d+\)|line \d+(?:, column \d+)?): (?P<what>\S.*)")
-SAMPLE = MatchDocument("Army pressures ISIS in Syria", "Refugees reach Palmyra; elections",
-                       "Omar Haddad", "wire", "https://news.example/a", "en")
+SAMPLE = MatchDocument(
+    "Army pressures ISIS in Syria",
+    "Refugees reach Palmyra; elections",
+    "Omar Haddad",
+    "wire",
+    "https://news.example/a",
+    "en",
+)
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -410,10 +828,10 @@ def check_outcome(load: Any, path: Path) -> Config | None:
         assert lines
         for line in lines:
             assert line.startswith(f"{path}: "), message
-            assert LOCATED.fullmatch(line[len(f"{path}: "):]), line
+            assert LOCATED.fullmatch(line[len(f"{path}: ") :]), line
             assert len(line) < 800, line
             assert line.isprintable(), line
-        what = LOCATED.fullmatch(lines[0][len(f"{path}: "):]).group("what")  # type: ignore[union-attr]
+        what = LOCATED.fullmatch(lines[0][len(f"{path}: ") :]).group("what")  # type: ignore[union-attr]
         _event("ConfigError: " + re.sub(r"'[^']*'|\([^)]*\)|\d+", "…", what)[:60])
         return None
     _event("Config")
@@ -441,8 +859,15 @@ def test_the_base_configurations_are_valid() -> None:
 
 @LONG_TIMEOUT
 @given(mutated_text())
-@example(_dump({"sources": [{"name": "x", "feed": "https://x.example/", "every": Raw(
-    _tag("int"), "9" * 5000)}]}))  # ValueError: int() refused 5,000 digits
+@example(
+    _dump(
+        {
+            "sources": [
+                {"name": "x", "feed": "https://x.example/", "every": Raw(_tag("int"), "9" * 5000)}
+            ]
+        }
+    )
+)  # ValueError: int() refused 5,000 digits
 @example("database: 2020-99-99\n")  # ValueError: month must be in 1..12
 @example("obey_robots_txt: !!bool maybe\n")  # KeyError: 'maybe'
 @example("workers: !!int\n")  # IndexError: string index out of range
@@ -469,11 +894,16 @@ def test_noise_text_loads_or_fails_cleanly(text: str) -> None:
 
 @LONG_TIMEOUT
 @settings(max_examples=max(20, settings().max_examples // 5))
-@given(st.one_of(st.binary(max_size=300), mutated_text().map(
-    lambda text: text.encode("utf-8", "surrogatepass"))))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        mutated_text().map(lambda text: text.encode("utf-8", "surrogatepass")),
+    )
+)
 @example(b"sources: [\xff]\n")
-def test_files_of_any_bytes_load_or_fail_cleanly(tmp_path_factory: pytest.TempPathFactory,
-                                                 data: bytes) -> None:
+def test_files_of_any_bytes_load_or_fail_cleanly(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     path = tmp_path_factory.getbasetemp() / "fuzz-config.yaml"
     path.write_bytes(data)
     check_outcome(lambda: load_config(path), path)
@@ -500,38 +930,61 @@ def test_check_config_exits_2_with_one_line_per_problem(tmp_path: Path, text: st
     assert problems
     for line in problems:
         assert line.startswith(f"{path}: ")
-        assert LOCATED.fullmatch(line[len(f"{path}: "):]), line
+        assert LOCATED.fullmatch(line[len(f"{path}: ") :]), line
 
 
 # --- the subject template: validated at load, bounded at render ----------------------
 
 SPECS = st.one_of(
     st.just(""),
-    st.from_regex(r"\A(.?[<>=^])?[-+ ]?#?0?[0-9]{0,4}[,_]?(\.[0-9]{0,4})?[bcdeEfFgGnosxX%]?\Z",
-                  fullmatch=True),
-    st.sampled_from([">99999999999", "x>3000000", ".99999f", "{x}", "c", "=^50", "z", "!",
-                     "9" * 5000, "<" * 10]),
+    st.from_regex(
+        r"\A(.?[<>=^])?[-+ ]?#?0?[0-9]{0,4}[,_]?(\.[0-9]{0,4})?[bcdeEfFgGnosxX%]?\Z", fullmatch=True
+    ),
+    st.sampled_from(
+        [">99999999999", "x>3000000", ".99999f", "{x}", "c", "=^50", "z", "!", "9" * 5000, "<" * 10]
+    ),
     st.text(max_size=8),
 )
 PLACEHOLDERS = st.builds(
     lambda field, conversion, spec: "{" + field + conversion + (":" + spec if spec else "") + "}",
-    st.sampled_from(["count", "count", "rules", "rules", "", "0", "total", "count.__class__",
-                     "count[0]", "rules.upper", "count.real"]),
+    st.sampled_from(
+        [
+            "count",
+            "count",
+            "rules",
+            "rules",
+            "",
+            "0",
+            "total",
+            "count.__class__",
+            "count[0]",
+            "rules.upper",
+            "count.real",
+        ]
+    ),
     st.sampled_from(["", "", "", "!r", "!s", "!a", "!x"]),
     SPECS,
 )
 TEMPLATES = st.one_of(
-    st.lists(st.one_of(PLACEHOLDERS, st.text(max_size=10), st.sampled_from(
-        ["{", "}", "{{", "}}", " ", "newswatch: ", "\n", "\x00", "\u202e"])), max_size=12).map(
-        "".join),
+    st.lists(
+        st.one_of(
+            PLACEHOLDERS,
+            st.text(max_size=10),
+            st.sampled_from(["{", "}", "{{", "}}", " ", "newswatch: ", "\n", "\x00", "\u202e"]),
+        ),
+        max_size=12,
+    ).map("".join),
     st.text(max_size=100),
     st.sampled_from(["{count:,}" * 200, "{" * 10_000, "x" * 10_000 + "{count}"]),
 )
 
 
 @LONG_TIMEOUT
-@given(TEMPLATES, st.one_of(st.integers(0, 10**6), st.integers(), st.just(10**5000)),
-       st.lists(st.text(max_size=20), max_size=30))
+@given(
+    TEMPLATES,
+    st.one_of(st.integers(0, 10**6), st.integers(), st.just(10**5000)),
+    st.lists(st.text(max_size=20), max_size=30),
+)
 @example("{count:>99999999999}", 3, ["syria"])  # MemoryError at send time
 @example("{count:x>3000000}", 3, ["syria"])  # over a minute
 @example("{count:c}", 10**7, [])  # OverflowError: %c arg not in range(0x110000)
@@ -551,8 +1004,12 @@ def test_format_subject_never_raises_and_stays_short(
     # What the configuration accepts renders as Python formats it (when that is short
     # and one clean line already).
     expected = _python_format(template, count, rules)
-    if expected is not None and expected.isprintable() and len(expected) <= 200 and (
-            expected == " ".join(expected.split())):
+    if (
+        expected is not None
+        and expected.isprintable()
+        and len(expected) <= 200
+        and (expected == " ".join(expected.split()))
+    ):
         assert subject == expected
 
 
@@ -572,8 +1029,9 @@ def _python_format(template: str, count: int, rules: list[str]) -> str | None:
 
 
 def test_format_subject_cuts_a_long_subject_at_a_word() -> None:
-    subject = format_subject("{count} new in {rules}", count=3,
-                             rules=[f"rule number {n}" for n in range(100)])
+    subject = format_subject(
+        "{count} new in {rules}", count=3, rules=[f"rule number {n}" for n in range(100)]
+    )
     assert len(subject) <= 200
     assert subject.startswith("3 new in rule number 0, rule number 1,")
     assert subject.endswith("…")

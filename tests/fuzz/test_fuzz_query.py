@@ -44,9 +44,32 @@ from crawler.domain.query import (
 LONG_TIMEOUT = pytest.mark.timeout(max(300, settings().max_examples // 5))
 
 # Words the articles below are made of, so that generated queries do match some.
-VOCABULARY = ["Palmyra", "ISIS", "Syria", "Iraq", "refugees", "camp", "Zürich", "Łódź",
-              "C++", "anti-ISIS", "election", "elections", "oil", "price", "the", "State",
-              "Islamic", "São", "Paulo", "हिंदी", "العربية", "straße", "x1", "ＩＳＩＳ"]
+VOCABULARY = [
+    "Palmyra",
+    "ISIS",
+    "Syria",
+    "Iraq",
+    "refugees",
+    "camp",
+    "Zürich",
+    "Łódź",
+    "C++",
+    "anti-ISIS",
+    "election",
+    "elections",
+    "oil",
+    "price",
+    "the",
+    "State",
+    "Islamic",
+    "São",
+    "Paulo",
+    "हिंदी",
+    "العربية",
+    "straße",
+    "x1",
+    "ＩＳＩＳ",
+]
 FIELD_NAMES = ["title", "body", "author", "source", "url"]
 LANGUAGES = ["en", "fr", "pt-BR", "de", None]
 
@@ -59,12 +82,14 @@ prefixes = st.one_of(
     st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=8),
 ).map(lambda word: word + "*")
 phrases = st.lists(st.one_of(words, prefixes), min_size=1, max_size=4).map(
-    lambda parts: '"' + " ".join(parts) + '"')
+    lambda parts: '"' + " ".join(parts) + '"'
+)
 terms = st.one_of(words, words, prefixes, phrases)
 languages = st.one_of(
     st.sampled_from(["lang:en", "lang:fr", "lang:pt-BR", "lang:(en OR fr)", "lang:zh_Hant"]),
     st.lists(st.sampled_from(["en", "fr", "de", "pt-br"]), min_size=1, max_size=4).map(
-        lambda codes: "lang:(" + " OR ".join(codes) + ")"),
+        lambda codes: "lang:(" + " OR ".join(codes) + ")"
+    ),
 )
 
 
@@ -85,7 +110,8 @@ def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         children.map(lambda child: f"({child})"),
         children.map(lambda child: f"NOT {child}"),
         st.tuples(st.sampled_from(FIELD_NAMES), children).map(
-            lambda pair: f"{pair[0]}:({pair[1]})"),
+            lambda pair: f"{pair[0]}:({pair[1]})"
+        ),
         st.lists(children, min_size=2, max_size=6).map(" OR ".join),
     )
 
@@ -94,9 +120,15 @@ def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 # forbids a combination (a field inside a field, a field inside NEAR, a NEAR
 # distance out of range): those must be QuerySyntaxErrors.
 grammar_queries = st.recursive(
-    st.one_of(terms, terms, nears(), languages,
-              st.tuples(st.sampled_from(FIELD_NAMES), terms).map(":".join)),
-    _extend, max_leaves=12,
+    st.one_of(
+        terms,
+        terms,
+        nears(),
+        languages,
+        st.tuples(st.sampled_from(FIELD_NAMES), terms).map(":".join),
+    ),
+    _extend,
+    max_leaves=12,
 )
 WRAPPERS = ["(", "NOT ", "title:(", "NOT (", "body:(NOT "]
 
@@ -122,29 +154,76 @@ def flat_queries(draw: st.DrawFn) -> str:
     return joiner.join(f"w{index % 97}" for index in range(count))
 
 
-TOKENS = ["AND", "OR", "NOT", "and", "or", "not", "NEAR/3", "NEAR/", "NEAR/0", "NEAR",
-          "near/2", "(", ")", '"', "*", "refug*", "*x", "a*b", "title:", "lang:", "lang:(",
-          "url:", "foo:", ":", "-x", "+y", "ISIS", "Palmyra", "\u00ad", "\u200b", "C#", "’",
-          "lang:e", "lang:(en", "title:title:x", '""', '" "', "\t", "\n", "\u2028", "ﬁ"]
+TOKENS = [
+    "AND",
+    "OR",
+    "NOT",
+    "and",
+    "or",
+    "not",
+    "NEAR/3",
+    "NEAR/",
+    "NEAR/0",
+    "NEAR",
+    "near/2",
+    "(",
+    ")",
+    '"',
+    "*",
+    "refug*",
+    "*x",
+    "a*b",
+    "title:",
+    "lang:",
+    "lang:(",
+    "url:",
+    "foo:",
+    ":",
+    "-x",
+    "+y",
+    "ISIS",
+    "Palmyra",
+    "\u00ad",
+    "\u200b",
+    "C#",
+    "’",
+    "lang:e",
+    "lang:(en",
+    "title:title:x",
+    '""',
+    '" "',
+    "\t",
+    "\n",
+    "\u2028",
+    "ﬁ",
+]
 noise_queries = st.one_of(
     st.text(max_size=200),
     st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=5)), max_size=40).map(
-        lambda parts: " ".join(parts)),
+        lambda parts: " ".join(parts)
+    ),
     st.lists(st.sampled_from(TOKENS), max_size=60).map("".join),
 )
 
 articles = st.builds(
     MatchDocument,
     title=st.lists(st.sampled_from(VOCABULARY), max_size=6).map(" ".join),
-    body=st.lists(st.one_of(st.sampled_from(VOCABULARY), st.text(max_size=6)),
-                  max_size=40).map(" ".join),
+    body=st.lists(st.one_of(st.sampled_from(VOCABULARY), st.text(max_size=6)), max_size=40).map(
+        " ".join
+    ),
     author=st.sampled_from(["", "ISIS Watcher", "Omar Haddad"]),
     source=st.sampled_from(["", "wire", "Syria Today"]),
     url=st.sampled_from(["", "https://news.example/syria/palmyra", "https://x.example/"]),
     language=st.sampled_from(LANGUAGES),
 )
-SAMPLE = MatchDocument("Army pressures ISIS in Syria", "Refugees reach the camp near Palmyra",
-                       "Omar Haddad", "wire", "https://news.example/a", "en")
+SAMPLE = MatchDocument(
+    "Army pressures ISIS in Syria",
+    "Refugees reach the camp near Palmyra",
+    "Omar Haddad",
+    "wire",
+    "https://news.example/a",
+    "en",
+)
 
 
 def _parse(text: str) -> Query | QuerySyntaxError:
@@ -189,11 +268,13 @@ def _check_usable(query: Query, documents: list[MatchDocument]) -> None:
         # The printed form adds a group around every AND and OR, and spells a field
         # on each term of a NEAR: over the nesting limit, or a field inside NEAR.
         assert "nests more than" in again.message or any(
-            isinstance(node, Near) for node in _nodes(query)), (printed, again)
+            isinstance(node, Near) for node in _nodes(query)
+        ), (printed, again)
         return
     for document in documents:
         assert compile_query(again).matches(prepare_document(document)) == compiled.matches(
-            prepare_document(document)), (query.text, printed)
+            prepare_document(document)
+        ), (query.text, printed)
 
 
 def _nodes(query: Query) -> list[object]:
@@ -253,8 +334,11 @@ def test_or_and_not_mean_what_they_say(
     a, b = _parsed(left), _parsed(right)
     if a is None or b is None:
         return
-    either, both, neither = (_parsed(f"({left}) OR ({right})"), _parsed(f"({left}) ({right})"),
-                             _parsed(f"NOT ({left})"))
+    either, both, neither = (
+        _parsed(f"({left}) OR ({right})"),
+        _parsed(f"({left}) ({right})"),
+        _parsed(f"NOT ({left})"),
+    )
     for document in documents:
         prepared = prepare_document(document)
         in_a = compile_query(a).matches(prepared)

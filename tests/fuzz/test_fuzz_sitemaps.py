@@ -32,6 +32,7 @@ NOW = datetime(2024, 5, 4, 12, 0, tzinfo=UTC)
 
 def _render(template: str) -> bytes:
     """A fixture site sitemap with its placeholders filled in, as the site serves it."""
+
     def moment(match: re.Match[str]) -> str:
         return (NOW - timedelta(seconds=int(match.group(1)))).isoformat()
 
@@ -88,25 +89,42 @@ def test_mutated_sitemaps_give_a_sitemap_or_a_sitemap_error(body: bytes) -> None
 
 
 @LONG_TIMEOUT
-@given(body=st.one_of(st.binary(max_size=2_000), st.binary(max_size=200).map(
-    lambda noise: b"\x1f\x8b" + noise)))
+@given(
+    body=st.one_of(
+        st.binary(max_size=2_000), st.binary(max_size=200).map(lambda noise: b"\x1f\x8b" + noise)
+    )
+)
 def test_byte_noise_gives_a_sitemap_or_a_sitemap_error(body: bytes) -> None:
     check_sitemap(body)
 
 
 LOCS = st.one_of(
-    st.sampled_from([
-        "https://news.example/a", "/relative", "news.example/a", "javascript:alert(1)",
-        "https://news.example:99999/a", "http://[::1/a", "https://a.example/\udcff", "",
-        "ftp://news.example/a", "https://news.example/a b", "https://" + "a" * 64 + ".example/",
-        "https://news.example/a\x00", "HTTPS://NEWS.EXAMPLE/A",
-    ]),
+    st.sampled_from(
+        [
+            "https://news.example/a",
+            "/relative",
+            "news.example/a",
+            "javascript:alert(1)",
+            "https://news.example:99999/a",
+            "http://[::1/a",
+            "https://a.example/\udcff",
+            "",
+            "ftp://news.example/a",
+            "https://news.example/a b",
+            "https://" + "a" * 64 + ".example/",
+            "https://news.example/a\x00",
+            "HTTPS://NEWS.EXAMPLE/A",
+        ]
+    ),
     st.text(max_size=30).map(lambda path: "https://news.example/" + path),
     st.text(max_size=30),
 )
-DATES = st.one_of(st.sampled_from(BROKEN_DATES), st.text(max_size=30),
-                  st.datetimes().map(lambda moment: moment.isoformat()),
-                  st.datetimes(timezones=st.timezones()).map(lambda moment: moment.isoformat()))
+DATES = st.one_of(
+    st.sampled_from(BROKEN_DATES),
+    st.text(max_size=30),
+    st.datetimes().map(lambda moment: moment.isoformat()),
+    st.datetimes(timezones=st.timezones()).map(lambda moment: moment.isoformat()),
+)
 
 
 @st.composite
@@ -120,18 +138,32 @@ def written_sitemaps(draw: st.DrawFn) -> bytes:
 
     child = "sitemap" if kind == "sitemapindex" else "url"
     entries = []
-    for loc, lastmod, published, title in draw(st.lists(st.tuples(
-            LOCS, DATES, DATES, st.one_of(st.text(max_size=40), st.sampled_from(XML_SNIPPETS))),
-            max_size=5)):
-        news = (f"<news:news><news:publication_date>{text(published)}</news:publication_date>"
-                f"<news:title>{text(title)}</news:title></news:news>") if kind == "news" else ""
-        entries.append(f"<{child}><loc>{text(loc)}</loc><lastmod>{text(lastmod)}</lastmod>"
-                       f"{news}</{child}>")
+    for loc, lastmod, published, title in draw(
+        st.lists(
+            st.tuples(
+                LOCS, DATES, DATES, st.one_of(st.text(max_size=40), st.sampled_from(XML_SNIPPETS))
+            ),
+            max_size=5,
+        )
+    ):
+        news = (
+            (
+                f"<news:news><news:publication_date>{text(published)}</news:publication_date>"
+                f"<news:title>{text(title)}</news:title></news:news>"
+            )
+            if kind == "news"
+            else ""
+        )
+        entries.append(
+            f"<{child}><loc>{text(loc)}</loc><lastmod>{text(lastmod)}</lastmod>{news}</{child}>"
+        )
     root = "sitemapindex" if kind == "sitemapindex" else "urlset"
-    document = (f'<?xml version="1.0" encoding="UTF-8"?><{root} '
-                'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-                'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
-                f"{''.join(entries)}</{root}>").encode("utf-8", "surrogatepass")
+    document = (
+        f'<?xml version="1.0" encoding="UTF-8"?><{root} '
+        'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+        f"{''.join(entries)}</{root}>"
+    ).encode("utf-8", "surrogatepass")
     return gzip_it(draw, document) if draw(st.booleans()) else document
 
 
@@ -144,12 +176,15 @@ def test_written_sitemaps_give_a_sitemap_or_a_sitemap_error(body: bytes) -> None
 def test_a_character_reference_to_a_lone_surrogate_is_an_unreadable_field() -> None:
     """Found by the fuzzer: ``&#xD800;`` in a news:title (or a loc) is kept by lxml's
     recovering parse, whose ``.text`` then raised UnicodeDecodeError."""
-    body = (b'<?xml version="1.0" encoding="UTF-8"?>'
-            b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-            b'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
-            b'<url><loc>https://news.example/a</loc><news:news>'
-            b'<news:title>&#xD800;</news:title></news:news></url>'
-            b'<url><loc>https://news.example/&#xD800;</loc></url></urlset>')
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        b'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+        b"<url><loc>https://news.example/a</loc><news:news>"
+        b"<news:title>&#xD800;</news:title></news:news></url>"
+        b"<url><loc>https://news.example/&#xD800;</loc></url></urlset>"
+    )
     sitemap = parse_sitemap(body)
     assert [(entry.url, entry.title) for entry in sitemap.entries] == [
-        ("https://news.example/a", None)]
+        ("https://news.example/a", None)
+    ]

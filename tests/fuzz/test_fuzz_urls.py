@@ -37,16 +37,37 @@ SCHEMES = st.one_of(
     st.just("http"),
     st.just("https"),
     st.just("https"),
-    st.sampled_from(["HTTP", "HtTpS", "ftp", "javascript", "data", "file", "mailto", "",
-                     "http ", " https", "ht\ttp", "h", "svn+ssh", "x-y.z"]),
+    st.sampled_from(
+        [
+            "HTTP",
+            "HtTpS",
+            "ftp",
+            "javascript",
+            "data",
+            "file",
+            "mailto",
+            "",
+            "http ",
+            " https",
+            "ht\ttp",
+            "h",
+            "svn+ssh",
+            "x-y.z",
+        ]
+    ),
 )
-SEPARATORS = st.one_of(st.just("://"), st.just("://"), st.just("://"),
-                       st.sampled_from([":", ":/", ":///", "//", ":\\\\"]))
+SEPARATORS = st.one_of(
+    st.just("://"),
+    st.just("://"),
+    st.just("://"),
+    st.sampled_from([":", ":/", ":///", "//", ":\\\\"]),
+)
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 ASCII_HOST = st.lists(LABEL, min_size=1, max_size=4).map(".".join)
 UNICODE_HOST = st.lists(
     st.text(st.characters(categories=["Ll", "Lu", "Lo", "Nd"]), min_size=1, max_size=12),
-    min_size=1, max_size=3,
+    min_size=1,
+    max_size=3,
 ).map(".".join)
 IPV4 = st.ip_addresses(v=4).map(str)
 IPV6 = st.ip_addresses(v=6).map(lambda address: f"[{address}]")
@@ -60,9 +81,28 @@ HOSTS = st.one_of(
     UNICODE_HOST,
     IPV4,
     IPV6,
-    st.sampled_from(["", "[", "[::1", "::1", "[v1.x]", "[fe80::1%eth0]", "a..b", "-x-",
-                     "xn--", "xn--zz", "ex ample.com", "a@b", "%41.example", "\x00",
-                     "localhost", "127.0.0.1.", "0x7f.1", "ａｂｃ.example"]),
+    st.sampled_from(
+        [
+            "",
+            "[",
+            "[::1",
+            "::1",
+            "[v1.x]",
+            "[fe80::1%eth0]",
+            "a..b",
+            "-x-",
+            "xn--",
+            "xn--zz",
+            "ex ample.com",
+            "a@b",
+            "%41.example",
+            "\x00",
+            "localhost",
+            "127.0.0.1.",
+            "0x7f.1",
+            "ａｂｃ.example",
+        ]
+    ),
     st.text(max_size=20),
 )
 PORTS = st.one_of(
@@ -83,20 +123,73 @@ USERINFO = st.one_of(
 PATH_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
 PATHS = st.one_of(
     st.just(""),
-    st.lists(st.one_of(PATH_TEXT, st.sampled_from(
-        ["amp", "amp", "%61mp", "AMP", "..", ".", "%2e", "%2e%2e", "%zz", "%", "%C3%A9",
-         "café", "a b", "\x00", "x.amp.html", "x.amp.amp.html", "%2F", ";p=1", "~user", ""])),
-        max_size=8).map(lambda parts: "/" + "/".join(parts)),
+    st.lists(
+        st.one_of(
+            PATH_TEXT,
+            st.sampled_from(
+                [
+                    "amp",
+                    "amp",
+                    "%61mp",
+                    "AMP",
+                    "..",
+                    ".",
+                    "%2e",
+                    "%2e%2e",
+                    "%zz",
+                    "%",
+                    "%C3%A9",
+                    "café",
+                    "a b",
+                    "\x00",
+                    "x.amp.html",
+                    "x.amp.amp.html",
+                    "%2F",
+                    ";p=1",
+                    "~user",
+                    "",
+                ]
+            ),
+        ),
+        max_size=8,
+    ).map(lambda parts: "/" + "/".join(parts)),
 )
 PARAM_NAMES = st.one_of(
-    st.sampled_from([p.rstrip("*") + ("x" if p.endswith("*") else "")
-                     for p in TRACKING_PARAMETERS]),
-    st.sampled_from(["id", "page", "q", "amp", "outputType", "usqp", "UTM_Source", "%75tm_x",
-                     "utm%5Fsource", "a+b", "", "=", "&", "%", "é", "FbClId"]),
+    st.sampled_from(
+        [p.rstrip("*") + ("x" if p.endswith("*") else "") for p in TRACKING_PARAMETERS]
+    ),
+    st.sampled_from(
+        [
+            "id",
+            "page",
+            "q",
+            "amp",
+            "outputType",
+            "usqp",
+            "UTM_Source",
+            "%75tm_x",
+            "utm%5Fsource",
+            "a+b",
+            "",
+            "=",
+            "&",
+            "%",
+            "é",
+            "FbClId",
+        ]
+    ),
     st.text(max_size=12),
 )
-PARAMS = st.lists(st.tuples(PARAM_NAMES, st.one_of(st.text(max_size=30), st.sampled_from(
-    ["", "1", "amp", "true", "%", "%25", "a=b", "a&b", "+", "%2B", " "]))), max_size=8)
+PARAMS = st.lists(
+    st.tuples(
+        PARAM_NAMES,
+        st.one_of(
+            st.text(max_size=30),
+            st.sampled_from(["", "1", "amp", "true", "%", "%25", "a=b", "a&b", "+", "%2B", " "]),
+        ),
+    ),
+    max_size=8,
+)
 HUGE_QUERY = st.integers(1, 3000).map(lambda n: "&".join(f"k{i}=v{i}" for i in range(n)))
 QUERIES = st.one_of(
     st.none(),
@@ -126,8 +219,11 @@ def urls(draw: st.DrawFn) -> str:
     fragment = draw(FRAGMENTS)
     if fragment is not None:
         url += "#" + fragment
-    return draw(st.sampled_from(["", " ", "\t", "\n"])) + url + draw(
-        st.sampled_from(["", " ", "\r\n"]))
+    return (
+        draw(st.sampled_from(["", " ", "\t", "\n"]))
+        + url
+        + draw(st.sampled_from(["", " ", "\r\n"]))
+    )
 
 
 ANY_URL = st.one_of(urls(), urls(), urls(), st.text(max_size=200))
@@ -153,8 +249,9 @@ def _check_key(url: str, key: str) -> None:
     assert "@" not in parts.netloc, (url, key)  # no userinfo in a stored key
     assert not parts.fragment, (url, key)
     assert "#" not in key, (url, key)
-    assert not any(is_tracking_parameter(name)
-                   for name, _ in parse_qsl(parts.query, keep_blank_values=True)), (url, key)
+    assert not any(
+        is_tracking_parameter(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+    ), (url, key)
     assert canonicalize_url(key) == key, (url, key)
 
 

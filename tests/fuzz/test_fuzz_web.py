@@ -47,37 +47,47 @@ class Service:
 
     def new_log(self) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace")
-        fresh, self.read = text[self.read:], len(text)
+        fresh, self.read = text[self.read :], len(text)
         return fresh
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory,
-            pytestconfig: pytest.Config) -> Iterator[Service]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Service]:
     """The service, on the database of the run (``--database``), for the whole module."""
     with ExitStack() as stack:
         folder = tmp_path_factory.mktemp("fuzz-web")
-        database = (stack.enter_context(fresh_postgres_database())
-                    if pytestconfig.getoption("--database") == "postgresql"
-                    else f"sqlite:///{folder / 'newswatch.db'}")
+        database = (
+            stack.enter_context(fresh_postgres_database())
+            if pytestconfig.getoption("--database") == "postgresql"
+            else f"sqlite:///{folder / 'newswatch.db'}"
+        )
         yield from _serve(folder, database)
 
 
 def _serve(folder: Path, database: str) -> Iterator[Service]:
     site = NewsSite().start()
     settings_ = site_config(site, folder, database=database)
-    settings_["web"] = {"port": 0, "token_env": "NW_FUZZ_WEB_TOKEN",
-                        "allowed_hosts": ["news.example.org"]}
+    settings_["web"] = {
+        "port": 0,
+        "token_env": "NW_FUZZ_WEB_TOKEN",
+        "allowed_hosts": ["news.example.org"],
+    }
     config = write_config(folder, **settings_)
     log = folder / "service.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([NEWSWATCH, "--config", str(config), "run"], stdout=output,
-                                   stderr=subprocess.STDOUT,
-                                   env={**os.environ, "NW_FUZZ_WEB_TOKEN": TOKEN})
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(config), "run"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NW_FUZZ_WEB_TOKEN": TOKEN},
+        )
     try:
         deadline = time.monotonic() + 90
         while not (found := WEB_UI_LINE.search(log.read_text(errors="replace"))) or (
-                log.read_text(errors="replace").count("crawler.orchestration.poll: source") < 2):
+            log.read_text(errors="replace").count("crawler.orchestration.poll: source") < 2
+        ):
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
@@ -109,19 +119,55 @@ def send(port: int, raw: bytes) -> bytes:
 
 # -- requests --------------------------------------------------------------------------
 
-ROUTES = st.sampled_from([b"/", b"/matches", b"/digests", b"/preview", b"/search",
-                          b"/metrics", b"/healthz", b"/favicon.ico", b"/matches/", b"//",
-                          b"/search/../preview", b"/%2e%2e/", b"/no/such/page", b""])
-NAMES = st.one_of(st.sampled_from([b"q", b"recipient", b"token", b"page", b"since", b"Q",
-                                   b"q[]", b"", b"%71"]), st.binary(max_size=12))
+ROUTES = st.sampled_from(
+    [
+        b"/",
+        b"/matches",
+        b"/digests",
+        b"/preview",
+        b"/search",
+        b"/metrics",
+        b"/healthz",
+        b"/favicon.ico",
+        b"/matches/",
+        b"//",
+        b"/search/../preview",
+        b"/%2e%2e/",
+        b"/no/such/page",
+        b"",
+    ]
+)
+NAMES = st.one_of(
+    st.sampled_from([b"q", b"recipient", b"token", b"page", b"since", b"Q", b"q[]", b"", b"%71"]),
+    st.binary(max_size=12),
+)
 VALUES = st.one_of(
     st.binary(max_size=60),
     st.text(max_size=60).map(lambda text: text.encode("utf-8", "surrogatepass")),
-    st.sampled_from([b"Palmyra", b'"reopened to visitors" museum', b"analyst@example.com",
-                     b"ANALYST@EXAMPLE.COM", TOKEN.encode(), b"*", b'"', b"NEAR(a b)",
-                     b"title:x", b"'); DROP TABLE articles; --", b"%", b"%zz", b"\x00",
-                     b"\xff\xfe", b"<script>", "\u202e".encode(), b"\xed\xa0\x80",
-                     b"Palm\x00yra", b"museum\x1b[31m", b"a\tb\x0bc"]),
+    st.sampled_from(
+        [
+            b"Palmyra",
+            b'"reopened to visitors" museum',
+            b"analyst@example.com",
+            b"ANALYST@EXAMPLE.COM",
+            TOKEN.encode(),
+            b"*",
+            b'"',
+            b"NEAR(a b)",
+            b"title:x",
+            b"'); DROP TABLE articles; --",
+            b"%",
+            b"%zz",
+            b"\x00",
+            b"\xff\xfe",
+            b"<script>",
+            "\u202e".encode(),
+            b"\xed\xa0\x80",
+            b"Palm\x00yra",
+            b"museum\x1b[31m",
+            b"a\tb\x0bc",
+        ]
+    ),
     st.integers(1, 200_000).map(lambda n: b"Palmyra " * (n // 8)),
 )
 
@@ -143,11 +189,19 @@ def queries(draw: st.DrawFn, route: bytes) -> bytes:
         if encode == "percent":
             parts.append(quote_from_bytes(name, safe=b"") + "=" + quote_from_bytes(value, safe=b""))
         elif encode == "plus":
-            parts.append(quote_from_bytes(name, safe=b"") + "="
-                         + quote_from_bytes(value, safe=b" ").replace(" ", "+"))
+            parts.append(
+                quote_from_bytes(name, safe=b"")
+                + "="
+                + quote_from_bytes(value, safe=b" ").replace(" ", "+")
+            )
         else:  # as a sloppy client sends it: no encoding but of what breaks the line
-            parts.append((name + b"=" + value).replace(b"\r", b"%0D").replace(b"\n", b"%0A")
-                         .replace(b" ", b"%20").decode("latin-1"))
+            parts.append(
+                (name + b"=" + value)
+                .replace(b"\r", b"%0D")
+                .replace(b"\n", b"%0A")
+                .replace(b" ", b"%20")
+                .decode("latin-1")
+            )
     joiner = draw(st.sampled_from(["&", "&&", ";", "&=&"]))
     return joiner.join(parts).encode("latin-1")
 
@@ -164,37 +218,61 @@ def requests(draw: st.DrawFn) -> bytes:
     if not target.startswith(b"/"):
         target = b"/" + target
     headers = [b"Connection: close"]
-    host = draw(st.one_of(st.just(b"127.0.0.1"), st.just(b"127.0.0.1"), st.sampled_from(
-        [b"localhost", b"news.example.org", b"evil.example", b"[::1]", b"", b"\xff"]),
-        st.binary(max_size=20).filter(lambda b: b"\r" not in b and b"\n" not in b)))
+    host = draw(
+        st.one_of(
+            st.just(b"127.0.0.1"),
+            st.just(b"127.0.0.1"),
+            st.sampled_from(
+                [b"localhost", b"news.example.org", b"evil.example", b"[::1]", b"", b"\xff"]
+            ),
+            st.binary(max_size=20).filter(lambda b: b"\r" not in b and b"\n" not in b),
+        )
+    )
     headers.append(b"Host: " + host)
-    auth = draw(st.sampled_from(["bearer", "bearer", "bearer", "query", "cookie", "none",
-                                 "junk"]))
+    auth = draw(st.sampled_from(["bearer", "bearer", "bearer", "query", "cookie", "none", "junk"]))
     if auth == "bearer":
         headers.append(b"Authorization: Bearer " + TOKEN.encode())
     elif auth == "query":
         target += (b"&" if b"?" in target else b"?") + b"token=" + TOKEN.encode()
     elif auth == "cookie":
-        headers.append(b"Cookie: " + draw(st.binary(max_size=40)).replace(b"\r", b"")
-                       .replace(b"\n", b""))
+        headers.append(
+            b"Cookie: " + draw(st.binary(max_size=40)).replace(b"\r", b"").replace(b"\n", b"")
+        )
     elif auth == "junk":
-        headers.append(b"Authorization: " + draw(st.binary(max_size=40)).replace(b"\r", b"")
-                       .replace(b"\n", b""))
+        headers.append(
+            b"Authorization: "
+            + draw(st.binary(max_size=40)).replace(b"\r", b"").replace(b"\n", b"")
+        )
     return b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method, target, b"\r\n".join(headers))
 
 
 @given(requests())
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
-@example(b"GET /search?q=%ff%fe%00 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-         + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n")
-@example(b"GET /preview?recipient=%00&recipient=a HTTP/1.1\r\nHost: localhost\r\n"
-         b"Authorization: Bearer " + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n")
-@example(b"GET /search?q=Palm%00yra HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-         + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n")  # NUL: PostgreSQL refuses it
+@settings(
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ]
+)
+@example(
+    b"GET /search?q=%ff%fe%00 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+    + TOKEN.encode()
+    + b"\r\nConnection: close\r\n\r\n"
+)
+@example(
+    b"GET /preview?recipient=%00&recipient=a HTTP/1.1\r\nHost: localhost\r\n"
+    b"Authorization: Bearer " + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n"
+)
+@example(
+    b"GET /search?q=Palm%00yra HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+    + TOKEN.encode()
+    + b"\r\nConnection: close\r\n\r\n"
+)  # NUL: PostgreSQL refuses it
 @example(b"GET /?token=%ff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-@example(b"GET /search?q=" + b"%22" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-         b"Authorization: Bearer " + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n")
+@example(
+    b"GET /search?q=" + b"%22" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Authorization: Bearer " + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n"
+)
 def test_every_request_gets_a_page_never_a_500(service: Service, raw: bytes) -> None:
     answer = send(service.port, raw)
     request_line = raw.split(b"\r\n", 1)[0]

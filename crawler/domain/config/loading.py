@@ -38,12 +38,14 @@ def check_scale_out(config: Config, path: Path, role: str) -> None:
         problems.append(
             f"{path}: redis (line {_line_of(node, ('redis',))}): required by the {role} role: "
             "the URL of the Redis that holds the shared crawl queue, such as "
-            "redis://127.0.0.1:6379/0")
+            "redis://127.0.0.1:6379/0"
+        )
     if not config.database.startswith(("postgresql:", "postgresql+")):
         problems.append(
             f"{path}: database (line {_line_of(node, ('database',))}): the {role} role needs a "
             "PostgreSQL database shared by every process, such as "
-            f"postgresql+psycopg://newswatch@dbhost/newswatch (got {config.database!r})")
+            f"postgresql+psycopg://newswatch@dbhost/newswatch (got {config.database!r})"
+        )
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -61,8 +63,10 @@ def load_config(path: str | Path) -> Config:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: the file is {size:,} bytes; a configuration is at "
-                              f"most {MAX_CONFIG_BYTES:,} (is it the right file?)")
+            raise ConfigError(
+                f"{path}: the file is {size:,} bytes; a configuration is at "
+                f"most {MAX_CONFIG_BYTES:,} (is it the right file?)"
+            )
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration: {error}") from error
@@ -70,8 +74,10 @@ def load_config(path: str | Path) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise ConfigError(f"{path}: line {line}: cannot read the configuration: it is not "
-                          f"UTF-8 text (byte 0x{data[error.start]:02x})") from error
+        raise ConfigError(
+            f"{path}: line {line}: cannot read the configuration: it is not "
+            f"UTF-8 text (byte 0x{data[error.start]:02x})"
+        ) from error
     return parse_config(text, path)
 
 
@@ -88,8 +94,10 @@ def parse_config(text: str, path: Path) -> Config:
         text.encode("utf-8")
     except UnicodeEncodeError as error:  # only from a caller: a file is decoded UTF-8
         line = text.count("\n", 0, error.start) + 1
-        raise ConfigError(f"{path}: line {line}: U+{ord(text[error.start]):04X} is not a "
-                          "character (a lone surrogate)") from None
+        raise ConfigError(
+            f"{path}: line {line}: U+{ord(text[error.start]):04X} is not a "
+            "character (a lone surrogate)"
+        ) from None
     loader = _ConfigLoader(text)
     try:
         node = loader.get_single_node()
@@ -102,8 +110,9 @@ def parse_config(text: str, path: Path) -> Config:
             data = None
     except _UnreadableValue as error:
         loc = locations.get(id(error.node), ())
-        raise ConfigError(f"{path}: {_format_loc(loc)} (line {error.node.start_mark.line + 1}): "
-                          f"{error.reason}") from error
+        raise ConfigError(
+            f"{path}: {_format_loc(loc)} (line {error.node.start_mark.line + 1}): {error.reason}"
+        ) from error
     except yaml.YAMLError as error:
         raise ConfigError(_yaml_error_message(path, error, text)) from error
     except RecursionError:  # the pure-Python composer, on very deep nesting
@@ -157,8 +166,11 @@ class _ConfigLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
             kind = _TAG_KINDS.get(node.tag, f"a {node.tag} value")
             value = node.value if isinstance(node, yaml.ScalarNode) else node.tag
             reason = str(error) if not isinstance(error, KeyError) else "not one of its forms"
-            raise _UnreadableValue(node, f"cannot read {_shown(value, 40)} as {kind}: "
-                                   f"{_one_line(reason, 80)}; quote it if it is text") from error
+            raise _UnreadableValue(
+                node,
+                f"cannot read {_shown(value, 40)} as {kind}: "
+                f"{_one_line(reason, 80)}; quote it if it is text",
+            ) from error
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -204,12 +216,16 @@ def _structure_problems(
     Fills `locations` with the key path of each node (the first, for an alias)."""
     size, cycle = _expanded_size(root)
     if cycle is not None:
-        return [f"{path}: line {cycle.start_mark.line + 1}: invalid YAML: an alias (*name) "
-                "refers to a value it is part of"]
+        return [
+            f"{path}: line {cycle.start_mark.line + 1}: invalid YAML: an alias (*name) "
+            "refers to a value it is part of"
+        ]
     if size > MAX_YAML_NODES:
-        return [f"{path}: line 1: with its YAML aliases (*name) expanded the file holds more "
-                f"than {MAX_YAML_NODES:,} values; at most {MAX_YAML_NODES:,} are allowed, so "
-                "that a small file cannot expand into an enormous one"]
+        return [
+            f"{path}: line 1: with its YAML aliases (*name) expanded the file holds more "
+            f"than {MAX_YAML_NODES:,} values; at most {MAX_YAML_NODES:,} are allowed, so "
+            "that a small file cannot expand into an enormous one"
+        ]
     problems: list[str] = []
     # Depth first, in document order; each path once (at most MAX_YAML_NODES).
     stack: list[tuple[yaml.Node, tuple[int | str, ...]]] = [(root, ())]
@@ -218,17 +234,22 @@ def _structure_problems(
         locations.setdefault(id(node), loc)
         where = f"{path}: {_format_loc(loc)} (line {node.start_mark.line + 1})"
         if len(loc) > MAX_YAML_DEPTH:
-            problems.append(f"{where}: nested more than {MAX_YAML_DEPTH} levels deep; no "
-                            "setting is more than five levels down")
+            problems.append(
+                f"{where}: nested more than {MAX_YAML_DEPTH} levels deep; no "
+                "setting is more than five levels down"
+            )
             continue
         if isinstance(node, yaml.ScalarNode):
             if found := _CONTROL_CHARACTER.search(node.value):
-                problems.append(f"{where}: the value holds the control character "
-                                f"U+{ord(found[0]):04X}; remove it")
+                problems.append(
+                    f"{where}: the value holds the control character "
+                    f"U+{ord(found[0]):04X}; remove it"
+                )
             continue
         if isinstance(node, yaml.SequenceNode):
-            stack.extend((child, (*loc, index)) for index, child in reversed(
-                list(enumerate(node.value))))
+            stack.extend(
+                (child, (*loc, index)) for index, child in reversed(list(enumerate(node.value)))
+            )
             continue
         children: list[tuple[yaml.Node, tuple[int | str, ...]]] = []
         first_lines: dict[str, int] = {}
@@ -248,12 +269,16 @@ def _structure_problems(
                 continue
             key_loc = (*loc, key.value)
             if found := _CONTROL_CHARACTER.search(key.value):
-                problems.append(f"{path}: {_format_loc(key_loc)} (line {line}): the key holds "
-                                f"the control character U+{ord(found[0]):04X}; remove it")
+                problems.append(
+                    f"{path}: {_format_loc(key_loc)} (line {line}): the key holds "
+                    f"the control character U+{ord(found[0]):04X}; remove it"
+                )
             elif key.value in first_lines:
-                problems.append(f"{path}: {_format_loc(key_loc)} (line {line}): the key is "
-                                f"given twice (first on line {first_lines[key.value]}); "
-                                "keep one")
+                problems.append(
+                    f"{path}: {_format_loc(key_loc)} (line {line}): the key is "
+                    f"given twice (first on line {first_lines[key.value]}); "
+                    "keep one"
+                )
             else:
                 first_lines[key.value] = line
             children.append((value, key_loc))
@@ -307,8 +332,10 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
     lines = []
     for problem in error.errors():
         loc = tuple(problem["loc"])
-        lines.append(f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
-                     f"{_one_line(_describe(problem), 300)}")
+        lines.append(
+            f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
+            f"{_one_line(_describe(problem), 300)}"
+        )
     return "\n".join(lines)
 
 

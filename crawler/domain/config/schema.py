@@ -80,11 +80,15 @@ class DigestConfig(_Strict):
         default=None, description="mailto: or https: URL for the List-Unsubscribe header."
     )
     max_stories: int = Field(
-        default=50, ge=1, le=10_000,
+        default=50,
+        ge=1,
+        le=10_000,
         description="Stories shown per rule section; the rest are one line, N more.",
     )
     max_bytes: int = Field(
-        default=5_000_000, ge=100_000, le=50_000_000,
+        default=5_000_000,
+        ge=100_000,
+        le=50_000_000,
         description="Size budget of one email (and never above the SMTP server's SIZE).",
     )
 
@@ -98,7 +102,8 @@ class SmtpConfig(_Strict):
     ssl: bool = False
     username: Line | None = None
     password_env: VariableName | None = Field(
-        default=None, description="Variable holding the password.")
+        default=None, description="Variable holding the password."
+    )
     timeout: Duration = Field(default=timedelta(seconds=30))
 
     @model_validator(mode="after")
@@ -117,7 +122,8 @@ class DeliveryConfig(_Strict):
 
     smtp: SmtpConfig | None = None
     outbox: FolderPath = Field(
-        default=Path("outbox"), description="Folder for .eml files without SMTP.")
+        default=Path("outbox"), description="Folder for .eml files without SMTP."
+    )
 
 
 class RetentionConfig(_Strict):
@@ -146,10 +152,12 @@ class WebConfig(_Strict):
         default=None, description="Variable holding the access token (required off loopback)."
     )
     public_url: WebUrl | None = Field(
-        default=None, description="Where readers reach the web UI: digests link there.",
+        default=None,
+        description="Where readers reach the web UI: digests link there.",
     )
     allowed_hosts: list[Host] = Field(
-        default_factory=list, description="Host names the web UI answers to, besides "
+        default_factory=list,
+        description="Host names the web UI answers to, besides "
         "localhost, IP addresses and the bind address (a guard against DNS rebinding).",
     )
 
@@ -180,8 +188,10 @@ def _check_network(network: str) -> str:
     try:
         ipaddress.ip_network(network, strict=False)
     except ValueError as error:
-        raise ValueError(f"expected an IP address or CIDR network such as 10.0.0.0/8 "
-                         f"or fd00::/8, got {_shown(network)}") from error
+        raise ValueError(
+            f"expected an IP address or CIDR network such as 10.0.0.0/8 "
+            f"or fd00::/8, got {_shown(network)}"
+        ) from error
     return network
 
 
@@ -193,18 +203,21 @@ class FetchPolicyConfig(_Strict):
     on a one-person install, a source on the local network is a feature."""
 
     deny_private_addresses: bool = Field(
-        default=False, description="Refuse loopback, private, link-local and reserved "
+        default=False,
+        description="Refuse loopback, private, link-local and reserved "
         "addresses, and the service's own web port (for configs from less trusted people).",
     )
     deny_networks: list[Network] = Field(
-        default_factory=list, description="Also refuse these addresses/CIDR networks.",
+        default_factory=list,
+        description="Also refuse these addresses/CIDR networks.",
     )
 
 
 def _check_redis_url(url: str) -> str:
     if len(url) > MAX_URL_CHARS or not re.match(r"^(redis|rediss|unix)://\S+$", url):
-        raise ValueError(f"expected a Redis URL such as redis://127.0.0.1:6379/0, got "
-                         f"{_shown(url)}")
+        raise ValueError(
+            f"expected a Redis URL such as redis://127.0.0.1:6379/0, got {_shown(url)}"
+        )
     return url
 
 
@@ -215,8 +228,9 @@ def _check_failover(bound: timedelta) -> timedelta:
 
 
 RedisUrl = Annotated[str, AfterValidator(_check_redis_url)]
-FailoverBound = Annotated[timedelta, BeforeValidator(parse_duration),
-                          AfterValidator(_check_failover)]
+FailoverBound = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_check_failover)
+]
 
 
 class ClusterConfig(_Strict):
@@ -225,15 +239,20 @@ class ClusterConfig(_Strict):
 
     failover: FailoverBound = Field(
         default=timedelta(seconds=30),
-        description="A standby scheduler takes over at most this long after the active "
-        "one died.",
+        description="A standby scheduler takes over at most this long after the active one died.",
     )
     queue_prefix: str = Field(
-        default="newswatch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+        default="newswatch",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of every Redis key, so that several installs share one Redis.",
     )
     concurrent_requests: int = Field(
-        default=16, ge=1, le=256, description="Requests in flight per worker, all sites.",
+        default=16,
+        ge=1,
+        le=256,
+        description="Requests in flight per worker, all sites.",
     )
 
 
@@ -247,11 +266,12 @@ class DomainConfig(_Strict):
 class Config(_Strict):
     """The whole, validated configuration."""
 
-    database: Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS),
-                        AfterValidator(_check_line)] = Field(
-        default="sqlite:///newswatch.db", description="SQLAlchemy URL.")
+    database: Annotated[
+        str, Field(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_check_line)
+    ] = Field(default="sqlite:///newswatch.db", description="SQLAlchemy URL.")
     redis: RedisUrl | None = Field(
-        default=None, description="Redis URL of the shared crawl queue (scale-out only).",
+        default=None,
+        description="Redis URL of the shared crawl queue (scale-out only).",
     )
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     user_agent_contact: Line = Field(
@@ -272,7 +292,8 @@ class Config(_Strict):
         "next poll.",
     )
     download_maxsize: int = Field(
-        default=10 * 1024 * 1024, ge=1024, le=MAX_DOWNLOAD_MAXSIZE, description="Bytes/response.")
+        default=10 * 1024 * 1024, ge=1024, le=MAX_DOWNLOAD_MAXSIZE, description="Bytes/response."
+    )
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
     domains: dict[Host, DomainConfig] = Field(
         default_factory=dict, description="Per-host concurrency and delay overrides."
@@ -296,7 +317,9 @@ class Config(_Strict):
     obey_robots_txt: bool = True
     fetch_policy: FetchPolicyConfig = Field(default_factory=FetchPolicyConfig)
     workers: int | None = Field(
-        default=None, ge=0, le=64,
+        default=None,
+        ge=0,
+        le=64,
         description="Extraction worker processes; default one per core, 0 parses in-process.",
     )
 
@@ -317,17 +340,20 @@ class Config(_Strict):
         names = {rule.name for rule in self.rules}
         tags = {tag for rule in self.rules for tag in rule.tags}
         emails = [r.email.lower() for r in self.recipients] + [
-            e.lower() for e in self.digest.recipients]
+            e.lower() for e in self.digest.recipients
+        ]
         _require_unique(emails, "recipient")
         for recipient in self.recipients:
             unknown = [name for name in recipient.rules or [] if name not in names]
             if unknown:
                 raise ValueError(
-                    f"recipient {recipient.email} names unknown rules: {', '.join(unknown)}")
+                    f"recipient {recipient.email} names unknown rules: {', '.join(unknown)}"
+                )
             unknown = [tag for tag in recipient.tags if tag not in tags]
             if unknown:
                 raise ValueError(
-                    f"recipient {recipient.email} names tags no rule has: {', '.join(unknown)}")
+                    f"recipient {recipient.email} names tags no rule has: {', '.join(unknown)}"
+                )
         return self
 
     def all_recipients(self) -> list[Recipient]:
@@ -339,7 +365,8 @@ class Config(_Strict):
         names = [rule.name for rule in self.rules]
         if recipient.rules is not None or recipient.tags:
             chosen = set(recipient.rules or []) | {
-                rule.name for rule in self.rules if set(rule.tags) & set(recipient.tags)}
+                rule.name for rule in self.rules if set(rule.tags) & set(recipient.tags)
+            }
             names = [name for name in names if name in chosen]
         schedule = recipient.schedule or self.digest.schedule
         if recipient.frequency == "weekly":

@@ -53,8 +53,9 @@ MAX_DOWNLOAD_MAXSIZE = 1024 * 1024 * 1024
 
 _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdwy])\s*$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION_EXPECTED = (f"expected a positive duration such as 30s, 15m, 2h, 7d or 2y, "
-                      f"up to {MAX_DURATION_TEXT}")
+_DURATION_EXPECTED = (
+    f"expected a positive duration such as 30s, 15m, 2h, 7d or 2y, up to {MAX_DURATION_TEXT}"
+)
 # IANA names: Europe/Paris, America/Argentina/Buenos_Aires, Etc/GMT+5, EST5EDT.
 _TIMEZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
 # C0 and C1 control characters other than tab and line breaks, and DEL: never in a
@@ -82,8 +83,9 @@ def parse_duration(value: object) -> timedelta:
         digits = amount.lstrip("0")
         seconds = int(digits or "0") * _DURATION_SECONDS[unit] if len(digits) <= 12 else -1
     if seconds == -1 or seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"{_shown(value)} is too long; expected a duration up to "
-                         f"{MAX_DURATION_TEXT}")
+        raise ValueError(
+            f"{_shown(value)} is too long; expected a duration up to {MAX_DURATION_TEXT}"
+        )
     if seconds <= 0:
         raise ValueError(_DURATION_EXPECTED)
     return timedelta(seconds=seconds)
@@ -122,30 +124,44 @@ def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     zone = ZoneInfo(timezone)
     if len(fields) == 6:
         second, minute, hour, day, month, day_of_week = fields
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=day_of_week, timezone=zone)
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=day_of_week,
+            timezone=zone,
+        )
     return CronTrigger.from_crontab(expression, timezone=zone)
 
 
 def _check_cron(expression: str) -> str:
     if len(expression) > MAX_CRON_CHARS:
-        raise ValueError(f"a cron expression has at most {MAX_CRON_CHARS} characters "
-                         f"(this one has {len(expression):,})")
+        raise ValueError(
+            f"a cron expression has at most {MAX_CRON_CHARS} characters "
+            f"(this one has {len(expression):,})"
+        )
     if not (expression.isascii() and expression.replace("\t", " ").isprintable()):
-        raise ValueError(f"invalid cron expression {_shown(expression)}: expected fields of "
-                         "ASCII digits, names and * , - / such as 0 7 * * *")
+        raise ValueError(
+            f"invalid cron expression {_shown(expression)}: expected fields of "
+            "ASCII digits, names and * , - / such as 0 7 * * *"
+        )
     try:
         trigger = cron_trigger(expression)
     except (ValueError, TypeError, KeyError, IndexError) as error:
-        raise ValueError(f"invalid cron expression {_shown(expression)}: "
-                         f"{_one_line(str(error), 120)}") from error
+        raise ValueError(
+            f"invalid cron expression {_shown(expression)}: {_one_line(str(error), 120)}"
+        ) from error
     # APScheduler accepts expressions no date satisfies (31 February) and would walk
     # every year up to 9999 looking for one: look a hundred years ahead only.
     now = datetime.now(UTC)
     trigger.end_date = now.replace(year=now.year + CRON_HORIZON_YEARS, month=1, day=1)
     if trigger.get_next_fire_time(None, now) is None:
-        raise ValueError(f"the cron expression {_shown(expression)} never fires: no date "
-                         f"in the next {CRON_HORIZON_YEARS} years matches it")
+        raise ValueError(
+            f"the cron expression {_shown(expression)} never fires: no date "
+            f"in the next {CRON_HORIZON_YEARS} years matches it"
+        )
     return expression
 
 
@@ -157,13 +173,13 @@ def _check_email(address: str) -> str:
 
 def _check_web_url(url: str) -> str:
     if len(url) > MAX_URL_CHARS:
-        raise ValueError(f"a URL has at most {MAX_URL_CHARS:,} characters "
-                         f"(this one has {len(url):,})")
+        raise ValueError(
+            f"a URL has at most {MAX_URL_CHARS:,} characters (this one has {len(url):,})"
+        )
     if not re.match(r"^https?://[^/\s]+", url):
         raise ValueError(f"expected an http(s) URL, got {_shown(url)}")
     if re.search(r"\s", url):
-        raise ValueError(f"a URL cannot hold spaces or line breaks (write %20), got "
-                         f"{_shown(url)}")
+        raise ValueError(f"a URL cannot hold spaces or line breaks (write %20), got {_shown(url)}")
     return url
 
 
@@ -176,28 +192,31 @@ def _check_line(text: str) -> str:
 
 def _check_host(host: str) -> str:
     if len(host) > MAX_HOST_CHARS or not re.fullmatch(r"[^\s/@]+", host):
-        raise ValueError(f"expected a host name or address such as mail.example.com, got "
-                         f"{_shown(host)}")
+        raise ValueError(
+            f"expected a host name or address such as mail.example.com, got {_shown(host)}"
+        )
     return host
 
 
 def _check_variable(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", name):
-        raise ValueError(f"expected the name of an environment variable such as "
-                         f"NEWSWATCH_SMTP_PASSWORD (letters, digits, _), got {_shown(name)}")
+        raise ValueError(
+            f"expected the name of an environment variable such as "
+            f"NEWSWATCH_SMTP_PASSWORD (letters, digits, _), got {_shown(name)}"
+        )
     return name
 
 
 def _check_path(path: Path) -> Path:
     if len(str(path)) > MAX_PATH_CHARS or any(len(part) > 255 for part in path.parts):
-        raise ValueError(f"expected a folder path of at most {MAX_PATH_CHARS:,} characters, "
-                         "255 per part")
+        raise ValueError(
+            f"expected a folder path of at most {MAX_PATH_CHARS:,} characters, 255 per part"
+        )
     return path
 
 
 def _check_unsubscribe(url: str) -> str:
-    if len(url) > MAX_URL_CHARS or not re.fullmatch(r"(?:https?://[^/\s<>]+|mailto:)[^\s<>]*",
-                                                    url):
+    if len(url) > MAX_URL_CHARS or not re.fullmatch(r"(?:https?://[^/\s<>]+|mailto:)[^\s<>]*", url):
         raise ValueError(f"expected an https: or mailto: URL without spaces, got {_shown(url)}")
     return url
 
@@ -215,7 +234,8 @@ SUBJECT_FIELDS = ("count", "rules")
 # Python's format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
 _FORMAT_SPEC = re.compile(
     r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]*)[,_]?(?:\.(?P<precision>[0-9]*))?"
-    r"[bcdeEfFgGnosxX%]?", re.DOTALL,
+    r"[bcdeEfFgGnosxX%]?",
+    re.DOTALL,
 )
 _SUBJECT_SAMPLES: dict[str, object] = {"count": 12, "rules": "syria, energy"}
 
@@ -228,8 +248,10 @@ def subject_placeholder_problem(field: str, spec: str, conversion: str | None) -
     expected = "expected {count} or {rules}"
     if field not in SUBJECT_FIELDS:
         if field.split(".", 1)[0].split("[", 1)[0] in SUBJECT_FIELDS:
-            return f"{{{_one_line(field, 40)}}}: attribute and index access is not allowed; " \
+            return (
+                f"{{{_one_line(field, 40)}}}: attribute and index access is not allowed; "
                 + expected
+            )
         return f"unknown placeholder {{{_one_line(field, 40)}}}; {expected}"
     if conversion is not None:
         return f"{{{field}!{_one_line(conversion, 5)}}}: conversions are not allowed; {expected}"
@@ -239,8 +261,10 @@ def subject_placeholder_problem(field: str, spec: str, conversion: str | None) -
     for part in ("width", "precision"):
         digits = (found[part] or "").lstrip("0")
         if len(digits) > 3 or int(digits or "0") > MAX_SUBJECT_WIDTH:
-            return (f"{{{field}:{_one_line(spec, 40)}}}: the {part} is over "
-                    f"{MAX_SUBJECT_WIDTH}; a subject line is short")
+            return (
+                f"{{{field}:{_one_line(spec, 40)}}}: the {part} is over "
+                f"{MAX_SUBJECT_WIDTH}; a subject line is short"
+            )
     try:
         format(_SUBJECT_SAMPLES[field], spec)
     except (ValueError, TypeError, OverflowError) as error:
@@ -252,8 +276,10 @@ def check_subject_template(template: str) -> str:
     """Raise ValueError unless every placeholder of `template` is one that
     `alerts.render.format_subject` fills in (see `subject_placeholder_problem`)."""
     if len(template) > MAX_SUBJECT_TEMPLATE_CHARS:
-        raise ValueError(f"a subject has at most {MAX_SUBJECT_TEMPLATE_CHARS} characters "
-                         f"(this one has {len(template):,})")
+        raise ValueError(
+            f"a subject has at most {MAX_SUBJECT_TEMPLATE_CHARS} characters "
+            f"(this one has {len(template):,})"
+        )
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as error:
@@ -301,14 +327,17 @@ def _check_selector(selector: str) -> str:
     kind = "XPath" if is_xpath(selector) else "CSS selector"
     if len(selector) > MAX_TEXT_CHARS:
         article = "an" if kind == "XPath" else "a"
-        raise ValueError(f"{article} {kind} has at most {MAX_TEXT_CHARS:,} characters "
-                         f"(this one has {len(selector):,})")
+        raise ValueError(
+            f"{article} {kind} has at most {MAX_TEXT_CHARS:,} characters "
+            f"(this one has {len(selector):,})"
+        )
     probe = Selector(text="<html></html>")
     try:
         probe.xpath(selector) if is_xpath(selector) else probe.css(selector)
     except Exception as error:  # parsel raises several kinds for a bad expression
-        raise ValueError(f"invalid {kind} {_shown(selector)}: "
-                         f"{_one_line(str(error), 120)}") from error
+        raise ValueError(
+            f"invalid {kind} {_shown(selector)}: {_one_line(str(error), 120)}"
+        ) from error
     return selector
 
 

@@ -46,7 +46,8 @@ class SourceConfig(_Strict):
     every: Duration = Field(default=timedelta(minutes=15), description="Poll interval.")
     enabled: bool = Field(default=True, description="False keeps the source but stops polling it.")
     password_env: VariableName | None = Field(
-        default=None, description="Variable holding the password of the URL's user "
+        default=None,
+        description="Variable holding the password of the URL's user "
         "(https://user@host/feed), sent as HTTP basic authentication.",
     )
 
@@ -62,8 +63,10 @@ class SourceConfig(_Strict):
     @classmethod
     def _password_is_set(cls, variable: str | None) -> str | None:
         if variable is not None and not os.environ.get(variable):
-            raise ValueError(f"the environment variable {variable} is not set; export it "
-                             "with the source's password")
+            raise ValueError(
+                f"the environment variable {variable} is not set; export it "
+                "with the source's password"
+            )
         return variable
 
     @model_validator(mode="after")
@@ -89,11 +92,12 @@ class SourceConfig(_Strict):
     def _credentials_complete(self) -> SourceConfig:
         _url, user, password = split_userinfo(str(getattr(self, self.kind)))
         if self.password_env is not None and user is None:
-            raise ValueError("password_env needs the user name in the URL: "
-                             "https://user@host/feed")
+            raise ValueError("password_env needs the user name in the URL: https://user@host/feed")
         if self.password_env is not None and password is not None:
-            raise ValueError("the URL holds a password and password_env names one: keep "
-                             "password_env, so that the password stays out of the file")
+            raise ValueError(
+                "the URL holds a password and password_env names one: keep "
+                "password_env, so that the password stays out of the file"
+            )
         return self
 
     @property
@@ -153,8 +157,10 @@ class RuleConfig(_Strict):
     @classmethod
     def _stemmer_exists(cls, language: str | None) -> str | None:
         if language is not None and stem_language(language) is None:
-            raise ValueError(f"no stemmer for language {_shown(language)}; use a code such as "
-                             "en, fr, de, es, ru or ar")
+            raise ValueError(
+                f"no stemmer for language {_shown(language)}; use a code such as "
+                "en, fr, de, es, ru or ar"
+            )
         return language
 
     @field_validator("keywords", "exclude")
@@ -162,8 +168,9 @@ class RuleConfig(_Strict):
     def _terms_have_words(cls, terms: list[str] | None) -> list[str] | None:
         for term in terms or ():
             if not term_pattern(term):
-                raise ValueError(f"the keyword {_shown(term)} has no letter or digit, so it "
-                                 "can never match")
+                raise ValueError(
+                    f"the keyword {_shown(term)} has no letter or digit, so it can never match"
+                )
         return terms
 
     @model_validator(mode="after")

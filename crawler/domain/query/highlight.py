@@ -58,9 +58,7 @@ _fold_piece = functools.lru_cache(maxsize=4096)(_fold)
 def word_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """The words of `text` exactly as `tokenise` gives them, with their (start, end)
     offsets in `text` itself (for highlighting the original)."""
-    soft_breaks = {
-        index for hit in _SOFT_BREAK_RE.finditer(text) for index in range(*hit.span())
-    }
+    soft_breaks = {index for hit in _SOFT_BREAK_RE.finditer(text) for index in range(*hit.span())}
     chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []

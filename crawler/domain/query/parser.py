@@ -91,7 +91,8 @@ def _lex(query: str) -> list[_Token]:
             terms += token.node is not None
         if terms > MAX_QUERY_TERMS:
             raise QuerySyntaxError(
-                f"the query has more than {MAX_QUERY_TERMS:,} terms", tokens[-1].column,
+                f"the query has more than {MAX_QUERY_TERMS:,} terms",
+                tokens[-1].column,
                 "split it into several rules",
             )
     tokens.append(_Token("END", "the end of the query", length + 1, length + 1))
@@ -116,8 +117,9 @@ def _word_token(run: str, column: int) -> _Token:
                 raise QuerySyntaxError(
                     "NEAR needs a word distance", column, "write NEAR/n, such as NEAR/5"
                 )
-            raise QuerySyntaxError(f"'{shown}' is not an operator", column,
-                                   f"write {_shown(upper)}")
+            raise QuerySyntaxError(
+                f"'{shown}' is not an operator", column, f"write {_shown(upper)}"
+            )
         # A distance of more digits than the largest has is out of range without
         # converting it (int() refuses numbers of thousands of digits).
         digits = near[1]
@@ -222,7 +224,8 @@ class _Parser:
         self._levels += 1
         if self._levels > MAX_QUERY_DEPTH:
             raise QuerySyntaxError(
-                f"the query nests more than {MAX_QUERY_DEPTH} levels deep", token.column,
+                f"the query nests more than {MAX_QUERY_DEPTH} levels deep",
+                token.column,
                 "each parenthesised group, NOT and field prefix is a level; write it flatter",
             )
 
@@ -277,7 +280,8 @@ class _Parser:
         right_terms = self._near_side(right, right_start, near.text)
         if (chained := self.peek()).kind == "NEAR":
             raise QuerySyntaxError(
-                f"{chained.text} cannot follow another NEAR", chained.column,
+                f"{chained.text} cannot follow another NEAR",
+                chained.column,
                 "join two NEAR expressions with AND",
             )
         return Near(left_terms, right_terms, near.distance)
@@ -287,7 +291,8 @@ class _Parser:
         if len(terms) > MAX_NEAR_ALTERNATIVES:
             raise QuerySyntaxError(
                 f"{near} takes at most {MAX_NEAR_ALTERNATIVES} alternatives on a side",
-                start.column, f"this side has {len(terms)}; split the rule",
+                start.column,
+                f"this side has {len(terms)}; split the rule",
             )
         for term in terms:
             if not isinstance(term, Term):
@@ -297,7 +302,8 @@ class _Parser:
                 )
             if term.field != self._scope:
                 raise QuerySyntaxError(
-                    f"'{term.field}:' cannot be used inside NEAR", start.column,
+                    f"'{term.field}:' cannot be used inside NEAR",
+                    start.column,
                     f"scope the whole NEAR instead, as in {term.field}:(a {near} b)",
                 )
         return tuple(terms)  # type: ignore[arg-type]
@@ -332,7 +338,8 @@ class _Parser:
         name = field.text.lower()
         if name not in FIELDS:
             raise QuerySyntaxError(
-                f"unknown field '{_shown(field.text)}'", field.column,
+                f"unknown field '{_shown(field.text)}'",
+                field.column,
                 "expected one of " + ", ".join(FIELDS),
             )
         if self._scope is not None:
@@ -374,7 +381,8 @@ class _Parser:
                 return Lang(tuple(dict.fromkeys(codes)))
             if separator.kind != "OR":
                 raise QuerySyntaxError(
-                    "expected OR or ')' in 'lang:(…)'", separator.column,
+                    "expected OR or ')' in 'lang:(…)'",
+                    separator.column,
                     "lang:(…) takes language codes joined by OR",
                 )
 

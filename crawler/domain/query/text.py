@@ -33,6 +33,7 @@ _DIACRITIC_BLOCKS = (
     ("\u20d0", "\u20ff"), ("\ufe20", "\ufe2f"),
 )  # fmt: skip
 
+
 # Combining marks that `\w` does not match (Devanagari vowel signs, Arabic
 # harakat, …): inside a word they belong to it, or "हिंदी" would be two words.
 def _as_ranges(codes: list[int]) -> str:
@@ -80,11 +81,13 @@ _WHITESPACE_RE = re.compile(r"\s+")
 # scripts are letters, not accents.
 _DIACRITICS_RE = re.compile(
     "["
-    + _as_ranges([
-        code
-        for code in _MARK_CODES
-        if any(ord(low) <= code <= ord(high) for low, high in _DIACRITIC_BLOCKS)
-    ])
+    + _as_ranges(
+        [
+            code
+            for code in _MARK_CODES
+            if any(ord(low) <= code <= ord(high) for low, high in _DIACRITIC_BLOCKS)
+        ]
+    )
     + "]"
 )
 # Letters whose "accent" is part of the glyph, so NFD cannot take it off.
@@ -126,11 +129,13 @@ def _strippable_re() -> re.Pattern[str]:
     this module to validate the rules, few match anything)."""
     return re.compile(
         "["
-        + _as_ranges([
-            code
-            for code in range(0x80, 0x10000)
-            if not 0xD800 <= code < 0xE000 and _strip_accents(char := chr(code)) != char
-        ])
+        + _as_ranges(
+            [
+                code
+                for code in range(0x80, 0x10000)
+                if not 0xD800 <= code < 0xE000 and _strip_accents(char := chr(code)) != char
+            ]
+        )
         + "]"
     )
 

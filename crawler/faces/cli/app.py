@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (modules, the configuration, compiled rules), and the collector would walk
         # them over and over for nothing (~0.15 s). It is turned back on, with those
         # objects frozen out of its sight, once the service is set up
-        # (crawler.orchestration.service.settle_start_up).
+        # (crawler.orchestration.runtime.settle_start_up).
         gc.disable()
     try:
         return int(args.handler(args))
@@ -58,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not is_database_unreachable(error):
             raise
         # The database went away in the middle of a command.
-        print(f"newswatch: the database does not answer: {_first_line(error)}",
-              file=sys.stderr)
+        print(f"newswatch: the database does not answer: {_first_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         # Python's last collection at exit walks every object (~0.25 s after a
@@ -75,21 +74,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"newswatch {__version__}")
     parser.add_argument(
-        "--config", metavar="PATH", help="configuration file (default: $NEWSWATCH_CONFIG, "
-        "else ./config.yaml)",
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $NEWSWATCH_CONFIG, else ./config.yaml)",
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
     parser.add_argument(
-        "--log-format", default="text", choices=["text", "json"],
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
         help="json: one JSON object per log line, for log collectors",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the service: poll on schedule, send digests")
     run.add_argument(
-        "--role", choices=["all", "scheduler"], default="all",
+        "--role",
+        choices=["all", "scheduler"],
+        default="all",
         help="all: the whole service in this process (default); scheduler: schedule polls "
         "for `newswatch worker` processes through Redis and send digests, active while it "
         "holds the scheduler lock (scale-out, see docs/scaling.md)",
@@ -97,21 +103,26 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     worker = commands.add_parser(
-        "worker", help="crawl the polls the active scheduler queues in Redis (scale-out)")
+        "worker", help="crawl the polls the active scheduler queues in Redis (scale-out)"
+    )
     worker.set_defaults(handler=_worker)
 
     crawl = commands.add_parser("crawl", help="poll sources now, store and match, then exit")
-    crawl.add_argument("--source", action="append", metavar="NAME",
-                       help="only this source (repeatable)")
+    crawl.add_argument(
+        "--source", action="append", metavar="NAME", help="only this source (repeatable)"
+    )
     crawl.set_defaults(handler=_crawl)
 
     digest = commands.add_parser("digest", help="send pending digests now, then exit")
-    digest.add_argument("--dry-run", action="store_true",
-                        help="print what would be sent; send and record nothing")
-    digest.add_argument("--preview", metavar="PATH",
-                        help="write the next digest's HTML to PATH; send and record nothing")
-    digest.add_argument("--recipient", metavar="EMAIL",
-                        help="only this recipient (default: all)")
+    digest.add_argument(
+        "--dry-run", action="store_true", help="print what would be sent; send and record nothing"
+    )
+    digest.add_argument(
+        "--preview",
+        metavar="PATH",
+        help="write the next digest's HTML to PATH; send and record nothing",
+    )
+    digest.add_argument("--recipient", metavar="EMAIL", help="only this recipient (default: all)")
     digest.set_defaults(handler=_digest)
 
     extract = commands.add_parser("extract", help="print the extracted article of pages as JSON")
@@ -119,38 +130,58 @@ def _parser() -> argparse.ArgumentParser:
     extract.set_defaults(handler=_extract)
 
     demo = commands.add_parser(
-        "demo", help="run the service against a bundled demo news site (no internet needed)")
-    demo.add_argument("--folder", default="newswatch-demo", type=Path,
-                      help="where the demo's config, database and outbox go")
+        "demo", help="run the service against a bundled demo news site (no internet needed)"
+    )
+    demo.add_argument(
+        "--folder",
+        default="newswatch-demo",
+        type=Path,
+        help="where the demo's config, database and outbox go",
+    )
     demo.add_argument("--web-port", type=int, default=8787, help="status page port (0: any)")
-    demo.add_argument("--duration", type=float, metavar="SECONDS",
-                      help="stop by itself after this long (default: run until Ctrl-C)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop by itself after this long (default: run until Ctrl-C)",
+    )
     demo.set_defaults(handler=_demo)
 
     rules = commands.add_parser("rules", help="try watch rules")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     rules_test = rules_commands.add_parser(
-        "test", help="run a rule on stored articles (or pages) and show each hit")
-    rules_test.add_argument("name", nargs="?",
-                            help="a rule from the configuration (leave out with --query)")
+        "test", help="run a rule on stored articles (or pages) and show each hit"
+    )
+    rules_test.add_argument(
+        "name", nargs="?", help="a rule from the configuration (leave out with --query)"
+    )
     rules_test.add_argument("--query", help="try this query instead of a configured rule")
-    rules_test.add_argument("--since", default="7d",
-                            help="stored articles fetched this recently (default 7d)")
-    rules_test.add_argument("pages", nargs="*", default=[], metavar="URL_OR_FILE",
-                            help="test on these pages instead of stored articles")
+    rules_test.add_argument(
+        "--since", default="7d", help="stored articles fetched this recently (default 7d)"
+    )
+    rules_test.add_argument(
+        "pages",
+        nargs="*",
+        default=[],
+        metavar="URL_OR_FILE",
+        help="test on these pages instead of stored articles",
+    )
     rules_test.add_argument("--json", action="store_true", help="one JSON object per hit")
     rules_test.set_defaults(handler=_rules_test)
 
     status = commands.add_parser(
-        "status", help="sources, rules and digests at a glance (from the database)")
+        "status", help="sources, rules and digests at a glance (from the database)"
+    )
     status.add_argument("--json", action="store_true", help="one JSON document")
     status.set_defaults(handler=_status)
 
     stories = commands.add_parser("stories", help="list stories: copies of one story grouped")
-    stories.add_argument("--since", default="2d", help="stories with articles fetched this "
-                         "recently (default 2d)")
-    stories.add_argument("--json", action="store_true",
-                         help="one JSON object per story, with its members")
+    stories.add_argument(
+        "--since", default="2d", help="stories with articles fetched this recently (default 2d)"
+    )
+    stories.add_argument(
+        "--json", action="store_true", help="one JSON object per story, with its members"
+    )
     stories.set_defaults(handler=_stories)
 
     check = commands.add_parser("check-config", help="validate the configuration and exit")
@@ -183,7 +214,8 @@ class JsonLogFormatter(logging.Formatter):
 def _configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonLogFormatter() if log_format == "json"
+        JsonLogFormatter()
+        if log_format == "json"
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
@@ -201,4 +233,5 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
     # reports the same failure itself, once, with the source, the URL and the reason.
     for duplicate in ("trafilatura", "scrapy.downloadermiddlewares.robotstxt"):
         logging.getLogger(duplicate).setLevel(
-            logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
+            logging.DEBUG if level == "DEBUG" else logging.CRITICAL
+        )

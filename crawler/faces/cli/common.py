@@ -51,8 +51,12 @@ def _open_store(config: Config) -> Store:
 def _wait_for_store(config: Config, opener: Callable[[], Store] | None = None) -> Store | None:
     """The store for a long-lived command: waits for a database that does not answer
     yet (crawler.orchestration.startup); None when stopped while waiting."""
-    return wait_for_store(config.database, opener or (lambda: _connect(config)),
-                          web=config.web, stop_requested=stop_requested)
+    return wait_for_store(
+        config.database,
+        opener or (lambda: _connect(config)),
+        web=config.web,
+        stop_requested=stop_requested,
+    )
 
 
 def _first_line(error: BaseException) -> str:

@@ -99,10 +99,18 @@ def _rules_test(args: argparse.Namespace) -> int:
         for number, page in enumerate(args.pages):
             html, url = _read_page(page, "newswatch rules test")
             extracted = extract_article(html, url)
-            articles.append(StoredArticle(
-                id=-number, url=extracted.url, source=page, title=extracted.title,
-                body=extracted.text, published=extracted.published,
-                authors=extracted.authors, language=extracted.language))
+            articles.append(
+                StoredArticle(
+                    id=-number,
+                    url=extracted.url,
+                    source=page,
+                    title=extracted.title,
+                    body=extracted.text,
+                    published=extracted.published,
+                    authors=extracted.authors,
+                    language=extracted.language,
+                )
+            )
     else:
         try:
             since = datetime.now(UTC) - parse_duration(args.since)
@@ -116,20 +124,36 @@ def _rules_test(args: argparse.Namespace) -> int:
 
     hits = 0
     for article in articles:
-        document = MatchDocument(title=article.title, body=article.body,
-                                 author=", ".join(article.authors), source=article.source,
-                                 url=article.url, language=article.language)
+        document = MatchDocument(
+            title=article.title,
+            body=article.body,
+            author=", ".join(article.authors),
+            source=article.source,
+            url=article.url,
+            language=article.language,
+        )
         for match in matcher.match(document):
             hits += 1
             snippet = make_snippet(article.body, match.terms)
             if args.json:
-                print(json.dumps({"url": article.url, "title": article.title,
-                                  "source": article.source, "terms": list(match.terms),
-                                  "snippet": snippet}, ensure_ascii=False))
+                print(
+                    json.dumps(
+                        {
+                            "url": article.url,
+                            "title": article.title,
+                            "source": article.source,
+                            "terms": list(match.terms),
+                            "snippet": snippet,
+                        },
+                        ensure_ascii=False,
+                    )
+                )
                 continue
-            print(f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
-                  f"\n  terms: {', '.join(match.terms)}"
-                  f"\n  {_highlight(snippet, match.terms)}\n")
+            print(
+                f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
+                f"\n  terms: {', '.join(match.terms)}"
+                f"\n  {_highlight(snippet, match.terms)}\n"
+            )
     if not args.json:
         print(f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles")
     return EXIT_OK
@@ -157,8 +181,7 @@ def _status(args: argparse.Namespace) -> int:
         sources = store.source_statuses()
         matches = store.rule_match_counts()
         unsent = store.unsent_delivery_counts()
-        last_runs = {r.email: store.last_run(f"digest:{r.email}")
-                     for r in config.all_recipients()}
+        last_runs = {r.email: store.last_run(f"digest:{r.email}") for r in config.all_recipients()}
     finally:
         store.close()
     configured = {s.name for s in config.sources}
@@ -166,24 +189,32 @@ def _status(args: argparse.Namespace) -> int:
     digests = []
     for recipient in config.all_recipients():
         trigger = cron_trigger(recipient.schedule, recipient.timezone)
-        digests.append({
-            "recipient": recipient.email,
-            "schedule": f"{recipient.schedule} ({recipient.timezone})",
-            "last": last_runs[recipient.email],
-            "next": trigger.get_next_fire_time(None, now),
-        })
+        digests.append(
+            {
+                "recipient": recipient.email,
+                "schedule": f"{recipient.schedule} ({recipient.timezone})",
+                "last": last_runs[recipient.email],
+                "next": trigger.get_next_fire_time(None, now),
+            }
+        )
     report = {
         "sources": [
-            {**row, "configured": row["name"] in configured,
-             # Rows written before userinfo was split off source URLs may hold it.
-             "url": redact_text(row["url"] or ""), "last_error": row["last_error"]
-             and redact_text(row["last_error"]),
-             "status": "failing" if row["consecutive_failures"] else (
-                 "ok" if row["last_success_at"] else "not polled yet")}
+            {
+                **row,
+                "configured": row["name"] in configured,
+                # Rows written before userinfo was split off source URLs may hold it.
+                "url": redact_text(row["url"] or ""),
+                "last_error": row["last_error"] and redact_text(row["last_error"]),
+                "status": "failing"
+                if row["consecutive_failures"]
+                else ("ok" if row["last_success_at"] else "not polled yet"),
+            }
             for row in sources
         ],
-        "rules": [{"name": rule.name, "matches": matches.get(rule.name, 0),
-                   "alert": rule.alert} for rule in config.rules],
+        "rules": [
+            {"name": rule.name, "matches": matches.get(rule.name, 0), "alert": rule.alert}
+            for rule in config.rules
+        ],
         "digests": digests,
         "unsent": unsent,
     }
@@ -210,15 +241,28 @@ def _print_status(report: dict[str, Any]) -> None:
 
     console = Console()
     sources = Table(title="Sources")
-    for column in ("source", "kind", "status", "last poll", "last success", "articles",
-                   "failures", "last error"):
+    for column in (
+        "source",
+        "kind",
+        "status",
+        "last poll",
+        "last success",
+        "articles",
+        "failures",
+        "last error",
+    ):
         sources.add_column(column)
     for row in report["sources"]:
         status = row["status"] + ("" if row["configured"] else " (not configured)")
         sources.add_row(
-            row["name"], row["kind"], status, when(row["last_polled_at"]),
-            when(row["last_success_at"]), str(row["articles"]),
-            str(row["consecutive_failures"]), (row["last_error"] or "")[:60],
+            row["name"],
+            row["kind"],
+            status,
+            when(row["last_polled_at"]),
+            when(row["last_success_at"]),
+            str(row["articles"]),
+            str(row["consecutive_failures"]),
+            (row["last_error"] or "")[:60],
         )
     rules = Table(title="Rules")
     for column in ("rule", "matches", "delivery"):
@@ -229,8 +273,9 @@ def _print_status(report: dict[str, Any]) -> None:
     for column in ("recipient", "schedule", "last", "next"):
         digests.add_column(column)
     for digest in report["digests"]:
-        digests.add_row(digest["recipient"], digest["schedule"], when(digest["last"]),
-                        when(digest["next"]))
+        digests.add_row(
+            digest["recipient"], digest["schedule"], when(digest["last"]), when(digest["next"])
+        )
     console.print(sources, rules, digests)
     if report["unsent"]:
         console.print(f"Unsent, waiting for a retry: {report['unsent']}")
@@ -242,7 +287,8 @@ def _print_status(report: dict[str, Any]) -> None:
             console.print(
                 f"Scale-out: active scheduler {cluster['leader'] or '— (none)'}; "
                 f"{len(cluster['workers'])} workers; {cluster['poll_jobs_waiting']} poll jobs "
-                f"and {cluster['requests_queued']} requests queued")
+                f"and {cluster['requests_queued']} requests queued"
+            )
 
 
 def _stories(args: argparse.Namespace) -> int:
@@ -262,15 +308,24 @@ def _stories(args: argparse.Namespace) -> int:
     for members in stories:
         first = members[0]
         if args.json:
-            print(json.dumps({
-                "story": first.story_id or first.id,
-                "title": first.title,
-                "members": [
-                    {"url": a.url, "source": a.source, "title": a.title,
-                     "published": a.published.isoformat() if a.published else None}
-                    for a in members
-                ],
-            }, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "story": first.story_id or first.id,
+                        "title": first.title,
+                        "members": [
+                            {
+                                "url": a.url,
+                                "source": a.source,
+                                "title": a.title,
+                                "published": a.published.isoformat() if a.published else None,
+                            }
+                            for a in members
+                        ],
+                    },
+                    ensure_ascii=False,
+                )
+            )
             continue
         print(f"{first.title}  [{len(members)} article{'s' if len(members) != 1 else ''}]")
         for article in members:

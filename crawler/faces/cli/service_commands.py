@@ -34,18 +34,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.role == "scheduler":
         return _run_role(path, config, "scheduler")
     _start_cpu_pool_early(config)
-    from crawler.orchestration.service import install_asyncio_reactor
+    from crawler.orchestration.runtime import install_asyncio_reactor
 
     install_asyncio_reactor()
     from crawler.faces.web import start_web
-    from crawler.orchestration.service import NewswatchService, run_service
+    from crawler.orchestration.runtime import run_service
+    from crawler.orchestration.service import NewswatchService
 
     store = _wait_for_store(config)
     if store is None:
         return EXIT_OK
-    return run_service(lambda: NewswatchService(
-        config, store, cpu_workers=config.workers, config_path=path
-    ), start_web=start_web)
+    return run_service(
+        lambda: NewswatchService(config, store, cpu_workers=config.workers, config_path=path),
+        start_web=start_web,
+    )
 
 
 def _start_cpu_pool_early(config: Config) -> None:
@@ -74,12 +76,12 @@ def _run_role(path: Path, config: Config, role: str) -> int:
     check_scale_out(config, path, role)
     if role == "worker":
         _start_cpu_pool_early(config)
-    from crawler.orchestration.service import install_asyncio_reactor
+    from crawler.orchestration.runtime import install_asyncio_reactor
 
     install_asyncio_reactor()
     from crawler.faces.web import start_web
     from crawler.orchestration.roles import SchedulerService, WorkerService
-    from crawler.orchestration.service import run_service
+    from crawler.orchestration.runtime import run_service
     from crawler.storage.cluster import startup_lock
 
     service = SchedulerService if role == "scheduler" else WorkerService
@@ -91,19 +93,21 @@ def _run_role(path: Path, config: Config, role: str) -> int:
     store = _wait_for_store(config, open_locked)
     if store is None:
         return EXIT_OK
-    return run_service(lambda: service(
-        config, store, cpu_workers=config.workers, config_path=path
-    ), start_web=start_web)
+    return run_service(
+        lambda: service(config, store, cpu_workers=config.workers, config_path=path),
+        start_web=start_web,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
     catch_early_stop_signals()
-    from crawler.orchestration.service import install_asyncio_reactor
+    from crawler.orchestration.runtime import install_asyncio_reactor
 
     install_asyncio_reactor()
     from crawler.faces.demo import DemoSite, write_demo_config
     from crawler.faces.web import start_web
-    from crawler.orchestration.service import NewswatchService, run_service
+    from crawler.orchestration.runtime import run_service
+    from crawler.orchestration.service import NewswatchService
 
     site = DemoSite()
     path = write_demo_config(args.folder, site, args.web_port)
@@ -126,18 +130,20 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         return run_service(
             lambda: NewswatchService(config, store, cpu_workers=config.workers, config_path=path),
-            stop_after=args.duration, start_web=start_web,
+            stop_after=args.duration,
+            start_web=start_web,
         )
     finally:
         site.stop()
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from crawler.orchestration.service import install_asyncio_reactor
+    from crawler.orchestration.runtime import install_asyncio_reactor
 
     install_asyncio_reactor()
     from crawler.orchestration.poll import describe
-    from crawler.orchestration.service import NewswatchService, run_once
+    from crawler.orchestration.runtime import run_once
+    from crawler.orchestration.service import NewswatchService
 
     config = _load(args)
     for name in args.source or []:
@@ -171,13 +177,18 @@ def _progress(total: int, log_format: str) -> Iterator[Callable[[Any], None]]:
     root = logging.getLogger()
     previous = root.handlers[:]
     root.handlers = [RichHandler(console=console, show_path=False)]
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("polling sources", total=total)
             yield lambda outcome: progress.update(
-                task, advance=1, description=f"polled {outcome.source}")
+                task, advance=1, description=f"polled {outcome.source}"
+            )
     finally:
         root.handlers = previous
 
@@ -196,7 +207,8 @@ def _digest(args: argparse.Namespace) -> int:
     try:
         if args.dry_run or args.preview:
             previews = {
-                email: digest for email, digest in preview_digests(store, config).items()
+                email: digest
+                for email, digest in preview_digests(store, config).items()
                 if email in {r.email for r in recipients}
             }
             if not previews:
@@ -204,7 +216,7 @@ def _digest(args: argparse.Namespace) -> int:
             for recipient, digest in previews.items():
                 if args.preview:
                     Path(args.preview).write_text(digest.html, encoding="utf-8")
-                    print(f"{recipient}: preview of \"{digest.subject}\" written to {args.preview}")
+                    print(f'{recipient}: preview of "{digest.subject}" written to {args.preview}')
                     break
                 print(f"To: {recipient}\nSubject: {digest.subject}\n\n{digest.text}\n")
             return EXIT_OK

@@ -63,9 +63,11 @@ _SEARCH_TERM_RE = re.compile(r'"([^"]*)"|(\S+)')
 _PORT_RE = re.compile(r"\d{1,5}")
 # Names that always mean this machine: a DNS answer cannot make a browser send them.
 LOOPBACK_NAMES = frozenset({"localhost"})
-MISDIRECTED = (b"421 misdirected request: newswatch does not answer to the host name in "
-               b"this request's Host header; if the name is yours, add it to "
-               b"web.allowed_hosts\n")
+MISDIRECTED = (
+    b"421 misdirected request: newswatch does not answer to the host name in "
+    b"this request's Host header; if the name is yours, add it to "
+    b"web.allowed_hosts\n"
+)
 
 
 @dataclass
@@ -113,8 +115,9 @@ def is_allowed_host(header: bytes, names: frozenset[str]) -> bool:
     host = host.removesuffix(".")
     if not host:
         return False
-    return (_is_address(host) or host in LOOPBACK_NAMES or host.endswith(".localhost")
-            or host in names)
+    return (
+        _is_address(host) or host in LOOPBACK_NAMES or host.endswith(".localhost") or host in names
+    )
 
 
 def _is_address(text: str) -> bool:

@@ -29,8 +29,12 @@ class _QuietSite(Site):
     noisy = False
 
     def log(self, request: Request) -> None:
-        logger.debug("web: %s %s %d", request.method.decode(errors="replace"),
-                     request.uri.decode(errors="replace")[:200], request.code)
+        logger.debug(
+            "web: %s %s %d",
+            request.method.decode(errors="replace"),
+            request.uri.decode(errors="replace")[:200],
+            request.code,
+        )
 
 
 def start_web(service: NewswatchService) -> IListeningPort | None:
@@ -58,12 +62,11 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
         threads=threads,
     )
     try:
-        port = reactor.listenTCP(
-            web.port, _QuietSite(ui, timeout=60), interface=web.host
-        )
+        port = reactor.listenTCP(web.port, _QuietSite(ui, timeout=60), interface=web.host)
     except CannotListenError as error:
-        logger.error("web UI: cannot listen on %s port %d: %s", web.host, web.port,
-                     error.socketError)
+        logger.error(
+            "web UI: cannot listen on %s port %d: %s", web.host, web.port, error.socketError
+        )
         return None
     threads.start()
     reactor.addSystemEventTrigger("during", "shutdown", threads.stop)

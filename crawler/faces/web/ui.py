@@ -122,8 +122,11 @@ class WebUI(Resource):
     def _secrets(self) -> list[bytes]:
         smtp = self.config.delivery.smtp
         secrets = [self.config.web.token(), smtp.password() if smtp else None]
-        secrets += [credentials[1] for source in self.config.sources
-                    if (credentials := source.credentials())]
+        secrets += [
+            credentials[1]
+            for source in self.config.sources
+            if (credentials := source.credentials())
+        ]
         return [s.encode() for s in secrets if s and len(s) >= MIN_REDACTED_CHARS]
 
     def _host_names(self) -> frozenset[str]:
@@ -131,8 +134,11 @@ class WebUI(Resource):
         web = self.config.web
         # The host of web.public_url is where readers come from: it is allowed too.
         public = urlsplit(str(web.public_url)).hostname if web.public_url else None
-        return frozenset(name.lower().removesuffix(".")
-                         for name in (web.host, *web.allowed_hosts, public) if name)
+        return frozenset(
+            name.lower().removesuffix(".")
+            for name in (web.host, *web.allowed_hosts, public)
+            if name
+        )
 
     # -- the twisted.web side ----------------------------------------------------
 
@@ -155,8 +161,12 @@ class WebUI(Resource):
             request.finish()
 
         def fail(failure: Failure) -> None:
-            logger.error("web: %s %s failed: %s", request.method.decode(errors="replace"),
-                         request.path.decode(errors="replace")[:200], failure.getTraceback())
+            logger.error(
+                "web: %s %s failed: %s",
+                request.method.decode(errors="replace"),
+                request.path.decode(errors="replace")[:200],
+                failure.getTraceback(),
+            )
             send(Reply(500, b"500 internal error (see the service log)\n", TEXT))
 
         deferred = Deferred.fromCoroutine(self.respond(request))
@@ -166,27 +176,43 @@ class WebUI(Resource):
     async def respond(self, request: Request) -> Reply:
         """Method, authentication, then the route."""
         if request.method not in (b"GET", b"HEAD"):
-            return Reply(405, b"405 method not allowed: GET or HEAD only\n", TEXT,
-                         {"Allow": "GET, HEAD"})
+            return Reply(
+                405, b"405 method not allowed: GET or HEAD only\n", TEXT, {"Allow": "GET, HEAD"}
+            )
         path = request.path.decode("utf-8", errors="replace")
         path = path.rstrip("/") or "/"
         if path != "/healthz" and not self._host_allowed(request):
             return Reply(421, MISDIRECTED, TEXT)
         if path != "/healthz" and not self._authorized(request):
-            return Reply(401, b"401 unauthorized: send Authorization: Bearer <token>, "
-                              b"or add ?token=<token> to the address\n", TEXT,
-                         {"WWW-Authenticate": 'Bearer realm="newswatch"'})
+            return Reply(
+                401,
+                b"401 unauthorized: send Authorization: Bearer <token>, "
+                b"or add ?token=<token> to the address\n",
+                TEXT,
+                {"WWW-Authenticate": 'Bearer realm="newswatch"'},
+            )
         route = self.routes.get(path)
         if route is None:
-            return self._page("web/message.html.j2", "Not found", path, status=404,
-                              message="There is no page at this address.")
+            return self._page(
+                "web/message.html.j2",
+                "Not found",
+                path,
+                status=404,
+                message="There is no page at this address.",
+            )
         try:
             return await route(request)
         except SQLAlchemyError as error:
-            logger.warning("web: %s: the database did not answer: %s", path[:100],
-                           one_line(str(error), 300))
-            return self._page("web/message.html.j2", "Database unavailable", path, status=503,
-                              message="The database does not answer; the service log says why.")
+            logger.warning(
+                "web: %s: the database did not answer: %s", path[:100], one_line(str(error), 300)
+            )
+            return self._page(
+                "web/message.html.j2",
+                "Database unavailable",
+                path,
+                status=503,
+                message="The database does not answer; the service log says why.",
+            )
 
     def _host_allowed(self, request: Request) -> bool:
         headers = request.requestHeaders.getRawHeaders(b"host", [])
@@ -211,8 +237,7 @@ class WebUI(Resource):
         query = request.args.get(b"token", [])[:1]
         if query and hmac.compare_digest(query[0], token):
             # A browser opened ?token=…: later pages and the search form need no token.
-            request.addCookie(SESSION_COOKIE, session, path=b"/", httpOnly=True,
-                              sameSite="strict")
+            request.addCookie(SESSION_COOKIE, session, path=b"/", httpOnly=True, sameSite="strict")
             return True
         cookie = request.getCookie(SESSION_COOKIE)
         return cookie is not None and hmac.compare_digest(cookie, session)
@@ -224,15 +249,17 @@ class WebUI(Resource):
                 body = body.replace(form, b"[redacted]")
         return body
 
-    async def _blocking(self, function: Callable[..., Any], *args: Any,
-                        timeout: float | None = None) -> Any:
+    async def _blocking(
+        self, function: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> Any:
         """Run a blocking call in a worker thread and wait for it."""
         from twisted.internet import reactor as installed_reactor
 
         reactor: Any = installed_reactor  # zope interfaces: no useful static type
 
         deferred = (
-            deferToThread(function, *args) if self.threads is None
+            deferToThread(function, *args)
+            if self.threads is None
             else deferToThreadPool(reactor, self.threads, function, *args)
         )
         if timeout is not None:
@@ -244,8 +271,16 @@ class WebUI(Resource):
         values = request.args.get(name.encode(), [])
         return values[0].decode("utf-8", errors="replace")[:MAX_QUERY_CHARS] if values else ""
 
-    def _page(self, template: str, title: str, current: str, *, status: int = 200,
-              query: str = "", **context: Any) -> Reply:
+    def _page(
+        self,
+        template: str,
+        title: str,
+        current: str,
+        *,
+        status: int = 200,
+        query: str = "",
+        **context: Any,
+    ) -> Reply:
         config = self.config
         templates = get_environment([config.digest.templates] if config.digest.templates else [])
         html = templates.get_template(template).render(
@@ -273,8 +308,9 @@ class WebUI(Resource):
             await self._blocking(self.store.ping, timeout=HEALTH_TIMEOUT)
         except Exception as error:
             database = False
-            logger.warning("healthz: the database did not answer: %s",
-                           one_line(redact_text(str(error)), 300))
+            logger.warning(
+                "healthz: the database did not answer: %s", one_line(redact_text(str(error)), 300)
+            )
         body: dict[str, Any] = {
             "status": "ok" if scheduler and database else "fail",
             "scheduler": scheduler,
@@ -282,11 +318,16 @@ class WebUI(Resource):
         }
         if not (scheduler and database):
             body["reason"] = "; ".join(
-                reason for ok, reason in ((scheduler, "the scheduler is not running"),
-                                          (database, "the database does not answer"))
-                if not ok)
-        return Reply(200 if scheduler and database else 503,
-                     json.dumps(body).encode() + b"\n", JSON)
+                reason
+                for ok, reason in (
+                    (scheduler, "the scheduler is not running"),
+                    (database, "the database does not answer"),
+                )
+                if not ok
+            )
+        return Reply(
+            200 if scheduler and database else 503, json.dumps(body).encode() + b"\n", JSON
+        )
 
     async def no_icon(self, request: Request) -> Reply:
         """Browsers ask for it (a digest preview has no <link rel=icon>): no noise in logs."""
@@ -301,8 +342,12 @@ class WebUI(Resource):
 
     async def status_page(self, request: Request) -> Reply:
         def read() -> tuple[list[dict[str, Any]], dict[str, int], int, dict[str, int]]:
-            return (self.store.source_statuses(), self.store.rule_match_counts(),
-                    self.store.count_articles(), self.store.unsent_delivery_counts())
+            return (
+                self.store.source_statuses(),
+                self.store.rule_match_counts(),
+                self.store.count_articles(),
+                self.store.unsent_delivery_counts(),
+            )
 
         rows, match_counts, articles, unsent = await self._blocking(read)
         now = datetime.now(UTC)
@@ -322,8 +367,9 @@ class WebUI(Resource):
                 "schedule": recipient.schedule,
                 "quiet_days": ", ".join(sorted(recipient.quiet_days)),
                 "timezone": recipient.timezone,
-                "next": _local(runs.get(DIGEST_JOB.format(recipient.email)),
-                               recipient.timezone, now),
+                "next": _local(
+                    runs.get(DIGEST_JOB.format(recipient.email)), recipient.timezone, now
+                ),
             }
             for recipient in self.config.all_recipients()
         ]
@@ -334,11 +380,20 @@ class WebUI(Resource):
             "matches": sum(match_counts.values()),
             "unsent": sum(unsent.values()),
         }
-        return self._page("web/status.html.j2", "Status", "/", sources=sources, rules=rules,
-                          recipients=recipients, totals=totals, now=self._when(now))
+        return self._page(
+            "web/status.html.j2",
+            "Status",
+            "/",
+            sources=sources,
+            rules=rules,
+            recipients=recipients,
+            totals=totals,
+            now=self._when(now),
+        )
 
-    def _source_view(self, source: Any, row: dict[str, Any], runs: dict[str, datetime | None],
-                     now: datetime) -> dict[str, Any]:
+    def _source_view(
+        self, source: Any, row: dict[str, Any], runs: dict[str, datetime | None], now: datetime
+    ) -> dict[str, Any]:
         failures = row.get("consecutive_failures") or 0
         if not source.enabled:
             state, css = "disabled", "idle"
@@ -361,10 +416,12 @@ class WebUI(Resource):
             "last_poll": self._when(row.get("last_polled_at"), now),
             "last_success": self._when(row.get("last_success_at"), now),
             "next_poll": self._when(runs.get(POLL_JOB.format(source.name)), now)
-            if source.enabled else NO_TIME,
+            if source.enabled
+            else NO_TIME,
             # Redacted again: a row written before userinfo was kept out of errors.
             "last_error": one_line(redact_text(row.get("last_error") or ""), MAX_ERROR_CHARS)
-            if failures else "",
+            if failures
+            else "",
             "articles": row.get("articles", 0),
         }
 
@@ -376,21 +433,31 @@ class WebUI(Resource):
         order = {rule: n for n, rule in enumerate(self.config.rule_names())}
         sections: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            sections.setdefault(row["rule"], []).append({
-                "title": one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)",
-                "link": safe_link(row["url"]),
-                "url": one_line(row["url"], MAX_URL_CHARS),
-                "source": one_line(row["source"], MAX_TITLE_CHARS),
-                "published": self._when(row["published_at"]),
-                "matched": self._when(row["matched_at"]),
-                "terms": ", ".join(one_line(term, 100) for term in row["terms"] or ()),
-            })
-        ordered = sorted(sections.items(), key=lambda item: (order.get(item[0], len(order)),
-                                                              item[0]))
-        return self._page("web/matches.html.j2", "Recent matches", "/matches",
-                          sections=[{"rule": one_line(rule, MAX_TITLE_CHARS), "entries": entries}
-                                    for rule, entries in ordered],
-                          per_rule=per_rule, rule=rule)
+            sections.setdefault(row["rule"], []).append(
+                {
+                    "title": one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)",
+                    "link": safe_link(row["url"]),
+                    "url": one_line(row["url"], MAX_URL_CHARS),
+                    "source": one_line(row["source"], MAX_TITLE_CHARS),
+                    "published": self._when(row["published_at"]),
+                    "matched": self._when(row["matched_at"]),
+                    "terms": ", ".join(one_line(term, 100) for term in row["terms"] or ()),
+                }
+            )
+        ordered = sorted(
+            sections.items(), key=lambda item: (order.get(item[0], len(order)), item[0])
+        )
+        return self._page(
+            "web/matches.html.j2",
+            "Recent matches",
+            "/matches",
+            sections=[
+                {"rule": one_line(rule, MAX_TITLE_CHARS), "entries": entries}
+                for rule, entries in ordered
+            ],
+            per_rule=per_rule,
+            rule=rule,
+        )
 
     async def digests_page(self, request: Request) -> Reply:
         rows = await self._blocking(self.store.delivery_history, DELIVERIES_SHOWN)
@@ -408,25 +475,45 @@ class WebUI(Resource):
             }
             for row in rows
         ]
-        return self._page("web/digests.html.j2", "Delivery history", "/digests",
-                          deliveries=deliveries, shown=DELIVERIES_SHOWN)
+        return self._page(
+            "web/digests.html.j2",
+            "Delivery history",
+            "/digests",
+            deliveries=deliveries,
+            shown=DELIVERIES_SHOWN,
+        )
 
     async def preview_page(self, request: Request) -> Reply:
         """The next digest of one recipient, exactly the HTML that would be sent."""
         wanted = self._arg(request, "recipient").strip()
         recipients = [recipient.email for recipient in self.config.all_recipients()]
         if not wanted:
-            return self._page("web/preview.html.j2", "Digest preview", "/preview",
-                              recipients=recipients, recipient=None)
+            return self._page(
+                "web/preview.html.j2",
+                "Digest preview",
+                "/preview",
+                recipients=recipients,
+                recipient=None,
+            )
         email = next((e for e in recipients if e.lower() == wanted.lower()), None)
         if email is None:
-            return self._page("web/message.html.j2", "Digest preview", "/preview", status=404,
-                              message="No recipient has this address.")
+            return self._page(
+                "web/message.html.j2",
+                "Digest preview",
+                "/preview",
+                status=404,
+                message="No recipient has this address.",
+            )
         previews = await self._blocking(preview_digests, self.store, self.config)
         digest = previews.get(email)
         if digest is None:
-            return self._page("web/preview.html.j2", "Digest preview", "/preview",
-                              recipients=recipients, recipient=email)
+            return self._page(
+                "web/preview.html.j2",
+                "Digest preview",
+                "/preview",
+                recipients=recipients,
+                recipient=email,
+            )
         return Reply(200, digest.html.encode(), HTML, {"Content-Security-Policy": PREVIEW_CSP})
 
     async def search_page(self, request: Request) -> Reply:
@@ -442,17 +529,28 @@ class WebUI(Resource):
                 rows, failed = [], True
             for row in rows:
                 snippet = make_snippet(row["body"] or "", terms)
-                results.append({
-                    "title": highlight(one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)",
-                                       terms),
-                    "link": safe_link(row["url"]),
-                    "url": one_line(row["url"], MAX_URL_CHARS),
-                    "source": one_line(row["source"], MAX_TITLE_CHARS),
-                    "published": self._when(row["published_at"] or row["fetched_at"]),
-                    "snippet": highlight(snippet, terms),
-                })
-        return self._page("web/search.html.j2", "Search", "/search", query=query,
-                          terms=terms, results=results, failed=failed, limit=SEARCH_LIMIT)
+                results.append(
+                    {
+                        "title": highlight(
+                            one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)", terms
+                        ),
+                        "link": safe_link(row["url"]),
+                        "url": one_line(row["url"], MAX_URL_CHARS),
+                        "source": one_line(row["source"], MAX_TITLE_CHARS),
+                        "published": self._when(row["published_at"] or row["fetched_at"]),
+                        "snippet": highlight(snippet, terms),
+                    }
+                )
+        return self._page(
+            "web/search.html.j2",
+            "Search",
+            "/search",
+            query=query,
+            terms=terms,
+            results=results,
+            failed=failed,
+            limit=SEARCH_LIMIT,
+        )
 
 
 def _relative(moment: datetime, now: datetime) -> str:

@@ -18,8 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("sources", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("kind", sa.String(length=20), nullable=False,
-                                      server_default="feed"))
+        batch_op.add_column(
+            sa.Column("kind", sa.String(length=20), nullable=False, server_default="feed")
+        )
         batch_op.add_column(sa.Column("content_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("discovered_url", sa.String(length=2048), nullable=True))
     with op.batch_alter_table("articles", schema=None) as batch_op:

@@ -21,10 +21,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("content_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("story_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("signature", sa.LargeBinary(), nullable=True))
-        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False,
-                                      server_default="1"))
-        batch_op.add_column(sa.Column("notify_revision", sa.Integer(), nullable=False,
-                                      server_default="1"))
+        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="1"))
+        batch_op.add_column(
+            sa.Column("notify_revision", sa.Integer(), nullable=False, server_default="1")
+        )
         batch_op.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_unique_constraint("uq_articles_content_hash", ["content_hash"])
         batch_op.create_index("ix_articles_story_id", ["story_id"], unique=False)
@@ -34,9 +34,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("article_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["article_id"], ["articles.id"],
-                                name="fk_article_aliases_article_id_articles",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["article_id"],
+            ["articles.id"],
+            name="fk_article_aliases_article_id_articles",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_article_aliases"),
         sa.UniqueConstraint("url", name="uq_article_aliases_url"),
     )
@@ -50,17 +53,18 @@ def upgrade() -> None:
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["article_id"], ["articles.id"],
-                                name="fk_article_revisions_article_id_articles",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["article_id"],
+            ["articles.id"],
+            name="fk_article_revisions_article_id_articles",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_article_revisions"),
-        sa.UniqueConstraint("article_id", "revision",
-                            name="uq_article_revisions_article_revision"),
+        sa.UniqueConstraint("article_id", "revision", name="uq_article_revisions_article_revision"),
     )
 
     with op.batch_alter_table("delivery_items", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False,
-                                      server_default="1"))
+        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="1"))
         batch_op.add_column(sa.Column("story_id", sa.Integer(), nullable=True))
         batch_op.drop_constraint("uq_delivery_items_recipient_article", type_="unique")
         batch_op.create_unique_constraint(

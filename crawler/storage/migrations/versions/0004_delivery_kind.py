@@ -18,8 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("kind", sa.String(length=10), nullable=False,
-                                      server_default="digest"))
+        batch_op.add_column(
+            sa.Column("kind", sa.String(length=10), nullable=False, server_default="digest")
+        )
 
 
 def downgrade() -> None:
