@@ -20,6 +20,9 @@ metadata and the shared text helpers), fields (URL, title, authors, language and
 the other fields), body, repair (mojibake, hyphenation), dates, and article (the
 entry points, which use all the others). This module re-exports the names the
 rest of the project uses.
+
+Layer 3, stages (part of spiders). May import: spiders, crawler.storage,
+crawler.domain; never alerts.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ The pipeline, in order:
    (no entity expansion, no DTD, no network) reads it too and the reading with
    more entries wins. Entries cut off by a truncated document are dropped, since
    their link may be cut off too.
+
+Layer 3, stages (part of spiders). May import: spiders, crawler.storage,
+crawler.domain; never alerts.
 """
 
 from spiders.feedparse.fields import EARLIEST_YEAR, LATEST_YEAR, aware_utc, is_crawlable_url

@@ -8,6 +8,8 @@ The package: `values` (limits, ConfigError, the validated value types), `watch`
 (sources, rules, recipients), `schema` (the other sections and `Config`), and
 `loading` (reading the file, line numbers in messages). This module re-exports
 the names the rest of newswatch uses.
+
+Layer 1, domain (part of crawler.domain). May import: crawler.domain only.
 """
 
 from __future__ import annotations

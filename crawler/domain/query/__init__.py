@@ -74,26 +74,29 @@ word with the same Snowball stem: ``election`` matches "elections". The stemmer
 is the article's language's; the rule's ``language:`` stands in for articles
 whose language is unknown (or has no Snowball stemmer). With neither, words
 match exactly.
+
+Layer 1, domain (part of crawler.domain). May import: crawler.domain only.
 """
 
 from __future__ import annotations
 
 # The package is split by responsibility (each submodule imports only the ones
-# below it): text (normalisation, stemming, limits) <- syntax (the tree) <- parser;
-# text <- documents; all four <- evaluation; text, syntax <- highlight. The names
+# below it): text (normalisation, stemming, limits) <- syntax (the tree) <- lexer
+# (tokens) <- parser; text <- documents; text, syntax, documents <- matchers (the
+# evaluator, one matcher per node kind) <- evaluation (compile_query, evaluate);
+# text, syntax <- highlight. The names
 # imported "as" themselves are public but outside `__all__`, as they were before the
 # split (the tests use MAX_QUERY_DEPTH and Node).
 from crawler.domain.query.documents import PreparedDocument, prepare_document
 from crawler.domain.query.evaluation import (
-    DEFAULT_SCOPE,
     CompiledQuery,
-    Found,
     QueryResult,
     compile_query,
     evaluate,
     query_terms,
 )
 from crawler.domain.query.highlight import find_word_runs, term_pattern, word_spans
+from crawler.domain.query.matchers import DEFAULT_SCOPE, Found
 from crawler.domain.query.parser import keyword_query, parse_query
 from crawler.domain.query.syntax import (
     And,

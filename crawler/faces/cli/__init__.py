@@ -2,6 +2,8 @@
 
 A package: the parser and ``main`` (app), shared helpers (common) and one module per
 command group (service_commands, inspect_commands, admin_commands).
+
+Layer 5, faces (part of crawler.faces). May import: every layer below.
 """
 
 from crawler.faces.cli.app import JsonLogFormatter, main

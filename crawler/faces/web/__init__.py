@@ -21,6 +21,8 @@ other name with 421.
 
 Routes: ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
 ``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
+
+Layer 5, faces (part of crawler.faces). May import: every layer below.
 """
 
 from __future__ import annotations
