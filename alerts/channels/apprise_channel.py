@@ -1,0 +1,54 @@
+"""Chat and push apps through Apprise: Slack, Telegram, Discord, Matrix, ntfy, Teams,
+Pushover, Mattermost, Gotify and some hundred more, each named by one Apprise URL.
+
+A digest is one message (``chat.chat_text``), cut to the service's own length limit
+as Apprise knows it. Apprise has no idempotency keys: a message whose send was cut
+short by a crash may arrive twice (docs/channels.md says what each kind promises).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import apprise
+
+from alerts.channels.base import ChannelError
+from alerts.channels.chat import chat_text
+
+if TYPE_CHECKING:
+    from alerts.channels.base import ChannelMessage
+
+# The body limit used when a service states none (Apprise's own default is 32,768).
+DEFAULT_MAX_CHARS = 4000
+
+
+def apprise_url_problem(url: str) -> str | None:
+    """Why Apprise cannot use ``url`` (None when it can), found without sending."""
+    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+        scheme = url.partition("://")[0] or url[:20]
+        return f"not an Apprise URL it can use (scheme {scheme!r}; see the Apprise wiki)"
+    return None
+
+
+class AppriseChannel:
+    """Sends each message as one notification to the service ``url`` names."""
+
+    def __init__(self, name: str, url: str) -> None:
+        problem = apprise_url_problem(url)
+        if problem is not None:
+            raise ValueError(f"channel {name}: {problem}")
+        self.name = name
+        self._apprise = apprise.Apprise()
+        self._apprise.add(url)
+        limits = [service.body_maxlen for service in self._apprise if service.body_maxlen > 0]
+        self.max_chars = min([DEFAULT_MAX_CHARS, *limits])
+
+    def __repr__(self) -> str:  # the URL holds the service's token: never in logs
+        return f"AppriseChannel({self.name!r})"
+
+    def send(self, message: ChannelMessage) -> None:
+        title, body = chat_text(message, self.max_chars)
+        if not self._apprise.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT):
+            raise ChannelError(
+                f"apprise {self.name}: the service did not accept the message", temporary=True
+            )
