@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
@@ -167,3 +168,76 @@ def test_concurrent_writers_store_each_article_once(store: Store) -> None:
     assert inserted == 100
     assert store.count_articles() == 100
     assert len(store.matches()) == 100
+
+
+def test_each_channel_keeps_its_own_ledger(store: Store) -> None:
+    """An article sent by email is still due on a webhook, and the reverse; a
+    channel's delivery claims its items on that channel only."""
+    ids = [_save(store, _article(n), [RuleMatch("syria", ("ISIS",))]) for n in (1, 2)]
+    by_email = store.create_delivery(
+        "a@example.com", store.pending_items("a@example.com", ["syria"]), "example.com"
+    )
+    assert by_email is not None
+    assert by_email.channel == "email"
+    assert store.pending_items("a@example.com", ["syria"]) == []
+    due_on_hook = store.pending_items("a@example.com", ["syria"], channel="team-hook")
+    assert [item.article.id for item in due_on_hook] == ids
+
+    on_hook = store.create_delivery(
+        "a@example.com", due_on_hook[:1], "example.com", channel="team-hook"
+    )
+    assert on_hook is not None
+    assert on_hook.channel == "team-hook"
+    assert on_hook.message_id != make_message_id("a@example.com", [(ids[0], 1)], "example.com")
+    assert on_hook.message_id == make_message_id(
+        "a@example.com", [(ids[0], 1)], "example.com", "team-hook"
+    )
+    # The same item twice on one channel: refused; on a third channel: its own.
+    assert (
+        store.create_delivery("a@example.com", due_on_hook[:1], "example.com", channel="team-hook")
+        is None
+    )
+    assert len(store.pending_items("a@example.com", ["syria"], channel="chat")) == 2
+    assert [
+        item.article.id
+        for item in store.pending_items("a@example.com", ["syria"], channel="team-hook")
+    ] == ids[1:]
+
+    assert [d.id for d in store.unsent_deliveries("a@example.com")] == [by_email.id]
+    assert [d.id for d in store.unsent_deliveries("a@example.com", "team-hook")] == [on_hook.id]
+    store.mark_sent(on_hook.id)
+    assert store.count_sent("a@example.com", "digest", datetime(2000, 1, 1, tzinfo=UTC))[0] == 0
+    assert (
+        store.count_sent("a@example.com", "digest", datetime(2000, 1, 1, tzinfo=UTC), "team-hook")[
+            0
+        ]
+        == 1
+    )
+    history = {row["id"]: row["channel"] for row in store.delivery_history()}
+    assert history == {by_email.id: "email", on_hook.id: "team-hook"}
+
+
+def test_deliveries_made_before_channels_stay_email_deliveries(store: Store) -> None:
+    """Upgrading an install with a ledger (0008, no channels): what was sent stays
+    sent, by email, and nothing is due again."""
+    _save(store, _article(1), [RuleMatch("syria", ("ISIS",))])
+    record = store.create_delivery(
+        "a@example.com", store.pending_items("a@example.com", ["syria"]), "example.com"
+    )
+    assert record is not None
+    store.mark_sent(record.id)
+    with store.engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    with store.engine.connect() as connection:
+        assert "channel" not in {
+            c["name"] for c in inspect(connection).get_columns("delivery_items")
+        }
+        assert connection.scalar(text("SELECT count(*) FROM delivery_items")) == 1
+    store.upgrade()
+    assert store.pending_items("a@example.com", ["syria"]) == []
+    (kept,) = store.deliveries()
+    assert (kept.id, kept.channel, kept.message_id) == (record.id, "email", record.message_id)
+    assert kept.sent_at is not None
+    assert len(store.pending_items("a@example.com", ["syria"], channel="team-hook")) == 1

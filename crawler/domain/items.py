@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from crawler.domain.dedup import BodyKeys
 
 
+# The channel every recipient has: email (SMTP or the outbox). Other channels are
+# named in the configuration (`channels[].name`); the delivery ledger is kept per
+# (recipient, channel).
+EMAIL_CHANNEL = "email"
+
+
 @dataclass(frozen=True, slots=True)
 class ExtractedArticle:
     """What extraction reads from one article page.

@@ -8,10 +8,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crawler.domain.items import EMAIL_CHANNEL
 from crawler.storage.articles import _URL_BATCH, _article_query, _stored_article
 from crawler.storage.engine import StoreBase
 from crawler.storage.models import Article, Delivery, DeliveryItem, Match, utcnow
@@ -21,11 +22,17 @@ if TYPE_CHECKING:
     from sqlalchemy import CursorResult
 
 
-def make_message_id(recipient: str, items: Iterable[tuple[int, int]], domain: str) -> str:
+def make_message_id(
+    recipient: str,
+    items: Iterable[tuple[int, int]],
+    domain: str,
+    channel: str = EMAIL_CHANNEL,
+) -> str:
     """A Message-ID that is the same whenever the same items (article, revision) go
-    to the same person."""
+    to the same person on the same channel (an email's keeps the form it always had)."""
     keys = ",".join(f"{article}.{revision}" for article, revision in sorted(items))
-    digest = hashlib.sha256(f"{recipient.lower()}|{keys}".encode()).hexdigest()[:32]
+    to = recipient.lower() if channel == EMAIL_CHANNEL else f"{recipient.lower()}|{channel}"
+    digest = hashlib.sha256(f"{to}|{keys}".encode()).hexdigest()[:32]
     return f"<digest.{digest}@{domain}>"
 
 
@@ -35,16 +42,22 @@ class DeliveryQueries(StoreBase):
     # -- digests ---------------------------------------------------------------
 
     def pending_items(
-        self, recipient: str, rules: Sequence[str], *, with_bodies: bool = True
+        self,
+        recipient: str,
+        rules: Sequence[str],
+        *,
+        with_bodies: bool = True,
+        channel: str = EMAIL_CHANNEL,
     ) -> list[PendingItem]:
-        """Matched articles (for the given rules) that ``recipient`` has yet to get.
+        """Matched articles (for the given rules) that ``recipient`` has yet to get on
+        ``channel`` (each channel keeps its own ledger).
 
         An article is pending until a digest to the recipient holds its latest
         notable revision, unless the recipient already got its story through
         another copy (a syndicated wire story is delivered once). Without
         ``with_bodies`` each body is "" (``article_bodies`` reads the ones needed).
         """
-        mine = DeliveryItem.recipient == recipient
+        mine = and_(DeliveryItem.recipient == recipient, DeliveryItem.channel == channel)
         has_this_revision = exists().where(
             mine,
             DeliveryItem.article_id == Article.id,
@@ -97,12 +110,19 @@ class DeliveryQueries(StoreBase):
                 )
         return bodies
 
-    def unsent_deliveries(self, recipient: str) -> list[DeliveryRecord]:
-        """Deliveries to ``recipient`` that were created but never accepted, oldest first."""
+    def unsent_deliveries(
+        self, recipient: str, channel: str = EMAIL_CHANNEL
+    ) -> list[DeliveryRecord]:
+        """Deliveries to ``recipient`` on ``channel`` that were created but never
+        accepted, oldest first."""
         with self._session() as session:
             deliveries = session.scalars(
                 select(Delivery)
-                .where(Delivery.recipient == recipient, Delivery.sent_at.is_(None))
+                .where(
+                    Delivery.recipient == recipient,
+                    Delivery.channel == channel,
+                    Delivery.sent_at.is_(None),
+                )
                 .order_by(Delivery.id)
             ).all()
             return [_delivery_record(session, d) for d in deliveries]
@@ -115,6 +135,7 @@ class DeliveryQueries(StoreBase):
         kind: str = "digest",
         *,
         claim: tuple[str, datetime] | None = None,
+        channel: str = EMAIL_CHANNEL,
     ) -> DeliveryRecord | None:
         """Create a delivery holding ``items``, before anything is sent.
 
@@ -123,12 +144,13 @@ class DeliveryQueries(StoreBase):
         (run, until) makes the new delivery that run's to send (see claim_delivery).
         """
         keys = [(item.article.id, item.revision) for item in items]
-        message_id = make_message_id(recipient, keys, domain)
+        message_id = make_message_id(recipient, keys, domain, channel)
         owner, until = claim if claim is not None else (None, None)
         try:
             with self._session.begin() as session:
                 delivery = Delivery(
                     recipient=recipient,
+                    channel=channel,
                     kind=kind,
                     message_id=message_id,
                     attempts=0,
@@ -144,6 +166,7 @@ class DeliveryQueries(StoreBase):
                         {
                             "delivery_id": delivery.id,
                             "recipient": recipient,
+                            "channel": channel,
                             "article_id": item.article.id,
                             "revision": item.revision,
                             "story_id": item.article.story_id,
@@ -224,13 +247,16 @@ class DeliveryQueries(StoreBase):
                 .values(claimed_by=None, claimed_until=None)
             )
 
-    def count_sent(self, recipient: str, kind: str, since: datetime) -> tuple[int, datetime | None]:
-        """How many ``kind`` messages ``recipient`` was sent since ``since``, and the
-        time of the oldest of them."""
+    def count_sent(
+        self, recipient: str, kind: str, since: datetime, channel: str = EMAIL_CHANNEL
+    ) -> tuple[int, datetime | None]:
+        """How many ``kind`` messages ``recipient`` was sent on ``channel`` since
+        ``since``, and the time of the oldest of them."""
         with self._session() as session:
             count, oldest = session.execute(
                 select(func.count(), func.min(Delivery.sent_at)).where(
                     Delivery.recipient == recipient,
+                    Delivery.channel == channel,
                     Delivery.kind == kind,
                     Delivery.sent_at >= since,
                 )
@@ -251,7 +277,7 @@ class DeliveryQueries(StoreBase):
 
     def delivery_history(self, limit: int = 200) -> list[dict[str, Any]]:
         """The latest ``limit`` deliveries, newest first: ``id``, ``recipient``,
-        ``kind``, ``created_at``, ``sent_at``, ``attempts``, ``last_error``,
+        ``channel``, ``kind``, ``created_at``, ``sent_at``, ``attempts``, ``last_error``,
         ``articles`` (items still stored)."""
         counts = (
             select(DeliveryItem.delivery_id, func.count().label("articles"))
@@ -262,6 +288,7 @@ class DeliveryQueries(StoreBase):
             select(
                 Delivery.id,
                 Delivery.recipient,
+                Delivery.channel,
                 Delivery.kind,
                 Delivery.created_at,
                 Delivery.sent_at,
@@ -315,4 +342,5 @@ def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:
         article_ids=tuple(article_ids),
         claimed_by=delivery.claimed_by,
         claimed_until=delivery.claimed_until,
+        channel=delivery.channel,
     )

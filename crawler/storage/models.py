@@ -174,11 +174,12 @@ class Match(Base):
 
 
 class Delivery(Base):
-    """One digest email to one recipient, created before it is sent.
+    """One digest or alert to one recipient on one channel, created before it is sent.
 
-    ``message_id`` is derived from the recipient and the items, so a retry after a
-    crash sends the very same Message-ID. ``sent_at`` is set only once the SMTP
-    server accepted the message (or the outbox file was written). While a run
+    ``message_id`` is derived from the recipient, the channel and the items, so a
+    retry after a crash sends the very same Message-ID (a webhook's idempotency key).
+    ``sent_at`` is set only once the receiver accepted the message (the SMTP server,
+    the outbox file, a webhook's 2xx). While a run
     sends it, ``claimed_by`` names that run and ``claimed_until`` ends its lease:
     no other run, in this process or another, sends it meanwhile.
     """
@@ -188,6 +189,9 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     recipient: Mapped[str] = mapped_column(String(320), index=True)
     kind: Mapped[str] = mapped_column(String(10), default="digest", server_default="digest")
+    # The channel it goes out on (a `channels[].name`, or "email"): the ledger is kept
+    # per (recipient, channel).
+    channel: Mapped[str] = mapped_column(String(60), default="email", server_default="email")
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -218,7 +222,8 @@ class RobotsTxt(Base):
 
 
 class DeliveryItem(Base):
-    """An article (revision) in a delivery: per recipient, at most one digest, ever.
+    """An article (revision) in a delivery: per recipient and channel, at most one
+    digest, ever.
 
     ``story_id`` records the story it stood for, so later copies of a delivered
     story are not sent to the same recipient again.
@@ -227,7 +232,11 @@ class DeliveryItem(Base):
     __tablename__ = "delivery_items"
     __table_args__ = (
         UniqueConstraint(
-            "recipient", "article_id", "revision", name="uq_delivery_items_recipient_article"
+            "recipient",
+            "channel",
+            "article_id",
+            "revision",
+            name="uq_delivery_items_recipient_channel_article",
         ),
     )
 
@@ -236,6 +245,7 @@ class DeliveryItem(Base):
         ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
     )
     recipient: Mapped[str] = mapped_column(String(320))
+    channel: Mapped[str] = mapped_column(String(60), default="email", server_default="email")
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     story_id: Mapped[int | None] = mapped_column(Integer)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from crawler.domain.items import EMAIL_CHANNEL
+
 if TYPE_CHECKING:
     from crawler.domain.items import ExtractedArticle
 
@@ -78,3 +80,4 @@ class DeliveryRecord:
     article_ids: tuple[int, ...]
     claimed_by: str | None = None  # the run sending it now, until claimed_until
     claimed_until: datetime | None = None
+    channel: str = EMAIL_CHANNEL
