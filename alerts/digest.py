@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError
 
-from alerts.claims import claim_lease, is_abandoned, sending_run
+from alerts.channel import ChannelError
+from alerts.channel_sending import make_channels, send_on_channel
+from alerts.claims import claim_lease, sending_run
 from alerts.delivery import (
     DeliveryError,
     MessageTooLarge,
@@ -34,31 +35,33 @@ from alerts.delivery import (
     SmtpDelivery,
     message_size,
 )
+from alerts.ledger import ALERT, DIGEST, claim_unsent, first_line, message_domain, record_sent
 from alerts.render import (
-    DigestEntry,
     DigestSection,
     RenderedDigest,
     build_message,
-    make_snippet,
     render_digest,
 )
+from alerts.sections import (
+    body_cache,
+    count_stories,
+    group_by_rule,
+    matches_url,
+)
 from crawler.domain.config import WEEKDAYS
+from crawler.domain.items import EMAIL_CHANNEL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from email.message import EmailMessage
 
+    from alerts.channel import Channel
     from alerts.delivery import Delivery
     from crawler.domain.config import Config, DeliveryConfig, Recipient
     from crawler.storage.store import DeliveryRecord, PendingItem, Store
 
 logger = logging.getLogger(__name__)
 
-DIGEST = "digest"
-ALERT = "alert"
-# Seconds between the tries of recording a send while the database does not answer
-# (a restart): ~30 s in all, then the delivery stays unsent and is sent again later.
-MARK_SENT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 # Sends of one delivery, each cut smaller, when the server says it is too large.
 FIT_TRIES = 4
 
@@ -72,6 +75,8 @@ class DigestReport:
     attempts: dict[str, int] = field(default_factory=dict)  # recipient → attempts so far
     skipped: dict[str, str] = field(default_factory=dict)  # recipient → why nothing was sent
     retry_at: dict[str, datetime] = field(default_factory=dict)  # throttled alerts
+    # A receiver asked to wait (Retry-After): the retry is not sooner than this.
+    not_before: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def messages(self) -> int:
@@ -108,6 +113,7 @@ def send_pending_digests(
     *,
     recipients: Sequence[Recipient] | None = None,
     force: bool = False,
+    channels: Mapping[str, Channel] | None = None,
 ) -> DigestReport:
     """Send each recipient their pending digest; one failing recipient stops no other.
 
@@ -119,7 +125,9 @@ def send_pending_digests(
         if not force and is_quiet_day(recipient, now):
             report.skipped[recipient.email] = "quiet day"
             continue
-        _send_to(store, config, delivery, recipient, recipient.rules, DIGEST, now, report)
+        if EMAIL_CHANNEL in recipient.channels:
+            _send_to(store, config, delivery, recipient, recipient.rules, DIGEST, now, report)
+        _send_on_channels(store, config, channels, recipient, recipient.rules, DIGEST, now, report)
     return report
 
 
@@ -130,6 +138,7 @@ def send_pending_alerts(
     now: datetime | None = None,
     *,
     recipients: Sequence[Recipient] | None = None,
+    channels: Mapping[str, Channel] | None = None,
 ) -> DigestReport:
     """Send matches of ``alert: immediate`` rules now, at most ``max_per_hour`` each.
 
@@ -143,13 +152,85 @@ def send_pending_alerts(
         rules = [rule for rule in recipient.rules if rule in immediate]
         if not recipient.alerts or not rules:
             continue
-        sent, oldest = store.count_sent(recipient.email, ALERT, now - timedelta(hours=1))
-        if sent >= config.alerts.max_per_hour:
-            report.skipped[recipient.email] = "throttled"
-            report.retry_at[recipient.email] = (oldest or now) + timedelta(hours=1)
-            continue
-        _send_to(store, config, delivery, recipient, rules, ALERT, now, report)
+        for name in recipient.channels:
+            sent, oldest = store.count_sent(recipient.email, ALERT, now - timedelta(hours=1), name)
+            if sent >= config.alerts.max_per_hour:
+                report.skipped[recipient.email] = "throttled"
+                report.retry_at[recipient.email] = min(
+                    report.retry_at.get(recipient.email, datetime.max.replace(tzinfo=UTC)),
+                    (oldest or now) + timedelta(hours=1),
+                )
+            elif name == EMAIL_CHANNEL:
+                _send_to(store, config, delivery, recipient, rules, ALERT, now, report)
+            else:
+                _send_on(store, config, channels, name, recipient, rules, ALERT, now, report)
     return report
+
+
+def _send_on_channels(
+    store: Store,
+    config: Config,
+    channels: Mapping[str, Channel] | None,
+    recipient: Recipient,
+    rules: Sequence[str],
+    kind: str,
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    for name in recipient.channels:
+        if name != EMAIL_CHANNEL:
+            _send_on(store, config, channels, name, recipient, rules, kind, now, report)
+
+
+def _send_on(
+    store: Store,
+    config: Config,
+    channels: Mapping[str, Channel] | None,
+    name: str,
+    recipient: Recipient,
+    rules: Sequence[str],
+    kind: str,
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    """One recipient's deliveries on one channel (not email); its failure is reported
+    for a retry and holds back no other channel or recipient."""
+    channel = (channels if channels is not None else _channels_of(config)).get(name)
+    if channel is None:
+        return  # not usable (no URL): make_channels said why
+    try:
+        sent = send_on_channel(store, config, channel, recipient, rules, kind, now)
+    except ChannelError as error:
+        report.failed[recipient.email] = str(error)
+        report.attempts[recipient.email] = max(
+            report.attempts.get(recipient.email, 0), error.attempts
+        )
+        if error.retry_after:
+            report.not_before[recipient.email] = now + timedelta(seconds=error.retry_after)
+        return
+    except OperationalError as error:
+        logger.error(
+            "%s for %s on %s interrupted by a database error, will retry: %s",
+            kind, recipient.email, name, first_line(error),
+        )  # fmt: skip
+        report.failed[recipient.email] = f"database error: {first_line(error)}"
+        report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
+        return
+    if sent:
+        report.sent[recipient.email] = report.sent.get(recipient.email, 0) + sent
+
+
+# The channels of the configuration in use, built once for it (a reload brings a new
+# configuration, hence new channels). The configuration is held, so it is that one.
+_built: list[tuple[Config, dict[str, Channel]]] = []
+_built_lock = threading.Lock()
+
+
+def _channels_of(config: Config) -> dict[str, Channel]:
+    with _built_lock:
+        if not _built or _built[0][0] is not config:
+            _built[:] = [(config, make_channels(config))]
+        return _built[0][1]
 
 
 def preview_digests(
@@ -187,7 +268,7 @@ def render_items(
         items,
         config.rule_names(),
         max_stories=max_stories or config.digest.max_stories,
-        more_url=_matches_url(config),
+        more_url=matches_url(config),
     )
     return _render(sections, items, config, recipient, now, kind)
 
@@ -213,97 +294,6 @@ def _render(
     )
 
 
-def count_stories(items: Sequence[PendingItem]) -> int:
-    """Distinct stories among ``items`` (copies of one story count once)."""
-    return len({_story_key(item) for item in items})
-
-
-def _matches_url(config: Config) -> Callable[[str], str] | None:
-    """The web UI's page of one rule's matches, where a cut section points."""
-    base = config.web.public_url
-    if base is None:
-        return None
-    root = str(base).rstrip("/")
-    return lambda rule: f"{root}/matches?{urlencode({'rule': rule})}"
-
-
-def group_by_rule(
-    items: Sequence[PendingItem],
-    rule_order: Sequence[str],
-    *,
-    max_stories: int | None = None,
-    more_url: Callable[[str], str] | None = None,
-    bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
-) -> list[DigestSection]:
-    """Sections in ``rule_order`` (rules no longer configured last); in each, one
-    entry per story, newest story first, the first ``max_stories`` of them shown
-    and the rest counted in ``more``. Snippets are made for the stories shown
-    only, from ``bodies`` (article id → body) when the items came without theirs:
-    the work and the memory are per story shown, not per match."""
-    by_rule: dict[str, list[PendingItem]] = {}
-    for item in items:
-        for rule, _terms in item.rules:
-            by_rule.setdefault(rule, []).append(item)
-    order = {name: position for position, name in enumerate(rule_order)}
-    layout = []
-    for rule, rule_items in sorted(by_rule.items(), key=lambda kv: order.get(kv[0], len(order))):
-        stories = _stories(rule_items)
-        shown = stories if max_stories is None else stories[:max_stories]
-        layout.append((rule, shown, len(stories) - len(shown)))
-    texts: Mapping[int, str] = {}
-    if bodies is not None:
-        texts = bodies(sorted({copies[0].article.id for _, shown, _ in layout for copies in shown}))
-    return [
-        DigestSection(
-            rule=rule,
-            entries=tuple(
-                _entry(rule, copies, texts.get(copies[0].article.id)) for copies in shown
-            ),
-            more=more,
-            more_url=more_url(rule) if more and more_url is not None else None,
-        )
-        for rule, shown, more in layout
-    ]
-
-
-def _story_key(item: PendingItem) -> int:
-    return item.article.story_id if item.article.story_id is not None else -item.article.id
-
-
-def _stories(items: Sequence[PendingItem]) -> list[list[PendingItem]]:
-    """``items`` by story, each story's copies earliest first (the earliest copy,
-    usually the wire original, is the main link), stories newest first."""
-    oldest = datetime.max.replace(tzinfo=UTC)
-    stories: dict[int, list[PendingItem]] = {}
-    for item in items:
-        stories.setdefault(_story_key(item), []).append(item)
-    for copies in stories.values():
-        copies.sort(key=lambda i: (i.article.published or oldest, i.article.id))
-    earliest = datetime.min.replace(tzinfo=UTC)
-    # sorted() is stable: stories of one moment keep the order they came in.
-    return sorted(stories.values(), key=lambda c: c[0].article.published or earliest, reverse=True)
-
-
-def _entry(rule: str, copies: Sequence[PendingItem], body: str | None = None) -> DigestEntry:
-    main = copies[0]
-    terms = dict(main.rules).get(rule, ())
-    others = tuple(
-        dict.fromkeys(
-            c.article.source for c in copies[1:] if c.article.source != main.article.source
-        )
-    )
-    return DigestEntry(
-        title=main.article.title,
-        url=main.article.url,
-        source=main.article.source,
-        published=main.article.published,
-        snippet_text=make_snippet(main.article.body if body is None else body, terms),
-        terms=terms,
-        also_reported_by=others,
-        updated=main.is_update,
-    )
-
-
 def _send_to(
     store: Store,
     config: Config,
@@ -326,7 +316,7 @@ def _send_to(
     try:
         with sending_run() as run:
             for record in store.unsent_deliveries(recipient.email):
-                if not _claim(store, record, run, lease):
+                if not claim_unsent(store, record, run, lease):
                     logger.info(
                         "%s %s to %s is being sent by another run (%s); leaving it to that one",
                         record.kind,
@@ -342,7 +332,7 @@ def _send_to(
             created = store.create_delivery(
                 recipient.email,
                 pending,
-                _domain(config),
+                message_domain(config),
                 kind,
                 claim=(run, datetime.now(UTC) + lease),
             )
@@ -361,26 +351,10 @@ def _send_to(
             "%s for %s interrupted by a database error, will retry: %s",
             kind,
             recipient.email,
-            _first_line(error),
+            first_line(error),
         )
-        report.failed[recipient.email] = f"database error: {_first_line(error)}"
+        report.failed[recipient.email] = f"database error: {first_line(error)}"
         report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
-
-
-def _claim(store: Store, record: DeliveryRecord, run: str, lease: timedelta) -> bool:
-    """Claim an unsent delivery for ``run``: free, expired, or held by a dead run."""
-    now = datetime.now(UTC)
-    held_by = record.claimed_by
-    abandoned = held_by if held_by is not None and is_abandoned(held_by) else None
-    if abandoned is not None:
-        logger.info(
-            "%s %s to %s was being sent by a run that is gone (%s); taking it over",
-            record.kind,
-            record.message_id,
-            record.recipient,
-            abandoned,
-        )
-    return store.claim_delivery(record.id, run, now + lease, now=now, replacing=abandoned)
 
 
 def _send(
@@ -398,7 +372,7 @@ def _send(
     try:
         # Without bodies: the digest reads those of the stories it shows, not 10,000.
         items = store.items_of(record, with_bodies=False)
-        bodies = _body_cache(store)
+        bodies = body_cache(store)
         budget = _budget(config, delivery)
         for _ in range(FIT_TRIES):
             message = fitting_message(items, config, recipient, record, now, budget, bodies=bodies)
@@ -439,7 +413,7 @@ def _send(
         with contextlib.suppress(Exception):  # the database may be what failed
             store.release_delivery(record.id, run)
         raise
-    _record_sent(store, record, now)
+    record_sent(store, record, now)
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)
     logger.info(
         "%s %s sent to %s with %d articles",
@@ -448,19 +422,6 @@ def _send(
         record.recipient,
         len(record.article_ids),
     )
-
-
-def _body_cache(store: Store) -> Callable[[Sequence[int]], Mapping[int, str]]:
-    """``store.article_bodies``, reading each body once however often a digest is cut."""
-    known: dict[int, str] = {}
-
-    def bodies(article_ids: Sequence[int]) -> Mapping[int, str]:
-        missing = [article_id for article_id in article_ids if article_id not in known]
-        if missing:
-            known.update(store.article_bodies(missing))
-        return {article_id: known.get(article_id, "") for article_id in article_ids}
-
-    return bodies
 
 
 def _budget(config: Config, delivery: Delivery) -> int:
@@ -484,7 +445,7 @@ def fitting_message(
     (each cut story is counted in its section's "N more"). One log line says when
     a digest was cut, and why."""
     cap = config.digest.max_stories
-    more_url = _matches_url(config)
+    more_url = matches_url(config)
     while True:
         sections = group_by_rule(
             items, config.rule_names(), max_stories=cap, more_url=more_url, bodies=bodies
@@ -530,41 +491,3 @@ def fitting_message(
             budget,
         )
     return message
-
-
-def _record_sent(store: Store, record: DeliveryRecord, now: datetime) -> None:
-    """Mark the delivery sent, waiting out a database that is restarting: the server
-    has the message, and not recording it would send it again."""
-    for delay in (*MARK_SENT_RETRY_DELAYS, None):
-        try:
-            store.mark_sent(record.id, at=now)
-            return
-        except OperationalError as error:
-            if delay is None:
-                logger.error(
-                    "%s %s to %s was sent but could not be recorded (the database "
-                    "does not answer); it will be sent again with the same "
-                    "Message-ID",
-                    record.kind,
-                    record.message_id,
-                    record.recipient,
-                )
-                raise
-            logger.warning(
-                "%s %s to %s was sent; recording it failed (%s), trying again in %.1fs",
-                record.kind,
-                record.message_id,
-                record.recipient,
-                _first_line(error),
-                delay,
-            )
-            time.sleep(delay)
-
-
-def _first_line(error: OperationalError) -> str:
-    lines = str(error.orig or error).strip().splitlines()
-    return lines[0][:300] if lines else type(error).__name__
-
-
-def _domain(config: Config) -> str:
-    return config.digest.sender.rpartition("@")[2] or "newswatch.local"

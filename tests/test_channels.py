@@ -5,21 +5,21 @@ and form:// plugins posting over real HTTP."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from receivers import Receiver
 
-from alerts.channels.apprise_channel import AppriseChannel, apprise_url_problem
-from alerts.channels.base import ChannelError, ChannelMessage, parse_retry_after
-from alerts.channels.chat import chat_text, outlets
-from alerts.channels.webhook import (
+from alerts.apprise_channel import AppriseChannel, apprise_url_problem
+from alerts.channel import ChannelError, ChannelMessage, parse_retry_after
+from alerts.chat import chat_text, outlets
+from alerts.render import DigestEntry, DigestSection
+from alerts.webhook import (
     IDEMPOTENCY_HEADER,
     SCHEMA,
     SIGNATURE_HEADER,
@@ -27,50 +27,16 @@ from alerts.channels.webhook import (
     sign,
     verify_signature,
 )
-from alerts.render import DigestEntry, DigestSection
 
 SECRET = "s3cret-for-tests"
 PUBLISHED = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
-@dataclass
-class Receiver:
-    """An HTTP server on loopback that records each request and answers from a script."""
-
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    port: int = 0
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            state.requests.append((self.path, dict(self.headers), body))
-            status, headers = state.answers.pop(0) if state.answers else (200, {})
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    started = Receiver().start()
+    yield started
+    started.stop()
 
 
 def _entry(number: int, *, title: str | None = None) -> DigestEntry:

@@ -254,6 +254,8 @@ class NewswatchService:
                     retry.max_delay.total_seconds(),
                 )
             )
+            if (wait := report.not_before.get(email)) is not None:
+                delay = max(delay, wait - datetime.now(UTC))  # the receiver's Retry-After
             job = self.send_alerts if kind == "alert" else self.send_digests
             self.scheduler.add_job(
                 self._job(job),

@@ -122,6 +122,7 @@ class DeliveryQueries(StoreBase):
                     Delivery.recipient == recipient,
                     Delivery.channel == channel,
                     Delivery.sent_at.is_(None),
+                    Delivery.failed_at.is_(None),
                 )
                 .order_by(Delivery.id)
             ).all()
@@ -238,6 +239,22 @@ class DeliveryQueries(StoreBase):
                 )
             )
 
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        """Record that the channel refused the delivery for good: it is kept, with its
+        error, and never sent again (its items stay delivered, so nothing is resent)."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(
+                    failed_at=utcnow(),
+                    attempts=Delivery.attempts + 1,
+                    last_error=error[:2000],
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
+
     def release_delivery(self, delivery_id: int, owner: str) -> None:
         """Give up ``owner``'s claim without counting an attempt (nothing was tried)."""
         with self._session.begin() as session:
@@ -277,8 +294,8 @@ class DeliveryQueries(StoreBase):
 
     def delivery_history(self, limit: int = 200) -> list[dict[str, Any]]:
         """The latest ``limit`` deliveries, newest first: ``id``, ``recipient``,
-        ``channel``, ``kind``, ``created_at``, ``sent_at``, ``attempts``, ``last_error``,
-        ``articles`` (items still stored)."""
+        ``channel``, ``kind``, ``created_at``, ``sent_at``, ``failed_at``, ``attempts``,
+        ``last_error``, ``articles`` (items still stored)."""
         counts = (
             select(DeliveryItem.delivery_id, func.count().label("articles"))
             .group_by(DeliveryItem.delivery_id)
@@ -292,6 +309,7 @@ class DeliveryQueries(StoreBase):
                 Delivery.kind,
                 Delivery.created_at,
                 Delivery.sent_at,
+                Delivery.failed_at,
                 Delivery.attempts,
                 Delivery.last_error,
                 func.coalesce(counts.c.articles, 0).label("articles"),
@@ -308,7 +326,7 @@ class DeliveryQueries(StoreBase):
         with self._session() as session:
             rows = session.execute(
                 select(Delivery.kind, func.count())
-                .where(Delivery.sent_at.is_(None))
+                .where(Delivery.sent_at.is_(None), Delivery.failed_at.is_(None))
                 .group_by(Delivery.kind)
             )
             return {kind: count for kind, count in rows}

@@ -199,6 +199,8 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Refused for good by its channel (a webhook's 4xx): kept and shown, never retried.
+    failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ScheduleRun(Base):

@@ -302,18 +302,49 @@ def _resolve_paths(config: Config, path: Path) -> Config:
 
 
 def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list[str]:
-    wanted: list[tuple[tuple[str, ...], str, str]] = []
+    wanted: list[tuple[tuple[int | str, ...], str, str]] = []
     smtp = config.delivery.smtp
     if smtp is not None and smtp.password_env is not None:
         wanted.append((("delivery", "smtp", "password_env"), smtp.password_env, "SMTP password"))
     if config.web.enabled and config.web.token_env is not None:
         wanted.append((("web", "token_env"), config.web.token_env, "web access token"))
-    return [
+    for index, channel in enumerate(config.channels):
+        if channel.url_env is not None:
+            what = "Apprise URL" if channel.kind == "apprise" else "webhook URL"
+            wanted.append((("channels", index, "url_env"), channel.url_env, what))
+        if channel.secret_env is not None:
+            wanted.append((("channels", index, "secret_env"), channel.secret_env, "signing secret"))
+    problems = [
         f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): the environment variable "
         f"{variable} is not set; export it with the {what}"
         for loc, variable, what in wanted
         if not os.environ.get(variable)
     ]
+    return problems + _unusable_channel_urls(config, node, path)
+
+
+def _unusable_channel_urls(config: Config, node: yaml.Node | None, path: Path) -> list[str]:
+    """An Apprise URL Apprise cannot use, or a webhook URL from a variable that is not
+    http(s), named with the key and line that point to it (nothing is sent)."""
+    problems = []
+    for index, channel in enumerate(config.channels):
+        url = channel.target_url() if channel.url_env is not None else None
+        if not url:
+            continue
+        loc = ("channels", index, "url_env")
+        where = f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)})"
+        if channel.kind == "apprise":
+            import apprise  # only where an apprise channel is configured (~0.1 s)
+
+            if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+                scheme = url.partition("://")[0][:20]
+                problems.append(
+                    f"{where}: ${channel.url_env} is not an Apprise URL Apprise can use "
+                    f"(scheme {scheme!r}); see the Apprise wiki for the service's form"
+                )
+        elif not url.startswith(("http://", "https://")):
+            problems.append(f"{where}: ${channel.url_env} must hold an http(s) URL")
+    return problems
 
 
 def _yaml_error_message(path: Path, error: yaml.YAMLError, text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
     MAX_PATH_CHARS,
@@ -35,6 +36,7 @@ from crawler.domain.config.values import (
     parse_duration,
 )
 from crawler.domain.config.watch import RecipientConfig, RuleConfig, SourceConfig
+from crawler.domain.items import EMAIL_CHANNEL
 
 
 class AlertsConfig(_Strict):
@@ -63,6 +65,7 @@ class Recipient:
     timezone: str
     quiet_days: frozenset[str]
     alerts: bool
+    channels: tuple[str, ...] = ("email",)  # "email" and/or `channels[].name`s
 
 
 class DigestConfig(_Strict):
@@ -282,6 +285,7 @@ class Config(_Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     recipients: list[RecipientConfig] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     delivery_retry: DeliveryRetryConfig = Field(default_factory=DeliveryRetryConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
@@ -335,6 +339,12 @@ class Config(_Strict):
         _require_unique([r.name for r in rules], "rule")
         return rules
 
+    @field_validator("channels")
+    @classmethod
+    def _unique_channel_names(cls, channels: list[ChannelConfig]) -> list[ChannelConfig]:
+        _require_unique([c.name for c in channels], "channel")
+        return channels
+
     @model_validator(mode="after")
     def _recipients_name_known_rules(self) -> Config:
         names = {rule.name for rule in self.rules}
@@ -353,6 +363,13 @@ class Config(_Strict):
             if unknown:
                 raise ValueError(
                     f"recipient {recipient.email} names tags no rule has: {', '.join(unknown)}"
+                )
+            channels = {EMAIL_CHANNEL, *(channel.name for channel in self.channels)}
+            unknown = [name for name in recipient.channels or [] if name not in channels]
+            if unknown:
+                raise ValueError(
+                    f"recipient {recipient.email} names unknown channels: {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(channels))})"
                 )
         return self
 
@@ -379,6 +396,7 @@ class Config(_Strict):
             timezone=recipient.timezone or self.digest.timezone,
             quiet_days=frozenset(recipient.quiet_days),
             alerts=recipient.alerts,
+            channels=tuple(dict.fromkeys(recipient.channels or [EMAIL_CHANNEL])),
         )
 
     def rule_names(self, alert: str | None = None) -> list[str]:

@@ -194,3 +194,6 @@ class RecipientConfig(_Strict):
     weekday: Weekday = Field(default="mon", description="The day of a weekly digest.")
     quiet_days: list[Weekday] = Field(default_factory=list, description="No digest these days.")
     alerts: bool = Field(default=True, description="Receive immediate alerts.")
+    channels: list[Name] | None = Field(
+        default=None, description="Where digests and alerts go: email and/or channel names."
+    )

@@ -464,11 +464,12 @@ class WebUI(Resource):
         deliveries = [
             {
                 "recipient": one_line(row["recipient"], MAX_TITLE_CHARS),
+                "channel": one_line(row["channel"], MAX_TITLE_CHARS),
                 "kind": row["kind"],
                 "created": self._when(row["created_at"]),
                 "sent": self._when(row["sent_at"]),
-                "state": "sent" if row["sent_at"] else "waiting to be sent",
-                "state_class": "ok" if row["sent_at"] else "pending",
+                "state": _delivery_state(row)[0],
+                "state_class": _delivery_state(row)[1],
                 "attempts": row["attempts"],
                 "articles": row["articles"],
                 "last_error": one_line(row["last_error"], MAX_ERROR_CHARS),
@@ -570,3 +571,12 @@ def _local(moment: datetime | None, timezone: str, now: datetime) -> str:
         return NO_TIME
     local = moment.astimezone(ZoneInfo(timezone))
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({_relative(moment, now)})"
+
+
+def _delivery_state(row: dict[str, Any]) -> tuple[str, str]:
+    """How a delivery stands, and its badge's class."""
+    if row["sent_at"]:
+        return "sent", "ok"
+    if row.get("failed_at"):
+        return "refused, not retried", "failing"
+    return "waiting to be sent", "pending"

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import apprise
 
-from alerts.channels.base import ChannelError
-from alerts.channels.chat import chat_text
+from alerts.channel import ChannelError
+from alerts.chat import chat_text
 
 if TYPE_CHECKING:
-    from alerts.channels.base import ChannelMessage
+    from alerts.channel import ChannelMessage
 
 # The body limit used when a service states none (Apprise's own default is 32,768).
 DEFAULT_MAX_CHARS = 4000

@@ -1,5 +1,6 @@
-"""What every channel shares: the message it delivers, the error it raises, and the
-reading of an HTTP answer into "delivered", "try again (after …)" or "give up"."""
+"""What every delivery channel beside email shares: the message it delivers, the
+error it raises, and the reading of an HTTP answer into "delivered", "try again
+(after …)" or "give up"."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class ChannelError(Exception):
         super().__init__(message)
         self.temporary = temporary
         self.retry_after = retry_after
+        self.attempts = 0  # the delivery's failed attempts so far, once the ledger counted
 
 
 class Channel(Protocol):

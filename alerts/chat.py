@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from alerts.channels.base import ChannelMessage
+    from alerts.channel import ChannelMessage
     from alerts.render import DigestEntry
 
 # Outlets named on a story's line before "and N more".

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from alerts.channels.base import (
+from alerts.channel import (
     ChannelError,
     ChannelMessage,
     is_temporary_status,

@@ -1,0 +1,155 @@
+"""Sending a recipient's digest or alert on one channel, through the ledger.
+
+The same exactly-once path as email: the unsent deliveries of this (recipient,
+channel) first, the same messages again with the same idempotency key, then one new
+delivery of what is pending on this channel, each claimed before it is sent and
+recorded sent only once the receiver took it. A temporary failure leaves the
+delivery pending for the retry with backoff; a permanent one marks it failed, shown
+and never sent again. One channel's failure never holds back another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from alerts.apprise_channel import AppriseChannel
+from alerts.channel import ChannelError, ChannelMessage
+from alerts.claims import claim_lease, sending_run
+from alerts.ledger import ALERT, claim_unsent, message_domain, record_sent
+from alerts.render import format_subject
+from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
+from alerts.webhook import WebhookChannel
+from crawler import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from alerts.channel import Channel
+    from crawler.domain.config import Config, Recipient
+    from crawler.storage.store import DeliveryRecord, Store
+
+logger = logging.getLogger(__name__)
+
+
+def make_channels(config: Config) -> dict[str, Channel]:
+    """The configured channels by name (their URLs and secrets read from the
+    environment now); one that cannot be built is left out, with one log line."""
+    user_agent = f"newswatch/{__version__} (+{config.user_agent_contact})"
+    channels: dict[str, Channel] = {}
+    for settings in config.channels:
+        url = settings.target_url()
+        try:
+            if not url:
+                raise ValueError(f"channel {settings.name}: no URL (is ${settings.url_env} set?)")
+            if settings.kind == "webhook":
+                channels[settings.name] = WebhookChannel(
+                    settings.name,
+                    url,
+                    settings.secret() or "",
+                    timeout=settings.timeout.total_seconds(),
+                    user_agent=user_agent,
+                )
+            else:
+                channels[settings.name] = AppriseChannel(settings.name, url)
+        except ValueError as error:
+            logger.error("%s; nothing goes to it until the configuration is fixed", error)
+    return channels
+
+
+def channel_message(store: Store, config: Config, record: DeliveryRecord) -> ChannelMessage:
+    """The message of a delivery: its items as the digest's sections, with snippets."""
+    items = store.items_of(record, with_bodies=False)
+    sections = group_by_rule(
+        items,
+        config.rule_names(),
+        max_stories=config.digest.max_stories,
+        more_url=matches_url(config),
+        bodies=body_cache(store),
+    )
+    template = config.alerts.subject if record.kind == ALERT else config.digest.subject
+    base = config.web.public_url
+    return ChannelMessage(
+        kind=record.kind,
+        channel=record.channel,
+        recipient=record.recipient,
+        idempotency_key=record.message_id.strip("<>"),
+        subject=format_subject(
+            template, count=count_stories(items), rules=[s.rule for s in sections]
+        ),
+        sections=tuple(sections),
+        created=record.created_at,  # not the try's time: every retry sends the same body
+        more_url=f"{str(base).rstrip('/')}/matches" if base is not None else None,
+    )
+
+
+def send_on_channel(
+    store: Store,
+    config: Config,
+    channel: Channel,
+    recipient: Recipient,
+    rules: Sequence[str],
+    kind: str,
+    now: datetime,
+) -> int:
+    """Send what ``recipient`` has waiting on ``channel``; returns the articles sent.
+    A temporary failure is raised (ChannelError, with the delivery's attempts so far);
+    a permanent one is recorded and the run goes on."""
+    lease = claim_lease(timedelta(minutes=1))
+    sent = 0
+    with sending_run() as run:
+        for record in store.unsent_deliveries(recipient.email, channel.name):
+            if claim_unsent(store, record, run, lease):
+                sent += _deliver(store, config, channel, record, run, now)
+        pending = store.pending_items(
+            recipient.email, rules, with_bodies=False, channel=channel.name
+        )
+        if not pending:
+            return sent
+        created = store.create_delivery(
+            recipient.email,
+            pending,
+            message_domain(config),
+            kind,
+            claim=(run, datetime.now(UTC) + lease),
+            channel=channel.name,
+        )
+        if created is not None:
+            sent += _deliver(store, config, channel, created, run, now)
+    return sent
+
+
+def _deliver(
+    store: Store, config: Config, channel: Channel, record: DeliveryRecord, run: str, now: datetime
+) -> int:
+    """Send one claimed delivery; 0 when the channel refused it for good."""
+    try:
+        channel.send(channel_message(store, config, record))
+    except ChannelError as error:
+        if not error.temporary:
+            store.mark_failed(record.id, str(error))
+            logger.error(
+                "%s %s to %s on %s refused for good, not retried: %s",
+                record.kind, record.message_id, record.recipient, channel.name, error,
+            )  # fmt: skip
+            return 0
+        store.record_send_failure(record.id, str(error))
+        error.attempts = record.attempts + 1
+        logger.error(
+            "%s %s to %s on %s not sent (attempt %d), will retry: %s",
+            record.kind, record.message_id, record.recipient, channel.name,
+            record.attempts + 1, error,
+        )  # fmt: skip
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):  # the database may be what failed
+            store.release_delivery(record.id, run)
+        raise
+    record_sent(store, record, now)
+    logger.info(
+        "%s %s sent to %s on %s with %d articles",
+        record.kind, record.message_id, record.recipient, channel.name, len(record.article_ids),
+    )  # fmt: skip
+    return len(record.article_ids)

@@ -1,0 +1,65 @@
+"""`channels:`: where a reader's digests and alerts go besides email.
+
+A channel is named and has a kind: ``webhook`` (a signed HTTP POST) or ``apprise``
+(a chat or push app, by its Apprise URL). Secrets never stand in the file: a
+webhook's signing secret and an Apprise URL (it holds the service's token) are
+read from environment variables named by ``*_env`` keys.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from crawler.domain.config.values import Duration, Name, VariableName, WebUrl, _Strict
+from crawler.domain.items import EMAIL_CHANNEL
+
+
+class ChannelConfig(_Strict):
+    """One named channel of a kind, with the settings that kind needs."""
+
+    name: Name
+    kind: Literal["webhook", "apprise"]
+    url: WebUrl | None = Field(default=None, description="webhook: the URL to POST to.")
+    url_env: VariableName | None = Field(
+        default=None, description="The variable holding the URL (apprise: required)."
+    )
+    secret_env: VariableName | None = Field(
+        default=None, description="webhook: the variable holding the signing secret."
+    )
+    timeout: Duration = Field(default=timedelta(seconds=30))
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> ChannelConfig:
+        if self.name.lower() == EMAIL_CHANNEL:
+            raise ValueError(f"{EMAIL_CHANNEL!r} is every recipient's email; name it otherwise")
+        if self.kind == "apprise":
+            if self.url is not None or self.url_env is None:
+                raise ValueError(
+                    "an apprise channel takes url_env, the environment variable holding its "
+                    "Apprise URL (it carries the service's token, so never in the file)"
+                )
+            if self.secret_env is not None:
+                raise ValueError("secret_env is a webhook's; an apprise channel has none")
+        else:
+            if (self.url is None) == (self.url_env is None):
+                raise ValueError("a webhook channel takes url or url_env (one of them)")
+            if self.secret_env is None:
+                raise ValueError(
+                    "a webhook channel takes secret_env, the environment variable holding "
+                    "the secret its requests are signed with"
+                )
+        if not timedelta(seconds=1) <= self.timeout <= timedelta(minutes=10):
+            raise ValueError("timeout must be between 1s and 10m")
+        return self
+
+    def target_url(self) -> str | None:
+        """The URL to deliver to (from the file, or from the ``url_env`` variable)."""
+        return self.url if self.url is not None else os.environ.get(self.url_env or "")
+
+    def secret(self) -> str | None:
+        """A webhook's signing secret, from the ``secret_env`` variable."""
+        return os.environ.get(self.secret_env) if self.secret_env else None
