@@ -5,9 +5,10 @@ error it raises, and the reading of an HTTP answer into "delivered", "try again
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
+
+from crawler.domain.http import parse_retry_after as read_retry_after
 
 if TYPE_CHECKING:
     from alerts.render import DigestSection
@@ -70,16 +71,5 @@ def is_temporary_status(status: int) -> bool:
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped
     at a day; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return min(float(text), MAX_RETRY_AFTER_SECONDS)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    seconds = read_retry_after(value, now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER_SECONDS)

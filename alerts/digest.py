@@ -115,7 +115,8 @@ def send_pending_digests(
     force: bool = False,
     channels: Mapping[str, Channel] | None = None,
 ) -> DigestReport:
-    """Send each recipient their pending digest; one failing recipient stops no other.
+    """Send each recipient their pending digest on each of their channels; one failing
+    recipient or channel stops no other.
 
     ``force`` sends on quiet days too (a person asked for it now).
     """
@@ -127,7 +128,11 @@ def send_pending_digests(
             continue
         if EMAIL_CHANNEL in recipient.channels:
             _send_to(store, config, delivery, recipient, recipient.rules, DIGEST, now, report)
-        _send_on_channels(store, config, channels, recipient, recipient.rules, DIGEST, now, report)
+        for name in recipient.channels:
+            if name != EMAIL_CHANNEL:
+                _send_on(
+                    store, config, channels, name, recipient, recipient.rules, DIGEST, now, report
+                )
     return report
 
 
@@ -165,21 +170,6 @@ def send_pending_alerts(
             else:
                 _send_on(store, config, channels, name, recipient, rules, ALERT, now, report)
     return report
-
-
-def _send_on_channels(
-    store: Store,
-    config: Config,
-    channels: Mapping[str, Channel] | None,
-    recipient: Recipient,
-    rules: Sequence[str],
-    kind: str,
-    now: datetime,
-    report: DigestReport,
-) -> None:
-    for name in recipient.channels:
-        if name != EMAIL_CHANNEL:
-            _send_on(store, config, channels, name, recipient, rules, kind, now, report)
 
 
 def _send_on(

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
@@ -24,6 +22,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from w3lib.encoding import html_to_unicode
 from w3lib.html import get_meta_refresh
 
+from crawler.domain.http import parse_retry_after
 from spiders.robotstxt import RobotsTxtRules
 
 if TYPE_CHECKING:
@@ -39,22 +38,6 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Where a refresh tag is looked for: the head of the page, as Scrapy does.
 META_REFRESH_HEAD_BYTES = 4096
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 def delay_floor(configured: float, robots_delay: float | None, max_delay: float) -> float:
