@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from alerts.apprise_channel import AppriseChannel
 from alerts.channel import ChannelError, ChannelMessage
 from alerts.claims import claim_lease, sending_run
 from alerts.ledger import ALERT, claim_unsent, message_domain, record_sent
-from alerts.render import format_subject
+from alerts.render import DigestEntry, DigestSection, format_subject
 from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
 from alerts.webhook import WebhookChannel
 from crawler import __version__
@@ -82,6 +83,28 @@ def channel_message(store: Store, config: Config, record: DeliveryRecord) -> Cha
         sections=tuple(sections),
         created=record.created_at,  # not the try's time: every retry sends the same body
         more_url=f"{str(base).rstrip('/')}/matches" if base is not None else None,
+    )
+
+
+def test_message(channel: str, config: Config, now: datetime) -> ChannelMessage:
+    """A message that says it is a test, in the form a digest takes (for `newswatch
+    channels test`): it goes through no ledger and carries a key of its own."""
+    entry = DigestEntry(
+        title="newswatch test message: this channel works",
+        url=str(config.web.public_url or config.user_agent_contact),
+        source="newswatch",
+        published=now,
+        snippet_text=f"A test sent by `newswatch channels test {channel}`; nothing to do.",
+        terms=(),
+    )
+    return ChannelMessage(
+        kind="test",
+        channel=channel,
+        recipient="",
+        idempotency_key=f"test.{secrets.token_hex(8)}",
+        subject="newswatch: test message",
+        sections=(DigestSection(rule="test", entries=(entry,)),),
+        created=now,
     )
 
 

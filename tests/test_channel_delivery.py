@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import run_newswatch, write_config
 from receivers import Receiver
 
 from alerts.delivery import OutboxDelivery
@@ -257,3 +258,39 @@ def test_channel_configuration_errors_name_the_key_and_line(
         parse_config(path.read_text(), path)
     assert expected in str(error.value)
     assert str(path) in str(error.value)
+
+
+def test_channels_test_sends_a_test_message_and_says_how_it_went(
+    environment: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    hook, chat = environment
+    config = write_config(
+        tmp_path,
+        database=f"sqlite:///{tmp_path / 'nw.db'}",
+        channels=[
+            {
+                "name": "team-hook",
+                "kind": "webhook",
+                "url": hook.url(),
+                "secret_env": "HOOK_SECRET",
+            },
+            {"name": "team-chat", "kind": "apprise", "url_env": "CHAT_URL"},
+        ],
+    )
+    sent = run_newswatch(config, "channels", "test", "team-hook")
+    assert (sent.returncode, sent.stdout.strip()) == (0, "team-hook: delivered")
+    _path, headers, body = hook.requests[0]
+    assert headers["Newswatch-Event"] == "test"
+    assert verify_signature(SECRET, headers[SIGNATURE_HEADER], body)
+
+    assert run_newswatch(config, "channels", "test", "team-chat").returncode == 0
+    assert "test message" in json.loads(chat.requests[0][2])["title"]
+
+    hook.answers = [(404, {})]
+    refused = run_newswatch(config, "channels", "test", "team-hook")
+    assert refused.returncode == 1
+    assert "team-hook: FAILED (refused): webhook team-hook: HTTP 404" in refused.stdout
+    unknown = run_newswatch(config, "channels", "test", "pager")
+    assert unknown.returncode == 2
+    assert "no channel 'pager'" in unknown.stdout
+    assert "Traceback" not in refused.stderr + unknown.stderr

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from crawler import __version__
 from crawler.domain.config import ConfigError
 from crawler.faces.cli.admin_commands import _check_config, _db_purge, _db_upgrade
+from crawler.faces.cli.channel_commands import _channels_test
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, _first_line
 from crawler.faces.cli.inspect_commands import _extract, _rules_test, _status, _stories
 from crawler.faces.cli.service_commands import _crawl, _demo, _digest, _run, _worker
@@ -168,6 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     rules_test.add_argument("--json", action="store_true", help="one JSON object per hit")
     rules_test.set_defaults(handler=_rules_test)
+
+    channels = commands.add_parser("channels", help="try delivery channels")
+    channel_commands = channels.add_subparsers(
+        dest="channels_command", required=True, metavar="ACTION"
+    )
+    channels_test = channel_commands.add_parser(
+        "test", help="send a test message on a channel (channels[].name) and print the result"
+    )
+    channels_test.add_argument("name", metavar="NAME", help="the channel's name")
+    channels_test.set_defaults(handler=_channels_test)
 
     status = commands.add_parser(
         "status", help="sources, rules and digests at a glance (from the database)"
