@@ -14,20 +14,13 @@ import apprise
 
 from alerts.channel import ChannelError
 from alerts.chat import chat_text
+from crawler.domain.config.channels import apprise_url_problem
 
 if TYPE_CHECKING:
     from alerts.channel import ChannelMessage
 
 # The body limit used when a service states none (Apprise's own default is 32,768).
 DEFAULT_MAX_CHARS = 4000
-
-
-def apprise_url_problem(url: str) -> str | None:
-    """Why Apprise cannot use ``url`` (None when it can), found without sending."""
-    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
-        scheme = url.partition("://")[0] or url[:20]
-        return f"not an Apprise URL it can use (scheme {scheme!r}; see the Apprise wiki)"
-    return None
 
 
 class AppriseChannel:

@@ -63,3 +63,17 @@ class ChannelConfig(_Strict):
     def secret(self) -> str | None:
         """A webhook's signing secret, from the ``secret_env`` variable."""
         return os.environ.get(self.secret_env) if self.secret_env else None
+
+
+def apprise_url_problem(url: str) -> str | None:
+    """Why Apprise cannot use ``url`` (None when it can), found by Apprise itself
+    without sending anything."""
+    import apprise  # only where an apprise channel is configured (~0.1 s)
+
+    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+        scheme = url.partition("://")[0][:20]
+        return (
+            f"not an Apprise URL Apprise can use (scheme {scheme!r}); see the Apprise wiki "
+            "for the service's form"
+        )
+    return None

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from crawler.domain.config.channels import apprise_url_problem
 from crawler.domain.config.schema import Config
 from crawler.domain.config.values import (
     _CONTROL_CHARACTER,
@@ -334,14 +335,8 @@ def _unusable_channel_urls(config: Config, node: yaml.Node | None, path: Path) -
         loc = ("channels", index, "url_env")
         where = f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)})"
         if channel.kind == "apprise":
-            import apprise  # only where an apprise channel is configured (~0.1 s)
-
-            if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
-                scheme = url.partition("://")[0][:20]
-                problems.append(
-                    f"{where}: ${channel.url_env} is not an Apprise URL Apprise can use "
-                    f"(scheme {scheme!r}); see the Apprise wiki for the service's form"
-                )
+            if (problem := apprise_url_problem(url)) is not None:
+                problems.append(f"{where}: ${channel.url_env} is {problem}")
         elif not url.startswith(("http://", "https://")):
             problems.append(f"{where}: ${channel.url_env} must hold an http(s) URL")
     return problems
