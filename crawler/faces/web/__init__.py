@@ -19,7 +19,7 @@ through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
 address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
 other name with 421.
 
-Routes: ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+Routes (``pages.py``; the route table and access checks are in ``site.py``): ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
 ``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
@@ -29,6 +29,14 @@ from __future__ import annotations
 
 from crawler.faces.web.common import PREVIEW_CSP, is_allowed_host, parse_search, safe_link
 from crawler.faces.web.server import start_web
-from crawler.faces.web.ui import WebUI
+from crawler.faces.web.site import Route, WebUI
 
-__all__ = ["PREVIEW_CSP", "WebUI", "is_allowed_host", "parse_search", "safe_link", "start_web"]
+__all__ = [
+    "PREVIEW_CSP",
+    "Route",
+    "WebUI",
+    "is_allowed_host",
+    "parse_search",
+    "safe_link",
+    "start_web",
+]

@@ -11,7 +11,8 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from crawler.faces.web.common import WEB_THREADS
-from crawler.faces.web.ui import WebUI
+from crawler.faces.web.pages import Pages
+from crawler.faces.web.site import WebUI
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
@@ -61,6 +62,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
         next_runs=lambda: _next_runs(service),
         threads=threads,
     )
+    ui.add_routes(Pages(ui).routes())
     try:
         port = reactor.listenTCP(web.port, _QuietSite(ui, timeout=60), interface=web.host)
     except CannotListenError as error:

@@ -1,0 +1,336 @@
+"""The web UI's pages: status, matches, delivery history, digest preview, search,
+``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alerts.digest import preview_digests
+from alerts.render import make_snippet
+from crawler.domain.urls import redact_text
+from crawler.faces.web.common import (
+    DELIVERIES_SHOWN,
+    DIGEST_JOB,
+    HEALTH_TIMEOUT,
+    HTML,
+    JSON,
+    MATCHES_OF_ONE_RULE,
+    MATCHES_PER_RULE,
+    MAX_ERROR_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
+    NO_TIME,
+    POLL_JOB,
+    PREVIEW_CSP,
+    SEARCH_LIMIT,
+    TEXT,
+    Reply,
+    highlight,
+    one_line,
+    parse_search,
+    safe_link,
+)
+from crawler.faces.web.site import Route, relative
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
+
+    from crawler.faces.web.site import WebUI
+
+logger = logging.getLogger(__name__)
+
+
+class Pages:
+    """The pages people read, over the site's store, configuration and threads."""
+
+    def __init__(self, site: WebUI) -> None:
+        self.site = site
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.status_page),
+            Route("/matches", self.matches_page),
+            Route("/digests", self.digests_page),
+            Route("/preview", self.preview_page),
+            Route("/search", self.search_page),
+            Route("/healthz", self.healthz, access="open"),
+            Route("/metrics", self.metrics_page),
+            Route("/favicon.ico", self.no_icon),
+        ]
+
+    async def healthz(self, request: Request) -> Reply:
+        """200 when the scheduler runs and the database answers, else 503."""
+        scheduler = bool(self.site.scheduler_running())
+        database = True
+        try:
+            await self.site.blocking(self.site.store.ping, timeout=HEALTH_TIMEOUT)
+        except Exception as error:
+            database = False
+            logger.warning(
+                "healthz: the database did not answer: %s", one_line(redact_text(str(error)), 300)
+            )
+        body: dict[str, Any] = {
+            "status": "ok" if scheduler and database else "fail",
+            "scheduler": scheduler,
+            "database": database,
+        }
+        if not (scheduler and database):
+            body["reason"] = "; ".join(
+                reason
+                for ok, reason in (
+                    (scheduler, "the scheduler is not running"),
+                    (database, "the database does not answer"),
+                )
+                if not ok
+            )
+        return Reply(
+            200 if scheduler and database else 503, json.dumps(body).encode() + b"\n", JSON
+        )
+
+    async def no_icon(self, request: Request) -> Reply:
+        """Browsers ask for it (a digest preview has no <link rel=icon>): no noise in logs."""
+        return Reply(204, b"", "image/x-icon")
+
+    async def metrics_page(self, request: Request) -> Reply:
+        if self.site.metrics is None:
+            return Reply(404, b"404 no metrics in this process\n", TEXT)
+        # Scraping reads the database-backed gauges: off the reactor thread.
+        data = await self.site.blocking(generate_latest, self.site.metrics.registry)
+        return Reply(200, data, CONTENT_TYPE_LATEST)
+
+    async def status_page(self, request: Request) -> Reply:
+        def read() -> tuple[list[dict[str, Any]], dict[str, int], int, dict[str, int]]:
+            return (
+                self.site.store.source_statuses(),
+                self.site.store.rule_match_counts(),
+                self.site.store.count_articles(),
+                self.site.store.unsent_delivery_counts(),
+            )
+
+        rows, match_counts, articles, unsent = await self.site.blocking(read)
+        now = datetime.now(UTC)
+        runs = self.site.next_runs()
+        by_name = {row["name"]: row for row in rows}
+        sources = [
+            self._source_view(source, by_name.get(source.name, {}), runs, now)
+            for source in self.site.config.sources
+        ]
+        rules = [
+            {"name": rule.name, "alert": rule.alert, "matches": match_counts.get(rule.name, 0)}
+            for rule in self.site.config.rules
+        ]
+        recipients = [
+            {
+                "email": recipient.email,
+                "schedule": recipient.schedule,
+                "quiet_days": ", ".join(sorted(recipient.quiet_days)),
+                "timezone": recipient.timezone,
+                "next": _local(
+                    runs.get(DIGEST_JOB.format(recipient.email)), recipient.timezone, now
+                ),
+            }
+            for recipient in self.site.config.all_recipients()
+        ]
+        totals = {
+            "articles": articles,
+            "sources": sum(1 for s in sources if s["enabled"]),
+            "sources_ok": sum(1 for s in sources if s["state"] == "ok"),
+            "matches": sum(match_counts.values()),
+            "unsent": sum(unsent.values()),
+        }
+        return self.site.page(
+            "web/status.html.j2",
+            "Status",
+            "/",
+            sources=sources,
+            rules=rules,
+            recipients=recipients,
+            totals=totals,
+            now=self.site.when(now),
+        )
+
+    def _source_view(
+        self, source: Any, row: dict[str, Any], runs: dict[str, datetime | None], now: datetime
+    ) -> dict[str, Any]:
+        failures = row.get("consecutive_failures") or 0
+        if not source.enabled:
+            state, css = "disabled", "idle"
+        elif row.get("last_polled_at") is None:
+            state, css = "not polled yet", "idle"
+        elif failures:
+            state, css = f"failing ({failures} in a row)", "failing"
+        else:
+            state, css = "ok", "ok"
+        discovered = row.get("discovered_url")
+        return {
+            "name": one_line(source.name, MAX_TITLE_CHARS),
+            "kind": source.kind,
+            "url": one_line(source.url, MAX_URL_CHARS),
+            "link": safe_link(source.url),
+            "discovered": one_line(discovered, MAX_URL_CHARS) if discovered else None,
+            "enabled": source.enabled,
+            "state": state,
+            "state_class": css,
+            "last_poll": self.site.when(row.get("last_polled_at"), now),
+            "last_success": self.site.when(row.get("last_success_at"), now),
+            "next_poll": self.site.when(runs.get(POLL_JOB.format(source.name)), now)
+            if source.enabled
+            else NO_TIME,
+            # Redacted again: a row written before userinfo was kept out of errors.
+            "last_error": one_line(redact_text(row.get("last_error") or ""), MAX_ERROR_CHARS)
+            if failures
+            else "",
+            "articles": row.get("articles", 0),
+        }
+
+    async def matches_page(self, request: Request) -> Reply:
+        # ?rule=NAME: that rule's matches only, many more of them (a cut digest's link).
+        rule = self.site.arg(request, "rule").strip() or None
+        per_rule = MATCHES_OF_ONE_RULE if rule else MATCHES_PER_RULE
+        rows = await self.site.blocking(self.site.store.recent_matches, per_rule, rule)
+        order = {rule: n for n, rule in enumerate(self.site.config.rule_names())}
+        sections: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            sections.setdefault(row["rule"], []).append(
+                {
+                    "title": one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)",
+                    "link": safe_link(row["url"]),
+                    "url": one_line(row["url"], MAX_URL_CHARS),
+                    "source": one_line(row["source"], MAX_TITLE_CHARS),
+                    "published": self.site.when(row["published_at"]),
+                    "matched": self.site.when(row["matched_at"]),
+                    "terms": ", ".join(one_line(term, 100) for term in row["terms"] or ()),
+                }
+            )
+        ordered = sorted(
+            sections.items(), key=lambda item: (order.get(item[0], len(order)), item[0])
+        )
+        return self.site.page(
+            "web/matches.html.j2",
+            "Recent matches",
+            "/matches",
+            sections=[
+                {"rule": one_line(rule, MAX_TITLE_CHARS), "entries": entries}
+                for rule, entries in ordered
+            ],
+            per_rule=per_rule,
+            rule=rule,
+        )
+
+    async def digests_page(self, request: Request) -> Reply:
+        rows = await self.site.blocking(self.site.store.delivery_history, DELIVERIES_SHOWN)
+        deliveries = [
+            {
+                "recipient": one_line(row["recipient"], MAX_TITLE_CHARS),
+                "channel": one_line(row["channel"], MAX_TITLE_CHARS),
+                "kind": row["kind"],
+                "created": self.site.when(row["created_at"]),
+                "sent": self.site.when(row["sent_at"]),
+                "state": _delivery_state(row)[0],
+                "state_class": _delivery_state(row)[1],
+                "attempts": row["attempts"],
+                "articles": row["articles"],
+                "last_error": one_line(row["last_error"], MAX_ERROR_CHARS),
+            }
+            for row in rows
+        ]
+        return self.site.page(
+            "web/digests.html.j2",
+            "Delivery history",
+            "/digests",
+            deliveries=deliveries,
+            shown=DELIVERIES_SHOWN,
+        )
+
+    async def preview_page(self, request: Request) -> Reply:
+        """The next digest of one recipient, exactly the HTML that would be sent."""
+        wanted = self.site.arg(request, "recipient").strip()
+        recipients = [recipient.email for recipient in self.site.config.all_recipients()]
+        if not wanted:
+            return self.site.page(
+                "web/preview.html.j2",
+                "Digest preview",
+                "/preview",
+                recipients=recipients,
+                recipient=None,
+            )
+        email = next((e for e in recipients if e.lower() == wanted.lower()), None)
+        if email is None:
+            return self.site.page(
+                "web/message.html.j2",
+                "Digest preview",
+                "/preview",
+                status=404,
+                message="No recipient has this address.",
+            )
+        previews = await self.site.blocking(preview_digests, self.site.store, self.site.config)
+        digest = previews.get(email)
+        if digest is None:
+            return self.site.page(
+                "web/preview.html.j2",
+                "Digest preview",
+                "/preview",
+                recipients=recipients,
+                recipient=email,
+            )
+        return Reply(200, digest.html.encode(), HTML, {"Content-Security-Policy": PREVIEW_CSP})
+
+    async def search_page(self, request: Request) -> Reply:
+        query = self.site.arg(request, "q")
+        terms = parse_search(query)
+        results: list[dict[str, Any]] = []
+        failed = False
+        if terms:
+            try:
+                rows = await self.site.blocking(
+                    self.site.store.search_articles, terms, SEARCH_LIMIT
+                )
+            except Exception:
+                logger.exception("web: search for %r failed", query[:100])
+                rows, failed = [], True
+            for row in rows:
+                snippet = make_snippet(row["body"] or "", terms)
+                results.append(
+                    {
+                        "title": highlight(
+                            one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)", terms
+                        ),
+                        "link": safe_link(row["url"]),
+                        "url": one_line(row["url"], MAX_URL_CHARS),
+                        "source": one_line(row["source"], MAX_TITLE_CHARS),
+                        "published": self.site.when(row["published_at"] or row["fetched_at"]),
+                        "snippet": highlight(snippet, terms),
+                    }
+                )
+        return self.site.page(
+            "web/search.html.j2",
+            "Search",
+            "/search",
+            query=query,
+            terms=terms,
+            results=results,
+            failed=failed,
+            limit=SEARCH_LIMIT,
+        )
+
+
+def _local(moment: datetime | None, timezone: str, now: datetime) -> str:
+    if moment is None:
+        return NO_TIME
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({relative(moment, now)})"
+
+
+def _delivery_state(row: dict[str, Any]) -> tuple[str, str]:
+    """How a delivery stands, and its badge's class."""
+    if row["sent_at"]:
+        return "sent", "ok"
+    if row.get("failed_at"):
+        return "refused, not retried", "failing"
+    return "waiting to be sent", "pending"
