@@ -27,14 +27,14 @@ class AppriseChannel:
     """Sends each message as one notification to the service ``url`` names."""
 
     def __init__(self, name: str, url: str) -> None:
-        problem = apprise_url_problem(url)
-        if problem is not None:
-            raise ValueError(f"channel {name}: {problem}")
+        service = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        if service is None:  # parsed again only to say why
+            raise ValueError(f"channel {name}: {apprise_url_problem(url)}")
         self.name = name
         self._apprise = apprise.Apprise()
-        self._apprise.add(url)
-        limits = [service.body_maxlen for service in self._apprise if service.body_maxlen > 0]
-        self.max_chars = min([DEFAULT_MAX_CHARS, *limits])
+        self._apprise.add(service)
+        limit = service.body_maxlen
+        self.max_chars = min(DEFAULT_MAX_CHARS, limit) if limit > 0 else DEFAULT_MAX_CHARS
 
     def __repr__(self) -> str:  # the URL holds the service's token: never in logs
         return f"AppriseChannel({self.name!r})"
