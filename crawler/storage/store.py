@@ -7,7 +7,8 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py) and search (search.py), all on
+deliveries and the ledger (deliveries.py), search (search.py) and the JSON API's
+paginated listings (listings.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -22,6 +23,13 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
+from crawler.storage.listings import (
+    MAX_ROW_ID,
+    ListingPage,
+    ListingQueries,
+    TimeKey,
+    TimeWindow,
+)
 from crawler.storage.records import (
     ArticleRecord,
     DeliveryRecord,
@@ -33,19 +41,23 @@ from crawler.storage.search import SearchQueries
 from crawler.storage.sources import SourceQueries
 
 __all__ = [
+    "MAX_ROW_ID",
     "MIGRATIONS",
     "SCHEMA_REVISION",
     "ArticleRecord",
     "DeliveryRecord",
     "KnownArticle",
+    "ListingPage",
     "PendingItem",
     "Store",
     "StoredArticle",
+    "TimeKey",
+    "TimeWindow",
     "create_database_engine",
     "make_message_id",
     "upgrade_database",
 ]
 
 
-class Store(SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries):
+class Store(SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries):
     """The database, spoken to in domain terms."""

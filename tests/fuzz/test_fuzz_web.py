@@ -135,10 +135,20 @@ ROUTES = st.sampled_from(
         b"/%2e%2e/",
         b"/no/such/page",
         b"",
+        b"/api/v1/",
+        b"/api/v1/matches",
+        b"/api/v1/stories",
+        b"/api/v1/stories/1",
+        b"/api/v1/stories/99999999999",
+        b"/api/v1/sources",
+        b"/api/v1/deliveries",
+        b"/api/v1/no/such",
     ]
 )
 NAMES = st.one_of(
     st.sampled_from([b"q", b"recipient", b"token", b"page", b"since", b"Q", b"q[]", b"", b"%71"]),
+    # The JSON API's parameters.
+    st.sampled_from([b"rule", b"until", b"limit", b"cursor", b"channel", b"kind"]),
     st.binary(max_size=12),
 )
 VALUES = st.one_of(
@@ -166,6 +176,14 @@ VALUES = st.one_of(
             b"Palm\x00yra",
             b"museum\x1b[31m",
             b"a\tb\x0bc",
+            b"2024-02-01T00:00:00+00:00",
+            b"9999-12-31T23:59:59-23:59",
+            b"0001-01-01T00:00:00+23:59",
+            b"500",
+            b"-1",
+            b"syria,chips,,",
+            b"eyJsaXN0IjoibWF0Y2hlcyIsInQiOiIyMDI0IiwiaWQiOjF9",
+            b"eyJsaXN0Ijoic291cmNlcyIsIm5hbWUiOjF9",
         ]
     ),
     st.integers(1, 200_000).map(lambda n: b"Palmyra " * (n // 8)),
@@ -173,7 +191,16 @@ VALUES = st.one_of(
 
 
 # The parameters each page reads: most examples give a page its own.
-READS = {b"/search": b"q", b"/preview": b"recipient", b"/matches": b"token", b"/": b"token"}
+READS = {
+    b"/search": b"q",
+    b"/preview": b"recipient",
+    b"/matches": b"token",
+    b"/": b"token",
+    b"/api/v1/matches": b"since",
+    b"/api/v1/stories": b"rule",
+    b"/api/v1/sources": b"cursor",
+    b"/api/v1/deliveries": b"recipient",
+}
 
 
 @st.composite
@@ -269,6 +296,10 @@ def requests(draw: st.DrawFn) -> bytes:
     + b"\r\nConnection: close\r\n\r\n"
 )  # NUL: PostgreSQL refuses it
 @example(b"GET /?token=%ff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+@example(
+    b"GET /api/v1/deliveries?recipient=%00&until=9999-12-31T23:59:59-23:59 HTTP/1.1\r\n"
+    b"Host: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n"
+)
 @example(
     b"GET /search?q=" + b"%22" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     b"Authorization: Bearer " + TOKEN.encode() + b"\r\nConnection: close\r\n\r\n"

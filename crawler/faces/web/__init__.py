@@ -19,8 +19,14 @@ through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
 address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
 other name with 421.
 
-Routes (``pages.py``; the route table and access checks are in ``site.py``): ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
+Routes (the route table and access checks are in ``site.py``). Pages (``pages.py``):
+``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. The
+read-only JSON API (``api.py``, docs/api.md), behind the same token:
+``/api/v1/`` (its index), ``/api/v1/matches``, ``/api/v1/stories``,
+``/api/v1/stories/ID``, ``/api/v1/sources``, ``/api/v1/deliveries``; filtered by
+``rule``, ``since``, ``until`` (and recipient, channel, kind for deliveries) and
+paginated by ``limit`` and ``cursor``, errors as JSON.
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
 """
