@@ -7,7 +7,8 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py) and search (search.py), all on
+deliveries and the ledger (deliveries.py), search (search.py) and the service's
+own keys (keys.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -22,9 +23,11 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
+from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
 from crawler.storage.records import (
     ArticleRecord,
     DeliveryRecord,
+    FeedItem,
     KnownArticle,
     PendingItem,
     StoredArticle,
@@ -33,10 +36,12 @@ from crawler.storage.search import SearchQueries
 from crawler.storage.sources import SourceQueries
 
 __all__ = [
+    "LINK_SIGNING_KEY",
     "MIGRATIONS",
     "SCHEMA_REVISION",
     "ArticleRecord",
     "DeliveryRecord",
+    "FeedItem",
     "KnownArticle",
     "PendingItem",
     "Store",
@@ -47,5 +52,5 @@ __all__ = [
 ]
 
 
-class Store(SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries):
+class Store(SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, KeyQueries):
     """The database, spoken to in domain terms."""

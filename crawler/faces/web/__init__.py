@@ -19,8 +19,11 @@ through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
 address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
 other name with 421.
 
-Routes (``pages.py``; the route table and access checks are in ``site.py``): ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
+Routes (``pages.py``; the route table and access checks are in ``site.py``): ``/``
+status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``; and
+(``feeds.py``) the private Atom feeds ``/feeds/<token>``, whose token is their
+credential instead of the web token.
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
 """

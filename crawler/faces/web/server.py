@@ -11,6 +11,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from crawler.faces.web.common import WEB_THREADS
+from crawler.faces.web.feeds import Feeds
 from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
 
@@ -63,6 +64,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
         threads=threads,
     )
     ui.add_routes(Pages(ui).routes())
+    ui.add_routes(Feeds(ui).routes())
     try:
         port = reactor.listenTCP(web.port, _QuietSite(ui, timeout=60), interface=web.host)
     except CannotListenError as error:
