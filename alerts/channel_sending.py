@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from alerts.apprise_channel import AppriseChannel
 from alerts.channel import ChannelError, ChannelMessage
 from alerts.claims import claim_lease, sending_run
+from alerts.feed_channel import FeedChannel
 from alerts.ledger import ALERT, claim_unsent, message_domain, record_sent
 from alerts.render import DigestEntry, DigestSection, format_subject
 from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
@@ -41,6 +42,9 @@ def make_channels(config: Config) -> dict[str, Channel]:
     user_agent = f"newswatch/{__version__} (+{config.user_agent_contact})"
     channels: dict[str, Channel] = {}
     for settings in config.channels:
+        if settings.kind == "feed":
+            channels[settings.name] = FeedChannel(settings.name)
+            continue
         url = settings.target_url()
         try:
             if not url:

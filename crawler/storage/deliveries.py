@@ -16,7 +16,7 @@ from crawler.domain.items import EMAIL_CHANNEL
 from crawler.storage.articles import _URL_BATCH, _article_query, _stored_article
 from crawler.storage.engine import StoreBase
 from crawler.storage.models import Article, Delivery, DeliveryItem, Match, utcnow
-from crawler.storage.records import DeliveryRecord, PendingItem, StoredArticle
+from crawler.storage.records import DeliveryRecord, FeedItem, PendingItem, StoredArticle
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -288,6 +288,54 @@ class DeliveryQueries(StoreBase):
             rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
             return [_delivery_record(session, d) for d in rows]
 
+    # -- private feeds -----------------------------------------------------------
+
+    def feed_items(
+        self, recipient: str, channel: str, rules: Sequence[str], stories: int
+    ) -> list[FeedItem]:
+        """What ``recipient`` was delivered on ``channel`` (a feed: its ledger is its
+        content) that matched one of ``rules``, for the ``stories`` stories delivered
+        last; each article at the newest revision delivered, with that delivery's
+        time, and its matches of ``rules`` only. Bodies are "" (``article_bodies``)."""
+        story = func.coalesce(DeliveryItem.story_id, -DeliveryItem.article_id)
+        delivered = and_(
+            DeliveryItem.recipient == recipient,
+            DeliveryItem.channel == channel,
+            Delivery.sent_at.is_not(None),
+        )
+        matched = exists().where(
+            Match.article_id == DeliveryItem.article_id, Match.rule.in_(list(rules))
+        )
+        last = func.max(Delivery.sent_at)
+        newest = (
+            select(story.label("story"))
+            .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+            .where(delivered, matched)
+            .group_by(story)
+            .order_by(last.desc(), story.desc())
+            .limit(stories)
+        )
+        with self._session() as session:
+            keys = list(session.scalars(newest))
+            if not keys:
+                return []
+            rows = session.execute(
+                _article_query(with_bodies=False)
+                .add_columns(
+                    Match.rule,
+                    Match.terms,
+                    DeliveryItem.revision.label("item_revision"),
+                    story.label("story"),
+                    Delivery.sent_at.label("delivered"),
+                )
+                .join(DeliveryItem, DeliveryItem.article_id == Article.id)
+                .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+                .join(Match, Match.article_id == Article.id)
+                .where(delivered, story.in_(keys), Match.rule.in_(list(rules)))
+                .order_by(Article.id, Match.id)
+            ).all()
+        return _feed_items(rows)
+
     # -- web UI queries --------------------------------------------------------
     # Read-only, for the status pages (crawler/faces/web/) and /metrics
     # (crawler/orchestration/metrics.py). Rows are plain dicts with the keys each docstring names.
@@ -340,6 +388,30 @@ def _group_matches(rows: Sequence[Any]) -> list[PendingItem]:
     return [
         PendingItem(article, tuple(rules), revision)
         for article, revision, rules in grouped.values()
+    ]
+
+
+def _feed_items(rows: Sequence[Any]) -> list[FeedItem]:
+    """One item per article: its newest revision and delivery, each rule once."""
+    grouped: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        entry = grouped.setdefault(
+            row.id,
+            {"article": _stored_article(row), "rules": {}, "story": row.story,
+             "revision": row.item_revision, "delivered": row.delivered},
+        )  # fmt: skip
+        entry["rules"].setdefault(row.rule, tuple(row.terms or ()))
+        if (row.item_revision, row.delivered) > (entry["revision"], entry["delivered"]):
+            entry["revision"], entry["delivered"] = row.item_revision, row.delivered
+    return [
+        FeedItem(
+            article=entry["article"],
+            rules=tuple(entry["rules"].items()),
+            story=entry["story"],
+            revision=entry["revision"],
+            delivered=entry["delivered"],
+        )
+        for entry in grouped.values()
     ]
 
 

@@ -223,6 +223,18 @@ class RobotsTxt(Base):
     fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ServiceKey(Base):
+    """A secret the service made for itself once (32 random bytes), by name: it signs
+    the URLs it hands out (private feeds, links in emails), so they stay valid across
+    restarts and are the same for every process of a cluster."""
+
+    __tablename__ = "service_keys"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class DeliveryItem(Base):
     """An article (revision) in a delivery: per recipient and channel, at most one
     digest, ever.

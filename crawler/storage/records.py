@@ -67,6 +67,19 @@ class PendingItem:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedItem:
+    """A delivered article as a private feed shows it: the story it was delivered
+    as (``story``: the story id, or minus the article id for an article on its own),
+    its rules with the terms that hit, the newest revision delivered and when."""
+
+    article: StoredArticle
+    rules: tuple[tuple[str, tuple[str, ...]], ...]
+    story: int
+    revision: int
+    delivered: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryRecord:
     """A digest email that was created; ``sent_at`` is None until it was accepted."""
 

@@ -7,8 +7,8 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py), search (search.py) and the JSON API's
-paginated listings (listings.py), all on
+deliveries and the ledger (deliveries.py), search (search.py), the JSON API's
+paginated listings (listings.py) and the service's own keys (keys.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -23,6 +23,7 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
+from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
 from crawler.storage.listings import (
     MAX_ROW_ID,
     ListingPage,
@@ -33,6 +34,7 @@ from crawler.storage.listings import (
 from crawler.storage.records import (
     ArticleRecord,
     DeliveryRecord,
+    FeedItem,
     KnownArticle,
     PendingItem,
     StoredArticle,
@@ -41,11 +43,13 @@ from crawler.storage.search import SearchQueries
 from crawler.storage.sources import SourceQueries
 
 __all__ = [
+    "LINK_SIGNING_KEY",
     "MAX_ROW_ID",
     "MIGRATIONS",
     "SCHEMA_REVISION",
     "ArticleRecord",
     "DeliveryRecord",
+    "FeedItem",
     "KnownArticle",
     "ListingPage",
     "PendingItem",
@@ -59,5 +63,7 @@ __all__ = [
 ]
 
 
-class Store(SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries):
+class Store(
+    SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries, KeyQueries
+):
     """The database, spoken to in domain terms."""

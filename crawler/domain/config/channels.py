@@ -1,9 +1,10 @@
 """`channels:`: where a reader's digests and alerts go besides email.
 
-A channel is named and has a kind: ``webhook`` (a signed HTTP POST) or ``apprise``
-(a chat or push app, by its Apprise URL). Secrets never stand in the file: a
-webhook's signing secret and an Apprise URL (it holds the service's token) are
-read from environment variables named by ``*_env`` keys.
+A channel is named and has a kind: ``webhook`` (a signed HTTP POST), ``apprise``
+(a chat or push app, by its Apprise URL) or ``feed`` (a private Atom feed the web
+UI serves; nothing is sent). Secrets never stand in the file: a webhook's signing
+secret and an Apprise URL (it holds the service's token) are read from environment
+variables named by ``*_env`` keys.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ChannelConfig(_Strict):
     """One named channel of a kind, with the settings that kind needs."""
 
     name: Name
-    kind: Literal["webhook", "apprise"]
+    kind: Literal["webhook", "apprise", "feed"]
     url: WebUrl | None = Field(default=None, description="webhook: the URL to POST to.")
     url_env: VariableName | None = Field(
         default=None, description="The variable holding the URL (apprise: required)."
@@ -31,12 +32,26 @@ class ChannelConfig(_Strict):
         default=None, description="webhook: the variable holding the signing secret."
     )
     timeout: Duration = Field(default=timedelta(seconds=30))
+    entries: int = Field(default=100, ge=1, le=1000, description="feed: the most stories it holds.")
+    title: str | None = Field(
+        default=None, max_length=200, description="feed: its title (default: newswatch: NAME)."
+    )
 
     @model_validator(mode="after")
     def _settings_of_the_kind(self) -> ChannelConfig:
         if self.name.lower() == EMAIL_CHANNEL:
             raise ValueError(f"{EMAIL_CHANNEL!r} is every recipient's email; name it otherwise")
-        if self.kind == "apprise":
+        feed_keys = {"entries", "title"} & self.model_fields_set
+        if feed_keys and self.kind != "feed":
+            raise ValueError(f"{' and '.join(sorted(feed_keys))}: only a feed channel takes them")
+        if self.kind == "feed":
+            given = [key for key in ("url", "url_env", "secret_env") if getattr(self, key)]
+            if given:
+                raise ValueError(
+                    f"a feed channel takes no {', '.join(given)}: the web UI serves it, at a "
+                    "private URL per recipient (`newswatch channels feeds` lists them)"
+                )
+        elif self.kind == "apprise":
             if self.url is not None or self.url_env is None:
                 raise ValueError(
                     "an apprise channel takes url_env, the environment variable holding its "

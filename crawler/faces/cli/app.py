@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from crawler import __version__
 from crawler.domain.config import ConfigError
 from crawler.faces.cli.admin_commands import _check_config, _db_purge, _db_upgrade
-from crawler.faces.cli.channel_commands import _channels_test
+from crawler.faces.cli.channel_commands import _channels_feeds, _channels_test
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, _first_line
 from crawler.faces.cli.inspect_commands import _extract, _rules_test, _status, _stories
 from crawler.faces.cli.service_commands import _crawl, _demo, _digest, _run, _worker
@@ -179,6 +179,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     channels_test.add_argument("name", metavar="NAME", help="the channel's name")
     channels_test.set_defaults(handler=_channels_test)
+    channels_feeds = channel_commands.add_parser(
+        "feeds", help="print the private URL of each reader's feed (feed channels)"
+    )
+    channels_feeds.set_defaults(handler=_channels_feeds)
 
     status = commands.add_parser(
         "status", help="sources, rules and digests at a glance (from the database)"

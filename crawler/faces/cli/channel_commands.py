@@ -1,11 +1,17 @@
-"""`newswatch channels test NAME`: send a test message on a channel and say how it went."""
+"""`newswatch channels test NAME`: send a test message on a channel and say how it
+went; `newswatch channels feeds`: the private feed URL of each reader."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load
+from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _open_store
+
+if TYPE_CHECKING:
+    from alerts.feed_channel import FeedAddress
+    from crawler.domain.config import Config
 
 
 def _channels_test(args: argparse.Namespace) -> int:
@@ -18,6 +24,14 @@ def _channels_test(args: argparse.Namespace) -> int:
         known = ", ".join(names) or "none"
         print(f"newswatch: no channel {args.name!r} in the configuration (channels: {known})")
         return EXIT_CONFIG
+    if next(c for c in config.channels if c.name == args.name).kind == "feed":
+        # Nothing is sent to a feed: readers fetch it. Where they do is the test.
+        addresses = [a for a in _feed_addresses(config) if a.channel.name == args.name]
+        print(f"{args.name}: a feed, nothing to send; readers fetch it from their URL:")
+        _print_feeds(config, addresses)
+        if not addresses:
+            print(f"  (no recipient lists {args.name} in recipients[].channels)")
+        return EXIT_OK
     channel = make_channels(config).get(args.name)
     if channel is None:  # make_channels logged why (its URL variable is empty)
         return EXIT_FAILED
@@ -29,3 +43,38 @@ def _channels_test(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"{args.name}: delivered")
     return EXIT_OK
+
+
+def _channels_feeds(args: argparse.Namespace) -> int:
+    config = _load(args)
+    addresses = _feed_addresses(config)
+    if not addresses:
+        print("newswatch: no recipient lists a feed channel (channels[].kind: feed)")
+        return EXIT_OK
+    _print_feeds(config, addresses)
+    return EXIT_OK
+
+
+def _feed_addresses(config: Config) -> list[FeedAddress]:
+    from alerts.feed_channel import feed_addresses
+    from crawler.storage.store import LINK_SIGNING_KEY
+
+    if not any(channel.kind == "feed" for channel in config.channels):
+        return []
+    store = _open_store(config)
+    try:
+        key = store.service_key(LINK_SIGNING_KEY)
+    finally:
+        store.close()
+    return feed_addresses(config, key)
+
+
+def _print_feeds(config: Config, addresses: list[FeedAddress]) -> None:
+    """Each feed's URL, and one per rule of the recipient; they are credentials."""
+    from alerts.feed_channel import feed_url
+
+    for address in addresses:
+        print(f"{address.channel.name}  {address.recipient.email}")
+        print(f"  {feed_url(config, address.token)}")
+        for rule in address.recipient.rules:
+            print(f"  {feed_url(config, address.token, rule)}  (rule {rule})")

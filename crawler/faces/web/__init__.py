@@ -27,6 +27,8 @@ read-only JSON API (``api.py``, docs/api.md), behind the same token:
 ``/api/v1/stories/ID``, ``/api/v1/sources``, ``/api/v1/deliveries``; filtered by
 ``rule``, ``since``, ``until`` (and recipient, channel, kind for deliveries) and
 paginated by ``limit`` and ``cursor``, errors as JSON.
+The private Atom feeds (``feeds.py``): ``/feeds/<token>``, whose token is their
+credential instead of the web token.
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
 """

@@ -12,6 +12,7 @@ from twisted.web.server import Site
 
 from crawler.faces.web.api import Api
 from crawler.faces.web.common import WEB_THREADS
+from crawler.faces.web.feeds import Feeds
 from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
 
@@ -65,6 +66,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
     )
     ui.add_routes(Pages(ui).routes())
     ui.add_routes(Api(ui).routes())
+    ui.add_routes(Feeds(ui).routes())
     try:
         port = reactor.listenTCP(web.port, _QuietSite(ui, timeout=60), interface=web.host)
     except CannotListenError as error:

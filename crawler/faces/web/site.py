@@ -163,7 +163,8 @@ class WebUI(Resource):
             for name, value in {**COMMON_HEADERS, **reply.headers}.items():
                 request.setHeader(name, value)
             request.setHeader("Content-Type", reply.content_type)
-            request.setHeader("Content-Length", str(len(body)))
+            if reply.status != 304:  # a 304 has no body; its length would be the 200's
+                request.setHeader("Content-Length", str(len(body)))
             request.setHeader("Server", "newswatch")
             request.write(body)  # for HEAD, Twisted sends the headers only
             request.finish()
