@@ -162,7 +162,11 @@ class Match(Base):
     """A rule that matched an article, stored once per (rule, article)."""
 
     __tablename__ = "matches"
-    __table_args__ = (UniqueConstraint("rule", "article_id", name="uq_matches_rule_article"),)
+    __table_args__ = (
+        UniqueConstraint("rule", "article_id", name="uq_matches_rule_article"),
+        # The JSON API's newest-first pages (crawler/storage/listings.py).
+        Index("ix_matches_matched_at_id", "matched_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rule: Mapped[str] = mapped_column(String(200))
@@ -185,6 +189,8 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
+    # The JSON API's newest-first pages of the ledger (crawler/storage/listings.py).
+    __table_args__ = (Index("ix_deliveries_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     recipient: Mapped[str] = mapped_column(String(320), index=True)
