@@ -5,7 +5,9 @@ channel) first, the same messages again with the same idempotency key, then one 
 delivery of what is pending on this channel, each claimed before it is sent and
 recorded sent only once the receiver took it. A temporary failure leaves the
 delivery pending for the retry with backoff; a permanent one marks it failed, shown
-and never sent again. One channel's failure never holds back another's.
+and never sent again. One channel's failure never holds back another's. A channel
+at its throttle (alerts/throttle.py) sends nothing until it may; what waits goes
+out in its next message.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,6 +26,7 @@ from alerts.feed_channel import FeedChannel
 from alerts.ledger import ALERT, claim_unsent, message_domain, record_sent
 from alerts.render import DigestEntry, DigestSection, format_subject
 from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
+from alerts.throttle import channel_lock, next_send_at
 from alerts.webhook import WebhookChannel
 from crawler import __version__
 
@@ -112,6 +116,15 @@ def test_message(channel: str, config: Config, now: datetime) -> ChannelMessage:
     )
 
 
+@dataclass(frozen=True)
+class ChannelRun:
+    """What one (recipient, channel) run did: the articles sent, and, when the
+    channel's throttle held the rest back, when the next message may go."""
+
+    sent: int = 0
+    held_until: datetime | None = None
+
+
 def send_on_channel(
     store: Store,
     config: Config,
@@ -120,32 +133,47 @@ def send_on_channel(
     rules: Sequence[str],
     kind: str,
     now: datetime,
-) -> int:
-    """Send what ``recipient`` has waiting on ``channel``; returns the articles sent.
+) -> ChannelRun:
+    """Send what ``recipient`` has waiting on ``channel``, as far as the channel's
+    throttle allows (what it holds back stays pending for the next message).
     A temporary failure is raised (ChannelError, with the delivery's attempts so far);
     a permanent one is recorded and the run goes on."""
     lease = claim_lease(timedelta(minutes=1))
     sent = 0
     with sending_run() as run:
         for record in store.unsent_deliveries(recipient.email, channel.name):
-            if claim_unsent(store, record, run, lease):
-                sent += _deliver(store, config, channel, record, run, now)
+            with channel_lock(channel.name):
+                if (held := next_send_at(store, config, channel.name, now)) is not None:
+                    return _held(ChannelRun(sent, held), channel, recipient, kind)
+                if claim_unsent(store, record, run, lease):
+                    sent += _deliver(store, config, channel, record, run, now)
         pending = store.pending_items(
             recipient.email, rules, with_bodies=False, channel=channel.name
         )
         if not pending:
-            return sent
-        created = store.create_delivery(
-            recipient.email,
-            pending,
-            message_domain(config),
-            kind,
-            claim=(run, datetime.now(UTC) + lease),
-            channel=channel.name,
-        )
-        if created is not None:
-            sent += _deliver(store, config, channel, created, run, now)
-    return sent
+            return ChannelRun(sent)
+        with channel_lock(channel.name):
+            if (held := next_send_at(store, config, channel.name, now)) is not None:
+                return _held(ChannelRun(sent, held), channel, recipient, kind)
+            created = store.create_delivery(
+                recipient.email,
+                pending,
+                message_domain(config),
+                kind,
+                claim=(run, datetime.now(UTC) + lease),
+                channel=channel.name,
+            )
+            if created is not None:
+                sent += _deliver(store, config, channel, created, run, now)
+    return ChannelRun(sent)
+
+
+def _held(result: ChannelRun, channel: Channel, recipient: Recipient, kind: str) -> ChannelRun:
+    logger.info(
+        "%s to %s on %s held back by the channel's throttle until %s; it stays pending",
+        kind, recipient.email, channel.name, result.held_until,
+    )  # fmt: skip
+    return result
 
 
 def _deliver(

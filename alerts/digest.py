@@ -74,7 +74,9 @@ class DigestReport:
     failed: dict[str, str] = field(default_factory=dict)  # recipient → last error
     attempts: dict[str, int] = field(default_factory=dict)  # recipient → attempts so far
     skipped: dict[str, str] = field(default_factory=dict)  # recipient → why nothing was sent
-    retry_at: dict[str, datetime] = field(default_factory=dict)  # throttled alerts
+    retry_at: dict[str, datetime] = field(default_factory=dict)  # throttled: next send
+    # recipient → the channels (not email) a throttle held back, for a retry on those
+    held: dict[str, list[str]] = field(default_factory=dict)
     # A receiver asked to wait (Retry-After): the retry is not sooner than this.
     not_before: dict[str, datetime] = field(default_factory=dict)
 
@@ -116,7 +118,8 @@ def send_pending_digests(
     channels: Mapping[str, Channel] | None = None,
 ) -> DigestReport:
     """Send each recipient their pending digest on each of their channels; one failing
-    recipient or channel stops no other.
+    recipient or channel stops no other. A digest a channel's throttle holds back
+    stays pending, whole; ``report.retry_at`` says when it may go.
 
     ``force`` sends on quiet days too (a person asked for it now).
     """
@@ -145,31 +148,44 @@ def send_pending_alerts(
     recipients: Sequence[Recipient] | None = None,
     channels: Mapping[str, Channel] | None = None,
 ) -> DigestReport:
-    """Send matches of ``alert: immediate`` rules now, at most ``max_per_hour`` each.
+    """Send matches of ``alert: immediate`` rules now: one message per recipient and
+    channel holding everything pending (the matches of the batching window), and on
+    the channels rules name (``Config.channel_recipients``).
 
-    A throttled recipient's items stay pending; ``report.retry_at`` says when the
-    next alert may go (or the digest takes them).
+    Email sends at most ``alerts.max_per_hour`` alerts per recipient, other channels
+    at most their own ``max_per_minute``/``max_per_hour``. What a throttle holds back
+    stays pending; ``report.retry_at`` says when the next message may go (or the
+    digest takes it).
     """
     now = now or datetime.now(UTC)
     report = DigestReport()
     immediate = set(config.rule_names(alert="immediate"))
-    for recipient in recipients if recipients is not None else config.all_recipients():
+    if recipients is None:
+        recipients = [*config.all_recipients(), *config.channel_recipients()]
+    for recipient in recipients:
         rules = [rule for rule in recipient.rules if rule in immediate]
         if not recipient.alerts or not rules:
             continue
         for name in recipient.channels:
+            if name != EMAIL_CHANNEL:
+                _send_on(store, config, channels, name, recipient, rules, ALERT, now, report)
+                continue
             sent, oldest = store.count_sent(recipient.email, ALERT, now - timedelta(hours=1), name)
             if sent >= config.alerts.max_per_hour:
-                report.skipped[recipient.email] = "throttled"
-                report.retry_at[recipient.email] = min(
-                    report.retry_at.get(recipient.email, datetime.max.replace(tzinfo=UTC)),
-                    (oldest or now) + timedelta(hours=1),
-                )
-            elif name == EMAIL_CHANNEL:
-                _send_to(store, config, delivery, recipient, rules, ALERT, now, report)
+                _hold(report, recipient.email, (oldest or now) + timedelta(hours=1))
             else:
-                _send_on(store, config, channels, name, recipient, rules, ALERT, now, report)
+                _send_to(store, config, delivery, recipient, rules, ALERT, now, report)
     return report
+
+
+def _hold(
+    report: DigestReport, recipient: str, until: datetime, channel: str | None = None
+) -> None:
+    """Note a throttled recipient and the earliest time one of their messages may go."""
+    report.skipped[recipient] = "throttled"
+    report.retry_at[recipient] = min(report.retry_at.get(recipient, until), until)
+    if channel is not None:
+        report.held.setdefault(recipient, []).append(channel)
 
 
 def _send_on(
@@ -184,12 +200,12 @@ def _send_on(
     report: DigestReport,
 ) -> None:
     """One recipient's deliveries on one channel (not email); its failure is reported
-    for a retry and holds back no other channel or recipient."""
+    for a retry and holds back no other channel or recipient, and so does its throttle."""
     channel = (channels if channels is not None else _channels_of(config)).get(name)
     if channel is None:
         return  # not usable (no URL): make_channels said why
     try:
-        sent = send_on_channel(store, config, channel, recipient, rules, kind, now)
+        result = send_on_channel(store, config, channel, recipient, rules, kind, now)
     except ChannelError as error:
         report.failed[recipient.email] = str(error)
         report.attempts[recipient.email] = max(
@@ -206,8 +222,10 @@ def _send_on(
         report.failed[recipient.email] = f"database error: {first_line(error)}"
         report.attempts[recipient.email] = report.attempts.get(recipient.email, 0) + 1
         return
-    if sent:
-        report.sent[recipient.email] = report.sent.get(recipient.email, 0) + sent
+    if result.sent:
+        report.sent[recipient.email] = report.sent.get(recipient.email, 0) + result.sent
+    if result.held_until is not None:
+        _hold(report, recipient.email, result.held_until, name)
 
 
 # The channels of the configuration in use, built once for it (a reload brings a new

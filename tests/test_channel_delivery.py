@@ -196,9 +196,13 @@ def test_alerts_go_to_each_channel_and_are_throttled_per_channel(
     store: Store, environment: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:
     hook, chat = environment
-    config = _config(hook).model_copy(
-        update={"alerts": Config.model_validate({"alerts": {"max_per_hour": 1}}).alerts}
-    )
+    # Email by alerts.max_per_hour, every other channel by its own max_per_hour.
+    settings = _config(hook).model_dump(exclude_defaults=True)
+    settings["alerts"] = {"max_per_hour": 1}
+    for channel in settings["channels"]:
+        channel.pop("max_per_minute", None)  # the apprise default follows max_per_hour
+        channel["max_per_hour"] = 1
+    config = Config.model_validate(settings)
     outbox = OutboxDelivery(tmp_path / "outbox")
     _ingest(store, 1, rule="quakes", term="earthquake")
     report = send_pending_alerts(store, config, outbox, NOW)

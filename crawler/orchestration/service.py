@@ -10,6 +10,7 @@ digest, which waits on SMTP) a worker thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -123,6 +124,8 @@ class NewswatchService:
         # cron tick and a retry wait for each other); across processes the ledger's
         # claims keep any two runs from sending the same message.
         self._digest_runs: dict[str, asyncio.Lock] = {}
+        # One alert run at a time: a retry and the window's run never overlap.
+        self._alert_run = asyncio.Lock()
 
     @property
     def delivery(self) -> Delivery:
@@ -183,12 +186,18 @@ class NewswatchService:
             await self.context.database.run(self.context.stories.prune, datetime.now(UTC))
         return await self.context.database.run(purge_old_articles, self.store, self.config)
 
-    async def send_digests(self, email: str | None = None) -> DigestReport:
-        """Send the pending digest of one recipient (default: all). SMTP blocks, so
-        the run happens in a worker thread; a failed send is retried with backoff."""
+    async def send_digests(
+        self, email: str | None = None, channels: Sequence[str] | None = None
+    ) -> DigestReport:
+        """Send the pending digest of one recipient (default: all), on ``channels`` of
+        theirs only if given. SMTP blocks, so the run happens in a worker thread; a
+        failed send is retried with backoff."""
         from alerts.digest import send_pending_digests
 
         recipients = [self.config.recipient(email)] if email else None
+        if recipients and channels is not None:
+            mine = tuple(name for name in recipients[0].channels if name in channels)
+            recipients = [dataclasses.replace(recipients[0], channels=mine)]
         async with self._digest_runs.setdefault(email or "", asyncio.Lock()):
             report = await asyncio.to_thread(
                 send_pending_digests,
@@ -204,15 +213,17 @@ class NewswatchService:
         )
         self.metrics.deliveries_finished(report, "digest")
         self._schedule_retries(report, "digest")
+        self._schedule_held_digests(report)
         return report
 
     async def send_alerts(self) -> DigestReport:
         """Send what immediate rules matched since the last alert, throttled."""
         from alerts.digest import send_pending_alerts
 
-        report = await asyncio.to_thread(
-            send_pending_alerts, self.store, self.config, self.delivery
-        )
+        async with self._alert_run:
+            report = await asyncio.to_thread(
+                send_pending_alerts, self.store, self.config, self.delivery
+            )
         self.metrics.deliveries_finished(report, "alert")
         self._schedule_retries(report, "alert")
         if report.retry_at and self.scheduler is not None:
@@ -220,7 +231,9 @@ class NewswatchService:
         return report
 
     def _schedule_alerts(self, at: datetime | None = None) -> None:
-        """One alert run at the end of the batching window (coalesced if one is due)."""
+        """One alert run at the end of the batching window (coalesced if one is due):
+        every match of the window goes out in one message per recipient and channel.
+        ``at``: when a throttle lets the held-back alerts go."""
         if self.scheduler is None or self.scheduler.get_job("alerts") is not None:
             return
         self.scheduler.add_job(
@@ -231,6 +244,22 @@ class NewswatchService:
             misfire_grace_time=None,
             coalesce=True,
         )
+
+    def _schedule_held_digests(self, report: DigestReport) -> None:
+        """A digest a channel's throttle held back goes on that channel when it may
+        send (the reader's other channels had theirs)."""
+        if self.scheduler is None:
+            return
+        for email, channels in report.held.items():
+            self.scheduler.add_job(
+                self._job(self.send_digests),
+                DateTrigger(report.retry_at[email], timezone=UTC),
+                args=[email, channels],
+                id=f"held:digest:{email}",
+                name=f"held digest {email}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
 
     def _schedule_retries(self, report: DigestReport, kind: str) -> None:
         """A failed send is tried again after 1, 2, 4, … minutes (capped), a few

@@ -282,6 +282,20 @@ class DeliveryQueries(StoreBase):
             oldest = oldest.replace(tzinfo=UTC)
         return count, oldest
 
+    def count_sent_on_channel(self, channel: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many messages went out on ``channel`` after ``since`` (every recipient
+        and kind: one chat room is one channel), and the time of the oldest of them.
+        After, not at: a throttle that waits until the oldest is a window old may send."""
+        with self._session() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(Delivery.sent_at)).where(
+                    Delivery.channel == channel, Delivery.sent_at > since
+                )
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return count, oldest
+
     def deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""
         with self._session() as session:

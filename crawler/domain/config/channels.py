@@ -5,18 +5,39 @@ A channel is named and has a kind: ``webhook`` (a signed HTTP POST), ``apprise``
 UI serves; nothing is sent). Secrets never stand in the file: a webhook's signing
 secret and an Apprise URL (it holds the service's token) are read from environment
 variables named by ``*_env`` keys.
+
+A channel may be throttled: at most ``max_per_minute`` and ``max_per_hour`` messages,
+counted over every reader it carries (one chat room is one channel). Chat services
+ban or mute bots that post faster than a person would (Slack and Discord answer a
+burst with 429s, Telegram allows about 20 messages a minute in a group), so an
+apprise channel is throttled unless told otherwise; a webhook is a machine's
+endpoint and is not, unless configured.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from crawler.domain.config.values import Duration, Name, VariableName, WebUrl, _Strict
+from crawler.domain.config.values import (
+    Duration,
+    KeyedValueError,
+    Name,
+    VariableName,
+    WebUrl,
+    _Strict,
+)
 from crawler.domain.items import EMAIL_CHANNEL
+
+# An apprise channel's throttle unless the file says otherwise (``null`` turns one
+# off): below what Telegram, Slack and Discord let a bot post to one room.
+APPRISE_MAX_PER_MINUTE = 20
+APPRISE_MAX_PER_HOUR = 200
+MAX_MESSAGES_PER_MINUTE = 1000
+MAX_MESSAGES_PER_HOUR = 60_000
 
 
 class ChannelConfig(_Strict):
@@ -36,6 +57,29 @@ class ChannelConfig(_Strict):
     title: str | None = Field(
         default=None, max_length=200, description="feed: its title (default: newswatch: NAME)."
     )
+    max_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_MESSAGES_PER_MINUTE,
+        description="Messages per minute on this channel, all readers (apprise: 20).",
+    )
+    max_per_hour: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_MESSAGES_PER_HOUR,
+        description="Messages per hour on this channel, all readers (apprise: 200).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chat_is_throttled_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == "apprise":
+            hour = data.get("max_per_hour")
+            minute = APPRISE_MAX_PER_MINUTE
+            if isinstance(hour, int) and not isinstance(hour, bool) and hour >= 1:
+                minute = min(minute, hour)  # a lower hourly limit alone lowers both
+            return {"max_per_minute": minute, "max_per_hour": APPRISE_MAX_PER_HOUR, **data}
+        return data
 
     @model_validator(mode="after")
     def _settings_of_the_kind(self) -> ChannelConfig:
@@ -45,7 +89,11 @@ class ChannelConfig(_Strict):
         if feed_keys and self.kind != "feed":
             raise ValueError(f"{' and '.join(sorted(feed_keys))}: only a feed channel takes them")
         if self.kind == "feed":
-            given = [key for key in ("url", "url_env", "secret_env") if getattr(self, key)]
+            given = [
+                key
+                for key in ("url", "url_env", "secret_env", "max_per_minute", "max_per_hour")
+                if getattr(self, key) is not None
+            ]
             if given:
                 raise ValueError(
                     f"a feed channel takes no {', '.join(given)}: the web UI serves it, at a "
@@ -69,6 +117,13 @@ class ChannelConfig(_Strict):
                 )
         if not timedelta(seconds=1) <= self.timeout <= timedelta(minutes=10):
             raise ValueError("timeout must be between 1s and 10m")
+        minute, hour = self.max_per_minute, self.max_per_hour
+        if minute is not None and hour is not None and minute > hour:
+            raise KeyedValueError(
+                f"max_per_minute ({minute}) is more than max_per_hour ({hour}) allows in "
+                "an hour; lower it or raise max_per_hour",
+                ("max_per_minute",),
+            )
         return self
 
     def target_url(self) -> str | None:

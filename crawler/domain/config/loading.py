@@ -23,6 +23,7 @@ from crawler.domain.config.values import (
     MAX_YAML_NODES,
     SAFE_LOADER,
     ConfigError,
+    KeyedValueError,
     _one_line,
     _shown,
 )
@@ -358,6 +359,8 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
     lines = []
     for problem in error.errors():
         loc = tuple(problem["loc"])
+        if isinstance(cause := problem.get("ctx", {}).get("error"), KeyedValueError):
+            loc = (*loc, *cause.loc)
         lines.append(
             f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
             f"{_one_line(_describe(problem), 300)}"

@@ -23,6 +23,7 @@ from crawler.domain.config.values import (
     EmailAddress,
     FolderPath,
     Host,
+    KeyedValueError,
     Line,
     ResendChoice,
     SubjectTemplate,
@@ -38,12 +39,19 @@ from crawler.domain.config.values import (
 from crawler.domain.config.watch import RecipientConfig, RuleConfig, SourceConfig
 from crawler.domain.items import EMAIL_CHANNEL
 
+# The ledger's recipient for a rule's own channel (`rules[].channels`): the channel
+# itself, so that a story two such rules match reaches the room once.
+CHANNEL_RECIPIENT_PREFIX = "channel:"
+
 
 class AlertsConfig(_Strict):
-    """Immediate alerts: batched per recipient over a short window, throttled."""
+    """Immediate alerts: batched per recipient and channel over a short window,
+    throttled (email here, other channels by their own ``max_per_*``)."""
 
-    window: Duration = Field(default=timedelta(minutes=5), description="Batching window.")
-    max_per_hour: int = Field(default=6, ge=1, le=60, description="Alert emails per hour.")
+    window: Duration = Field(default=timedelta(seconds=60), description="Batching window.")
+    max_per_hour: int = Field(
+        default=6, ge=1, le=60, description="Alert emails per recipient per hour."
+    )
     subject: SubjectTemplate = Field(default="newswatch alert: {count} new articles")
 
 
@@ -57,7 +65,10 @@ class DeliveryRetryConfig(_Strict):
 
 @dataclass(frozen=True)
 class Recipient:
-    """A recipient with every default resolved: what the digest code works with."""
+    """A recipient with every default resolved: what the digest code works with.
+
+    ``email`` is the ledger's recipient: an address, or ``channel:<name>`` for a
+    channel a rule names (``Config.channel_recipients``)."""
 
     email: str
     rules: tuple[str, ...]
@@ -373,10 +384,61 @@ class Config(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _rules_name_known_channels(self) -> Config:
+        known = {channel.name for channel in self.channels}
+        for index, rule in enumerate(self.rules):
+            if not rule.channels:
+                continue
+            where = ("rules", index, "channels")
+            unknown = [name for name in rule.channels if name not in known]
+            if unknown:
+                also = (
+                    "; email goes to recipients, list the rule in theirs"
+                    if EMAIL_CHANNEL in unknown
+                    else ""
+                )
+                raise KeyedValueError(
+                    f"rule {rule.name} names unknown channels: {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(known)) or 'none; see channels:'}){also}",
+                    where,
+                )
+            if rule.alert != "immediate":
+                # A digest goes out on a reader's schedule, in their time zone; a
+                # channel named by a rule has neither.
+                raise KeyedValueError(
+                    f"rule {rule.name}: channels take its immediate alerts; give the rule "
+                    "alert: immediate, or list the channel in a recipient's channels for "
+                    "digests",
+                    where,
+                )
+        return self
+
     def all_recipients(self) -> list[Recipient]:
         """Every recipient (``recipients:`` and ``digest.recipients``), defaults resolved."""
         configured = [*self.recipients, *(RecipientConfig(email=e) for e in self.digest.recipients)]
         return [self._resolve(recipient) for recipient in configured]
+
+    def channel_recipients(self) -> list[Recipient]:
+        """The channels ``rules[].channels`` name, each as the recipient of those rules'
+        immediate alerts (``channel:<name>``, on that channel alone). Not in
+        ``all_recipients``: they get no digest and have no schedule of their own."""
+        rules_of: dict[str, list[str]] = {}
+        for rule in self.rules:
+            for name in rule.channels:
+                rules_of.setdefault(name, []).append(rule.name)
+        return [
+            Recipient(
+                email=f"{CHANNEL_RECIPIENT_PREFIX}{name}",
+                rules=tuple(rules),
+                schedule=self.digest.schedule,
+                timezone=self.digest.timezone,
+                quiet_days=frozenset(),
+                alerts=True,
+                channels=(name,),
+            )
+            for name, rules in rules_of.items()
+        ]
 
     def _resolve(self, recipient: RecipientConfig) -> Recipient:
         names = [rule.name for rule in self.rules]

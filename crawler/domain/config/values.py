@@ -68,6 +68,16 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message lists every problem found."""
 
 
+class KeyedValueError(ValueError):
+    """A problem a check of a whole section finds at a key below it (a rule naming an
+    unknown channel, found where the channels are known): the message names ``loc``,
+    relative to the section checked, and its line, not the section's."""
+
+    def __init__(self, message: str, loc: tuple[int | str, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def parse_duration(value: object) -> timedelta:
     """Parse ``30s``, ``15m``, ``2h``, ``7d``, ``2w`` or ``2y`` (a bare number: seconds),
     from one second up to ``MAX_DURATION`` (10y); raise ValueError for anything else."""

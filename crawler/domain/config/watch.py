@@ -142,6 +142,10 @@ class RuleConfig(_Strict):
     alert: Literal["digest", "immediate"] = Field(
         default="digest", description="immediate: alert within minutes, not in the digest."
     )
+    channels: list[Name] = Field(
+        default_factory=list,
+        description="immediate rules: channels that get its alerts, besides recipients.",
+    )
 
     @field_validator("query")
     @classmethod

@@ -229,6 +229,11 @@ def _digest(args: argparse.Namespace) -> int:
         print(f"{recipient}: sent {count} articles")
     for recipient, error in report.failed.items():
         print(f"{recipient}: FAILED, will retry: {error}")
-    if not report.sent and not report.failed:
+    for recipient, until in report.retry_at.items():
+        print(
+            f"{recipient}: held back by a channel's throttle until {until:%Y-%m-%d %H:%M:%S} "
+            "UTC; it stays pending for the next digest"
+        )
+    if not report.sent and not report.failed and not report.retry_at:
         print("nothing pending")
     return EXIT_FAILED if report.failed else EXIT_OK
