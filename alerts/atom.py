@@ -115,7 +115,7 @@ def deliver_to_feed(
             address.recipient.rules,
             DIGEST,
             now or datetime.now(UTC),
-        )
+        ).sent  # a feed has no throttle: nothing is held back
 
 
 def read_feed(

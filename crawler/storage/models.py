@@ -189,8 +189,12 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
-    # The JSON API's newest-first pages of the ledger (crawler/storage/listings.py).
-    __table_args__ = (Index("ix_deliveries_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        # The JSON API's newest-first pages of the ledger (crawler/storage/listings.py).
+        Index("ix_deliveries_created_at_id", "created_at", "id"),
+        # A channel's throttle: its messages of the last minute or hour.
+        Index("ix_deliveries_channel_sent_at", "channel", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     recipient: Mapped[str] = mapped_column(String(320), index=True)
