@@ -3,10 +3,11 @@
 ``Newsroom`` publishes generated articles on a ``NewsSite`` (one RSS feed that
 grows, one page per article, each body its own random text so no two are copies
 of one story), and knows which rules each article must match. ``Ledger`` reads
-the database and the outbox and checks them against what was published: nothing
-stored twice, every article with exactly its matches, every delivery marked sent
-in the outbox with exactly its articles, and, once everything has settled, every
-matching article in exactly one message per recipient.
+the database and the outbox (and, when the readers also have a webhook and Apprise
+channels, the receiver of tests/faults/inbox.py) and checks them against what was
+published: nothing stored twice, every article with exactly its matches, every
+delivery marked sent received with exactly its articles, and, once everything has
+settled, every matching article in exactly one delivery per recipient and channel.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import wordfreq
 from conftest import NEWSWATCH
+from inbox import EMAIL, KINDS, ChannelTally, Copy, DeliveryRow, check_channel_copies, tally
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from inbox import ChannelInbox
     from newssite import NewsSite
 
 # Rule name → its one keyword; the generated text never holds a keyword by chance.
@@ -178,6 +181,7 @@ class Ledger:
     database: str
     outbox: Path
     newsroom: Newsroom
+    inbox: ChannelInbox | None = None  # the webhook and Apprise channels, when configured
 
     def rows(self, query: str) -> list[Any]:
         engine = create_engine(self.database)
@@ -208,35 +212,46 @@ class Ledger:
             assert matches.get(article_id, set()) == published[url].rules, (url, matches)
 
         items: dict[int, set[str]] = {}
-        seen: set[tuple[str, int]] = set()
-        for delivery_id, recipient, article_id in self.rows(
-            "SELECT delivery_id, recipient, article_id FROM delivery_items"
+        seen: set[tuple[str, str, int]] = set()
+        for delivery_id, recipient, channel, article_id in self.rows(
+            "SELECT delivery_id, recipient, channel, article_id FROM delivery_items"
         ):
-            assert (recipient, article_id) not in seen, "an article claimed twice"
-            seen.add((recipient, article_id))
+            assert (recipient, channel, article_id) not in seen, "an article claimed twice"
+            seen.add((recipient, channel, article_id))
             url = articles[article_id]
             assert published[url].rules & RECIPIENTS[recipient], (recipient, url)
             items.setdefault(delivery_id, set()).add(url)
-        deliveries = {
-            message_id: (delivery_id, recipient, sent_at)
-            for delivery_id, recipient, message_id, sent_at in self.rows(
-                "SELECT id, recipient, message_id, sent_at FROM deliveries"
+        deliveries = [
+            DeliveryRow(
+                id_,
+                recipient,
+                channel,
+                message_id,
+                sent_at,
+                failed_at,
+                frozenset(items.get(id_, set())),
             )
-        }
+            for id_, recipient, channel, message_id, sent_at, failed_at in self.rows(
+                "SELECT id, recipient, channel, message_id, sent_at, failed_at FROM deliveries"
+            )
+        ]
+        emails = {row.message_id: row for row in deliveries if row.channel == EMAIL}
         messages = read_outbox(self.outbox)
         by_id: dict[str, Message] = {}
         for message in messages:
             assert message.message_id not in by_id, f"{message.message_id} written twice"
             by_id[message.message_id] = message
             # Written only after its delivery row (with its items) was committed.
-            assert message.message_id in deliveries, f"{message.path.name}: no delivery row"
-            delivery_id, recipient, _sent_at = deliveries[message.message_id]
-            assert message.recipient == recipient
-            assert message.urls == items.get(delivery_id, set()), message.path.name
-        for message_id, (_delivery_id, recipient, sent_at) in deliveries.items():
+            assert message.message_id in emails, f"{message.path.name}: no delivery row"
+            row = emails[message.message_id]
+            assert message.recipient == row.recipient
+            assert message.urls == row.urls, message.path.name
+        for message_id, row in emails.items():
             # Marked sent only once it really was (the .eml is in the outbox).
-            if sent_at is not None:
-                assert message_id in by_id, f"{message_id} to {recipient} marked sent, not sent"
+            if row.sent_at is not None:
+                assert message_id in by_id, f"{message_id} to {row.recipient} marked sent, not sent"
+        if self.inbox is not None:
+            check_channel_copies(self.inbox.copies(), deliveries)
         return messages
 
     def settled(self) -> bool:
@@ -250,9 +265,14 @@ class Ledger:
             return False
         if unsent:
             return False
-        received = self.received()
+        received: dict[tuple[str, str], set[str]] = {}
+        for copy in self.copies():
+            received.setdefault((copy.kind, copy.recipient), set()).update(copy.urls)
+        kinds = KINDS if self.inbox is not None else (EMAIL,)
         return all(
-            received.get(email, set()) >= self.newsroom.expected_urls(email) for email in RECIPIENTS
+            received.get((kind, email), set()) >= self.newsroom.expected_urls(email)
+            for kind in kinds
+            for email in RECIPIENTS
         )
 
     def received(self) -> dict[str, set[str]]:
@@ -262,9 +282,18 @@ class Ledger:
             received.setdefault(message.recipient, set()).update(message.urls)
         return received
 
-    def check_delivered_exactly_once(self) -> None:
-        """Each matching article reached each recipient in exactly one message, and
-        no other article reached anyone."""
+    def copies(self) -> list[Copy]:
+        """Every message each channel received: the outbox's, then the inbox's."""
+        emails = [
+            Copy(EMAIL, EMAIL, message.recipient, message.message_id, message.urls)
+            for message in read_outbox(self.outbox)
+        ]
+        return emails + (self.inbox.copies() if self.inbox is not None else [])
+
+    def check_delivered_exactly_once(self) -> list[ChannelTally]:
+        """Each matching article reached each recipient on each of their channels under
+        exactly one key (email: in exactly one message), and no other article reached
+        anyone. Returns the account of each kind of channel."""
         messages = self.check()
         for email in RECIPIENTS:
             copies: dict[str, int] = {}
@@ -274,6 +303,16 @@ class Ledger:
                         copies[url] = copies.get(url, 0) + 1
             assert set(copies) == self.newsroom.expected_urls(email), email
             assert all(count == 1 for count in copies.values()), (email, copies)
+        expected = {email: self.newsroom.expected_urls(email) for email in RECIPIENTS}
+        received = self.copies()
+        tallies = [
+            tally(kind, received, expected)
+            for kind in (KINDS if self.inbox is not None else (EMAIL,))
+        ]
+        for account in tallies:
+            assert (account.missing, account.two_keys) == (0, 0), account
+            assert account.stories == sum(len(urls) for urls in expected.values()), account
+        return tallies
 
 
 def wait_for(
