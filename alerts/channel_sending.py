@@ -15,15 +15,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from alerts.apprise_channel import AppriseChannel
 from alerts.channel import ChannelError, ChannelMessage
-from alerts.claims import claim_lease, sending_run
+from alerts.claims import claim_lease
 from alerts.feed_channel import FeedChannel
-from alerts.ledger import ALERT, claim_unsent, message_domain, record_sent
+from alerts.ledger import ALERT, LedgerRun, record_sent, send_through_ledger
 from alerts.render import DigestEntry, DigestSection, format_subject
 from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
 from alerts.throttle import channel_lock, next_send_at
@@ -31,7 +30,7 @@ from alerts.webhook import WebhookChannel
 from crawler import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from alerts.channel import Channel
     from crawler.domain.config import Config, Recipient
@@ -116,15 +115,6 @@ def test_message(channel: str, config: Config, now: datetime) -> ChannelMessage:
     )
 
 
-@dataclass(frozen=True)
-class ChannelRun:
-    """What one (recipient, channel) run did: the articles sent, and, when the
-    channel's throttle held the rest back, when the next message may go."""
-
-    sent: int = 0
-    held_until: datetime | None = None
-
-
 def send_on_channel(
     store: Store,
     config: Config,
@@ -133,47 +123,39 @@ def send_on_channel(
     rules: Sequence[str],
     kind: str,
     now: datetime,
-) -> ChannelRun:
-    """Send what ``recipient`` has waiting on ``channel``, as far as the channel's
-    throttle allows (what it holds back stays pending for the next message).
-    A temporary failure is raised (ChannelError, with the delivery's attempts so far);
-    a permanent one is recorded and the run goes on."""
-    lease = claim_lease(timedelta(minutes=1))
-    sent = 0
-    with sending_run() as run:
-        for record in store.unsent_deliveries(recipient.email, channel.name):
-            with channel_lock(channel.name):
-                if (held := next_send_at(store, config, channel.name, now)) is not None:
-                    return _held(ChannelRun(sent, held), channel, recipient, kind)
-                if claim_unsent(store, record, run, lease):
-                    sent += _deliver(store, config, channel, record, run, now)
-        pending = store.pending_items(
-            recipient.email, rules, with_bodies=False, channel=channel.name
-        )
-        if not pending:
-            return ChannelRun(sent)
+) -> LedgerRun:
+    """Send what ``recipient`` has waiting on ``channel``, through the ledger, as far
+    as the channel's throttle allows (what it holds back stays pending for the next
+    message). A temporary failure is raised (ChannelError, with the delivery's
+    attempts so far); a permanent one is recorded and the run goes on."""
+
+    @contextlib.contextmanager
+    def throttle() -> Iterator[datetime | None]:
+        # The check and the send are one step: no other thread sends meanwhile.
         with channel_lock(channel.name):
-            if (held := next_send_at(store, config, channel.name, now)) is not None:
-                return _held(ChannelRun(sent, held), channel, recipient, kind)
-            created = store.create_delivery(
-                recipient.email,
-                pending,
-                message_domain(config),
-                kind,
-                claim=(run, datetime.now(UTC) + lease),
-                channel=channel.name,
-            )
-            if created is not None:
-                sent += _deliver(store, config, channel, created, run, now)
-    return ChannelRun(sent)
+            yield next_send_at(store, config, channel.name, now)
+
+    result = send_through_ledger(
+        store,
+        config,
+        recipient.email,
+        channel.name,
+        rules,
+        kind,
+        lease=claim_lease(timedelta(minutes=1)),
+        send=lambda record, run: _deliver(store, config, channel, record, run, now),
+        gate=throttle,
+    )
+    if result.held_until is not None:
+        _held(result, channel, recipient, kind)
+    return result
 
 
-def _held(result: ChannelRun, channel: Channel, recipient: Recipient, kind: str) -> ChannelRun:
+def _held(result: LedgerRun, channel: Channel, recipient: Recipient, kind: str) -> None:
     logger.info(
         "%s to %s on %s held back by the channel's throttle until %s; it stays pending",
         kind, recipient.email, channel.name, result.held_until,
     )  # fmt: skip
-    return result
 
 
 def _deliver(

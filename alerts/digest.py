@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from alerts.channel import ChannelError
 from alerts.channel_sending import make_channels, send_on_channel
-from alerts.claims import claim_lease, sending_run
+from alerts.claims import claim_lease
 from alerts.delivery import (
     DeliveryError,
     MessageTooLarge,
@@ -35,7 +35,7 @@ from alerts.delivery import (
     SmtpDelivery,
     message_size,
 )
-from alerts.ledger import ALERT, DIGEST, claim_unsent, first_line, message_domain, record_sent
+from alerts.ledger import ALERT, DIGEST, first_line, record_sent, send_through_ledger
 from alerts.render import (
     DigestSection,
     RenderedDigest,
@@ -312,44 +312,22 @@ def _send_to(
     now: datetime,
     report: DigestReport,
 ) -> None:
-    """Send what ``recipient`` has waiting: unsent deliveries first (the same
-    messages again), then one new delivery of their pending items.
-
-    Each delivery is claimed before it is sent; one another live run holds is left
-    to that run, so two overlapping runs (a catch-up and a cron tick, a `newswatch
-    digest` beside the service) never send the same message.
-    """
+    """Send what ``recipient`` has waiting by email, through the ledger
+    (``send_through_ledger``: unsent deliveries first, then one new delivery)."""
     smtp = config.delivery.smtp
-    lease = claim_lease(smtp.timeout if smtp is not None else None)
     try:
-        with sending_run() as run:
-            for record in store.unsent_deliveries(recipient.email):
-                if not claim_unsent(store, record, run, lease):
-                    logger.info(
-                        "%s %s to %s is being sent by another run (%s); leaving it to that one",
-                        record.kind,
-                        record.message_id,
-                        record.recipient,
-                        record.claimed_by,
-                    )
-                    continue
-                _send(store, config, delivery, recipient, record, run, now, report)
-            pending = store.pending_items(recipient.email, rules, with_bodies=False)
-            if not pending:
-                return
-            created = store.create_delivery(
-                recipient.email,
-                pending,
-                message_domain(config),
-                kind,
-                claim=(run, datetime.now(UTC) + lease),
-            )
-            if created is None:
-                logger.warning(
-                    "%s for %s: items were claimed by another run", kind, recipient.email
-                )
-                return
-            _send(store, config, delivery, recipient, created, run, now, report)
+        send_through_ledger(
+            store,
+            config,
+            recipient.email,
+            EMAIL_CHANNEL,
+            rules,
+            kind,
+            lease=claim_lease(smtp.timeout if smtp is not None else None),
+            send=lambda record, run: _send(
+                store, config, delivery, recipient, record, run, now, report
+            ),
+        )
     except DeliveryError as error:
         report.failed[recipient.email] = str(error)
     except OperationalError as error:
@@ -374,9 +352,10 @@ def _send(
     run: str,
     now: datetime,
     report: DigestReport,
-) -> None:
-    """Send one claimed delivery; mark it sent, or count the failure (which releases
-    the claim). Anything else that stops it releases the claim too."""
+) -> int:
+    """Send one claimed delivery and return its articles; mark it sent, or count the
+    failure (which releases the claim). Anything else that stops it releases the
+    claim too."""
     try:
         # Without bodies: the digest reads those of the stories it shows, not 10,000.
         items = store.items_of(record, with_bodies=False)
@@ -430,6 +409,7 @@ def _send(
         record.recipient,
         len(record.article_ids),
     )
+    return len(record.article_ids)
 
 
 def _budget(config: Config, delivery: Delivery) -> int:

@@ -1,19 +1,24 @@
-"""The delivery ledger as a sending run uses it, whatever the channel: claiming an
-unsent delivery, recording it sent through a database restart, and the domain its
+"""The delivery ledger as a sending run uses it, whatever the channel: the one loop
+that sends a recipient's deliveries on a channel (``send_through_ledger``), claiming
+an unsent delivery, recording it sent through a database restart, and the domain its
 Message-IDs (a webhook's idempotency keys) are made in."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError
 
-from alerts.claims import is_abandoned
+from alerts.claims import is_abandoned, sending_run
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from contextlib import AbstractContextManager
     from datetime import timedelta
 
     from crawler.domain.config import Config
@@ -27,6 +32,79 @@ ALERT = "alert"
 # Seconds between the tries of recording a send while the database does not answer
 # (a restart): ~30 s in all, then the delivery stays unsent and is sent again later.
 MARK_SENT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+@dataclass(frozen=True)
+class LedgerRun:
+    """What one (recipient, channel) run did: the articles sent, and, when the
+    channel's throttle held the rest back, when the next message may go."""
+
+    sent: int = 0
+    held_until: datetime | None = None
+
+
+def _always_open() -> AbstractContextManager[datetime | None]:
+    return contextlib.nullcontext(None)
+
+
+def send_through_ledger(
+    store: Store,
+    config: Config,
+    recipient: str,
+    channel: str,
+    rules: Sequence[str],
+    kind: str,
+    *,
+    lease: timedelta,
+    send: Callable[[DeliveryRecord, str], int],
+    gate: Callable[[], AbstractContextManager[datetime | None]] = _always_open,
+) -> LedgerRun:
+    """Send what ``recipient`` has waiting on ``channel``, exactly once: the unsent
+    deliveries first (the same messages again, same Message-ID or idempotency key),
+    then one new delivery of what is pending.
+
+    Each delivery is claimed before ``send(record, run)`` sends it (returning the
+    articles sent); one another live run holds is left to that run, so overlapping
+    runs (a catch-up and a cron tick, a `newswatch digest` beside the service, a feed
+    read beside a digest) never send the same message. ``gate`` is entered around
+    each send: it gives None when a message may go now (and holds, for instance, a
+    channel's throttle lock meanwhile), else the time one may — then the run stops
+    and what waits stays pending, whole.
+    """
+    sent = 0
+    with sending_run() as run:
+        for record in store.unsent_deliveries(recipient, channel):
+            with gate() as held_until:
+                if held_until is not None:
+                    return LedgerRun(sent, held_until)
+                if not claim_unsent(store, record, run, lease):
+                    logger.info(
+                        "%s %s to %s on %s is being sent by another run (%s); left to it",
+                        record.kind, record.message_id, recipient, channel, record.claimed_by,
+                    )  # fmt: skip
+                    continue
+                sent += send(record, run)
+        pending = store.pending_items(recipient, rules, with_bodies=False, channel=channel)
+        if not pending:
+            return LedgerRun(sent)
+        with gate() as held_until:
+            if held_until is not None:
+                return LedgerRun(sent, held_until)
+            created = store.create_delivery(
+                recipient,
+                pending,
+                message_domain(config),
+                kind,
+                claim=(run, datetime.now(UTC) + lease),
+                channel=channel,
+            )
+            if created is None:
+                logger.warning(
+                    "%s for %s on %s: items were claimed by another run", kind, recipient, channel
+                )
+                return LedgerRun(sent)
+            sent += send(created, run)
+    return LedgerRun(sent)
 
 
 def claim_unsent(store: Store, record: DeliveryRecord, run: str, lease: timedelta) -> bool:
