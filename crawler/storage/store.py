@@ -24,6 +24,7 @@ from crawler.storage.engine import (
 )
 from crawler.storage.records import (
     ArticleRecord,
+    ChannelState,
     DeliveryRecord,
     KnownArticle,
     PendingItem,
@@ -36,6 +37,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_REVISION",
     "ArticleRecord",
+    "ChannelState",
     "DeliveryRecord",
     "KnownArticle",
     "PendingItem",

@@ -19,7 +19,8 @@ through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
 address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
 other name with 421.
 
-Routes (``pages.py``; the route table and access checks are in ``site.py``): ``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+Routes (``pages.py``; the route table and access checks are in ``site.py``): ``/``
+status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
 ``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``.
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
