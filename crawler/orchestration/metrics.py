@@ -5,8 +5,9 @@ One ``Metrics`` object per running service owns its own ``CollectorRegistry``
 Counters move as the service works: the service reports each finished poll and
 delivery run; a Scrapy extension, added to the crawl settings by ``instrument``,
 counts HTTP responses and times each crawl. Per-source health (last success,
-failures in a row), matches per rule and unsent deliveries are read from the
-database when scraped, so they survive restarts and need no bookkeeping.
+failures in a row), matches per rule, unsent deliveries and each channel's
+deliveries and pending articles are read from the database when scraped, so they
+survive restarts, count what every process sent, and need no bookkeeping.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from alerts.channel_status import channel_statuses
 from crawler.domain.urls import redact_text
 
 if TYPE_CHECKING:
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler, CrawlerRunner
     from scrapy.http import Response
 
+    from alerts.channel_status import ChannelStatus
     from alerts.digest import DigestReport
+    from crawler.domain.config import Config
     from crawler.domain.items import PollOutcome
     from crawler.storage.store import Store
 
@@ -68,12 +72,17 @@ class Metrics:
     """The service's counters and histograms, and the database-backed gauges."""
 
     def __init__(
-        self, store: Store | None = None, sources: Callable[[], Collection[str]] | None = None
+        self,
+        store: Store | None = None,
+        sources: Callable[[], Collection[str]] | None = None,
+        config: Callable[[], Config] | None = None,
     ) -> None:
         """``store``, when given, backs the per-source, per-rule and delivery
         gauges. ``sources`` returns the names of the sources polled now (the
         configuration can be reloaded): their counters start at zero, and only
-        they get per-source gauges (a removed source is not "stale")."""
+        they get per-source gauges (a removed source is not "stale"). ``config``
+        returns the configuration in use, for the per-channel figures (its channels
+        and who reads them)."""
         self.registry = CollectorRegistry()
         registry = self.registry
         self.pages = Counter(
@@ -150,7 +159,7 @@ class Metrics:
             self.emails_sent.labels(kind=kind)
             self.emails_failed.labels(kind=kind)
         if store is not None:
-            registry.register(StoreCollector(store, sources))
+            registry.register(StoreCollector(store, sources, config))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Metrics:
         # Scrapy deep-copies its settings for every crawler; every crawl must count
@@ -199,9 +208,15 @@ class StoreCollector:
     off the reactor thread). A database that does not answer is reported as
     ``newswatch_database_up 0``, never as a failed scrape."""
 
-    def __init__(self, store: Store, sources: Callable[[], Collection[str]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sources: Callable[[], Collection[str]] | None = None,
+        config: Callable[[], Config] | None = None,
+    ) -> None:
         self.store = store
         self.sources = sources
+        self.config = config
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check for clashes; keeps registration off the database
@@ -212,6 +227,7 @@ class StoreCollector:
             sources = self.store.source_statuses(with_article_counts=False)
             rules = self.store.rule_match_counts()
             unsent = self.store.unsent_delivery_counts()
+            channels = channel_statuses(self.store, self.config()) if self.config else []
         except Exception as error:
             logger.warning("metrics: the database did not answer: %s", redact_text(str(error)))
             up.add_metric([], 0)
@@ -256,6 +272,37 @@ class StoreCollector:
         for kind in sorted({*DELIVERY_KINDS, *unsent}):
             pending.add_metric([kind], unsent.get(kind, 0))
         yield pending
+        yield from _channel_metrics(channels)
+
+
+def _channel_metrics(channels: list[ChannelStatus]) -> Iterator[Metric]:
+    """Per channel, from the ledger: deliveries sent and refused, articles pending.
+
+    Labelled by the channel's kind (email, webhook, apprise, feed), as dashboards
+    sum them, and by its name: names come only from the configuration (like source
+    names), never from the data, so the series stay as few as the configured
+    channels. Channels no longer configured are left out, as removed sources are.
+    """
+    deliveries = CounterMetricFamily(
+        "newswatch_channel_deliveries",
+        "Deliveries (digests and alerts) per channel by outcome: sent (the receiver "
+        "took it) or failed (refused for good, never retried); from the ledger",
+        labels=["kind", "channel", "outcome"],
+    )
+    pending = GaugeMetricFamily(
+        "newswatch_channel_pending",
+        "Articles waiting for the channel: in deliveries not sent yet (retried) "
+        "or in no delivery yet (the next digest or alert)",
+        labels=["kind", "channel"],
+    )
+    for channel in channels:
+        if channel.kind is None:
+            continue
+        labels = [channel.kind, channel.name]
+        deliveries.add_metric([*labels, "sent"], channel.ledger.sent)
+        deliveries.add_metric([*labels, "failed"], channel.ledger.failed)
+        pending.add_metric(labels, channel.ledger.pending)
+    yield from (deliveries, pending)
 
 
 class CrawlMetricsExtension:

@@ -115,7 +115,9 @@ class NewswatchService:
         )
         self._scrapy_settings = scrapy_settings(config)
         self.runner: CrawlerRunner = CrawlerRunner(PollSettings(self._scrapy_settings))
-        self.metrics = Metrics(store, lambda: [s.name for s in self.config.sources if s.enabled])
+        self.metrics = Metrics(
+            store, lambda: [s.name for s in self.config.sources if s.enabled], lambda: self.config
+        )
         self.metrics.instrument(self.runner)
         self.scheduler: AsyncIOScheduler | None = None
         self._running_jobs: set[asyncio.Task[Any]] = set()

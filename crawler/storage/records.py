@@ -94,3 +94,33 @@ class DeliveryRecord:
     claimed_by: str | None = None  # the run sending it now, until claimed_until
     claimed_until: datetime | None = None
     channel: str = EMAIL_CHANNEL
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """How one channel stands in the delivery ledger (every recipient on it together).
+
+    ``unsent`` deliveries were created and are waiting to be sent (not accepted, not
+    refused; ``retrying`` of them failed at least once) and hold ``unsent_articles``
+    articles; ``undelivered`` counts the matched articles of its readers' rules that
+    are in no delivery on it yet (what ``pending_items`` would hand the next run), per
+    reader. ``pending`` is both together: the articles waiting for this channel.
+    ``last_error_at`` is when the delivery holding ``last_error`` was refused, or, for
+    one still being retried, since when it waits (the ledger keeps no time per try).
+    """
+
+    channel: str
+    sent: int = 0
+    failed: int = 0
+    unsent: int = 0
+    retrying: int = 0
+    unsent_articles: int = 0
+    undelivered: int = 0
+    last_sent_at: datetime | None = None
+    last_failed_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    @property
+    def pending(self) -> int:
+        return self.unsent_articles + self.undelivered

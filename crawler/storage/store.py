@@ -33,6 +33,7 @@ from crawler.storage.listings import (
 )
 from crawler.storage.records import (
     ArticleRecord,
+    ChannelState,
     DeliveryRecord,
     FeedItem,
     KnownArticle,
@@ -48,6 +49,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_REVISION",
     "ArticleRecord",
+    "ChannelState",
     "DeliveryRecord",
     "FeedItem",
     "KnownArticle",

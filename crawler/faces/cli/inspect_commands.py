@@ -17,6 +17,9 @@ from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rich.console import Console
+
+    from alerts.channel_status import ChannelStatus
     from crawler.domain.items import ExtractedArticle
 
 
@@ -172,6 +175,7 @@ def _highlight(text: str, terms: Sequence[str]) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from alerts.channel_status import channel_statuses
     from crawler.domain.config import cron_trigger
     from crawler.domain.urls import redact_text
 
@@ -181,6 +185,7 @@ def _status(args: argparse.Namespace) -> int:
         sources = store.source_statuses()
         matches = store.rule_match_counts()
         unsent = store.unsent_delivery_counts()
+        channels = channel_statuses(store, config)
         last_runs = {r.email: store.last_run(f"digest:{r.email}") for r in config.all_recipients()}
     finally:
         store.close()
@@ -216,6 +221,7 @@ def _status(args: argparse.Namespace) -> int:
             for rule in config.rules
         ],
         "digests": digests,
+        "channels": [_channel_json(channel) for channel in channels],
         "unsent": unsent,
     }
     if config.redis is not None:
@@ -230,6 +236,28 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_status(report)
     return EXIT_OK
+
+
+def _channel_json(channel: ChannelStatus) -> dict[str, Any]:
+    ledger = channel.ledger
+    return {
+        "name": channel.name,
+        "kind": channel.kind,
+        "recipients": list(channel.recipients),
+        "status": channel.condition,
+        "last_sent_at": ledger.last_sent_at,
+        "sent": ledger.sent,
+        # Articles waiting: in deliveries not sent yet, and not in any delivery yet.
+        "pending": ledger.pending,
+        "pending_in_unsent_deliveries": ledger.unsent_articles,
+        "pending_not_in_a_delivery": ledger.undelivered,
+        "unsent": ledger.unsent,
+        "retrying": ledger.retrying,
+        "failed": ledger.failed,
+        "last_failed_at": ledger.last_failed_at,
+        "last_error": ledger.last_error,
+        "last_error_at": ledger.last_error_at,
+    }
 
 
 def _print_status(report: dict[str, Any]) -> None:
@@ -277,6 +305,7 @@ def _print_status(report: dict[str, Any]) -> None:
             digest["recipient"], digest["schedule"], when(digest["last"]), when(digest["next"])
         )
     console.print(sources, rules, digests)
+    _print_channels(console, report["channels"])
     if report["unsent"]:
         console.print(f"Unsent, waiting for a retry: {report['unsent']}")
     if "cluster" in report:
@@ -289,6 +318,56 @@ def _print_status(report: dict[str, Any]) -> None:
                 f"{len(cluster['workers'])} workers; {cluster['poll_jobs_waiting']} poll jobs "
                 f"and {cluster['requests_queued']} requests queued"
             )
+
+
+def _print_channels(console: Console, channels: list[dict[str, Any]]) -> None:
+    """The Channels table, one line per channel so it reads in 80 columns; each
+    channel's last error (a long line: it often quotes a URL) follows the table, one
+    line each, cut to the terminal's width."""
+    from rich import box
+    from rich.table import Table
+
+    def short(moment: datetime | None) -> str:
+        return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "—"
+
+    if not channels:
+        console.print("Channels: none (no recipients)")
+        return
+    table = Table(
+        title="Channels (times UTC)", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    table.add_column("channel", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("readers", justify="right", no_wrap=True)
+    table.add_column("last sent", no_wrap=True)
+    table.add_column("pending", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
+    table.add_column("last error", no_wrap=True)
+    errors = []
+    for channel in channels:
+        error = channel["last_error"]
+        if error:
+            errors.append(f"  {channel['name']}: {_one_line(error)}")
+        table.add_row(
+            channel["name"],
+            channel["kind"] or "removed",
+            str(len(channel["recipients"])),
+            short(channel["last_sent_at"]),
+            str(channel["pending"]),
+            str(channel["failed"]),
+            short(channel["last_error_at"]) if error else "",
+        )
+    console.print(table)
+    if errors:
+        console.print("Last error of each channel (the time is in the table):")
+    width = max(console.width, 40)
+    for line in errors:
+        console.print(line if len(line) <= width else line[: width - 1] + "…", markup=False)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its runs of white space (new lines too) as single spaces."""
+    return " ".join(text.split())
 
 
 def _stories(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.channel_status import BADGES, ChannelStatus, channel_statuses
 from alerts.digest import preview_digests
 from alerts.render import make_snippet
 from crawler.domain.urls import redact_text
@@ -105,15 +106,20 @@ class Pages:
         return Reply(200, data, CONTENT_TYPE_LATEST)
 
     async def status_page(self, request: Request) -> Reply:
-        def read() -> tuple[list[dict[str, Any]], dict[str, int], int, dict[str, int]]:
+        config = self.site.config
+
+        def read() -> tuple[
+            list[dict[str, Any]], dict[str, int], int, dict[str, int], list[ChannelStatus]
+        ]:
             return (
                 self.site.store.source_statuses(),
                 self.site.store.rule_match_counts(),
                 self.site.store.count_articles(),
                 self.site.store.unsent_delivery_counts(),
+                channel_statuses(self.site.store, config),
             )
 
-        rows, match_counts, articles, unsent = await self.site.blocking(read)
+        rows, match_counts, articles, unsent, channels = await self.site.blocking(read)
         now = datetime.now(UTC)
         runs = self.site.next_runs()
         by_name = {row["name"]: row for row in rows}
@@ -151,9 +157,30 @@ class Pages:
             sources=sources,
             rules=rules,
             recipients=recipients,
+            channels=[self._channel_view(channel, now) for channel in channels],
             totals=totals,
             now=self.site.when(now),
         )
+
+    def _channel_view(self, channel: ChannelStatus, now: datetime) -> dict[str, Any]:
+        ledger = channel.ledger
+        condition = channel.condition
+        if condition == "retrying":
+            condition = f"retrying ({ledger.retrying} waiting)"
+        return {
+            "name": one_line(channel.name, MAX_TITLE_CHARS),
+            "kind": channel.kind or "no longer configured",
+            # Every reader of email can be many: cut, like a long title.
+            "recipients": one_line(", ".join(channel.recipients), MAX_TITLE_CHARS),
+            "state": condition,
+            "state_class": BADGES[channel.condition],
+            "last_sent": self.site.when(ledger.last_sent_at, now),
+            "pending": ledger.pending,
+            "unsent": ledger.unsent,
+            "failed": ledger.failed,
+            "last_error": one_line(ledger.last_error or "", MAX_ERROR_CHARS),
+            "last_error_at": self.site.when(ledger.last_error_at, now),
+        }
 
     def _source_view(
         self, source: Any, row: dict[str, Any], runs: dict[str, datetime | None], now: datetime
