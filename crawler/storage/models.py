@@ -262,6 +262,9 @@ class DeliveryItem(Base):
             "revision",
             name="uq_delivery_items_recipient_channel_article",
         ),
+        # "Did this reader get the story through another copy?" for every pending
+        # article (pending_items): without it, a scan of the reader's whole history.
+        Index("ix_delivery_items_recipient_channel_story", "recipient", "channel", "story_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
