@@ -7,7 +7,8 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py), search (search.py), the JSON API's
+deliveries and the ledger (deliveries.py), the ledger as feeds and status pages
+read it (ledger_views.py), search (search.py), the JSON API's
 paginated listings (listings.py) and the service's own keys (keys.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
@@ -24,6 +25,7 @@ from crawler.storage.engine import (
     upgrade_database,
 )
 from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
+from crawler.storage.ledger_views import LedgerViewQueries
 from crawler.storage.listings import (
     MAX_ROW_ID,
     ListingPage,
@@ -66,6 +68,12 @@ __all__ = [
 
 
 class Store(
-    SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries, KeyQueries
+    SourceQueries,
+    ArticleQueries,
+    DeliveryQueries,
+    LedgerViewQueries,
+    SearchQueries,
+    ListingQueries,
+    KeyQueries,
 ):
     """The database, spoken to in domain terms."""
