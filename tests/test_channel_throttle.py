@@ -316,6 +316,14 @@ def test_matches_of_one_window_are_one_message_per_channel(
             id="digest-rule-with-channels",
         ),
         pytest.param(
+            "channels:\n  - name: mine\n    kind: feed\n"
+            "rules:\n  - name: quakes\n    keywords: [earthquake]\n    alert: immediate\n"
+            "    channels: [mine]\n",
+            "rules[0].channels (line 8): rule quakes names feed channels: mine; a feed is read "
+            "per recipient",
+            id="feed-is-no-rule-channel",
+        ),
+        pytest.param(
             "channels:\n  - name: desk\n    kind: webhook\n    url: https://h.example/x\n"
             "    secret_env: DESK_SECRET\n    max_per_minute: 0\n",
             "channels[0].max_per_minute (line 6): Input should be greater than or equal to 1",
