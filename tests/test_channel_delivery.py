@@ -264,6 +264,25 @@ def test_channel_configuration_errors_name_the_key_and_line(
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "secret_url",
+    ["xoxb-0123456789-s3cr3tT0ken", "hooks.slack.example/services/T0/B0/s3cr3tT0ken"],
+)
+def test_an_unusable_apprise_url_without_a_scheme_is_not_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_url: str
+) -> None:
+    """A bare token in the variable (no ``scheme://``) is all secret: the error names
+    the variable, never a piece of its value."""
+    monkeypatch.setenv("BAD_CHAT_URL", secret_url)
+    path = tmp_path / "config.yaml"
+    path.write_text("channels:\n  - name: chat\n    kind: apprise\n    url_env: BAD_CHAT_URL\n")
+    with pytest.raises(ConfigError) as error:
+        parse_config(path.read_text(), path)
+    message = str(error.value)
+    assert "channels[0].url_env (line 4): $BAD_CHAT_URL is not an Apprise URL" in message
+    assert secret_url[:6] not in message
+
+
 def test_channels_test_sends_a_test_message_and_says_how_it_went(
     environment: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:
