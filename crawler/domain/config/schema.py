@@ -385,6 +385,18 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _feeds_need_the_web_ui(self) -> Config:
+        for index, channel in enumerate(self.channels):
+            if channel.kind == "feed" and not self.web.enabled:
+                # Its deliveries would be recorded while no process serves its URL.
+                raise KeyedValueError(
+                    f"channel {channel.name} is a feed, which the web UI serves, and "
+                    "web.enabled is false; enable the web UI or remove the channel",
+                    ("channels", index, "kind"),
+                )
+        return self
+
+    @model_validator(mode="after")
     def _rules_name_known_channels(self) -> Config:
         known = {channel.name for channel in self.channels}
         feeds = {channel.name for channel in self.channels if channel.kind == "feed"}
