@@ -192,6 +192,24 @@ def test_a_webhook_that_refuses_for_good_is_recorded_and_not_retried(
     assert list((tmp_path / "outbox").glob("*.eml")) == []  # email was not asked for
 
 
+def test_a_delivery_refused_for_good_cannot_be_claimed_by_a_run_that_read_it_before(
+    store: Store,
+) -> None:
+    """Two runs read the same unsent delivery; the first sends it and the channel
+    refuses it for good. The second, claiming from what it read, must not send it
+    again: only a sent delivery was kept from a second claim."""
+    _ingest(store, 1)
+    pending = store.pending_items("ana@example.com", ["floods"], channel="team-hook")
+    created = store.create_delivery("ana@example.com", pending, "example.org", channel="team-hook")
+    assert created is not None
+    (read_by_the_second_run,) = store.unsent_deliveries("ana@example.com", "team-hook")
+    assert store.claim_delivery(created.id, "first-run", NOW + timedelta(minutes=15), now=NOW)
+    store.mark_failed(created.id, "webhook team-hook: HTTP 404 (refused for good)")
+    assert not store.claim_delivery(
+        read_by_the_second_run.id, "second-run", NOW + timedelta(minutes=15), now=NOW
+    )
+
+
 def test_alerts_go_to_each_channel_and_are_throttled_per_channel(
     store: Store, environment: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:

@@ -212,7 +212,7 @@ class DeliveryQueries(StoreBase):
         replacing: str | None = None,
     ) -> bool:
         """Make an unsent delivery ``owner``'s to send until ``until``; False when
-        it was sent meanwhile or another run holds it.
+        it was sent or refused for good meanwhile, or another run holds it.
 
         A claim is free when nobody holds it, its lease ran out, or it is held by
         ``replacing`` (a run the caller knows is dead). One statement: of two runs
@@ -226,7 +226,12 @@ class DeliveryQueries(StoreBase):
                 "CursorResult[Any]",
                 session.execute(
                     update(Delivery)
-                    .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
+                    .where(
+                        Delivery.id == delivery_id,
+                        Delivery.sent_at.is_(None),
+                        Delivery.failed_at.is_(None),
+                        free,
+                    )
                     .values(claimed_by=owner, claimed_until=until)
                 ),
             )
