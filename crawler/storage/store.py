@@ -16,6 +16,7 @@ re-exports what callers need, so ``crawler.storage.store`` is the one import pat
 from __future__ import annotations
 
 from crawler.storage.articles import ArticleQueries
+from crawler.storage.channel_states import ChannelStateQueries
 from crawler.storage.deliveries import DeliveryQueries, make_message_id
 from crawler.storage.engine import (
     MIGRATIONS,
@@ -66,6 +67,12 @@ __all__ = [
 
 
 class Store(
-    SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries, KeyQueries
+    SourceQueries,
+    ArticleQueries,
+    DeliveryQueries,
+    ChannelStateQueries,
+    SearchQueries,
+    ListingQueries,
+    KeyQueries,
 ):
     """The database, spoken to in domain terms."""
