@@ -301,6 +301,24 @@ def test_an_unusable_apprise_url_without_a_scheme_is_not_quoted(
     assert secret_url[:6] not in message
 
 
+def test_apprise_urls_stay_out_of_the_log_at_debug_level(
+    chat: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apprise's own debug lines quote the URL it posts to, and a chat service's
+    token is in its path (Slack, Discord, Telegram): they never reach the log."""
+    monkeypatch.setenv("CHAT_URL", f"json://127.0.0.1:{chat.port}/hook/s3cretPathToken")
+    config = write_config(
+        tmp_path,
+        database=f"sqlite:///{tmp_path / 'nw.db'}",
+        channels=[{"name": "team-chat", "kind": "apprise", "url_env": "CHAT_URL"}],
+    )
+    sent = run_newswatch(config, "--log-level", "DEBUG", "channels", "test", "team-chat")
+    assert sent.returncode == 0, sent.stderr
+    assert chat.requests[0][0] == "/hook/s3cretPathToken"
+    assert "INFO apprise: Sent JSON POST notification" in sent.stderr  # still logged
+    assert "s3cretPathToken" not in sent.stderr + sent.stdout
+
+
 def test_channels_test_sends_a_test_message_and_says_how_it_went(
     environment: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:
