@@ -301,6 +301,26 @@ class DeliveryQueries(StoreBase):
             oldest = oldest.replace(tzinfo=UTC)
         return count, oldest
 
+    def last_sent_on_channels(
+        self, channels: Sequence[str], since: datetime
+    ) -> dict[tuple[str, str], datetime]:
+        """When each (recipient, channel) of ``channels`` last got a message, for
+        those that got one after ``since``."""
+        if not channels:
+            return {}
+        with self._session() as session:
+            rows = session.execute(
+                select(Delivery.recipient, Delivery.channel, func.max(Delivery.sent_at))
+                .where(Delivery.channel.in_(list(channels)), Delivery.sent_at > since)
+                .group_by(Delivery.recipient, Delivery.channel)
+            ).all()
+        # An aggregate of a UTC column comes back naive from SQLite.
+        return {
+            (recipient, channel): last if last.tzinfo else last.replace(tzinfo=UTC)
+            for recipient, channel, last in rows
+            if last is not None  # (the WHERE keeps NULL out; for the type checker)
+        }
+
     def deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""
         with self._session() as session:
