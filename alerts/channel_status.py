@@ -69,9 +69,11 @@ def channel_statuses(store: Store, config: Config) -> list[ChannelStatus]:
     """Every channel in use: ``email`` when a recipient reads it or the ledger has it,
     each configured channel in the file's order, then those only the ledger knows."""
     kinds = channel_kinds(config)
+    # The channels rules name read too (as ``channel:<name>``): what a throttle holds
+    # back of their alerts is pending like a recipient's.
     readers = [
         (channel, recipient.email, recipient.rules)
-        for recipient in config.all_recipients()
+        for recipient in [*config.all_recipients(), *config.channel_recipients()]
         for channel in recipient.channels
     ]
     states = store.channel_states(readers)

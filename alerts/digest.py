@@ -162,20 +162,38 @@ def send_pending_alerts(
     immediate = set(config.rule_names(alert="immediate"))
     if recipients is None:
         recipients = [*config.all_recipients(), *config.channel_recipients()]
+    on_channels: list[tuple[Recipient, list[str], str]] = []
     for recipient in recipients:
         rules = [rule for rule in recipient.rules if rule in immediate]
         if not recipient.alerts or not rules:
             continue
         for name in recipient.channels:
             if name != EMAIL_CHANNEL:
-                _send_on(store, config, channels, name, recipient, rules, ALERT, now, report)
+                on_channels.append((recipient, rules, name))
                 continue
             sent, oldest = store.count_sent(recipient.email, ALERT, now - timedelta(hours=1), name)
             if sent >= config.alerts.max_per_hour:
                 _hold(report, recipient.email, (oldest or now) + timedelta(hours=1))
             else:
                 _send_to(store, config, delivery, recipient, rules, ALERT, now, report)
+    for recipient, rules, name in _longest_waiting_first(store, config, on_channels, now):
+        _send_on(store, config, channels, name, recipient, rules, ALERT, now, report)
     return report
+
+
+def _longest_waiting_first(
+    store: Store,
+    config: Config,
+    on_channels: list[tuple[Recipient, list[str], str]],
+    now: datetime,
+) -> list[tuple[Recipient, list[str], str]]:
+    """(recipient, rules, channel) with, on a throttled channel, the readers served
+    longest ago first: a throttle lets only so many messages go, and in the file's
+    order the first readers, busy on a busy day, would take every one of them."""
+    throttled = [c.name for c in config.channels if c.max_per_minute or c.max_per_hour]
+    last = store.last_sent_on_channels(throttled, now - timedelta(hours=1))
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(on_channels, key=lambda entry: last.get((entry[0].email, entry[2]), never))
 
 
 def _hold(

@@ -192,6 +192,24 @@ def test_a_webhook_that_refuses_for_good_is_recorded_and_not_retried(
     assert list((tmp_path / "outbox").glob("*.eml")) == []  # email was not asked for
 
 
+def test_a_delivery_refused_for_good_cannot_be_claimed_by_a_run_that_read_it_before(
+    store: Store,
+) -> None:
+    """Two runs read the same unsent delivery; the first sends it and the channel
+    refuses it for good. The second, claiming from what it read, must not send it
+    again: only a sent delivery was kept from a second claim."""
+    _ingest(store, 1)
+    pending = store.pending_items("ana@example.com", ["floods"], channel="team-hook")
+    created = store.create_delivery("ana@example.com", pending, "example.org", channel="team-hook")
+    assert created is not None
+    (read_by_the_second_run,) = store.unsent_deliveries("ana@example.com", "team-hook")
+    assert store.claim_delivery(created.id, "first-run", NOW + timedelta(minutes=15), now=NOW)
+    store.mark_failed(created.id, "webhook team-hook: HTTP 404 (refused for good)")
+    assert not store.claim_delivery(
+        read_by_the_second_run.id, "second-run", NOW + timedelta(minutes=15), now=NOW
+    )
+
+
 def test_alerts_go_to_each_channel_and_are_throttled_per_channel(
     store: Store, environment: tuple[Receiver, Receiver], tmp_path: Path
 ) -> None:
@@ -262,6 +280,43 @@ def test_channel_configuration_errors_name_the_key_and_line(
         parse_config(path.read_text(), path)
     assert expected in str(error.value)
     assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "secret_url",
+    ["xoxb-0123456789-s3cr3tT0ken", "hooks.slack.example/services/T0/B0/s3cr3tT0ken"],
+)
+def test_an_unusable_apprise_url_without_a_scheme_is_not_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_url: str
+) -> None:
+    """A bare token in the variable (no ``scheme://``) is all secret: the error names
+    the variable, never a piece of its value."""
+    monkeypatch.setenv("BAD_CHAT_URL", secret_url)
+    path = tmp_path / "config.yaml"
+    path.write_text("channels:\n  - name: chat\n    kind: apprise\n    url_env: BAD_CHAT_URL\n")
+    with pytest.raises(ConfigError) as error:
+        parse_config(path.read_text(), path)
+    message = str(error.value)
+    assert "channels[0].url_env (line 4): $BAD_CHAT_URL is not an Apprise URL" in message
+    assert secret_url[:6] not in message
+
+
+def test_apprise_urls_stay_out_of_the_log_at_debug_level(
+    chat: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apprise's own debug lines quote the URL it posts to, and a chat service's
+    token is in its path (Slack, Discord, Telegram): they never reach the log."""
+    monkeypatch.setenv("CHAT_URL", f"json://127.0.0.1:{chat.port}/hook/s3cretPathToken")
+    config = write_config(
+        tmp_path,
+        database=f"sqlite:///{tmp_path / 'nw.db'}",
+        channels=[{"name": "team-chat", "kind": "apprise", "url_env": "CHAT_URL"}],
+    )
+    sent = run_newswatch(config, "--log-level", "DEBUG", "channels", "test", "team-chat")
+    assert sent.returncode == 0, sent.stderr
+    assert chat.requests[0][0] == "/hook/s3cretPathToken"
+    assert "INFO apprise: Sent JSON POST notification" in sent.stderr  # still logged
+    assert "s3cretPathToken" not in sent.stderr + sent.stdout
 
 
 def test_channels_test_sends_a_test_message_and_says_how_it_went(

@@ -16,7 +16,7 @@ from test_web import Reply, running_service
 
 from alerts.channel_status import channel_statuses
 from alerts.delivery import OutboxDelivery
-from alerts.digest import send_pending_digests
+from alerts.digest import send_pending_alerts, send_pending_digests
 from alerts.rules import RuleMatch
 from crawler.domain.config import Config, load_config
 from crawler.domain.items import ArticleItem, ExtractedArticle
@@ -308,3 +308,53 @@ def test_the_status_page_and_metrics_show_each_channel(
         assert metric("newswatch_channel_pending", kind="webhook") == 2
         assert metric("newswatch_channel_pending", kind="email", channel="email") == 1
     assert "Traceback" not in service.output()
+
+
+def test_a_rule_channels_held_back_alerts_are_pending_in_its_status(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, team: Receiver
+) -> None:
+    """A channel only a rule names (ledger recipient ``channel:<name>``) has readers
+    too: what its throttle holds back counts as pending, not 0."""
+    monkeypatch.setenv("HOOK_SECRET", "hook-secret")
+    team.answers.clear()
+    config = Config.model_validate(
+        {
+            "database": database_url,
+            "sources": [{"name": "wire", "feed": "https://wire.example/rss"}],
+            "rules": [
+                {
+                    "name": "floods",
+                    "keywords": ["floods"],
+                    "alert": "immediate",
+                    "channels": ["team-hook"],
+                },
+            ],
+            "channels": [
+                {
+                    "name": "team-hook",
+                    "kind": "webhook",
+                    "url": team.url(),
+                    "secret_env": "HOOK_SECRET",
+                    "max_per_minute": 1,
+                },
+            ],
+        }
+    )
+    store = Store.from_url(database_url)
+    try:
+        store.upgrade()
+        store.sync_sources(config.sources)
+        outbox = OutboxDelivery(tmp_path / "outbox")
+        _ingest(store, 1)
+        assert send_pending_alerts(store, config, outbox, NOW).sent == {"channel:team-hook": 1}
+        _ingest(store, 2)
+        _ingest(store, 3)
+        held = send_pending_alerts(store, config, outbox, NOW + timedelta(seconds=10))
+        assert held.retry_at
+        assert held.sent == {}
+        (status,) = channel_statuses(store, config)
+    finally:
+        store.close()
+    assert status.recipients == ("channel:team-hook",)
+    assert (status.ledger.sent, status.ledger.pending) == (1, 2)
+    assert len(team.requests) == 1

@@ -322,6 +322,14 @@ def test_matches_of_one_window_are_one_message_per_channel(
             id="digest-rule-with-channels",
         ),
         pytest.param(
+            "channels:\n  - name: mine\n    kind: feed\n"
+            "rules:\n  - name: quakes\n    keywords: [earthquake]\n    alert: immediate\n"
+            "    channels: [mine]\n",
+            "rules[0].channels (line 8): rule quakes names feed channels: mine; a feed is read "
+            "per recipient",
+            id="feed-is-no-rule-channel",
+        ),
+        pytest.param(
             "channels:\n  - name: desk\n    kind: webhook\n    url: https://h.example/x\n"
             "    secret_env: DESK_SECRET\n    max_per_minute: 0\n",
             "channels[0].max_per_minute (line 6): Input should be greater than or equal to 1",
@@ -417,3 +425,33 @@ def test_the_service_batches_a_windows_alerts_into_one_message(
     assert {"syria", "chips"} <= {
         section["rule"] for section in json.loads(desk.requests[0][2])["sections"]
     }
+
+
+def test_a_throttled_channels_readers_take_turns_on_a_busy_day(
+    store: Store, desk: Receiver, tmp_path: Path
+) -> None:
+    """Two readers on a channel that lets one message a minute go, a match every
+    minute: the reader first in the file, who always has something new, must not take
+    every message while the other's alerts wait as long as the news keeps coming."""
+    config = Config.model_validate(
+        {
+            "rules": [{"name": "quakes", "keywords": ["earthquake"], "alert": "immediate"}],
+            "channels": [_desk(desk, max_per_minute=1)],
+            "recipients": [
+                {"email": "ana@example.com", "channels": ["desk"]},
+                {"email": "bo@example.com", "channels": ["desk"]},
+            ],
+        }
+    )
+    outbox = OutboxDelivery(tmp_path / "outbox")
+    messages: dict[str, int] = {}
+    for minute in range(6):
+        _ingest(store, minute)
+        report = send_pending_alerts(
+            store, config, outbox, NOW + timedelta(minutes=minute, seconds=1)
+        )
+        assert report.failed == {}
+        for reader in report.sent:
+            messages[reader] = messages.get(reader, 0) + 1
+    assert messages == {"ana@example.com": 3, "bo@example.com": 3}
+    assert len(desk.requests) == 6

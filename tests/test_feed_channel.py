@@ -283,6 +283,35 @@ def test_feed_settings_are_checked(
     assert "channels[0]" in str(raised.value)
 
 
+def test_a_feed_needs_the_web_ui(tmp_path: Path) -> None:
+    path = write_config(tmp_path, **SETTINGS, web={"enabled": False})
+    with pytest.raises(ConfigError) as raised:
+        parse_config(path.read_text(), path)
+    assert "channels[0].kind (line" in str(raised.value)
+    assert "web.enabled is false" in str(raised.value)
+
+
+def test_channels_feeds_says_when_the_urls_use_the_bind_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEED_TEST_WEB_TOKEN", "web-token-0123456789")
+    database = f"sqlite:///{tmp_path / 'nw.db'}"
+    web = {"host": "0.0.0.0", "token_env": "FEED_TEST_WEB_TOKEN"}  # noqa: S104 (as users write it)
+    bound = write_config(tmp_path, **SETTINGS, database=database, web=web)
+    listed = run_newswatch(bound, "channels", "feeds")
+    assert listed.returncode == 0, listed.stderr
+    assert "http://0.0.0.0:8787/feeds/" in listed.stdout
+    assert "web.public_url is not set" in listed.stdout
+
+    public = write_config(
+        tmp_path, **SETTINGS, database=database, web={"public_url": "https://news.example/"}
+    )
+    listed = run_newswatch(public, "channels", "feeds")
+    assert listed.returncode == 0, listed.stderr
+    assert "  https://news.example/feeds/" in listed.stdout
+    assert "web.public_url" not in listed.stdout
+
+
 # -- the running service -----------------------------------------------------------
 
 

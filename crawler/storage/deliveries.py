@@ -201,7 +201,7 @@ class DeliveryQueries(StoreBase):
         replacing: str | None = None,
     ) -> bool:
         """Make an unsent delivery ``owner``'s to send until ``until``; False when
-        it was sent meanwhile or another run holds it.
+        it was sent or refused for good meanwhile, or another run holds it.
 
         A claim is free when nobody holds it, its lease ran out, or it is held by
         ``replacing`` (a run the caller knows is dead). One statement: of two runs
@@ -215,7 +215,12 @@ class DeliveryQueries(StoreBase):
                 "CursorResult[Any]",
                 session.execute(
                     update(Delivery)
-                    .where(Delivery.id == delivery_id, Delivery.sent_at.is_(None), free)
+                    .where(
+                        Delivery.id == delivery_id,
+                        Delivery.sent_at.is_(None),
+                        Delivery.failed_at.is_(None),
+                        free,
+                    )
                     .values(claimed_by=owner, claimed_until=until)
                 ),
             )
@@ -307,6 +312,26 @@ class DeliveryQueries(StoreBase):
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
         return count, oldest
+
+    def last_sent_on_channels(
+        self, channels: Sequence[str], since: datetime
+    ) -> dict[tuple[str, str], datetime]:
+        """When each (recipient, channel) of ``channels`` last got a message, for
+        those that got one after ``since``."""
+        if not channels:
+            return {}
+        with self._session() as session:
+            rows = session.execute(
+                select(Delivery.recipient, Delivery.channel, func.max(Delivery.sent_at))
+                .where(Delivery.channel.in_(list(channels)), Delivery.sent_at > since)
+                .group_by(Delivery.recipient, Delivery.channel)
+            ).all()
+        # An aggregate of a UTC column comes back naive from SQLite.
+        return {
+            (recipient, channel): last if last.tzinfo else last.replace(tzinfo=UTC)
+            for recipient, channel, last in rows
+            if last is not None  # (the WHERE keeps NULL out; for the type checker)
+        }
 
     def deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""

@@ -7,9 +7,10 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py), the ledger as feeds and status pages
-read it (ledger_views.py), search (search.py), the JSON API's
-paginated listings (listings.py) and the service's own keys (keys.py), all on
+deliveries and the ledger (deliveries.py), the ledger as a reader's feed and the
+history read it (ledger_views.py), each channel's state (channel_states.py),
+search (search.py), the JSON API's paginated listings (listings.py) and the
+service's own keys (keys.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -17,6 +18,7 @@ re-exports what callers need, so ``crawler.storage.store`` is the one import pat
 from __future__ import annotations
 
 from crawler.storage.articles import ArticleQueries
+from crawler.storage.channel_states import ChannelStateQueries
 from crawler.storage.deliveries import DeliveryQueries, make_message_id
 from crawler.storage.engine import (
     MIGRATIONS,
@@ -72,6 +74,7 @@ class Store(
     ArticleQueries,
     DeliveryQueries,
     LedgerViewQueries,
+    ChannelStateQueries,
     SearchQueries,
     ListingQueries,
     KeyQueries,

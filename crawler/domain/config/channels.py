@@ -17,6 +17,7 @@ endpoint and is not, unless configured.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -141,9 +142,15 @@ def apprise_url_problem(url: str) -> str | None:
     import apprise  # only where an apprise channel is configured (~0.1 s)
 
     if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
-        scheme = url.partition("://")[0][:20]
+        # Only a scheme is quoted: without one, the text may be the bare token.
+        scheme, found, _ = url.partition("://")
+        shown = (
+            f"scheme {scheme!r}"
+            if found and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,19}", scheme)
+            else "no scheme://"
+        )
         return (
-            f"not an Apprise URL Apprise can use (scheme {scheme!r}); see the Apprise wiki "
+            f"not an Apprise URL Apprise can use ({shown}); see the Apprise wiki "
             "for the service's form"
         )
     return None

@@ -385,8 +385,21 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _feeds_need_the_web_ui(self) -> Config:
+        for index, channel in enumerate(self.channels):
+            if channel.kind == "feed" and not self.web.enabled:
+                # Its deliveries would be recorded while no process serves its URL.
+                raise KeyedValueError(
+                    f"channel {channel.name} is a feed, which the web UI serves, and "
+                    "web.enabled is false; enable the web UI or remove the channel",
+                    ("channels", index, "kind"),
+                )
+        return self
+
+    @model_validator(mode="after")
     def _rules_name_known_channels(self) -> Config:
         known = {channel.name for channel in self.channels}
+        feeds = {channel.name for channel in self.channels if channel.kind == "feed"}
         for index, rule in enumerate(self.rules):
             if not rule.channels:
                 continue
@@ -401,6 +414,15 @@ class Config(_Strict):
                 raise KeyedValueError(
                     f"rule {rule.name} names unknown channels: {', '.join(unknown)} "
                     f"(known: {', '.join(sorted(known)) or 'none; see channels:'}){also}",
+                    where,
+                )
+            if named_feeds := [name for name in rule.channels if name in feeds]:
+                # A feed is served per recipient: a rule's own would have no URL, and
+                # its alerts would be recorded delivered into a feed nobody can read.
+                raise KeyedValueError(
+                    f"rule {rule.name} names feed channels: {', '.join(named_feeds)}; a "
+                    "feed is read per recipient: list it in a recipient's channels (its "
+                    "?rule= URL gives one rule's feed)",
                     where,
                 )
             if rule.alert != "immediate":

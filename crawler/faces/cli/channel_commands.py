@@ -78,3 +78,11 @@ def _print_feeds(config: Config, addresses: list[FeedAddress]) -> None:
         print(f"  {feed_url(config, address.token)}")
         for rule in address.recipient.rules:
             print(f"  {feed_url(config, address.token, rule)}  (rule {rule})")
+    if addresses and config.web.public_url is None:
+        # The bind address may be 0.0.0.0 or port 0, and the Host check answers 421
+        # to a name it does not know: say where the real address goes.
+        print(
+            "note: web.public_url is not set, so these URLs use the web UI's bind address "
+            f"({config.web.host} port {config.web.port}); set web.public_url to the address "
+            "feed readers reach"
+        )
