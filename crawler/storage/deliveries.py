@@ -10,16 +10,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
-    String,
     and_,
     case,
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from crawler.domain.items import EMAIL_CHANNEL
 from crawler.storage.articles import _URL_BATCH, _article_query, _stored_article
-from crawler.storage.engine import StoreBase
+from crawler.storage.feedback import FeedbackQueries, not_muted
 from crawler.storage.models import Article, Delivery, DeliveryItem, Match, utcnow
 from crawler.storage.records import (
     ChannelState,
@@ -36,9 +33,10 @@ from crawler.storage.records import (
     PendingItem,
     StoredArticle,
 )
+from crawler.storage.undelivered import _undelivered_counts
 
 if TYPE_CHECKING:
-    from sqlalchemy import CursorResult, Subquery
+    from sqlalchemy import CursorResult
 
 # (recipient, channel) pairs per statement when counting what readers have waiting:
 # each pair is one SELECT of a UNION ALL, and SQLite allows 500 of those.
@@ -59,7 +57,7 @@ def make_message_id(
     return f"<digest.{digest}@{domain}>"
 
 
-class DeliveryQueries(StoreBase):
+class DeliveryQueries(FeedbackQueries):
     """The queries on deliveries (digests and alerts) and the items they hold."""
 
     # -- digests ---------------------------------------------------------------
@@ -71,15 +69,20 @@ class DeliveryQueries(StoreBase):
         *,
         with_bodies: bool = True,
         channel: str = EMAIL_CHANNEL,
+        now: datetime | None = None,
     ) -> list[PendingItem]:
         """Matched articles (for the given rules) that ``recipient`` has yet to get on
         ``channel`` (each channel keeps its own ledger).
 
         An article is pending until a digest to the recipient holds its latest
         notable revision, unless the recipient already got its story through
-        another copy (a syndicated wire story is delivered once). Without
-        ``with_bodies`` each body is "" (``article_bodies`` reads the ones needed).
+        another copy (a syndicated wire story is delivered once). A story the
+        recipient muted, and a rule they paused (until ``now`` passes the pause) or
+        unsubscribed from, are never pending for them. Without ``with_bodies`` each
+        body is "" (``article_bodies`` reads the ones needed).
         """
+        held = {hold.rule for hold in self.held_rules(recipient, now or utcnow())}
+        rules = [rule for rule in rules if rule not in held]
         mine = and_(DeliveryItem.recipient == recipient, DeliveryItem.channel == channel)
         has_this_revision = exists().where(
             mine,
@@ -101,6 +104,7 @@ class DeliveryQueries(StoreBase):
                     Match.rule.in_(list(rules)),
                     ~has_this_revision,
                     or_(had_it, ~story_delivered),
+                    not_muted(recipient),
                 )
                 .order_by(Article.id, Match.id)
             ).all()
@@ -544,87 +548,3 @@ def _delivery_record(session: Session, delivery: Delivery) -> DeliveryRecord:
 def _utc(moment: datetime | None) -> datetime | None:
     # An aggregate (max) of a UTC column comes back naive from SQLite.
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
-def _readers_table(pairs: Sequence[tuple[str, str]]) -> Subquery:
-    """(recipient, channel) pairs as a table to join against (a UNION ALL of
-    literal rows: SQLite's VALUES takes no column names)."""
-    rows = [
-        select(
-            literal(recipient, String).label("recipient"), literal(channel, String).label("channel")
-        )
-        for recipient, channel in pairs
-    ]
-    return (union_all(*rows) if len(rows) > 1 else rows[0]).subquery("readers")
-
-
-def _undelivered_counts(
-    session: Session, pairs: Sequence[tuple[str, str]], rules: Sequence[str]
-) -> dict[str, int]:
-    """Per channel: the matched articles of ``rules`` that each (recipient, channel)
-    in ``pairs`` has yet to get, summed; the conditions of ``pending_items``.
-
-    In two steps, so the work grows with the ledger, not with the ledger times what
-    is pending: the articles not delivered at their latest revision (an index probe
-    each), then, for a reader's articles never delivered at all, whether another copy
-    of their story was, by one pass over that reader's items of those stories
-    (``delivery_items`` has no index on the story).
-    """
-    readers = _readers_table(pairs)
-    mine = and_(
-        DeliveryItem.recipient == readers.c.recipient, DeliveryItem.channel == readers.c.channel
-    )
-    has_this_revision = exists().where(
-        mine,
-        DeliveryItem.article_id == Article.id,
-        DeliveryItem.revision == Article.notify_revision,
-    )
-    had_it = exists().where(mine, DeliveryItem.article_id == Article.id)
-    candidates = session.execute(
-        select(
-            readers.c.recipient,
-            readers.c.channel,
-            Article.id,
-            Article.story_id,
-            had_it.label("had"),
-        )
-        .select_from(readers)
-        .join(Match, Match.rule.in_(list(rules)))
-        .join(Article, Article.id == Match.article_id)
-        .where(~has_this_revision)
-        .distinct()
-    ).all()
-    new: dict[tuple[str, str], list[tuple[int, int]]] = {}  # never had: (article, story)
-    counts: dict[str, int] = {}
-    for recipient, channel, article_id, story_id, had in candidates:
-        if had or story_id is None:
-            counts[channel] = counts.get(channel, 0) + 1
-        else:
-            new.setdefault((recipient, channel), []).append((article_id, story_id))
-    for (recipient, channel), articles in new.items():
-        delivered = _delivered_story_members(
-            session, recipient, channel, {story for _, story in articles}
-        )
-        waiting = sum(1 for a, story in articles if not delivered.get(story, set()) - {a})
-        counts[channel] = counts.get(channel, 0) + waiting
-    return counts
-
-
-def _delivered_story_members(
-    session: Session, recipient: str, channel: str, stories: set[int]
-) -> dict[int, set[int]]:
-    """Of ``stories``, the articles ``recipient`` got on ``channel``, by story."""
-    members: dict[int, set[int]] = {}
-    ordered = sorted(stories)
-    for start in range(0, len(ordered), _URL_BATCH):
-        rows = session.execute(
-            select(DeliveryItem.story_id, DeliveryItem.article_id).where(
-                DeliveryItem.recipient == recipient,
-                DeliveryItem.channel == channel,
-                DeliveryItem.story_id.in_(ordered[start : start + _URL_BATCH]),
-            )
-        )
-        for story, article in rows:
-            if story is not None:  # (the IN holds no NULL; for the type checker)
-                members.setdefault(story, set()).add(article)
-    return members

@@ -8,7 +8,8 @@ reactor thread.
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
 deliveries and the ledger (deliveries.py), search (search.py), the JSON API's
-paginated listings (listings.py) and the service's own keys (keys.py), all on
+paginated listings (listings.py), the service's own keys (keys.py) and readers'
+answers to their digests (feedback.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -23,6 +24,7 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
+from crawler.storage.feedback import FeedbackQueries
 from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
 from crawler.storage.listings import (
     MAX_ROW_ID,
@@ -36,8 +38,11 @@ from crawler.storage.records import (
     ChannelState,
     DeliveryRecord,
     FeedItem,
+    HeldRule,
     KnownArticle,
+    MutedStory,
     PendingItem,
+    ReaderAnswer,
     StoredArticle,
 )
 from crawler.storage.search import SearchQueries
@@ -52,9 +57,12 @@ __all__ = [
     "ChannelState",
     "DeliveryRecord",
     "FeedItem",
+    "HeldRule",
     "KnownArticle",
     "ListingPage",
+    "MutedStory",
     "PendingItem",
+    "ReaderAnswer",
     "Store",
     "StoredArticle",
     "TimeKey",
@@ -66,6 +74,12 @@ __all__ = [
 
 
 class Store(
-    SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries, KeyQueries
+    SourceQueries,
+    ArticleQueries,
+    DeliveryQueries,
+    SearchQueries,
+    ListingQueries,
+    KeyQueries,
+    FeedbackQueries,
 ):
     """The database, spoken to in domain terms."""
