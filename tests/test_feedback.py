@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from conftest import write_config
+from conftest import run_newswatch, write_config
 from smtpserver import free_port
 from test_web import RunningService, running_service
 
@@ -195,6 +195,15 @@ def test_a_token_is_signed_timed_and_names_its_reader_without_the_address(
     assert not signer.form_ok(old, form)
     assert not signer.form_ok(token, form + "x")
     assert token_id(token) != token_id(old)
+
+
+def test_check_config_warns_when_readers_would_get_no_links(tmp_path: Path) -> None:
+    settings = {**SETTINGS, "web": {}, "database": f"sqlite:///{tmp_path / 'n.db'}"}
+    result = run_newswatch(write_config(tmp_path, **settings), "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "warning: web.public_url is not set" in result.stdout
+    linked = write_config(tmp_path, **{**settings, "web": SETTINGS["web"]})
+    assert "warning" not in run_newswatch(linked, "check-config").stdout
 
 
 def test_the_rate_limiter_is_a_bucket_per_address() -> None:
@@ -400,6 +409,17 @@ def test_the_readers_pages_act_only_on_a_good_post(tmp_path: Path) -> None:
             answer = _post(web, one_click, {"List-Unsubscribe": "One-Click"}, host)
             assert answer.status == 200
             assert "unsubscribed" in answer.body
+            assert {hold.rule for hold in store.held_rules(ANA, NOW)} == {"floods", "quakes"}
+            # The reader's page shows the holds; its Undo (a POST with the form) ends one.
+            page = web.get(reader, Host=host)
+            assert "unsubscribed" in page.body
+            assert _post(web, f"{reader}/release", {"rule": "quakes"}, host).status == 403
+            released = _post(
+                web, f"{reader}/release", {"rule": "quakes", "form": _form(page.body)}, host
+            )
+            assert released.status == 303
+            assert {hold.rule for hold in store.held_rules(ANA, NOW)} == {"floods"}
+            _post(web, f"{reader}/unsubscribe", {"rule": "quakes", "form": _form(page.body)}, host)
             assert {hold.rule for hold in store.held_rules(ANA, NOW)} == {"floods", "quakes"}
             bob = _messages(outbox)[BOB][0]
             bob_click = _path(str(bob["List-Unsubscribe"]).split(">")[0].strip("<"))
