@@ -124,6 +124,9 @@ def test_a_muted_story_its_copies_and_a_held_rule_are_never_pending(store: Store
     copy = _copy(store, index, 1)
     assert _pending(store, ANA) == {quake}  # neither the story nor its later copy
     assert _pending(store, BOB) == {wire, copy, quake}  # another reader still gets it
+    rules = ["floods", "quakes"]
+    counted = store.channel_states([("email", ANA, rules), ("email", BOB, rules)])
+    assert counted["email"].undelivered == 1 + 3  # the status pages count the same
 
     pause = ReaderAnswer(PAUSE, ANA, rules=("quakes",), until=NOW + timedelta(days=7))
     assert store.record_answer("t-pause", pause, NOW)

@@ -15,6 +15,7 @@ from crawler.storage.records import HeldRule, MutedStory, ReaderAnswer
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
+    from sqlalchemy.orm import QueryableAttribute
 
 MORE = "more"
 LESS = "less"
@@ -31,8 +32,9 @@ def story_key(story_id: int | None, article_id: int) -> int:
     return story_id if story_id is not None else article_id
 
 
-def not_muted(recipient: str) -> ColumnElement[bool]:
-    """A condition on ``Article``: its story is not muted by ``recipient``."""
+def not_muted(recipient: str | ColumnElement[str]) -> ColumnElement[bool]:
+    """A condition on ``Article``: its story is not muted by ``recipient`` (an
+    address, or a column of them)."""
     return ~exists().where(
         StoryMute.recipient == recipient,
         StoryMute.undone_at.is_(None),
@@ -40,7 +42,14 @@ def not_muted(recipient: str) -> ColumnElement[bool]:
     )
 
 
-def _holding(recipient: str, now: datetime) -> ColumnElement[bool]:
+def not_held(
+    recipient: ColumnElement[str], rule: QueryableAttribute[str], now: datetime
+) -> ColumnElement[bool]:
+    """A condition: ``recipient`` has not paused or unsubscribed from ``rule``."""
+    return ~exists().where(_holding(recipient, now), RuleHold.rule == rule)
+
+
+def _holding(recipient: str | ColumnElement[str], now: datetime) -> ColumnElement[bool]:
     return and_(
         RuleHold.recipient == recipient,
         RuleHold.undone_at.is_(None),

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import String, and_, exists, literal, select, union_all
 
 from crawler.storage.articles import _URL_BATCH
-from crawler.storage.models import Article, DeliveryItem, Match
+from crawler.storage.feedback import not_held, not_muted
+from crawler.storage.models import Article, DeliveryItem, Match, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy import Subquery
@@ -32,7 +33,8 @@ def _undelivered_counts(
     session: Session, pairs: Sequence[tuple[str, str]], rules: Sequence[str]
 ) -> dict[str, int]:
     """Per channel: the matched articles of ``rules`` that each (recipient, channel)
-    in ``pairs`` has yet to get, summed; the conditions of ``pending_items``.
+    in ``pairs`` has yet to get, summed; the conditions of ``pending_items`` (muted
+    stories and held rules left out too).
 
     In two steps, so the work grows with the ledger, not with the ledger times what
     is pending: the articles not delivered at their latest revision (an index probe
@@ -61,7 +63,11 @@ def _undelivered_counts(
         .select_from(readers)
         .join(Match, Match.rule.in_(list(rules)))
         .join(Article, Article.id == Match.article_id)
-        .where(~has_this_revision)
+        .where(
+            ~has_this_revision,
+            not_muted(readers.c.recipient),
+            not_held(readers.c.recipient, Match.rule, utcnow()),
+        )
         .distinct()
     ).all()
     new: dict[tuple[str, str], list[tuple[int, int]]] = {}  # never had: (article, story)
