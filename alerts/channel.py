@@ -37,6 +37,8 @@ class ChannelMessage:
     sections: tuple[DigestSection, ...]
     created: datetime
     more_url: str | None = None
+    # The reader's page of mutes and pauses (alerts/feedback.py), when links are made.
+    manage_url: str | None = None
 
     @property
     def story_count(self) -> int:

@@ -22,6 +22,7 @@ from alerts.apprise_channel import AppriseChannel
 from alerts.channel import ChannelError, ChannelMessage
 from alerts.claims import claim_lease
 from alerts.feed_channel import FeedChannel
+from alerts.feedback import reader_links, with_actions
 from alerts.ledger import ALERT, LedgerRun, record_sent, send_through_ledger
 from alerts.render import DigestEntry, DigestSection, format_subject
 from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
@@ -77,6 +78,8 @@ def channel_message(store: Store, config: Config, record: DeliveryRecord) -> Cha
         more_url=matches_url(config),
         bodies=body_cache(store),
     )
+    links = reader_links(store, config, record.recipient)
+    sections = with_actions(sections, links)
     template = config.alerts.subject if record.kind == ALERT else config.digest.subject
     base = config.web.public_url
     return ChannelMessage(
@@ -90,6 +93,7 @@ def channel_message(store: Store, config: Config, record: DeliveryRecord) -> Cha
         sections=tuple(sections),
         created=record.created_at,  # not the try's time: every retry sends the same body
         more_url=f"{str(base).rstrip('/')}/matches" if base is not None else None,
+        manage_url=links.reader_page() if links is not None else None,
     )
 
 

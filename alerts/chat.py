@@ -60,6 +60,9 @@ def chat_text(message: ChannelMessage, max_chars: int) -> tuple[str, str]:
         lines = [first[0], cut]
     if left_out:
         lines.append(_more_line(left_out, message))
+    manage = f"Mute, pause or unsubscribe: {message.manage_url}" if message.manage_url else ""
+    if manage and len("\n".join([*lines, manage])) <= max_chars:
+        lines.append(manage)  # one link per message: the reader's page has the rest
     body = "\n".join(lines) if lines else message.subject
     if len(body) > max_chars:
         body = body[: max(max_chars - len(ELLIPSIS), 0)] + ELLIPSIS

@@ -35,6 +35,7 @@ from alerts.delivery import (
     SmtpDelivery,
     message_size,
 )
+from alerts.feedback import ReaderLinks, reader_links, with_actions
 from alerts.ledger import ALERT, DIGEST, first_line, record_sent, send_through_ledger
 from alerts.render import (
     DigestSection,
@@ -306,6 +307,7 @@ def _render(
     recipient: Recipient,
     now: datetime,
     kind: str,
+    links: ReaderLinks | None = None,
 ) -> RenderedDigest:
     cut = any(section.more for section in sections)
     return render_digest(
@@ -317,6 +319,7 @@ def _render(
         unsubscribe=config.digest.unsubscribe,
         # A cut digest still stands for every story it delivers.
         count=count_stories(items) if cut else None,
+        reader_url=links.reader_page() if links is not None else None,
     )
 
 
@@ -379,8 +382,11 @@ def _send(
         items = store.items_of(record, with_bodies=False)
         bodies = body_cache(store)
         budget = _budget(config, delivery)
+        links = reader_links(store, config, record.recipient)
         for _ in range(FIT_TRIES):
-            message = fitting_message(items, config, recipient, record, now, budget, bodies=bodies)
+            message = fitting_message(
+                items, config, recipient, record, now, budget, bodies=bodies, links=links
+            )
             try:
                 delivery.send(message)
                 break
@@ -445,24 +451,28 @@ def fitting_message(
     budget: int,
     *,
     bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
+    links: ReaderLinks | None = None,
 ) -> EmailMessage:
     """The delivery's message, at most ``budget`` bytes when it can be: sections are
     cut to ``digest.max_stories`` stories, then to fewer until the message fits
     (each cut story is counted in its section's "N more"). One log line says when
-    a digest was cut, and why."""
+    a digest was cut, and why. With ``links``, every entry and section carries the
+    reader's answer links, and the message the RFC 8058 one-click unsubscribe."""
     cap = config.digest.max_stories
     more_url = matches_url(config)
     while True:
         sections = group_by_rule(
             items, config.rule_names(), max_stories=cap, more_url=more_url, bodies=bodies
         )
+        sections = with_actions(sections, links)
         message = build_message(
-            _render(sections, items, config, recipient, now, record.kind),
+            _render(sections, items, config, recipient, now, record.kind, links),
             sender=config.digest.sender,
             recipient=record.recipient,
             message_id=record.message_id,
             date=now,
             unsubscribe=config.digest.unsubscribe,
+            one_click=links.one_click([s.rule for s in sections]) if links is not None else None,
         )
         size = message_size(message)
         if size <= budget or cap == 1:

@@ -17,7 +17,11 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
   None) and ``more_hint`` (how to see them otherwise); an entry has ``title``,
   ``url`` (None unless http/https), ``source``, ``published`` (formatted, or
   "time unknown"), ``snippet_html`` (escaped, terms wrapped in ``<mark>``),
-  ``snippet_text`` (terms wrapped in ``*``) and ``terms``.
+  ``snippet_text`` (terms wrapped in ``*``), ``terms`` and ``actions`` (the
+  reader's answer links, each with ``action``, ``label`` and ``url``; a section
+  has ``actions`` too)
+- ``unsubscribe``: the digest's unsubscribe URL (``digest.unsubscribe``), or None
+- ``reader_url``: the reader's own page of mutes and pauses, or None
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "ActionLink",
     "DigestEntry",
     "DigestSection",
     "RenderedDigest",
@@ -87,6 +92,15 @@ _MARK = Markup('<mark style="background-color:#ffe869; color:#222222;">{}</mark>
 
 
 @dataclass(frozen=True)
+class ActionLink:
+    """A link with which the reader answers the message (alerts/feedback.py)."""
+
+    action: str
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
 class DigestEntry:
     """One matched article as shown in a digest; `published` is aware (UTC) or None."""
 
@@ -98,6 +112,9 @@ class DigestEntry:
     terms: tuple[str, ...]
     also_reported_by: tuple[str, ...] = ()  # other outlets that ran the same story
     updated: bool = False  # an article the reader had, changed since
+    article_id: int | None = None  # the main copy, and its story: what answers name
+    story_id: int | None = None
+    actions: tuple[ActionLink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,7 @@ class DigestSection:
     entries: tuple[DigestEntry, ...]
     more: int = 0
     more_url: str | None = None
+    actions: tuple[ActionLink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,7 @@ class _EntryView:
     terms: tuple[str, ...]
     also_reported_by: str
     updated: bool
+    actions: tuple[ActionLink, ...]
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,7 @@ class _SectionView:
     more: int
     more_url: str | None
     more_hint: str
+    actions: tuple[ActionLink, ...]
 
 
 def _clean_line(text: str) -> str:
@@ -274,7 +294,12 @@ def _entry_view(entry: DigestEntry, zone: ZoneInfo) -> _EntryView:
             _clean_line(name) for name in entry.also_reported_by if _clean_line(name)
         )[:MAX_FIELD_CHARS],
         updated=entry.updated,
+        actions=_safe_actions(entry.actions),
     )
+
+
+def _safe_actions(actions: Sequence[ActionLink]) -> tuple[ActionLink, ...]:
+    return tuple(action for action in actions if safe_url(action.url))
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -348,6 +373,7 @@ def render_digest(
     template_dirs: Sequence[Path] = (),
     unsubscribe: str | None = None,
     count: int | None = None,
+    reader_url: str | None = None,
 ) -> RenderedDigest:
     """Render the digest's subject, HTML body and text body.
 
@@ -368,6 +394,7 @@ def render_digest(
             more=section.more,
             more_url=safe_url(section.more_url),
             more_hint=more_hint(section.rule),
+            actions=_safe_actions(section.actions),
         )
         for section in sections
         if section.entries or section.more
@@ -382,6 +409,7 @@ def render_digest(
         "timezone": timezone,
         "sections": views,
         "unsubscribe": safe_url(unsubscribe) if unsubscribe else None,
+        "reader_url": safe_url(reader_url),
     }
     environment = get_environment(template_dirs)
     html = inline_css(environment.get_template(HTML_TEMPLATE).render(context))
@@ -405,6 +433,16 @@ def _clean_header(value: str) -> str:
     return _WHITESPACE_RE.sub(" ", _CONTROL_RE.sub(" ", value)).strip()
 
 
+def _header_url(
+    url: str | None, schemes: tuple[str, ...] = ("https://", "http://", "mailto:")
+) -> str | None:
+    """``url`` fit for a List-Unsubscribe header (one of ``schemes``), else None."""
+    cleaned = _clean_header(url or "")
+    if cleaned.startswith(schemes) and not any(ch in cleaned for ch in "<>, "):
+        return cleaned
+    return None
+
+
 def build_message(
     digest: RenderedDigest,
     *,
@@ -413,12 +451,15 @@ def build_message(
     message_id: str,
     date: datetime,
     unsubscribe: str | None = None,
+    one_click: str | None = None,
 ) -> EmailMessage:
     """Return a multipart/alternative message: text/plain first, then text/html, UTF-8.
 
     Sets From, To, Subject, Date, Message-ID (used as given, e.g.
-    "<abc@newswatch>"), MIME-Version and, when given an http(s) or mailto: URL,
-    List-Unsubscribe. Control characters, CR and LF included, are removed from
+    "<abc@newswatch>"), MIME-Version and List-Unsubscribe with each http(s) or
+    mailto: URL given: ``one_click``, the service's own RFC 8058 one-click URL
+    (then also ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``), and
+    ``unsubscribe``. Control characters, CR and LF included, are removed from
     every header value, so no value can add headers.
     """
     message = EmailMessage()
@@ -429,11 +470,12 @@ def build_message(
         date if date.tzinfo is not None else date.replace(tzinfo=UTC)
     )
     message["Message-ID"] = _clean_header(message_id)
-    unsubscribe_url = _clean_header(unsubscribe or "")
-    if unsubscribe_url.startswith(("https://", "http://", "mailto:")) and not any(
-        ch in unsubscribe_url for ch in "<> "
-    ):
-        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    one_click_url = _header_url(one_click, ("https://", "http://"))
+    targets = [url for url in (one_click_url, _header_url(unsubscribe)) if url]
+    if targets:
+        message["List-Unsubscribe"] = ", ".join(f"<{url}>" for url in targets)
+    if one_click_url:
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # Quoted-printable keeps both bodies 7-bit safe yet readable in the raw source.
     message.set_content(digest.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(digest.html, subtype="html", charset="utf-8", cte="quoted-printable")

@@ -108,6 +108,8 @@ def _entry(rule: str, copies: Sequence[PendingItem], body: str | None = None) ->
         terms=terms,
         also_reported_by=others,
         updated=main.is_update,
+        article_id=main.article.id,
+        story_id=main.article.story_id,
     )
 
 

@@ -52,12 +52,14 @@ def webhook_payload(message: ChannelMessage) -> dict[str, Any]:
         "subject": message.subject,
         "stories": message.story_count,
         "more_url": message.more_url,
+        "manage_url": message.manage_url,
         "sections": [
             {
                 "rule": section.rule,
                 "more": section.more,
                 "more_url": section.more_url,
                 "entries": [_entry(entry) for entry in section.entries],
+                "actions": {action.action: action.url for action in section.actions},
             }
             for section in message.sections
         ],
@@ -74,6 +76,7 @@ def _entry(entry: DigestEntry) -> dict[str, Any]:
         "terms": list(entry.terms),
         "also_reported_by": list(entry.also_reported_by),
         "updated": entry.updated,
+        "actions": {action.action: action.url for action in entry.actions},
     }
 
 

@@ -76,12 +76,21 @@ def _mtime(path: Path | None) -> int | None:
 def purge_old_articles(
     store: Store, config: Config, now: datetime | None = None
 ) -> tuple[int, int]:
-    """Purge bodies and old rows as ``retention`` says; returns (purged, deleted)."""
+    """Purge bodies and old rows as ``retention`` says; returns (purged, deleted).
+    Readers' answers go with the stories they name; answers taken back (and pauses
+    over) with the bodies; used links once no link that old works."""
     now = now or datetime.now(UTC)
     purged, deleted = store.purge(
         bodies_before=now - config.retention.bodies,
         rows_before=now - config.retention.fingerprints,
     )
+    answers = store.purge_feedback(
+        answers_before=now - config.retention.fingerprints,
+        undone_before=now - config.retention.bodies,
+        links_before=now - config.feedback.link_ttl,
+    )
+    if answers:
+        logger.info("retention: %d old reader answers and used links deleted", answers)
     if purged or deleted:
         logger.info("retention: %d article bodies purged, %d old articles deleted", purged, deleted)
     return purged, deleted

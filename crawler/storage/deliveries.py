@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from crawler.domain.items import EMAIL_CHANNEL
 from crawler.storage.articles import _URL_BATCH, _article_query, _stored_article
-from crawler.storage.engine import StoreBase
+from crawler.storage.feedback import FeedbackQueries, not_muted
 from crawler.storage.models import Article, Delivery, DeliveryItem, Match, utcnow
 from crawler.storage.records import (
     DeliveryRecord,
@@ -48,7 +48,7 @@ def make_message_id(
     return f"<digest.{digest}@{domain}>"
 
 
-class DeliveryQueries(StoreBase):
+class DeliveryQueries(FeedbackQueries):
     """The queries on deliveries (digests and alerts) and the items they hold."""
 
     # -- digests ---------------------------------------------------------------
@@ -60,15 +60,20 @@ class DeliveryQueries(StoreBase):
         *,
         with_bodies: bool = True,
         channel: str = EMAIL_CHANNEL,
+        now: datetime | None = None,
     ) -> list[PendingItem]:
         """Matched articles (for the given rules) that ``recipient`` has yet to get on
         ``channel`` (each channel keeps its own ledger).
 
         An article is pending until a digest to the recipient holds its latest
         notable revision, unless the recipient already got its story through
-        another copy (a syndicated wire story is delivered once). Without
-        ``with_bodies`` each body is "" (``article_bodies`` reads the ones needed).
+        another copy (a syndicated wire story is delivered once). A story the
+        recipient muted, and a rule they paused (until ``now`` passes the pause) or
+        unsubscribed from, are never pending for them. Without ``with_bodies`` each
+        body is "" (``article_bodies`` reads the ones needed).
         """
+        held = {hold.rule for hold in self.held_rules(recipient, now or utcnow())}
+        rules = [rule for rule in rules if rule not in held]
         mine = and_(DeliveryItem.recipient == recipient, DeliveryItem.channel == channel)
         has_this_revision = exists().where(
             mine,
@@ -90,6 +95,7 @@ class DeliveryQueries(StoreBase):
                     Match.rule.in_(list(rules)),
                     ~has_this_revision,
                     or_(had_it, ~story_delivered),
+                    not_muted(recipient),
                 )
                 .order_by(Article.id, Match.id)
             ).all()

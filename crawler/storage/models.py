@@ -276,3 +276,65 @@ class DeliveryItem(Base):
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     story_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class UsedLink(Base):
+    """A one-time link from a digest that has been acted on (the hash of its token):
+    the same link posted again does nothing. Kept as long as the link would work."""
+
+    __tablename__ = "used_links"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class FeedbackVote(Base):
+    """A reader's "more like this" or "not relevant" on a story under one rule: what
+    a later model of the reader's taste learns from."""
+
+    __tablename__ = "feedback_votes"
+    __table_args__ = (Index("ix_feedback_votes_recipient_rule", "recipient", "rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    story_id: Mapped[int | None] = mapped_column(Integer)
+    article_id: Mapped[int | None] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(200))
+    vote: Mapped[str] = mapped_column(String(20))  # "more" or "less"
+    # The link that cast it (its undo takes it back).
+    token_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StoryMute(Base):
+    """A story a reader never wants again: its copies and revisions are not pending
+    for them while the mute stands (``undone_at`` unset)."""
+
+    __tablename__ = "story_mutes"
+    __table_args__ = (Index("ix_story_mutes_recipient_story", "recipient", "story_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    # The story key: the article's story, or the article itself when it has none.
+    story_id: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")  # shown on the reader's page
+    token_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RuleHold(Base):
+    """A rule a reader paused (``until`` a time) or unsubscribed from (``until``
+    unset): nothing of that rule is pending for them while it stands."""
+
+    __tablename__ = "rule_holds"
+    __table_args__ = (Index("ix_rule_holds_recipient_rule", "recipient", "rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    rule: Mapped[str] = mapped_column(String(200))
+    until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    token_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -124,3 +124,34 @@ class ChannelState:
     @property
     def pending(self) -> int:
         return self.unsent_articles + self.undelivered
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderAnswer:
+    """What one of a reader's links asks for (docs/feedback.md): ``action`` is
+    ``more`` / ``less`` (votes on a story under a rule), ``mute`` (a story),
+    ``pause`` (``rules`` until ``until``) or ``unsubscribe`` (``rules``, for good)."""
+
+    action: str
+    recipient: str
+    rules: tuple[str, ...] = ()
+    story_id: int | None = None
+    article_id: int | None = None
+    title: str = ""
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MutedStory:
+    story_id: int
+    title: str
+    muted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRule:
+    """A rule a reader paused (``until`` set) or unsubscribed from."""
+
+    rule: str
+    until: datetime | None
+    held_at: datetime

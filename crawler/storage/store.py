@@ -9,8 +9,8 @@ reactor thread.
 polls (crawler/storage/sources.py), articles and stories (articles.py),
 deliveries and the ledger (deliveries.py), the ledger as a reader's feed and the
 history read it (ledger_views.py), each channel's state (channel_states.py),
-search (search.py), the JSON API's paginated listings (listings.py) and the
-service's own keys (keys.py), all on
+search (search.py), the JSON API's paginated listings (listings.py), the service's
+own keys (keys.py) and readers' answers to their digests (feedback.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -26,6 +26,7 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
+from crawler.storage.feedback import FeedbackQueries
 from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
 from crawler.storage.ledger_views import LedgerViewQueries
 from crawler.storage.listings import (
@@ -40,8 +41,11 @@ from crawler.storage.records import (
     ChannelState,
     DeliveryRecord,
     FeedItem,
+    HeldRule,
     KnownArticle,
+    MutedStory,
     PendingItem,
+    ReaderAnswer,
     StoredArticle,
 )
 from crawler.storage.search import SearchQueries
@@ -56,9 +60,12 @@ __all__ = [
     "ChannelState",
     "DeliveryRecord",
     "FeedItem",
+    "HeldRule",
     "KnownArticle",
     "ListingPage",
+    "MutedStory",
     "PendingItem",
+    "ReaderAnswer",
     "Store",
     "StoredArticle",
     "TimeKey",
@@ -78,5 +85,6 @@ class Store(
     SearchQueries,
     ListingQueries,
     KeyQueries,
+    FeedbackQueries,
 ):
     """The database, spoken to in domain terms."""

@@ -174,6 +174,11 @@ class WebConfig(_Strict):
         description="Host names the web UI answers to, besides "
         "localhost, IP addresses and the bind address (a guard against DNS rebinding).",
     )
+    secret_env: VariableName | None = Field(
+        default=None,
+        description="Variable holding the key that signs readers' links (default: a key "
+        "the service keeps in its database).",
+    )
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> WebConfig:
@@ -186,6 +191,23 @@ class WebConfig(_Strict):
 
     def token(self) -> str | None:
         return os.environ.get(self.token_env) if self.token_env else None
+
+    def secret(self) -> str | None:
+        return os.environ.get(self.secret_env) or None if self.secret_env else None
+
+
+class FeedbackConfig(_Strict):
+    """The links in a digest that answer it (docs/feedback.md)."""
+
+    link_ttl: Duration = Field(
+        default=timedelta(days=30), description="How long a digest's links work."
+    )
+    rate_limit: int = Field(
+        default=30,
+        ge=1,
+        le=10_000,
+        description="Requests a minute one client address may make to the link pages.",
+    )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -319,6 +341,7 @@ class Config(_Strict):
         description="How long a story takes new copies (the story index's time window).",
     )
     web: WebConfig = Field(default_factory=WebConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     resend_updates: ResendChoice = Field(
         default="headline",
         description="Resend a changed article readers had: headline, any, never.",

@@ -21,6 +21,12 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(config.digest.recipients)} recipients, digest '{config.digest.schedule}' "
         f"({config.digest.timezone}), delivery: {delivery}"
     )
+    if config.all_recipients() and config.web.public_url is None:
+        print(
+            f"{path}: warning: web.public_url is not set, so messages carry no feedback "
+            "links (more like this, not relevant, mute, pause, unsubscribe) and no "
+            "one-click List-Unsubscribe (RFC 8058); set it to where readers reach the web UI"
+        )
     return EXIT_OK
 
 

@@ -29,6 +29,15 @@ read-only JSON API (``api.py``, docs/api.md), behind the same token:
 paginated by ``limit`` and ``cursor``, errors as JSON.
 The private Atom feeds (``feeds.py``): ``/feeds/<token>``, whose token is their
 credential instead of the web token.
+The readers' pages (``actions.py``, docs/feedback.md), reached from the links in
+their messages, the signed token their credential, answering only to
+``web.public_url``'s host and rate-limited per client address:
+``/act/<token>`` (GET: a confirmation page; POST with its form token: a vote, a
+mute, a pause or an unsubscription, once), ``/act/<token>/undo`` (POST),
+``/unsubscribe/<token>`` (RFC 8058: GET a page, POST
+``List-Unsubscribe=One-Click`` unsubscribes at once), ``/reader/<token>`` (the
+reader's mutes and paused rules) and ``/reader/<token>/unmute|release|pause|unsubscribe``
+(POST). Every POST body is capped (413).
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
 """

@@ -24,6 +24,9 @@ MATCHES_PER_RULE = 50
 MATCHES_OF_ONE_RULE = 2000
 DELIVERIES_SHOWN = 200
 MAX_QUERY_CHARS = 500
+# A POST body is kept up to this size; a larger one is dropped and answered 413 (the
+# forms and RFC 8058's one-click POST are a few hundred bytes).
+MAX_BODY_BYTES = 64 * 1024
 MAX_SEARCH_TERMS = 12
 MAX_TITLE_CHARS = 300
 MAX_ERROR_CHARS = 600

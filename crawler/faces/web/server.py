@@ -8,30 +8,56 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.error import CannotListenError
 from twisted.python.threadpool import ThreadPool
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
+from crawler.faces.web.actions import Actions
 from crawler.faces.web.api import Api
-from crawler.faces.web.common import WEB_THREADS
+from crawler.faces.web.common import MAX_BODY_BYTES, WEB_THREADS
 from crawler.faces.web.feeds import Feeds
 from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
-    from twisted.web.http import Request
+    from twisted.web.http import Request as HttpRequest
 
     from crawler.orchestration.service import NewswatchService
 
 logger = logging.getLogger(__name__)
 
 
+class CappedRequest(Request):
+    """A request whose body is kept up to ``MAX_BODY_BYTES`` only: a longer one (by
+    its Content-Length, or as it arrives when chunked) is read and dropped, and
+    ``body_too_large`` makes the web UI answer 413."""
+
+    body_too_large = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > MAX_BODY_BYTES:
+            self.body_too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body_too_large or self.content is None:
+            return
+        if self.content.tell() + len(data) > MAX_BODY_BYTES:
+            self.body_too_large = True
+            self.content.seek(0)
+            self.content.truncate()
+            return
+        super().handleContentChunk(data)
+
+
 class _QuietSite(Site):
     """A Site that logs requests at debug level only (health checks and scrapes
-    every few seconds would drown the service log)."""
+    every few seconds would drown the service log), with bodies capped."""
 
     noisy = False
+    requestFactory = CappedRequest
 
-    def log(self, request: Request) -> None:
+    def log(self, request: HttpRequest) -> None:
         logger.debug(
             "web: %s %s %d",
             request.method.decode(errors="replace"),
@@ -67,6 +93,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
     ui.add_routes(Pages(ui).routes())
     ui.add_routes(Api(ui).routes())
     ui.add_routes(Feeds(ui).routes())
+    ui.add_routes(Actions(ui).routes())
     try:
         port = reactor.listenTCP(web.port, _QuietSite(ui, timeout=60), interface=web.host)
     except CannotListenError as error:

@@ -67,14 +67,16 @@ class Route:
     ``pattern`` is matched against the whole path (trailing ``/`` stripped); its named
     groups are passed to ``handler`` as keyword arguments. ``access``: ``token`` — the
     ``Host`` check and the web token (every page); ``link`` — the ``Host`` check only,
-    for URLs that carry their own credential (a private feed's token, a signed link);
-    ``open`` — neither (``/healthz``, which load balancers call by address).
+    for URLs that carry their own credential (a private feed's token); ``public`` —
+    pages for readers from their email (signed links): the ``Host`` must be
+    ``web.public_url``'s, the host those links name; ``open`` — no check
+    (``/healthz``, which load balancers call by address).
     """
 
     pattern: str
     handler: Handler
     methods: frozenset[bytes] = READING
-    access: Literal["token", "link", "open"] = "token"
+    access: Literal["token", "link", "public", "open"] = "token"
 
     def match(self, path: str) -> re.Match[str] | None:
         return re.fullmatch(self.pattern, path)
@@ -196,6 +198,10 @@ class WebUI(Resource):
                 )
         if (route is None or route.access != "open") and not self._host_allowed(request):
             return Reply(421, MISDIRECTED, TEXT)
+        if route is not None and route.access == "public" and not self._public_host(request):
+            return Reply(421, MISDIRECTED, TEXT)
+        if getattr(request, "body_too_large", False):
+            return Reply(413, b"413 request body too large\n", TEXT)
         if (route is None or route.access == "token") and not self._authorized(request):
             return Reply(
                 401,
@@ -237,6 +243,20 @@ class WebUI(Resource):
         if not headers:
             return True  # HTTP/1.0 without a Host: no name a rebinding page could set
         return len(headers) == 1 and is_allowed_host(headers[0], self._host_names())
+
+    def _public_host(self, request: Request) -> bool:
+        """Whether the ``Host`` header names ``web.public_url``'s host (any port: a
+        proxy in front may listen on another)."""
+        public = self.config.web.public_url
+        headers = request.requestHeaders.getRawHeaders(b"host", [])
+        if public is None or len(headers) != 1:
+            return False
+        wanted = (urlsplit(str(public)).hostname or "").lower().removesuffix(".")
+        try:
+            offered = urlsplit("//" + headers[0].decode("latin-1").strip()).hostname or ""
+        except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+            return False
+        return bool(wanted) and offered.lower().removesuffix(".") == wanted
 
     def _authorized(self, request: Request) -> bool:
         token = self._token()
