@@ -7,10 +7,11 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py), search (search.py), the JSON API's
-paginated listings (listings.py) and the service's own keys (keys.py), all on
-``StoreBase`` (engine.py); the records it returns are in records.py. This module
-re-exports what callers need, so ``crawler.storage.store`` is the one import path.
+deliveries and the ledger (deliveries.py), a reader's history (history.py),
+search (search.py), the JSON API's paginated listings (listings.py) and the
+service's own keys (keys.py), all on ``StoreBase`` (engine.py); the records it
+returns are in records.py. This module re-exports what callers need, so
+``crawler.storage.store`` is the one import path.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
+from crawler.storage.history import HistoryQueries
 from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
 from crawler.storage.listings import (
     MAX_ROW_ID,
@@ -38,6 +40,7 @@ from crawler.storage.records import (
     FeedItem,
     KnownArticle,
     PendingItem,
+    SentStory,
     StoredArticle,
 )
 from crawler.storage.search import SearchQueries
@@ -55,6 +58,7 @@ __all__ = [
     "KnownArticle",
     "ListingPage",
     "PendingItem",
+    "SentStory",
     "Store",
     "StoredArticle",
     "TimeKey",
@@ -66,6 +70,12 @@ __all__ = [
 
 
 class Store(
-    SourceQueries, ArticleQueries, DeliveryQueries, SearchQueries, ListingQueries, KeyQueries
+    SourceQueries,
+    ArticleQueries,
+    DeliveryQueries,
+    HistoryQueries,
+    SearchQueries,
+    ListingQueries,
+    KeyQueries,
 ):
     """The database, spoken to in domain terms."""
