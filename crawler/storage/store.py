@@ -7,11 +7,11 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py), a reader's history (history.py),
-search (search.py), the JSON API's paginated listings (listings.py) and the
-service's own keys (keys.py), all on ``StoreBase`` (engine.py); the records it
-returns are in records.py. This module re-exports what callers need, so
-``crawler.storage.store`` is the one import path.
+deliveries and the ledger (deliveries.py), the ledger as feeds and status pages
+read it, and a reader's history (ledger_views.py), search (search.py), the JSON API's
+paginated listings (listings.py) and the service's own keys (keys.py), all on
+``StoreBase`` (engine.py); the records it returns are in records.py. This module
+re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from crawler.storage.engine import (
     create_database_engine,
     upgrade_database,
 )
-from crawler.storage.history import HistoryQueries
 from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
+from crawler.storage.ledger_views import LedgerViewQueries
 from crawler.storage.listings import (
     MAX_ROW_ID,
     ListingPage,
@@ -73,7 +73,7 @@ class Store(
     SourceQueries,
     ArticleQueries,
     DeliveryQueries,
-    HistoryQueries,
+    LedgerViewQueries,
     SearchQueries,
     ListingQueries,
     KeyQueries,
