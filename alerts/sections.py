@@ -262,12 +262,13 @@ def _entry(
             c.article.source for c in copies[1:] if c.article.source != main.article.source
         )
     )
+    headline = best_headline([copy.article.title for copy in copies])
     return DigestEntry(
-        title=best_headline([copy.article.title for copy in copies]),
+        title=headline,
         url=main.article.url,
         source=main.article.source,
         published=main.article.published,
-        snippet_text=make_lede(texts.get(main.article.id, main.article.body)),
+        snippet_text=make_lede(texts.get(main.article.id, main.article.body), main.article.title),
         terms=terms,
         also_reported_by=others,
         updated=main.is_update,

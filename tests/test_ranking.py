@@ -8,6 +8,7 @@ import email.policy
 import json
 import math
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -540,3 +541,29 @@ def test_a_digest_marks_a_follow_up_of_a_story_the_reader_was_sent(
         assert body is not None
         # The Palmyra story only: the other one shares no background.
         assert body.get_content().count("Follow-up to a story sent on 1 Dec") == 1
+
+
+def test_ledes_made_in_several_threads_at_once_are_each_their_own() -> None:
+    """Digests for several channels are made at once; pysbd's splitter keeps the text
+    it works on, so a shared one mixed them up (a lede came out empty)."""
+    bodies = [f"Report {n} came in. Dr. Lee of the U.S. team said {n}. Not this." for n in range(8)]
+    wrong: list[str] = []
+
+    def make(body: str) -> None:
+        for _ in range(30):
+            lede = make_lede(body)
+            if lede != body.rsplit(" Not this.", 1)[0]:
+                wrong.append(lede)
+
+    threads = [threading.Thread(target=make, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_a_lede_skips_a_first_paragraph_that_repeats_the_headline() -> None:
+    body = "Floods close the port\n\nThe port closed on Monday. Ships waited. Then more."
+    assert make_lede(body, "Floods close  the port") == "The port closed on Monday. Ships waited."
+    assert make_lede(body, "Another headline").startswith("Floods close the port The port")
