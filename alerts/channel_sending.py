@@ -23,9 +23,16 @@ from alerts.channel import ChannelError, ChannelMessage
 from alerts.claims import claim_lease
 from alerts.feed_channel import FeedChannel
 from alerts.feedback import reader_links, with_actions
+from alerts.follow_ups import FOLLOW_UP_WINDOW
 from alerts.ledger import ALERT, LedgerRun, record_sent, send_through_ledger
 from alerts.render import DigestEntry, DigestSection, format_subject
-from alerts.sections import body_cache, count_stories, group_by_rule, matches_url
+from alerts.sections import (
+    body_cache,
+    count_stories,
+    digest_sections,
+    find_follow_ups_in,
+    recipient_named,
+)
 from alerts.throttle import channel_lock, next_send_at
 from alerts.webhook import WebhookChannel
 from crawler import __version__
@@ -71,12 +78,20 @@ def make_channels(config: Config) -> dict[str, Channel]:
 def channel_message(store: Store, config: Config, record: DeliveryRecord) -> ChannelMessage:
     """The message of a delivery: its items as the digest's sections, with snippets."""
     items = store.items_of(record, with_bodies=False)
-    sections = group_by_rule(
+    bodies = body_cache(store)
+    # The delivery's own time, not the try's: every retry sends the same body.
+    sent = store.sent_stories(
+        record.recipient, record.channel, record.created_at - FOLLOW_UP_WINDOW
+    )
+    sections = digest_sections(
         items,
-        config.rule_names(),
-        max_stories=config.digest.max_stories,
-        more_url=matches_url(config),
-        bodies=body_cache(store),
+        config,
+        recipient_named(config, record.recipient),
+        record.created_at,
+        bodies=bodies,
+        follow_ups=find_follow_ups_in(
+            items, [story for story in sent if story.sent_at <= record.created_at], bodies
+        ),
     )
     links = reader_links(store, config, record.recipient)
     sections = with_actions(sections, links)
@@ -88,7 +103,7 @@ def channel_message(store: Store, config: Config, record: DeliveryRecord) -> Cha
         recipient=record.recipient,
         idempotency_key=record.message_id.strip("<>"),
         subject=format_subject(
-            template, count=count_stories(items), rules=[s.rule for s in sections]
+            template, count=count_stories(items), rules=[s.rule for s in sections if not s.top]
         ),
         sections=tuple(sections),
         created=record.created_at,  # not the try's time: every retry sends the same body

@@ -26,7 +26,8 @@ def outlets(entry: DigestEntry) -> str:
 
 def story_line(entry: DigestEntry) -> str:
     label = "updated: " if entry.updated else ""
-    return f"• {label}{entry.title} ({outlets(entry)}) {entry.url}"
+    also = f" (also matches: {', '.join(entry.also_matches)})" if entry.also_matches else ""
+    return f"• {label}{entry.title} ({outlets(entry)}) {entry.url}{also}"
 
 
 def chat_text(message: ChannelMessage, max_chars: int) -> tuple[str, str]:

@@ -36,6 +36,7 @@ from alerts.delivery import (
     message_size,
 )
 from alerts.feedback import ReaderLinks, reader_links, with_actions
+from alerts.follow_ups import FOLLOW_UP_WINDOW
 from alerts.ledger import ALERT, DIGEST, first_line, record_sent, send_through_ledger
 from alerts.render import (
     DigestSection,
@@ -43,12 +44,7 @@ from alerts.render import (
     build_message,
     render_digest,
 )
-from alerts.sections import (
-    body_cache,
-    count_stories,
-    group_by_rule,
-    matches_url,
-)
+from alerts.sections import body_cache, count_stories, digest_sections, find_follow_ups_in
 from crawler.domain.config import WEEKDAYS
 from crawler.domain.items import EMAIL_CHANNEL
 
@@ -290,13 +286,9 @@ def render_items(
     max_stories: int | None = None,
 ) -> RenderedDigest:
     """Render ``items``: one section per rule in the configured order, one entry per
-    story, at most ``max_stories`` per section (default ``digest.max_stories``)."""
-    sections = group_by_rule(
-        items,
-        config.rule_names(),
-        max_stories=max_stories or config.digest.max_stories,
-        more_url=matches_url(config),
-    )
+    story, at most ``max_stories`` per section (default: the recipient's
+    ``max_stories``, else ``digest.max_stories``)."""
+    sections = digest_sections(items, config, recipient, now, max_stories=max_stories)
     return _render(sections, items, config, recipient, now, kind)
 
 
@@ -378,14 +370,28 @@ def _send(
     failure (which releases the claim). Anything else that stops it releases the
     claim too."""
     try:
-        # Without bodies: the digest reads those of the stories it shows, not 10,000.
+        # Without bodies: the digest reads one per story (to score it), once however
+        # often the message is cut, not one per copy.
         items = store.items_of(record, with_bodies=False)
         bodies = body_cache(store)
+        follow_ups = find_follow_ups_in(
+            items,
+            store.sent_stories(record.recipient, record.channel, now - FOLLOW_UP_WINDOW),
+            bodies,
+        )
         budget = _budget(config, delivery)
         links = reader_links(store, config, record.recipient)
         for _ in range(FIT_TRIES):
             message = fitting_message(
-                items, config, recipient, record, now, budget, bodies=bodies, links=links
+                items,
+                config,
+                recipient,
+                record,
+                now,
+                budget,
+                bodies=bodies,
+                links=links,
+                follow_ups=follow_ups,
             )
             try:
                 delivery.send(message)
@@ -452,17 +458,18 @@ def fitting_message(
     *,
     bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
     links: ReaderLinks | None = None,
+    follow_ups: Mapping[int, datetime] | None = None,
 ) -> EmailMessage:
     """The delivery's message, at most ``budget`` bytes when it can be: sections are
-    cut to ``digest.max_stories`` stories, then to fewer until the message fits
+    cut to the recipient's ``max_stories``, then to fewer until the message fits
     (each cut story is counted in its section's "N more"). One log line says when
     a digest was cut, and why. With ``links``, every entry and section carries the
     reader's answer links, and the message the RFC 8058 one-click unsubscribe."""
-    cap = config.digest.max_stories
-    more_url = matches_url(config)
+    chosen = recipient.max_stories or config.digest.max_stories
+    cap = chosen
     while True:
-        sections = group_by_rule(
-            items, config.rule_names(), max_stories=cap, more_url=more_url, bodies=bodies
+        sections = digest_sections(
+            items, config, recipient, now, max_stories=cap, bodies=bodies, follow_ups=follow_ups
         )
         sections = with_actions(sections, links)
         message = build_message(
@@ -483,8 +490,12 @@ def fitting_message(
     if hidden:
         shown = sum(len(section.entries) for section in sections)
         why = (
-            f"digest.max_stories is {cap}"
-            if cap == config.digest.max_stories
+            (
+                f"recipients[].max_stories is {cap}"
+                if recipient.max_stories not in (None, config.digest.max_stories)
+                else f"digest.max_stories is {cap}"
+            )
+            if cap == chosen
             else f"{cap} per rule fit the budget of {budget:,} bytes"
         )
         logger.warning(

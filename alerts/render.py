@@ -17,9 +17,14 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
   None) and ``more_hint`` (how to see them otherwise); an entry has ``title``,
   ``url`` (None unless http/https), ``source``, ``published`` (formatted, or
   "time unknown"), ``snippet_html`` (escaped, terms wrapped in ``<mark>``),
-  ``snippet_text`` (terms wrapped in ``*``), ``terms`` and ``actions`` (the
-  reader's answer links, each with ``action``, ``label`` and ``url``; a section
-  has ``actions`` too)
+  ``snippet_text`` (terms wrapped in ``*``; the story's two-sentence lede),
+  ``terms``, ``outlets`` ("Reuters, Al Jazeera and 3 more"), ``also_matches``
+  (the reader's other rules the story matched, comma-separated, or ""), ``rule``
+  (the section it belongs to, named in the top block) and ``follow_up_to`` (e.g.
+  "1 Dec": the day the reader was sent the story this one continues, or ""). A
+  section with ``top`` set is the opening "Top stories" block.
+  ``actions``: the reader's answer links, each with ``action``, ``label`` and ``url``
+  (a section has ``actions`` too)
 - ``unsubscribe``: the digest's unsubscribe URL (``digest.unsubscribe``), or None
 - ``reader_url``: the reader's own page of mutes and pauses, or None
 """
@@ -53,9 +58,12 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from alerts.rules import find_terms
+from alerts.story_text import outlets_line
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from alerts.ranking import Score
 
 __all__ = [
     "ActionLink",
@@ -115,18 +123,24 @@ class DigestEntry:
     article_id: int | None = None  # the main copy, and its story: what answers name
     story_id: int | None = None
     actions: tuple[ActionLink, ...] = ()
+    also_matches: tuple[str, ...] = ()  # the reader's other rules the story matched
+    score: Score | None = None  # its score for ``rule`` (alerts/ranking.py)
+    rule: str = ""  # the rule whose section it belongs to
+    follow_up_to: datetime | None = None  # when the reader was sent the story it continues
 
 
 @dataclass(frozen=True)
 class DigestSection:
     """The entries one rule matched; ``more`` stories beyond them were left out,
-    and ``more_url``, when given, lists them all."""
+    and ``more_url``, when given, lists them all. A ``top`` section is the digest's
+    opening block of its best stories, whatever their rules."""
 
     rule: str
     entries: tuple[DigestEntry, ...]
     more: int = 0
     more_url: str | None = None
     actions: tuple[ActionLink, ...] = ()
+    top: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,11 +162,16 @@ class _EntryView:
     also_reported_by: str
     updated: bool
     actions: tuple[ActionLink, ...]
+    outlets: str
+    also_matches: str
+    rule: str
+    follow_up_to: str
 
 
 @dataclass(frozen=True)
 class _SectionView:
     rule: str
+    top: bool
     count: int
     entries: tuple[_EntryView, ...]
     more: int
@@ -295,7 +314,26 @@ def _entry_view(entry: DigestEntry, zone: ZoneInfo) -> _EntryView:
         )[:MAX_FIELD_CHARS],
         updated=entry.updated,
         actions=_safe_actions(entry.actions),
+        outlets=_shorten(
+            outlets_line([_clean_line(entry.source), *map(_clean_line, entry.also_reported_by)]),
+            MAX_FIELD_CHARS,
+        ),
+        also_matches=_shorten(
+            ", ".join(_clean_line(name) for name in entry.also_matches), MAX_FIELD_CHARS
+        ),
+        rule=_shorten(_clean_line(entry.rule), MAX_FIELD_CHARS),
+        follow_up_to=_format_day(entry.follow_up_to, zone),
     )
+
+
+def _format_day(moment: datetime | None, zone: ZoneInfo) -> str:
+    """E.g. "1 Dec"; "" for None."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    return f"{local.day} {local:%b}"
 
 
 def _safe_actions(actions: Sequence[ActionLink]) -> tuple[ActionLink, ...]:
@@ -389,6 +427,7 @@ def render_digest(
             # A rule's name is a heading: one line (a line break in it would start
             # a new line of the text digest), bounded like every other field.
             rule=_shorten(_clean_line(section.rule), MAX_FIELD_CHARS),
+            top=section.top,
             count=len(section.entries) + section.more,
             entries=tuple(_entry_view(entry, zone) for entry in section.entries),
             more=section.more,
@@ -401,7 +440,9 @@ def render_digest(
     )
     if count is None:
         count = _count_articles(sections)
-    subject = format_subject(subject_template, count=count, rules=[view.rule for view in views])
+    subject = format_subject(
+        subject_template, count=count, rules=[view.rule for view in views if not view.top]
+    )
     context = {
         "subject": subject,
         "count": count,

@@ -5,17 +5,21 @@ their snippets, and a link to the rest."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from alerts.render import DigestEntry, DigestSection, make_snippet
+from alerts.follow_ups import find_follow_ups
+from alerts.ranking import Score, score_story
+from alerts.render import DigestEntry, DigestSection
+from alerts.story_text import best_headline, make_lede
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from crawler.domain.config import Config
-    from crawler.storage.store import PendingItem, Store
+    from crawler.domain.config import Config, Recipient
+    from crawler.storage.store import PendingItem, SentStory, Store
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,67 @@ def matches_url(config: Config) -> Callable[[str], str] | None:
     return lambda rule: f"{root}/matches?{urlencode({'rule': rule})}"
 
 
+# Stories in a digest's opening block.
+TOP_STORIES = 3
+
+
+def recipient_named(config: Config, email: str) -> Recipient | None:
+    """The configured recipient (or channel recipient) a ledger row names, if any."""
+    for recipient in (*config.all_recipients(), *config.channel_recipients()):
+        if recipient.email.lower() == email.lower():
+            return recipient
+    return None
+
+
+def digest_sections(
+    items: Sequence[PendingItem],
+    config: Config,
+    recipient: Recipient | None,
+    now: datetime,
+    *,
+    max_stories: int | None = None,
+    bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
+    follow_ups: Mapping[int, datetime] | None = None,
+) -> list[DigestSection]:
+    """``items`` as the recipient's digest lays them out, whatever the channel: the
+    top stories, then one section per rule in the configured order, at most
+    ``max_stories`` (default: the recipient's ``max_stories``, else
+    ``digest.max_stories``) stories shown in each; ``follow_ups`` (``find_follow_ups_in``)
+    marks the stories that continue one the reader was sent."""
+    cap = max_stories or (recipient.max_stories if recipient else None)
+    return group_by_rule(
+        items,
+        config.rule_names(),
+        max_stories=cap or config.digest.max_stories,
+        more_url=matches_url(config),
+        bodies=bodies,
+        now=now,
+        repeat_stories=recipient.repeat_stories if recipient else False,
+        top_stories=TOP_STORIES,
+        follow_ups=follow_ups,
+    )
+
+
+def find_follow_ups_in(
+    items: Sequence[PendingItem],
+    sent: Sequence[SentStory],
+    bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
+) -> dict[int, datetime]:
+    """The stories of ``items`` (by story key) that continue a story of ``sent``,
+    with when that one was sent (alerts/follow_ups.py)."""
+    if not sent:
+        return {}
+    stories = _stories(items)
+    texts = bodies(sorted({c[0].article.id for c in stories})) if bodies is not None else {}
+    return find_follow_ups(
+        {
+            _story_key(copies[0]): texts.get(copies[0].article.id, copies[0].article.body)
+            for copies in stories
+        },
+        sent,
+    )
+
+
 def group_by_rule(
     items: Sequence[PendingItem],
     rule_order: Sequence[str],
@@ -41,36 +106,128 @@ def group_by_rule(
     max_stories: int | None = None,
     more_url: Callable[[str], str] | None = None,
     bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
+    now: datetime | None = None,
+    repeat_stories: bool = False,
+    top_stories: int = 0,
+    follow_ups: Mapping[int, datetime] | None = None,
 ) -> list[DigestSection]:
     """Sections in ``rule_order`` (rules no longer configured last); in each, one
-    entry per story, newest story first, the first ``max_stories`` of them shown
-    and the rest counted in ``more``. Snippets are made for the stories shown
-    only, from ``bodies`` (article id → body) when the items came without theirs:
-    the work and the memory are per story shown, not per match."""
-    by_rule: dict[str, list[PendingItem]] = {}
-    for item in items:
-        for rule, _terms in item.rules:
-            by_rule.setdefault(rule, []).append(item)
+    entry per story, best score first (alerts/ranking.py; ties newest first), the
+    first ``max_stories`` of them shown and the rest counted in ``more``.
+
+    A story that matches several rules is shown once, in the section of the rule
+    it scores best for (the first in ``rule_order`` of equals), naming the others
+    (``also_matches``); ``repeat_stories`` shows it in each. With ``top_stories``,
+    the best stories of the whole digest open it in a section of their own
+    (``top``), when it has more stories than that and more than one section; they
+    are not repeated below unless ``repeat_stories``.
+
+    Bodies come from ``bodies`` (article id → body) when the items came without
+    theirs; scoring reads the body of each story's earliest copy. ``follow_ups``
+    (story key → when the story it continues was sent) marks follow-ups."""
+    now = now or datetime.now(UTC)
     order = {name: position for position, name in enumerate(rule_order)}
-    layout = []
-    for rule, rule_items in sorted(by_rule.items(), key=lambda kv: order.get(kv[0], len(order))):
-        stories = _stories(rule_items)
-        shown = stories if max_stories is None else stories[:max_stories]
-        layout.append((rule, shown, len(stories) - len(shown)))
+    stories = _stories(items)
     texts: Mapping[int, str] = {}
     if bodies is not None:
-        texts = bodies(sorted({copies[0].article.id for _, shown, _ in layout for copies in shown}))
-    return [
-        DigestSection(
-            rule=rule,
-            entries=tuple(
-                _entry(rule, copies, texts.get(copies[0].article.id)) for copies in shown
-            ),
-            more=more,
-            more_url=more_url(rule) if more and more_url is not None else None,
+        texts = bodies(sorted({copies[0].article.id for copies in stories}))
+    ranked = [_rank(copies, texts, now, order) for copies in stories]
+    by_rule: dict[str, list[_Ranked]] = {}
+    for story in ranked:
+        rules = story.scores if repeat_stories else story.scores[:1]
+        for rule, _score in rules:
+            by_rule.setdefault(rule, []).append(story)
+    top: list[_Ranked] = []
+    if top_stories and len(ranked) > top_stories and len(by_rule) > 1:
+        top = sorted(ranked, key=_best_first)[:top_stories]
+    on_top = {id(story) for story in top} if not repeat_stories else set()
+    sections = []
+    if top:
+        sections.append(
+            DigestSection(
+                rule=TOP_STORIES_HEADING,
+                entries=tuple(
+                    _entry(story, story.scores[0][0], texts, follow_ups) for story in top
+                ),
+                top=True,
+            )
         )
-        for rule, shown, more in layout
+    for rule, rule_stories in sorted(by_rule.items(), key=lambda kv: order.get(kv[0], len(order))):
+        listed = sorted(
+            (story for story in rule_stories if id(story) not in on_top),
+            key=lambda story: _order_key(story, rule),
+        )
+        shown = listed if max_stories is None else listed[:max_stories]
+        more = len(listed) - len(shown)
+        sections.append(
+            DigestSection(
+                rule=rule,
+                entries=tuple(_entry(story, rule, texts, follow_ups) for story in shown),
+                more=more,
+                more_url=more_url(rule) if more and more_url is not None else None,
+            )
+        )
+    return sections
+
+
+TOP_STORIES_HEADING = "Top stories"
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A story's copies (earliest first) and its score for each rule it matched,
+    best first."""
+
+    copies: Sequence[PendingItem]
+    scores: tuple[tuple[str, Score], ...]
+
+    def score(self, rule: str) -> Score:
+        return dict(self.scores)[rule]
+
+    @property
+    def published(self) -> datetime:
+        return self.copies[0].article.published or datetime.min.replace(tzinfo=UTC)
+
+
+def _order_key(story: _Ranked, rule: str) -> tuple[float, float]:
+    return (-story.score(rule).log_total, -story.published.timestamp())
+
+
+def _best_first(story: _Ranked) -> tuple[float, float]:
+    return (-story.scores[0][1].log_total, -story.published.timestamp())
+
+
+def _rank(
+    copies: Sequence[PendingItem],
+    texts: Mapping[int, str],
+    now: datetime,
+    order: Mapping[str, int],
+) -> _Ranked:
+    """The story's score for each of its rules (the terms of all its copies), best
+    first, the first configured of equals."""
+    main = copies[0].article
+    body = texts.get(main.id, main.body)
+    terms: dict[str, dict[str, None]] = {}
+    for copy in copies:
+        for rule, rule_terms in copy.rules:
+            terms.setdefault(rule, {}).update(dict.fromkeys(rule_terms))
+    outlets = len({copy.article.source for copy in copies})
+    scores = [
+        (
+            rule,
+            score_story(
+                title=main.title,
+                body=body,
+                terms=list(rule_terms),
+                outlets=outlets,
+                published=main.published,
+                now=now,
+            ),
+        )
+        for rule, rule_terms in terms.items()
     ]
+    scores.sort(key=lambda pair: (-pair[1].log_total, order.get(pair[0], len(order)), pair[0]))
+    return _Ranked(copies=copies, scores=tuple(scores))
 
 
 def _story_key(item: PendingItem) -> int:
@@ -91,25 +248,36 @@ def _stories(items: Sequence[PendingItem]) -> list[list[PendingItem]]:
     return sorted(stories.values(), key=lambda c: c[0].article.published or earliest, reverse=True)
 
 
-def _entry(rule: str, copies: Sequence[PendingItem], body: str | None = None) -> DigestEntry:
+def _entry(
+    story: _Ranked,
+    rule: str,
+    texts: Mapping[int, str],
+    follow_ups: Mapping[int, datetime] | None = None,
+) -> DigestEntry:
+    copies = story.copies
     main = copies[0]
-    terms = dict(main.rules).get(rule, ())
+    terms = tuple(dict.fromkeys(term for copy in copies for term in dict(copy.rules).get(rule, ())))
     others = tuple(
         dict.fromkeys(
             c.article.source for c in copies[1:] if c.article.source != main.article.source
         )
     )
+    headline = best_headline([copy.article.title for copy in copies])
     return DigestEntry(
-        title=main.article.title,
+        title=headline,
         url=main.article.url,
         source=main.article.source,
         published=main.article.published,
-        snippet_text=make_snippet(main.article.body if body is None else body, terms),
+        snippet_text=make_lede(texts.get(main.article.id, main.article.body), main.article.title),
         terms=terms,
         also_reported_by=others,
         updated=main.is_update,
         article_id=main.article.id,
         story_id=main.article.story_id,
+        also_matches=tuple(other for other, _ in story.scores if other != rule),
+        score=story.score(rule),
+        rule=rule,
+        follow_up_to=(follow_ups or {}).get(_story_key(main)),
     )
 
 

@@ -60,6 +60,7 @@ def webhook_payload(message: ChannelMessage) -> dict[str, Any]:
                 "more_url": section.more_url,
                 "entries": [_entry(entry) for entry in section.entries],
                 "actions": {action.action: action.url for action in section.actions},
+                "top": section.top,
             }
             for section in message.sections
         ],
@@ -77,6 +78,10 @@ def _entry(entry: DigestEntry) -> dict[str, Any]:
         "also_reported_by": list(entry.also_reported_by),
         "updated": entry.updated,
         "actions": {action.action: action.url for action in entry.actions},
+        "rule": entry.rule or None,
+        "also_matches": list(entry.also_matches),
+        "score": round(entry.score.total, 4) if entry.score is not None else None,
+        "follow_up_to": entry.follow_up_to.isoformat() if entry.follow_up_to else None,
     }
 
 

@@ -198,9 +198,12 @@ def test_copies_of_one_story_are_one_entry_and_sent_once(store: Store, tmp_path:
     store.set_stories({copy: first})
     send_pending_digests(store, _config(), OutboxDelivery(tmp_path), NOW)
     (email,) = [p.read_text() for p in tmp_path.glob("*.eml")]
-    assert email.count("Army pressures ISIS") >= 1
-    assert "Syria: army presses on" not in email
-    assert "Also reported by: daily" in email
+    # One entry: the earliest copy's link, the most complete copy's headline.
+    assert email.count("Syria: army presses on") >= 1
+    assert "Army pressures ISIS" not in email
+    assert "https://wire.example/1" in email
+    assert "https://daily.example/9" not in email
+    assert "wire and daily" in email
 
     # A third copy arriving the next day is not delivered again.
     late = _ingest(

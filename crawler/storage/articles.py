@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import bindparam, delete, func, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crawler.storage.engine import StoreBase, _insert_ignoring_conflict
 from crawler.storage.models import (
@@ -411,7 +411,8 @@ class ArticleQueries(StoreBase):
     def recent_matches(self, per_rule: int = 50, rule: str | None = None) -> list[dict[str, Any]]:
         """The latest ``per_rule`` matches of each rule (or of ``rule`` only), by rule,
         newest first: ``rule``, ``terms``, ``matched_at`` and the article's ``url``,
-        ``title``, ``source``, ``published_at``."""
+        ``title``, ``source``, ``published_at``, ``body`` and ``outlets`` (distinct
+        outlets of its story; 1 for an article on its own), what a score needs."""
         rank = (
             func.row_number()
             .over(partition_by=Match.rule, order_by=(Match.matched_at.desc(), Match.id.desc()))
@@ -421,6 +422,10 @@ class ArticleQueries(StoreBase):
         if rule is not None:
             matches = matches.where(Match.rule == rule)
         ranked = matches.subquery()
+        copy = aliased(Article)
+        outlets = select(func.count(func.distinct(copy.source_id))).where(
+            copy.story_id == Article.story_id
+        )
         query = (
             select(
                 Match.rule,
@@ -430,6 +435,8 @@ class ArticleQueries(StoreBase):
                 Article.title,
                 func.coalesce(Source.name, "").label("source"),
                 Article.published_at,
+                Article.body,
+                func.coalesce(outlets.scalar_subquery(), 1).label("outlets"),
             )
             .join(ranked, ranked.c.id == Match.id)
             .join(Article, Article.id == Match.article_id)

@@ -1,6 +1,6 @@
 """The ledger as readers and the status pages see it: a reader's private feed read
-back from the ledger, and the delivery history and unsent counts (each channel's
-state is in channel_states.py)."""
+back from the ledger, the stories a reader was sent (for "follow-up to"), and the
+delivery history and unsent counts (each channel's state is in channel_states.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,57 @@ from sqlalchemy import (
 from crawler.storage.articles import _article_query, _stored_article
 from crawler.storage.engine import StoreBase
 from crawler.storage.models import Article, Delivery, DeliveryItem, Match
-from crawler.storage.records import FeedItem
+from crawler.storage.records import FeedItem, SentStory
 
 if TYPE_CHECKING:
-    pass
+    from datetime import datetime
+
+# A reader's history is read no further back than their newest stories this many
+# (a follow-up is checked against them): a bound on a digest's work.
+MAX_SENT_STORIES = 2000
 
 
 class LedgerViewQueries(StoreBase):
-    """Read-only queries on the ledger: a reader's feed, the delivery history."""
+    """Read-only queries on the ledger: a reader's history and feed, the delivery
+    history."""
+
+    # -- a reader's history --------------------------------------------------------
+
+    def sent_stories(
+        self, recipient: str, channel: str, since: datetime, limit: int = MAX_SENT_STORIES
+    ) -> list[SentStory]:
+        """The stories ``recipient`` was sent on ``channel`` since ``since``, newest
+        first, each once: its key (the story id, or minus the article id of an
+        article on its own), when it was first sent, and one copy's body."""
+        story = func.coalesce(DeliveryItem.story_id, -DeliveryItem.article_id).label("story")
+        first = (
+            select(
+                story,
+                func.min(Delivery.sent_at).label("sent_at"),
+                func.min(DeliveryItem.article_id).label("article_id"),
+            )
+            .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+            .where(
+                DeliveryItem.recipient == recipient,
+                DeliveryItem.channel == channel,
+                Delivery.sent_at.is_not(None),
+                Delivery.sent_at >= since,
+            )
+            .group_by(story)
+            .order_by(func.min(Delivery.sent_at).desc())
+            .limit(limit)
+            .subquery()
+        )
+        query = select(first.c.story, first.c.sent_at, Article.body).join(
+            Article, Article.id == first.c.article_id
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return sorted(
+            (SentStory(story=key, sent_at=sent_at, body=body or "") for key, sent_at, body in rows),
+            key=lambda sent: sent.sent_at,
+            reverse=True,
+        )
 
     # -- private feeds -----------------------------------------------------------
 

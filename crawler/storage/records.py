@@ -67,6 +67,16 @@ class PendingItem:
 
 
 @dataclass(frozen=True, slots=True)
+class SentStory:
+    """A story a recipient was sent: its key (story id, or minus the article id),
+    when it was first sent, and one copy's body."""
+
+    story: int
+    sent_at: datetime
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class FeedItem:
     """A delivered article as a private feed shows it: the story it was delivered
     as (``story``: the story id, or minus the article id for an article on its own),

@@ -7,10 +7,11 @@ reactor thread.
 
 ``Store`` is assembled here from one mixin of queries per entity: sources and
 polls (crawler/storage/sources.py), articles and stories (articles.py),
-deliveries and the ledger (deliveries.py), the ledger as a reader's feed and the
-history read it (ledger_views.py), each channel's state (channel_states.py),
-search (search.py), the JSON API's paginated listings (listings.py), the service's
-own keys (keys.py) and readers' answers to their digests (feedback.py), all on
+deliveries and the ledger (deliveries.py), the ledger as a reader's feed, their
+history and the delivery history read it (ledger_views.py), each channel's state
+(channel_states.py), search (search.py), the JSON API's paginated listings
+(listings.py), the service's own keys (keys.py) and readers' answers to their
+digests (feedback.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -46,6 +47,7 @@ from crawler.storage.records import (
     MutedStory,
     PendingItem,
     ReaderAnswer,
+    SentStory,
     StoredArticle,
 )
 from crawler.storage.search import SearchQueries
@@ -66,6 +68,7 @@ __all__ = [
     "MutedStory",
     "PendingItem",
     "ReaderAnswer",
+    "SentStory",
     "Store",
     "StoredArticle",
     "TimeKey",

@@ -77,6 +77,8 @@ class Recipient:
     quiet_days: frozenset[str]
     alerts: bool
     channels: tuple[str, ...] = ("email",)  # "email" and/or `channels[].name`s
+    max_stories: int | None = None  # stories shown per section; None: digest's
+    repeat_stories: bool = False  # a story under every rule it matches, not once
 
 
 class DigestConfig(_Strict):
@@ -504,6 +506,8 @@ class Config(_Strict):
             quiet_days=frozenset(recipient.quiet_days),
             alerts=recipient.alerts,
             channels=tuple(dict.fromkeys(recipient.channels or [EMAIL_CHANNEL])),
+            max_stories=recipient.max_stories or self.digest.max_stories,
+            repeat_stories=recipient.repeat_stories,
         )
 
     def rule_names(self, alert: str | None = None) -> list[str]:

@@ -201,3 +201,12 @@ class RecipientConfig(_Strict):
     channels: list[Name] | None = Field(
         default=None, description="Where digests and alerts go: email and/or channel names."
     )
+    max_stories: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Stories shown per rule section; default: digest's.",
+    )
+    repeat_stories: bool = Field(
+        default=False, description="Show a story under every rule it matches."
+    )

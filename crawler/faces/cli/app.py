@@ -168,6 +168,11 @@ def _parser() -> argparse.ArgumentParser:
         help="test on these pages instead of stored articles",
     )
     rules_test.add_argument("--json", action="store_true", help="one JSON object per hit")
+    rules_test.add_argument(
+        "--explain",
+        action="store_true",
+        help="score each hit as a digest ranks it (relevance × prominence × freshness), best first",
+    )
     rules_test.set_defaults(handler=_rules_test)
 
     channels = commands.add_parser("channels", help="try delivery channels")

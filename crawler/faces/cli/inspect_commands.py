@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from alerts.channel_status import ChannelStatus
-    from crawler.domain.items import ExtractedArticle
+    from alerts.ranking import Score
+    from crawler.domain.items import ExtractedArticle, RuleMatch
+    from crawler.storage.store import StoredArticle
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -125,41 +127,84 @@ def _rules_test(args: argparse.Namespace) -> int:
         finally:
             store.close()
 
-    hits = 0
-    for article in articles:
-        document = MatchDocument(
-            title=article.title,
-            body=article.body,
-            author=", ".join(article.authors),
-            source=article.source,
-            url=article.url,
-            language=article.language,
-        )
-        for match in matcher.match(document):
-            hits += 1
-            snippet = make_snippet(article.body, match.terms)
-            if args.json:
-                print(
-                    json.dumps(
-                        {
-                            "url": article.url,
-                            "title": article.title,
-                            "source": article.source,
-                            "terms": list(match.terms),
-                            "snippet": snippet,
-                        },
-                        ensure_ascii=False,
-                    )
-                )
-                continue
-            print(
-                f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
-                f"\n  terms: {', '.join(match.terms)}"
-                f"\n  {_highlight(snippet, match.terms)}\n"
+    found = [
+        (article, match)
+        for article in articles
+        for match in matcher.match(
+            MatchDocument(
+                title=article.title,
+                body=article.body,
+                author=", ".join(article.authors),
+                source=article.source,
+                url=article.url,
+                language=article.language,
             )
+        )
+    ]
+    hits = len(found)
+    scores = _scores(found, articles) if args.explain else {}
+    if args.explain:
+        # Best first, as a digest's section shows them (ties: newest first).
+        found.sort(key=lambda hit: (-scores[id(hit[0])].log_total, -_timestamp(hit[0])))
+    for article, match in found:
+        snippet = make_snippet(article.body, match.terms)
+        score = scores.get(id(article))
+        if args.json:
+            fields: dict[str, Any] = {
+                "url": article.url,
+                "title": article.title,
+                "source": article.source,
+                "terms": list(match.terms),
+                "snippet": snippet,
+            }
+            if score is not None:
+                fields["score"] = {
+                    "total": score.total,
+                    "relevance": score.relevance,
+                    "prominence": score.prominence,
+                    "freshness": score.freshness,
+                    "age_half_lives": score.half_lives,
+                }
+            print(json.dumps(fields, ensure_ascii=False))
+            continue
+        explained = f"\n  {score.explain()}" if score is not None else ""
+        print(
+            f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
+            f"\n  terms: {', '.join(match.terms)}{explained}"
+            f"\n  {_highlight(snippet, match.terms)}\n"
+        )
     if not args.json:
         print(f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles")
     return EXIT_OK
+
+
+def _scores(
+    found: Sequence[tuple[StoredArticle, RuleMatch]], articles: Sequence[StoredArticle]
+) -> dict[int, Score]:
+    """Each hit's score now, by the article's id(): its story's prominence counts the
+    distinct outlets among the articles read that belong to the same story."""
+    from alerts.ranking import score_story
+
+    outlets: dict[int, set[str]] = {}
+    for article in articles:
+        if article.story_id is not None:
+            outlets.setdefault(article.story_id, set()).add(article.source)
+    now = datetime.now(UTC)
+    return {
+        id(article): score_story(
+            title=article.title,
+            body=article.body,
+            terms=match.terms,
+            outlets=len(outlets.get(article.story_id, ())) if article.story_id is not None else 1,
+            published=article.published,
+            now=now,
+        )
+        for article, match in found
+    }
+
+
+def _timestamp(article: StoredArticle) -> float:
+    return article.published.timestamp() if article.published is not None else 0.0
 
 
 def _highlight(text: str, terms: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.channel_status import BADGES, ChannelStatus, channel_statuses
 from alerts.digest import preview_digests
+from alerts.ranking import score_story
 from alerts.render import make_snippet
 from crawler.domain.urls import redact_text
 from crawler.faces.web.common import (
@@ -223,7 +224,16 @@ class Pages:
         rows = await self.site.blocking(self.site.store.recent_matches, per_rule, rule)
         order = {rule: n for n, rule in enumerate(self.site.config.rule_names())}
         sections: dict[str, list[dict[str, Any]]] = {}
+        now = datetime.now(UTC)
         for row in rows:
+            score = score_story(
+                title=row["title"] or "",
+                body=row["body"] or "",
+                terms=tuple(row["terms"] or ()),
+                outlets=row["outlets"],
+                published=row["published_at"],
+                now=now,
+            )
             sections.setdefault(row["rule"], []).append(
                 {
                     "title": one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)",
@@ -233,6 +243,11 @@ class Pages:
                     "published": self.site.when(row["published_at"]),
                     "matched": self.site.when(row["matched_at"]),
                     "terms": ", ".join(one_line(term, 100) for term in row["terms"] or ()),
+                    "score": f"{score.total:.3g}",
+                    "score_parts": score.explain(),
+                    "score_factors": (
+                        f"{score.relevance:.3g} × {score.prominence:.3g} × {score.freshness:.3g}"
+                    ),
                 }
             )
         ordered = sorted(
