@@ -12,13 +12,16 @@
   counts as one body hit.
 - **prominence**: ``1 + log2(outlets)``, the distinct outlets that carried the
   story: 1 for one outlet, 2 for two, 3.32 for five.
-- **freshness**: ``0.5 ** (age / HALF_LIFE)``, the story's age at digest time
-  (a story from the future is fresh, 1; one without a publish time counts as one
-  half-life old).
+- **freshness**: ``max(0.5 ** (age / HALF_LIFE), FRESHNESS_FLOOR)``, the story's
+  age at digest time (a story from the future is fresh, 1; one without a publish
+  time counts as one half-life old). Past about three days (the floor, 0.1) a story
+  is old news, and among old stories relevance and prominence decide: without the
+  floor a year-old story's freshness is below the smallest float, and the oldest
+  of a section would always come last however much it matters (the demo site's
+  stories are years old).
 
-Stories are compared by the logarithm of the score (``Score.log_total``), so that
-old stories, whose freshness is below the smallest float, still keep their order.
-Ties go to the newer story (sections.py).
+Stories are compared by the logarithm of the score (``Score.log_total``). Ties go
+to the newer story (sections.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "FRESHNESS_FLOOR",
     "HALF_LIFE",
     "K1",
     "TITLE_WEIGHT",
@@ -49,6 +53,7 @@ __all__ = [
 TITLE_WEIGHT = 3.0
 K1 = 1.0
 HALF_LIFE = timedelta(hours=24)
+FRESHNESS_FLOOR = 0.1  # reached at ~3.3 half-lives: 80 hours
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,7 @@ class Score:
     relevance: float
     prominence: float
     freshness: float
-    # The age behind ``freshness``, in half-lives: 0.5 ** age is 0.0 in floating point
-    # past ~1075 half-lives (a story two years old), so stories compare by ``log_total``.
+    # The age behind ``freshness``, in half-lives (shown by ``explain``).
     half_lives: float = 0.0
 
     @property
@@ -68,10 +72,10 @@ class Score:
 
     @property
     def log_total(self) -> float:
-        """``log(total)`` without underflow: what stories are ordered by."""
-        if self.relevance <= 0 or self.prominence <= 0:
+        """``log(total)``: what stories are ordered by."""
+        if self.relevance <= 0 or self.prominence <= 0 or self.freshness <= 0:
             return -math.inf
-        return math.log(self.relevance) + math.log(self.prominence) - self.half_lives * math.log(2)
+        return math.log(self.relevance) + math.log(self.prominence) + math.log(self.freshness)
 
     def explain(self) -> str:
         """E.g. "score 2.41 = relevance 1.5 × prominence 2 × freshness 0.803 (7.6 h old)"."""
@@ -120,9 +124,9 @@ def age_in_half_lives(published: datetime | None, now: datetime) -> float:
 
 
 def freshness(published: datetime | None, now: datetime) -> float:
-    """``0.5 ** (age / HALF_LIFE)``; 1 for a story not older than ``now``, 0.5 when
-    the publish time is unknown."""
-    return float(0.5 ** age_in_half_lives(published, now))
+    """``0.5 ** (age / HALF_LIFE)``, never below ``FRESHNESS_FLOOR``; 1 for a story not
+    older than ``now``, 0.5 when the publish time is unknown."""
+    return max(float(0.5 ** age_in_half_lives(published, now)), FRESHNESS_FLOOR)
 
 
 def score_story(

@@ -18,7 +18,7 @@ from conftest import run_newswatch, site_config, write_config
 from alerts.delivery import OutboxDelivery
 from alerts.digest import render_items, send_pending_digests
 from alerts.follow_ups import find_follow_ups
-from alerts.ranking import HALF_LIFE, Score, score_story
+from alerts.ranking import FRESHNESS_FLOOR, HALF_LIFE, Score, score_story
 from alerts.render import render_digest
 from alerts.rules import RuleMatch
 from alerts.sections import TOP_STORIES_HEADING, digest_sections, group_by_rule
@@ -148,8 +148,15 @@ def test_one_term_repeated_twenty_times_does_not_beat_two_distinct_terms() -> No
 
 @pytest.mark.parametrize(
     ("age", "expected"),
-    [(timedelta(0), 1.0), (HALF_LIFE, 0.5), (2 * HALF_LIFE, 0.25), (-HALF_LIFE, 1.0)],
-    ids=["now", "one-half-life", "two-half-lives", "future"],
+    [
+        (timedelta(0), 1.0),
+        (HALF_LIFE, 0.5),
+        (2 * HALF_LIFE, 0.25),
+        (-HALF_LIFE, 1.0),
+        (10 * HALF_LIFE, FRESHNESS_FLOOR),
+        (timedelta(days=3650), FRESHNESS_FLOOR),
+    ],
+    ids=["now", "one-half-life", "two-half-lives", "future", "old-news", "ten-years"],
 )
 def test_freshness_halves_every_half_life(age: timedelta, expected: float) -> None:
     score = score_story(
@@ -166,15 +173,25 @@ def test_the_score_is_the_product_of_its_parts() -> None:
     )
 
 
-def test_old_stories_keep_their_order_when_freshness_underflows() -> None:
-    ten_years = NOW - timedelta(days=3650)
+def test_among_old_stories_relevance_and_prominence_decide() -> None:
     strong = score_story(
-        title="floods", body="", terms=["floods"], outlets=5, published=ten_years, now=NOW
+        title="floods",
+        body="",
+        terms=["floods"],
+        outlets=5,
+        published=NOW - timedelta(days=3650),
+        now=NOW,
     )
     weak = score_story(
-        title="x", body="floods", terms=["floods"], outlets=1, published=ten_years, now=NOW
+        title="x",
+        body="floods",
+        terms=["floods"],
+        outlets=1,
+        published=NOW - timedelta(days=5),
+        now=NOW,
     )
-    assert strong.total == weak.total == 0.0
+    assert strong.freshness == weak.freshness == FRESHNESS_FLOOR
+    assert strong.total > weak.total > 0
     assert strong.log_total > weak.log_total
 
 
@@ -461,14 +478,13 @@ def test_rules_test_explain_prints_each_hits_score_and_parts(
         assert parts["total"] == pytest.approx(
             parts["relevance"] * parts["prominence"] * parts["freshness"]
         )
-        assert parts["freshness"] == pytest.approx(0.5 ** parts["age_half_lives"])
-    # Best first (the fixture site's stories are years old: compared as logarithms).
-    logs = [
-        math.log(h["score"]["relevance"] * h["score"]["prominence"])
-        - h["score"]["age_half_lives"] * math.log(2)
-        for h in hits
-    ]
-    assert logs == sorted(logs, reverse=True)
+        assert parts["freshness"] == pytest.approx(
+            max(0.5 ** parts["age_half_lives"], FRESHNESS_FLOOR)
+        )
+    # Best first (the fixture site's stories are years old: old news, ordered by
+    # relevance and prominence).
+    totals = [h["score"]["total"] for h in hits]
+    assert totals == sorted(totals, reverse=True)
 
     text = run_newswatch(config, "rules", "test", "syria", "--explain")
     assert text.returncode == 0, text.stderr
