@@ -479,7 +479,7 @@ def fitting_message(
             message_id=record.message_id,
             date=now,
             unsubscribe=config.digest.unsubscribe,
-            one_click=links.one_click([s.rule for s in sections]) if links is not None else None,
+            one_click=links.one_click(_rules_of(items, recipient)) if links is not None else None,
         )
         size = message_size(message)
         if size <= budget or cap == 1:
@@ -518,3 +518,10 @@ def fitting_message(
             budget,
         )
     return message
+
+
+def _rules_of(items: Sequence[PendingItem], recipient: Recipient) -> list[str]:
+    """The reader's rules that a message's items matched: what its one-click
+    unsubscribe leaves (a story shown under another rule still came from these)."""
+    matched = {rule for item in items for rule, _terms in item.rules}
+    return [rule for rule in recipient.rules if rule in matched]

@@ -199,17 +199,19 @@ def with_actions(
     sections: Sequence[DigestSection], links: ReaderLinks | None
 ) -> list[DigestSection]:
     """``sections`` with their entries' and their own answer links (as they were
-    without ``links``)."""
+    without ``links``). An entry's answers name the rule it stands under (in the
+    opening "Top stories" block, its own rule's); that block is no rule, so it has
+    no pause or unsubscribe links of its own."""
     if links is None:
         return list(sections)
     return [
         replace(
             section,
             entries=tuple(
-                replace(entry, actions=links.entry_actions(section.rule, entry))
+                replace(entry, actions=links.entry_actions(entry.rule or section.rule, entry))
                 for entry in section.entries
             ),
-            actions=links.section_actions(section.rule),
+            actions=() if section.top else links.section_actions(section.rule),
         )
         for section in sections
     ]

@@ -32,6 +32,7 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import email.utils
 import functools
 import re
@@ -474,14 +475,24 @@ def _clean_header(value: str) -> str:
     return _WHITESPACE_RE.sub(" ", _CONTROL_RE.sub(" ", value)).strip()
 
 
-def _header_url(
-    url: str | None, schemes: tuple[str, ...] = ("https://", "http://", "mailto:")
-) -> str | None:
+UNSUBSCRIBE_SCHEMES = ("https://", "http://", "mailto:")
+
+
+def _header_url(url: str | None, schemes: tuple[str, ...] = UNSUBSCRIBE_SCHEMES) -> str | None:
     """``url`` fit for a List-Unsubscribe header (one of ``schemes``), else None."""
     cleaned = _clean_header(url or "")
     if cleaned.startswith(schemes) and not any(ch in cleaned for ch in "<>, "):
         return cleaned
     return None
+
+
+def _one_click_url(url: str | None) -> str | None:
+    """An RFC 8058 one-click URL: https, or http on this machine (a trial on loopback)."""
+    cleaned = _header_url(url, ("https://", "http://"))
+    if cleaned is None or cleaned.startswith("https://"):
+        return cleaned
+    host = urlsplit(cleaned).hostname or ""
+    return cleaned if host in ("localhost", "127.0.0.1", "::1") else None
 
 
 def build_message(
@@ -497,10 +508,10 @@ def build_message(
     """Return a multipart/alternative message: text/plain first, then text/html, UTF-8.
 
     Sets From, To, Subject, Date, Message-ID (used as given, e.g.
-    "<abc@newswatch>"), MIME-Version and List-Unsubscribe with each http(s) or
-    mailto: URL given: ``one_click``, the service's own RFC 8058 one-click URL
-    (then also ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``), and
-    ``unsubscribe``. Control characters, CR and LF included, are removed from
+    "<abc@newswatch>"), MIME-Version and List-Unsubscribe: with ``one_click`` (the
+    service's own RFC 8058 https URL) that URL, ``List-Unsubscribe-Post:
+    List-Unsubscribe=One-Click`` and a mailto ``unsubscribe`` beside it; else the
+    http(s) or mailto ``unsubscribe``. Control characters, CR and LF included, are removed from
     every header value, so no value can add headers.
     """
     message = EmailMessage()
@@ -511,8 +522,11 @@ def build_message(
         date if date.tzinfo is not None else date.replace(tzinfo=UTC)
     )
     message["Message-ID"] = _clean_header(message_id)
-    one_click_url = _header_url(one_click, ("https://", "http://"))
-    targets = [url for url in (one_click_url, _header_url(unsubscribe)) if url]
+    # RFC 8058: one HTTPS URI beside the one-click POST header (a mailto may go
+    # with it); without a one-click URL, the configured unsubscribe link alone.
+    one_click_url = _one_click_url(one_click)
+    other = _header_url(unsubscribe, ("mailto:",) if one_click_url else UNSUBSCRIBE_SCHEMES)
+    targets = [url for url in (one_click_url, other) if url]
     if targets:
         message["List-Unsubscribe"] = ", ".join(f"<{url}>" for url in targets)
     if one_click_url:
@@ -525,4 +539,9 @@ def build_message(
         del part["MIME-Version"]
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
+    # Written out, headers fold at 998 characters, not 78: a one-click URL (about 220
+    # characters, no space to fold at) must reach the mailbox provider as it is, and
+    # the default policy would turn it into RFC 2047 encoded-words nobody can follow.
+    # (The bodies were encoded above, with the default policy's 76-character lines.)
+    message.policy = email.policy.default.clone(max_line_length=998)
     return message

@@ -5,7 +5,7 @@ their snippets, and a link to the rest."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -67,7 +67,7 @@ def digest_sections(
     marks the stories that continue one the reader was sent."""
     cap = max_stories or (recipient.max_stories if recipient else None)
     return group_by_rule(
-        items,
+        _readers_rules_only(items, recipient),
         config.rule_names(),
         max_stories=cap or config.digest.max_stories,
         more_url=matches_url(config),
@@ -77,6 +77,24 @@ def digest_sections(
         top_stories=TOP_STORIES,
         follow_ups=follow_ups,
     )
+
+
+def _readers_rules_only(
+    items: Sequence[PendingItem], recipient: Recipient | None
+) -> list[PendingItem]:
+    """``items`` with only the recipient's own rules: a delivery's items come back
+    with every rule that matched them, other readers' too, and a story belongs under
+    one of this reader's rules (its answer links, "also matches"). An item none of
+    whose rules is the reader's any more (the configuration changed since the
+    delivery was made) keeps them all: it is still shown, never silently dropped."""
+    if recipient is None:
+        return list(items)
+    mine = set(recipient.rules)
+    kept = []
+    for item in items:
+        rules = tuple((rule, terms) for rule, terms in item.rules if rule in mine)
+        kept.append(replace(item, rules=rules) if rules and rules != item.rules else item)
+    return kept
 
 
 def find_follow_ups_in(

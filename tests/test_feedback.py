@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
 from conftest import run_newswatch, write_config
@@ -243,6 +243,16 @@ def test_every_digest_carries_signed_links_and_rfc_8058_headers(
         header,
     ), header
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # On the wire, as a mailbox provider reads it: the URL whole on one header line,
+    # not folded into RFC 2047 encoded-words.
+    (raw,) = [
+        data
+        for data in (path.read_bytes() for path in tmp_path.glob("*.eml"))
+        if f"To: {ANA}".encode() in data
+    ]
+    headers = raw.split(b"\n\n", 1)[0].split(b"\n")
+    (line,) = [h for h in headers if h.startswith(b"List-Unsubscribe:")]
+    assert line.rstrip(b"\r").decode() == f"List-Unsubscribe: {header}"
     page = _html(message)
     for label in ("More like this", "Not relevant", "Mute this story", "Pause for a week",
                   "Unsubscribe", "Your muted stories and paused rules"):  # fmt: skip
@@ -422,6 +432,14 @@ def test_the_readers_pages_act_only_on_a_good_post(tmp_path: Path) -> None:
             )
             assert released.status == 303
             assert {hold.rule for hold in store.held_rules(ANA, NOW)} == {"floods"}
+            # As a browser follows the redirect: back on the reader's page, whose forms
+            # post to the reader's own paths again.
+            back = urljoin(f"{reader}/release", released.headers["location"])
+            assert back == reader
+            again = web.get(back, Host=host)
+            action = re.search(r'<form method="post" action="([^"]+/unsubscribe)"', again.body)
+            assert action is not None
+            assert urljoin(back, html.unescape(action.group(1))) == f"{reader}/unsubscribe"
             _post(web, f"{reader}/unsubscribe", {"rule": "quakes", "form": _form(page.body)}, host)
             assert {hold.rule for hold in store.held_rules(ANA, NOW)} == {"floods", "quakes"}
             bob = _messages(outbox)[BOB][0]
@@ -494,3 +512,33 @@ def test_mute_from_the_email_in_a_browser(browser: Any, tmp_path: Path) -> None:
             assert "Floods close the port" in _html(second[BOB][0])  # another reader: yes
     finally:
         store.close()
+
+
+def test_the_top_stories_block_is_no_rule_to_pause_and_its_stories_answer_for_theirs(
+    store: Store,
+) -> None:
+    from alerts.feedback import ReaderLinks, with_actions
+    from alerts.render import DigestEntry, DigestSection
+
+    config = Config.model_validate(SETTINGS)
+    signer = LinkSigner(b"k" * 32, timedelta(days=30))
+    links = ReaderLinks("https://news.example.org/watch/", signer, ANA)
+    entry = DigestEntry(
+        title="Valley shaken",
+        url="https://wire.example/2",
+        source="wire",
+        published=NOW,
+        snippet_text="",
+        terms=(),
+        article_id=7,
+        story_id=7,
+        rule="quakes",
+    )
+    top = DigestSection(rule="Top stories", entries=(entry,), top=True)
+    (answered,) = with_actions([top], links)
+    assert answered.actions == ()  # no "Top stories: Pause for a week · Unsubscribe"
+    for action in answered.entries[0].actions:
+        token = urlsplit(action.url).path.rsplit("/", 1)[1]
+        claim = signer.read(token, config.all_recipients())
+        assert claim is not None
+        assert claim.answer.rules == ("quakes",)  # the story's own rule, for learning

@@ -395,6 +395,24 @@ def _config(**recipient: object) -> Config:
     )
 
 
+def test_a_story_stands_only_under_the_readers_own_rules() -> None:
+    # A delivery's items come back with every rule that matched them, another
+    # reader's too: ana follows "syria" only, so the museum story (better for
+    # "heritage") is hers under "syria", with no other reader's rule named.
+    config = _config(rules=["syria"])
+    (ana,) = config.all_recipients()
+    hers = [item for item in _two_rule_items() if "syria" in dict(item.rules)]
+    sections = digest_sections(hers, config, ana, NOW)
+    assert [section.rule for section in sections if not section.top] == ["syria"]
+    museum = [
+        entry
+        for section in sections
+        for entry in section.entries
+        if entry.title == "Palmyra museum reopens"
+    ]
+    assert [(entry.rule, entry.also_matches) for entry in museum] == [("syria", ())]
+
+
 def test_a_recipient_sets_how_many_stories_a_section_shows() -> None:
     items = [
         _item(n, {"syria": ["Syria"]}, title=f"Syria {n}", body="Syria. " + FILLER)

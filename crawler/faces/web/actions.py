@@ -273,8 +273,10 @@ class Actions:
             else:
                 until = pause_until(now) if change == "pause" else None
                 await self.site.blocking(store.hold_rule, email, rule, until, now)
-        # Post/redirect/get: a reload of the page does not post again.
-        return Reply(303, b"", TEXT, {"Location": "./"})
+        # Post/redirect/get: a reload of the page does not post again. Back to the
+        # reader's page at its own address (from /reader/T/pause, "../T" is /reader/T),
+        # where the forms' relative actions ("T/unmute") resolve again.
+        return Reply(303, b"", TEXT, {"Location": f"../{token}"})
 
 
 def _label(action: str) -> str:
