@@ -16,7 +16,13 @@ from sqlalchemy import (
 
 from crawler.storage.articles import _article_query, _stored_article
 from crawler.storage.engine import StoreBase
-from crawler.storage.models import Article, Delivery, DeliveryItem, Match
+from crawler.storage.models import (
+    DELIVERY_HISTORY_COLUMNS,
+    Article,
+    Delivery,
+    DeliveryItem,
+    Match,
+)
 from crawler.storage.records import FeedItem, SentStory
 
 if TYPE_CHECKING:
@@ -132,15 +138,7 @@ class LedgerViewQueries(StoreBase):
         )
         query = (
             select(
-                Delivery.id,
-                Delivery.recipient,
-                Delivery.channel,
-                Delivery.kind,
-                Delivery.created_at,
-                Delivery.sent_at,
-                Delivery.failed_at,
-                Delivery.attempts,
-                Delivery.last_error,
+                *DELIVERY_HISTORY_COLUMNS,
                 func.coalesce(counts.c.articles, 0).label("articles"),
             )
             .outerjoin(counts, counts.c.delivery_id == Delivery.id)

@@ -19,7 +19,14 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import and_, func, or_, select
 
 from crawler.storage.engine import StoreBase
-from crawler.storage.models import Article, Delivery, DeliveryItem, Match, Source
+from crawler.storage.models import (
+    DELIVERY_HISTORY_COLUMNS,
+    Article,
+    Delivery,
+    DeliveryItem,
+    Match,
+    Source,
+)
 
 Key = TypeVar("Key")
 # Where a time-ordered listing goes on: after the row with this (time, id).
@@ -292,15 +299,7 @@ class ListingQueries(StoreBase):
         window = window or TimeWindow()
         query = (
             select(
-                Delivery.id,
-                Delivery.recipient,
-                Delivery.channel,
-                Delivery.kind,
-                Delivery.created_at,
-                Delivery.sent_at,
-                Delivery.failed_at,
-                Delivery.attempts,
-                Delivery.last_error,
+                *DELIVERY_HISTORY_COLUMNS,
                 articles.label("articles"),
             )
             .where(

@@ -338,3 +338,18 @@ class RuleHold(Base):
     token_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# What the delivery history shows of each delivery (the web UI's page and the JSON
+# API's listing), beside its count of articles.
+DELIVERY_HISTORY_COLUMNS = (
+    Delivery.id,
+    Delivery.recipient,
+    Delivery.channel,
+    Delivery.kind,
+    Delivery.created_at,
+    Delivery.sent_at,
+    Delivery.failed_at,
+    Delivery.attempts,
+    Delivery.last_error,
+)
