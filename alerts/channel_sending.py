@@ -24,6 +24,7 @@ from alerts.claims import claim_lease
 from alerts.feed_channel import FeedChannel
 from alerts.feedback import reader_links, with_actions
 from alerts.follow_ups import FOLLOW_UP_WINDOW
+from alerts.learning import reader_tastes
 from alerts.ledger import ALERT, LedgerRun, record_sent, send_through_ledger
 from alerts.render import DigestEntry, DigestSection, format_subject
 from alerts.sections import (
@@ -83,12 +84,21 @@ def channel_message(store: Store, config: Config, record: DeliveryRecord) -> Cha
     sent = store.sent_stories(
         record.recipient, record.channel, record.created_at - FOLLOW_UP_WINDOW
     )
+    recipient = recipient_named(config, record.recipient)
+    tastes = (
+        reader_tastes(
+            store, record.recipient, recipient.rules, config.feedback.learn_after, record.created_at
+        )
+        if recipient is not None
+        else None
+    )
     sections = digest_sections(
         items,
         config,
-        recipient_named(config, record.recipient),
+        recipient,
         record.created_at,
         bodies=bodies,
+        tastes=tastes,
         follow_ups=find_follow_ups_in(
             items, [story for story in sent if story.sent_at <= record.created_at], bodies
         ),

@@ -37,6 +37,7 @@ from alerts.delivery import (
 )
 from alerts.feedback import ReaderLinks, reader_links, with_actions
 from alerts.follow_ups import FOLLOW_UP_WINDOW
+from alerts.learning import reader_tastes
 from alerts.ledger import ALERT, DIGEST, first_line, record_sent, send_through_ledger
 from alerts.render import (
     DigestSection,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
     from alerts.channel import Channel
     from alerts.delivery import Delivery
+    from alerts.learning import Taste
     from crawler.domain.config import Config, DeliveryConfig, Recipient
     from crawler.storage.store import DeliveryRecord, PendingItem, Store
 
@@ -272,7 +274,10 @@ def preview_digests(
             *store.pending_items(recipient.email, recipient.rules),
         ]
         if items:
-            previews[recipient.email] = render_items(items, config, recipient, now)
+            tastes = reader_tastes(
+                store, recipient.email, recipient.rules, config.feedback.learn_after, now
+            )
+            previews[recipient.email] = render_items(items, config, recipient, now, tastes=tastes)
     return previews
 
 
@@ -284,11 +289,14 @@ def render_items(
     kind: str = DIGEST,
     *,
     max_stories: int | None = None,
+    tastes: Mapping[str, Taste] | None = None,
 ) -> RenderedDigest:
     """Render ``items``: one section per rule in the configured order, one entry per
     story, at most ``max_stories`` per section (default: the recipient's
-    ``max_stories``, else ``digest.max_stories``)."""
-    sections = digest_sections(items, config, recipient, now, max_stories=max_stories)
+    ``max_stories``, else ``digest.max_stories``), ordered by ``tastes`` where given."""
+    sections = digest_sections(
+        items, config, recipient, now, max_stories=max_stories, tastes=tastes
+    )
     return _render(sections, items, config, recipient, now, kind)
 
 
@@ -381,6 +389,10 @@ def _send(
         )
         budget = _budget(config, delivery)
         links = reader_links(store, config, record.recipient)
+        # As of the delivery's creation: every retry ranks the message the same.
+        tastes = reader_tastes(
+            store, record.recipient, recipient.rules, config.feedback.learn_after, record.created_at
+        )
         for _ in range(FIT_TRIES):
             message = fitting_message(
                 items,
@@ -392,6 +404,7 @@ def _send(
                 bodies=bodies,
                 links=links,
                 follow_ups=follow_ups,
+                tastes=tastes,
             )
             try:
                 delivery.send(message)
@@ -459,17 +472,26 @@ def fitting_message(
     bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
     links: ReaderLinks | None = None,
     follow_ups: Mapping[int, datetime] | None = None,
+    tastes: Mapping[str, Taste] | None = None,
 ) -> EmailMessage:
     """The delivery's message, at most ``budget`` bytes when it can be: sections are
     cut to the recipient's ``max_stories``, then to fewer until the message fits
     (each cut story is counted in its section's "N more"). One log line says when
     a digest was cut, and why. With ``links``, every entry and section carries the
-    reader's answer links, and the message the RFC 8058 one-click unsubscribe."""
+    reader's answer links, and the message the RFC 8058 one-click unsubscribe;
+    ``tastes`` order sections by what the reader's votes taught."""
     chosen = recipient.max_stories or config.digest.max_stories
     cap = chosen
     while True:
         sections = digest_sections(
-            items, config, recipient, now, max_stories=cap, bodies=bodies, follow_ups=follow_ups
+            items,
+            config,
+            recipient,
+            now,
+            max_stories=cap,
+            bodies=bodies,
+            follow_ups=follow_ups,
+            tastes=tastes,
         )
         sections = with_actions(sections, links)
         message = build_message(

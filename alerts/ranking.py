@@ -21,7 +21,9 @@
   stories are years old).
 
 Stories are compared by the logarithm of the score (``Score.log_total``). Ties go
-to the newer story (sections.py).
+to the newer story (sections.py). Once a reader has voted enough on a rule, the
+score is multiplied by what their votes taught (``learned``, alerts/learning.py),
+for that reader only.
 """
 
 from __future__ import annotations
@@ -67,25 +69,35 @@ class Score:
     freshness: float
     # The age behind ``freshness``, in half-lives (shown by ``explain``).
     half_lives: float = 0.0
+    # The reader's learned factor (1: nothing learned) and the features behind it.
+    learned: float = 1.0
+    learned_from: tuple[str, ...] = ()
 
     @property
     def total(self) -> float:
-        return self.relevance * self.prominence * self.freshness
+        return self.relevance * self.prominence * self.freshness * self.learned
 
     @property
     def log_total(self) -> float:
         """``log(total)``: what stories are ordered by."""
-        if self.relevance <= 0 or self.prominence <= 0 or self.freshness <= 0:
+        parts = (self.relevance, self.prominence, self.freshness, self.learned)
+        if any(part <= 0 for part in parts):
             return -math.inf
-        return math.log(self.relevance) + math.log(self.prominence) + math.log(self.freshness)
+        return sum(math.log(part) for part in parts)
 
     def explain(self) -> str:
-        """E.g. "score 2.41 = relevance 1.5 × prominence 2 × freshness 0.803 (7.6 h old)"."""
+        """E.g. "score 2.41 = relevance 1.5 × prominence 2 × freshness 0.803 (7.6 h old)",
+        with "× learned 0.2 (football −, league −)" when the reader's votes count."""
         hours = self.half_lives * HALF_LIFE.total_seconds() / 3600
-        return (
+        text = (
             f"score {self.total:.3g} = relevance {self.relevance:.3g} × prominence "
             f"{self.prominence:.3g} × freshness {self.freshness:.3g} ({hours:,.1f} h old)"
         )
+        if self.learned != 1.0 or self.learned_from:
+            text += f" × learned {self.learned:.3g}"
+            if self.learned_from:
+                text += f" ({', '.join(self.learned_from)})"
+        return text
 
 
 def term_frequencies(title: str, body: str, terms: Sequence[str]) -> dict[str, float]:

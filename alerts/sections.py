@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from alerts.follow_ups import find_follow_ups
+from alerts.learning import story_features
 from alerts.ranking import Score, score_story
 from alerts.render import DigestEntry, DigestSection
 from alerts.story_text import best_headline, make_lede
@@ -18,6 +19,7 @@ from alerts.story_text import best_headline, make_lede
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from alerts.learning import Taste
     from crawler.domain.config import Config, Recipient
     from crawler.storage.store import PendingItem, SentStory, Store
 
@@ -59,12 +61,14 @@ def digest_sections(
     max_stories: int | None = None,
     bodies: Callable[[Sequence[int]], Mapping[int, str]] | None = None,
     follow_ups: Mapping[int, datetime] | None = None,
+    tastes: Mapping[str, Taste] | None = None,
 ) -> list[DigestSection]:
     """``items`` as the recipient's digest lays them out, whatever the channel: the
     top stories, then one section per rule in the configured order, at most
     ``max_stories`` (default: the recipient's ``max_stories``, else
     ``digest.max_stories``) stories shown in each; ``follow_ups`` (``find_follow_ups_in``)
-    marks the stories that continue one the reader was sent."""
+    marks the stories that continue one the reader was sent; ``tastes``
+    (``alerts.learning.reader_tastes``) reorders by what the reader's votes taught."""
     cap = max_stories or (recipient.max_stories if recipient else None)
     return group_by_rule(
         _readers_rules_only(items, recipient),
@@ -76,6 +80,7 @@ def digest_sections(
         repeat_stories=recipient.repeat_stories if recipient else False,
         top_stories=TOP_STORIES,
         follow_ups=follow_ups,
+        tastes=tastes,
     )
 
 
@@ -128,6 +133,7 @@ def group_by_rule(
     repeat_stories: bool = False,
     top_stories: int = 0,
     follow_ups: Mapping[int, datetime] | None = None,
+    tastes: Mapping[str, Taste] | None = None,
 ) -> list[DigestSection]:
     """Sections in ``rule_order`` (rules no longer configured last); in each, one
     entry per story, best score first (alerts/ranking.py; ties newest first), the
@@ -142,14 +148,16 @@ def group_by_rule(
 
     Bodies come from ``bodies`` (article id → body) when the items came without
     theirs; scoring reads the body of each story's earliest copy. ``follow_ups``
-    (story key → when the story it continues was sent) marks follow-ups."""
+    (story key → when the story it continues was sent) marks follow-ups. ``tastes``
+    (rule → what the reader's votes on it taught) multiply each story's score for
+    the rule by its learned factor."""
     now = now or datetime.now(UTC)
     order = {name: position for position, name in enumerate(rule_order)}
     stories = _stories(items)
     texts: Mapping[int, str] = {}
     if bodies is not None:
         texts = bodies(sorted({copies[0].article.id for copies in stories}))
-    ranked = [_rank(copies, texts, now, order) for copies in stories]
+    ranked = [_rank(copies, texts, now, order, tastes or {}) for copies in stories]
     by_rule: dict[str, list[_Ranked]] = {}
     for story in ranked:
         rules = story.scores if repeat_stories else story.scores[:1]
@@ -220,9 +228,11 @@ def _rank(
     texts: Mapping[int, str],
     now: datetime,
     order: Mapping[str, int],
+    tastes: Mapping[str, Taste],
 ) -> _Ranked:
-    """The story's score for each of its rules (the terms of all its copies), best
-    first, the first configured of equals."""
+    """The story's score for each of its rules (the terms of all its copies), with
+    the reader's learned factor where a taste for the rule is given, best first, the
+    first configured of equals."""
     main = copies[0].article
     body = texts.get(main.id, main.body)
     terms: dict[str, dict[str, None]] = {}
@@ -230,20 +240,26 @@ def _rank(
         for rule, rule_terms in copy.rules:
             terms.setdefault(rule, {}).update(dict.fromkeys(rule_terms))
     outlets = len({copy.article.source for copy in copies})
-    scores = [
-        (
-            rule,
-            score_story(
-                title=main.title,
-                body=body,
-                terms=list(rule_terms),
-                outlets=outlets,
-                published=main.published,
-                now=now,
-            ),
+    features = (
+        story_features(main.title, body, main.source, main.language)
+        if any(rule in tastes for rule in terms)
+        else frozenset()
+    )
+    scores = []
+    for rule, hit in terms.items():
+        score = score_story(
+            title=main.title,
+            body=body,
+            terms=list(hit),
+            outlets=outlets,
+            published=main.published,
+            now=now,
         )
-        for rule, rule_terms in terms.items()
-    ]
+        taste = tastes.get(rule)
+        if taste is not None and taste.active:
+            learned, reasons = taste.factor(features)
+            score = replace(score, learned=learned, learned_from=reasons)
+        scores.append((rule, score))
     scores.sort(key=lambda pair: (-pair[1].log_total, order.get(pair[0], len(order)), pair[0]))
     return _Ranked(copies=copies, scores=tuple(scores))
 

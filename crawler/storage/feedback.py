@@ -10,10 +10,22 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 
 from crawler.storage.engine import StoreBase, _insert_ignoring_conflict
-from crawler.storage.models import Article, FeedbackVote, RuleHold, StoryMute, UsedLink
-from crawler.storage.records import HeldRule, MutedStory, ReaderAnswer
+from crawler.storage.models import (
+    Article,
+    Delivery,
+    DeliveryItem,
+    FeedbackVote,
+    Match,
+    RuleHold,
+    Source,
+    StoryMute,
+    UsedLink,
+)
+from crawler.storage.records import HeldRule, LearningExample, MutedStory, ReaderAnswer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy import CursorResult
     from sqlalchemy.orm import QueryableAttribute
 
@@ -25,6 +37,11 @@ UNSUBSCRIBE = "unsubscribe"
 VOTES = frozenset({MORE, LESS})
 ACTIONS = frozenset({MORE, LESS, MUTE, PAUSE, UNSUBSCRIBE})
 MAX_TITLE_CHARS = 300
+ORDINARY = "ordinary"
+# What the learning reads of a story's body (its lede is the first 60 words), and
+# how many of a reader's unvoted stories of a rule stand in for a class without votes.
+LEARNING_BODY_CHARS = 1_000
+MAX_ORDINARY_STORIES = 200
 
 
 def story_key(story_id: int | None, article_id: int) -> int:
@@ -125,6 +142,23 @@ class FeedbackQueries(StoreBase):
                 ).rowcount
         return undone
 
+    def forget_votes(self, recipient: str, rule: str, now: datetime) -> int:
+        """Take back every standing vote of ``recipient`` on ``rule`` (the reader's
+        page: "forget what my votes taught")."""
+        with self._session.begin() as session:
+            return cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(FeedbackVote)
+                    .where(
+                        FeedbackVote.recipient == recipient,
+                        FeedbackVote.rule == rule,
+                        FeedbackVote.undone_at.is_(None),
+                    )
+                    .values(undone_at=now)
+                ),
+            ).rowcount
+
     def unmute_story(self, recipient: str, story_id: int, now: datetime) -> int:
         with self._session.begin() as session:
             return cast(
@@ -196,6 +230,75 @@ class FeedbackQueries(StoreBase):
                 .order_by(FeedbackVote.id)
             ).all()
         return [(rule, story, article, vote) for rule, story, article, vote in rows]
+
+    def learning_examples(
+        self, recipient: str, rules: Sequence[str], until: datetime
+    ) -> dict[str, list[LearningExample]]:
+        """Per rule of ``rules`` with a vote of ``recipient`` standing at ``until``:
+        the voted stories (the latest vote per story) and up to
+        ``MAX_ORDINARY_STORIES`` of the reader's ordinary stories of the rule (sent to
+        them before ``until`` on any channel, not voted on), newest first. Stories
+        whose article is gone are left out."""
+        standing = and_(
+            FeedbackVote.recipient == recipient,
+            FeedbackVote.rule.in_(list(rules)),
+            FeedbackVote.created_at <= until,
+            or_(FeedbackVote.undone_at.is_(None), FeedbackVote.undone_at > until),
+        )
+        text = (
+            Article.title,
+            func.substr(Article.body, 1, LEARNING_BODY_CHARS),
+            func.coalesce(Source.name, ""),
+            Article.language,
+        )
+        with self._session() as session:
+            votes = session.execute(
+                select(FeedbackVote.rule, FeedbackVote.story_id, FeedbackVote.vote, *text)
+                .join(Article, Article.id == FeedbackVote.article_id)
+                .outerjoin(Source, Source.id == Article.source_id)
+                .where(standing)
+                .order_by(FeedbackVote.id)
+            ).all()
+            latest: dict[str, dict[int | None, LearningExample]] = {}
+            voted: dict[str, set[int]] = {}
+            for rule, story, vote, title, body, outlet, language in votes:
+                example = LearningExample(vote, title or "", body or "", outlet, language)
+                # A story voted twice counts once, as last voted (None: each its own).
+                key = story if story is not None else -len(latest.get(rule, {})) - 1
+                latest.setdefault(rule, {})[key] = example
+                if story is not None:
+                    voted.setdefault(rule, set()).add(story)
+            examples = {rule: list(by_story.values()) for rule, by_story in latest.items()}
+            for rule, rule_examples in examples.items():
+                story = func.coalesce(DeliveryItem.story_id, DeliveryItem.article_id)
+                recent = (
+                    select(func.min(DeliveryItem.article_id).label("article_id"))
+                    .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
+                    .join(
+                        Match, and_(Match.article_id == DeliveryItem.article_id, Match.rule == rule)
+                    )
+                    .where(
+                        DeliveryItem.recipient == recipient,
+                        Delivery.sent_at.is_not(None),
+                        Delivery.sent_at <= until,
+                        story.not_in(voted.get(rule, set())),
+                    )
+                    .group_by(story)
+                    .order_by(func.max(Delivery.sent_at).desc())
+                    .limit(MAX_ORDINARY_STORIES)
+                    .subquery()
+                )
+                ordinary = session.execute(
+                    select(*text)
+                    .join(recent, recent.c.article_id == Article.id)
+                    .outerjoin(Source, Source.id == Article.source_id)
+                    .order_by(Article.id.desc())
+                ).all()
+                rule_examples.extend(
+                    LearningExample(ORDINARY, title or "", body or "", outlet, language)
+                    for title, body, outlet, language in ordinary
+                )
+        return examples
 
     def purge_feedback(
         self, *, answers_before: datetime, undone_before: datetime, links_before: datetime

@@ -165,3 +165,16 @@ class HeldRule:
     rule: str
     until: datetime | None
     held_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LearningExample:
+    """A story a reader voted on under a rule (``label`` "more" or "less"), or one of
+    their ordinary stories of the rule (sent, not voted on: "ordinary"), as the
+    learning of their taste reads it: headline, the body's opening, outlet."""
+
+    label: str
+    title: str
+    body: str
+    outlet: str
+    language: str | None = None

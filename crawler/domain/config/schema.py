@@ -210,6 +210,15 @@ class FeedbackConfig(_Strict):
         le=10_000,
         description="Requests a minute one client address may make to the link pages.",
     )
+    learn_after: int = Field(
+        default=5,
+        ge=1,
+        le=1_000,
+        description=(
+            "Votes (more like this / not relevant) a reader casts on a rule before "
+            "what they taught reorders that rule's section for them."
+        ),
+    )
 
 
 def is_loopback_host(host: str) -> bool:

@@ -18,6 +18,7 @@ from crawler.domain.config import ConfigError
 from crawler.faces.cli.admin_commands import _check_config, _db_purge, _db_upgrade
 from crawler.faces.cli.channel_commands import _channels_feeds, _channels_test
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, _first_line
+from crawler.faces.cli.feedback_commands import _feedback_show
 from crawler.faces.cli.inspect_commands import _extract, _rules_test, _status, _stories
 from crawler.faces.cli.service_commands import _crawl, _demo, _digest, _run, _worker
 from crawler.orchestration.startup import DatabaseUnavailable, is_database_unreachable
@@ -173,6 +174,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score each hit as a digest ranks it (relevance × prominence × freshness), best first",
     )
+    rules_test.add_argument(
+        "--reader",
+        metavar="RECIPIENT",
+        help="with --explain: also the learned factor of this reader's votes on the rule",
+    )
     rules_test.set_defaults(handler=_rules_test)
 
     channels = commands.add_parser("channels", help="try delivery channels")
@@ -188,6 +194,20 @@ def _parser() -> argparse.ArgumentParser:
         "feeds", help="print the private URL of each reader's feed (feed channels)"
     )
     channels_feeds.set_defaults(handler=_channels_feeds)
+
+    feedback = commands.add_parser("feedback", help="what readers answered from their messages")
+    feedback_commands = feedback.add_subparsers(
+        dest="feedback_command", required=True, metavar="ACTION"
+    )
+    feedback_show = feedback_commands.add_parser(
+        "show",
+        help="per reader and rule: what their votes taught (words and outlets that move "
+        "stories up and down), their muted stories and paused rules",
+    )
+    feedback_show.add_argument(
+        "recipient", nargs="?", metavar="RECIPIENT", help="one reader's address (default: all)"
+    )
+    feedback_show.set_defaults(handler=_feedback_show)
 
     status = commands.add_parser(
         "status", help="sources, rules and digests at a glance (from the database)"

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from alerts.channel_status import ChannelStatus
+    from alerts.learning import Taste
     from alerts.ranking import Score
+    from crawler.domain.config import Config
     from crawler.domain.items import ExtractedArticle, RuleMatch
     from crawler.storage.store import StoredArticle
 
@@ -142,7 +144,8 @@ def _rules_test(args: argparse.Namespace) -> int:
         )
     ]
     hits = len(found)
-    scores = _scores(found, articles) if args.explain else {}
+    taste = _reader_taste(config, args) if args.explain and args.reader else None
+    scores = _scores(found, articles, taste) if args.explain else {}
     if args.explain:
         # Best first, as a digest's section shows them (ties: newest first).
         found.sort(key=lambda hit: (-scores[id(hit[0])].log_total, -_timestamp(hit[0])))
@@ -164,6 +167,8 @@ def _rules_test(args: argparse.Namespace) -> int:
                     "prominence": score.prominence,
                     "freshness": score.freshness,
                     "age_half_lives": score.half_lives,
+                    "learned": score.learned,
+                    "learned_from": list(score.learned_from),
                 }
             print(json.dumps(fields, ensure_ascii=False))
             continue
@@ -178,11 +183,38 @@ def _rules_test(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reader_taste(config: Config, args: argparse.Namespace) -> Taste | None:
+    """What ``--reader``'s votes on the rule taught (None: no votes on it)."""
+    from alerts.learning import reader_tastes
+
+    if not args.name:
+        raise ConfigError("--reader needs a rule from the configuration, not --query")
+    readers = {r.email.lower(): r for r in config.all_recipients()}
+    if args.reader.lower() not in readers:
+        known = ", ".join(readers) or "none"
+        raise ConfigError(f"--reader: no recipient {args.reader!r} (recipients: {known})")
+    store = _open_store(config)
+    try:
+        email = readers[args.reader.lower()].email
+        learn_after = config.feedback.learn_after
+        return reader_tastes(store, email, [args.name], learn_after, datetime.now(UTC)).get(
+            args.name
+        )
+    finally:
+        store.close()
+
+
 def _scores(
-    found: Sequence[tuple[StoredArticle, RuleMatch]], articles: Sequence[StoredArticle]
+    found: Sequence[tuple[StoredArticle, RuleMatch]],
+    articles: Sequence[StoredArticle],
+    taste: Taste | None = None,
 ) -> dict[int, Score]:
     """Each hit's score now, by the article's id(): its story's prominence counts the
-    distinct outlets among the articles read that belong to the same story."""
+    distinct outlets among the articles read that belong to the same story; with a
+    reader's ``taste``, times its learned factor."""
+    from dataclasses import replace
+
+    from alerts.learning import story_features
     from alerts.ranking import score_story
 
     outlets: dict[int, set[str]] = {}
@@ -190,8 +222,9 @@ def _scores(
         if article.story_id is not None:
             outlets.setdefault(article.story_id, set()).add(article.source)
     now = datetime.now(UTC)
-    return {
-        id(article): score_story(
+    scores = {}
+    for article, match in found:
+        score = score_story(
             title=article.title,
             body=article.body,
             terms=match.terms,
@@ -199,8 +232,12 @@ def _scores(
             published=article.published,
             now=now,
         )
-        for article, match in found
-    }
+        if taste is not None and taste.active:
+            features = story_features(article.title, article.body, article.source, article.language)
+            learned, reasons = taste.factor(features)
+            score = replace(score, learned=learned, learned_from=reasons)
+        scores[id(article)] = score
+    return scores
 
 
 def _timestamp(article: StoredArticle) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from alerts.feedback import (
     pause_until,
     signing_key,
 )
+from alerts.learning import OUTLET, Taste, reader_tastes
 from crawler.faces.web.common import TEXT, Reply
 from crawler.faces.web.site import READING, Route
 from crawler.storage.feedback import ACTIONS, LESS, MORE, MUTE, PAUSE, UNSUBSCRIBE
@@ -82,7 +84,7 @@ class Actions:
             Route(rf"/unsubscribe/{token}", self.one_click, READING_AND_POSTING, "public"),
             Route(rf"/reader/{token}", self.reader_page, access="public"),
             Route(
-                rf"/reader/{token}/(?P<change>unmute|release|pause|unsubscribe)",
+                rf"/reader/{token}/(?P<change>unmute|release|pause|unsubscribe|forget)",
                 self.reader_change,
                 POSTING,
                 access="public",
@@ -236,6 +238,9 @@ class Actions:
         email = claim.recipient.email
         muted = await self.site.blocking(store.muted_stories, email)
         held = await self.site.blocking(store.held_rules, email, now)
+        rules = claim.recipient.rules
+        learn_after = self.site.config.feedback.learn_after
+        tastes = await self.site.blocking(reader_tastes, store, email, rules, learn_after, now)
         form = signer.form_token(token)
         held_names = {hold.rule for hold in held}
         return self.site.page(
@@ -247,6 +252,7 @@ class Actions:
             muted=muted,
             held=held,
             free_rules=[rule for rule in claim.recipient.rules if rule not in held_names],
+            tastes=[_taught(tastes[rule]) for rule in rules if rule in tastes],
             when=self.site.when,
         )
 
@@ -268,7 +274,9 @@ class Actions:
             rule = self.site.arg(request, "rule")
             if rule not in claim.recipient.rules:
                 return Reply(400, b"400 bad request: not one of your rules\n", TEXT)
-            if change == "release":
+            if change == "forget":
+                await self.site.blocking(store.forget_votes, email, rule, now)
+            elif change == "release":
                 await self.site.blocking(store.release_rule, email, rule, now)
             else:
                 until = pause_until(now) if change == "pause" else None
@@ -277,6 +285,31 @@ class Actions:
         # reader's page at its own address (from /reader/T/pause, "../T" is /reader/T),
         # where the forms' relative actions ("T/unmute") resolve again.
         return Reply(303, b"", TEXT, {"Location": f"../{token}"})
+
+
+@dataclass(frozen=True)
+class _Taught:
+    """A rule's taste as the reader's page shows it."""
+
+    rule: str
+    summary: str
+    up: tuple[str, ...]
+    down: tuple[str, ...]
+
+
+def _taught(taste: Taste, count: int = 6) -> _Taught:
+    up, down = taste.strongest(count) if taste.active else ([], [])
+    return _Taught(
+        taste.rule,
+        taste.summary(),
+        tuple(_feature(feature) for feature, _ in up),
+        tuple(_feature(feature) for feature, _ in down),
+    )
+
+
+def _feature(feature: str) -> str:
+    """A word as is; an outlet as "from Sky Sports"."""
+    return f"from {feature.removeprefix(OUTLET)}" if feature.startswith(OUTLET) else feature
 
 
 def _label(action: str) -> str:
