@@ -174,6 +174,7 @@ def send_on_channel(
         lease=claim_lease(timedelta(minutes=1)),
         send=lambda record, run: _deliver(store, config, channel, record, run, now),
         gate=throttle,
+        now=now,
     )
     if result.held_until is not None:
         _held(result, channel, recipient, kind)

@@ -348,6 +348,7 @@ def _send_to(
             send=lambda record, run: _send(
                 store, config, delivery, recipient, record, run, now, report
             ),
+            now=now,
         )
     except DeliveryError as error:
         report.failed[recipient.email] = str(error)

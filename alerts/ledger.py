@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import OperationalError
 
 from alerts.claims import is_abandoned, sending_run
+from alerts.muting import mute_follow_ups
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -58,10 +59,12 @@ def send_through_ledger(
     lease: timedelta,
     send: Callable[[DeliveryRecord, str], int],
     gate: Callable[[], AbstractContextManager[datetime | None]] = _always_open,
+    now: datetime | None = None,
 ) -> LedgerRun:
     """Send what ``recipient`` has waiting on ``channel``, exactly once: the unsent
     deliveries first (the same messages again, same Message-ID or idempotency key),
-    then one new delivery of what is pending.
+    then one new delivery of what is pending (once the pending stories that follow
+    up a story the reader muted are muted too: alerts/muting.py).
 
     Each delivery is claimed before ``send(record, run)`` sends it (returning the
     articles sent); one another live run holds is left to that run, so overlapping
@@ -84,6 +87,7 @@ def send_through_ledger(
                     )  # fmt: skip
                     continue
                 sent += send(record, run)
+        mute_follow_ups(store, recipient, rules, channel, now or datetime.now(UTC))
         pending = store.pending_items(recipient, rules, with_bodies=False, channel=channel)
         if not pending:
             return LedgerRun(sent)

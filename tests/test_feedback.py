@@ -147,6 +147,81 @@ def test_a_muted_story_its_copies_and_a_held_rule_are_never_pending(store: Store
     assert store.votes(ANA) == [("floods", wire, wire, MORE), ("floods", wire, wire, LESS)]
 
 
+# A developing story: each report repeats the background under a new top.
+PORT_BACKGROUND = (
+    "The port handles most of the island's food and fuel, and its closure in the storms "
+    "of 2019 left the shops without bread for nearly a week, the chamber of commerce said.",
+    "Engineers have warned for years that the harbour wall, built in the 1950s and patched "
+    "after every winter since, would not hold against a storm surge of more than two metres.",
+)
+PORT_STORY = "\n\n".join([BODY, *PORT_BACKGROUND])
+PORT_FOLLOW_UP = "\n\n".join(
+    [
+        "The port reopened to ferries on Friday after floods closed it for four days, but "
+        "cargo ships were still held outside the breakwater while divers checked the berths.",
+        "Fishermen said their boats had been damaged in the storm and asked the ministry for "
+        "help; the minister promised a fund for repairs by the end of the month.",
+        "The coast road opened to lorries in the afternoon, and the first fuel tankers "
+        "reached the depot at the airport in the evening, the police said.",
+        *PORT_BACKGROUND,
+    ]
+)
+
+
+def test_a_mute_covers_the_stories_that_follow_up_the_muted_one(
+    store: Store, tmp_path: Path
+) -> None:
+    config = Config.model_validate(SETTINGS)
+    index = StoryIndex()
+    wire = _ingest(store, "https://wire.example/1", "Floods close the port", PORT_STORY,
+                   stories=index)  # fmt: skip
+    send_pending_digests(store, config, OutboxDelivery(tmp_path / "1"), NOW)
+    mute = ReaderAnswer(MUTE, ANA, rules=("floods",), story_id=wire, title="Floods close the port")
+    assert store.record_answer("t-mute", mute, NOW)
+
+    later = NOW + timedelta(days=2)
+    follow_up = _ingest(store, "https://wire.example/2", "Port reopens to ferries",
+                        PORT_FOLLOW_UP, stories=index)  # fmt: skip
+    copy = _ingest(store, "https://coast.example/2", "Ferries back at the port",
+                   PORT_FOLLOW_UP.replace("Friday", "Friday morning"), source="coast",
+                   stories=index)  # fmt: skip
+    other = _ingest(store, "https://wire.example/3", "Floods in the hills", "Floods. " + BODY[:80],
+                    stories=index)  # fmt: skip
+    assert follow_up != wire
+    stories = {
+        item.article.id: item.article.story_id for item in store.pending_items(BOB, ["floods"])
+    }
+    assert stories[copy] == stories[follow_up] == follow_up  # another outlet's copy
+    assert len({stories[follow_up], stories[other], wire}) == 3  # three stories
+    report = send_pending_digests(store, config, OutboxDelivery(tmp_path / "2"), later)
+    assert report.sent == {ANA: 1, BOB: 3}  # Ana: only the story that follows no mute
+    messages = _messages(tmp_path / "2")
+    assert "erries" not in _html(messages[ANA][0])  # neither copy's headline
+    assert "Floods in the hills" in _html(messages[ANA][0])
+    assert "Ferries back at the port" in _html(messages[BOB][0])  # the longer headline
+
+    # Nothing lost silently: the reader's page lists it, as a follow-up of what they muted.
+    muted = {story.title: story for story in store.muted_stories(ANA)}
+    assert muted["Port reopens to ferries"].follows == "Floods close the port"
+    assert muted["Floods close the port"].follows is None
+    # A mute like any: on every channel, for its later copies, until undone.
+    assert _pending(store, ANA, later) == set()
+    webhook = store.pending_items(ANA, ["floods"], channel="hook")
+    assert {item.article.id for item in webhook} == {other}
+    third = _ingest(store, "https://coast.example/3", "Ferries back", PORT_FOLLOW_UP + " More.",
+                    source="coast", stories=index)  # fmt: skip
+    assert _pending(store, ANA, later) == set()
+    # Unmuting the story unmutes what was muted for following it.
+    assert store.unmute_story(ANA, wire, later) == 1
+    assert store.muted_stories(ANA) == []
+    assert _pending(store, ANA, later) == {follow_up, copy, third}
+    # ...and a follow-up the reader unmuted is not muted again for them.
+    store.record_answer("t-again", mute, later)
+    assert send_pending_digests(store, config, OutboxDelivery(tmp_path / "3"), later).sent == {
+        ANA: 3
+    }
+
+
 def test_answers_survive_a_restart_and_retention_keeps_what_stands(
     store: Store, database_url: str
 ) -> None:
@@ -510,6 +585,72 @@ def test_mute_from_the_email_in_a_browser(browser: Any, tmp_path: Path) -> None:
             assert "Floods close the port" not in _html(second[ANA][1])  # nor its copy
             assert "Valley shaken" in _html(second[ANA][1])
             assert "Floods close the port" in _html(second[BOB][0])  # another reader: yes
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_a_mute_from_the_email_covers_a_follow_up_in_a_browser(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Mute from the digest in Chromium; a follow-up of the story (another story that
+    repeats its background) and another outlet's copy of that follow-up come in: the
+    next digest leaves them out for this reader only, their page says why, and its
+    Undo brings them back."""
+    port = free_port()
+    host = f"localhost:{port}"
+    config_path = _config(tmp_path, port)
+    config = Config.model_validate({**SETTINGS, "web": {"public_url": f"http://{host}/"}})
+    store = Store.from_url(f"sqlite:///{tmp_path / 'newswatch.db'}")
+    store.upgrade()
+    store.sync_sources(config.sources)
+    outbox = tmp_path / "outbox"
+    index = StoryIndex()
+    ana = [reader for reader in config.all_recipients() if reader.email == ANA]
+    try:
+        with running_service(config_path):
+            _ingest(store, "https://wire.example/1", "Floods close the port", PORT_STORY,
+                    stories=index)  # fmt: skip
+            send_pending_digests(store, config, OutboxDelivery(outbox), NOW, recipients=ana)
+            digest = tmp_path / "digest.html"
+            digest.write_text(_html(_messages(outbox)[ANA][0]), encoding="utf-8")
+
+            page = browser.new_page()
+            page.goto(digest.as_uri())
+            page.click("text=Mute this story")
+            page.wait_for_url(re.compile(r"/act/"))
+            assert "follow-ups" in page.inner_text("body")  # says what it will do
+            page.click("button:has-text('Mute this story')")
+            page.wait_for_selector("text=Muted")
+
+            _ingest(store, "https://wire.example/2", "Port reopens to ferries", PORT_FOLLOW_UP,
+                    stories=index)  # fmt: skip
+            _ingest(store, "https://coast.example/2", "Ferries back at the port",
+                    PORT_FOLLOW_UP.replace("Friday", "Friday morning"), source="coast",
+                    stories=index)  # fmt: skip
+            _ingest(store, "https://wire.example/3", "Valley shaken", QUAKE_BODY, "quakes",
+                    "earthquake")  # fmt: skip
+            send_pending_digests(store, config, OutboxDelivery(outbox), NOW + timedelta(hours=1))
+            second = _messages(outbox)
+            assert len(second[ANA]) == 2
+            assert "erries" not in _html(second[ANA][1])  # the follow-up, nor its copy
+            assert "Valley shaken" in _html(second[ANA][1])
+            assert "Ferries back at the port" in _html(second[BOB][0])  # another reader: yes
+
+            reader = _links(_html(second[ANA][1]))["Your muted stories and paused rules"][0]
+            page.goto(reader)
+            entry = page.locator("li", has_text="Port reopens to ferries")  # its first copy
+            assert "muted as a follow-up of “Floods close the port”" in entry.inner_text()
+            entry.locator("button:has-text('Undo')").click()
+            page.wait_for_load_state()
+            assert "Port reopens to ferries" not in page.inner_text("body")
+            assert "Floods close the port" in page.inner_text("body")  # still muted
+            page.close()
+            send_pending_digests(store, config, OutboxDelivery(outbox), NOW + timedelta(hours=2),
+                                 recipients=ana)  # fmt: skip
+            third = _messages(outbox)[ANA]
+            assert len(third) == 3
+            assert "Ferries back at the port" in _html(third[2])  # the undo brought it back
     finally:
         store.close()
 

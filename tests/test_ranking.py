@@ -8,8 +8,10 @@ import email.policy
 import json
 import math
 import re
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,7 +19,7 @@ from conftest import run_newswatch, site_config, write_config
 
 from alerts.delivery import OutboxDelivery
 from alerts.digest import render_items, send_pending_digests
-from alerts.follow_ups import find_follow_ups
+from alerts.follow_ups import continued_stories, find_follow_ups
 from alerts.ranking import FRESHNESS_FLOOR, HALF_LIFE, Score, score_story
 from alerts.render import render_digest
 from alerts.rules import RuleMatch
@@ -28,9 +30,11 @@ from crawler.domain.items import ArticleItem, ExtractedArticle
 from crawler.orchestration.ingest import ingest_article
 from crawler.storage.store import PendingItem, SentStory, Store, StoredArticle
 
+sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))  # the version replaced
+from follow_ups import find_follow_ups_indexed, make_corpus
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
     from newssite import NewsSite
 
@@ -544,6 +548,29 @@ def test_a_story_sharing_two_background_paragraphs_is_a_follow_up() -> None:
         1: _story("A revision of the sent story itself.", BACKGROUND),
     }
     assert find_follow_ups(new, sent) == {2: NOW - timedelta(days=5)}
+    assert find_follow_ups(new, []) == {}
+
+
+def test_the_streamed_history_finds_the_follow_ups_the_indexed_one_did() -> None:
+    """The history streamed past the new stories (alerts/follow_ups.py) answers as
+    the whole history indexed did (bench/follow_ups.py keeps that version), and so
+    does the other way round (the few earlier stories indexed, the new ones streamed,
+    as a reader's mutes are checked)."""
+    sent, new = make_corpus(history=120, new=40, words=300, seed=7)
+    # The follow-ups continue a second sent story too (their own text, sent days
+    # before): the earliest counts.
+    sent += [
+        SentStory(story=1000 + n, sent_at=NOW - timedelta(days=n), body=new[key])
+        for n, key in enumerate(list(new)[::5])
+    ]
+    indexed = find_follow_ups_indexed(new, sent)
+    assert len(indexed) == 8
+    assert find_follow_ups(new, sent) == indexed
+    assert find_follow_ups(new, iter(sent)) == indexed  # read once, as a generator
+    continued = continued_stories(new.items(), sent)
+    assert set(continued) == set(indexed)
+    for key, story in continued.items():
+        assert find_follow_ups({key: new[key]}, [story]) == {key: story.sent_at}
     assert find_follow_ups(new, []) == {}
 
 

@@ -21,13 +21,19 @@ from crawler.storage.models import (
     StoryMute,
     UsedLink,
 )
-from crawler.storage.records import HeldRule, LearningExample, MutedStory, ReaderAnswer
+from crawler.storage.records import (
+    HeldRule,
+    LearningExample,
+    MutedStory,
+    MutedText,
+    ReaderAnswer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sqlalchemy import CursorResult
-    from sqlalchemy.orm import QueryableAttribute
+    from sqlalchemy.orm import QueryableAttribute, Session
 
 MORE = "more"
 LESS = "less"
@@ -57,6 +63,35 @@ def not_muted(recipient: str | ColumnElement[str]) -> ColumnElement[bool]:
         StoryMute.undone_at.is_(None),
         StoryMute.story_id == func.coalesce(Article.story_id, Article.id),
     )
+
+
+def _unmute(session: Session, recipient: str, which: ColumnElement[bool], now: datetime) -> int:
+    return cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(StoryMute)
+            .where(StoryMute.recipient == recipient, StoryMute.undone_at.is_(None), which)
+            .values(undone_at=now)
+        ),
+    ).rowcount
+
+
+def _unmute_follow_ups(
+    session: Session, recipient: str, stories: Sequence[int], now: datetime
+) -> None:
+    """Unmute the follow-ups muted because they continue one of ``stories`` (a
+    reader who unmutes a story wants its follow-ups too), and theirs in turn."""
+    while stories:
+        stories = session.scalars(
+            update(StoryMute)
+            .where(
+                StoryMute.recipient == recipient,
+                StoryMute.undone_at.is_(None),
+                StoryMute.follows_story_id.in_(list(stories)),
+            )
+            .values(undone_at=now)
+            .returning(StoryMute.story_id)
+        ).all()
 
 
 def not_held(
@@ -127,6 +162,13 @@ class FeedbackQueries(StoreBase):
         how many answers were taken back (0: none stood)."""
         undone = 0
         with self._session.begin() as session:
+            unmuted = session.scalars(
+                select(StoryMute.story_id).where(
+                    StoryMute.recipient == recipient,
+                    StoryMute.token_id == token_id,
+                    StoryMute.undone_at.is_(None),
+                )
+            ).all()
             for model in (FeedbackVote, StoryMute, RuleHold):
                 undone += cast(
                     "CursorResult[Any]",
@@ -140,6 +182,7 @@ class FeedbackQueries(StoreBase):
                         .values(undone_at=now)
                     ),
                 ).rowcount
+            _unmute_follow_ups(session, recipient, unmuted, now)
         return undone
 
     def forget_votes(self, recipient: str, rule: str, now: datetime) -> int:
@@ -160,19 +203,85 @@ class FeedbackQueries(StoreBase):
             ).rowcount
 
     def unmute_story(self, recipient: str, story_id: int, now: datetime) -> int:
+        """Unmute ``story_id`` for ``recipient``, and the follow-ups muted because
+        they continue it (and theirs); returns how many of the story's mutes stood."""
         with self._session.begin() as session:
-            return cast(
-                "CursorResult[Any]",
+            unmuted = _unmute(session, recipient, StoryMute.story_id == story_id, now)
+            _unmute_follow_ups(session, recipient, [story_id], now)
+        return unmuted
+
+    def muted_story_texts(self, recipient: str, since: datetime) -> list[MutedText]:
+        """The stories ``recipient`` muted since ``since`` and did not unmute (the
+        mutes of follow-ups included), each with the text of its earliest copy whose
+        body is still stored; a story with none is left out."""
+        with self._session() as session:
+            muted = dict(
                 session.execute(
-                    update(StoryMute)
+                    select(StoryMute.story_id, StoryMute.title)
                     .where(
                         StoryMute.recipient == recipient,
-                        StoryMute.story_id == story_id,
                         StoryMute.undone_at.is_(None),
+                        StoryMute.created_at >= since,
                     )
-                    .values(undone_at=now)
-                ),
-            ).rowcount
+                    .order_by(StoryMute.created_at, StoryMute.id)
+                ).all()
+            )
+            if not muted:
+                return []
+            keys = list(muted)
+            story = func.coalesce(Article.story_id, Article.id)
+            earliest = (
+                select(story.label("story"), func.min(Article.id).label("article_id"))
+                .where(
+                    or_(Article.story_id.in_(keys), and_(Article.story_id.is_(None),
+                                                          Article.id.in_(keys))),
+                    Article.purged_at.is_(None),
+                )
+                .group_by(story)
+                .subquery()
+            )  # fmt: skip
+            rows = session.execute(
+                select(earliest.c.story, Article.body).join(
+                    Article, Article.id == earliest.c.article_id
+                )
+            ).all()
+        bodies: dict[int, str] = {story: body for story, body in rows}
+        return [
+            MutedText(story=key, title=title, body=bodies[key])
+            for key, title in muted.items()
+            if bodies.get(key)
+        ]
+
+    def mute_follow_ups(
+        self, recipient: str, follow_ups: Sequence[tuple[int, str, int]], now: datetime
+    ) -> int:
+        """Mute for ``recipient`` each (story, its title, the muted story it follows)
+        of ``follow_ups``, but not a story they muted or unmuted before (an unmuted
+        follow-up stays unmuted). Returns the mutes made."""
+        if not follow_ups:
+            return 0
+        with self._session.begin() as session:
+            known = set(
+                session.scalars(
+                    select(StoryMute.story_id).where(
+                        StoryMute.recipient == recipient,
+                        StoryMute.story_id.in_([story for story, _, _ in follow_ups]),
+                    )
+                )
+            )
+            made = [
+                StoryMute(
+                    recipient=recipient,
+                    story_id=story,
+                    title=title[:MAX_TITLE_CHARS],
+                    follows_story_id=follows,
+                    created_at=now,
+                )
+                for story, (title, follows) in {s: (t, f) for s, t, f in follow_ups}.items()
+                if story not in known
+            ]
+            session.add_all(made)
+        return len(made)
 
     def release_rule(self, recipient: str, rule: str, now: datetime) -> int:
         """End ``recipient``'s pause of, or unsubscription from, ``rule``."""
@@ -190,13 +299,20 @@ class FeedbackQueries(StoreBase):
         """The stories ``recipient`` muted and did not unmute, newest first."""
         with self._session() as session:
             rows = session.execute(
-                select(StoryMute.story_id, StoryMute.title, StoryMute.created_at)
+                select(
+                    StoryMute.story_id,
+                    StoryMute.title,
+                    StoryMute.created_at,
+                    StoryMute.follows_story_id,
+                )
                 .where(StoryMute.recipient == recipient, StoryMute.undone_at.is_(None))
                 .order_by(StoryMute.created_at.desc(), StoryMute.id.desc())
             ).all()
+        titles = {story_id: title for story_id, title, _, _ in reversed(rows)}
         shown: dict[int, MutedStory] = {}
-        for story_id, title, created_at in rows:
-            shown.setdefault(story_id, MutedStory(story_id, title, created_at))
+        for story_id, title, created_at, follows in rows:
+            followed = None if follows is None else titles.get(follows, "(a muted story)")
+            shown.setdefault(story_id, MutedStory(story_id, title, created_at, followed))
         return list(shown.values())
 
     def held_rules(self, recipient: str, now: datetime) -> list[HeldRule]:

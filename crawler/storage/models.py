@@ -309,7 +309,9 @@ class FeedbackVote(Base):
 
 class StoryMute(Base):
     """A story a reader never wants again: its copies and revisions are not pending
-    for them while the mute stands (``undone_at`` unset)."""
+    for them while the mute stands (``undone_at`` unset). A mute of a follow-up (a
+    new story continuing a muted one, alerts/follow_ups.py) names the muted story
+    it follows and has no link (``token_id`` unset)."""
 
     __tablename__ = "story_mutes"
     __table_args__ = (Index("ix_story_mutes_recipient_story", "recipient", "story_id"),)
@@ -322,6 +324,7 @@ class StoryMute(Base):
     token_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    follows_story_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class RuleHold(Base):

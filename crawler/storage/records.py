@@ -156,6 +156,18 @@ class MutedStory:
     story_id: int
     title: str
     muted_at: datetime
+    # A follow-up's mute: the title of the muted story it follows.
+    follows: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MutedText:
+    """A story a reader muted, with the text of its earliest copy still stored (what
+    a follow-up of it is found by)."""
+
+    story: int
+    title: str
+    body: str
 
 
 @dataclass(frozen=True, slots=True)

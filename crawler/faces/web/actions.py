@@ -331,7 +331,8 @@ def _to_do(answer: ReaderAnswer) -> str:
     return {
         MORE: f"Tell newswatch you want more stories like this one under {rules}.",
         LESS: f"Tell newswatch this story is not relevant to {rules}.",
-        MUTE: "Mute this story: its copies and revisions will not be sent to you again.",
+        MUTE: "Mute this story: its copies, revisions and follow-ups will not be sent to you"
+        " again.",
         PAUSE: f"Pause {rules} for a week: nothing of it will be sent to you meanwhile.",
         UNSUBSCRIBE: f"Unsubscribe from {rules}: nothing of it will be sent to you again.",
     }[answer.action]
@@ -343,7 +344,8 @@ def _done(answer: ReaderAnswer) -> str:
     return {
         MORE: f"Noted: more stories like this one under {rules}.",
         LESS: f"Noted: this story is not relevant to {rules}.",
-        MUTE: "Muted: this story, its copies and revisions will not be sent to you again.",
+        MUTE: "Muted: this story, its copies, revisions and follow-ups will not be sent to"
+        " you again.",
         PAUSE: f"Paused: nothing of {rules} will be sent to you until {until}.",
         UNSUBSCRIBE: f"Unsubscribed: nothing of {rules} will be sent to you again.",
     }[answer.action]
