@@ -471,6 +471,101 @@ def test_the_readers_pages_act_only_on_a_good_post(tmp_path: Path) -> None:
         store.close()
 
 
+def _standing_holds(store: Store, reader: str) -> dict[str, datetime | None]:
+    return {hold.rule: hold.until for hold in store.held_rules(reader, datetime.now(UTC))}
+
+
+@pytest.mark.slow
+def test_one_click_leaves_the_reader_unsubscribed_however_often_it_is_posted(
+    tmp_path: Path,
+) -> None:
+    """RFC 8058: the one-click POST is idempotent and its answer true. Re-subscribed
+    on their page, a reader whose mailbox provider replays the POST (or who clicks
+    the header's unsubscribe again) is unsubscribed again, not told so falsely; a
+    paused rule becomes an unsubscription. The section's Unsubscribe link stays
+    one-time."""
+    port = free_port()
+    host = f"localhost:{port}"
+    config_path = _config(tmp_path, port)
+    config = Config.model_validate({**SETTINGS, "web": {"public_url": f"http://{host}/"}})
+    store = Store.from_url(f"sqlite:///{tmp_path / 'newswatch.db'}")
+    store.upgrade()
+    store.sync_sources(config.sources)
+    outbox = tmp_path / "outbox"
+    one_click_body = {"List-Unsubscribe": "One-Click"}
+    try:
+        with running_service(config_path) as web:
+            _ingest(store, "https://wire.example/1", "Floods close the port")
+            _ingest(store, "https://wire.example/2", "Valley shaken", QUAKE_BODY, "quakes",
+                    "earthquake")  # fmt: skip
+            send_pending_digests(store, config, OutboxDelivery(outbox), NOW)
+            message = _messages(outbox)[ANA][0]
+            links = _links(_html(message))
+            one_click = _path(str(message["List-Unsubscribe"]).split(">")[0].strip("<"))
+            reader = _path(links["Your muted stories and paused rules"][0])
+
+            first = _post(web, one_click, one_click_body, host)
+            assert first.status == 200, first.body
+            assert "You are unsubscribed from floods, quakes." in first.body
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # The reader re-subscribes to quakes on their page...
+            page = web.get(reader, Host=host)
+            form = _form(page.body)
+            _post(web, f"{reader}/release", {"rule": "quakes", "form": form}, host)
+            assert _standing_holds(store, ANA) == {"floods": None}
+            # ...and the provider replays the one-click POST: unsubscribed again.
+            replay = _post(web, one_click, one_click_body, host)
+            assert replay.status == 200, replay.body
+            assert "You are unsubscribed from quakes (you already were from floods)." in (
+                replay.body
+            )
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # Posted again with nothing to change: it says so, and adds nothing.
+            rows = _answers(store)
+            again = _post(web, one_click, one_click_body, host)
+            assert again.status == 200
+            assert "already unsubscribed from floods, quakes; nothing changed" in again.body
+            assert "You are unsubscribed" not in again.body
+            assert _answers(store) == rows
+
+            # A rule paused on the page: one click makes it an unsubscription.
+            _post(web, f"{reader}/release", {"rule": "floods", "form": form}, host)
+            _post(web, f"{reader}/pause", {"rule": "floods", "form": form}, host)
+            assert _standing_holds(store, ANA)["floods"] is not None
+            paused = _post(web, one_click, one_click_body, host)
+            assert "You are unsubscribed from floods (you already were from quakes)." in (
+                paused.body
+            )
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # Its Undo takes back what the link did, and the link still works after.
+            action = re.search(r'action="([^"]+/undo)"', paused.body)
+            assert action is not None, paused.body
+            undo = urljoin(one_click, html.unescape(action.group(1)))
+            undone = _post(web, undo, {"form": _form(paused.body)}, host)
+            assert "Undone" in undone.body, undone.body
+            holds = _standing_holds(store, ANA)
+            assert list(holds) == ["floods"]  # the page's pause stands; the link's holds went
+            assert holds["floods"] is not None
+            after_undo = _post(web, one_click, one_click_body, host)
+            assert "You are unsubscribed from floods, quakes." in after_undo.body
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # The section's Unsubscribe link keeps its one-time semantics.
+            _post(web, f"{reader}/release", {"rule": "floods", "form": form}, host)
+            section = _path(links["Unsubscribe"][0])
+            section_form = _form(web.get(section, Host=host).body)
+            assert "Unsubscribed" in _post(web, section, {"form": section_form}, host).body
+            _post(web, f"{reader}/release", {"rule": "floods", "form": form}, host)
+            used = _post(web, section, {"form": section_form}, host)
+            assert "used before; nothing was changed" in used.body
+            assert "floods" not in _standing_holds(store, ANA)
+    finally:
+        store.close()
+
+
 @pytest.mark.slow
 def test_mute_from_the_email_in_a_browser(browser: Any, tmp_path: Path) -> None:
     port = free_port()

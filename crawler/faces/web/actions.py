@@ -6,7 +6,10 @@ The token is the credential: signed, timed, naming its reader (alerts/feedback.p
 A GET never changes anything (mail scanners follow links): it shows what a POST
 would do, with a form whose hidden field is signed for this token and this page's
 time (the CSRF check). A POST acts once; the same link posted again says so and does
-nothing. Each page answers to ``web.public_url``'s host only, and each client
+nothing. The one-click unsubscribe is the exception: any POST of it leaves the
+reader unsubscribed from the message's rules (RFC 8058 wants it idempotent, and a
+mailbox provider may replay it after the reader re-subscribed) and says what it
+changed. Each page answers to ``web.public_url``'s host only, and each client
 address may ask ``feedback.rate_limit`` times a minute (a token bucket; 429 past it).
 """
 
@@ -212,17 +215,33 @@ class Actions:
         # RFC 8058: the POST itself is the confirmation; its body names the action.
         if request.args.get(ONE_CLICK_FIELD, [b""])[:1] != [ONE_CLICK_VALUE]:
             return Reply(400, b"400 bad request: send List-Unsubscribe=One-Click\n", TEXT)
-        now = datetime.now(UTC)
-        answer = ReaderAnswer(UNSUBSCRIBE, claim.recipient.email, rules=claim.answer.rules)
-        done = await self.site.blocking(self.site.store.record_answer, claim.token_id, answer, now)
+        # Not one-time like the other links: whatever happened since (a re-subscribe
+        # on the reader's page), a one-click POST leaves the reader unsubscribed, and
+        # a mailbox provider's replay is no different from the first.
+        added = await self.site.blocking(
+            self.site.store.unsubscribe_by_link,
+            claim.token_id,
+            claim.recipient.email,
+            claim.answer.rules,
+            datetime.now(UTC),
+        )
+        if not added:
+            return self._page(
+                "Already unsubscribed",
+                f"You were already unsubscribed from {rules}; nothing changed.",
+            )
+        already = [rule for rule in claim.answer.rules if rule not in added]
         undo = {
             "action": f"../act/{token}/undo",
             "label": "Undo",
             CSRF_FIELD: signer.form_token(token),
         }
-        if not done:
-            return self._page("Already unsubscribed", f"You were unsubscribed from {rules}.")
-        return self._page("Unsubscribed", f"You are unsubscribed from {rules}.", forms=[undo])
+        return self._page(
+            "Unsubscribed",
+            f"You are unsubscribed from {', '.join(added)}"
+            + (f" (you already were from {', '.join(already)})." if already else "."),
+            forms=[undo],
+        )
 
     # -- /reader/<token> ---------------------------------------------------------------
 
