@@ -29,7 +29,7 @@ from alerts.webhook import webhook_payload
 from crawler.domain.config import Config
 from crawler.domain.items import ArticleItem, ExtractedArticle
 from crawler.domain.stories import StoryIndex
-from crawler.faces.web.actions import RateLimiter
+from crawler.faces.web.actions import RateLimiter, client_network
 from crawler.orchestration.ingest import ingest_article
 from crawler.orchestration.service import purge_old_articles
 from crawler.storage.feedback import LESS, MORE, MUTE, PAUSE, UNSUBSCRIBE
@@ -215,6 +215,35 @@ def test_the_rate_limiter_is_a_bucket_per_address() -> None:
     assert not limiter.allow("1.2.3.4", 3, now=100.0)
     assert limiter.allow("5.6.7.8", 3, now=100.0)
     assert limiter.allow("1.2.3.4", 3, now=120.0)  # a minute refills 3: 20 s one
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::1", "::/64"),
+        ("unknown", "unknown"),
+    ],
+    ids=["ipv4", "ipv6", "ipv6-upper-case", "next-ipv6-subnet", "ipv4-mapped", "loopback", "none"],
+)
+def test_the_rate_limit_counts_an_ipv6_client_by_its_64(address: str, client: str) -> None:
+    assert client_network(address) == client
+
+
+def test_rotating_through_a_64_does_not_evade_the_rate_limit() -> None:
+    limiter = RateLimiter()
+    rotated = [f"2001:db8:1:2::{n:x}" for n in range(1, 5)]
+    assert [limiter.allow(client_network(a), 3, now=100.0) for a in rotated] == [
+        True, True, True, False,
+    ]  # fmt: skip
+    assert limiter.allow(client_network("2001:db8:1:3::1"), 3, now=100.0)  # another /64
+    mapped = [limiter.allow(client_network(a), 1, now=100.0)
+              for a in ("198.51.100.9", "::ffff:198.51.100.9")]  # fmt: skip
+    assert mapped == [True, False]  # one IPv4 client, however its socket spells it
 
 
 def _messages(outbox: Path) -> dict[str, list[email.message.EmailMessage]]:
