@@ -23,7 +23,11 @@
 Stories are compared by the logarithm of the score (``Score.log_total``). Ties go
 to the newer story (sections.py). Once a reader has voted enough on a rule, the
 score is multiplied by what their votes taught (``learned``, alerts/learning.py),
-for that reader only.
+for that reader only. A cut section scores only the stories that can make the cut:
+relevance is at most ``K1 + 1`` per term (``relevance_bound``), and the learned
+factor at most ``MAX_FACTOR``, so a story whose bound is below the last story shown
+is not scored at all (story_scores.py); what is shown, and in what order, is the
+same.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "freshness",
     "prominence",
     "relevance",
+    "relevance_bound",
     "score_story",
     "term_frequencies",
 ]
@@ -126,6 +131,13 @@ def _count_runs(words: list[str], pattern: Sequence[Word]) -> int:
 def relevance(frequencies: Sequence[float]) -> float:
     """The sum of the BM25-saturated frequencies (each at most ``K1 + 1``)."""
     return sum(tf * (K1 + 1) / (tf + K1) for tf in frequencies if tf > 0)
+
+
+def relevance_bound(terms: int) -> float:
+    """The most relevance ``terms`` distinct terms can add, whatever the text:
+    ``K1 + 1`` each (a saturated frequency comes close but never reaches it). A
+    story's score is bounded without reading its body (alerts/story_scores.py)."""
+    return (K1 + 1) * terms
 
 
 def prominence(outlets: int) -> float:

@@ -5,15 +5,14 @@ their snippets, and a link to the rest."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from alerts.follow_ups import find_follow_ups
-from alerts.learning import story_features
-from alerts.ranking import Score, score_story
 from alerts.render import DigestEntry, DigestSection
+from alerts.story_scores import RankedStory, StoryScorer
 from alerts.story_text import best_headline, make_lede
 
 if TYPE_CHECKING:
@@ -147,25 +146,26 @@ def group_by_rule(
     are not repeated below unless ``repeat_stories``.
 
     Bodies come from ``bodies`` (article id → body) when the items came without
-    theirs; scoring reads the body of each story's earliest copy. ``follow_ups``
+    theirs; scoring reads the body of each story's earliest copy, and only the
+    stories that can be shown are scored (alerts/story_scores.py). ``follow_ups``
     (story key → when the story it continues was sent) marks follow-ups. ``tastes``
     (rule → what the reader's votes on it taught) multiply each story's score for
     the rule by its learned factor."""
     now = now or datetime.now(UTC)
     order = {name: position for position, name in enumerate(rule_order)}
-    stories = _stories(items)
-    texts: Mapping[int, str] = {}
-    if bodies is not None:
-        texts = bodies(sorted({copies[0].article.id for copies in stories}))
-    ranked = [_rank(copies, texts, now, order, tastes or {}) for copies in stories]
-    by_rule: dict[str, list[_Ranked]] = {}
-    for story in ranked:
-        rules = story.scores if repeat_stories else story.scores[:1]
-        for rule, _score in rules:
+    stories = [RankedStory.of(copies, n) for n, copies in enumerate(_stories(items))]
+    scorer = StoryScorer(bodies, now, order, tastes)
+    scorer.score([story for story in stories if _placed_by_score(story, order, repeat_stories)])
+    by_rule: dict[str, list[RankedStory]] = {}
+    for story in stories:
+        rules = _rules_best_first(story)
+        if not repeat_stories:
+            rules = rules[:1]
+        for rule in rules:
             by_rule.setdefault(rule, []).append(story)
-    top: list[_Ranked] = []
-    if top_stories and len(ranked) > top_stories and len(by_rule) > 1:
-        top = sorted(ranked, key=_best_first)[:top_stories]
+    top: list[RankedStory] = []
+    if top_stories and len(stories) > top_stories and len(by_rule) > 1:
+        top = scorer.best(stories, top_stories)
     on_top = {id(story) for story in top} if not repeat_stories else set()
     sections = []
     if top:
@@ -173,22 +173,19 @@ def group_by_rule(
             DigestSection(
                 rule=TOP_STORIES_HEADING,
                 entries=tuple(
-                    _entry(story, story.scores[0][0], texts, follow_ups) for story in top
+                    _entry(story, story.scores[0][0], scorer, follow_ups) for story in top
                 ),
                 top=True,
             )
         )
     for rule, rule_stories in sorted(by_rule.items(), key=lambda kv: order.get(kv[0], len(order))):
-        listed = sorted(
-            (story for story in rule_stories if id(story) not in on_top),
-            key=lambda story: _order_key(story, rule),
-        )
-        shown = listed if max_stories is None else listed[:max_stories]
+        listed = [story for story in rule_stories if id(story) not in on_top]
+        shown = scorer.best(listed, len(listed) if max_stories is None else max_stories, rule)
         more = len(listed) - len(shown)
         sections.append(
             DigestSection(
                 rule=rule,
-                entries=tuple(_entry(story, rule, texts, follow_ups) for story in shown),
+                entries=tuple(_entry(story, rule, scorer, follow_ups) for story in shown),
                 more=more,
                 more_url=more_url(rule) if more and more_url is not None else None,
             )
@@ -199,69 +196,21 @@ def group_by_rule(
 TOP_STORIES_HEADING = "Top stories"
 
 
-@dataclass(frozen=True)
-class _Ranked:
-    """A story's copies (earliest first) and its score for each rule it matched,
-    best first."""
-
-    copies: Sequence[PendingItem]
-    scores: tuple[tuple[str, Score], ...]
-
-    def score(self, rule: str) -> Score:
-        return dict(self.scores)[rule]
-
-    @property
-    def published(self) -> datetime:
-        return self.copies[0].article.published or datetime.min.replace(tzinfo=UTC)
+def _placed_by_score(story: RankedStory, order: Mapping[str, int], repeat_stories: bool) -> bool:
+    """Whether where the story goes depends on its scores: the section of a story
+    of several rules is the one it scores best for; shown in each, the rules'
+    order still places the sections of rules no longer configured (in the order
+    they come, after the others)."""
+    if repeat_stories:
+        return sum(rule not in order for rule in story.terms) > 1
+    return len(story.terms) > 1
 
 
-def _order_key(story: _Ranked, rule: str) -> tuple[float, float]:
-    return (-story.score(rule).log_total, -story.published.timestamp())
-
-
-def _best_first(story: _Ranked) -> tuple[float, float]:
-    return (-story.scores[0][1].log_total, -story.published.timestamp())
-
-
-def _rank(
-    copies: Sequence[PendingItem],
-    texts: Mapping[int, str],
-    now: datetime,
-    order: Mapping[str, int],
-    tastes: Mapping[str, Taste],
-) -> _Ranked:
-    """The story's score for each of its rules (the terms of all its copies), with
-    the reader's learned factor where a taste for the rule is given, best first, the
-    first configured of equals."""
-    main = copies[0].article
-    body = texts.get(main.id, main.body)
-    terms: dict[str, dict[str, None]] = {}
-    for copy in copies:
-        for rule, rule_terms in copy.rules:
-            terms.setdefault(rule, {}).update(dict.fromkeys(rule_terms))
-    outlets = len({copy.article.source for copy in copies})
-    features = (
-        story_features(main.title, body, main.source, main.language)
-        if any(rule in tastes for rule in terms)
-        else frozenset()
-    )
-    scores = []
-    for rule, hit in terms.items():
-        score = score_story(
-            title=main.title,
-            body=body,
-            terms=list(hit),
-            outlets=outlets,
-            published=main.published,
-            now=now,
-        )
-        taste = tastes.get(rule)
-        if taste is not None and taste.active:
-            learned, reasons = taste.factor(features)
-            score = replace(score, learned=learned, learned_from=reasons)
-        scores.append((rule, score))
-    scores.sort(key=lambda pair: (-pair[1].log_total, order.get(pair[0], len(order)), pair[0]))
-    return _Ranked(copies=copies, scores=tuple(scores))
+def _rules_best_first(story: RankedStory) -> list[str]:
+    """The story's rules, best score first when that was needed (_placed_by_score)."""
+    if story.scored:
+        return [rule for rule, _score in story.scores]
+    return list(story.terms)
 
 
 def _story_key(item: PendingItem) -> int:
@@ -283,9 +232,9 @@ def _stories(items: Sequence[PendingItem]) -> list[list[PendingItem]]:
 
 
 def _entry(
-    story: _Ranked,
+    story: RankedStory,
     rule: str,
-    texts: Mapping[int, str],
+    scorer: StoryScorer,
     follow_ups: Mapping[int, datetime] | None = None,
 ) -> DigestEntry:
     copies = story.copies
@@ -302,7 +251,7 @@ def _entry(
         url=main.article.url,
         source=main.article.source,
         published=main.article.published,
-        snippet_text=make_lede(texts.get(main.article.id, main.article.body), main.article.title),
+        snippet_text=make_lede(scorer.text(story), main.article.title),
         terms=terms,
         also_reported_by=others,
         updated=main.is_update,

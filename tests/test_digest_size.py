@@ -6,25 +6,29 @@ of them are, and one log line saying that the digest was cut."""
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from smtpserver import RecordingSmtpServer
 
+from alerts import story_scores
 from alerts.delivery import MessageTooLarge, OutboxDelivery, SmtpDelivery, message_size
 from alerts.digest import send_pending_digests
+from alerts.learning import Taste, learn
 from alerts.render import DigestEntry, DigestSection, RenderedDigest, build_message, render_digest
 from alerts.rules import RuleMatch
 from alerts.sections import group_by_rule
 from crawler.domain.config import Config, SourceConfig
 from crawler.domain.items import ExtractedArticle
-from crawler.storage.store import ArticleRecord, Store
+from crawler.storage.records import LearningExample
+from crawler.storage.store import ArticleRecord, PendingItem, Store, StoredArticle
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
 NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
@@ -214,3 +218,138 @@ def test_a_message_over_the_advertised_size_is_refused_before_data() -> None:
         f"SMTP delivery via {server.host}:{server.port} not tried: the message is "
         f"{message_size(message):,} bytes and the server takes at most 100,000 (SIZE)"
     )
+
+
+# --- a cut section is the whole section's first stories -------------------------------
+
+WORDS = ("floods", "port", "oil", "council", "storm", "vote", "the", "a", "said", "on")
+
+
+def _random_day(seed: int) -> tuple[list[PendingItem], dict[int, str]]:
+    """A day of 120 articles (bodies apart, as a delivery's items come) under three
+    rules, one no longer configured: copies of one story from several outlets,
+    terms hit in the title, the body, both or neither (a stem), equal scores, a
+    story without a publish time and one from the future."""
+    draw = random.Random(seed)  # noqa: S311 - test data, not secrets
+    items, bodies = [], {}
+    for article_id in range(1, 121):
+        # Mostly one rule; a story of several is placed by its scores, so is scored.
+        rules = {
+            rule: tuple(draw.sample(terms, draw.randint(1, len(terms))))
+            for n, (rule, terms) in enumerate(
+                draw.sample(
+                    [
+                        ("floods", ("floods", "port", "storm")),
+                        ("energy", ("oil", "port")),
+                        ("gone", ("vote", "council")),
+                    ],
+                    3,
+                )
+            )
+            if n == 0 or draw.random() < 0.15
+        }
+        hours = draw.choice((None, -1.0, 0.0, 2.0, 2.0, 30.0, 200.0, draw.uniform(0, 48)))
+        bodies[article_id] = " ".join(draw.choices(WORDS, k=draw.randint(5, 60)))
+        items.append(
+            PendingItem(
+                article=StoredArticle(
+                    id=article_id,
+                    url=f"https://wire.example/{article_id}",
+                    source=draw.choice(("wire", "daily", "herald")),
+                    title=" ".join(draw.choices(WORDS, k=draw.randint(2, 6))),
+                    body="",
+                    published=None if hours is None else NOW - timedelta(hours=hours),
+                    authors=(),
+                    language="en",
+                    story_id=draw.choice((None, None, draw.randint(1, 15))),
+                ),
+                rules=tuple(rules.items()),
+            )
+        )
+    return items, bodies
+
+
+def _reading(
+    bodies: Mapping[int, str], read: list[int]
+) -> Callable[[Sequence[int]], Mapping[int, str]]:
+    """``bodies`` as ``Store.article_bodies`` reads them, noting each id read in ``read``."""
+
+    def article_bodies(article_ids: Sequence[int]) -> Mapping[int, str]:
+        read.extend(article_ids)
+        return {article_id: bodies[article_id] for article_id in article_ids}
+
+    return article_bodies
+
+
+def _taste() -> Taste:
+    """A reader who marked the storm stories of "floods" not relevant: factors above
+    and below 1 reorder the section, so the scorer's bounds must allow for them."""
+    draw = random.Random(99)  # noqa: S311 - test data, not secrets
+    examples = [
+        LearningExample(
+            "less" if n < 6 else "ordinary",
+            f"{'storm' if n < 6 else 'port'} council {n}",
+            " ".join(draw.choices(WORDS, k=30)) + (" storm storm" if n < 6 else " port oil"),
+            draw.choice(("wire", "daily", "herald")),
+            "en",
+        )
+        for n in range(14)
+    ]
+    taste = learn("floods", examples, learn_after=5)
+    assert taste.active
+    return taste
+
+
+@pytest.mark.parametrize("learned", [False, True], ids=["", "learned"])
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    ("max_stories", "top_stories", "repeat_stories"),
+    [(1, 0, False), (3, 3, False), (5, 3, True), (10, 0, True), (25, 3, False)],
+    ids=["one", "three-top", "five-top-repeat", "ten-repeat", "twenty-five-top"],
+)
+def test_a_cut_section_shows_the_whole_sections_first_stories_reading_fewer_bodies(
+    seed: int,
+    max_stories: int,
+    top_stories: int,
+    repeat_stories: bool,
+    learned: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scoring only the stories that can make the cut (alerts/story_scores.py) shows
+    what scoring every story shows: the same stories, in the same order, with the
+    same scores, and the same count of the rest; also with a reader's learned taste."""
+    monkeypatch.setattr(story_scores, "SCORE_BATCH", 4)  # a day of 120 takes a few batches
+    items, bodies = _random_day(seed)
+    options: dict[str, Any] = {
+        "now": NOW,
+        "top_stories": top_stories,
+        "repeat_stories": repeat_stories,
+        "tastes": {"floods": _taste()} if learned else None,
+    }
+    whole_read: list[int] = []
+    whole = group_by_rule(
+        items, ["floods", "energy"], bodies=_reading(bodies, whole_read), **options
+    )
+    read: list[int] = []
+    cut = group_by_rule(
+        items,
+        ["floods", "energy"],
+        max_stories=max_stories,
+        bodies=_reading(bodies, read),
+        **options,
+    )
+    expected = [
+        section
+        if section.top
+        else DigestSection(
+            section.rule,
+            section.entries[:max_stories],
+            more=max(len(section.entries) - max_stories, 0),
+        )
+        for section in whole
+    ]
+    assert cut == expected
+    assert [section.rule for section in cut][-1] == "gone"
+    assert len(read) == len(set(read))  # each body read once
+    if max_stories <= 5:
+        assert len(read) < len(whole_read)

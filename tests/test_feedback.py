@@ -29,7 +29,7 @@ from alerts.webhook import webhook_payload
 from crawler.domain.config import Config
 from crawler.domain.items import ArticleItem, ExtractedArticle
 from crawler.domain.stories import StoryIndex
-from crawler.faces.web.actions import RateLimiter
+from crawler.faces.web.actions import RateLimiter, client_network
 from crawler.orchestration.ingest import ingest_article
 from crawler.orchestration.service import purge_old_articles
 from crawler.storage.feedback import LESS, MORE, MUTE, PAUSE, UNSUBSCRIBE
@@ -292,6 +292,35 @@ def test_the_rate_limiter_is_a_bucket_per_address() -> None:
     assert limiter.allow("1.2.3.4", 3, now=120.0)  # a minute refills 3: 20 s one
 
 
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::1", "::/64"),
+        ("unknown", "unknown"),
+    ],
+    ids=["ipv4", "ipv6", "ipv6-upper-case", "next-ipv6-subnet", "ipv4-mapped", "loopback", "none"],
+)
+def test_the_rate_limit_counts_an_ipv6_client_by_its_64(address: str, client: str) -> None:
+    assert client_network(address) == client
+
+
+def test_rotating_through_a_64_does_not_evade_the_rate_limit() -> None:
+    limiter = RateLimiter()
+    rotated = [f"2001:db8:1:2::{n:x}" for n in range(1, 5)]
+    assert [limiter.allow(client_network(a), 3, now=100.0) for a in rotated] == [
+        True, True, True, False,
+    ]  # fmt: skip
+    assert limiter.allow(client_network("2001:db8:1:3::1"), 3, now=100.0)  # another /64
+    mapped = [limiter.allow(client_network(a), 1, now=100.0)
+              for a in ("198.51.100.9", "::ffff:198.51.100.9")]  # fmt: skip
+    assert mapped == [True, False]  # one IPv4 client, however its socket spells it
+
+
 def _messages(outbox: Path) -> dict[str, list[email.message.EmailMessage]]:
     found: dict[str, list[email.message.EmailMessage]] = {}
     for path in sorted(outbox.glob("*.eml")):
@@ -542,6 +571,101 @@ def test_the_readers_pages_act_only_on_a_good_post(tmp_path: Path) -> None:
 
             statuses = [web.get(reader, Host=host).status for _ in range(80)]
             assert 429 in statuses
+    finally:
+        store.close()
+
+
+def _standing_holds(store: Store, reader: str) -> dict[str, datetime | None]:
+    return {hold.rule: hold.until for hold in store.held_rules(reader, datetime.now(UTC))}
+
+
+@pytest.mark.slow
+def test_one_click_leaves_the_reader_unsubscribed_however_often_it_is_posted(
+    tmp_path: Path,
+) -> None:
+    """RFC 8058: the one-click POST is idempotent and its answer true. Re-subscribed
+    on their page, a reader whose mailbox provider replays the POST (or who clicks
+    the header's unsubscribe again) is unsubscribed again, not told so falsely; a
+    paused rule becomes an unsubscription. The section's Unsubscribe link stays
+    one-time."""
+    port = free_port()
+    host = f"localhost:{port}"
+    config_path = _config(tmp_path, port)
+    config = Config.model_validate({**SETTINGS, "web": {"public_url": f"http://{host}/"}})
+    store = Store.from_url(f"sqlite:///{tmp_path / 'newswatch.db'}")
+    store.upgrade()
+    store.sync_sources(config.sources)
+    outbox = tmp_path / "outbox"
+    one_click_body = {"List-Unsubscribe": "One-Click"}
+    try:
+        with running_service(config_path) as web:
+            _ingest(store, "https://wire.example/1", "Floods close the port")
+            _ingest(store, "https://wire.example/2", "Valley shaken", QUAKE_BODY, "quakes",
+                    "earthquake")  # fmt: skip
+            send_pending_digests(store, config, OutboxDelivery(outbox), NOW)
+            message = _messages(outbox)[ANA][0]
+            links = _links(_html(message))
+            one_click = _path(str(message["List-Unsubscribe"]).split(">")[0].strip("<"))
+            reader = _path(links["Your muted stories and paused rules"][0])
+
+            first = _post(web, one_click, one_click_body, host)
+            assert first.status == 200, first.body
+            assert "You are unsubscribed from floods, quakes." in first.body
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # The reader re-subscribes to quakes on their page...
+            page = web.get(reader, Host=host)
+            form = _form(page.body)
+            _post(web, f"{reader}/release", {"rule": "quakes", "form": form}, host)
+            assert _standing_holds(store, ANA) == {"floods": None}
+            # ...and the provider replays the one-click POST: unsubscribed again.
+            replay = _post(web, one_click, one_click_body, host)
+            assert replay.status == 200, replay.body
+            assert "You are unsubscribed from quakes (you already were from floods)." in (
+                replay.body
+            )
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # Posted again with nothing to change: it says so, and adds nothing.
+            rows = _answers(store)
+            again = _post(web, one_click, one_click_body, host)
+            assert again.status == 200
+            assert "already unsubscribed from floods, quakes; nothing changed" in again.body
+            assert "You are unsubscribed" not in again.body
+            assert _answers(store) == rows
+
+            # A rule paused on the page: one click makes it an unsubscription.
+            _post(web, f"{reader}/release", {"rule": "floods", "form": form}, host)
+            _post(web, f"{reader}/pause", {"rule": "floods", "form": form}, host)
+            assert _standing_holds(store, ANA)["floods"] is not None
+            paused = _post(web, one_click, one_click_body, host)
+            assert "You are unsubscribed from floods (you already were from quakes)." in (
+                paused.body
+            )
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # Its Undo takes back what the link did, and the link still works after.
+            action = re.search(r'action="([^"]+/undo)"', paused.body)
+            assert action is not None, paused.body
+            undo = urljoin(one_click, html.unescape(action.group(1)))
+            undone = _post(web, undo, {"form": _form(paused.body)}, host)
+            assert "Undone" in undone.body, undone.body
+            holds = _standing_holds(store, ANA)
+            assert list(holds) == ["floods"]  # the page's pause stands; the link's holds went
+            assert holds["floods"] is not None
+            after_undo = _post(web, one_click, one_click_body, host)
+            assert "You are unsubscribed from floods, quakes." in after_undo.body
+            assert _standing_holds(store, ANA) == {"floods": None, "quakes": None}
+
+            # The section's Unsubscribe link keeps its one-time semantics.
+            _post(web, f"{reader}/release", {"rule": "floods", "form": form}, host)
+            section = _path(links["Unsubscribe"][0])
+            section_form = _form(web.get(section, Host=host).body)
+            assert "Unsubscribed" in _post(web, section, {"form": section_form}, host).body
+            _post(web, f"{reader}/release", {"rule": "floods", "form": form}, host)
+            used = _post(web, section, {"form": section_form}, host)
+            assert "used before; nothing was changed" in used.body
+            assert "floods" not in _standing_holds(store, ANA)
     finally:
         store.close()
 

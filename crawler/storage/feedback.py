@@ -147,6 +147,36 @@ class FeedbackQueries(StoreBase):
                 session.add_all(RuleHold(**common, rule=rule, until=until) for rule in answer.rules)
         return True
 
+    def unsubscribe_by_link(
+        self, token_id: str, recipient: str, rules: Sequence[str], now: datetime
+    ) -> list[str]:
+        """RFC 8058 one-click through the link ``token_id``: leave ``recipient``
+        unsubscribed from each of ``rules``, however often the link is posted (a
+        mailbox provider may replay it, a reader may re-subscribe and click it again).
+        Returns the rules this unsubscribed, those without a standing unsubscription
+        (a paused rule is unsubscribed too); their holds carry the link, whose undo
+        takes them back. The link's first use is recorded like any link's."""
+        with self._session.begin() as session:
+            session.execute(
+                _insert_ignoring_conflict(session, UsedLink, {"token_id": token_id, "used_at": now})
+            )
+            standing = set(
+                session.scalars(
+                    select(RuleHold.rule).where(
+                        RuleHold.recipient == recipient,
+                        RuleHold.undone_at.is_(None),
+                        RuleHold.until.is_(None),
+                        RuleHold.rule.in_(list(rules)),
+                    )
+                )
+            )
+            added = [rule for rule in dict.fromkeys(rules) if rule not in standing]
+            session.add_all(
+                RuleHold(recipient=recipient, token_id=token_id, created_at=now, rule=rule)
+                for rule in added
+            )
+        return added
+
     def hold_rule(self, recipient: str, rule: str, until: datetime | None, now: datetime) -> None:
         """Pause ``rule`` for ``recipient`` until ``until`` (None: unsubscribe), from
         the reader's own page (no one-time link involved)."""

@@ -208,7 +208,10 @@ class FeedbackConfig(_Strict):
         default=30,
         ge=1,
         le=10_000,
-        description="Requests a minute one client address may make to the link pages.",
+        description=(
+            "Requests a minute one client (an IPv4 address, an IPv6 /64) may make to "
+            "the link pages."
+        ),
     )
     learn_after: int = Field(
         default=5,

@@ -6,12 +6,17 @@ The token is the credential: signed, timed, naming its reader (alerts/feedback.p
 A GET never changes anything (mail scanners follow links): it shows what a POST
 would do, with a form whose hidden field is signed for this token and this page's
 time (the CSRF check). A POST acts once; the same link posted again says so and does
-nothing. Each page answers to ``web.public_url``'s host only, and each client
-address may ask ``feedback.rate_limit`` times a minute (a token bucket; 429 past it).
+nothing. The one-click unsubscribe is the exception: any POST of it leaves the
+reader unsubscribed from the message's rules (RFC 8058 wants it idempotent, and a
+mailbox provider may replay it after the reader re-subscribed) and says what it
+changed. Each page answers to ``web.public_url``'s host only, and each client may
+ask ``feedback.rate_limit`` times a minute (a token bucket; 429 past it): an IPv4
+address, or an IPv6 address's /64 (``client_network``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass
@@ -44,26 +49,46 @@ READING_AND_POSTING = READING | POSTING
 ONE_CLICK_FIELD = b"List-Unsubscribe"
 ONE_CLICK_VALUE = b"One-Click"
 CSRF_FIELD = "form"
-MAX_CLIENTS = 10_000  # addresses the rate limiter remembers; the oldest go first
+MAX_CLIENTS = 10_000  # clients the rate limiter remembers; the oldest go first
+# A /64 is one IPv6 subnet (the low 64 bits are the interface identifier, RFC 4291)
+# and a host may take any address in it (temporary addresses, RFC 8981): one client
+# is at least one /64.
+IPV6_CLIENT_PREFIX = 64
 PAGE = "web/feedback.html.j2"
 LINK_PATTERN = r"(?P<token>[A-Za-z0-9_.\-]+)"  # itsdangerous's URL-safe alphabet
 
 
+def client_network(address: str) -> str:
+    """What the rate limit counts a client by: an IPv4 address as it is, an IPv6
+    address by its /64 (a client can rotate through its /64 at will), an
+    IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as its IPv4 address;
+    anything else (a Unix socket) as given."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip), IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
+
+
 class RateLimiter:
-    """A token bucket per client address: ``per_minute`` requests at once, refilled
-    at that rate. In memory: each process of a cluster counts its own."""
+    """A token bucket per client (``client_network``): ``per_minute`` requests at
+    once, refilled at that rate. In memory: each process of a cluster counts its own."""
 
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}  # address → (tokens, when)
+        self._buckets: dict[str, tuple[float, float]] = {}  # client → (tokens, when)
         self._lock = threading.Lock()
 
-    def allow(self, address: str, per_minute: int, now: float | None = None) -> bool:
+    def allow(self, client: str, per_minute: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, then = self._buckets.pop(address, (float(per_minute), now))
+            tokens, then = self._buckets.pop(client, (float(per_minute), now))
             tokens = min(float(per_minute), tokens + (now - then) * per_minute / 60)
             allowed = tokens >= 1
-            self._buckets[address] = (tokens - 1 if allowed else tokens, now)
+            self._buckets[client] = (tokens - 1 if allowed else tokens, now)
             while len(self._buckets) > MAX_CLIENTS:
                 del self._buckets[next(iter(self._buckets))]
             return allowed
@@ -102,7 +127,8 @@ class Actions:
     ) -> tuple[Claim, LinkSigner] | Reply:
         """The token's claim, or the reply that refuses it (429, 403)."""
         address = getattr(request.getClientAddress(), "host", "unknown")
-        if not self.limiter.allow(str(address), self.site.config.feedback.rate_limit):
+        client = client_network(str(address))
+        if not self.limiter.allow(client, self.site.config.feedback.rate_limit):
             return Reply(
                 429, b"429 too many requests: try again in a minute\n", TEXT, {"Retry-After": "60"}
             )
@@ -214,17 +240,33 @@ class Actions:
         # RFC 8058: the POST itself is the confirmation; its body names the action.
         if request.args.get(ONE_CLICK_FIELD, [b""])[:1] != [ONE_CLICK_VALUE]:
             return Reply(400, b"400 bad request: send List-Unsubscribe=One-Click\n", TEXT)
-        now = datetime.now(UTC)
-        answer = ReaderAnswer(UNSUBSCRIBE, claim.recipient.email, rules=claim.answer.rules)
-        done = await self.site.blocking(self.site.store.record_answer, claim.token_id, answer, now)
+        # Not one-time like the other links: whatever happened since (a re-subscribe
+        # on the reader's page), a one-click POST leaves the reader unsubscribed, and
+        # a mailbox provider's replay is no different from the first.
+        added = await self.site.blocking(
+            self.site.store.unsubscribe_by_link,
+            claim.token_id,
+            claim.recipient.email,
+            claim.answer.rules,
+            datetime.now(UTC),
+        )
+        if not added:
+            return self._page(
+                "Already unsubscribed",
+                f"You were already unsubscribed from {rules}; nothing changed.",
+            )
+        already = [rule for rule in claim.answer.rules if rule not in added]
         undo = {
             "action": f"../act/{token}/undo",
             "label": "Undo",
             CSRF_FIELD: signer.form_token(token),
         }
-        if not done:
-            return self._page("Already unsubscribed", f"You were unsubscribed from {rules}.")
-        return self._page("Unsubscribed", f"You are unsubscribed from {rules}.", forms=[undo])
+        return self._page(
+            "Unsubscribed",
+            f"You are unsubscribed from {', '.join(added)}"
+            + (f" (you already were from {', '.join(already)})." if already else "."),
+            forms=[undo],
+        )
 
     # -- /reader/<token> ---------------------------------------------------------------
 
