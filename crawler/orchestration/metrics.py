@@ -22,10 +22,11 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from alerts.channel_status import channel_statuses
+from crawler.domain.health import State
 from crawler.domain.urls import redact_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator
+    from collections.abc import Callable, Collection, Iterator, Mapping
 
     from prometheus_client.metrics_core import Metric
     from scrapy.crawler import Crawler, CrawlerRunner
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from alerts.channel_status import ChannelStatus
     from alerts.digest import DigestReport
     from crawler.domain.config import Config
+    from crawler.domain.health import Health
     from crawler.domain.items import PollOutcome
     from crawler.storage.store import Store
 
@@ -227,6 +229,7 @@ class StoreCollector:
             sources = self.store.source_statuses(with_article_counts=False)
             rules = self.store.rule_match_counts()
             unsent = self.store.unsent_delivery_counts()
+            health = self.store.all_health()
             channels = channel_statuses(self.store, self.config()) if self.config else []
         except Exception as error:
             logger.warning("metrics: the database did not answer: %s", redact_text(str(error)))
@@ -258,6 +261,7 @@ class StoreCollector:
             if row["last_polled_at"] is not None:
                 last_poll.add_metric([row["name"]], row["last_polled_at"].timestamp())
         yield from (last_success, last_poll, failures)
+        yield from _health_metrics(health, polled)
         matches = GaugeMetricFamily(
             "newswatch_rule_matches", "Stored articles each rule matched", labels=["rule"]
         )
@@ -273,6 +277,34 @@ class StoreCollector:
             pending.add_metric([kind], unsent.get(kind, 0))
         yield pending
         yield from _channel_metrics(channels)
+
+
+def _health_metrics(
+    health: Mapping[str, Health], polled: Collection[str] | None
+) -> Iterator[Metric]:
+    """Per polled source: 1 for its health state and 0 for the others (so an alert
+    rule can say ``newswatch_source_state{state!="ok"} == 1``), and the typical gap
+    between its articles that its rhythm learned."""
+    states = GaugeMetricFamily(
+        "newswatch_source_state",
+        "1 for the source's current health state (ok, quiet, failing, blocked, "
+        "degraded, moved), 0 for the others",
+        labels=["source", "state"],
+    )
+    gap = GaugeMetricFamily(
+        "newswatch_source_expected_gap_seconds",
+        "The typical time between the source's articles, learned from its publish times",
+        labels=["source"],
+    )
+    for source, current in sorted(health.items()):
+        if polled is not None and source not in polled:
+            continue
+        for state in State:
+            states.add_metric([source, state.value], 1 if state is current.state else 0)
+        hours = current.evidence.get("typical_gap_hours")
+        if isinstance(hours, int | float):
+            gap.add_metric([source], hours * 3600)
+    yield from (states, gap)
 
 
 def _channel_metrics(channels: list[ChannelStatus]) -> Iterator[Metric]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from scrapy.utils.defer import deferred_to_future
 
 from crawler.domain.items import FetchState, PollOutcome
 from crawler.domain.urls import redact_text
+from crawler.orchestration.health import record_poll_health
 from spiders.kinds import SPIDERS
 
 if TYPE_CHECKING:
@@ -47,6 +48,16 @@ async def poll_source(
         error=outcome.error,
         state=state_to_remember(outcome),
     )
+    try:
+        await context.database.run(
+            record_poll_health, context.store, source, outcome, datetime.now(UTC)
+        )
+    except Exception as error:  # the poll is recorded; its health can wait for the next
+        logger.error(
+            "source %s: its health could not be assessed: %s",
+            source.name,
+            redact_text(str(error)),
+        )
     logger.info(
         "source %s: %s in %.1fs", source.name, describe(outcome), time.monotonic() - started
     )

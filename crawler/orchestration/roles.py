@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 from sqlalchemy.exc import IntegrityError
 
+from crawler.orchestration.health import record_poll_health
 from crawler.orchestration.poll import backoff_delay, describe, state_to_remember
 from crawler.orchestration.service import CONFIG_CHECK_SECONDS, NewswatchService
 from crawler.storage.cluster import (
@@ -372,6 +373,10 @@ class WorkerService(NewswatchService):
         outcome.failures = await self.context.database.run(
             self.store.record_poll, name, error=outcome.error, state=state_to_remember(outcome)
         )
+        if name in {source.name for source in self.config.sources}:
+            await self.context.database.run(
+                record_poll_health, self.store, self.config.source(name), outcome, datetime.now(UTC)
+            )
         self.polls.release_lease(name, poll)
         self.ledger.close(poll)
         self.metrics.poll_finished(outcome)

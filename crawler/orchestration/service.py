@@ -29,6 +29,7 @@ from scrapy.utils.defer import deferred_to_future
 
 from alerts.rules import RuleMatcher, rule_from_config
 from crawler.domain.config import ConfigError, cron_trigger, load_config
+from crawler.domain.health import POLL_HISTORY
 from crawler.domain.stories import StoryIndex
 from crawler.orchestration.context import CrawlContext
 from crawler.orchestration.ingest import ResendPolicy
@@ -78,7 +79,8 @@ def purge_old_articles(
 ) -> tuple[int, int]:
     """Purge bodies and old rows as ``retention`` says; returns (purged, deleted).
     Readers' answers go with the stories they name; answers taken back (and pauses
-    over) with the bodies; used links once no link that old works."""
+    over) with the bodies; used links once no link that old works; the sources' poll
+    log after ``POLL_HISTORY`` (30 days: their health reads less)."""
     now = now or datetime.now(UTC)
     purged, deleted = store.purge(
         bodies_before=now - config.retention.bodies,
@@ -91,6 +93,7 @@ def purge_old_articles(
     )
     if answers:
         logger.info("retention: %d old reader answers and used links deleted", answers)
+    store.purge_polls(now - POLL_HISTORY)
     if purged or deleted:
         logger.info("retention: %d article bodies purged, %d old articles deleted", purged, deleted)
     return purged, deleted

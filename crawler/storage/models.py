@@ -356,3 +356,40 @@ DELIVERY_HISTORY_COLUMNS = (
     Delivery.attempts,
     Delivery.last_error,
 )
+
+
+class SourcePoll(Base):
+    """One finished poll of a source, as its health reads it (crawler/domain/health.py):
+    how it ended, the class of its error, the status, what it found. Kept
+    ``POLL_HISTORY`` (30 days; retention), enough for every state's window."""
+
+    __tablename__ = "source_polls"
+    __table_args__ = (Index("ix_source_polls_source_at", "source", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[int | None] = mapped_column(Integer)
+    new_urls: Mapped[int] = mapped_column(Integer, default=0)
+    stored: Mapped[int] = mapped_column(Integer, default=0)
+    challenges: Mapped[int] = mapped_column(Integer, default=0)
+    sample_url: Mapped[str | None] = mapped_column(String(2048))
+    moved_to: Mapped[str | None] = mapped_column(String(2048))
+
+
+class SourceHealthRow(Base):
+    """A source's current health state, its reason and evidence, since when; and the
+    state its operators were last told of (one message per change)."""
+
+    __tablename__ = "source_health"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    told_state: Mapped[str | None] = mapped_column(String(20))
+    told_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -28,6 +28,7 @@ from crawler.storage.engine import (
     upgrade_database,
 )
 from crawler.storage.feedback import FeedbackQueries
+from crawler.storage.health import HealthQueries
 from crawler.storage.keys import LINK_SIGNING_KEY, KeyQueries
 from crawler.storage.ledger_views import LedgerViewQueries
 from crawler.storage.listings import (
@@ -91,5 +92,6 @@ class Store(
     ListingQueries,
     KeyQueries,
     FeedbackQueries,
+    HealthQueries,
 ):
     """The database, spoken to in domain terms."""

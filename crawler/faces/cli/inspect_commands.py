@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from alerts.learning import Taste
     from alerts.ranking import Score
     from crawler.domain.config import Config
+    from crawler.domain.health import Health
     from crawler.domain.items import ExtractedArticle, RuleMatch
     from crawler.storage.store import StoredArticle
 
@@ -268,6 +269,7 @@ def _status(args: argparse.Namespace) -> int:
         matches = store.rule_match_counts()
         unsent = store.unsent_delivery_counts()
         channels = channel_statuses(store, config)
+        health = store.all_health()
         last_runs = {r.email: store.last_run(f"digest:{r.email}") for r in config.all_recipients()}
     finally:
         store.close()
@@ -295,6 +297,7 @@ def _status(args: argparse.Namespace) -> int:
                 "status": "failing"
                 if row["consecutive_failures"]
                 else ("ok" if row["last_success_at"] else "not polled yet"),
+                **_health_json(health.get(row["name"])),
             }
             for row in sources
         ],
@@ -318,6 +321,18 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_status(report)
     return EXIT_OK
+
+
+def _health_json(health: Health | None) -> dict[str, Any]:
+    """A source's health as ``status --json`` gives it (README, "Source health")."""
+    if health is None:
+        return {"state": None, "state_reason": None, "state_since": None, "evidence": {}}
+    return {
+        "state": health.state.value,
+        "state_reason": health.reason,
+        "state_since": health.since,
+        "evidence": dict(health.evidence),
+    }
 
 
 def _channel_json(channel: ChannelStatus) -> dict[str, Any]:
@@ -354,16 +369,18 @@ def _print_status(report: dict[str, Any]) -> None:
     for column in (
         "source",
         "kind",
-        "status",
+        "state",
         "last poll",
         "last success",
         "articles",
         "failures",
-        "last error",
+        "why / last error",
     ):
         sources.add_column(column)
     for row in report["sources"]:
-        status = row["status"] + ("" if row["configured"] else " (not configured)")
+        state = row["state"] or row["status"]
+        status = state + ("" if row["configured"] else " (not configured)")
+        why = row["state_reason"] if state not in ("ok", None) else row["last_error"]
         sources.add_row(
             row["name"],
             row["kind"],
@@ -372,7 +389,7 @@ def _print_status(report: dict[str, Any]) -> None:
             when(row["last_success_at"]),
             str(row["articles"]),
             str(row["consecutive_failures"]),
-            (row["last_error"] or "")[:60],
+            (why or "")[:80],
         )
     rules = Table(title="Rules")
     for column in ("rule", "matches", "delivery"):

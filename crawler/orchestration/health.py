@@ -1,0 +1,84 @@
+"""After each poll: the source's health, assessed from its history
+(crawler/domain/health.py), kept, and logged when it changes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from crawler.domain.health import Health, PollRecord, Rhythm, assess
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from crawler.domain.config import SourceConfig
+    from crawler.domain.items import PollOutcome
+    from crawler.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A source's health before (None: never assessed) and now."""
+
+    source: str
+    before: Health | None
+    now: Health
+
+    @property
+    def changed(self) -> bool:
+        before = self.before.state if self.before is not None else None
+        return before is not self.now.state and (before is not None or self.now.state.bad)
+
+
+def poll_record(outcome: PollOutcome, at: datetime) -> PollRecord:
+    """What the source's health reads of one poll."""
+    return PollRecord(
+        at=at,
+        error=outcome.error,
+        error_class=outcome.error_class or ("other" if outcome.error else None),
+        status=outcome.status,
+        new_urls=outcome.new_urls,
+        stored=outcome.stored,
+        challenges=outcome.challenges,
+        sample_url=outcome.sample_url,
+        moved_to=outcome.moved_to,
+    )
+
+
+def update_health(store: Store, source: SourceConfig, now: datetime) -> HealthChange | None:
+    """Assess ``source`` at ``now``, keep the result, log a change of state; None for
+    a source not in the database."""
+    inputs = store.health_inputs(source.name, now)
+    if inputs is None:
+        return None
+    kept = store.source_health(source.name)
+    before = kept[0] if kept is not None else None
+    health = assess(
+        inputs.polls,
+        inputs.pages,
+        Rhythm.from_times(inputs.published, now),
+        last_new=inputs.last_new,
+        watched_since=inputs.watched_since,
+        every=source.every,
+        now=now,
+        previous=before,
+    )
+    store.save_health(source.name, health, now)
+    change = HealthChange(source.name, before, health)
+    if change.changed:
+        if health.state.bad:
+            logger.warning("source %s is %s: %s", source.name, health.state, health.reason)
+        else:
+            logger.info("source %s recovered (was %s)", source.name, before and before.state)
+    return change
+
+
+def record_poll_health(
+    store: Store, source: SourceConfig, outcome: PollOutcome, at: datetime
+) -> HealthChange | None:
+    """Log the poll ``outcome`` of ``source`` and assess its health after it."""
+    store.log_poll(source.name, poll_record(outcome, at))
+    return update_health(store, source, at)

@@ -1,0 +1,170 @@
+"""What the health of a source is read from (crawler/domain/health.py), and where
+it is kept: the log of finished polls, the source's publish times and recent
+pages, and its current state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import delete, func, select
+
+from crawler.domain.health import (
+    BASELINE,
+    RECENT_PAGES,
+    RHYTHM_WEEKS,
+    Health,
+    PageQuality,
+    PollRecord,
+    State,
+)
+from crawler.storage.engine import StoreBase
+from crawler.storage.models import Article, Source, SourceHealthRow, SourcePoll
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
+
+# Polls read back per source: more than any state's window needs.
+POLLS_READ = 20
+
+
+@dataclass(frozen=True)
+class HealthInputs:
+    """Everything ``assess`` reads of one source: its recent polls and newest pages
+    (newest first), the publish times of the rhythm's weeks, when it last brought a
+    new article and when it was added."""
+
+    polls: list[PollRecord]
+    pages: list[PageQuality]
+    published: list[datetime]
+    last_new: datetime | None
+    watched_since: datetime
+
+
+class HealthQueries(StoreBase):
+    """The poll log, a source's history as its health reads it, and its state."""
+
+    def log_poll(self, source: str, poll: PollRecord) -> None:
+        with self._session.begin() as session:
+            session.add(
+                SourcePoll(
+                    source=source,
+                    at=poll.at,
+                    error=poll.error[:2000] if poll.error else None,
+                    error_class=poll.error_class,
+                    status=poll.status,
+                    new_urls=poll.new_urls,
+                    stored=poll.stored,
+                    challenges=poll.challenges,
+                    sample_url=poll.sample_url,
+                    moved_to=poll.moved_to,
+                )
+            )
+
+    def health_inputs(self, source: str, now: datetime) -> HealthInputs | None:
+        """``source``'s recent polls (newest first), newest pages, publish times of
+        the rhythm's weeks, when it last brought a new article and when it was
+        added; None for a source not in the database."""
+        with self._session() as session:
+            row = session.execute(
+                select(Source.id, Source.created_at).where(Source.name == source)
+            ).first()
+            if row is None:
+                return None
+            source_id, created_at = row
+            polls = session.scalars(
+                select(SourcePoll)
+                .where(SourcePoll.source == source)
+                .order_by(SourcePoll.at.desc(), SourcePoll.id.desc())
+                .limit(POLLS_READ)
+            ).all()
+            pages = session.execute(
+                select(
+                    Article.url,
+                    func.length(Article.body),
+                    Article.title,
+                    Article.published_at.is_not(None),
+                )
+                .where(Article.source_id == source_id, Article.purged_at.is_(None))
+                .order_by(Article.fetched_at.desc(), Article.id.desc())
+                .limit(RECENT_PAGES + BASELINE)
+            ).all()
+            published = session.scalars(
+                select(Article.published_at).where(
+                    Article.source_id == source_id,
+                    Article.published_at >= now - timedelta(weeks=RHYTHM_WEEKS),
+                    Article.published_at <= now,
+                )
+            ).all()
+            last_new = session.scalar(
+                select(func.max(Article.fetched_at)).where(Article.source_id == source_id)
+            )
+        return HealthInputs(
+            polls=[
+                PollRecord(
+                    at=poll.at,
+                    error=poll.error,
+                    error_class=poll.error_class,
+                    status=poll.status,
+                    new_urls=poll.new_urls,
+                    stored=poll.stored,
+                    challenges=poll.challenges,
+                    sample_url=poll.sample_url,
+                    moved_to=poll.moved_to,
+                )
+                for poll in polls
+            ],
+            pages=[
+                PageQuality(url, chars or 0, bool((title or "").strip()), bool(dated))
+                for url, chars, title, dated in pages
+            ],
+            published=[time for time in published if time is not None],
+            last_new=last_new,
+            watched_since=created_at,
+        )
+
+    def source_health(self, source: str) -> tuple[Health, str | None] | None:
+        """``source``'s stored health and the state its operators were last told of."""
+        with self._session() as session:
+            row = session.get(SourceHealthRow, source)
+            if row is None:
+                return None
+            return _health(row), row.told_state
+
+    def save_health(self, source: str, health: Health, now: datetime) -> None:
+        with self._session.begin() as session:
+            row = session.get(SourceHealthRow, source)
+            if row is None:
+                row = SourceHealthRow(source=source)
+                session.add(row)
+            row.state = health.state.value
+            row.reason = health.reason
+            row.evidence = dict(health.evidence)
+            row.since = health.since or now
+            row.checked_at = now
+
+    def mark_told(self, source: str, state: State, now: datetime) -> None:
+        """Note that ``source``'s operators were told it is in ``state``."""
+        with self._session.begin() as session:
+            row = session.get(SourceHealthRow, source)
+            if row is not None:
+                row.told_state, row.told_at = state.value, now
+
+    def all_health(self) -> dict[str, Health]:
+        """Every assessed source's health, by name."""
+        with self._session() as session:
+            rows = session.scalars(select(SourceHealthRow)).all()
+            return {row.source: _health(row) for row in rows}
+
+    def purge_polls(self, before: datetime) -> int:
+        """Retention: the poll log older than ``before``."""
+        with self._session.begin() as session:
+            result = session.execute(delete(SourcePoll).where(SourcePoll.at < before))
+            return cast("CursorResult[Any]", result).rowcount
+
+
+def _health(row: SourceHealthRow) -> Health:
+    return Health(
+        state=State(row.state), reason=row.reason, evidence=dict(row.evidence), since=row.since
+    )
