@@ -42,6 +42,7 @@ from alerts.ledger import ALERT, DIGEST, first_line, record_sent, send_through_l
 from alerts.render import (
     DigestSection,
     RenderedDigest,
+    SourceTrouble,
     build_message,
     render_digest,
 )
@@ -277,7 +278,10 @@ def preview_digests(
             tastes = reader_tastes(
                 store, recipient.email, recipient.rules, config.feedback.learn_after, now
             )
-            previews[recipient.email] = render_items(items, config, recipient, now, tastes=tastes)
+            trouble = sources_in_trouble(store, config) if recipient.sources_in_trouble else ()
+            previews[recipient.email] = render_items(
+                items, config, recipient, now, tastes=tastes, trouble=trouble
+            )
     return previews
 
 
@@ -290,6 +294,7 @@ def render_items(
     *,
     max_stories: int | None = None,
     tastes: Mapping[str, Taste] | None = None,
+    trouble: Sequence[SourceTrouble] = (),
 ) -> RenderedDigest:
     """Render ``items``: one section per rule in the configured order, one entry per
     story, at most ``max_stories`` per section (default: the recipient's
@@ -297,7 +302,7 @@ def render_items(
     sections = digest_sections(
         items, config, recipient, now, max_stories=max_stories, tastes=tastes
     )
-    return _render(sections, items, config, recipient, now, kind)
+    return _render(sections, items, config, recipient, now, kind, trouble=trouble)
 
 
 def _render(
@@ -308,6 +313,7 @@ def _render(
     now: datetime,
     kind: str,
     links: ReaderLinks | None = None,
+    trouble: Sequence[SourceTrouble] = (),
 ) -> RenderedDigest:
     cut = any(section.more for section in sections)
     return render_digest(
@@ -320,6 +326,7 @@ def _render(
         # A cut digest still stands for every story it delivers.
         count=count_stories(items) if cut else None,
         reader_url=links.reader_page() if links is not None else None,
+        trouble=trouble,
     )
 
 
@@ -394,6 +401,11 @@ def _send(
         tastes = reader_tastes(
             store, record.recipient, recipient.rules, config.feedback.learn_after, record.created_at
         )
+        trouble = (
+            sources_in_trouble(store, config)
+            if record.kind == DIGEST and recipient.sources_in_trouble
+            else ()
+        )
         for _ in range(FIT_TRIES):
             message = fitting_message(
                 items,
@@ -406,6 +418,7 @@ def _send(
                 links=links,
                 follow_ups=follow_ups,
                 tastes=tastes,
+                trouble=trouble,
             )
             try:
                 delivery.send(message)
@@ -456,6 +469,22 @@ def _send(
     return len(record.article_ids)
 
 
+def sources_in_trouble(store: Store, config: Config) -> tuple[SourceTrouble, ...]:
+    """The enabled sources in a bad health state (README, "Source health"), worst
+    news first: what a digest's "Sources in trouble" lists."""
+    enabled = {source.name for source in config.sources if source.enabled}
+    return tuple(
+        SourceTrouble(
+            record.source,
+            record.health.state.value,
+            record.health.reason,
+            record.health.since,
+        )
+        for record in store.health_records()
+        if record.source in enabled and record.health.state.bad
+    )
+
+
 def _budget(config: Config, delivery: Delivery) -> int:
     """Bytes one message may take: ``digest.max_bytes``, or less if the server says so."""
     limit = getattr(delivery, "size_limit", None)
@@ -474,13 +503,15 @@ def fitting_message(
     links: ReaderLinks | None = None,
     follow_ups: Mapping[int, datetime] | None = None,
     tastes: Mapping[str, Taste] | None = None,
+    trouble: Sequence[SourceTrouble] = (),
 ) -> EmailMessage:
     """The delivery's message, at most ``budget`` bytes when it can be: sections are
     cut to the recipient's ``max_stories``, then to fewer until the message fits
     (each cut story is counted in its section's "N more"). One log line says when
     a digest was cut, and why. With ``links``, every entry and section carries the
     reader's answer links, and the message the RFC 8058 one-click unsubscribe;
-    ``tastes`` order sections by what the reader's votes taught."""
+    ``tastes`` order sections by what the reader's votes taught; ``trouble`` ends the
+    digest with the sources in a bad state."""
     chosen = recipient.max_stories or config.digest.max_stories
     cap = chosen
     while True:
@@ -496,7 +527,7 @@ def fitting_message(
         )
         sections = with_actions(sections, links)
         message = build_message(
-            _render(sections, items, config, recipient, now, record.kind, links),
+            _render(sections, items, config, recipient, now, record.kind, links, trouble),
             sender=config.digest.sender,
             recipient=record.recipient,
             message_id=record.message_id,

@@ -27,6 +27,9 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
   (a section has ``actions`` too)
 - ``unsubscribe``: the digest's unsubscribe URL (``digest.unsubscribe``), or None
 - ``reader_url``: the reader's own page of mutes and pauses, or None
+- ``trouble``: the sources newswatch cannot trust right now (README, "Source
+  health"), each with ``source``, ``state``, ``reason`` and ``since`` (formatted);
+  empty for a reader with ``sources_in_trouble: false`` and in alerts
 """
 
 from __future__ import annotations
@@ -142,6 +145,16 @@ class DigestSection:
     more_url: str | None = None
     actions: tuple[ActionLink, ...] = ()
     top: bool = False
+
+
+@dataclass(frozen=True)
+class SourceTrouble:
+    """A source in a bad health state, as a digest's "Sources in trouble" lists it."""
+
+    source: str
+    state: str
+    reason: str
+    since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -413,6 +426,7 @@ def render_digest(
     unsubscribe: str | None = None,
     count: int | None = None,
     reader_url: str | None = None,
+    trouble: Sequence[SourceTrouble] = (),
 ) -> RenderedDigest:
     """Render the digest's subject, HTML body and text body.
 
@@ -452,6 +466,15 @@ def render_digest(
         "sections": views,
         "unsubscribe": safe_url(unsubscribe) if unsubscribe else None,
         "reader_url": safe_url(reader_url),
+        "trouble": [
+            {
+                "source": _shorten(_clean_line(item.source), MAX_FIELD_CHARS),
+                "state": item.state,
+                "reason": _shorten(_clean_line(item.reason), MAX_FIELD_CHARS),
+                "since": _format_time(item.since, zone) if item.since else "",
+            }
+            for item in trouble
+        ],
     }
     environment = get_environment(template_dirs)
     html = inline_css(environment.get_template(HTML_TEMPLATE).render(context))

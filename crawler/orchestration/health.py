@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from crawler.domain.health import Health, PollRecord, Rhythm, assess
@@ -12,11 +13,13 @@ from crawler.domain.health import Health, PollRecord, Rhythm, assess
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from crawler.domain.config import SourceConfig
+    from crawler.domain.config import Config, SourceConfig
     from crawler.domain.items import PollOutcome
     from crawler.storage.store import Store
 
 logger = logging.getLogger(__name__)
+
+STALE_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,21 @@ def record_poll_health(
     """Log the poll ``outcome`` of ``source`` and assess its health after it."""
     store.log_poll(source.name, poll_record(outcome, at))
     return update_health(store, source, at)
+
+
+def sweep_stale_health(store: Store, config: Config, now: datetime) -> list[HealthChange]:
+    """Assess the enabled sources not assessed for twice their interval (and five
+    minutes): their polls stopped, or never ran. A silence no poll reports is
+    still a silence, and "quiet" is how operators hear of it."""
+    checked = {record.source: record.checked_at for record in store.health_records()}
+    changes = []
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        last = checked.get(source.name)
+        if last is not None and now - last < 2 * source.every + STALE_MARGIN:
+            continue
+        change = update_health(store, source, now)
+        if change is not None:
+            changes.append(change)
+    return changes

@@ -32,6 +32,7 @@ from crawler.domain.config import ConfigError, cron_trigger, load_config
 from crawler.domain.health import POLL_HISTORY
 from crawler.domain.stories import StoryIndex
 from crawler.orchestration.context import CrawlContext
+from crawler.orchestration.health import sweep_stale_health
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
 from crawler.orchestration.poll import backoff_delay, poll_source
@@ -65,6 +66,8 @@ POLLS_PER_CPU_WORKER = 6
 MIN_CONCURRENT_POLLS = 12
 # How often the configuration file is checked for changes.
 CONFIG_CHECK_SECONDS = 2
+# Sources whose polls stopped are assessed, and operators told, this often.
+HEALTH_CHECK_SECONDS = 60
 
 
 def _mtime(path: Path | None) -> int | None:
@@ -244,6 +247,19 @@ class NewswatchService:
             self._schedule_alerts(at=min(report.retry_at.values()))
         return report
 
+    async def watch_health(self) -> None:
+        """Assess the sources whose polls stopped, then tell the operators what is
+        due (alerts/operators.py). SMTP blocks: in a worker thread."""
+        from alerts.channel_sending import make_channels
+        from alerts.operators import tell_operators
+
+        now = datetime.now(UTC)
+        await self.context.database.run(sweep_stale_health, self.store, self.config, now)
+        if self.config.operators.enabled:
+            await asyncio.to_thread(
+                tell_operators, self.store, self.config, self.delivery, make_channels(self.config)
+            )
+
     def _schedule_alerts(self, at: datetime | None = None) -> None:
         """One alert run at the end of the batching window (coalesced if one is due):
         every match of the window goes out in one message per recipient and channel.
@@ -341,6 +357,15 @@ class NewswatchService:
             id="retention",
             name="retention",
             next_run_time=now + timedelta(minutes=5),  # not in the busy first minutes
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self._job(self.watch_health),
+            IntervalTrigger(seconds=HEALTH_CHECK_SECONDS, timezone=UTC),
+            id="health",
+            name="source health and operators",
+            next_run_time=now + timedelta(seconds=HEALTH_CHECK_SECONDS),
             max_instances=1,
             coalesce=True,
         )

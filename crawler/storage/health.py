@@ -42,6 +42,19 @@ class HealthInputs:
     watched_since: datetime
 
 
+@dataclass(frozen=True)
+class HealthRecord:
+    """A source's kept health, and what its operators were last told: the state
+    (None: nothing yet), when, and how often the state changed since."""
+
+    source: str
+    health: Health
+    told_state: State | None
+    told_at: datetime | None
+    changes: int
+    checked_at: datetime | None = None
+
+
 class HealthQueries(StoreBase):
     """The poll log, a source's history as its health reads it, and its state."""
 
@@ -138,6 +151,9 @@ class HealthQueries(StoreBase):
             if row is None:
                 row = SourceHealthRow(source=source)
                 session.add(row)
+            # A source first assessed was taken to be ok (operators were told nothing).
+            if (row.state or State.OK.value) != health.state.value:
+                row.changes = (row.changes or 0) + 1
             row.state = health.state.value
             row.reason = health.reason
             row.evidence = dict(health.evidence)
@@ -149,7 +165,23 @@ class HealthQueries(StoreBase):
         with self._session.begin() as session:
             row = session.get(SourceHealthRow, source)
             if row is not None:
-                row.told_state, row.told_at = state.value, now
+                row.told_state, row.told_at, row.changes = state.value, now, 0
+
+    def health_records(self) -> list[HealthRecord]:
+        """Every assessed source's health and what its operators were told, by name."""
+        with self._session() as session:
+            rows = session.scalars(select(SourceHealthRow).order_by(SourceHealthRow.source))
+            return [
+                HealthRecord(
+                    source=row.source,
+                    health=_health(row),
+                    told_state=State(row.told_state) if row.told_state else None,
+                    told_at=row.told_at,
+                    changes=row.changes or 0,
+                    checked_at=row.checked_at,
+                )
+                for row in rows
+            ]
 
     def all_health(self) -> dict[str, Health]:
         """Every assessed source's health, by name."""

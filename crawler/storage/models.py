@@ -393,3 +393,5 @@ class SourceHealthRow(Base):
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime)
     told_state: Mapped[str | None] = mapped_column(String(20))
     told_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Changes of state since the operators were last told (a flapping source's count).
+    changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -25,6 +25,7 @@ from crawler.domain.config.values import (
     Host,
     KeyedValueError,
     Line,
+    Name,
     ResendChoice,
     SubjectTemplate,
     TimeZoneName,
@@ -79,6 +80,7 @@ class Recipient:
     channels: tuple[str, ...] = ("email",)  # "email" and/or `channels[].name`s
     max_stories: int | None = None  # stories shown per section; None: digest's
     repeat_stories: bool = False  # a story under every rule it matches, not once
+    sources_in_trouble: bool = True  # the digest ends with the sources in a bad state
 
 
 class DigestConfig(_Strict):
@@ -224,6 +226,26 @@ class FeedbackConfig(_Strict):
     )
 
 
+class OperatorsConfig(_Strict):
+    """Who is told when a source goes bad or recovers (README, "Source health")."""
+
+    recipients: list[EmailAddress] = Field(
+        default_factory=list, description="Email addresses told of sources in trouble."
+    )
+    channels: list[Name] = Field(
+        default_factory=list, description="Channels (webhook, apprise) told of them too."
+    )
+    min_gap: Duration = Field(
+        default=timedelta(hours=1),
+        description="At most one message per source this often; a source that changes "
+        "state faster is summed up in the next.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.recipients or self.channels)
+
+
 def is_loopback_host(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     if host == "localhost":
@@ -356,6 +378,7 @@ class Config(_Strict):
     )
     web: WebConfig = Field(default_factory=WebConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
     resend_updates: ResendChoice = Field(
         default="headline",
         description="Resend a changed article readers had: headline, any, never.",
@@ -418,6 +441,25 @@ class Config(_Strict):
                 raise ValueError(
                     f"recipient {recipient.email} names unknown channels: {', '.join(unknown)} "
                     f"(known: {', '.join(sorted(channels))})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _operators_name_known_channels(self) -> Config:
+        kinds = {channel.name: channel.kind for channel in self.channels}
+        for index, name in enumerate(self.operators.channels):
+            if name not in kinds:
+                known = ", ".join(sorted(kinds)) or "none; see channels:"
+                also = "; email goes to operators.recipients" if name == EMAIL_CHANNEL else ""
+                raise KeyedValueError(
+                    f"operators.channels names an unknown channel {name!r} (known: {known}){also}",
+                    ("operators", "channels", index),
+                )
+            if kinds[name] == "feed":
+                raise KeyedValueError(
+                    f"operators.channels: {name} is a feed, read per recipient; operators "
+                    "are told on a webhook or apprise channel, or by email",
+                    ("operators", "channels", index),
                 )
         return self
 
@@ -520,6 +562,7 @@ class Config(_Strict):
             channels=tuple(dict.fromkeys(recipient.channels or [EMAIL_CHANNEL])),
             max_stories=recipient.max_stories or self.digest.max_stories,
             repeat_stories=recipient.repeat_stories,
+            sources_in_trouble=recipient.sources_in_trouble,
         )
 
     def rule_names(self, alert: str | None = None) -> list[str]:

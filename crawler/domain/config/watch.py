@@ -210,3 +210,7 @@ class RecipientConfig(_Strict):
     repeat_stories: bool = Field(
         default=False, description="Show a story under every rule it matches."
     )
+    sources_in_trouble: bool = Field(
+        default=True,
+        description="End each digest with the sources newswatch cannot trust right now.",
+    )

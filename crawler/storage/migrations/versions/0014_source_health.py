@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("checked_at", UTC_TIME, nullable=False),
         sa.Column("told_state", sa.String(length=20), nullable=True),
         sa.Column("told_at", UTC_TIME, nullable=True),
+        sa.Column("changes", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("source", name="pk_source_health"),
     )
 
