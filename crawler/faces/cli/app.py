@@ -21,6 +21,7 @@ from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, _first_line
 from crawler.faces.cli.feedback_commands import _feedback_show
 from crawler.faces.cli.inspect_commands import _extract, _rules_test, _status, _stories
 from crawler.faces.cli.service_commands import _crawl, _demo, _digest, _run, _worker
+from crawler.faces.cli.source_commands import _sources_doctor
 from crawler.orchestration.startup import DatabaseUnavailable, is_database_unreachable
 from crawler.orchestration.workers import return_large_blocks_promptly
 
@@ -194,6 +195,18 @@ def _parser() -> argparse.ArgumentParser:
         "feeds", help="print the private URL of each reader's feed (feed channels)"
     )
     channels_feeds.set_defaults(handler=_channels_feeds)
+
+    sources = commands.add_parser("sources", help="look into the configured sources")
+    source_commands = sources.add_subparsers(
+        dest="sources_command", required=True, metavar="ACTION"
+    )
+    doctor = source_commands.add_parser(
+        "doctor",
+        help="one diagnostic poll of a source, step by step (DNS, robots.txt, status, "
+        "content type, feed, a sample article); stores nothing",
+    )
+    doctor.add_argument("name", metavar="NAME", help="the source's name (sources[].name)")
+    doctor.set_defaults(handler=_sources_doctor)
 
     feedback = commands.add_parser("feedback", help="what readers answered from their messages")
     feedback_commands = feedback.add_subparsers(
