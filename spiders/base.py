@@ -37,7 +37,8 @@ from twisted.internet.error import (
 )
 from twisted.web.client import ResponseFailed
 
-from crawler.domain.items import ArticleItem, ArticleLink, FetchState, PollOutcome
+from crawler.domain.failures import FailureClass
+from crawler.domain.items import ArticleItem, ArticleLink, ChallengeSeen, FetchState, PollOutcome
 from crawler.domain.urls import (
     InvalidUrlError,
     canonicalize_url,
@@ -48,6 +49,7 @@ from crawler.domain.urls import (
     redact_text,
     redact_url,
 )
+from spiders.failures import BotChallengeError, classify_failure
 
 if TYPE_CHECKING:
     from twisted.python.failure import Failure
@@ -148,13 +150,27 @@ class SourceSpider(scrapy.Spider):
         self.outcome.retry_after = request.meta.get("retry_after")
         # After redirects, name the URL the source asked for: that is what a user knows.
         url = request.meta.get("redirect_urls", [request.url])[0]
-        self.fail(url, self.describe(failure), request.meta.get("what"))
+        if failure.check(BotChallengeError):
+            self.note_challenge(cast("BotChallengeError", failure.value))
+        kind, status = classify_failure(failure)
+        self.fail(url, self.describe(failure), request.meta.get("what"), kind=kind, status=status)
 
-    def fail(self, url: str, reason: str, what: str | None = None) -> None:
+    def fail(
+        self,
+        url: str,
+        reason: str,
+        what: str | None = None,
+        *,
+        kind: FailureClass,
+        status: int | None = None,
+    ) -> None:
         """The poll failed: one log line with the source, the URL and the reason (which
-        is also the source's ``last_error``), userinfo redacted from both."""
+        is also the source's ``last_error``), userinfo redacted from both; ``kind``
+        and ``status`` (the HTTP status, if the server answered) go in the outcome."""
         reason = redact_text(reason)
         self.outcome.error = reason
+        self.outcome.error_class = kind
+        self.outcome.status = status
         logger.error(
             "source %s: %s %s failed: %s",
             self.source.name,
@@ -219,7 +235,11 @@ class SourceSpider(scrapy.Spider):
         except Exception as error:  # the database is away (locked, restarting)
             # Which links are new is unknown: the poll fails, so that the next one
             # reads the index again instead of taking it as seen.
-            self.fail(self.source.url, f"could not look up stored articles: {error}")
+            self.fail(
+                self.source.url,
+                f"could not look up stored articles: {error}",
+                kind=FailureClass.OTHER,
+            )
             return
         if len(new_urls) > self.source.max_articles:
             # The rest stay new and are fetched by the next polls, newest first.
@@ -272,13 +292,38 @@ class SourceSpider(scrapy.Spider):
         )
 
     def article_failed(self, failure: Failure) -> None:
+        # Not stored: the URL stays new, and with a page error the poll does not take
+        # the index as seen, so the next poll fetches the page again.
         self.outcome.page_errors += 1
+        if failure.check(BotChallengeError):
+            blocked = cast("BotChallengeError", failure.value)
+            self.note_challenge(blocked)
+            logger.warning(
+                "source %s: %s at %s (HTTP %d, %s): not stored, retried next poll",
+                self.source.name,
+                blocked.challenge.label,
+                redact_url(blocked.response.url),
+                blocked.status,
+                blocked.challenge.evidence,
+            )
+            return
         logger.warning(
             "source %s: article %s failed: %s",
             self.source.name,
             redact_url(failure.request.url),  # type: ignore[attr-defined]
             redact_text(self.describe(failure)),
         )
+
+    def note_challenge(self, blocked: BotChallengeError) -> None:
+        """Count a bot-challenge page; keep the first as the poll's evidence."""
+        self.outcome.challenges += 1
+        if self.outcome.challenge is None:
+            self.outcome.challenge = ChallengeSeen(
+                url=redact_url(blocked.response.url),
+                vendor=blocked.challenge.vendor,
+                status=blocked.status,
+                evidence=blocked.challenge.evidence,
+            )
 
 
 def looks_binary(body: bytes) -> bool:
@@ -297,6 +342,8 @@ def describe_failure(
     """A one-line reason for a failed request, for logs and the source's state: never
     empty, always what happened (``maxsize``: the crawl's download_maxsize;
     ``stopping``: the crawl is being stopped, so a cancelled download is the stop's)."""
+    if failure.check(BotChallengeError):
+        return cast("BotChallengeError", failure.value).reason
     if failure.check(HttpError):
         response = cast("HttpError", failure.value).response
         reason = f"HTTP {response.status}"

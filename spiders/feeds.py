@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 from parsel import Selector
 from scrapy.http import Response, TextResponse
 
+from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleLink
 from crawler.domain.urls import is_web_url, redact_url
 from spiders.base import SourceSpider
@@ -80,7 +81,10 @@ class FeedSpider(SourceSpider):
         )
         if not feeds:
             self.fail(
-                response.url, 'no feed announced on the page (<link rel="alternate">)', "homepage"
+                response.url,
+                'no feed announced on the page (<link rel="alternate">)',
+                "homepage",
+                kind=FailureClass.UNPARSEABLE,
             )
             return
         logger.info("source %s: discovered feed %s", self.source.name, redact_url(feeds[0]))
@@ -94,11 +98,15 @@ class FeedSpider(SourceSpider):
             feed = await self.context.parse(parse_feed, response.body, response.url, content_type)
         except FeedError as error:
             self.outcome.state = None
-            self.fail(response.url, str(error))
+            self.fail(response.url, str(error), kind=FailureClass.UNPARSEABLE)
             return
         if feed.problem and not feed.entries:
             self.outcome.state = None
-            self.fail(response.url, f"malformed feed with no readable entries: {feed.problem}")
+            self.fail(
+                response.url,
+                f"malformed feed with no readable entries: {feed.problem}",
+                kind=FailureClass.UNPARSEABLE,
+            )
             return
         if feed.problem:
             self.outcome.warnings.append(feed.problem)

@@ -17,6 +17,7 @@ from parsel import Selector
 from scrapy.http import Response, TextResponse
 
 from crawler.domain.config import is_xpath
+from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleLink
 from crawler.domain.urls import redact_url
 from spiders.base import SourceSpider
@@ -79,7 +80,7 @@ class ListingSpider(SourceSpider):
         if depth == 1 and not self.index_changed(response):
             return
         if not isinstance(response, TextResponse):
-            self.fail(response.url, "not an HTML page")
+            self.fail(response.url, "not an HTML page", kind=FailureClass.UNPARSEABLE)
             return
         page = parse_listing(
             response.text, response.url, self.source.links or "a", self.source.next

@@ -5,7 +5,8 @@ once, ignoring ``Retry-After``. Sites that publish either mean it; these two
 middlewares honour them. Scrapy also fetches robots.txt again for every crawl, that
 is for every poll: here it is fetched once a day per site and kept in the database.
 And Scrapy decodes every page whole to look for a ``<meta http-equiv="refresh">`` in
-its first 4,096 characters; here only those first bytes are decoded.
+its first 4,096 characters; here only those first bytes are decoded. Last, a bot
+wall's challenge page is stopped here, before anything takes it for the page.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from w3lib.encoding import html_to_unicode
 from w3lib.html import get_meta_refresh
 
 from crawler.domain.http import parse_retry_after
+from spiders.failures import BotChallengeError, response_challenge
 from spiders.robotstxt import RobotsTxtRules
 
 if TYPE_CHECKING:
@@ -198,3 +200,25 @@ def has_meta_refresh(response: Response, ignore_tags: list[str]) -> bool:
     )
     _, url = get_meta_refresh(head, response.url, ignore_tags=ignore_tags)
     return url is not None
+
+
+class BotChallengeMiddleware:
+    """A bot wall's challenge, CAPTCHA or block page (crawler.domain.challenges) goes
+    to the request's errback as a BotChallengeError, whatever its status.
+
+    So a 200 challenge page is never extracted, stored or matched as an article, nor
+    read as a feed; and, placed after decompression but before the retry middlewares
+    in response order, a 403/429/503 challenge is not retried at once: the wall
+    answers the same until the source recovers, which a later poll finds out. A
+    ``Retry-After`` it sends still pushes the source's next poll back.
+    """
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        challenge = response_challenge(response)
+        if challenge is None:
+            return response
+        header = response.headers.get("Retry-After")
+        wait = parse_retry_after(header.decode("latin-1") if header else None)
+        if wait is not None:
+            request.meta["retry_after"] = wait
+        raise BotChallengeError(challenge, response)

@@ -117,6 +117,9 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
             # sees redirect targets too (they come back through every middleware).
             "spiders.addresses.AddressPolicyMiddleware": 50,
             "spiders.middlewares.CrawlDelayRobotsTxtMiddleware": 100,
+            # After decompression (590), before the refresh and retry middlewares
+            # (580-550) in response order: a challenge page is never followed or retried.
+            "spiders.middlewares.BotChallengeMiddleware": 585,
             "spiders.middlewares.HeadMetaRefreshMiddleware": 580,
             # After RetryMiddleware (550) in response order, so it sees 429/503 first.
             "spiders.middlewares.RetryAfterMiddleware": 560,

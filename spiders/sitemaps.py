@@ -21,8 +21,10 @@ from lxml import etree
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 
+from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleLink
 from spiders.base import SourceSpider
+from spiders.failures import BotChallengeError
 from spiders.feedparse import aware_utc, is_crawlable_url
 
 logger = logging.getLogger(__name__)
@@ -184,7 +186,7 @@ class SitemapSpider(SourceSpider):
                 )
             else:
                 self.outcome.state = None
-                self.fail(response.url, str(error))
+                self.fail(response.url, str(error), kind=FailureClass.UNPARSEABLE)
             return
         recent = recent_first(sitemap.entries, self.source.max_age, datetime.now(UTC))
         if sitemap.is_index:
@@ -201,6 +203,13 @@ class SitemapSpider(SourceSpider):
         request = failure.request
         if request.meta.get("child_of"):
             self.outcome.page_errors += 1
-            logger.warning("source %s: sitemap %s failed", self.source.name, request.url)
+            if failure.check(BotChallengeError):
+                self.note_challenge(failure.value)
+            logger.warning(
+                "source %s: sitemap %s failed: %s",
+                self.source.name,
+                request.url,
+                self.describe(failure),
+            )
             return
         super().index_failed(failure)

@@ -8,8 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from crawler.domain.failures import is_blocking
+
 if TYPE_CHECKING:
     from crawler.domain.dedup import BodyKeys
+    from crawler.domain.failures import FailureClass
 
 
 # The channel every recipient has: email (SMTP or the outbox). Other channels are
@@ -80,9 +83,27 @@ class ArticleItem:
     keys: BodyKeys | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ChallengeSeen:
+    """A bot-challenge page a poll met (crawler.domain.challenges): its URL, the
+    wall's vendor, the status it came with and the marker that gave it away."""
+
+    url: str
+    vendor: str
+    status: int
+    evidence: str
+
+
 @dataclass
 class PollOutcome:
-    """What one poll of one source did, read by the poll orchestrator afterwards."""
+    """What one poll of one source did, read by the poll orchestrator afterwards.
+
+    A failed poll has ``error`` (the reason users read), ``error_class`` (what kind
+    of failure, crawler.domain.failures) and, when the server answered,
+    ``status``. Bot-challenge pages are counted in ``challenges`` (an
+    article page's also in ``page_errors``: not stored, fetched again next poll)
+    and the first is kept as evidence in ``challenge``.
+    """
 
     source: str
     entries: int = 0
@@ -97,6 +118,10 @@ class PollOutcome:
     unchanged: bool = False  # same body as last time (server without validators)
     deferred: bool = False  # more new links than max_articles: the rest come next poll
     error: str | None = None
+    error_class: FailureClass | None = None
+    status: int | None = None  # the HTTP status of the failed fetch, if one came
+    challenges: int = 0  # responses that were a bot wall's challenge page
+    challenge: ChallengeSeen | None = None  # the first of them
     retry_after: float | None = None  # seconds the server asked us to stay away
     failures: int = 0  # failed polls in a row, this one included (set by the poll)
     state: FetchState | None = None  # to remember for the next conditional poll
@@ -110,6 +135,12 @@ class PollOutcome:
     challenges: int = 0
     sample_url: str | None = None
     moved_to: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """The source refused this poll: a bot challenge or a blocking status
+        (401/403/429/503) instead of its index."""
+        return self.error is not None and is_blocking(self.error_class, self.status)
 
     @property
     def settled(self) -> int:

@@ -104,6 +104,8 @@ def describe(outcome: PollOutcome) -> str:
     if outcome.revised:
         parts.append(f"{outcome.revised} revised")
     parts.append(_count(outcome.page_errors, "page error", "page errors"))
+    if outcome.challenges:
+        parts.append(_count(outcome.challenges, "bot challenge", "bot challenges"))
     return ", ".join(parts)
 
 

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from crawler.domain.items import FetchState, PollOutcome
+from crawler.domain.failures import FailureClass
+from crawler.domain.items import ChallengeSeen, FetchState, PollOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -77,6 +78,7 @@ COUNTERS = (
     "revised",
     "skipped",
     "page_errors",
+    "challenges",
 )
 FLAGS = ("deferred", "not_modified", "unchanged")
 
@@ -243,6 +245,10 @@ def outcome_delta(
     fields: dict[str, str] = {}
     if outcome.error is not None and outcome.error != flushed.error:
         fields["error"] = outcome.error
+        fields["error_class"] = str(outcome.error_class or "")
+        fields["status"] = str(outcome.status or "")
+    if outcome.challenge is not None and outcome.challenge != flushed.challenge:
+        fields["challenge"] = json.dumps(dataclasses.astuple(outcome.challenge))
     if outcome.retry_after is not None and outcome.retry_after != flushed.retry_after:
         fields["retry_after"] = repr(outcome.retry_after)
     if outcome.state != flushed.state:
@@ -260,6 +266,12 @@ def outcome_from_ledger(source: str, fields: Mapping[str, str]) -> PollOutcome:
     for name in FLAGS:
         setattr(outcome, name, int(fields.get(name, 0)) > 0)
     outcome.error = fields.get("error")
+    if fields.get("error_class"):
+        outcome.error_class = FailureClass(fields["error_class"])
+    if fields.get("status"):
+        outcome.status = int(fields["status"])
+    if "challenge" in fields:
+        outcome.challenge = ChallengeSeen(*json.loads(fields["challenge"]))
     if "retry_after" in fields:
         outcome.retry_after = float(fields["retry_after"])
     state = json.loads(fields["state"]) if "state" in fields else None
