@@ -129,6 +129,7 @@ class SourceSpider(scrapy.Spider):
         hashes the same. Otherwise the response's validators are kept in the
         outcome, for the poll to remember.
         """
+        self.note_moved(response)
         conditional = response.meta.get(CONDITIONAL, False)
         if response.status == 304:
             self.outcome.not_modified = True
@@ -144,6 +145,22 @@ class SourceSpider(scrapy.Spider):
             self.outcome.unchanged = True
             return False
         return True
+
+    def note_moved(self, response: Response) -> None:
+        """A source URL that answered a permanent redirect (301/308) moved: the poll
+        follows it, and the outcome says where to (the source's health: moved)."""
+        urls = response.meta.get("redirect_urls") or []
+        reasons = response.meta.get("redirect_reasons") or []
+        if not urls or not reasons or urls[0] != self.source.url or reasons[0] not in (301, 308):
+            return
+        self.outcome.moved_to = response.url
+        logger.warning(
+            "source %s: %s moved permanently (%s) to %s; update the configuration",
+            self.source.name,
+            redact_url(urls[0]),
+            reasons[0],
+            redact_url(response.url),
+        )
 
     def index_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]

@@ -98,7 +98,15 @@ class FeedSpider(SourceSpider):
             feed = await self.context.parse(parse_feed, response.body, response.url, content_type)
         except FeedError as error:
             self.outcome.state = None
-            self.fail(response.url, str(error), kind=FailureClass.UNPARSEABLE)
+            # A feed URL that now answers with an HTML page: the feeds that page
+            # announces are where the feed went (said in the error, so in the alert).
+            feeds = (
+                discover_feeds(response.text, response.url)
+                if isinstance(response, TextResponse) and "html" in content_type.lower()
+                else []
+            )
+            advertised = f"; the page announces: {', '.join(feeds[:3])}" if feeds else ""
+            self.fail(response.url, f"{error}{advertised}", kind=FailureClass.UNPARSEABLE)
             return
         if feed.problem and not feed.entries:
             self.outcome.state = None

@@ -36,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from crawler.domain.failures import BLOCKING_STATUSES
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -63,8 +65,6 @@ class State(StrEnum):
         return self is not State.OK
 
 
-# Statuses that say the site refuses us, not that it is broken.
-BLOCKING_STATUSES = frozenset({401, 403, 429, 503})
 MOVED_STATUSES = frozenset({301, 308, 410})
 BLOCKED_POLLS = 2
 FAILING_POLLS = 3
@@ -247,7 +247,7 @@ def _moved(polls: Sequence[PollRecord]) -> Health | None:
         return Health(
             State.MOVED,
             f"moved permanently to {last.moved_to}: update the configuration",
-            {"status": last.status, "moved_to": last.moved_to, "url": last.sample_url},
+            {"moved_to": last.moved_to},
         )
     return None
 

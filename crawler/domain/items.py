@@ -126,14 +126,8 @@ class PollOutcome:
     failures: int = 0  # failed polls in a row, this one included (set by the poll)
     state: FetchState | None = None  # to remember for the next conditional poll
     warnings: list[str] = field(default_factory=list)
-    # What the source's health reads (crawler/domain/health.py): the failure's class
-    # (dns, connect, tls, timeout, http, unparseable, challenge, robots, other), the
-    # source URL's HTTP status, new pages that were bot-challenge pages, a URL that
-    # shows the problem, and where a permanent redirect of the source URL led.
-    error_class: str | None = None
-    status: int | None = None
-    challenges: int = 0
-    sample_url: str | None = None
+    # Where a permanent redirect (301/308) of the source URL led: the source moved
+    # (crawler/domain/health.py).
     moved_to: str | None = None
 
     @property

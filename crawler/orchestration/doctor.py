@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from lxml import html as lxml_html
-
-from crawler.domain.health import BLOCKING_STATUSES, THIN_BODY_CHARS
+from crawler.domain.challenges import detect_challenge
+from crawler.domain.failures import BLOCKING_STATUSES
+from crawler.domain.health import THIN_BODY_CHARS
 from spiders.extract import extract_article
 from spiders.feedparse import FeedError, parse_feed
+from spiders.feeds import discover_feeds
 from spiders.settings import user_agent
 from spiders.sitemaps import SitemapError, parse_sitemap
 
@@ -58,6 +59,7 @@ class _Fetched:
     redirects: tuple[tuple[int, str], ...]  # (status, location) per hop
     content_type: str
     body: bytes
+    headers: dict[str, str]
 
 
 class _Recorder(urllib.request.HTTPRedirectHandler):
@@ -84,6 +86,7 @@ def _fetch(url: str, agent: str, timeout: float) -> _Fetched:
                 tuple(recorder.hops),
                 response.headers.get("Content-Type", ""),
                 response.read(MAX_BYTES),
+                {name.lower(): value for name, value in response.headers.items()},
             )
     except urllib.error.HTTPError as error:
         return _Fetched(
@@ -92,6 +95,7 @@ def _fetch(url: str, agent: str, timeout: float) -> _Fetched:
             tuple(recorder.hops),
             error.headers.get("Content-Type", "") if error.headers else "",
             error.read(MAX_BYTES) if error.fp else b"",
+            {name.lower(): value for name, value in (error.headers or {}).items()},
         )
 
 
@@ -121,7 +125,7 @@ def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
         yield Step("Fetch", FAILED, f"{kind}: {reason}")
         return
     yield _fetch_step(url, fetched)
-    if fetched.status >= 400:
+    if fetched.status >= 400 or detect_challenge(fetched.status, fetched.headers, fetched.body):
         return
     sample = yield from _parse(source, fetched)
     if sample:
@@ -152,6 +156,14 @@ def _fetch_step(url: str, fetched: _Fetched) -> Step:
     hops = "".join(f" → {status} {target}" for status, target in fetched.redirects)
     size = f"{len(fetched.body):,} bytes"
     kind = fetched.content_type.split(";")[0].strip() or "no Content-Type"
+    challenge = detect_challenge(fetched.status, fetched.headers, fetched.body)
+    if challenge is not None:
+        return Step(
+            "Fetch",
+            FAILED,
+            f"HTTP {fetched.status}{hops}: a bot challenge ({challenge.vendor}, "
+            f"{challenge.kind}: {challenge.evidence}); the site blocks newswatch",
+        )
     if fetched.status in BLOCKING_STATUSES:
         return Step(
             "Fetch",
@@ -220,19 +232,10 @@ def _parse(source: SourceConfig, fetched: _Fetched) -> Generator[Step, None, str
 
 
 def _advertised_feeds(fetched: _Fetched) -> list[str]:
-    """The feeds an HTML page names in ``<link rel="alternate">``."""
-    try:
-        page = lxml_html.fromstring(fetched.body)
-    except (ValueError, TypeError, lxml_html.etree.ParserError):
-        return []
-    links = page.xpath(
-        "//link[contains(concat(' ', normalize-space(@rel), ' '), ' alternate ')][@href]"
-    )
-    return [
-        urljoin(fetched.url, str(link.get("href")))
-        for link in links
-        if str(link.get("type", "")).lower() in FEED_TYPES
-    ][:5]
+    """The feeds an HTML page announces in ``<link rel="alternate">``, as a poll
+    reads them (spiders.feeds.discover_feeds)."""
+    text = fetched.body.decode("utf-8", errors="replace")
+    return discover_feeds(text, fetched.url)[:5]
 
 
 def _sample_page(url: str, agent: str, timeout: float) -> Iterator[Step]:
@@ -240,6 +243,10 @@ def _sample_page(url: str, agent: str, timeout: float) -> Iterator[Step]:
         fetched = _fetch(url, agent, timeout)
     except (urllib.error.URLError, OSError, ValueError) as error:
         yield Step("Article", FAILED, f"{url}: {getattr(error, 'reason', error)}")
+        return
+    challenge = detect_challenge(fetched.status, fetched.headers, fetched.body)
+    if challenge is not None:
+        yield Step("Article", FAILED, f"{url}: a bot challenge ({challenge.vendor})")
         return
     if fetched.status >= 400:
         yield Step("Article", FAILED, f"{url}: HTTP {fetched.status}")

@@ -46,7 +46,7 @@ def poll_record(outcome: PollOutcome, at: datetime) -> PollRecord:
         new_urls=outcome.new_urls,
         stored=outcome.stored,
         challenges=outcome.challenges,
-        sample_url=outcome.sample_url,
+        sample_url=outcome.challenge.url if outcome.challenge is not None else None,
         moved_to=outcome.moved_to,
     )
 

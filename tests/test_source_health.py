@@ -1,0 +1,144 @@
+"""Each bad health state detected on the fixture site on loopback, through the real
+poll path (`newswatch crawl`, one poll each), with its reason and evidence as
+`newswatch status --json` reports them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conftest import run_newswatch, site_config, write_config
+from newssite import NewsSite, Reply
+
+if TYPE_CHECKING:
+    from pathlib import Path as PathType
+
+CHALLENGES = Path(__file__).parent / "fixtures" / "challenges"
+
+
+def _config(site: NewsSite, folder: PathType, sources: list[dict[str, Any]]) -> PathType:
+    return write_config(folder, **site_config(site, folder, sources=sources))
+
+
+def _poll(config: PathType, times: int = 1) -> None:
+    for _ in range(times):
+        result = run_newswatch(config, "crawl")
+        assert "Traceback" not in result.stderr, result.stderr
+
+
+def _health(config: PathType) -> dict[str, dict[str, Any]]:
+    status = run_newswatch(config, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    return {row["name"]: row for row in json.loads(status.stdout)["sources"]}
+
+
+def test_a_403_feed_is_blocked_at_the_second_refused_poll(
+    news_site: NewsSite, tmp_path: PathType
+) -> None:
+    config = _config(
+        news_site, tmp_path, [{"name": "world", "feed": news_site.url("world/rss.xml")}]
+    )
+    _poll(config)
+    assert _health(config)["world"]["state"] == "ok"
+    news_site.script("world/rss.xml", [Reply(403), Reply(403), Reply(200)])
+    _poll(config)
+    assert _health(config)["world"]["state"] == "ok"  # one refusal is chance
+    _poll(config)
+    world = _health(config)["world"]
+    assert world["state"] == "blocked"
+    assert world["state_reason"] == "refused by the site (HTTP 403) 2 polls in a row"
+    assert world["evidence"]["statuses"] == [403]
+    _poll(config)  # the site serves the feed again
+    assert _health(config)["world"]["state"] == "ok"
+
+
+def test_a_challenge_page_blocks_the_source_and_is_never_stored(
+    news_site: NewsSite, tmp_path: PathType
+) -> None:
+    page = (CHALLENGES / "cloudflare-connection-secure.html").read_bytes()
+    config = _config(
+        news_site, tmp_path, [{"name": "world", "feed": news_site.url("world/rss.xml")}]
+    )
+    news_site.script("world/rss.xml", [Reply(200, body=page)])
+    _poll(config, times=2)
+    world = _health(config)["world"]
+    assert world["state"] == "blocked"
+    assert "bot challenge" in world["state_reason"]
+    assert world["articles"] == 0
+
+
+def test_a_permanent_redirect_moves_and_a_410_is_gone(
+    news_site: NewsSite, tmp_path: PathType
+) -> None:
+    sources = [
+        {"name": "world", "feed": news_site.url("world/rss.xml")},
+        {"name": "old", "feed": news_site.url("old/rss.xml")},
+    ]
+    config = _config(news_site, tmp_path, sources)
+    target = news_site.url("tech/atom.xml")
+    news_site.script("world/rss.xml", [Reply(301, headers={"Location": target})])
+    news_site.script("old/rss.xml", [Reply(410)])
+    _poll(config)
+    health = _health(config)
+    assert health["world"]["state"] == "moved"
+    assert health["world"]["state_reason"] == (
+        f"moved permanently to {target}: update the configuration"
+    )
+    assert health["world"]["evidence"]["moved_to"] == target
+    assert health["old"]["state"] == "moved"
+    assert health["old"]["state_reason"] == "gone: the source URL answers 410"
+
+
+def test_a_dead_server_is_failing_after_three_polls(
+    tmp_path: PathType, news_site: NewsSite
+) -> None:
+    config = _config(news_site, tmp_path, [{"name": "dead", "feed": "http://127.0.0.1:9/rss.xml"}])
+    _poll(config, times=2)
+    assert _health(config)["dead"]["state"] == "ok"
+    _poll(config)
+    dead = _health(config)["dead"]
+    assert dead["state"] == "failing"
+    assert dead["state_reason"] == "3 failed polls in a row (cannot connect)"
+    assert dead["evidence"]["class"] == "connect"
+
+
+def test_a_template_change_that_empties_the_bodies_degrades_the_source(
+    news_site: NewsSite, tmp_path: PathType
+) -> None:
+    config = _config(
+        news_site, tmp_path, [{"name": "daily", "feed": news_site.url("daily/rss.xml")}]
+    )
+    good = " ".join(["The council voted on the new harbour plan after a long debate."] * 20)
+
+    def publish(names: list[str], body: str) -> None:
+        items = "".join(
+            f"<item><title>Story {name}</title><link>{news_site.url(f'daily/{name}.html')}</link>"
+            f"<pubDate>Tue, 13 Feb 2024 10:00:00 GMT</pubDate></item>"
+            for name in names
+        )
+        news_site.set_content(
+            "daily/rss.xml",
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>Daily</title>{items}'
+            "</channel></rss>".encode(),
+            "application/rss+xml",
+        )
+        for name in names:
+            news_site.set_content(
+                f"daily/{name}.html",
+                f"<html><head><title>Story {name}</title>"
+                '<meta property="article:published_time" content="2024-02-13T10:00:00Z">'
+                f"</head><body><article><h1>Story {name}</h1><p>{body}</p></article>"
+                "</body></html>".encode(),
+                "text/html",
+            )
+
+    publish([f"a{n}" for n in range(6)], good)
+    _poll(config)
+    assert _health(config)["daily"]["state"] == "ok"
+    publish([f"b{n}" for n in range(6)], "")  # the new template: no article text
+    _poll(config)
+    daily = _health(config)["daily"]
+    assert daily["state"] == "degraded"
+    assert daily["evidence"]["no_body"] == 6
+    assert "did the page template change?" in daily["state_reason"]
