@@ -1,18 +1,24 @@
-"""Rendered digests opened in a real browser, as a reader's mail client would show them."""
+"""Rendered digests opened in a real browser, as a reader's mail client would show
+them, and a source's health in the web UI as an operator sees it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+import pytest
 from conftest import ARTIFACTS
+from test_source_page import BLOCKED, BLOCKED_REASON, HOSTILE_NAME, HOSTILE_REASON, health_site
 
 from alerts.digest import render_items
 from crawler.domain.config import Config
 from crawler.storage.store import PendingItem, StoredArticle
 
 if TYPE_CHECKING:
-    import pytest
+    from pathlib import Path
+
+    from newssite import NewsSite
 
 NOW = datetime(2024, 2, 14, 9, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> "quoted\' title'
@@ -84,3 +90,49 @@ def test_digest_renders_in_chromium_with_the_headlines_and_nothing_active(
     assert '<script>alert("x")</script>' in text  # shown as text, not run
     assert dialogs == []
     assert page_file.read_text().count("javascript:") == 0
+
+
+@pytest.mark.slow
+def test_a_blocked_source_shows_its_state_reason_and_chart_in_chromium(
+    browser: Any, news_site: NewsSite, tmp_path: Path
+) -> None:
+    with health_site(news_site, tmp_path) as site:
+        base = f"http://127.0.0.1:{site.service.port}"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        dialogs: list[str] = []
+        problems: list[str] = []  # a CSP violation is reported as a console error
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on(
+            "console",
+            lambda message: problems.append(message.text) if message.type == "error" else None,
+        )
+
+        page.goto(base + "/")
+        herald = page.get_by_role("link", name=BLOCKED, exact=True)
+        row = page.locator("tr", has=herald).inner_text()
+        assert "blocked" in row
+        assert BLOCKED_REASON in row
+        page.screenshot(path=str(ARTIFACTS / "web-status-health.png"), full_page=True)
+
+        herald.click()
+        page.wait_for_url(f"{base}/sources/{BLOCKED}")
+        assert page.locator("#state").inner_text() == "blocked"
+        assert page.locator("#state").is_visible()
+        assert page.locator("#reason").inner_text() == BLOCKED_REASON
+        assert page.locator("#reason").is_visible()
+        chart = page.get_by_role("img", name="New articles per day from herald, last 30 days")
+        assert chart.is_visible()
+        bars = chart.locator("rect.bar")
+        assert bars.count() == 30
+        heights = bars.evaluate_all("bars => bars.map(bar => bar.getBBox().height)")
+        assert sum(height > 0 for height in heights) >= 10  # the seeded weekdays
+        assert chart.locator("polyline.expected").count() == 1
+        page.screenshot(path=str(ARTIFACTS / "web-source-blocked.png"), full_page=True)
+
+        page.goto(base + "/sources/" + quote(HOSTILE_NAME, safe=""))
+        assert HOSTILE_REASON in page.locator("#reason").inner_text()  # text, not run
+        page.screenshot(path=str(ARTIFACTS / "web-source-hostile.png"), full_page=True)
+        page.close()
+        assert dialogs == []
+        assert problems == []

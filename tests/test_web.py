@@ -246,7 +246,11 @@ def test_status_matches_search_and_metrics_follow_the_crawl(
             "IST",
         ):
             assert expected in status.text, expected
-        world_row = re.search(r"<tr>\s*<td><strong>world</strong>.*?</tr>", status.body, re.DOTALL)
+        world_row = re.search(
+            r'<tr>\s*<td><strong><a href="/sources/world">world</a></strong>.*?</tr>',
+            status.body,
+            re.DOTALL,
+        )
         assert world_row is not None
         assert "ok" in Reply(200, {}, world_row.group(0)).text.split()
         assert "<script" not in status.body
@@ -473,6 +477,7 @@ def test_the_token_guards_every_page_but_healthz_and_no_secret_is_shown(
         assert service.get("/healthz").status == 200
         for path in (
             "/",
+            "/sources/world",
             "/matches",
             "/digests",
             "/preview",

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +190,11 @@ class Rhythm:
             total += self.rates[_hour_of_week(time)] * (step / timedelta(hours=1))
             time += step
         return total
+
+    def expected_on(self, day: date) -> float:
+        """Articles the rhythm expects on the UTC ``day`` (its weekday's 24 hours)."""
+        start = day.weekday() * 24
+        return sum(self.rates[start : start + 24])
 
     def typical_gap(self) -> timedelta | None:
         """The mean time between articles (None without any)."""

@@ -5,7 +5,7 @@ pages, and its current state."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, func, select
@@ -20,7 +20,13 @@ from crawler.domain.health import (
     State,
 )
 from crawler.storage.engine import StoreBase
-from crawler.storage.models import Article, Source, SourceHealthRow, SourcePoll
+from crawler.storage.models import (
+    Article,
+    ArticleRevision,
+    Source,
+    SourceHealthRow,
+    SourcePoll,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -136,6 +142,28 @@ class HealthQueries(StoreBase):
             last_new=last_new,
             watched_since=created_at,
         )
+
+    def new_articles_per_day(self, source: str, since: datetime) -> dict[date, int]:
+        """How many of ``source``'s articles were first seen on each UTC day since
+        ``since`` (days without any left out). First seen: the fetch of an article's
+        first revision, as a revised article's ``fetched_at`` moves on. Bucketed
+        here, not in SQL, so SQLite and PostgreSQL agree on the days."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Article.fetched_at, func.min(ArticleRevision.fetched_at))
+                .join(Source, Source.id == Article.source_id)
+                .outerjoin(ArticleRevision, ArticleRevision.article_id == Article.id)
+                # First seen is never after the last fetch: the index narrows it.
+                .where(Source.name == source, Article.fetched_at >= since)
+                .group_by(Article.id, Article.fetched_at)
+            ).all()
+        days: dict[date, int] = {}
+        for fetched, first_revision in rows:
+            first = min(fetched, first_revision) if first_revision is not None else fetched
+            if first >= since:
+                day = first.astimezone(UTC).date()
+                days[day] = days.get(day, 0) + 1
+        return days
 
     def source_health(self, source: str) -> tuple[Health, str | None] | None:
         """``source``'s stored health and the state its operators were last told of."""

@@ -20,7 +20,9 @@ address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
 other name with 421.
 
 Routes (the route table and access checks are in ``site.py``). Pages (``pages.py``):
-``/`` status, ``/matches`` (``?rule=NAME``: one rule's), ``/digests``,
+``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
+articles per day drawn as inline SVG by ``charts.py``), ``/matches``
+(``?rule=NAME``: one rule's), ``/digests``,
 ``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. The
 read-only JSON API (``api.py``, docs/api.md), behind the same token:
 ``/api/v1/`` (its index), ``/api/v1/matches``, ``/api/v1/stories``,

@@ -1,12 +1,13 @@
-"""The web UI's pages: status, matches, delivery history, digest preview, search,
-``/healthz`` and ``/metrics``."""
+"""The web UI's pages: status, a source's health, matches, delivery history, digest
+preview, search, ``/healthz`` and ``/metrics``."""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,7 +16,9 @@ from alerts.channel_status import BADGES, ChannelStatus, channel_statuses
 from alerts.digest import preview_digests
 from alerts.ranking import Score, score_story
 from alerts.render import make_snippet
+from crawler.domain.health import RHYTHM_MIN_ARTICLES, RHYTHM_MIN_WEEKS, RHYTHM_WEEKS, Rhythm, State
 from crawler.domain.urls import redact_text
+from crawler.faces.web.charts import DayCount, render_daily_chart
 from crawler.faces.web.common import (
     DELIVERIES_SHOWN,
     DIGEST_JOB,
@@ -41,11 +44,28 @@ from crawler.faces.web.common import (
 from crawler.faces.web.site import Route, relative
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from datetime import date
+
     from twisted.web.server import Request
 
+    from crawler.domain.config import SourceConfig
+    from crawler.domain.health import Health, PollRecord
     from crawler.faces.web.site import WebUI
+    from crawler.storage.health import HealthInputs
 
 logger = logging.getLogger(__name__)
+
+# A source's health as a badge: bad but perhaps harmless (warning), or blind (failing).
+STATE_BADGES = {
+    State.OK: "ok",
+    State.QUIET: "warning",
+    State.DEGRADED: "warning",
+    State.FAILING: "failing",
+    State.BLOCKED: "failing",
+    State.MOVED: "failing",
+}
+CHART_DAYS = 30
 
 
 class Pages:
@@ -57,6 +77,7 @@ class Pages:
     def routes(self) -> list[Route]:
         return [
             Route("/", self.status_page),
+            Route("/sources/(?P<name>[^/]+)", self.source_page),
             Route("/matches", self.matches_page),
             Route("/digests", self.digests_page),
             Route("/preview", self.preview_page),
@@ -110,7 +131,12 @@ class Pages:
         config = self.site.config
 
         def read() -> tuple[
-            list[dict[str, Any]], dict[str, int], int, dict[str, int], list[ChannelStatus]
+            list[dict[str, Any]],
+            dict[str, int],
+            int,
+            dict[str, int],
+            list[ChannelStatus],
+            dict[str, Health],
         ]:
             return (
                 self.site.store.source_statuses(),
@@ -118,14 +144,17 @@ class Pages:
                 self.site.store.count_articles(),
                 self.site.store.unsent_delivery_counts(),
                 channel_statuses(self.site.store, config),
+                self.site.store.all_health(),
             )
 
-        rows, match_counts, articles, unsent, channels = await self.site.blocking(read)
+        rows, match_counts, articles, unsent, channels, health = await self.site.blocking(read)
         now = datetime.now(UTC)
         runs = self.site.next_runs()
         by_name = {row["name"]: row for row in rows}
         sources = [
-            self._source_view(source, by_name.get(source.name, {}), runs, now)
+            self._source_view(
+                source, by_name.get(source.name, {}), health.get(source.name), runs, now
+            )
             for source in self.site.config.sources
         ]
         rules = [
@@ -184,11 +213,24 @@ class Pages:
         }
 
     def _source_view(
-        self, source: Any, row: dict[str, Any], runs: dict[str, datetime | None], now: datetime
+        self,
+        source: SourceConfig,
+        row: dict[str, Any],
+        health: Health | None,
+        runs: dict[str, datetime | None],
+        now: datetime,
     ) -> dict[str, Any]:
         failures = row.get("consecutive_failures") or 0
+        # Redacted again: a row written before userinfo was kept out of errors.
+        error = redact_text(row.get("last_error") or "") if failures else ""
+        since = None
         if not source.enabled:
             state, css = "disabled", "idle"
+        elif health is not None:
+            state, css = health.state.value, STATE_BADGES[health.state]
+            since = self.site.when(health.since, now)
+            if health.state.bad:
+                error = redact_text(health.reason)
         elif row.get("last_polled_at") is None:
             state, css = "not polled yet", "idle"
         elif failures:
@@ -198,6 +240,7 @@ class Pages:
         discovered = row.get("discovered_url")
         return {
             "name": one_line(source.name, MAX_TITLE_CHARS),
+            "page": source_path(source.name),
             "kind": source.kind,
             "url": one_line(source.url, MAX_URL_CHARS),
             "link": safe_link(source.url),
@@ -205,16 +248,102 @@ class Pages:
             "enabled": source.enabled,
             "state": state,
             "state_class": css,
+            "since": since,
             "last_poll": self.site.when(row.get("last_polled_at"), now),
             "last_success": self.site.when(row.get("last_success_at"), now),
             "next_poll": self.site.when(runs.get(POLL_JOB.format(source.name)), now)
             if source.enabled
             else NO_TIME,
-            # Redacted again: a row written before userinfo was kept out of errors.
-            "last_error": one_line(redact_text(row.get("last_error") or ""), MAX_ERROR_CHARS)
-            if failures
-            else "",
+            "last_error": one_line(error, MAX_ERROR_CHARS),
             "articles": row.get("articles", 0),
+        }
+
+    async def source_page(self, request: Request, name: str) -> Reply:
+        """One source: its health with the evidence, its configuration, its last
+        polls, and its new articles per day beside what its rhythm expects."""
+        wanted = unquote(name, errors="replace")
+        source = next((s for s in self.site.config.sources if s.name == wanted), None)
+        if source is None:
+            return self.site.page(
+                "web/message.html.j2",
+                "Source not found",
+                "/",
+                status=404,
+                message="No configured source has this name.",
+            )
+        now = datetime.now(UTC)
+        first_day = (now - timedelta(days=CHART_DAYS - 1)).date()
+        chart_start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+
+        def read() -> tuple[tuple[Health, str | None] | None, HealthInputs | None, dict[date, int]]:
+            store = self.site.store
+            return (
+                store.source_health(source.name),
+                store.health_inputs(source.name, now),
+                store.new_articles_per_day(source.name, chart_start),
+            )
+
+        kept, inputs, per_day = await self.site.blocking(read)
+        health = kept[0] if kept is not None else None
+        polls = inputs.polls if inputs is not None else []
+        rhythm = Rhythm.from_times(inputs.published if inputs is not None else [], now)
+        days = [first_day + timedelta(days=n) for n in range(CHART_DAYS)]
+        chart = render_daily_chart(
+            [
+                DayCount(
+                    day, per_day.get(day, 0), rhythm.expected_on(day) if rhythm.articles else None
+                )
+                for day in days
+            ],
+            title=f"New articles per day from {one_line(source.name, MAX_TITLE_CHARS)}, "
+            f"last {CHART_DAYS} days",
+            chart_id="new-articles",
+        )
+        return self.site.page(
+            "web/source.html.j2",
+            f"Source {one_line(source.name, MAX_TITLE_CHARS)}",
+            "/",
+            source={
+                "name": one_line(source.name, MAX_TITLE_CHARS),
+                "kind": source.kind,
+                "url": one_line(source.url, MAX_URL_CHARS),
+                "link": safe_link(source.url),
+                "every": _duration(source.every),
+                "enabled": source.enabled,
+            },
+            health=self._health_view(health, now) if health is not None else None,
+            polls=[self._poll_view(poll, now) for poll in polls],
+            chart=chart,
+            rhythm={
+                "weeks": f"{rhythm.weeks:.1f}",
+                "articles": rhythm.articles,
+                "enough": rhythm.enough,
+                "window_weeks": RHYTHM_WEEKS,
+                "min_weeks": RHYTHM_MIN_WEEKS,
+                "min_articles": RHYTHM_MIN_ARTICLES,
+            },
+            new_in_chart=sum(per_day.values()),
+            chart_days=CHART_DAYS,
+        )
+
+    def _health_view(self, health: Health, now: datetime) -> dict[str, Any]:
+        return {
+            "state": health.state.value,
+            "state_class": STATE_BADGES[health.state],
+            "reason": one_line(redact_text(health.reason), MAX_ERROR_CHARS),
+            "since": self.site.when(health.since, now),
+            "evidence": _evidence_rows(health.evidence, lambda moment: self.site.when(moment, now)),
+        }
+
+    def _poll_view(self, poll: PollRecord, now: datetime) -> dict[str, Any]:
+        return {
+            "at": self.site.when(poll.at, now),
+            "result": "error" if poll.failed else "ok",
+            "result_class": "failing" if poll.failed else "ok",
+            "status": poll.status if poll.status is not None else NO_TIME,
+            "error_class": poll.error_class or "",
+            "stored": poll.stored,
+            "error": one_line(redact_text(poll.error or ""), MAX_ERROR_CHARS),
         }
 
     async def matches_page(self, request: Request) -> Reply:
@@ -371,6 +500,60 @@ class Pages:
             failed=failed,
             limit=SEARCH_LIMIT,
         )
+
+
+def source_path(name: str) -> str:
+    """The address of a source's page (any name: quoted whole, "/" too)."""
+    return "/sources/" + quote(name, safe="")
+
+
+def _evidence_rows(
+    evidence: Mapping[str, Any], when: Callable[[datetime], str]
+) -> list[dict[str, Any]]:
+    """A state's evidence as rows of a key/value table: the value as one line of
+    text (redacted: an error may quote a URL with a password; a time ``when`` shows
+    it), and a link where the value is a web address."""
+    rows = []
+    for key, value in evidence.items():
+        moment = _time(value) if str(key).endswith("_at") else None
+        if moment is not None:
+            text = when(moment)
+        elif value is None or value == []:
+            text = NO_TIME
+        elif isinstance(value, list | tuple):
+            text = ", ".join(str(item) for item in value)
+        elif isinstance(value, dict):
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        else:
+            text = str(value)
+        text = one_line(redact_text(text), MAX_ERROR_CHARS)
+        rows.append(
+            {
+                "key": one_line(str(key), MAX_TITLE_CHARS).replace("_", " "),
+                "value": text,
+                "link": safe_link(redact_text(value))
+                if isinstance(value, str) and moment is None
+                else None,
+            }
+        )
+    return rows
+
+
+def _time(value: Any) -> datetime | None:
+    """An evidence's time (kept as ISO 8601 text), or None."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _duration(span: timedelta) -> str:
+    """A poll interval as the configuration writes one: "30m", "2h", "1d"."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _local(moment: datetime | None, timezone: str, now: datetime) -> str:
