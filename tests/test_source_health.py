@@ -142,3 +142,65 @@ def test_a_template_change_that_empties_the_bodies_degrades_the_source(
     assert daily["state"] == "degraded"
     assert daily["evidence"]["no_body"] == 6
     assert "did the page template change?" in daily["state_reason"]
+
+
+def test_the_running_service_tells_operators_once_by_email_and_webhook(
+    news_site: NewsSite, tmp_path: PathType
+) -> None:
+    """The whole path: `newswatch run` polls a feed that starts refusing it; the
+    operators get one message on each channel when it is blocked, with the evidence,
+    none while it stays blocked, and one when it recovers."""
+    import email
+    import email.policy
+
+    from receivers import Receiver
+    from test_web import _wait_for, running_service
+
+    receiver = Receiver().start()
+    settings = site_config(
+        news_site,
+        tmp_path,
+        sources=[{"name": "world", "feed": news_site.url("world/rss.xml"), "every": "1s"}],
+        max_backoff="1s",
+        channels=[
+            {"name": "ops-room", "kind": "webhook", "url": receiver.url(), "secret_env": "OPS_KEY"}
+        ],
+        operators={"recipients": ["ops@example.org"], "channels": ["ops-room"], "min_gap": "1s"},
+    )
+    config = write_config(tmp_path, **settings)
+    outbox = tmp_path / "outbox"
+
+    def notices() -> list[str]:
+        found = []
+        for path in sorted(outbox.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] == "ops@example.org":
+                found.append(message.get_content())  # type: ignore[attr-defined]
+        return found
+
+    news_site.script("world/rss.xml", [Reply(200), Reply(403)])  # then 403 at every poll
+    try:
+        with running_service(config, env={"OPS_KEY": "k" * 32}):
+            _wait_for(lambda: len(notices()) >= 1, 60, "the operators' notice")
+            (blocked,) = notices()
+            assert "world is blocked" in blocked
+            assert "refused by the site (HTTP 403)" in blocked
+            assert "statuses: [403]" in blocked
+            _wait_for(lambda: len(receiver.requests) >= 1, 30, "the webhook notice")
+            payload = json.loads(receiver.requests[0][2])
+            assert payload["kind"] == "health"
+            assert payload["sections"][0]["entries"][0]["title"] == "world is blocked"
+            polls = len(news_site.requests_for("world/rss.xml"))
+            _wait_for(
+                lambda: len(news_site.requests_for("world/rss.xml")) >= polls + 3,
+                60,
+                "three more refused polls",
+            )
+            assert len(notices()) == 1  # still blocked: nothing new to say
+            news_site.script("world/rss.xml", [Reply(200)])
+            _wait_for(lambda: len(notices()) >= 2, 60, "the recovery notice")
+            assert "world recovered: ok again (was blocked)" in notices()[1]
+            _wait_for(lambda: len(receiver.requests) >= 2, 30, "the webhook's recovery notice")
+    finally:
+        receiver.stop()
+    assert len(notices()) == len(receiver.requests) == 2

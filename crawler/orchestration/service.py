@@ -143,6 +143,8 @@ class NewswatchService:
         self._digest_runs: dict[str, asyncio.Lock] = {}
         # One alert run at a time: a retry and the window's run never overlap.
         self._alert_run = asyncio.Lock()
+        # One operators' notice run at a time: two would both find the same notices due.
+        self._operator_run = asyncio.Lock()
 
     @property
     def delivery(self) -> Delivery:
@@ -178,7 +180,38 @@ class NewswatchService:
                 outcome.failures,
                 delay,
             )
+        self._tell_operators_soon()
         return outcome
+
+    def _tell_operators_soon(self) -> None:
+        """After a poll (its source's health may have changed): the operators' notice
+        run in a second, coalesced with any other due, rather than at the next
+        minute's health check."""
+        if (
+            not self.config.operators.enabled
+            or self.scheduler is None
+            or self.scheduler.get_job("operators") is not None
+        ):
+            return
+        self.scheduler.add_job(
+            self._job(self.tell_operators),
+            DateTrigger(datetime.now(UTC) + timedelta(seconds=1), timezone=UTC),
+            id="operators",
+            name="tell operators",
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
+    async def tell_operators(self) -> None:
+        """Send the operators the notices due (alerts/operators.py); SMTP blocks, so
+        in a worker thread."""
+        from alerts.channel_sending import make_channels
+        from alerts.operators import tell_operators
+
+        async with self._operator_run:
+            await asyncio.to_thread(
+                tell_operators, self.store, self.config, self.delivery, make_channels(self.config)
+            )
 
     async def poll_all(
         self,
@@ -249,16 +282,11 @@ class NewswatchService:
 
     async def watch_health(self) -> None:
         """Assess the sources whose polls stopped, then tell the operators what is
-        due (alerts/operators.py). SMTP blocks: in a worker thread."""
-        from alerts.channel_sending import make_channels
-        from alerts.operators import tell_operators
-
+        due (alerts/operators.py)."""
         now = datetime.now(UTC)
         await self.context.database.run(sweep_stale_health, self.store, self.config, now)
         if self.config.operators.enabled:
-            await asyncio.to_thread(
-                tell_operators, self.store, self.config, self.delivery, make_channels(self.config)
-            )
+            await self.tell_operators()
 
     def _schedule_alerts(self, at: datetime | None = None) -> None:
         """One alert run at the end of the batching window (coalesced if one is due):
