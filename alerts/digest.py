@@ -472,7 +472,7 @@ def _send(
 def sources_in_trouble(store: Store, config: Config) -> tuple[SourceTrouble, ...]:
     """The enabled sources in a bad health state (README, "Source health"), worst
     news first: what a digest's "Sources in trouble" lists."""
-    enabled = {source.name for source in config.sources if source.enabled}
+    enabled = {source.name for source in config.sources if source.enabled and source.tell_operators}
     return tuple(
         SourceTrouble(
             record.source,

@@ -172,7 +172,7 @@ def tell_operators(
     if not operators.enabled:
         return []
     now = now or datetime.now(UTC)
-    configured = {source.name for source in config.sources}
+    configured = {source.name for source in config.sources if source.tell_operators}
     records = [record for record in store.health_records() if record.source in configured]
     notices = due_notices(records, now, operators.min_gap)
     if not notices:

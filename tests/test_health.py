@@ -167,3 +167,28 @@ def test_since_is_kept_while_the_state_stands() -> None:
     recovered = _assess(now + timedelta(hours=6), previous=later, last_new=now)
     assert recovered.state is State.OK
     assert recovered.since == now + timedelta(hours=6)
+
+
+def test_a_sources_own_quiet_after_replaces_its_rhythm() -> None:
+    tuesday = MONDAY + timedelta(weeks=4, days=1, hours=9)
+    history = weekday_times(4, tuesday)
+    rhythm = Rhythm.from_times(history, tuesday + timedelta(hours=3))
+
+    def state(hours: float, quiet_after: timedelta | None) -> Health:
+        now = tuesday + timedelta(hours=hours)
+        return assess(
+            [PollRecord(at=now)],
+            [],
+            rhythm,
+            last_new=tuesday,  # its last article, the silence starts
+            watched_since=MONDAY,
+            every=EVERY,
+            now=now,
+            quiet_after=quiet_after,
+        )
+
+    assert state(3, None).state is State.QUIET  # the rhythm: quiet within two hours
+    assert state(3, timedelta(hours=12)).state is State.OK  # the source's own bar
+    late = state(13, timedelta(hours=12))
+    assert late.state is State.QUIET
+    assert "its quiet_after is 12 h" in late.reason

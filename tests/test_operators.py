@@ -148,6 +148,25 @@ def test_a_source_flapping_ten_times_in_an_hour_sends_at_most_two_messages(
     assert _tell(store, config, outbox, NOW + timedelta(hours=3)) == 0
 
 
+def test_a_source_with_tell_operators_false_is_shown_but_not_told(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    config = _config(receiver)
+    silent = config.model_copy(
+        update={
+            "sources": [
+                config.sources[0].model_copy(update={"tell_operators": False}),
+                config.sources[1],
+            ]
+        }
+    )
+    store.save_health("world", BLOCKED, NOW)
+    assert _tell(store, silent, tmp_path / "outbox", NOW) == 0
+    assert receiver.requests == []
+    assert store.all_health()["world"].state is State.BLOCKED  # still kept and shown
+    assert _tell(store, config, tmp_path / "outbox", NOW) == 1  # told once it is allowed
+
+
 def test_operators_name_known_channels_that_are_not_feeds() -> None:
     with pytest.raises(ValueError, match=r"operators\.channels names an unknown channel 'room'"):
         Config.model_validate({"operators": {"channels": ["room"]}})

@@ -221,17 +221,26 @@ def assess(
     every: timedelta,
     now: datetime,
     previous: Health | None = None,
+    quiet_after: timedelta | None = None,
 ) -> Health:
     """The source's health at ``now``: ``polls`` newest first, ``pages`` its newest
     pages first, ``last_new`` when it last brought a new article (None: never, then
-    ``watched_since``, when it was added), ``every`` its poll interval. ``since``
+    ``watched_since``, when it was added), ``every`` its poll interval;
+    ``quiet_after`` (the source's own setting) replaces the rhythm's bar. ``since``
     carries over from ``previous`` while the state stays the same."""
     health = (
         _moved(polls)
         or _blocked(polls)
         or _failing(polls)
         or _degraded(pages)
-        or _quiet(rhythm, last_new or watched_since, every, now, never=last_new is None)
+        or _quiet(
+            rhythm,
+            last_new or watched_since,
+            every,
+            now,
+            never=last_new is None,
+            quiet_after=quiet_after,
+        )
         or Health(State.OK, "ok", _rhythm_evidence(rhythm))
     )
     since = previous.since if previous is not None and previous.state is health.state else None
@@ -370,10 +379,28 @@ def quiet_bar(every: timedelta) -> timedelta:
 
 
 def _quiet(
-    rhythm: Rhythm, last_new: datetime, every: timedelta, now: datetime, *, never: bool
+    rhythm: Rhythm,
+    last_new: datetime,
+    every: timedelta,
+    now: datetime,
+    *,
+    never: bool,
+    quiet_after: timedelta | None = None,
 ) -> Health | None:
     silence = now - _aware(last_new)
     heard = "since it was added" if never else f"since {_aware(last_new):%Y-%m-%d %H:%M} UTC"
+    if quiet_after is not None:
+        if silence < quiet_after:
+            return None
+        return Health(
+            State.QUIET,
+            f"no new article {heard} ({_duration(silence)}; its quiet_after is "
+            f"{_duration(quiet_after)})",
+            {
+                "silence_hours": round(silence / timedelta(hours=1), 1),
+                "quiet_after_hours": round(quiet_after / timedelta(hours=1), 1),
+            },
+        )
     if rhythm.enough:
         expected = rhythm.expected(last_new, now)
         if expected < QUIET_EXPECTED:

@@ -68,6 +68,7 @@ def update_health(store: Store, source: SourceConfig, now: datetime) -> HealthCh
         every=source.every,
         now=now,
         previous=before,
+        quiet_after=source.quiet_after,
     )
     store.save_health(source.name, health, now)
     change = HealthChange(source.name, before, health)

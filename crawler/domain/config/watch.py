@@ -45,6 +45,16 @@ class SourceConfig(_Strict):
     deny: list[UrlPattern] = Field(default_factory=list, description="Never follow these URLs.")
     every: Duration = Field(default=timedelta(minutes=15), description="Poll interval.")
     enabled: bool = Field(default=True, description="False keeps the source but stops polling it.")
+    quiet_after: Duration | None = Field(
+        default=None,
+        description="Quiet after this long without a new article, instead of the "
+        "rhythm learned from the source's history.",
+    )
+    tell_operators: bool = Field(
+        default=True,
+        description="False: its health is still shown, but operators are not told and "
+        "digests do not list it in Sources in trouble.",
+    )
     password_env: VariableName | None = Field(
         default=None,
         description="Variable holding the password of the URL's user "
