@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from conftest import run_newswatch, site_config, write_config
 from newssite import NewsSite, Reply
 
@@ -204,3 +205,89 @@ def test_the_running_service_tells_operators_once_by_email_and_webhook(
     finally:
         receiver.stop()
     assert len(notices()) == len(receiver.requests) == 2
+
+
+@pytest.mark.parametrize("state", ["quiet", "failing", "degraded", "moved"])
+def test_the_running_service_tells_operators_of_each_state_once(
+    state: str, news_site: NewsSite, tmp_path: PathType
+) -> None:
+    """`newswatch run` on the fixture site: a source that goes quiet (its own
+    quiet_after), fails (the feed turns into a page that is no feed), degrades (its
+    pages lose their text) or moves (301) is told to the operators once, with the
+    evidence, by email and on the webhook channel."""
+    import email
+    import email.policy
+
+    from receivers import Receiver
+    from test_web import _wait_for, running_service
+
+    feed = news_site.url("world/rss.xml")
+    source: dict[str, Any] = {"name": "world", "feed": feed, "every": "1s"}
+    if state == "quiet":
+        source["quiet_after"] = "4s"
+    elif state == "failing":
+        news_site.script("world/rss.xml", [Reply(200, body=b"<html><p>Not a feed</p></html>")])
+    elif state == "moved":
+        target = news_site.url("tech/atom.xml")
+        news_site.script("world/rss.xml", [Reply(301, headers={"Location": target})])
+    else:  # degraded: the fixture site's pages with their text gone
+        items = "".join(
+            f"<item><title>Story {n}</title><link>{news_site.url(f'thin/{n}.html')}</link></item>"
+            for n in range(8)
+        )
+        news_site.set_content(
+            "world/rss.xml",
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}'
+            "</channel></rss>".encode(),
+            "application/rss+xml",
+        )
+        for n in range(8):
+            news_site.set_content(
+                f"thin/{n}.html", f"<html><title>Story {n}</title></html>".encode(), "text/html"
+            )
+    receiver = Receiver().start()
+    settings = site_config(
+        news_site,
+        tmp_path,
+        sources=[source],
+        max_backoff="1s",
+        channels=[
+            {"name": "ops-room", "kind": "webhook", "url": receiver.url(), "secret_env": "OPS_KEY"}
+        ],
+        operators={"recipients": ["ops@example.org"], "channels": ["ops-room"], "min_gap": "1h"},
+    )
+    config = write_config(tmp_path, **settings)
+    outbox = tmp_path / "outbox"
+
+    def notices() -> list[str]:
+        found = []
+        for path in sorted(outbox.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] == "ops@example.org":
+                found.append(message.get_content())  # type: ignore[attr-defined]
+        return found
+
+    try:
+        with running_service(config, env={"OPS_KEY": "k" * 32}):
+            _wait_for(lambda: len(notices()) >= 1, 90, f"the operators' notice ({state})")
+            _wait_for(lambda: len(receiver.requests) >= 1, 30, "the webhook notice")
+            polls = len(news_site.requests_for("world/rss.xml"))
+            _wait_for(
+                lambda: len(news_site.requests_for("world/rss.xml")) >= polls + 3,
+                60,
+                "three more polls",
+            )
+    finally:
+        receiver.stop()
+    (notice,) = notices()  # once, however many polls saw it
+    assert f"world is {state}" in notice
+    assert "Evidence:" in notice
+    expected = {
+        "quiet": "quiet after hours",
+        "failing": "class: unparseable",
+        "degraded": "no body: ",
+        "moved": f"moved to: {news_site.url('tech/atom.xml')}",
+    }[state]
+    assert expected in notice, notice
+    (request,) = receiver.requests
+    assert json.loads(request[2])["sections"][0]["entries"][0]["title"] == f"world is {state}"
