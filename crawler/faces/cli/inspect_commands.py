@@ -379,8 +379,14 @@ def _print_status(report: dict[str, Any]) -> None:
         sources.add_column(column)
     for row in report["sources"]:
         state = row["state"] or row["status"]
+        if state == "ok" and row["consecutive_failures"]:
+            state = "ok, retrying"  # failed lately, not yet for long enough to be failing
         status = state + ("" if row["configured"] else " (not configured)")
-        why = row["state_reason"] if state not in ("ok", None) else row["last_error"]
+        why = (
+            row["last_error"]
+            if state.startswith("ok")
+            else (row["state_reason"] or row["last_error"])
+        )
         sources.add_row(
             row["name"],
             row["kind"],
