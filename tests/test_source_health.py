@@ -291,3 +291,61 @@ def test_the_running_service_tells_operators_of_each_state_once(
     assert expected in notice, notice
     (request,) = receiver.requests
     assert json.loads(request[2])["sections"][0]["entries"][0]["title"] == f"world is {state}"
+
+
+def test_a_weekday_sources_silence_is_quiet_on_a_tuesday_not_at_the_weekend(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the store, with the test's clock: four weeks of a wire that publishes
+    on weekdays; its health is assessed from what the store kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from crawler.domain.config import Config
+    from crawler.domain.items import ArticleItem, ExtractedArticle
+    from crawler.orchestration.health import update_health
+    from crawler.orchestration.ingest import ingest_article
+    from crawler.storage.store import Store
+
+    config = Config.model_validate(
+        {"sources": [{"name": "wire", "feed": "https://wire.example/rss", "every": "15m"}]}
+    )
+    store = Store.from_url(database_url)
+    store.upgrade()
+    store.sync_sources(config.sources)
+    monday = datetime(2024, 3, 4, tzinfo=UTC)
+    try:
+        n = 0
+        day = monday
+        while day < monday + timedelta(weeks=4):
+            for hour in range(8, 18) if day.weekday() < 5 else ():
+                for minute in (5, 35):
+                    seen = day.replace(hour=hour, minute=minute)
+                    monkeypatch.setattr("crawler.storage.articles.utcnow", lambda seen=seen: seen)
+                    url = f"https://wire.example/{n}"
+                    body = f"Report number {n} from the wire desk, filed at {seen:%H:%M}. " * 5
+                    article = ExtractedArticle(
+                        url=url, title=f"Report {n}", text=body, published=seen
+                    )
+                    ingest_article(store, ArticleItem("wire", url, article), [])
+                    n += 1
+            day += timedelta(days=1)
+        source = config.source("wire")
+        next_monday = monday + timedelta(weeks=4)  # nothing since Friday 17:35
+        # The weekend and Monday before 08:00 are the wire's rhythm: not quiet.
+        for at in (next_monday - timedelta(hours=12), next_monday + timedelta(hours=7, minutes=55)):
+            change = update_health(store, source, at)
+            assert change is not None
+            assert change.now.state.value == "ok", (at, change.now.reason)
+        # Still silent on Monday morning: about 2 an hour were due from 08:00 (and a
+        # little around the edges, as the hourly rates are smoothed): at 09:00 about 3
+        # expected, not yet quiet; by 10:00 past 4.6, quiet.
+        at_nine = update_health(store, source, next_monday + timedelta(hours=9))
+        assert at_nine is not None
+        assert at_nine.now.state.value == "ok"
+        change = update_health(store, source, next_monday + timedelta(hours=10))
+        assert change is not None
+        assert change.now.state.value == "quiet"
+        assert "its rhythm expects" in change.now.reason
+        assert change.now.evidence["history_articles"] > 200
+    finally:
+        store.close()
