@@ -516,3 +516,22 @@ def test_a_permanent_redirect_on_the_feed_is_followed(news_site: NewsSite, tmp_p
     outcome = _outcomes(config)["moved"]
     assert (outcome["error"], outcome["error_class"]) == (None, None)
     assert outcome["stored"] == 3
+
+
+@pytest.mark.timeout(20)
+def test_crafted_pages_of_unclosed_tags_are_read_in_one_pass() -> None:
+    """Detection runs on the reactor for every response: a page of unclosed
+    ``<script``, ``<title>`` or ``<`` must not take seconds (a lazy match to a
+    missing close tag rescans the rest of the page from every opening)."""
+    head = b"<html><head><script>var _cf_chl_opt = {};</script>"
+    cases = [
+        # Cloudflare's marker, and no visible text: the rest is one open script.
+        (head + b"<script " * 30_000, "Cloudflare"),
+        (b"<html><head>" + b"<title>x " * 7_000, None),  # a title never closed
+        (b"<html><body>verify you are human" + b"<a" * 120_000, None),  # too big a stub
+        (b"<html><body>" + b"<!--" * 60_000, None),
+    ]
+    for body, vendor in cases:
+        for _ in range(20):  # a crawl's worth: a hang shows as the test's timeout
+            found = detect_challenge(200, {}, body)
+            assert (found.vendor if found else None) == vendor

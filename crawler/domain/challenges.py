@@ -137,11 +137,12 @@ _HTML_START = re.compile(
     rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head)\b",
     re.IGNORECASE | re.DOTALL,
 )
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_INVISIBLE = re.compile(
-    r"<(script|style|template)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
-)
-_TAG = re.compile(r"<[^>]*>")
+_TITLE_OPEN = re.compile(r"<title\b[^>]*>", re.IGNORECASE)
+# Where an invisible block opens: scanned for, then closed with str.find, so that a
+# page of unclosed tags costs one pass (a lazy ``.*?`` to a missing close tag would
+# rescan the rest of the page from every opening: seconds on a crafted page).
+_INVISIBLE_OPEN = re.compile(r"<(script|style|template)\b|<!--", re.IGNORECASE)
+_TAG = re.compile(r"<[^<>]*>")  # not "[^>]*": a run of unclosed "<" would be quadratic
 
 
 def detect_challenge(status: int, headers: Mapping[str, str], body: bytes) -> Challenge | None:
@@ -202,10 +203,15 @@ def _by_headers(status: int, headers: Mapping[str, str]) -> Challenge | None:
 
 
 def _title(text: str) -> str | None:
-    found = _TITLE.search(text)
+    """The page's first ``<title>``, unescaped, whitespace collapsed (None without
+    one, or without its closing tag)."""
+    found = _TITLE_OPEN.search(text)
     if found is None:
         return None
-    return " ".join(html.unescape(found.group(1)).split())
+    end = text.lower().find("</title", found.end())
+    if end < 0:
+        return None
+    return " ".join(html.unescape(text[found.end() : end]).split())
 
 
 def _weak_marker(lowered: str) -> Challenge | None:
@@ -236,6 +242,22 @@ def _text_size(markup: str) -> int:
 
 def visible_text(markup: str) -> str:
     """What a reader sees of an HTML page, roughly: without scripts, styles,
-    comments and tags, whitespace collapsed."""
-    text = _TAG.sub(" ", _INVISIBLE.sub(" ", markup))
+    comments and tags, whitespace collapsed. An invisible block left open hides the
+    rest of the page, as a browser would."""
+    lowered = markup.lower()
+    kept: list[str] = []
+    position = 0
+    while (found := _INVISIBLE_OPEN.search(markup, position)) is not None:
+        kept.append(markup[position : found.start()])
+        closing = "-->" if found.group(1) is None else f"</{found.group(1).lower()}"
+        end = lowered.find(closing, found.end())
+        if end < 0:
+            position = len(markup)
+            break
+        position = lowered.find(">", end) + 1 if closing != "-->" else end + 3
+        if position <= 0:
+            position = len(markup)
+            break
+    kept.append(markup[position:])
+    text = _TAG.sub(" ", " ".join(kept))
     return " ".join(html.unescape(text).split())
