@@ -48,12 +48,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def make_channels(config: Config) -> dict[str, Channel]:
+def make_channels(config: Config, only: Sequence[str] | None = None) -> dict[str, Channel]:
     """The configured channels by name (their URLs and secrets read from the
-    environment now); one that cannot be built is left out, with one log line."""
+    environment now), or those named in ``only``; one that cannot be built is left
+    out, with one log line."""
     user_agent = f"newswatch/{__version__} (+{config.user_agent_contact})"
     channels: dict[str, Channel] = {}
     for settings in config.channels:
+        if only is not None and settings.name not in only:
+            continue
         if settings.kind == "feed":
             channels[settings.name] = FeedChannel(settings.name)
             continue

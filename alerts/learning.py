@@ -143,7 +143,9 @@ class Taste:
         bound = math.log(MAX_FACTOR)
         if total <= -bound:
             return 1 / MAX_FACTOR, reasons
-        return min(math.exp(total), MAX_FACTOR), reasons
+        if total >= bound:  # and exp() of a huge sum would overflow
+            return MAX_FACTOR, reasons
+        return math.exp(total), reasons
 
     def strongest(self, count: int = 10) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """The features that move stories up most, and down most, with their weights."""

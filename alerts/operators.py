@@ -91,7 +91,9 @@ def due_notices(records: Sequence[HealthRecord], now: datetime, min_gap: timedel
             continue
         if current is not told:
             kind = RECOVERED if current is State.OK else TROUBLE
-        elif record.changes >= 2:
+        elif record.changes >= 2 and record.told_at is not None:
+            # Back to what they were told, after changes they were not told of. Never
+            # told anything (operators configured later): the changes are history.
             kind = FLAPPING
         else:
             continue

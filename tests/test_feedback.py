@@ -31,7 +31,7 @@ from crawler.domain.items import ArticleItem, ExtractedArticle
 from crawler.domain.stories import StoryIndex
 from crawler.faces.web.actions import RateLimiter, client_network
 from crawler.orchestration.ingest import ingest_article
-from crawler.orchestration.service import purge_old_articles
+from crawler.orchestration.retention import purge_old_articles
 from crawler.storage.feedback import LESS, MORE, MUTE, PAUSE, UNSUBSCRIBE
 from crawler.storage.store import LINK_SIGNING_KEY, ReaderAnswer, Store
 

@@ -149,7 +149,11 @@ def test_a_template_change_that_empties_bodies_degrades_the_source() -> None:
     thin = [PageQuality(f"https://x.example/new{n}", 41, True, n % 2 == 0) for n in range(6)]
     recent = [time for time in weekday_times(4, now)]
     assert _assess(now, pages=good, published=recent, last_new=now).state is State.OK
-    health = _assess(now, pages=[*thin, *good[:4]], published=recent, last_new=now)
+    # A new source's first pages are no baseline: thin from the start is its way.
+    assert _assess(now, pages=[*thin, *good[:4]], published=recent, last_new=now).state is (
+        State.OK
+    )
+    health = _assess(now, pages=[*thin, *good], published=recent, last_new=now)
     assert health.state is State.DEGRADED
     assert health.evidence["no_body"] == 6
     assert health.evidence["url"] == "https://x.example/new0"
@@ -192,3 +196,33 @@ def test_a_sources_own_quiet_after_replaces_its_rhythm() -> None:
     late = state(13, timedelta(hours=12))
     assert late.state is State.QUIET
     assert "its quiet_after is 12 h" in late.reason
+
+
+def test_time_nobody_polled_is_no_silence_and_stopped_polls_are_said() -> None:
+    """The service was down for two hours: the busy wire's silence is what its polls
+    saw, not the downtime; a source whose polls stopped is quiet "not polled since"."""
+    tuesday = MONDAY + timedelta(weeks=4, days=1, hours=9)
+    history = weekday_times(4, tuesday)
+    back = tuesday + timedelta(hours=2)  # restarted; the last poll was at 09:00
+    last_poll = PollRecord(at=tuesday)
+    health = assess(
+        [last_poll],
+        [],
+        Rhythm.from_times(history, back),
+        last_new=tuesday,
+        watched_since=MONDAY,
+        every=EVERY,
+        now=back,
+    )
+    assert health.state is State.OK, health.reason  # busy, but nobody looked
+    stopped = assess(
+        [last_poll],
+        [],
+        Rhythm.from_times(history, back),
+        last_new=tuesday,
+        watched_since=MONDAY,
+        every=EVERY,
+        now=tuesday + timedelta(hours=3),
+    )
+    assert stopped.state is State.QUIET
+    assert stopped.reason.startswith("not polled since 2024-04-02 09:00 UTC (3 h)")

@@ -167,6 +167,16 @@ def test_a_source_with_tell_operators_false_is_shown_but_not_told(
     assert _tell(store, config, tmp_path / "outbox", NOW) == 1  # told once it is allowed
 
 
+def test_operators_configured_later_hear_of_no_old_flapping(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    for flip in range(6):  # changes nobody was told of, before operators existed
+        store.save_health("world", BLOCKED if flip % 2 == 0 else OK, NOW + timedelta(minutes=flip))
+    config = _config(receiver)
+    assert _tell(store, config, tmp_path / "outbox", NOW + timedelta(hours=1)) == 0  # ok now
+    assert receiver.requests == []
+
+
 def test_operators_name_known_channels_that_are_not_feeds() -> None:
     with pytest.raises(ValueError, match=r"operators\.channels names an unknown channel 'room'"):
         Config.model_validate({"operators": {"channels": ["room"]}})

@@ -129,12 +129,13 @@ def test_a_template_change_that_empties_the_bodies_degrades_the_source(
                 f"daily/{name}.html",
                 f"<html><head><title>Story {name}</title>"
                 '<meta property="article:published_time" content="2024-02-13T10:00:00Z">'
-                f"</head><body><article><h1>Story {name}</h1><p>{body}</p></article>"
+                f"</head><body><article><h1>Story {name}</h1>"
+                f"<p>{body and f'{body} ({name})'}</p></article>"
                 "</body></html>".encode(),
                 "text/html",
             )
 
-    publish([f"a{n}" for n in range(6)], good)
+    publish([f"a{n}" for n in range(12)], good)  # its baseline: pages with their text
     _poll(config)
     assert _health(config)["daily"]["state"] == "ok"
     publish([f"b{n}" for n in range(6)], "")  # the new template: no article text
@@ -230,21 +231,32 @@ def test_the_running_service_tells_operators_of_each_state_once(
     elif state == "moved":
         target = news_site.url("tech/atom.xml")
         news_site.script("world/rss.xml", [Reply(301, headers={"Location": target})])
-    else:  # degraded: the fixture site's pages with their text gone
-        items = "".join(
-            f"<item><title>Story {n}</title><link>{news_site.url(f'thin/{n}.html')}</link></item>"
-            for n in range(8)
-        )
-        news_site.set_content(
-            "world/rss.xml",
-            f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}'
-            "</channel></rss>".encode(),
-            "application/rss+xml",
-        )
-        for n in range(8):
-            news_site.set_content(
-                f"thin/{n}.html", f"<html><title>Story {n}</title></html>".encode(), "text/html"
+    else:  # degraded: after a first poll of pages with text, pages without any
+
+        def publish(prefix: str, body: str) -> None:
+            items = "".join(
+                f"<item><title>Story {prefix}{n}</title>"
+                f"<link>{news_site.url(f'daily/{prefix}{n}.html')}</link></item>"
+                for n in range(8)
             )
+            news_site.set_content(
+                "world/rss.xml",
+                f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}'
+                "</channel></rss>".encode(),
+                "application/rss+xml",
+            )
+            for n in range(8):
+                news_site.set_content(
+                    f"daily/{prefix}{n}.html",
+                    f"<html><head><title>Story {prefix}{n}</title>"
+                    '<meta property="article:published_time" content="2024-02-13T10:00:00Z">'
+                    "</head><body><article>"
+                    f"<h1>Story {prefix}{n}</h1><p>{body and f'{body} ({n})'}</p>"
+                    "</article></body></html>".encode(),
+                    "text/html",
+                )
+
+        publish("a", " ".join(["The harbour council met to vote on the new plan."] * 20))
     receiver = Receiver().start()
     settings = site_config(
         news_site,
@@ -269,6 +281,13 @@ def test_the_running_service_tells_operators_of_each_state_once(
 
     try:
         with running_service(config, env={"OPS_KEY": "k" * 32}):
+            if state == "degraded":  # the first poll stores the pages with text
+                _wait_for(
+                    lambda: all(news_site.requests_for(f"daily/a{n}.html") for n in range(8)),
+                    60,
+                    "the first poll's pages",
+                )
+                publish("b", "")
             _wait_for(lambda: len(notices()) >= 1, 90, f"the operators' notice ({state})")
             _wait_for(lambda: len(receiver.requests) >= 1, 30, "the webhook notice")
             polls = len(news_site.requests_for("world/rss.xml"))

@@ -81,9 +81,13 @@ QUIET_EXPECTED = 4.6
 QUIET_POLLS = 48
 QUIET_MIN = timedelta(days=3)
 HOURS_A_WEEK = 7 * 24
-# The poll log's retention: longer than any state's window, short enough to stay
-# small with thousands of sources.
-POLL_HISTORY = timedelta(days=30)
+# A source whose last poll succeeded and whose next is this many intervals late (and
+# at least STALL_MIN) has stopped being polled: quiet, and said so.
+STALL_POLLS = 4
+STALL_MIN = timedelta(hours=1)
+# The poll log's retention: longer than any state's window (20 polls are read), short
+# enough to stay small with thousands of sources polled every few minutes.
+POLL_HISTORY = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,8 @@ def assess(
             now,
             never=last_new is None,
             quiet_after=quiet_after,
+            # A failed last poll is retried on the backoff, not on the interval.
+            polled=polls[0].at if polls and not polls[0].failed else None,
         )
         or Health(State.OK, "ok", _rhythm_evidence(rhythm))
     )
@@ -270,7 +276,7 @@ def _blocked(polls: Sequence[PollRecord]) -> Health | None:
     if not polls:
         return None
     last = polls[0]
-    if not last.failed and last.challenges and last.stored == 0:
+    if not last.failed and last.challenges and last.challenges >= last.new_urls:
         return Health(
             State.BLOCKED,
             f"every new page was a bot challenge ({last.challenges})",
@@ -345,10 +351,12 @@ def _leading(polls: Sequence[PollRecord], holds: Callable[[PollRecord], bool]) -
 def _degraded(pages: Sequence[PageQuality]) -> Health | None:
     recent = pages[:RECENT_PAGES]
     baseline = pages[RECENT_PAGES : RECENT_PAGES + BASELINE]
-    if len(recent) < MIN_RECENT_PAGES:
+    # Without a baseline of its own there is no change to see: a new source whose
+    # pages were always thin is not "degraded".
+    if len(recent) < MIN_RECENT_PAGES or len(baseline) < MIN_RECENT_PAGES:
         return None
     now_share = _poor_share(recent)
-    before = _poor_share(baseline) if baseline else 0.0
+    before = _poor_share(baseline)
     if now_share < DEGRADED_SHARE or now_share - before < DEGRADED_JUMP:
         return None
     poor = [page for page in recent if page.poor]
@@ -378,6 +386,11 @@ def quiet_bar(every: timedelta) -> timedelta:
     return max(every * QUIET_POLLS, QUIET_MIN)
 
 
+def stall_after(every: timedelta) -> timedelta:
+    """How late a source's next poll may be before its polls count as stopped."""
+    return max(every * STALL_POLLS, STALL_MIN)
+
+
 def _quiet(
     rhythm: Rhythm,
     last_new: datetime,
@@ -386,8 +399,21 @@ def _quiet(
     *,
     never: bool,
     quiet_after: timedelta | None = None,
+    polled: datetime | None = None,
 ) -> Health | None:
-    silence = now - _aware(last_new)
+    if polled is not None and now - _aware(polled) > stall_after(every):
+        return Health(
+            State.QUIET,
+            f"not polled since {_aware(polled):%Y-%m-%d %H:%M} UTC "
+            f"({_duration(now - _aware(polled))}): is the scheduler running?",
+            {
+                "last_poll": _aware(polled).isoformat(),
+                "every_minutes": every / timedelta(minutes=1),
+            },
+        )
+    # Silence is what the polls saw: time nobody polled (the service down) is not.
+    seen_until = min(now, _aware(polled)) if polled is not None else now
+    silence = seen_until - _aware(last_new)
     heard = "since it was added" if never else f"since {_aware(last_new):%Y-%m-%d %H:%M} UTC"
     if quiet_after is not None:
         if silence < quiet_after:
@@ -402,7 +428,7 @@ def _quiet(
             },
         )
     if rhythm.enough:
-        expected = rhythm.expected(last_new, now)
+        expected = rhythm.expected(last_new, seen_until)
         if expected < QUIET_EXPECTED:
             return None
         gap = rhythm.typical_gap()

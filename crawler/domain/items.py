@@ -129,6 +129,8 @@ class PollOutcome:
     # Where a permanent redirect (301/308) of the source URL led: the source moved
     # (crawler/domain/health.py).
     moved_to: str | None = None
+    # Set by the poll: the source's health state changed after it (operators are due).
+    health_changed: bool = False
 
     @property
     def blocked(self) -> bool:

@@ -24,6 +24,8 @@ from urllib.parse import urljoin, urlsplit
 from crawler.domain.challenges import detect_challenge
 from crawler.domain.failures import BLOCKING_STATUSES
 from crawler.domain.health import THIN_BODY_CHARS
+from crawler.domain.urls import origin
+from spiders.base import basic_authorization
 from spiders.extract import extract_article
 from spiders.feedparse import FeedError, parse_feed
 from spiders.feeds import discover_feeds
@@ -63,21 +65,29 @@ class _Fetched:
 
 
 class _Recorder(urllib.request.HTTPRedirectHandler):
-    """Follows redirects as urllib does, noting each hop's status and target."""
+    """Follows redirects as urllib does, noting each hop's status and target; the
+    source's credentials never follow a redirect to another origin."""
 
     def __init__(self) -> None:
         self.hops: list[tuple[int, str]] = []
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         self.hops.append((code, newurl))
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if redirected is not None and origin(newurl) != origin(req.full_url):
+            redirected.remove_header("Authorization")
+        return redirected
 
 
-def _fetch(url: str, agent: str, timeout: float) -> _Fetched:
-    """GET ``url``; an HTTP error status is a result, not an exception."""
+def _fetch(url: str, agent: str, timeout: float, authorization: str | None = None) -> _Fetched:
+    """GET ``url`` (with ``authorization`` on its own origin only); an HTTP error
+    status is a result, not an exception."""
     recorder = _Recorder()
     opener = urllib.request.build_opener(recorder)
-    request = urllib.request.Request(url, headers={"User-Agent": agent})  # noqa: S310
+    headers = {"User-Agent": agent}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310
     try:
         with opener.open(request, timeout=timeout) as response:
             return _Fetched(
@@ -117,8 +127,10 @@ def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
     yield Step("DNS", OK, f"{host} → {', '.join(addresses[:4])}")
 
     yield from _robots(url, agent, timeout, obey=config.obey_robots_txt)
+    credentials = source.credentials()
+    authorization = basic_authorization(*credentials) if credentials else None
     try:
-        fetched = _fetch(url, agent, timeout)
+        fetched = _fetch(url, agent, timeout, authorization)
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         kind = "timed out" if isinstance(reason, TimeoutError) else "cannot connect"

@@ -44,7 +44,7 @@ def poll_record(outcome: PollOutcome, at: datetime) -> PollRecord:
         error_class=outcome.error_class or ("other" if outcome.error else None),
         status=outcome.status,
         new_urls=outcome.new_urls,
-        stored=outcome.stored,
+        stored=outcome.stored + outcome.copies,
         challenges=outcome.challenges,
         sample_url=outcome.challenge.url if outcome.challenge is not None else None,
         moved_to=outcome.moved_to,
@@ -85,22 +85,31 @@ def record_poll_health(
 ) -> HealthChange | None:
     """Log the poll ``outcome`` of ``source`` and assess its health after it."""
     store.log_poll(source.name, poll_record(outcome, at))
+    # New articles heard of: stored, and word-for-word copies of a known story.
     return update_health(store, source, at)
 
 
-def sweep_stale_health(store: Store, config: Config, now: datetime) -> list[HealthChange]:
+def sweep_stale_health(
+    store: Store, config: Config, now: datetime, started: datetime | None = None
+) -> list[HealthChange]:
     """Assess the enabled sources not assessed for twice their interval (and five
-    minutes): their polls stopped, or never ran. A silence no poll reports is
-    still a silence, and "quiet" is how operators hear of it."""
+    minutes), counted from ``started`` at the latest (after a restart, every source
+    gets its first poll before it is judged): their polls stopped, or never ran. A
+    silence no poll reports is still a silence, and "quiet" is how operators hear
+    of it. One source that cannot be assessed does not stop the others."""
     checked = {record.source: record.checked_at for record in store.health_records()}
     changes = []
     for source in config.sources:
         if not source.enabled:
             continue
-        last = checked.get(source.name)
+        last = max(filter(None, (checked.get(source.name), started)), default=None)
         if last is not None and now - last < 2 * source.every + STALE_MARGIN:
             continue
-        change = update_health(store, source, now)
+        try:
+            change = update_health(store, source, now)
+        except Exception as error:  # one source's data must not stop the sweep
+            logger.error("source %s: its health could not be assessed: %s", source.name, error)
+            continue
         if change is not None:
             changes.append(change)
     return changes

@@ -49,9 +49,10 @@ async def poll_source(
         state=state_to_remember(outcome),
     )
     try:
-        await context.database.run(
+        change = await context.database.run(
             record_poll_health, context.store, source, outcome, datetime.now(UTC)
         )
+        outcome.health_changed = change is not None and change.changed
     except Exception as error:  # the poll is recorded; its health can wait for the next
         logger.error(
             "source %s: its health could not be assessed: %s",

@@ -373,12 +373,17 @@ class WorkerService(NewswatchService):
         outcome.failures = await self.context.database.run(
             self.store.record_poll, name, error=outcome.error, state=state_to_remember(outcome)
         )
-        if name in {source.name for source in self.config.sources}:
-            await self.context.database.run(
-                record_poll_health, self.store, self.config.source(name), outcome, datetime.now(UTC)
-            )
-        self.polls.release_lease(name, poll)
-        self.ledger.close(poll)
+        try:
+            if name in {source.name for source in self.config.sources}:
+                source = self.config.source(name)
+                await self.context.database.run(
+                    record_poll_health, self.store, source, outcome, datetime.now(UTC)
+                )
+        except Exception as error:  # the poll is recorded; its health can wait
+            logger.error("source %s: its health could not be assessed: %s", name, error)
+        finally:
+            self.polls.release_lease(name, poll)
+            self.ledger.close(poll)
         self.metrics.poll_finished(outcome)
         logger.info("source %s: %s in %.1fs", name, describe(outcome), time.time() - started)
 

@@ -29,13 +29,14 @@ from scrapy.utils.defer import deferred_to_future
 
 from alerts.rules import RuleMatcher, rule_from_config
 from crawler.domain.config import ConfigError, cron_trigger, load_config
-from crawler.domain.health import POLL_HISTORY
 from crawler.domain.stories import StoryIndex
+from crawler.domain.urls import redact_text
 from crawler.orchestration.context import CrawlContext
 from crawler.orchestration.health import sweep_stale_health
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
 from crawler.orchestration.poll import backoff_delay, poll_source
+from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
 from crawler.orchestration.story_index import StoryIndexFollower, load_story_index
 from crawler.orchestration.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
@@ -75,31 +76,6 @@ def _mtime(path: Path | None) -> int | None:
         return path.stat().st_mtime_ns if path is not None else None
     except OSError:
         return None
-
-
-def purge_old_articles(
-    store: Store, config: Config, now: datetime | None = None
-) -> tuple[int, int]:
-    """Purge bodies and old rows as ``retention`` says; returns (purged, deleted).
-    Readers' answers go with the stories they name; answers taken back (and pauses
-    over) with the bodies; used links once no link that old works; the sources' poll
-    log after ``POLL_HISTORY`` (30 days: their health reads less)."""
-    now = now or datetime.now(UTC)
-    purged, deleted = store.purge(
-        bodies_before=now - config.retention.bodies,
-        rows_before=now - config.retention.fingerprints,
-    )
-    answers = store.purge_feedback(
-        answers_before=now - config.retention.fingerprints,
-        undone_before=now - config.retention.bodies,
-        links_before=now - config.feedback.link_ttl,
-    )
-    if answers:
-        logger.info("retention: %d old reader answers and used links deleted", answers)
-    store.purge_polls(now - POLL_HISTORY)
-    if purged or deleted:
-        logger.info("retention: %d article bodies purged, %d old articles deleted", purged, deleted)
-    return purged, deleted
 
 
 class NewswatchService:
@@ -145,6 +121,8 @@ class NewswatchService:
         self._alert_run = asyncio.Lock()
         # One operators' notice run at a time: two would both find the same notices due.
         self._operator_run = asyncio.Lock()
+        # Time before the start is no source's silence (crawler.orchestration.health).
+        self._started = datetime.now(UTC)
 
     @property
     def delivery(self) -> Delivery:
@@ -180,7 +158,8 @@ class NewswatchService:
                 outcome.failures,
                 delay,
             )
-        self._tell_operators_soon()
+        if outcome.health_changed:
+            self._tell_operators_soon()
         return outcome
 
     def _tell_operators_soon(self) -> None:
@@ -208,9 +187,14 @@ class NewswatchService:
         from alerts.channel_sending import make_channels
         from alerts.operators import tell_operators
 
+        operators = self.config.operators
         async with self._operator_run:
             await asyncio.to_thread(
-                tell_operators, self.store, self.config, self.delivery, make_channels(self.config)
+                tell_operators,
+                self.store,
+                self.config,
+                self.delivery,
+                make_channels(self.config, only=operators.channels),
             )
 
     async def poll_all(
@@ -284,7 +268,12 @@ class NewswatchService:
         """Assess the sources whose polls stopped, then tell the operators what is
         due (alerts/operators.py)."""
         now = datetime.now(UTC)
-        await self.context.database.run(sweep_stale_health, self.store, self.config, now)
+        try:
+            await self.context.database.run(
+                sweep_stale_health, self.store, self.config, now, self._started
+            )
+        except Exception as error:  # the operators still hear what is due
+            logger.error("source health: the sweep failed: %s", redact_text(str(error)))
         if self.config.operators.enabled:
             await self.tell_operators()
 

@@ -19,7 +19,7 @@ from crawler.domain.health import (
     PollRecord,
     State,
 )
-from crawler.storage.engine import StoreBase
+from crawler.storage.engine import StoreBase, _insert_ignoring_conflict
 from crawler.storage.models import (
     Article,
     ArticleRevision,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 # Polls read back per source: more than any state's window needs.
 POLLS_READ = 20
+MAX_URL_CHARS = 2048  # the URL columns' size
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ class HealthQueries(StoreBase):
                     new_urls=poll.new_urls,
                     stored=poll.stored,
                     challenges=poll.challenges,
-                    sample_url=poll.sample_url,
-                    moved_to=poll.moved_to,
+                    sample_url=poll.sample_url[:MAX_URL_CHARS] if poll.sample_url else None,
+                    moved_to=poll.moved_to[:MAX_URL_CHARS] if poll.moved_to else None,
                 )
             )
 
@@ -116,7 +117,14 @@ class HealthQueries(StoreBase):
                     Article.published_at <= now,
                 )
             ).all()
+            # When the source last brought a new article: its last poll that stored
+            # one (an article's fetched_at also moves when it is revised or fetched
+            # again); past the poll log's retention, its newest article.
             last_new = session.scalar(
+                select(func.max(SourcePoll.at)).where(
+                    SourcePoll.source == source, SourcePoll.stored > 0
+                )
+            ) or session.scalar(
                 select(func.max(Article.fetched_at)).where(Article.source_id == source_id)
             )
         return HealthInputs(
@@ -174,13 +182,31 @@ class HealthQueries(StoreBase):
             return _health(row), row.told_state
 
     def save_health(self, source: str, health: Health, now: datetime) -> None:
+        """Keep ``source``'s health; a change of state is counted for its operators.
+        Two processes assessing a new source at once (a worker after its poll, the
+        scheduler's sweep) both succeed: the row is inserted once, then updated."""
         with self._session.begin() as session:
-            row = session.get(SourceHealthRow, source)
-            if row is None:
-                row = SourceHealthRow(source=source)
-                session.add(row)
+            session.execute(
+                _insert_ignoring_conflict(
+                    session,
+                    SourceHealthRow,
+                    {
+                        "source": source,
+                        "state": State.OK.value,
+                        "reason": "",
+                        "evidence": {},
+                        "since": health.since or now,
+                        "checked_at": now,
+                        "changes": 0,
+                    },
+                )
+            )
+            # Inserted above, or there already: one() says so loudly if not.
+            row = session.execute(
+                select(SourceHealthRow).where(SourceHealthRow.source == source).with_for_update()
+            ).scalar_one()
             # A source first assessed was taken to be ok (operators were told nothing).
-            if (row.state or State.OK.value) != health.state.value:
+            if row.state != health.state.value:
                 row.changes = (row.changes or 0) + 1
             row.state = health.state.value
             row.reason = health.reason

@@ -96,7 +96,13 @@ class Article(Base):
     """One article, unique by its canonical URL."""
 
     __tablename__ = "articles"
-    __table_args__ = (Index("ix_articles_fetched_at", "fetched_at"),)
+    __table_args__ = (
+        Index("ix_articles_fetched_at", "fetched_at"),
+        # A source's health after each poll (crawler/storage/health.py): its newest
+        # pages and its publish times, without a scan of every source's articles.
+        Index("ix_articles_source_fetched_at", "source_id", "fetched_at"),
+        Index("ix_articles_source_published_at", "source_id", "published_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2048), unique=True)
@@ -361,7 +367,7 @@ DELIVERY_HISTORY_COLUMNS = (
 class SourcePoll(Base):
     """One finished poll of a source, as its health reads it (crawler/domain/health.py):
     how it ended, the class of its error, the status, what it found. Kept
-    ``POLL_HISTORY`` (30 days; retention), enough for every state's window."""
+    ``POLL_HISTORY`` (7 days; retention), enough for every state's window."""
 
     __tablename__ = "source_polls"
     __table_args__ = (Index("ix_source_polls_source_at", "source", "at"),)

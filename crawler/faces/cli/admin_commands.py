@@ -39,7 +39,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _db_purge(args: argparse.Namespace) -> int:
-    from crawler.orchestration.service import purge_old_articles
+    from crawler.orchestration.retention import purge_old_articles
 
     config = _load(args)
     store = _open_store(config)

@@ -1,7 +1,8 @@
 """Source health (crawler/domain/health.py): each finished poll as the health of
 its source reads it (``source_polls``), and each source's current state with its
 reason, evidence and since when, and the state its operators were last told of
-(``source_health``).
+(``source_health``). Two indexes on ``articles`` by source: the health read after
+every poll would otherwise scan every source's articles.
 
 Revision ID: 0014
 Revises: 0013
@@ -53,8 +54,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("source", name="pk_source_health"),
     )
 
+    op.create_index("ix_articles_source_fetched_at", "articles", ["source_id", "fetched_at"])
+    op.create_index("ix_articles_source_published_at", "articles", ["source_id", "published_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_articles_source_published_at", table_name="articles")
+    op.drop_index("ix_articles_source_fetched_at", table_name="articles")
     op.drop_table("source_health")
     op.drop_index("ix_source_polls_at", table_name="source_polls")
     op.drop_index("ix_source_polls_source_at", table_name="source_polls")
