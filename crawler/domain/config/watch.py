@@ -45,6 +45,9 @@ class SourceConfig(_Strict):
     deny: list[UrlPattern] = Field(default_factory=list, description="Never follow these URLs.")
     every: Duration = Field(default=timedelta(minutes=15), description="Poll interval.")
     enabled: bool = Field(default=True, description="False keeps the source but stops polling it.")
+    tags: list[Name] = Field(
+        default_factory=list, description="Labels, e.g. the folders of an OPML import."
+    )
     quiet_after: Duration | None = Field(
         default=None,
         description="Quiet after this long without a new article, instead of the "

@@ -21,7 +21,13 @@ from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, _first_line
 from crawler.faces.cli.feedback_commands import _feedback_show
 from crawler.faces.cli.inspect_commands import _extract, _rules_test, _status, _stories
 from crawler.faces.cli.service_commands import _crawl, _demo, _digest, _run, _worker
-from crawler.faces.cli.source_commands import _sources_doctor
+from crawler.faces.cli.source_commands import (
+    _sources_doctor,
+    _sources_export,
+    _sources_import,
+    _sources_list,
+    _sources_remove,
+)
 from crawler.orchestration.startup import DatabaseUnavailable, is_database_unreachable
 from crawler.orchestration.workers import return_large_blocks_promptly
 
@@ -207,6 +213,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("name", metavar="NAME", help="the source's name (sources[].name)")
     doctor.set_defaults(handler=_sources_doctor)
+    listing = source_commands.add_parser("list", help="the configured sources, one a line")
+    listing.set_defaults(handler=_sources_list)
+    remove = source_commands.add_parser(
+        "remove", help="remove a source from config.yaml (its comments and layout kept)"
+    )
+    remove.add_argument("name", metavar="NAME", help="the source's name")
+    remove.set_defaults(handler=_sources_remove)
+    opml_in = source_commands.add_parser(
+        "import",
+        help="add the feeds of an OPML file (a feed reader's export) as sources; a dry run "
+        "that prints the plan unless --write",
+    )
+    opml_in.add_argument("file", metavar="FILE.opml")
+    opml_in.add_argument("--write", action="store_true", help="write the plan to config.yaml")
+    opml_in.add_argument("--every", metavar="DURATION", help="poll interval of the new sources")
+    opml_in.set_defaults(handler=_sources_import)
+    opml_out = source_commands.add_parser(
+        "export", help="the feed sources as OPML 2.0 (for Miniflux, FreshRSS, NetNewsWire …)"
+    )
+    opml_out.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    opml_out.set_defaults(handler=_sources_export)
 
     feedback = commands.add_parser("feedback", help="what readers answered from their messages")
     feedback_commands = feedback.add_subparsers(

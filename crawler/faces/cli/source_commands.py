@@ -1,14 +1,19 @@
-"""`newswatch sources doctor NAME`: one diagnostic poll of a source, step by step
-(crawler/orchestration/doctor.py)."""
+"""`newswatch sources …`: list, remove, import from OPML and export to OPML the
+configured sources (the file edited with its comments kept,
+crawler/domain/config/editing.py), and `sources doctor NAME`, one diagnostic poll
+step by step (crawler/orchestration/doctor.py)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load
 
 if TYPE_CHECKING:
     import argparse
+    from datetime import timedelta
 
 MARKS = {"ok": "ok  ", "warn": "WARN", "failed": "FAIL"}
 
@@ -32,3 +37,95 @@ def _sources_doctor(args: argparse.Namespace) -> int:
         failed |= step.result == FAILED
     print("  nothing was stored; `newswatch status` shows the source's health state")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _sources_list(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not config.sources:
+        print("newswatch: no sources in the configuration")
+        return EXIT_OK
+    width = max(len(source.name) for source in config.sources)
+    for source in config.sources:
+        extra = [f"every {_duration(source.every)}"]
+        if not source.enabled:
+            extra.append("disabled")
+        if source.tags:
+            extra.append(f"tags: {', '.join(source.tags)}")
+        print(f"{source.name:<{width}}  {source.kind:<7}  {source.url}  ({'; '.join(extra)})")
+    return EXIT_OK
+
+
+def _sources_remove(args: argparse.Namespace) -> int:
+    from crawler.domain.config import config_path
+    from crawler.domain.config.editing import remove_source
+
+    path = config_path(args.config)
+    remove_source(path, args.name)
+    print(f"removed source {args.name} from {path}; a running service stops polling it")
+    return EXIT_OK
+
+
+def _sources_import(args: argparse.Namespace) -> int:
+    from crawler.domain.config import config_path
+    from crawler.domain.config.editing import add_sources
+    from crawler.domain.config.opml import OpmlError, import_plan, read_opml
+
+    config = _load(args)
+    try:
+        feeds = read_opml(Path(args.file).read_bytes())
+    except OSError as error:
+        print(f"newswatch: {args.file}: cannot read it: {error.strerror or error}")
+        return EXIT_FAILED
+    except OpmlError as error:
+        print(f"newswatch: {args.file}: {error}")
+        return EXIT_FAILED
+    plan = import_plan(feeds, config.sources, every=args.every)
+    added = [step for step in plan if step.action == "add"]
+    for step in plan:
+        if step.action == "add":
+            tags = step.source.get("tags")
+            also = f"  (tags: {', '.join(tags)})" if isinstance(tags, list) else ""
+            print(f"add   {step.source['name']}  {step.feed.url}{also}")
+        else:
+            print(f"skip  {step.feed.url}: {step.reason}")
+    skipped = len(plan) - len(added)
+    print(f"{len(added)} to add, {skipped} skipped", end="")
+    if not args.write:
+        print("; nothing written (a dry run: --write applies it)")
+        return EXIT_OK
+    if added:
+        path = config_path(args.config)
+        add_sources(path, [step.source for step in added])
+        print(f"; written to {path} (a running service picks them up)")
+    else:
+        print("; nothing to write")
+    return EXIT_OK
+
+
+def _sources_export(args: argparse.Namespace) -> int:
+    from crawler.domain.config.opml import export_opml
+
+    config = _load(args)
+    others = [source.name for source in config.sources if source.kind != "feed"]
+    document = export_opml(config.sources)
+    if args.output:
+        Path(args.output).write_bytes(document)
+        print(f"{len(config.sources) - len(others)} feeds written to {args.output}")
+    else:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+    if others:
+        # Said on stderr: stdout is the OPML document itself.
+        print(
+            f"newswatch: not exported (not feeds, which OPML readers follow): {', '.join(others)}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
