@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from crawler.domain.challenges import detect_challenge
 from crawler.domain.failures import BLOCKING_STATUSES
 from crawler.domain.health import THIN_BODY_CHARS
-from crawler.domain.urls import origin
+from crawler.orchestration.fetching import Fetched, fetch_once
 from spiders.base import basic_authorization
 from spiders.extract import extract_article
 from spiders.feedparse import FeedError, parse_feed
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 OK = "ok"
 WARN = "warn"
 FAILED = "failed"
-# What is read of a response: enough for any feed or page worth polling.
-MAX_BYTES = 10 * 1024 * 1024
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
 
 
@@ -52,61 +50,6 @@ class Step:
     name: str
     result: str  # ok, warn or failed
     detail: str
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    status: int
-    url: str  # after redirects
-    redirects: tuple[tuple[int, str], ...]  # (status, location) per hop
-    content_type: str
-    body: bytes
-    headers: dict[str, str]
-
-
-class _Recorder(urllib.request.HTTPRedirectHandler):
-    """Follows redirects as urllib does, noting each hop's status and target; the
-    source's credentials never follow a redirect to another origin."""
-
-    def __init__(self) -> None:
-        self.hops: list[tuple[int, str]] = []
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        self.hops.append((code, newurl))
-        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if redirected is not None and origin(newurl) != origin(req.full_url):
-            redirected.remove_header("Authorization")
-        return redirected
-
-
-def _fetch(url: str, agent: str, timeout: float, authorization: str | None = None) -> _Fetched:
-    """GET ``url`` (with ``authorization`` on its own origin only); an HTTP error
-    status is a result, not an exception."""
-    recorder = _Recorder()
-    opener = urllib.request.build_opener(recorder)
-    headers = {"User-Agent": agent}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return _Fetched(
-                response.status,
-                response.geturl(),
-                tuple(recorder.hops),
-                response.headers.get("Content-Type", ""),
-                response.read(MAX_BYTES),
-                {name.lower(): value for name, value in response.headers.items()},
-            )
-    except urllib.error.HTTPError as error:
-        return _Fetched(
-            error.code,
-            error.geturl() or url,
-            tuple(recorder.hops),
-            error.headers.get("Content-Type", "") if error.headers else "",
-            error.read(MAX_BYTES) if error.fp else b"",
-            {name.lower(): value for name, value in (error.headers or {}).items()},
-        )
 
 
 def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
@@ -130,7 +73,7 @@ def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
     credentials = source.credentials()
     authorization = basic_authorization(*credentials) if credentials else None
     try:
-        fetched = _fetch(url, agent, timeout, authorization)
+        fetched = fetch_once(url, agent, timeout, authorization)
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         kind = "timed out" if isinstance(reason, TimeoutError) else "cannot connect"
@@ -147,7 +90,7 @@ def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
 def _robots(url: str, agent: str, timeout: float, *, obey: bool) -> Iterator[Step]:
     robots_url = urljoin(url, "/robots.txt")
     try:
-        fetched = _fetch(robots_url, agent, timeout)
+        fetched = fetch_once(robots_url, agent, timeout)
     except (urllib.error.URLError, OSError, ValueError) as error:
         yield Step("robots.txt", WARN, f"could not be read ({error}); polls go on as allowed")
         return
@@ -164,7 +107,7 @@ def _robots(url: str, agent: str, timeout: float, *, obey: bool) -> Iterator[Ste
         yield Step("robots.txt", WARN, "disallows this URL (obey_robots_txt is false)")
 
 
-def _fetch_step(url: str, fetched: _Fetched) -> Step:
+def _fetch_step(url: str, fetched: Fetched) -> Step:
     hops = "".join(f" → {status} {target}" for status, target in fetched.redirects)
     size = f"{len(fetched.body):,} bytes"
     kind = fetched.content_type.split(";")[0].strip() or "no Content-Type"
@@ -197,7 +140,7 @@ def _fetch_step(url: str, fetched: _Fetched) -> Step:
     return Step("Fetch", OK, f"HTTP {fetched.status}{hops}, {kind}, {size}")
 
 
-def _parse(source: SourceConfig, fetched: _Fetched) -> Generator[Step, None, str | None]:
+def _parse(source: SourceConfig, fetched: Fetched) -> Generator[Step, None, str | None]:
     """Parse the document as its kind; returns one article URL to try, if any."""
     kind = fetched.content_type.split(";")[0].strip().lower()
     if source.feed is not None or (source.site is not None and kind in FEED_TYPES):
@@ -243,7 +186,7 @@ def _parse(source: SourceConfig, fetched: _Fetched) -> Generator[Step, None, str
     return None
 
 
-def _advertised_feeds(fetched: _Fetched) -> list[str]:
+def _advertised_feeds(fetched: Fetched) -> list[str]:
     """The feeds an HTML page announces in ``<link rel="alternate">``, as a poll
     reads them (spiders.feeds.discover_feeds)."""
     text = fetched.body.decode("utf-8", errors="replace")
@@ -252,7 +195,7 @@ def _advertised_feeds(fetched: _Fetched) -> list[str]:
 
 def _sample_page(url: str, agent: str, timeout: float) -> Iterator[Step]:
     try:
-        fetched = _fetch(url, agent, timeout)
+        fetched = fetch_once(url, agent, timeout)
     except (urllib.error.URLError, OSError, ValueError) as error:
         yield Step("Article", FAILED, f"{url}: {getattr(error, 'reason', error)}")
         return

@@ -22,6 +22,7 @@ from crawler.faces.cli.feedback_commands import _feedback_show
 from crawler.faces.cli.inspect_commands import _extract, _rules_test, _status, _stories
 from crawler.faces.cli.service_commands import _crawl, _demo, _digest, _run, _worker
 from crawler.faces.cli.source_commands import (
+    _sources_add,
     _sources_doctor,
     _sources_export,
     _sources_import,
@@ -213,6 +214,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("name", metavar="NAME", help="the source's name (sources[].name)")
     doctor.set_defaults(handler=_sources_doctor)
+    add = source_commands.add_parser(
+        "add",
+        help="add a source by its address: a feed, or a site or section page whose feeds "
+        "and news sitemaps are found, tried and offered",
+    )
+    add.add_argument("url", metavar="URL")
+    add.add_argument("--name", help="the source's name (default: from its title)")
+    add.add_argument("--every", metavar="DURATION", help="poll interval (default 15m)")
+    add.add_argument("--yes", action="store_true", help="take the best candidate")
+    add.add_argument("--pick", type=int, metavar="N", help="take candidate N")
+    add.set_defaults(handler=_sources_add)
     listing = source_commands.add_parser("list", help="the configured sources, one a line")
     listing.set_defaults(handler=_sources_list)
     remove = source_commands.add_parser(

@@ -129,3 +129,80 @@ def _duration(span: timedelta) -> str:
         if seconds % size == 0 and seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def _sources_add(args: argparse.Namespace) -> int:
+    from crawler.domain.config import config_path
+    from crawler.domain.config.editing import add_sources
+    from crawler.domain.config.opml import slug
+    from crawler.domain.urls import canonicalize_url
+    from crawler.orchestration.discovery import discover_sources
+    from spiders.settings import user_agent
+
+    config = _load(args)
+    agent = user_agent(config.user_agent_contact)
+    try:
+        candidates = discover_sources(args.url, agent, config.download_timeout.total_seconds())
+    except (OSError, ValueError) as error:
+        print(f"newswatch: {args.url}: {getattr(error, 'reason', None) or error}")
+        return EXIT_FAILED
+    if not candidates:
+        print(
+            f"newswatch: no feed or news sitemap found at {args.url}; a section page "
+            "without one can be added by hand as a listing source (README)"
+        )
+        return EXIT_FAILED
+    known = {canonicalize_url(source.url): source.name for source in config.sources}
+    for number, candidate in enumerate(candidates, 1):
+        where = known.get(canonicalize_url(candidate.url))
+        already = f"  [already a source: {where}]" if where else ""
+        print(
+            f"{number}. {candidate.kind} {candidate.url} ({candidate.how}): "
+            f"{candidate.entries} entries{already}"
+        )
+        for title, published in candidate.samples:
+            when = f"{published:%Y-%m-%d %H:%M} UTC" if published else "no date"
+            print(f"     {when}  {title[:90]}")
+    choice = _choose(args, len(candidates))
+    if choice is None:
+        print("nothing written: choose one with --pick N, or --yes for the first")
+        return EXIT_OK if not args.pick else EXIT_CONFIG
+    chosen = candidates[choice - 1]
+    if (name := known.get(canonicalize_url(chosen.url))) is not None:
+        print(f"newswatch: {chosen.url} is already the source {name}")
+        return EXIT_CONFIG
+    names = {source.name for source in config.sources}
+    base = args.name or slug(chosen.title) or slug(urlsplit_host(chosen.url)) or "source"
+    name, number = base, 2
+    while name in names and not args.name:
+        name, number = f"{base}-{number}", number + 1
+    entry: dict[str, object] = {"name": name, chosen.kind: chosen.url}
+    if args.every:
+        entry["every"] = args.every
+    path = config_path(args.config)
+    add_sources(path, [entry])
+    print(
+        f"added source {name} ({chosen.kind} {chosen.url}) to {path}; a running service picks it up"
+    )
+    return EXIT_OK
+
+
+def _choose(args: argparse.Namespace, count: int) -> int | None:
+    """The candidate to add: --pick N, the first with --yes, else asked on a
+    terminal; None when nothing is chosen."""
+    if args.pick:
+        return args.pick if 1 <= args.pick <= count else None
+    if args.yes:
+        return 1
+    if not sys.stdin.isatty():
+        return None
+    answer = input(f"add which? [1-{count}, Enter for 1, n for none] ").strip().lower()
+    if answer in ("", "y", "yes"):
+        return 1
+    return int(answer) if answer.isdigit() and 1 <= int(answer) <= count else None
+
+
+def urlsplit_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
