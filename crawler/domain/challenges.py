@@ -137,11 +137,11 @@ _HTML_START = re.compile(
     rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head)\b",
     re.IGNORECASE | re.DOTALL,
 )
-_TITLE_OPEN = re.compile(r"<title\b[^>]*>", re.IGNORECASE)
 # Where an invisible block opens: scanned for, then closed with str.find, so that a
 # page of unclosed tags costs one pass (a lazy ``.*?`` to a missing close tag would
 # rescan the rest of the page from every opening: seconds on a crafted page).
 _INVISIBLE_OPEN = re.compile(r"<(script|style|template)\b|<!--", re.IGNORECASE)
+_ENCODED = {marker: marker.encode() for marker, _, _ in (*_STRONG, *_WEAK)}
 _TAG = re.compile(r"<[^<>]*>")  # not "[^>]*": a run of unclosed "<" would be quadratic
 
 
@@ -158,22 +158,24 @@ def detect_challenge(status: int, headers: Mapping[str, str], body: bytes) -> Ch
     head = body[:SCAN_BYTES]
     if not _HTML_START.match(head):
         return None
-    text = head.decode("utf-8", "replace")
-    lowered = text.lower()
-    title = _title(text)
+    # Markers are ASCII: looked for in the lower-cased bytes (bytes.lower() is a
+    # fraction of str.lower()'s cost, and this runs on every page a poll fetches).
+    lowered = head.lower()
+    title = _title(head, lowered)
     if title is not None and title.lower() in _TITLES:
         vendor, kind = _TITLES[title.lower()]
         return Challenge(vendor, kind, f"title {title!r}")
+    if len(body) > STRONG_MAX_BYTES:  # too big for any marker to count
+        return None
     strong = _first_marker(lowered, _STRONG)
     if strong is not None:
-        if len(body) > STRONG_MAX_BYTES:
-            return None
-        whole = text if len(body) <= SCAN_BYTES else body.decode("utf-8", "replace")
-        return strong if _text_size(whole) <= STRONG_MAX_TEXT else None
+        whole = body if len(body) <= SCAN_BYTES else body[:STRONG_MAX_BYTES]
+        text = whole.decode("utf-8", "replace")
+        return strong if _text_size(text) <= STRONG_MAX_TEXT else None
     if len(body) > STUB_MAX_BYTES:
         return None
     weak = _weak_marker(lowered)
-    if weak is None or _text_size(text) > STUB_MAX_TEXT:
+    if weak is None or _text_size(head.decode("utf-8", "replace")) > STUB_MAX_TEXT:
         return None
     return weak
 
@@ -202,29 +204,31 @@ def _by_headers(status: int, headers: Mapping[str, str]) -> Challenge | None:
     return None
 
 
-def _title(text: str) -> str | None:
+def _title(head: bytes, lowered: bytes) -> str | None:
     """The page's first ``<title>``, unescaped, whitespace collapsed (None without
     one, or without its closing tag)."""
-    found = _TITLE_OPEN.search(text)
-    if found is None:
+    start = lowered.find(b"<title")
+    if start < 0:
         return None
-    end = text.lower().find("</title", found.end())
+    opened = lowered.find(b">", start)
+    end = lowered.find(b"</title", opened) if opened >= 0 else -1
     if end < 0:
         return None
-    return " ".join(html.unescape(text[found.end() : end]).split())
+    text = head[opened + 1 : end].decode("utf-8", "replace")
+    return " ".join(html.unescape(text).split())
 
 
-def _weak_marker(lowered: str) -> Challenge | None:
-    if "edgesuite" in lowered and _is_akamai_denial(lowered):
+def _weak_marker(lowered: bytes) -> Challenge | None:
+    if b"edgesuite" in lowered and _is_akamai_denial(lowered.decode("utf-8", "replace")):
         return Challenge("Akamai", ChallengeKind.BLOCK, "marker 'errors.edgesuite.net'")
     return _first_marker(lowered, _WEAK)
 
 
 def _first_marker(
-    lowered: str, markers: tuple[tuple[str, str, ChallengeKind], ...]
+    lowered: bytes, markers: tuple[tuple[str, str, ChallengeKind], ...]
 ) -> Challenge | None:
     for marker, vendor, kind in markers:
-        if marker in lowered:
+        if _ENCODED[marker] in lowered:
             return Challenge(vendor, kind, f"marker {marker!r}")
     return None
 
