@@ -34,6 +34,36 @@ def _health(config: PathType) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in json.loads(status.stdout)["sources"]}
 
 
+def _operated(
+    site: NewsSite, folder: PathType, source: dict[str, Any], receiver: Any, *, min_gap: str
+) -> PathType:
+    """A config polling ``source`` every second whose operators are ops@example.org
+    and the webhook ``receiver`` (its secret in $OPS_KEY)."""
+    hook = {"name": "ops-room", "kind": "webhook", "url": receiver.url(), "secret_env": "OPS_KEY"}
+    settings = site_config(
+        site,
+        folder,
+        sources=[source],
+        max_backoff="1s",
+        channels=[hook],
+        operators={"recipients": ["ops@example.org"], "channels": ["ops-room"], "min_gap": min_gap},
+    )
+    return write_config(folder, **settings)
+
+
+def _notices(outbox: PathType) -> list[str]:
+    """The text of each message to the operators in ``outbox``, oldest first."""
+    import email
+    import email.policy
+
+    found = []
+    for path in sorted(outbox.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["To"] == "ops@example.org":
+            found.append(message.get_content())  # type: ignore[attr-defined]
+    return found
+
+
 def test_a_403_feed_is_blocked_at_the_second_refused_poll(
     news_site: NewsSite, tmp_path: PathType
 ) -> None:
@@ -152,33 +182,16 @@ def test_the_running_service_tells_operators_once_by_email_and_webhook(
     """The whole path: `newswatch run` polls a feed that starts refusing it; the
     operators get one message on each channel when it is blocked, with the evidence,
     none while it stays blocked, and one when it recovers."""
-    import email
-    import email.policy
 
     from receivers import Receiver
     from test_web import _wait_for, running_service
 
     receiver = Receiver().start()
-    settings = site_config(
-        news_site,
-        tmp_path,
-        sources=[{"name": "world", "feed": news_site.url("world/rss.xml"), "every": "1s"}],
-        max_backoff="1s",
-        channels=[
-            {"name": "ops-room", "kind": "webhook", "url": receiver.url(), "secret_env": "OPS_KEY"}
-        ],
-        operators={"recipients": ["ops@example.org"], "channels": ["ops-room"], "min_gap": "1s"},
-    )
-    config = write_config(tmp_path, **settings)
-    outbox = tmp_path / "outbox"
+    source = {"name": "world", "feed": news_site.url("world/rss.xml"), "every": "1s"}
+    config = _operated(news_site, tmp_path, source, receiver, min_gap="1s")
 
     def notices() -> list[str]:
-        found = []
-        for path in sorted(outbox.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if message["To"] == "ops@example.org":
-                found.append(message.get_content())  # type: ignore[attr-defined]
-        return found
+        return _notices(tmp_path / "outbox")
 
     news_site.script("world/rss.xml", [Reply(200), Reply(403)])  # then 403 at every poll
     try:
@@ -216,8 +229,6 @@ def test_the_running_service_tells_operators_of_each_state_once(
     quiet_after), fails (the feed turns into a page that is no feed), degrades (its
     pages lose their text) or moves (301) is told to the operators once, with the
     evidence, by email and on the webhook channel."""
-    import email
-    import email.policy
 
     from receivers import Receiver
     from test_web import _wait_for, running_service
@@ -258,26 +269,10 @@ def test_the_running_service_tells_operators_of_each_state_once(
 
         publish("a", " ".join(["The harbour council met to vote on the new plan."] * 20))
     receiver = Receiver().start()
-    settings = site_config(
-        news_site,
-        tmp_path,
-        sources=[source],
-        max_backoff="1s",
-        channels=[
-            {"name": "ops-room", "kind": "webhook", "url": receiver.url(), "secret_env": "OPS_KEY"}
-        ],
-        operators={"recipients": ["ops@example.org"], "channels": ["ops-room"], "min_gap": "1h"},
-    )
-    config = write_config(tmp_path, **settings)
-    outbox = tmp_path / "outbox"
+    config = _operated(news_site, tmp_path, source, receiver, min_gap="1h")
 
     def notices() -> list[str]:
-        found = []
-        for path in sorted(outbox.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if message["To"] == "ops@example.org":
-                found.append(message.get_content())  # type: ignore[attr-defined]
-        return found
+        return _notices(tmp_path / "outbox")
 
     try:
         with running_service(config, env={"OPS_KEY": "k" * 32}):
