@@ -14,6 +14,13 @@ RUN groupadd --system --gid 10001 newswatch \
     && mkdir -p /app /config /data \
     && chown newswatch:newswatch /data
 
+# Debian's Chromium, for sources with `render: browser` (started only by those).
+# Not pinned: a browser that reads the web must take Debian's security updates.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 # The same install the README's quick start does, without the editable flag: the
 # locked dependencies first (pinned, hash-checked; a layer that outlives code

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import scrapy
 from scrapy.exceptions import (
@@ -49,9 +49,11 @@ from crawler.domain.urls import (
     redact_text,
     redact_url,
 )
-from spiders.failures import BotChallengeError, classify_failure
+from spiders.failures import BotChallengeError, classify_failure, is_browser_error
+from spiders.rendering import BROWSER_HANDLERS, CUT_AFTER, browser_meta
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
 
     from crawler.domain.config import SourceConfig
@@ -87,6 +89,15 @@ class SourceSpider(scrapy.Spider):
         self._authorization = basic_authorization(*credentials) if credentials else None
         self._auth_origin = origin(source.url)
 
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.source.uses_browser:
+            # Before the crawl's settings freeze: its pages go through the browser's
+            # handler (the only way Playwright is ever imported).
+            crawler.settings.set("DOWNLOAD_HANDLERS", BROWSER_HANDLERS, priority="spider")
+        return spider
+
     async def start(self) -> AsyncIterator[Any]:
         yield self.first_request()
 
@@ -101,10 +112,15 @@ class SourceSpider(scrapy.Spider):
     ) -> scrapy.Request:
         """A request for an index page; ``conditional`` ones send the validators."""
         headers = self.auth_headers(url)
-        if conditional and self.state.etag:
+        rendered = self.source.render == "browser"
+        # A rendered page's content comes from its scripts' requests too, which a 304
+        # for the page itself says nothing about: only its rendered text is compared.
+        if conditional and self.state.etag and not rendered:
             headers["If-None-Match"] = self.state.etag
-        if conditional and self.state.last_modified:
+        if conditional and self.state.last_modified and not rendered:
             headers["If-Modified-Since"] = self.state.last_modified
+        if rendered:
+            meta = {**meta, **browser_meta(self.source.links)}
         return scrapy.Request(
             url,
             callback=callback,
@@ -130,6 +146,7 @@ class SourceSpider(scrapy.Spider):
         outcome, for the poll to remember.
         """
         self.note_moved(response)
+        self.note_cut(response)
         conditional = response.meta.get(CONDITIONAL, False)
         if response.status == 304:
             self.outcome.not_modified = True
@@ -161,6 +178,20 @@ class SourceSpider(scrapy.Spider):
             reasons[0],
             redact_url(response.url),
         )
+
+    def note_cut(self, response: Response) -> None:
+        """A rendered page still loading at the time limit was read as far as it got:
+        said once per poll, in the log and the poll's warnings."""
+        seconds = response.meta.get(CUT_AFTER)
+        if seconds is None:
+            return
+        message = (
+            f"{redact_url(response.url)} was still loading after {seconds:.0f}s "
+            "(browser.page_timeout): read as far as it got"
+        )
+        if message not in self.outcome.warnings:
+            self.outcome.warnings.append(message)
+            logger.warning("source %s: %s", self.source.name, message)
 
     def index_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
@@ -277,6 +308,7 @@ class SourceSpider(scrapy.Spider):
                 errback=self.article_failed,
                 headers=self.auth_headers(link.url),
                 cb_kwargs={"link": link},
+                meta=browser_meta(None) if self.source.render_articles else {},
                 # Scrapy's queue is last-in first-out; keep the index's order (newest first).
                 priority=len(new_urls) - rank,
             )
@@ -292,6 +324,7 @@ class SourceSpider(scrapy.Spider):
                 _header(response, "Content-Type") or "no type",
             )
             return
+        self.note_cut(response)
         article, keys = await self.context.extract(
             response.body, response.url, _header(response, "Content-Type")
         )
@@ -366,6 +399,10 @@ def describe_failure(
         reason = f"HTTP {response.status}"
         retry_after = response.request.meta.get("retry_after") if response.request else None
         return f"{reason} (Retry-After {retry_after:.0f}s)" if retry_after else reason
+    if failure.value is not None and is_browser_error(failure.value):
+        # Playwright's message: one line of what happened, then its call log.
+        first = str(failure.value).strip().splitlines()[:1]
+        return f"browser: {first[0] if first else type(failure.value).__name__}"
     message = " ".join(failure.getErrorMessage().split())
     if failure.check(IgnoreRequest):
         return message or "request ignored"

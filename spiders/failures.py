@@ -86,6 +86,8 @@ def classify_failure(failure: Failure) -> tuple[FailureClass, int | None]:
     for error in errors:
         if isinstance(error, DownloadTimeoutError | TimeoutError | TCPTimedOutError):
             return FailureClass.TIMEOUT, None
+        if is_browser_error(error) and type(error).__name__ == "TimeoutError":
+            return FailureClass.TIMEOUT, None
         if isinstance(error, DNSLookupError | CannotResolveHostError | UnknownHostError):
             return FailureClass.DNS, None
     for error in errors:
@@ -99,6 +101,12 @@ def classify_failure(failure: Failure) -> tuple[FailureClass, int | None]:
         ):
             return FailureClass.CONNECT, None
     return FailureClass.OTHER, None
+
+
+def is_browser_error(error: BaseException) -> bool:
+    """An error raised by Playwright (told by its module: importing Playwright to ask
+    would load it into services that never render a page)."""
+    return type(error).__module__.startswith("playwright")
 
 
 def _chain(error: BaseException, depth: int = 0) -> Iterator[BaseException]:

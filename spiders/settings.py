@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self
 from scrapy.settings import Settings
 
 from crawler import __version__
+from spiders.rendering import BROWSER_HANDLERS, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
     from crawler.domain.config import Config
@@ -135,11 +136,36 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
             }
             for host, domain in config.domains.items()
         },
+        **browser_settings(config),
         "NEWSWATCH_MAX_RETRY_AFTER": config.max_retry_after.total_seconds(),
         "NEWSWATCH_MAX_CRAWL_DELAY": 60.0,
         "NEWSWATCH_DENY_PRIVATE_ADDRESSES": config.fetch_policy.deny_private_addresses,
         "NEWSWATCH_DENY_NETWORKS": list(config.fetch_policy.deny_networks),
         "NEWSWATCH_WEB_ADDRESS": (config.web.host, config.web.port) if config.web.enabled else None,
+    }
+
+
+def browser_settings(config: Config) -> dict[str, Any]:
+    """scrapy-playwright's settings and newswatch's browser limits: plain data, read
+    only by spiders.browser, which a crawl loads only when its source renders pages
+    (its spider names the handler: spiders.rendering)."""
+    browser = config.browser
+    return {
+        "PLAYWRIGHT_BROWSER_TYPE": "chromium",
+        "PLAYWRIGHT_LAUNCH_OPTIONS": {
+            "executable_path": str(browser.executable) if browser.executable else None,
+            "headless": True,
+            "args": CHROMIUM_ARGS,
+        },
+        "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": browser.page_timeout.total_seconds() * 1000,
+        # One context per poll, closed with it; the pages it renders at once are also
+        # bounded across polls (spiders.browser.BrowserHost).
+        "PLAYWRIGHT_MAX_CONTEXTS": 1,
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": browser.max_pages,
+        "NEWSWATCH_BROWSER_MAX_PAGES": browser.max_pages,
+        "NEWSWATCH_BROWSER_PAGE_TIMEOUT": browser.page_timeout.total_seconds(),
+        "NEWSWATCH_BROWSER_IDLE_CLOSE": browser.idle_close.total_seconds(),
+        "NEWSWATCH_BROWSER_BLOCK": list(browser.block),
     }
 
 
@@ -192,6 +218,13 @@ def cluster_settings(config: Config, worker_id: str) -> dict[str, Any]:
         # One crawl holds every poll's responses here, not one crawl per poll: Scrapy's
         # default (5 MB) rather than the per-poll 1 MB.
         "SCRAPER_SLOT_MAX_ACTIVE_SIZE": 5_000_000,
+        # One crawl for every source: it renders pages if any source asks for it
+        # (a worker started before the first such source was added needs a restart).
+        **(
+            {"DOWNLOAD_HANDLERS": BROWSER_HANDLERS}
+            if any(source.uses_browser for source in config.sources)
+            else {}
+        ),
         "NEWSWATCH_QUEUE_PREFIX": config.cluster.queue_prefix,
         "NEWSWATCH_WORKER_ID": worker_id,
     }

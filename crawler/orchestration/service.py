@@ -40,6 +40,7 @@ from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
 from crawler.orchestration.story_index import StoryIndexFollower, load_story_index
 from crawler.orchestration.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
+from spiders.rendering import close_browser
 from spiders.settings import PollSettings, scrapy_settings
 
 if TYPE_CHECKING:
@@ -582,6 +583,7 @@ class NewswatchService:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         await self.context.drain()
+        await close_browser()
         await asyncio.to_thread(self.context.database.shutdown)
         await asyncio.to_thread(self.context.cpu.shutdown)
         self.store.close()

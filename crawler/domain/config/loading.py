@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from crawler.domain.config.browser import find_chromium
 from crawler.domain.config.channels import apprise_url_problem
 from crawler.domain.config.schema import Config
 from crawler.domain.config.values import (
@@ -131,7 +132,7 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(_validation_message(path, node, error)) from error
     if problems := _missing_secrets(config, node, path):
         raise ConfigError("\n".join(problems))
-    return _resolve_paths(config, path)
+    return _with_chromium(_resolve_paths(config, path), node, path)
 
 
 _TAG_KINDS = {
@@ -418,3 +419,25 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
             line = child.start_mark.line + 1
         node = child
     return line
+
+
+def _with_chromium(config: Config, node: yaml.Node | None, path: Path) -> Config:
+    """With a source rendered in a browser, the Chromium it needs, found now (the
+    file's error, not a poll's); without one, the config as it is, nothing looked up."""
+    index = next((i for i, source in enumerate(config.sources) if source.uses_browser), None)
+    if index is None:
+        return config
+    chromium, problem = find_chromium(config.browser.executable)
+    if chromium is None:
+        source = config.sources[index]
+        loc: tuple[int | str, ...] = (
+            ("browser", "executable")
+            if config.browser.executable is not None
+            else ("sources", index, "render" if source.render == "browser" else "render_articles")
+        )
+        raise ConfigError(
+            f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
+            f"source {source.name} is rendered in a browser, but {problem}"
+        )
+    browser = config.browser.model_copy(update={"executable": chromium})
+    return config.model_copy(update={"browser": browser})

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from crawler.domain.config.browser import BrowserConfig
 from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
@@ -391,6 +392,7 @@ class Config(_Strict):
     )
     obey_robots_txt: bool = True
     fetch_policy: FetchPolicyConfig = Field(default_factory=FetchPolicyConfig)
+    browser: BrowserConfig = Field(default_factory=BrowserConfig)
     workers: int | None = Field(
         default=None,
         ge=0,

@@ -48,6 +48,14 @@ class SourceConfig(_Strict):
     tags: list[Name] = Field(
         default_factory=list, description="Labels, e.g. the folders of an OPML import."
     )
+    render: Literal["http", "browser"] = Field(
+        default="http",
+        description="browser: render the listing pages in headless Chromium, for "
+        "section pages that build their links in JavaScript.",
+    )
+    render_articles: bool = Field(
+        default=False, description="Render the article pages in headless Chromium too."
+    )
     quiet_after: Duration | None = Field(
         default=None,
         description="Quiet after this long without a new article, instead of the "
@@ -94,7 +102,17 @@ class SourceConfig(_Strict):
             raise ValueError("a listing source needs `links`: the CSS or XPath of article links")
         if self.listing is None and (self.links or self.next or self.pages != 1):
             raise ValueError("links, next and pages apply to listing sources only")
+        if self.render == "browser" and self.listing is None:
+            raise ValueError(
+                "render: browser applies to listing sources (feeds and sitemaps are "
+                "data, not pages); to render the article pages, set render_articles: true"
+            )
         return self
+
+    @property
+    def uses_browser(self) -> bool:
+        """True when any of its pages are rendered in headless Chromium."""
+        return self.render == "browser" or self.render_articles
 
     @property
     def kind(self) -> str:

@@ -1,0 +1,261 @@
+"""Sources whose section pages are built by JavaScript, rendered in the system's Chromium.
+
+The fixture section page holds no article link: its script fetches a JSON file
+from the same server and writes the links into the page, as many news sites'
+front ends do. Polls run as a user runs them (``newswatch crawl``), with the same
+Chromium the browser tests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from conftest import CHROMIUM, run_newswatch, site_config, write_config
+from newssite import Reply
+
+from crawler.domain.config import ConfigError, load_config
+from crawler.storage.store import Store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from newssite import NewsSite
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+ARTICLES = ["articles/cup-final.html", "articles/palmyra-museum.html"]
+
+SCRIPT_BUILT_SECTION = b"""<!doctype html>
+<html><head><title>World</title></head>
+<body>
+  <header><a href="/">Home</a></header>
+  <img src="/js/banner.jpg" alt="">
+  <main id="root"></main>
+  <script>
+    fetch("/js/stories.json")
+      .then((response) => response.json())
+      .then((stories) => {
+        const list = document.createElement("ul");
+        list.className = "stories";
+        for (const story of stories) {
+          const item = document.createElement("li");
+          const link = document.createElement("a");
+          link.href = story.url;
+          link.textContent = story.title;
+          item.append(link);
+          list.append(item);
+        }
+        document.getElementById("root").append(list);
+      });
+  </script>
+</body></html>
+"""
+
+NEVER_LOADS = b"""<!doctype html>
+<html><head><title>Slow</title></head>
+<body>
+  <p>The page's script never arrives.</p>
+  <script src="/slow/never.js"></script>
+  <ul class="stories"><li><a href="/articles/cup-final.html">Cup final</a></li></ul>
+</body></html>
+"""
+
+SCRIPT_WRITTEN_ARTICLE = b"""<!doctype html>
+<html lang="en"><head><title>Dam talks resume on the Mekong</title>
+<meta property="article:published_time" content="2024-02-14T09:00:00+00:00"></head>
+<body><article><h1>Dam talks resume on the Mekong</h1><div id="body"></div></article>
+<script>
+  const paragraphs = [
+    "Negotiators from four countries met in Vientiane on Wednesday to resume talks on the "
+    + "operation of hydropower dams along the Mekong river, after a dry season that left "
+    + "fishing communities downstream with record low water levels.",
+    "The meeting, the first in eighteen months, was called after farmers in the delta "
+    + "reported salt water reaching rice fields forty kilometres inland, officials said.",
+    "Delegates agreed to share daily water level readings from every dam on the main stream "
+    + "and to meet again before the monsoon, according to a joint statement.",
+  ];
+  document.getElementById("body").innerHTML =
+    paragraphs.map((text) => "<p>" + text + "</p>").join("");
+</script></body></html>
+"""
+
+
+def _serve_section(site: NewsSite, delay: float = 0.3) -> None:
+    stories = [{"url": site.url(path), "title": path.rsplit("/", 1)[1]} for path in ARTICLES]
+    site.set_content("js/index.html", SCRIPT_BUILT_SECTION, "text/html; charset=utf-8")
+    # The data arrives a moment after the page: the page is read once the links are there.
+    site.script("js/stories.json", [Reply(delay=delay)])
+    site.set_content("js/stories.json", json.dumps(stories).encode(), "application/json")
+    site.set_content("js/banner.jpg", b"\xff\xd8\xff\xe0 not really a picture", "image/jpeg")
+
+
+def _listing(site: NewsSite, name: str = "world", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "listing": site.url("js/"), "links": "ul.stories a", **extra}
+
+
+def _crawl(
+    site: NewsSite, folder: Path, sources: list[dict[str, Any]], **settings: Any
+) -> tuple[subprocess.CompletedProcess[str], Store]:
+    config = write_config(folder, **site_config(site, folder, sources=sources, **settings))
+    result = run_newswatch(config, "crawl")
+    return result, Store.from_url(load_config(config).database)
+
+
+def _stored(store: Store) -> set[str]:
+    return {article.url.split("/", 3)[3] for article in store.articles()}
+
+
+def test_a_script_built_section_page_is_read_in_the_browser(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    _serve_section(news_site)
+    result, store = _crawl(news_site, tmp_path, [_listing(news_site, render="browser")])
+    assert result.returncode == 0, result.stderr
+    assert _stored(store) == set(ARTICLES)
+    # The page and its data went through the browser, the articles through Scrapy;
+    # the picture was never asked for.
+    assert news_site.requests_for("js/stories.json")
+    assert not news_site.requests_for("js/banner.jpg")
+    page = {name.lower(): value for name, value in news_site.requests_for("js/")[0].headers.items()}
+    assert page["user-agent"].startswith("newswatch/")
+    # robots.txt was asked for first, as for any other page.
+    assert news_site.paths_requested().index("/robots.txt") < news_site.paths_requested().index(
+        "/js/"
+    )
+
+
+def test_without_the_browser_the_same_page_has_no_links(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    _serve_section(news_site)
+    result, store = _crawl(news_site, tmp_path, [_listing(news_site)])
+    assert result.returncode == 0, result.stderr
+    assert _stored(store) == set()
+    assert not news_site.requests_for("js/stories.json")
+    assert "no links match" in result.stderr
+
+
+def test_a_page_that_never_finishes_loading_is_cut_and_the_rest_goes_on(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    _serve_section(news_site)
+    news_site.set_content("slow/index.html", NEVER_LOADS, "text/html; charset=utf-8")
+    news_site.script("slow/never.js", [Reply(delay=60)])
+    sources = [
+        {"name": "slow", "listing": news_site.url("slow/"), "links": "ul.stories a"},
+        _listing(news_site),
+        {"name": "feed", "feed": news_site.url("world/rss.xml")},
+    ]
+    sources[0]["render"] = sources[1]["render"] = "browser"
+    started = time.monotonic()
+    result, store = _crawl(news_site, tmp_path, sources, browser={"page_timeout": "2s"})
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "was still loading after 2s (browser.page_timeout)" in result.stderr
+    # The other sources were polled and stored all the same, well within the
+    # never-ending script's minute.
+    assert set(ARTICLES) <= _stored(store)
+    assert "articles/army-pressures-isis.html" in _stored(store)
+    assert elapsed < 45
+    # Both rendered sources used the one browser the crawl started.
+    assert result.stderr.count("browser started") == 1, result.stderr
+
+
+def test_article_pages_written_by_script_are_rendered_too(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    _serve_section(news_site)
+    stories = [{"url": news_site.url("js/mekong.html"), "title": "Mekong"}]
+    news_site.set_content("js/stories.json", json.dumps(stories).encode(), "application/json")
+    news_site.set_content("js/mekong.html", SCRIPT_WRITTEN_ARTICLE, "text/html; charset=utf-8")
+    result, store = _crawl(
+        news_site, tmp_path, [_listing(news_site, render="browser", render_articles=True)]
+    )
+    assert result.returncode == 0, result.stderr
+    (article,) = store.articles()
+    assert article.title == "Dam talks resume on the Mekong"
+    assert "salt water reaching rice fields" in article.body
+
+
+def test_render_browser_needs_a_listing_and_a_chromium(news_site: NewsSite, tmp_path: Path) -> None:
+    feed = {"name": "feed", "feed": news_site.url("world/rss.xml"), "render": "browser"}
+    config = write_config(tmp_path, **site_config(news_site, tmp_path, sources=[feed]))
+    with pytest.raises(ConfigError, match="render: browser applies to listing sources"):
+        load_config(config)
+
+    settings = site_config(
+        news_site,
+        tmp_path,
+        sources=[_listing(news_site, render="browser")],
+        browser={"executable": str(tmp_path / "no-such-chromium")},
+    )
+    config = write_config(tmp_path, **settings)
+    with pytest.raises(ConfigError, match=r"browser\.executable \(line \d+\).*not an executable"):
+        load_config(config)
+
+
+def test_a_service_without_browser_sources_never_imports_playwright(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    probe = (
+        "import sys\n"
+        "from crawler.faces.cli import main\n"
+        f"code = main(['--config', {str(config)!r}, 'crawl'])\n"
+        "print('playwright loaded' if 'playwright' in sys.modules else 'no playwright')\n"
+        "sys.exit(code or 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no playwright" in result.stdout
+    assert Store.from_url(load_config(config).database).articles()
+
+
+def test_the_browser_is_shared_bounded_and_closed_when_idle() -> None:
+    from spiders.browser import BrowserBusyError, BrowserHost
+    from spiders.rendering import CHROMIUM_ARGS
+
+    options = {"executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
+
+    async def scenario() -> list[str]:
+        seen = []
+        host = BrowserHost()
+        host.configure(max_pages=2, idle_close=0.3)
+        first = await host.lease(options)
+        second = await host.lease(options)
+        seen.append(f"one browser for two polls: {first is second}, {host.launches}")
+        slots = [await host.page_slot(1.0), await host.page_slot(1.0)]
+        try:
+            await host.page_slot(0.2)
+        except BrowserBusyError as busy:
+            seen.append(str(busy))
+        slots[0].release()
+        slots[0].release()  # twice: still one place given back
+        slots.append(await host.page_slot(0.2))
+        host.release()
+        await asyncio.sleep(0.5)
+        seen.append(f"running with a poll still on it: {host.running}")
+        host.release()
+        await asyncio.sleep(0.8)
+        seen.append(f"running after the idle time: {host.running}")
+        await host.lease(options)
+        seen.append(f"started again on need: {host.running}, {host.launches}")
+        host.release()
+        await host.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "one browser for two polls: True, 1",
+        "no browser page free within 0s: 2 pages were rendering (browser.max_pages)",
+        "running with a poll still on it: True",
+        "running after the idle time: False",
+        "started again on need: True, 2",
+    ]
