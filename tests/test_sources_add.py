@@ -1,17 +1,28 @@
 """`newswatch sources add URL` on the fixture site on loopback: a feed is added as it
 is; a site's page offers the feeds it announces, each tried (entries, sample
-headlines with dates), best first; the file keeps its comments."""
+headlines with dates), best first; a section page with neither feed nor sitemap is
+offered as a listing with its article links' selector, which polls; a page built by
+JavaScript, or one with nothing, is said to be so and nothing is written; the file
+keeps its comments; a running service polls what was added without a restart."""
 
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conftest import run_newswatch, site_config, write_config
+import pytest
+from conftest import NEWSWATCH, run_newswatch, site_config, write_config
 from newssite import NewsSite
 
 from crawler.domain.config import load_config
 from crawler.storage.store import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +147,56 @@ def test_a_page_built_by_javascript_is_said_to_be_so(news_site: NewsSite, tmp_pa
     ]
     assert "Traceback" not in result.stderr
     assert config.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_running_service_polls_an_added_source_without_a_restart(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    """`sources add` replaces config.yaml whole; the running service sees the file
+    change and polls the new source, in the same process."""
+    settings = site_config(news_site, tmp_path)
+    settings["sources"] = [{"name": "world", "feed": news_site.url("world/rss.xml")}]
+    config = write_config(tmp_path, **settings)
+    log = tmp_path / "service.log"
+    process = subprocess.Popen(
+        [NEWSWATCH, "--config", str(config), "run"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    store = Store.from_url(settings["database"])
+
+    def stored() -> set[str]:
+        try:
+            return {article.url.rsplit("/", 1)[1] for article in store.articles()}
+        except Exception:  # the service may not have made its tables yet
+            return set()
+
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    try:
+        wait_for(lambda: "palmyra-museum.html" in stored(), "the world feed's first poll")
+        added = run_newswatch(config, "sources", "add", news_site.url("latest/"), "--yes")
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert "a running service picks it up" in added.stdout
+        # Only the new listing links these two (the world feed does not).
+        wait_for(
+            lambda: {"satellite-palmyra.html", "memory-crisis.html"} <= stored(),
+            "the added listing's articles",
+        )
+        assert process.poll() is None  # the same process: no restart
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log.read_text()
+    assert "configuration reloaded: 2 sources" in output
+    assert "Traceback" not in output

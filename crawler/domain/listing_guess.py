@@ -41,6 +41,8 @@ MIN_ARTICLE_SHARE = 0.6
 ANCESTORS = 5
 MAX_TRIED = 40
 MAX_GUESSES = 3
+# Links looked at, in page order: a story list comes well before this many.
+MAX_ANCHORS = 3_000
 # Words of a path segment that mark a page of links, not an article.
 NAV_SEGMENTS = frozenset(
     {
@@ -112,7 +114,7 @@ def guess_listing_links(html: str, url: str) -> list[ListingGuess]:
         return []
     host = _site_host(url)
     proposed: dict[str, set[int]] = defaultdict(set)
-    anchors = page.css("a[href]")
+    anchors = page.css("a[href]")[:MAX_ANCHORS]
     for index, anchor in enumerate(anchors):
         target = _target(anchor, url, host)
         if target is None:
@@ -168,7 +170,11 @@ def _prefiltered(
 
 def _score(selector: str, page: Selector, url: str, host: str) -> ListingGuess | None:
     headlines: dict[str, str] = {}
-    for anchor in page.css(selector):
+    try:
+        matched = page.css(selector)
+    except Exception:  # cssselect's errors for a tag name CSS cannot say: not a guess
+        return None
+    for anchor in matched:
         target = _target(anchor, url, host)
         if target is None:
             continue
