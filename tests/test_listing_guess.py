@@ -57,6 +57,19 @@ DATED = _page(
     )
     + '</div><div class="pager"><a href="/section/page/2">Next page of stories</a></div>'
 )
+THUMBNAILS = _page(
+    "".join(
+        f'<div class="card"><a href="/news/{slug}"><img alt=""></a> '
+        f'<a href="/news/{slug}">{title}</a> <p>In <a href="/tag/town-{n}">Town</a></p></div>'
+        for n, (slug, title) in enumerate(
+            (
+                ("ferry-service-resumes-after-storm", "Ferry service resumes after the storm"),
+                ("school-year-starts-early", "School year starts a week early"),
+                ("library-extends-opening-hours", "Library extends its opening hours"),
+            )
+        )
+    )
+)
 TAG_CLOUD = _page(
     '<ul class="tags">'
     + "".join(
@@ -99,11 +112,26 @@ CJK = _page(
                 "2024/02/09/1234410.html",
             ],
         ),
+        (
+            THUMBNAILS,
+            [
+                "news/ferry-service-resumes-after-storm",
+                "news/school-year-starts-early",
+                "news/library-extends-opening-hours",
+            ],
+        ),
         (CJK, ["a/20240212.html", "a/20240211.html", "a/20240210.html"]),
         (TAG_CLOUD, None),
         (_page("<p>Nothing but <a href='/news/one-two-three'>a single story link</a>.</p>"), None),
     ],
-    ids=["article-h2-teasers", "dated-cards-with-thumbnails", "cjk-headlines", "tags", "one-link"],
+    ids=[
+        "article-h2-teasers",
+        "dated-cards-with-thumbnails",
+        "thumbnail-beside-headline",
+        "cjk-headlines",
+        "tags",
+        "one-link",
+    ],
 )
 def test_the_guess_picks_the_article_links_and_nothing_else(
     html: str, articles: list[str] | None

@@ -5,7 +5,8 @@ has neither feed nor news sitemap.
 A section page repeats one markup for its stories (``article h2 a``, ``.story-list
 li a``) and has other links around them: menus, tags, authors, pagination, promos.
 Every same-site link proposes the selectors its ancestors make (one or two of its
-five nearest ancestors, each by tag or by tag and class, then ``a``); a selector
+five nearest ancestors, each by tag or by tag and class, then ``a``, or ``> a``
+after its parent); a selector
 that three or more links propose is run on the page, and what it matches is
 scored by the links that read as articles (an article-like URL and a headline for
 a text) less twice those that do not. The best few are returned: a selector
@@ -91,6 +92,8 @@ CHROME_TAGS = frozenset({"nav", "header", "footer"})
 _DATE_IN_PATH = re.compile(r"(^|/)(19|20)\d\d([/-])(0?[1-9]|1[0-2])(\3|/)")
 _LONG_NUMBER = re.compile(r"\d{5,}")
 _WORD = re.compile(r"\w+")
+# Scripts written without spaces between words: Chinese, Japanese, Thai, Lao, Khmer.
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,11 @@ def guess_listing_links(html: str, url: str) -> list[ListingGuess]:
         guess = _score(selector, page, url, host)
         if guess is not None:
             guesses.append(guess)
-    guesses.sort(key=lambda g: (-g.score, _steps(g.selector), len(g.selector)))
+    # Among equals: fewer steps (less to break), then a class named (less to catch
+    # by chance), then the shortest.
+    guesses.sort(
+        key=lambda g: (-g.score, _steps(g.selector), -g.selector.count("."), len(g.selector))
+    )
     distinct: list[ListingGuess] = []
     for guess in guesses:
         urls = {link for link, _ in guess.links}
@@ -150,19 +157,24 @@ def _prefiltered(
     """The MAX_TRIED selectors whose proposing links read most as articles: running
     a selector on the page is the costly part."""
     listed = list(anchors)
-    reads: dict[int, bool] = {}
+    reads: dict[int, tuple[str, bool]] = {}
 
-    def is_article(index: int) -> bool:
+    def read(index: int) -> tuple[str, bool]:
+        """The link's URL, and whether it reads as an article's."""
         if index not in reads:
             anchor = listed[index]
             target = _target(anchor, url, host) or ""
-            reads[index] = _article_url(target) and _headline(_text(anchor))
+            reads[index] = (target, _article_url(target) and _headline(_text(anchor)))
         return reads[index]
 
     def merit(selector: str) -> int:
-        found = proposed[selector]
-        articles = sum(is_article(index) for index in found)
-        return articles - 2 * (len(found) - articles)
+        # Per URL, as _score counts: a thumbnail's link beside its headline's is one.
+        articles: dict[str, bool] = {}
+        for index in proposed[selector]:
+            target, is_article = read(index)
+            articles[target] = articles.get(target, False) or is_article
+        found = sum(articles.values())
+        return found - 2 * (len(articles) - found)
 
     ranked = sorted(selectors, key=lambda s: (-merit(s), _steps(s), len(s)))
     return [s for s in ranked if merit(s) >= MIN_LINKS][:MAX_TRIED]
@@ -215,8 +227,12 @@ def _selectors_for(anchor: HtmlElement) -> set[str]:
     found: set[str] = set()
     for size in (1, 2):
         for picked in combinations(chain, size):
+            # The link as its parent's child: the headline beside a byline's links.
+            child = " > a" if picked[-1] is chain[-1] else None
             for parts in _product(picked):
                 found.add(" ".join((*parts, "a")))
+                if child:
+                    found.add(" ".join(parts) + child)
     return found
 
 
@@ -237,7 +253,7 @@ def _product(steps: tuple[list[str], ...]) -> list[tuple[str, ...]]:
 
 
 def _steps(selector: str) -> int:
-    return selector.count(" ")
+    return selector.replace(" > ", " ").count(" ")
 
 
 def _site_host(url: str) -> str:
@@ -286,4 +302,4 @@ def _headline(text: str) -> bool:
     words = _WORD.findall(text)
     if len(words) >= 3 and len(text) >= 15:
         return True
-    return len(words) <= 2 and len(text) >= 8 and not text.isascii()
+    return len(text) >= 8 and len(_UNSPACED.findall(text)) >= 6
