@@ -19,6 +19,7 @@ from scrapy.http import Response, TextResponse
 from crawler.domain.config import is_xpath
 from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleLink
+from crawler.domain.script_pages import looks_script_built
 from crawler.domain.urls import redact_url
 from spiders.base import SourceSpider
 
@@ -86,12 +87,19 @@ class ListingSpider(SourceSpider):
             response.text, response.url, self.source.links or "a", self.source.next
         )
         if not page.links and depth == 1:
-            self.outcome.warnings.append("no links matched")
+            built = looks_script_built(response.text)
+            advice = (
+                f"; the page looks built by JavaScript ({built}): try render: browser"
+                if built
+                else ""
+            )
+            self.outcome.warnings.append(f"no links matched{advice}")
             logger.warning(
-                "source %s: no links match %r on %s",
+                "source %s: no links match %r on %s%s",
                 self.source.name,
                 self.source.links,
                 redact_url(response.url),
+                advice,
             )
         async for request in self.follow(page.links):
             yield request

@@ -76,3 +76,34 @@ def test_the_failing_step_is_named(news_site: NewsSite, tmp_path: Path) -> None:
     assert lines == [
         "newswatch: no source 'nope' in the configuration (sources: world, closed, page)"
     ]
+
+
+def test_a_listing_source_is_read_with_its_selector(news_site: NewsSite, tmp_path: Path) -> None:
+    page = news_site.url("latest/")
+    sources = [
+        {"name": "latest", "listing": page, "links": "h3 a"},
+        {"name": "stale", "listing": page, "links": "div.headlines a"},
+        {"name": "app", "listing": news_site.url("app/"), "links": "h3 a"},
+    ]
+    code, lines = _doctor(tmp_path, "latest", sources)
+    assert code == 0, lines
+    assert "[ok  ] Parse: an HTML page; 4 article links match 'h3 a'" in lines[4]
+    assert lines[5].startswith(
+        f"  [ok  ] Article: {news_site.url('articles/satellite-palmyra.html')}: "
+        '"Satellite images show damage'
+    )
+
+    code, lines = _doctor(tmp_path, "stale", sources)
+    assert code == 1
+    assert lines[4] == (
+        "  [FAIL] Parse: an HTML page; no links match 'div.headlines a'; the page's article "
+        "links look like `links: h3 a` (4 links)"
+    )
+
+    code, lines = _doctor(tmp_path, "app", sources)
+    assert code == 1
+    assert lines[4] == (
+        "  [FAIL] Parse: an HTML page; no links match 'h3 a': the page looks built by "
+        'JavaScript (an empty <div id="root">, <noscript> asks for JavaScript); try render: '
+        "browser"
+    )

@@ -156,6 +156,19 @@ def test_listing_with_xpath_and_deny_pattern(news_site: NewsSite, tmp_path: Path
     }
 
 
+def test_a_listing_of_a_page_built_by_javascript_says_so(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    sources = [{"name": "app", "listing": news_site.url("app/"), "links": "h3 a"}]
+    result, store = _crawl(news_site, tmp_path, sources)
+    assert store.count_articles() == 0
+    assert (
+        f"source app: no links match 'h3 a' on {news_site.url('app/')}; the page looks built "
+        'by JavaScript (an empty <div id="root">, <noscript> asks for JavaScript): try '
+        "render: browser" in result.stderr
+    )
+
+
 def test_allow_pattern_limits_a_feed(news_site: NewsSite, tmp_path: Path) -> None:
     sources = [{"name": "world", "feed": news_site.url("world/rss.xml"), "allow": ["palmyra"]}]
     result, store = _crawl(news_site, tmp_path, sources)

@@ -1,12 +1,18 @@
 """What `newswatch sources add URL` can poll at an address: the address itself when
 it is a feed; else the feeds a site or section page announces (``<link
 rel="alternate">``), the feeds its links point to, the common feed paths, and the
-news sitemaps its robots.txt names; each tried once (a trial poll: fetched and
-parsed with the service's own parsers), ranked, with what a poll would find there
-(entries, three sample headlines with their dates).
+news sitemaps its robots.txt names; and, for a page with a list of stories, a
+listing source with the selector of its article links guessed from the page
+(crawler/domain/listing_guess.py). Each is tried once (a trial poll: fetched and
+parsed with the service's own parsers, the listing's selector run by the listing
+spider's own ``parse_listing``), ranked, with what a poll would find there (entries,
+three sample headlines with their dates).
 
-Ranking: a working feed before a sitemap; among feeds, the one whose newest entry is
-newest, then the one with more entries, then the order found (announced first).
+Ranking: a working feed before a sitemap, a sitemap before a listing (a guess);
+among feeds, the one whose newest entry is newest, then the one with more entries,
+then the order found (announced first). When nothing is found, the page may be a
+shell that scripts fill in the browser: ``Discovery.script_built`` says why it looks
+so (crawler/domain/script_pages.py).
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import unescape
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+from crawler.domain.listing_guess import MIN_LINKS, guess_listing_links
+from crawler.domain.script_pages import looks_script_built
 from crawler.domain.urls import canonicalize_url
 from crawler.orchestration.fetching import fetch_once
 from spiders.feedparse import FeedError, parse_feed
 from spiders.feeds import discover_feeds
+from spiders.listing import parse_listing
 from spiders.sitemaps import SitemapError, parse_sitemap
 
 if TYPE_CHECKING:
@@ -28,7 +38,7 @@ if TYPE_CHECKING:
 
     from spiders.feedparse import ParsedFeed
 
-__all__ = ["Candidate", "discover_sources"]
+__all__ = ["Candidate", "Discovery", "discover_sources"]
 
 # Where sites commonly keep a feed they do not announce.
 COMMON_FEED_PATHS = ("/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml")
@@ -38,12 +48,14 @@ MAX_CANDIDATES = 12
 SAMPLES = 3
 _FEED_LINK = re.compile(r"<a\b[^<>]*?href=[\"']([^\"'<>]+)[\"'][^<>]*>([^<]{0,80})", re.IGNORECASE)
 _FEEDISH = re.compile(r"\b(rss|atom|feed)\b|\.xml$|/feeds?/", re.IGNORECASE)
+_TITLE = re.compile(r"<title\b[^>]*>([^<]{1,300})", re.IGNORECASE)
+KIND_ORDER = {"feed": 0, "sitemap": 1, "listing": 2}
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A source ``sources add`` can offer: its kind (feed or sitemap), URL, title, and
-    what a trial poll found there."""
+    """A source ``sources add`` can offer: its kind (feed, sitemap or listing), URL,
+    title, and what a trial poll found there; a listing's selector of article links."""
 
     kind: str
     url: str
@@ -52,20 +64,30 @@ class Candidate:
     newest: datetime | None
     samples: tuple[tuple[str, datetime | None], ...] = field(default=())
     how: str = ""  # how it was found: the address itself, announced, linked, …
+    links: str = ""  # a listing's CSS selector of its article links
 
     def rank(self) -> tuple[int, float, int]:
         newest = self.newest.timestamp() if self.newest else 0.0
-        return (0 if self.kind == "feed" else 1, -newest, -self.entries)
+        return (KIND_ORDER[self.kind], -newest, -self.entries)
 
 
-def discover_sources(url: str, agent: str, timeout: float) -> list[Candidate]:
+@dataclass(frozen=True)
+class Discovery:
+    """What ``discover_sources`` found: the candidates, best first; and when the
+    address is a page that looks built by scripts in the browser, why it looks so."""
+
+    candidates: list[Candidate]
+    script_built: str | None = None
+
+
+def discover_sources(url: str, agent: str, timeout: float) -> Discovery:
     """Every source found at ``url`` that a trial poll could read, best first."""
     fetched = fetch_once(url, agent, timeout)
     if fetched.status >= 400:
         raise OSError(f"{url} answered HTTP {fetched.status}")
     itself = _feed(fetched.body, fetched.url, fetched.content_type, "the address itself")
     if itself is not None:
-        return [itself]
+        return Discovery([itself])
     tried: dict[str, str] = {}
     text = fetched.body.decode("utf-8", errors="replace")
     for found in discover_feeds(text, fetched.url):
@@ -83,8 +105,42 @@ def discover_sources(url: str, agent: str, timeout: float) -> list[Candidate]:
             seen.add(canonicalize_url(feed.url))
             candidates.append(feed)
     candidates.extend(_news_sitemaps(root, agent, timeout))
+    listing = _listing(text, fetched.url) if _is_html(fetched.content_type, text) else None
+    if listing is not None:
+        candidates.append(listing)
     # sorted() is stable: equals keep the order found (announced first).
-    return sorted(candidates, key=Candidate.rank)
+    return Discovery(
+        sorted(candidates, key=Candidate.rank),
+        None if candidates else looks_script_built(text),
+    )
+
+
+def _is_html(content_type: str, text: str) -> bool:
+    return "html" in content_type.lower() or "<html" in text[:4096].lower()
+
+
+def _listing(html: str, url: str) -> Candidate | None:
+    """The page as a listing source: the best guess at its article links' selector,
+    tried with the listing spider's own parser (what a poll would follow)."""
+    for guess in guess_listing_links(html, url):
+        headlines: dict[str, str] = {}
+        for link in parse_listing(html, url, guess.selector).links:
+            if len(link.title or "") >= len(headlines.get(link.url, "")):
+                headlines[link.url] = link.title or ""
+        if len(headlines) < MIN_LINKS:
+            continue
+        title = _TITLE.search(html)
+        return Candidate(
+            kind="listing",
+            url=url,
+            title=" ".join(unescape(title.group(1)).split()) if title else "",
+            entries=len(headlines),
+            newest=None,
+            samples=tuple((text or link, None) for link, text in list(headlines.items())[:SAMPLES]),
+            how="its article links guessed from the page",
+            links=guess.selector,
+        )
+    return None
 
 
 def _linked_feeds(html: str, base: str) -> list[str]:

@@ -24,11 +24,14 @@ from urllib.parse import urljoin, urlsplit
 from crawler.domain.challenges import detect_challenge
 from crawler.domain.failures import BLOCKING_STATUSES
 from crawler.domain.health import THIN_BODY_CHARS
+from crawler.domain.listing_guess import guess_listing_links
+from crawler.domain.script_pages import looks_script_built
 from crawler.orchestration.fetching import Fetched, fetch_once
 from spiders.base import basic_authorization
 from spiders.extract import extract_article
 from spiders.feedparse import FeedError, parse_feed
 from spiders.feeds import discover_feeds
+from spiders.listing import parse_listing
 from spiders.settings import user_agent
 from spiders.sitemaps import SitemapError, parse_sitemap
 
@@ -176,6 +179,10 @@ def _parse(source: SourceConfig, fetched: Fetched) -> Generator[Step, None, str 
         if sitemap.is_index or not sitemap.entries:
             return None
         return sitemap.entries[0].url
+    if source.listing is not None:
+        step, sample = _listing_step(source, fetched)
+        yield step
+        return sample
     feeds = _advertised_feeds(fetched)
     yield Step(
         "Parse",
@@ -184,6 +191,37 @@ def _parse(source: SourceConfig, fetched: Fetched) -> Generator[Step, None, str 
         + (f": {', '.join(feeds)}" if feeds else ""),
     )
     return None
+
+
+def _listing_step(source: SourceConfig, fetched: Fetched) -> tuple[Step, str | None]:
+    """A listing's page read as a poll reads it (the listing spider's own parser):
+    how many article links its selector matches; when none, why: a page built by
+    JavaScript, or a selector that no longer fits (and the one the page suggests)."""
+    text = fetched.body.decode("utf-8", errors="replace")
+    page = parse_listing(text, fetched.url, source.links or "a", source.next)
+    if page.links:
+        pages = f"; a next page: {page.next_url}" if page.next_url else ""
+        count = len({link.url for link in page.links})
+        return (
+            Step(
+                "Parse",
+                OK,
+                f"an HTML page; {count} article links match {source.links!r}{pages}",
+            ),
+            page.links[0].url,
+        )
+    detail = f"an HTML page; no links match {source.links!r}"
+    built = looks_script_built(text)
+    if built:
+        detail += f": the page looks built by JavaScript ({built}); try render: browser"
+    else:
+        guesses = guess_listing_links(text, fetched.url)
+        if guesses:
+            detail += (
+                f"; the page's article links look like `links: {guesses[0].selector}` "
+                f"({len(guesses[0].links)} links)"
+            )
+    return Step("Parse", FAILED, detail), None
 
 
 def _advertised_feeds(fetched: Fetched) -> list[str]:

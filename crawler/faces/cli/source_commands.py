@@ -142,20 +142,37 @@ def _sources_add(args: argparse.Namespace) -> int:
     config = _load(args)
     agent = user_agent(config.user_agent_contact)
     try:
-        candidates = discover_sources(args.url, agent, config.download_timeout.total_seconds())
+        discovery = discover_sources(args.url, agent, config.download_timeout.total_seconds())
     except (OSError, ValueError) as error:
         print(f"newswatch: {args.url}: {getattr(error, 'reason', None) or error}")
         return EXIT_FAILED
+    candidates = discovery.candidates
     if not candidates:
-        print(
-            f"newswatch: no feed or news sitemap found at {args.url}; a section page "
-            "without one can be added by hand as a listing source (README)"
-        )
+        print(f"newswatch: no feed, news sitemap or list of article links found at {args.url}")
+        if discovery.script_built:
+            print(
+                f"the page looks built by JavaScript ({discovery.script_built}): add it as a "
+                "listing source with `render: browser`, which reads the page as a browser "
+                "shows it (README)"
+            )
+        else:
+            print(
+                "a section page can be added by hand as a listing source with the CSS "
+                "selector of its article links, `links:` (README)"
+            )
         return EXIT_FAILED
     known = {canonicalize_url(source.url): source.name for source in config.sources}
     for number, candidate in enumerate(candidates, 1):
         where = known.get(canonicalize_url(candidate.url))
         already = f"  [already a source: {where}]" if where else ""
+        if candidate.kind == "listing":
+            print(
+                f"{number}. listing {candidate.url} ({candidate.how}): "
+                f"{candidate.entries} article links match `links: {candidate.links}`{already}"
+            )
+            for title, _published in candidate.samples:
+                print(f"     {title[:90]}")
+            continue
         print(
             f"{number}. {candidate.kind} {candidate.url} ({candidate.how}): "
             f"{candidate.entries} entries{already}"
@@ -177,6 +194,8 @@ def _sources_add(args: argparse.Namespace) -> int:
     while name in names and not args.name:
         name, number = f"{base}-{number}", number + 1
     entry: dict[str, object] = {"name": name, chosen.kind: chosen.url}
+    if chosen.links:
+        entry["links"] = chosen.links
     if args.every:
         entry["every"] = args.every
     path = config_path(args.config)
