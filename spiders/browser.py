@@ -38,7 +38,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured, NotSupported
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
 from spiders.addresses import AddressPolicyMiddleware
-from spiders.rendering import CUT_AFTER, WAIT_FOR
+from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Playwright
@@ -359,3 +359,34 @@ async def request_headers(
 def _origin(url: str) -> tuple[str, str | None, int | None]:
     parts = urlsplit(url)
     return parts.scheme, parts.hostname, parts.port
+
+
+def render_once(
+    url: str, *, executable: str, agent: str, timeout: float, block: frozenset[str]
+) -> str:
+    """The page at ``url`` as Chromium shows it once its scripts have run, for a
+    one-shot command (``sources add``): loaded, then the network quiet for a moment,
+    within ``timeout``; a page still loading then is taken as far as it got."""
+    from playwright.sync_api import TimeoutError as SyncTimeoutError
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(user_agent=agent, service_workers="block")
+            context.route(
+                "**/*",
+                lambda route: (
+                    route.abort() if route.request.resource_type in block else route.fallback()
+                ),
+            )
+            page = context.new_page()
+            page.goto(url, wait_until="commit", timeout=timeout * 1000)
+            with suppress(SyncTimeoutError):
+                page.wait_for_load_state("load", timeout=timeout * 1000)
+                page.wait_for_load_state("networkidle", timeout=QUIET_SECONDS * 1000)
+            return page.content()
+        finally:
+            browser.close()

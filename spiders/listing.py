@@ -87,7 +87,8 @@ class ListingSpider(SourceSpider):
             response.text, response.url, self.source.links or "a", self.source.next
         )
         if not page.links and depth == 1:
-            built = looks_script_built(response.text)
+            # A rendered page with no links: its scripts ran, the selector is wrong.
+            built = looks_script_built(response.text) if self.source.render == "http" else None
             advice = (
                 f"; the page looks built by JavaScript ({built}): try render: browser"
                 if built

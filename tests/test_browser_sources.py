@@ -138,7 +138,12 @@ def test_without_the_browser_the_same_page_has_no_links(
     assert result.returncode == 0, result.stderr
     assert _stored(store) == set()
     assert not news_site.requests_for("js/stories.json")
-    assert "no links match" in result.stderr
+    assert "no links match 'ul.stories a'" in result.stderr
+    assert "the page looks built by JavaScript" in result.stderr
+    assert "try render: browser" in result.stderr
+
+    doctor = run_newswatch(tmp_path / "config.yaml", "sources", "doctor", "world")
+    assert "looks built by JavaScript" in doctor.stdout + doctor.stderr
 
 
 def test_a_page_that_never_finishes_loading_is_cut_and_the_rest_goes_on(
@@ -181,6 +186,42 @@ def test_article_pages_written_by_script_are_rendered_too(
     (article,) = store.articles()
     assert article.title == "Dam talks resume on the Mekong"
     assert "salt water reaching rice fields" in article.body
+
+
+def test_sources_add_renders_a_script_built_page_to_find_its_links(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    _serve_section(news_site)
+    stories = [
+        {"url": news_site.url(f"articles/{page}"), "title": title}
+        for page, title in [
+            ("cup-final.html", "Cup final ends in a penalty shoot-out after extra time"),
+            ("palmyra-museum.html", "Palmyra museum reopens its doors to visitors"),
+            ("army-pressures-isis.html", "Army presses on towards the old city at dawn"),
+            ("memory-crisis.html", "Memory chip makers warn of a shortage this year"),
+        ]
+    ]
+    news_site.set_content("js/stories.json", json.dumps(stories).encode(), "application/json")
+    config = write_config(tmp_path, **site_config(news_site, tmp_path, sources=[]))
+    added = run_newswatch(config, "sources", "add", news_site.url("js/"), "--yes")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "as Chromium renders it" in added.stdout
+    assert "`render: browser`" in added.stdout
+    (source,) = load_config(config).sources
+    assert (source.kind, source.render, source.links) == ("listing", "browser", "ul.stories a")
+
+    crawled = run_newswatch(config, "crawl")
+    assert crawled.returncode == 0, crawled.stderr
+    store = Store.from_url(load_config(config).database)
+    assert _stored(store) == {
+        f"articles/{page}"
+        for page in [
+            "cup-final.html",
+            "palmyra-museum.html",
+            "army-pressures-isis.html",
+            "memory-crisis.html",
+        ]
+    }
 
 
 def test_render_browser_needs_a_listing_and_a_chromium(news_site: NewsSite, tmp_path: Path) -> None:

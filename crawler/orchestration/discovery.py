@@ -17,8 +17,9 @@ so (crawler/domain/script_pages.py).
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html import unescape
 from typing import TYPE_CHECKING
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
 
     from spiders.feedparse import ParsedFeed
 
-__all__ = ["Candidate", "Discovery", "discover_sources"]
+__all__ = ["Candidate", "Chromium", "Discovery", "discover_sources"]
+
+logger = logging.getLogger(__name__)
 
 # Where sites commonly keep a feed they do not announce.
 COMMON_FEED_PATHS = ("/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml")
@@ -65,6 +68,7 @@ class Candidate:
     samples: tuple[tuple[str, datetime | None], ...] = field(default=())
     how: str = ""  # how it was found: the address itself, announced, linked, …
     links: str = ""  # a listing's CSS selector of its article links
+    render: str = "http"  # browser: a listing whose links only a browser shows
 
     def rank(self) -> tuple[int, float, int]:
         newest = self.newest.timestamp() if self.newest else 0.0
@@ -78,10 +82,23 @@ class Discovery:
 
     candidates: list[Candidate]
     script_built: str | None = None
+    rendered: bool = False  # the page was rendered in Chromium to look for links
 
 
-def discover_sources(url: str, agent: str, timeout: float) -> Discovery:
-    """Every source found at ``url`` that a trial poll could read, best first."""
+@dataclass(frozen=True)
+class Chromium:
+    """The browser that may render a page no source was found in."""
+
+    executable: str
+    block: frozenset[str]
+
+
+def discover_sources(
+    url: str, agent: str, timeout: float, chromium: Chromium | None = None
+) -> Discovery:
+    """Every source found at ``url`` that a trial poll could read, best first; with
+    ``chromium``, a page that looks built by scripts is rendered, and its article
+    links are looked for as a browser shows them (a ``render: browser`` listing)."""
     fetched = fetch_once(url, agent, timeout)
     if fetched.status >= 400:
         raise OSError(f"{url} answered HTTP {fetched.status}")
@@ -108,10 +125,37 @@ def discover_sources(url: str, agent: str, timeout: float) -> Discovery:
     listing = _listing(text, fetched.url) if _is_html(fetched.content_type, text) else None
     if listing is not None:
         candidates.append(listing)
+    script_built = None if candidates else looks_script_built(text)
+    if script_built and chromium is not None:
+        rendered = _rendered_listing(fetched.url, agent, timeout, chromium)
+        return Discovery([rendered] if rendered else [], script_built, rendered=True)
     # sorted() is stable: equals keep the order found (announced first).
-    return Discovery(
-        sorted(candidates, key=Candidate.rank),
-        None if candidates else looks_script_built(text),
+    return Discovery(sorted(candidates, key=Candidate.rank), script_built)
+
+
+def _rendered_listing(url: str, agent: str, timeout: float, chromium: Chromium) -> Candidate | None:
+    """The page as Chromium renders it, as a listing source (None if it has no list
+    of article links then either, or the browser could not render it)."""
+    from spiders.browser import render_once  # Playwright, only for such a page
+
+    try:
+        html = render_once(
+            url,
+            executable=chromium.executable,
+            agent=agent,
+            timeout=timeout,
+            block=chromium.block,
+        )
+    except Exception as error:  # Playwright's errors: the page is said to be script-built
+        logger.warning("%s could not be rendered in Chromium: %s", url, error)
+        return None
+    listing = _listing(html, url)
+    if listing is None:
+        return None
+    return replace(
+        listing,
+        render="browser",
+        how="its article links guessed from the page as Chromium renders it",
     )
 
 

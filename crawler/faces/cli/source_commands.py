@@ -133,23 +133,35 @@ def _duration(span: timedelta) -> str:
 
 def _sources_add(args: argparse.Namespace) -> int:
     from crawler.domain.config import config_path
+    from crawler.domain.config.browser import find_chromium
     from crawler.domain.config.editing import add_sources
     from crawler.domain.config.opml import slug
     from crawler.domain.urls import canonicalize_url
-    from crawler.orchestration.discovery import discover_sources
+    from crawler.orchestration.discovery import Chromium, discover_sources
     from spiders.settings import user_agent
 
     config = _load(args)
     agent = user_agent(config.user_agent_contact)
+    executable, _why_not = find_chromium(config.browser.executable)
+    chromium = Chromium(str(executable), frozenset(config.browser.block)) if executable else None
     try:
-        discovery = discover_sources(args.url, agent, config.download_timeout.total_seconds())
+        discovery = discover_sources(
+            args.url, agent, config.download_timeout.total_seconds(), chromium
+        )
     except (OSError, ValueError) as error:
         print(f"newswatch: {args.url}: {getattr(error, 'reason', None) or error}")
         return EXIT_FAILED
     candidates = discovery.candidates
     if not candidates:
         print(f"newswatch: no feed, news sitemap or list of article links found at {args.url}")
-        if discovery.script_built:
+        if discovery.script_built and discovery.rendered:
+            print(
+                f"the page looks built by JavaScript ({discovery.script_built}), and "
+                "rendered in Chromium it shows no list of article links either: add it by "
+                "hand as a listing source with `render: browser` and the selector of its "
+                "article links, `links:` (README)"
+            )
+        elif discovery.script_built:
             print(
                 f"the page looks built by JavaScript ({discovery.script_built}): add it as a "
                 "listing source with `render: browser`, which reads the page as a browser "
@@ -166,9 +178,10 @@ def _sources_add(args: argparse.Namespace) -> int:
         where = known.get(canonicalize_url(candidate.url))
         already = f"  [already a source: {where}]" if where else ""
         if candidate.kind == "listing":
+            rendered = ", `render: browser`" if candidate.render == "browser" else ""
             print(
-                f"{number}. listing {candidate.url} ({candidate.how}): "
-                f"{candidate.entries} article links match `links: {candidate.links}`{already}"
+                f"{number}. listing {candidate.url} ({candidate.how}): {candidate.entries} "
+                f"article links match `links: {candidate.links}`{rendered}{already}"
             )
             for title, _published in candidate.samples:
                 print(f"     {title[:90]}")
@@ -196,6 +209,8 @@ def _sources_add(args: argparse.Namespace) -> int:
     entry: dict[str, object] = {"name": name, chosen.kind: chosen.url}
     if chosen.links:
         entry["links"] = chosen.links
+    if chosen.render != "http":
+        entry["render"] = chosen.render
     if args.every:
         entry["every"] = args.every
     path = config_path(args.config)
