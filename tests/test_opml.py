@@ -11,6 +11,7 @@ import listparser
 from conftest import run_newswatch
 
 from crawler.domain.config import load_config
+from crawler.domain.config.opml import read_opml
 
 ROOT = Path(__file__).resolve().parent.parent
 READER_EXPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -129,3 +130,54 @@ def test_bad_input_is_refused_and_the_file_left_as_it_was(tmp_path: Path) -> Non
     missing = run_newswatch(config, "sources", "import", str(tmp_path / "nope.opml"))
     assert missing.returncode == 1
     assert "cannot read it" in missing.stdout
+
+
+# The shapes two peers export: Miniflux (one level of categories, title and text,
+# htmlUrl) and FreshRSS (its own namespace, nested categories, and "HTML + XPath"
+# outlines that are scraped web pages, not feeds).
+OPML_FIXTURES = Path(__file__).parent / "fixtures" / "opml"
+
+
+def test_miniflux_and_freshrss_exports_import_with_their_folders_and_scraped_pages(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    miniflux = OPML_FIXTURES / "miniflux-export.opml"
+    freshrss = OPML_FIXTURES / "freshrss-export.opml"
+
+    first = run_newswatch(config, "sources", "import", str(miniflux), "--write")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "add   grid-watch  https://gridwatch.example/feed.xml  (tags: energy)",
+        "skip  https://exa mple.org/rss: a source URL cannot hold spaces (write %20)",
+        f"1 to add, 1 skipped; written to {config} (a running service picks them up)",
+    ]
+    second = run_newswatch(config, "sources", "import", str(freshrss), "--write")
+    assert second.returncode == 0, second.stderr
+    assert "Traceback" not in second.stderr
+    assert second.stdout.splitlines() == [
+        "add   mekong-monitor  https://mekong.example/rss  (tags: regions, asia)",
+        "skip  https://gridwatch.example/feed.xml?utm_source=freshrss: "
+        "already a source: grid-watch",
+        "add   ministry-press  https://ministry.example/press  "
+        "(listing, links: (//article)/h2/a/@href; tags: energy)",
+        "skip  https://prices.example/api: a FreshRSS JSON+DotNotation outline: "
+        "newswatch cannot poll it",
+        f"2 to add, 2 skipped; written to {config} (a running service picks them up)",
+    ]
+    sources = {source.name: source for source in load_config(config).sources}
+    assert sources["mekong-monitor"].tags == ["regions", "asia"]
+    press = sources["ministry-press"]
+    assert (press.kind, press.links, press.tags) == (
+        "listing",
+        "(//article)/h2/a/@href",
+        ["energy"],
+    )
+    checked = run_newswatch(config, "check-config")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # Export, then import into a fresh copy: the same feeds with the same tags.
+    exported = run_newswatch(config, "sources", "export")
+    feeds = {feed.url: feed for feed in read_opml(exported.stdout.encode())}
+    assert feeds["https://mekong.example/rss"].folders == ("regions", "asia")
+    assert feeds["https://gridwatch.example/feed.xml"].folders == ("energy",)

@@ -21,7 +21,8 @@ from xml.etree import ElementTree
 
 import listparser
 
-from crawler.domain.urls import canonicalize_url
+from crawler.domain.config.values import _check_selector
+from crawler.domain.urls import InvalidUrlError, canonicalize_url, source_url_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["ImportStep", "OpmlError", "OpmlFeed", "export_opml", "import_plan", "read_opml"]
 
 MAX_NAME = 60
+FRESHRSS = "https://freshrss.org/opml"
 
 
 class OpmlError(ValueError):
@@ -42,6 +44,11 @@ class OpmlFeed:
     url: str
     title: str
     folders: tuple[str, ...] = ()
+    # A FreshRSS "HTML + XPath" outline is a web page scraped by XPath, not a feed:
+    # ``links`` is the XPath of its article links (a listing source); ``unsupported``
+    # names another kind of outline newswatch cannot poll.
+    links: str | None = None
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,17 +68,47 @@ def read_opml(data: bytes) -> list[OpmlFeed]:
     if not parsed.feeds:
         problem = f": {parsed.bozo_exception}" if parsed.bozo else ""
         raise OpmlError(f"no feed found in the file (is it OPML?){problem}")
+    scraped = _freshrss_scraped(data)
     feeds = []
     for feed in parsed.feeds:
         folders: list[str] = next(iter(feed.categories), [])
+        url = str(feed.url).strip()
+        kind, links = scraped.get(url, ("", None))
         feeds.append(
             OpmlFeed(
-                url=str(feed.url).strip(),
+                url=url,
                 title=" ".join(str(feed.title or "").split()),
                 folders=tuple(" ".join(str(folder).split()) for folder in folders if folder),
+                links=links,
+                unsupported=f"a FreshRSS {kind} outline" if kind and links is None else None,
             )
         )
     return feeds
+
+
+def _freshrss_scraped(data: bytes) -> dict[str, tuple[str, str | None]]:
+    """FreshRSS's scraped outlines by URL (listparser reads them as feeds): their
+    ``type`` and, for "HTML+XPath", the XPath of their article links, made of
+    ``frss:xPathItem`` (each item) and ``frss:xPathItemUri`` (its link, relative)."""
+    try:
+        root = ElementTree.fromstring(data)  # noqa: S314 - expat refuses entity bombs
+    except ElementTree.ParseError:
+        return {}
+    found: dict[str, tuple[str, str | None]] = {}
+    for outline in root.iter("outline"):
+        kind = outline.get("type", "")
+        url = (outline.get("xmlUrl") or "").strip()
+        if not url or kind.lower() in ("", "rss", "atom", "link"):
+            continue
+        item = outline.get(f"{{{FRESHRSS}}}xPathItem", "").strip()
+        uri = outline.get(f"{{{FRESHRSS}}}xPathItemUri", "").strip()
+        links = None
+        if kind == "HTML+XPath" and item:
+            # "./h2/a/@href" below "//article" is "(//article)/h2/a/@href"; without
+            # one, the item itself (a listing takes the first link inside it).
+            links = f"({item}){uri[1:]}" if uri.startswith("./") else item
+        found[url] = (kind, links)
+    return found
 
 
 def slug(text: str) -> str:
@@ -89,8 +126,8 @@ def import_plan(
     names = {source.name for source in existing}
     steps = []
     for feed in feeds:
-        if not feed.url.startswith(("http://", "https://")):
-            steps.append(ImportStep(feed, "skip", reason="not an http(s) feed URL"))
+        if (problem := _unusable(feed)) is not None:
+            steps.append(ImportStep(feed, "skip", reason=problem))
             continue
         key = canonicalize_url(feed.url)
         if key in known:
@@ -103,6 +140,8 @@ def import_plan(
         names.add(name)
         known[key] = name
         source: dict[str, object] = {"name": name, "feed": feed.url}
+        if feed.links is not None:
+            source = {"name": name, "listing": feed.url, "links": feed.links}
         if every:
             source["every"] = every
         tags = list(dict.fromkeys(slug(folder) for folder in feed.folders if slug(folder)))
@@ -110,6 +149,26 @@ def import_plan(
             source["tags"] = tags
         steps.append(ImportStep(feed, "add", source))
     return steps
+
+
+def _unusable(feed: OpmlFeed) -> str | None:
+    """Why an outline cannot become a source, or None."""
+    if feed.unsupported:
+        return f"{feed.unsupported}: newswatch cannot poll it"
+    if not feed.url.startswith(("http://", "https://")):
+        return "not an http(s) feed URL"
+    if (problem := source_url_problem(feed.url)) is not None:
+        return problem
+    try:
+        canonicalize_url(feed.url)
+    except InvalidUrlError as error:
+        return str(error)
+    if feed.links is not None:
+        try:
+            _check_selector(feed.links)
+        except ValueError as error:
+            return f"its FreshRSS XPath cannot be used: {error}"
+    return None
 
 
 def export_opml(sources: Sequence[SourceConfig], now: datetime | None = None) -> bytes:

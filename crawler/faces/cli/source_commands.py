@@ -84,7 +84,9 @@ def _sources_import(args: argparse.Namespace) -> int:
     for step in plan:
         if step.action == "add":
             tags = step.source.get("tags")
-            also = f"  (tags: {', '.join(tags)})" if isinstance(tags, list) else ""
+            notes = [f"listing, links: {step.source['links']}"] if "links" in step.source else []
+            notes += [f"tags: {', '.join(tags)}"] if isinstance(tags, list) else []
+            also = f"  ({'; '.join(notes)})" if notes else ""
             print(f"add   {step.source['name']}  {step.feed.url}{also}")
         else:
             print(f"skip  {step.feed.url}: {step.reason}")
