@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from crawler.domain.config.channels import ChannelConfig
+from crawler.domain.config.scopes import source_scope_problems
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
     MAX_PATH_CHARS,
@@ -24,6 +25,7 @@ from crawler.domain.config.values import (
     FolderPath,
     Host,
     KeyedValueError,
+    KeyedValueErrors,
     Line,
     Name,
     ResendChoice,
@@ -513,6 +515,12 @@ class Config(_Strict):
                     "digests",
                     where,
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_known_sources(self) -> Config:
+        if problems := source_scope_problems(self.rules, self.sources):
+            raise KeyedValueErrors(problems)
         return self
 
     def all_recipients(self) -> list[Recipient]:
