@@ -10,7 +10,7 @@ tagged or renamed in a reload is in or out of the rule's scope from then on.
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 from pydantic import AfterValidator, BeforeValidator
 
@@ -19,9 +19,25 @@ from crawler.domain.config.values import KeyedValueError, Name, _shown
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from crawler.domain.config.watch import RuleConfig, SourceConfig
-
 TAG_PREFIX = "tag:"
+
+
+class _Source(Protocol):
+    """What a scope needs of a SourceConfig (watch.py imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+
+
+class _Rule(Protocol):
+    """What a scope needs of a RuleConfig."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def sources(self) -> Sequence[str] | None: ...
 
 
 def _tag_mapping_as_text(entry: object) -> object:
@@ -56,7 +72,7 @@ def tag_of(entry: str) -> str | None:
 
 
 def resolve_sources(
-    entries: Sequence[str] | None, sources: Iterable[SourceConfig]
+    entries: Sequence[str] | None, sources: Iterable[_Source]
 ) -> frozenset[str] | None:
     """The names of the sources ``entries`` cover: each source named, and each source
     carrying a tag named. None (no ``sources:`` key) means every source."""
@@ -70,7 +86,7 @@ def resolve_sources(
 
 
 def source_scope_problems(
-    rules: Sequence[RuleConfig], sources: Sequence[SourceConfig]
+    rules: Sequence[_Rule], sources: Sequence[_Source]
 ) -> list[KeyedValueError]:
     """Every ``rules[].sources`` entry that names no configured source or a tag no
     source carries, each at its own key path, with the nearest spelling if one is
