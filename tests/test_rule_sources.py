@@ -385,3 +385,19 @@ def test_an_opml_import_s_folders_scope_a_rule_at_once(news_site: NewsSite, tmp_
         ("palmyra", "palmyra-museum.html"),
         ("palmyra", "gulf-army-closes-in.html"),
     }  # not the tech folder's satellite-palmyra.html
+
+
+def test_removing_a_source_a_rule_names_is_refused_with_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(SOURCES + "  - name: opec\n    keywords: [OPEC]\n    sources: [BBC]\n")
+    before = path.read_text()
+    removed = run_newswatch(path, "sources", "remove", "BBC")
+    assert removed.returncode == 2
+    assert removed.stderr.strip().endswith(
+        f"{path}: rule opec names the source BBC in rules[0].sources; take it out there "
+        "first (nothing was removed)"
+    )
+    assert path.read_text() == before
+    # A source no rule names goes as before.
+    assert run_newswatch(path, "sources", "remove", "oilprice").returncode == 0
+    assert [source.name for source in load_config(path).sources] == ["reuters", "BBC"]
