@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import ahocorasick
 
+from crawler.domain.config.scopes import resolve_sources
 from crawler.domain.items import RuleMatch
 from crawler.domain.query import (
     DEFAULT_SCOPE,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from collections.abc import Set as AbstractSet
 
+    from crawler.domain.config import Config
     from crawler.domain.query import Node, Word
 
 __all__ = [
@@ -69,9 +71,11 @@ __all__ = [
     "RuleError",
     "RuleMatch",
     "RuleMatcher",
+    "covers_source",
     "find_terms",
     "normalise_text",
     "rule_from_config",
+    "rules_from_config",
 ]
 
 
@@ -91,7 +95,7 @@ class MatchDocument:
 class KeywordRule:
     """A watch rule: it matches when any keyword hits and no exclude term hits.
 
-    `stem` and `language` work as for `QueryRule`.
+    `stem`, `language` and `sources` work as for `QueryRule`.
     """
 
     name: str
@@ -99,6 +103,7 @@ class KeywordRule:
     exclude: tuple[str, ...] = ()
     stem: bool = False
     language: str | None = None
+    sources: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,16 +113,39 @@ class QueryRule:
     With `stem`, unquoted words match any word with the same Snowball stem, in
     the article's language, or in `language` (a tag such as "en") for articles
     whose language is unknown or has no stemmer.
+
+    With `sources` (source names), only articles from those sources can match;
+    None: articles from any source.
     """
 
     name: str
     query: str
     stem: bool = False
     language: str | None = None
+    sources: frozenset[str] | None = None
 
 
-def rule_from_config(rule_config: Any) -> KeywordRule | QueryRule:
-    """The rule for one `rules[]` entry of the configuration.
+def covers_source(rule: KeywordRule | QueryRule, source: str) -> bool:
+    """Whether articles from the source named `source` are in `rule`'s scope."""
+    return rule.sources is None or source in rule.sources
+
+
+def rules_from_config(config: Config) -> list[KeywordRule | QueryRule]:
+    """Every rule of the configuration, in order, as matched everywhere (crawls,
+    `rules test`): each limited to the sources its `sources` names, its
+    ``tag:NAME`` entries resolved against the sources' tags of this configuration
+    (so a reload that tags a source brings it into scope)."""
+    return [
+        rule_from_config(rule, sources=resolve_sources(rule.sources, config.sources))
+        for rule in config.rules
+    ]
+
+
+def rule_from_config(
+    rule_config: Any, sources: frozenset[str] | None = None
+) -> KeywordRule | QueryRule:
+    """The rule for one `rules[]` entry of the configuration, limited to the source
+    names `sources` (resolved by `rules_from_config`; None: every source).
 
     A `query` makes a QueryRule; otherwise `keywords` and `exclude` make a
     KeywordRule. `stem` and `language` apply to both.
@@ -127,10 +155,10 @@ def rule_from_config(rule_config: Any) -> KeywordRule | QueryRule:
     language = getattr(rule_config, "language", None)
     query = getattr(rule_config, "query", None)
     if query is not None:
-        return QueryRule(name, query, stem=stem, language=language)
+        return QueryRule(name, query, stem=stem, language=language, sources=sources)
     keywords = tuple(getattr(rule_config, "keywords", None) or ())
     exclude = tuple(getattr(rule_config, "exclude", None) or ())
-    return KeywordRule(name, keywords, exclude, stem=stem, language=language)
+    return KeywordRule(name, keywords, exclude, stem=stem, language=language, sources=sources)
 
 
 @dataclass(frozen=True)
@@ -145,6 +173,7 @@ class _CompiledRule:
     any_of: tuple[str, ...] | None = None
     any_keys: tuple[tuple[str, str], ...] = ()
     none_of: tuple[tuple[str, str], ...] = ()
+    sources: frozenset[str] | None = None  # the source names in its scope; None: all
 
 
 class RuleError(ValueError):
@@ -168,11 +197,13 @@ def _compile_rule(rule: KeywordRule | QueryRule) -> _CompiledRule:
         raise RuleError(rule.name, error) from error
     shape = _any_none_shape(query.root, compiled.stem)
     if shape is None:
-        return _CompiledRule(rule.name, compiled, query.triggers())
+        return _CompiledRule(rule.name, compiled, query.triggers(), sources=rule.sources)
     any_of, none_of = shape
     texts = tuple(text for text, _, _ in any_of)
     keys = tuple((scope, key) for _, scope, key in any_of)
-    return _CompiledRule(rule.name, compiled, query.triggers(), texts, keys, tuple(none_of))
+    return _CompiledRule(
+        rule.name, compiled, query.triggers(), texts, keys, tuple(none_of), rule.sources
+    )
 
 
 def _simple_terms(node: Node, stem: bool) -> list[tuple[str, str, str]] | None:
@@ -300,6 +331,16 @@ class RuleMatcher:
     def __init__(self, rules: Sequence[KeywordRule | QueryRule]) -> None:
         self._rules = tuple(_compile_rule(rule) for rule in rules)
         self._evaluators = tuple(rule.query.matches for rule in self._rules)
+        # Rules limited to sources, and by source name the ones of those it may
+        # match: an article's out-of-scope rules are one set difference.
+        self._scoped = frozenset(
+            i for i, rule in enumerate(self._rules) if rule.sources is not None
+        )
+        in_scope: dict[str, set[int]] = {}
+        for index in self._scoped:
+            for source in self._rules[index].sources or ():
+                in_scope.setdefault(source, set()).add(index)
+        self._in_scope = {source: frozenset(rules) for source, rules in in_scope.items()}
         # Rules evaluated on every article: they can match without any term.
         self._always: list[int] = []
         # key -> the any/none-shaped rules it makes match, each with its match when
@@ -366,9 +407,17 @@ class RuleMatcher:
                 self._stems.add(word, index, rule.query.language)
 
     def match(
-        self, document: MatchDocument | PreparedDocument, *, prefilter: bool = True
+        self,
+        document: MatchDocument | PreparedDocument,
+        *,
+        prefilter: bool = True,
+        any_source: bool = False,
     ) -> list[RuleMatch]:
         """Return every rule `document` matches, in rule order, with the terms that hit.
+
+        A rule limited to sources matches only documents whose `source` is one of
+        them; with `any_source`, it matches as if the document came from one (what
+        `rules test --explain` uses to show what a rule's sources left out).
 
         The document is tokenised (unless it comes prepared) and scanned once.
         With `prefilter` (the default) only the rules that can match it are
@@ -376,12 +425,19 @@ class RuleMatcher:
         the same, only slower.
         """
         prepared = prepare_document(document)
+        outside: AbstractSet[int] = (
+            frozenset()
+            if any_source or not self._scoped
+            else self._scoped - self._in_scope.get(prepared.source, frozenset())
+        )
         if not prefilter:
             return [
                 RuleMatch(rule.name, result.terms)
-                for rule in self._rules
-                if (result := rule.query.evaluate(prepared))
+                for index, rule in enumerate(self._rules)
+                if index not in outside and (result := rule.query.evaluate(prepared))
             ]
+        if len(outside) == len(self._rules):
+            return []
         found = self._found(prepared)
         default = found[DEFAULT_SCOPE]
 
@@ -408,6 +464,10 @@ class RuleMatcher:
             if found[name]:
                 candidates.update(_rules_of(self._triggered, found[name]))
         candidates |= self._stems.candidates(prepared)
+        if outside:
+            candidates -= outside
+            for index in outside:
+                results.pop(index, None)
 
         evaluators = self._evaluators
         for index in candidates:

@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_to_future
 
-from alerts.rules import RuleMatcher, rule_from_config
+from alerts.rules import RuleMatcher, rules_from_config
 from crawler.domain.config import ConfigError, cron_trigger, load_config
 from crawler.domain.stories import StoryIndex
 from crawler.domain.urls import redact_text
@@ -95,7 +95,7 @@ class NewswatchService:
         self.config_path = config_path
         self._config_stamp = _mtime(config_path)
         self._delivery: Delivery | None = None
-        rules = [rule_from_config(rule) for rule in config.rules]
+        rules = rules_from_config(config)
         self.context = CrawlContext(
             store=store,
             make_matcher=functools.partial(RuleMatcher, rules),
@@ -490,8 +490,9 @@ class NewswatchService:
     async def reload(self) -> bool:
         """Validate the configuration file again and apply it without a restart.
 
-        New sources start polling, removed ones stop, changed rules apply to
-        articles crawled from then on, recipients and schedules are updated. An
+        New sources start polling, removed ones stop, changed rules (and the
+        sources a rule's ``tag:`` entries cover) apply to articles crawled from
+        then on, recipients and schedules are updated. An
         invalid file is refused with the same message as at start, and the
         running configuration stays in force.
         """
@@ -499,7 +500,7 @@ class NewswatchService:
             return False
         try:
             config = load_config(self.config_path)
-            matcher = RuleMatcher([rule_from_config(r) for r in config.rules])
+            matcher = RuleMatcher(rules_from_config(config))
         except (ConfigError, ValueError) as error:
             logger.error(
                 "configuration reload refused; the running configuration stays in force:\n%s", error

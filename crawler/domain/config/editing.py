@@ -129,6 +129,13 @@ def remove_source(path: Path, name: str) -> Config:
     ]
     if len(kept) == len(listed):
         raise ConfigError(f"{path}: no source named {name!r} to remove")
+    for index, rule in enumerate(document.get("rules") or []):
+        if hasattr(rule, "get") and name in (rule.get("sources") or []):
+            # Said as such: the check of the edited file would call it an unknown name.
+            raise ConfigError(
+                f"{path}: rule {rule.get('name')} names the source {name} in "
+                f"rules[{index}].sources; take it out there first (nothing was removed)"
+            )
     for index in reversed(range(len(listed))):
         if index not in kept:
             del listed[index]

@@ -25,6 +25,7 @@ from crawler.domain.config.values import (
     SAFE_LOADER,
     ConfigError,
     KeyedValueError,
+    KeyedValueErrors,
     _one_line,
     _shown,
 )
@@ -360,7 +361,16 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
     lines = []
     for problem in error.errors():
         loc = tuple(problem["loc"])
-        if isinstance(cause := problem.get("ctx", {}).get("error"), KeyedValueError):
+        cause = problem.get("ctx", {}).get("error")
+        if isinstance(cause, KeyedValueErrors):
+            for each in cause.errors:
+                at = (*loc, *each.loc)
+                lines.append(
+                    f"{path}: {_format_loc(at)} (line {_line_of(node, at)}): "
+                    f"{_one_line(str(each), 300)}"
+                )
+            continue
+        if isinstance(cause, KeyedValueError):
             loc = (*loc, *cause.loc)
         lines.append(
             f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "

@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from crawler.domain.config.browser import BrowserConfig
 from crawler.domain.config.channels import ChannelConfig
+from crawler.domain.config.cluster import ClusterConfig, RedisUrl
+from crawler.domain.config.scopes import source_scope_problems
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
     MAX_PATH_CHARS,
-    MAX_URL_CHARS,
     CronExpression,
     Duration,
     EmailAddress,
     FolderPath,
     Host,
     KeyedValueError,
+    KeyedValueErrors,
     Line,
     Name,
     ResendChoice,
@@ -36,7 +37,6 @@ from crawler.domain.config.values import (
     _check_line,
     _shown,
     _Strict,
-    parse_duration,
 )
 from crawler.domain.config.watch import RecipientConfig, RuleConfig, SourceConfig
 from crawler.domain.items import EMAIL_CHANNEL
@@ -286,49 +286,6 @@ class FetchPolicyConfig(_Strict):
     )
 
 
-def _check_redis_url(url: str) -> str:
-    if len(url) > MAX_URL_CHARS or not re.match(r"^(redis|rediss|unix)://\S+$", url):
-        raise ValueError(
-            f"expected a Redis URL such as redis://127.0.0.1:6379/0, got {_shown(url)}"
-        )
-    return url
-
-
-def _check_failover(bound: timedelta) -> timedelta:
-    if not timedelta(seconds=3) <= bound <= timedelta(minutes=10):
-        raise ValueError("expected a duration from 3s to 10m")
-    return bound
-
-
-RedisUrl = Annotated[str, AfterValidator(_check_redis_url)]
-FailoverBound = Annotated[
-    timedelta, BeforeValidator(parse_duration), AfterValidator(_check_failover)
-]
-
-
-class ClusterConfig(_Strict):
-    """Scale-out (``newswatch run --role scheduler`` and ``newswatch worker``):
-    crawler/storage/cluster.py and docs/scaling.md."""
-
-    failover: FailoverBound = Field(
-        default=timedelta(seconds=30),
-        description="A standby scheduler takes over at most this long after the active one died.",
-    )
-    queue_prefix: str = Field(
-        default="newswatch",
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Prefix of every Redis key, so that several installs share one Redis.",
-    )
-    concurrent_requests: int = Field(
-        default=16,
-        ge=1,
-        le=256,
-        description="Requests in flight per worker, all sites.",
-    )
-
-
 class DomainConfig(_Strict):
     """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
 
@@ -515,6 +472,12 @@ class Config(_Strict):
                     "digests",
                     where,
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_known_sources(self) -> Config:
+        if problems := source_scope_problems(self.rules, self.sources):
+            raise KeyedValueErrors(problems)
         return self
 
     def all_recipients(self) -> list[Recipient]:

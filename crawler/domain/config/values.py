@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from crawler.domain.urls import compile_url_pattern
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from apscheduler.triggers.cron import CronTrigger
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
@@ -76,6 +78,15 @@ class KeyedValueError(ValueError):
     def __init__(self, message: str, loc: tuple[int | str, ...]) -> None:
         super().__init__(message)
         self.loc = loc
+
+
+class KeyedValueErrors(ValueError):
+    """Several `KeyedValueError`s one check found: each is reported on its own line,
+    so that a user fixes them all in one go."""
+
+    def __init__(self, errors: Sequence[KeyedValueError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = tuple(errors)
 
 
 def parse_duration(value: object) -> timedelta:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from crawler.domain.config.scopes import SourceEntry
 from crawler.domain.config.values import (
     SOURCE_KINDS,
     CronExpression,
@@ -177,6 +178,21 @@ class RuleConfig(_Strict):
         default_factory=list,
         description="immediate rules: channels that get its alerts, besides recipients.",
     )
+    sources: list[SourceEntry] | None = Field(
+        default=None,
+        description="Only articles from these sources: source names and/or tag:NAME "
+        "(the sources with that tag); default: every source.",
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_not_empty(cls, entries: list[str] | None) -> list[str] | None:
+        if entries is not None and not entries:
+            raise ValueError(
+                "an empty list would limit the rule to no source; name sources or "
+                "tag:NAME, or leave sources out for every source"
+            )
+        return entries
 
     @field_validator("query")
     @classmethod

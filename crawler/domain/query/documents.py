@@ -150,10 +150,12 @@ class PreparedDocument:
     tokens and the lookups built from them.
     """
 
-    __slots__ = ("fields", "language", "language_tags", "stem_language")
+    __slots__ = ("fields", "language", "language_tags", "source", "stem_language")
 
     def __init__(self, document: _Document) -> None:
         self.fields = {name: _FieldWords(getattr(document, name) or "") for name in TEXT_FIELDS}
+        # The source's name as configured: rules limited to sources look it up whole.
+        self.source = document.source or ""
         self.language = _language_tag(document.language) or None
         # What lang: accepts: "pt-br" is matched by lang:pt and lang:pt-br.
         parts = self.language.split("-") if self.language else []

@@ -78,7 +78,7 @@ def _article_json(source: str, article: ExtractedArticle) -> dict[str, Any]:
 
 def _rules_test(args: argparse.Namespace) -> int:
     from alerts.render import make_snippet
-    from alerts.rules import MatchDocument, QueryRule, RuleMatcher, rule_from_config
+    from alerts.rules import MatchDocument, QueryRule, RuleMatcher, covers_source, rules_from_config
     from crawler.domain.config import parse_duration
     from crawler.storage.store import StoredArticle
 
@@ -86,6 +86,7 @@ def _rules_test(args: argparse.Namespace) -> int:
     if args.query and args.name:
         # With --query every positional argument is a page to test on.
         args.pages, args.name = [args.name, *args.pages], None
+    scope = ""  # the rule's `sources` as written, if it has them
     if args.query:
         try:
             rule: Any = QueryRule("inline", args.query)
@@ -93,12 +94,20 @@ def _rules_test(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise ConfigError(f"--query: {error}") from None
     elif args.name:
-        configured = [r for r in config.rules if r.name == args.name]
+        configured = [r for r in rules_from_config(config) if r.name == args.name]
         if not configured:
             raise ConfigError(f"no rule named {args.name!r} in the configuration")
-        matcher = RuleMatcher([rule_from_config(configured[0])])
+        rule = configured[0]
+        matcher = RuleMatcher([rule])
+        scope = ", ".join(next(r for r in config.rules if r.name == args.name).sources or ())
     else:
         raise ConfigError("name a rule from the configuration, or give --query")
+    if scope and args.pages:
+        print(
+            f"newswatch: rule {rule.name} is limited to sources ({scope}); the pages "
+            "given are from no source, so they are tested on its words alone",
+            file=sys.stderr,
+        )
 
     articles: list[StoredArticle] = []
     if args.pages:
@@ -130,7 +139,9 @@ def _rules_test(args: argparse.Namespace) -> int:
         finally:
             store.close()
 
-    found = [
+    # Matched on the words alone, then split by the rule's sources (the test that
+    # crawls apply), so that --explain can show what the sources left out.
+    worded = [
         (article, match)
         for article in articles
         for match in matcher.match(
@@ -141,9 +152,13 @@ def _rules_test(args: argparse.Namespace) -> int:
                 source=article.source,
                 url=article.url,
                 language=article.language,
-            )
+            ),
+            any_source=True,
         )
     ]
+    in_scope = [bool(args.pages) or covers_source(rule, article.source) for article, _ in worded]
+    found = [hit for hit, kept in zip(worded, in_scope, strict=True) if kept]
+    left_out = [hit for hit, kept in zip(worded, in_scope, strict=True) if not kept]
     hits = len(found)
     taste = _reader_taste(config, args) if args.explain and args.reader else None
     scores = _scores(found, articles, taste) if args.explain else {}
@@ -179,9 +194,40 @@ def _rules_test(args: argparse.Namespace) -> int:
             f"\n  terms: {', '.join(match.terms)}{explained}"
             f"\n  {_highlight(snippet, match.terms)}\n"
         )
+    if args.explain:
+        _print_left_out(left_out, scope, as_json=args.json)
     if not args.json:
-        print(f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles")
+        summary = f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles"
+        if left_out:
+            listed = "listed above" if args.explain else "--explain lists them"
+            summary += (
+                f"; {len(left_out)} more match its words but come from sources outside "
+                f"its sources ({listed})"
+            )
+        print(summary)
     return EXIT_OK
+
+
+def _print_left_out(
+    left_out: Sequence[tuple[StoredArticle, RuleMatch]], scope: str, *, as_json: bool
+) -> None:
+    """The articles a rule's words match that its ``sources`` leave out, and why."""
+    for article, match in left_out:
+        reason = f"its source {article.source} is not in the rule's sources ({scope})"
+        if as_json:
+            fields = {
+                "url": article.url,
+                "title": article.title,
+                "source": article.source,
+                "terms": list(match.terms),
+                "left_out": reason,
+            }
+            print(json.dumps(fields, ensure_ascii=False))
+            continue
+        print(
+            f"{_highlight(article.title, match.terms)}\n  {article.source} · {article.url}"
+            f"\n  left out: {reason}\n"
+        )
 
 
 def _reader_taste(config: Config, args: argparse.Namespace) -> Taste | None:
