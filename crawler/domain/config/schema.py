@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from crawler.domain.config.access import SiteAccessConfig
 from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
@@ -328,8 +329,9 @@ class ClusterConfig(_Strict):
     )
 
 
-class DomainConfig(_Strict):
-    """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
+class DomainConfig(SiteAccessConfig):
+    """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``,
+    and how the sources on it are reached (headers, cookies, user agent, proxy)."""
 
     concurrency: int | None = Field(default=None, ge=1, le=32)
     delay: Duration | None = Field(default=None, description="Minimum delay between requests.")
@@ -369,7 +371,8 @@ class Config(_Strict):
     )
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
     domains: dict[Host, DomainConfig] = Field(
-        default_factory=dict, description="Per-host concurrency and delay overrides."
+        default_factory=dict,
+        description="Per-host concurrency and delay, and how its sources are reached.",
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     story_window: Duration = Field(
