@@ -182,7 +182,7 @@ def load_cookies_file(path: Path) -> MozillaCookieJar:
             jar.load(ignore_discard=True, ignore_expires=True)
     except (LoadError, OSError) as error:
         raise ValueError(f"{path}: not a Netscape cookies.txt file") from error
-    now = time.time()
+    now = int(time.time())
     for cookie in list(jar):
         if cookie.expires == 0:  # how curl and browsers' extensions write a session cookie
             cookie.expires, cookie.discard = None, True
