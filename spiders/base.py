@@ -138,6 +138,11 @@ class SourceSpider(scrapy.Spider):
             return {"Authorization": self._authorization}
         return {}
 
+    def source_of(self, request: scrapy.Request) -> SourceConfig:
+        """The source a request is for: its headers, cookies, user agent and proxy are
+        added as it leaves (spiders.access.SiteAccessMiddleware)."""
+        return self.source
+
     def index_changed(self, response: Response, discovered_url: str | None = None) -> bool:
         """False when the index is as it was at the last good poll: skip all parsing.
 

@@ -37,6 +37,8 @@ from playwright.async_api import async_playwright
 from scrapy.exceptions import IgnoreRequest, NotConfigured, NotSupported
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
+from crawler.domain.urls import split_userinfo
+from spiders.access import SiteAccess, SiteAccessError
 from spiders.addresses import AddressPolicyMiddleware
 from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
 
@@ -263,6 +265,7 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
         )
         self.browser_provider_cls = partial(SharedBrowserProvider, host=HOST)
         self.process_request_headers = request_headers
+        self._domains = crawler.settings.get("NEWSWATCH_SITE_ACCESS") or {}
         self.abort_request = self._refused
         try:
             self._addresses: AddressPolicyMiddleware | None = AddressPolicyMiddleware.from_crawler(
@@ -270,6 +273,26 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
             )
         except NotConfigured:
             self._addresses = None
+
+    async def _create_browser_context(
+        self, name: str, context_kwargs: dict[str, Any] | None, spider: Any = None
+    ) -> Any:
+        """The poll's context, reaching the site as the source says: through its proxy,
+        with its user agent and its cookies (for the page's own requests too)."""
+        options = {**(context_kwargs or {}), **self._reach(spider)}
+        return await super()._create_browser_context(
+            name=name, context_kwargs=options, spider=spider
+        )
+
+    def _reach(self, spider: Any) -> dict[str, Any]:
+        source = getattr(spider, "source", None)
+        if source is None:  # a scale-out worker's crawl serves every source
+            return {"service_workers": "block"}
+        try:
+            access = SiteAccess.of(source, self._domains)
+        except SiteAccessError as error:  # the page's request fails with this reason
+            raise IgnoreRequest(str(error)) from None
+        return context_options(access)
 
     async def _create_page(self, request: scrapy.Request, spider: scrapy.Spider) -> Page:
         slot = await HOST.page_slot(self.page_timeout)
@@ -304,6 +327,40 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
         except ValueError:  # a URL Scrapy cannot even make a request of
             return True
         return False
+
+
+def context_options(access: SiteAccess) -> dict[str, Any]:
+    """Playwright's context options for a source's access settings: its proxy, user
+    agent and cookies (each cookie where its own rules send it, as Chromium applies
+    them). Its other headers go with the page request only (``request_headers``)."""
+    options: dict[str, Any] = {"service_workers": "block"}
+    if access.user_agent is not None:
+        options["user_agent"] = access.user_agent
+    if access.proxy is not None:
+        bare, user, password = split_userinfo(access.proxy)
+        parts = urlsplit(bare)
+        proxy = {"server": f"{parts.scheme}://{parts.netloc}"}
+        if user:
+            proxy |= {"username": user, "password": password or ""}
+        options["proxy"] = proxy
+    cookies: list[dict[str, Any]] = [
+        {
+            "name": cookie.name,
+            "value": cookie.value or "",
+            "domain": cookie.domain,
+            "path": cookie.path or "/",
+            "secure": bool(cookie.secure),
+            "expires": float(cookie.expires) if cookie.expires else -1,
+        }
+        for cookie in access.jar or ()
+    ]
+    if access.origin is not None and access.cookies:
+        scheme, host, port = access.origin
+        own = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+        cookies += [{"name": name, "value": value, "url": own} for name, value in access.cookies]
+    if cookies:
+        options["storage_state"] = {"cookies": cookies, "origins": []}
+    return options
 
 
 async def settle(page: Page, wait_for: str | None, timeout: float) -> bool:

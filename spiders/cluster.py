@@ -181,6 +181,13 @@ class ClusterSpider(scrapy.Spider):
                 continue
             yield request
 
+    def source_of(self, request: Request) -> SourceConfig | None:
+        """The source a queued request is for (spiders.access.SiteAccessMiddleware adds
+        its headers, cookies, user agent and proxy as it leaves); None for the
+        crawl's own requests (robots.txt)."""
+        name = request.meta.get(SOURCE)
+        return self.worker.source(name) if name else None
+
     # -- polls -----------------------------------------------------------------------
 
     def _poll(self, poll_id: str, source: SourceConfig, state: FetchState) -> _Poll:

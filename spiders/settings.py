@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self
 from scrapy.settings import Settings
 
 from crawler import __version__
+from spiders.access import domain_access
 from spiders.rendering import BROWSER_HANDLERS, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
     return {
         "TWISTED_REACTOR": ASYNCIO_REACTOR,
         "USER_AGENT": user_agent(config.user_agent_contact),
+        # robots.txt is read for newswatch, whatever User-Agent a source sends
+        # (sources[].user_agent): a site that keeps newswatch out keeps it out.
+        "ROBOTSTXT_USER_AGENT": user_agent(config.user_agent_contact),
         "ROBOTSTXT_OBEY": config.obey_robots_txt,
         "AUTOTHROTTLE_ENABLED": True,
         "AUTOTHROTTLE_START_DELAY": 0.5,
@@ -124,6 +128,9 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
             "spiders.middlewares.HeadMetaRefreshMiddleware": 580,
             # After RetryMiddleware (550) in response order, so it sees 429/503 first.
             "spiders.middlewares.RetryAfterMiddleware": 560,
+            # A source's headers, cookies, user agent and proxy: after the redirect
+            # middleware (600), before the proxy middleware (750) reads its proxy.
+            "spiders.access.SiteAccessMiddleware": 700,
         },
         "DOWNLOAD_SLOTS": {
             host: {
@@ -137,6 +144,8 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
             for host, domain in config.domains.items()
         },
         **browser_settings(config),
+        # Names of variables and files, and plain header values: read per request.
+        "NEWSWATCH_SITE_ACCESS": domain_access(config),
         "NEWSWATCH_MAX_RETRY_AFTER": config.max_retry_after.total_seconds(),
         "NEWSWATCH_MAX_CRAWL_DELAY": 60.0,
         "NEWSWATCH_DENY_PRIVATE_ADDRESSES": config.fetch_policy.deny_private_addresses,

@@ -224,6 +224,30 @@ def test_sources_add_renders_a_script_built_page_to_find_its_links(
     }
 
 
+def test_a_cookie_gated_script_built_page_gets_its_cookie_in_the_browser(
+    news_site: NewsSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _serve_section(news_site)
+    secret = "members-only-7f3c9a"
+    served = news_site.respond
+
+    def gated(raw_path: str, headers: dict[str, str]) -> Reply:
+        # The page and the data its script fetches both want the member's cookie.
+        cookie = {name.lower(): value for name, value in headers.items()}.get("cookie", "")
+        if raw_path.startswith("/js/") and f"session={secret}" not in cookie:
+            return Reply(403, b"members only", {"Content-Type": "text/plain"})
+        return served(raw_path, headers)
+
+    monkeypatch.setattr(news_site, "respond", gated)
+    monkeypatch.setenv("NW_TEST_SESSION", f"session={secret}")
+    source = _listing(news_site, render="browser", cookies_env="NW_TEST_SESSION")
+    result, store = _crawl(news_site, tmp_path, [source])
+    assert result.returncode == 0, result.stderr
+    assert _stored(store) == set(ARTICLES)
+    assert news_site.requests_for("js/stories.json")[-1].status == 200
+    assert secret not in result.stderr + result.stdout
+
+
 def test_render_browser_needs_a_listing_and_a_chromium(news_site: NewsSite, tmp_path: Path) -> None:
     feed = {"name": "feed", "feed": news_site.url("world/rss.xml"), "render": "browser"}
     config = write_config(tmp_path, **site_config(news_site, tmp_path, sources=[feed]))

@@ -27,6 +27,7 @@ from crawler.domain.health import THIN_BODY_CHARS
 from crawler.domain.listing_guess import guess_listing_links
 from crawler.domain.script_pages import looks_script_built
 from crawler.orchestration.fetching import Fetched, fetch_once
+from spiders.access import SiteAccess, SiteAccessError
 from spiders.base import basic_authorization
 from spiders.extract import extract_article
 from spiders.feedparse import FeedError, parse_feed
@@ -72,11 +73,16 @@ def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
         return
     yield Step("DNS", OK, f"{host} → {', '.join(addresses[:4])}")
 
-    yield from _robots(url, agent, timeout, obey=config.obey_robots_txt)
+    try:
+        access = SiteAccess.for_config(config, source)
+    except SiteAccessError as error:
+        yield Step("Access", FAILED, str(error))
+        return
+    yield from _robots(url, agent, timeout, obey=config.obey_robots_txt, access=access)
     credentials = source.credentials()
     authorization = basic_authorization(*credentials) if credentials else None
     try:
-        fetched = fetch_once(url, agent, timeout, authorization)
+        fetched = fetch_once(url, agent, timeout, authorization, access)
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         kind = "timed out" if isinstance(reason, TimeoutError) else "cannot connect"
@@ -87,13 +93,15 @@ def diagnose(source: SourceConfig, config: Config) -> Iterator[Step]:
         return
     sample = yield from _parse(source, fetched)
     if sample:
-        yield from _sample_page(sample, agent, timeout)
+        yield from _sample_page(sample, agent, timeout, access)
 
 
-def _robots(url: str, agent: str, timeout: float, *, obey: bool) -> Iterator[Step]:
+def _robots(
+    url: str, agent: str, timeout: float, *, obey: bool, access: SiteAccess
+) -> Iterator[Step]:
     robots_url = urljoin(url, "/robots.txt")
     try:
-        fetched = fetch_once(robots_url, agent, timeout)
+        fetched = fetch_once(robots_url, agent, timeout, access=access)
     except (urllib.error.URLError, OSError, ValueError) as error:
         yield Step("robots.txt", WARN, f"could not be read ({error}); polls go on as allowed")
         return
@@ -231,9 +239,9 @@ def _advertised_feeds(fetched: Fetched) -> list[str]:
     return discover_feeds(text, fetched.url)[:5]
 
 
-def _sample_page(url: str, agent: str, timeout: float) -> Iterator[Step]:
+def _sample_page(url: str, agent: str, timeout: float, access: SiteAccess) -> Iterator[Step]:
     try:
-        fetched = fetch_once(url, agent, timeout)
+        fetched = fetch_once(url, agent, timeout, access=access)
     except (urllib.error.URLError, OSError, ValueError) as error:
         yield Step("Article", FAILED, f"{url}: {getattr(error, 'reason', error)}")
         return

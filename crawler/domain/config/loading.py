@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from crawler.domain.config.access import load_cookies_file
 from crawler.domain.config.browser import find_chromium
 from crawler.domain.config.channels import apprise_url_problem
 from crawler.domain.config.schema import Config
@@ -133,7 +134,10 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(_validation_message(path, node, error)) from error
     if problems := _missing_secrets(config, node, path):
         raise ConfigError("\n".join(problems))
-    return _with_chromium(_resolve_paths(config, path), node, path)
+    config = _resolve_paths(config, path)
+    if problems := _cookies_file_problems(config, node, path):
+        raise ConfigError("\n".join(problems))
+    return _with_chromium(config, node, path)
 
 
 _TAG_KINDS = {
@@ -302,7 +306,42 @@ def _resolve_paths(config: Config, path: Path) -> Config:
         relative = config.database.removeprefix("sqlite:///")
         if relative and relative != ":memory:":
             update["database"] = f"sqlite:///{base / relative}"
-    return config.model_copy(update=update)
+    sources = [
+        source.model_copy(update={"cookies_file": base / source.cookies_file})
+        if source.cookies_file is not None
+        else source
+        for source in config.sources
+    ]
+    domains = {
+        host: domain.model_copy(update={"cookies_file": base / domain.cookies_file})
+        if domain.cookies_file is not None
+        else domain
+        for host, domain in config.domains.items()
+    }
+    return config.model_copy(update=update | {"sources": sources, "domains": domains})
+
+
+def _cookies_file_problems(config: Config, node: yaml.Node | None, path: Path) -> list[str]:
+    """Each ``cookies_file`` that cannot be read as a Netscape cookies.txt file: the key,
+    its line, and the line of the cookies file at fault (never its content)."""
+    files: list[tuple[tuple[int | str, ...], Path]] = [
+        (("sources", index, "cookies_file"), source.cookies_file)
+        for index, source in enumerate(config.sources)
+        if source.cookies_file is not None
+    ]
+    files += [
+        (("domains", host, "cookies_file"), domain.cookies_file)
+        for host, domain in config.domains.items()
+        if domain.cookies_file is not None
+    ]
+    problems = []
+    for loc, cookies in files:
+        try:
+            load_cookies_file(cookies)
+        except ValueError as error:
+            where = f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)})"
+            problems.append(f"{where}: {_one_line(str(error), 300)}")
+    return problems
 
 
 def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from crawler.domain.config.access import SiteAccessConfig
 from crawler.domain.config.browser import BrowserConfig
 from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.cluster import ClusterConfig, RedisUrl
@@ -286,8 +287,9 @@ class FetchPolicyConfig(_Strict):
     )
 
 
-class DomainConfig(_Strict):
-    """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``."""
+class DomainConfig(SiteAccessConfig):
+    """Politeness for one host, e.g. ``domains: {www.example.com: {concurrency: 1}}``,
+    and how the sources on it are reached (headers, cookies, user agent, proxy)."""
 
     concurrency: int | None = Field(default=None, ge=1, le=32)
     delay: Duration | None = Field(default=None, description="Minimum delay between requests.")
@@ -327,7 +329,8 @@ class Config(_Strict):
     )
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=32)
     domains: dict[Host, DomainConfig] = Field(
-        default_factory=dict, description="Per-host concurrency and delay overrides."
+        default_factory=dict,
+        description="Per-host concurrency and delay, and how its sources are reached.",
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     story_window: Duration = Field(

@@ -8,12 +8,25 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from crawler.domain.config.access import (
+    SITE_ACCESS_KEYS,
+    CookiesFileSetting,
+    CookiesVariable,
+    HeaderVariables,
+    ProxySetting,
+    ProxyVariable,
+    RequestHeaders,
+    SiteAccessConfig,
+    UserAgentSetting,
+    check_site_access,
+)
 from crawler.domain.config.scopes import SourceEntry
 from crawler.domain.config.values import (
     SOURCE_KINDS,
     CronExpression,
     Duration,
     EmailAddress,
+    KeyedValueError,
     Line,
     LinkSelector,
     Name,
@@ -153,6 +166,36 @@ class SourceConfig(_Strict):
         # A repr (in a traceback, a debug line) shows the URLs without their userinfo.
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name in SOURCE_KINDS and value else value
+
+    # -- how its site is reached (crawler/domain/config/access.py) ------------------
+    headers: RequestHeaders
+    headers_env: HeaderVariables
+    cookies_file: CookiesFileSetting
+    cookies_env: CookiesVariable
+    user_agent: UserAgentSetting
+    proxy: ProxySetting
+    proxy_env: ProxyVariable
+
+    @model_validator(mode="after")
+    def _access_usable(self) -> SourceConfig:
+        check_site_access(self.site_access())
+        if self.password_env is not None or split_userinfo(str(getattr(self, self.kind)))[1]:
+            for name in self.headers_env:
+                if name.lower() == "authorization":
+                    raise KeyedValueError(
+                        "the source sends HTTP basic authentication (a user in its URL): "
+                        "it cannot send another Authorization header",
+                        ("headers_env", name),
+                    )
+        return self
+
+    def site_access(self) -> SiteAccessConfig:
+        """Its headers, cookies, user agent and proxy settings, as given (the host's
+        ``domains`` entry is merged in by ``site_access_for``)."""
+        given = self.model_fields_set & set(SITE_ACCESS_KEYS)
+        return SiteAccessConfig.model_construct(
+            _fields_set=given, **{key: getattr(self, key) for key in SITE_ACCESS_KEYS}
+        )
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

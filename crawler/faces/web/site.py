@@ -137,6 +137,14 @@ class WebUI(Resource):
             for source in self.config.sources
             if (credentials := source.credentials())
         ]
+        secrets += [
+            value
+            for access in (
+                *(source.site_access() for source in self.config.sources),
+                *self.config.domains.values(),
+            )
+            for value in access.secret_values()
+        ]
         return [s.encode() for s in secrets if s and len(s) >= MIN_REDACTED_CHARS]
 
     def _host_names(self) -> frozenset[str]:
