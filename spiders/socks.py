@@ -21,6 +21,7 @@ time to the response's headers, which AutoThrottle reads).
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -41,6 +42,23 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+
+# httpcore2's DEBUG lines show the arguments of each SOCKS handshake, the proxy's user
+# and password among them: never below INFO (the CLI's logging says the same).
+logging.getLogger("httpcore2").setLevel(logging.INFO)
+
+
+class _ExperimentalSaidOnce(logging.Filter):
+    """Drops Scrapy's warning that its httpx handler is experimental: it would come
+    with every poll of a SOCKS source (one crawl each), and the README says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is experimental" not in record.getMessage()
+
+
+logging.getLogger("scrapy.core.downloader.handlers._base_streaming").addFilter(
+    _ExperimentalSaidOnce()
+)
 
 # A crawl's download handlers when its requests may go through a SOCKS proxy.
 SOCKS_HANDLERS = {

@@ -20,6 +20,7 @@ class Socks5Proxy:
         self.login = login
         self.connects: list[tuple[str, int]] = []  # (host as sent, port)
         self.refused_logins = 0
+        self.relayed = bytearray()  # every byte a client sent through to a site
         proxy = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -75,7 +76,7 @@ class Socks5Proxy:
             return
         client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + bytes(2))
         with upstream:
-            _relay(client, upstream)
+            _relay(client, upstream, self.relayed)
 
 
 def _read(sock: socket.socket, size: int) -> bytes:
@@ -88,9 +89,10 @@ def _read(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _relay(one: socket.socket, other: socket.socket) -> None:
-    """Copy bytes both ways until either side closes."""
-    peers = {one: other, other: one}
+def _relay(client: socket.socket, upstream: socket.socket, sent: bytearray) -> None:
+    """Copy bytes both ways until either side closes; what the client sent is added
+    to ``sent``."""
+    peers = {client: upstream, upstream: client}
     with contextlib.suppress(OSError):
         while True:
             readable, _, _ = select.select(list(peers), [], [], 30)
@@ -100,4 +102,6 @@ def _relay(one: socket.socket, other: socket.socket) -> None:
                 data = sock.recv(65536)
                 if not data:
                     return
+                if sock is client:
+                    sent += data
                 peers[sock].sendall(data)
