@@ -53,6 +53,8 @@ from crawler.domain.urls import (
 from spiders.access import proxy_of
 from spiders.failures import (
     BotChallengeError,
+    BrowserBusyError,
+    BrowserTimeoutError,
     SocksProxyError,
     SocksProxyLookupError,
     classify_failure,
@@ -426,6 +428,8 @@ def describe_failure(
     message = " ".join(failure.getErrorMessage().split())
     if failure.check(SocksProxyError, SocksProxyLookupError):
         return message  # already one line that names the proxy (spiders/socks.py)
+    if failure.check(BrowserBusyError, BrowserTimeoutError):
+        return message
     if failure.check(IgnoreRequest):
         return message or "request ignored"
     if failure.check(DNSLookupError, CannotResolveHostError):

@@ -35,34 +35,42 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from playwright.async_api import async_playwright
 from scrapy.exceptions import IgnoreRequest, NotConfigured, NotSupported
+from scrapy.http import Response, TextResponse
+from scrapy.responsetypes import responsetypes
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
 from crawler.domain.config.access import browser_proxy_problem
 from crawler.domain.urls import split_userinfo
 from spiders.access import SiteAccess, SiteAccessError
 from spiders.addresses import AddressPolicyMiddleware
+from spiders.failures import BrowserBusyError, BrowserTimeoutError
 from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
 from spiders.socks import SocksRoute, through_socks
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Playwright
     from playwright.async_api import Request as PlaywrightRequest
+    from playwright.async_api import Response as PlaywrightResponse
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
+    from scrapy_playwright.handler import Download
 
 logger = logging.getLogger(__name__)
 # scrapy-playwright says at INFO what it does at every poll (handler started,
-# browser connected, closed): the service's log keeps what matters.
-logging.getLogger("scrapy-playwright").setLevel(logging.WARNING)
+# browser connected, closed), and at WARNING, with a traceback, every page that
+# failed, which the spider already says in one line: the service's log keeps what
+# matters.
+logging.getLogger("scrapy-playwright").setLevel(logging.ERROR)
 
 # After the links are there, how long scripts may go on adding to the page before
 # it is read (the page is read at once when the network is quiet before that).
 QUIET_SECONDS = 2.0
+# Reading a page (and every wait on it) needs its main thread, which a script in an
+# endless loop never gives back: past this long after the wait for a free page and
+# the page's own time limits (navigation, then loading), the page is given up.
+READ_SECONDS = 10.0
+# How long a given-up page may take to close before its place is given back anyway.
+CLOSE_SECONDS = 5.0
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-class BrowserBusyError(Exception):
-    """No page could be rendered within the time limit: all were in use."""
 
 
 class BrowserHost:
@@ -261,6 +269,12 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
         super().__init__(crawler)
         settings = crawler.settings
         self.page_timeout = settings.getfloat("NEWSWATCH_BROWSER_PAGE_TIMEOUT", 20.0)
+        # A free page, the navigation, the loading: each within page_timeout.
+        self.download_limit = 3 * self.page_timeout + READ_SECONDS
+        # The page and its place of each request rendering (by id: a Request is no key).
+        self._rendering: dict[int, tuple[Page, PageSlot]] = {}
+        self._error_pages: set[int] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self.blocked = frozenset(settings.getlist("NEWSWATCH_BROWSER_BLOCK"))
         HOST.configure(
             max_pages=settings.getint("NEWSWATCH_BROWSER_MAX_PAGES", 2),
@@ -318,12 +332,56 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
             raise
         page.on("close", slot.release)
         page.on("crash", slot.release)
+        self._rendering[id(request)] = (page, slot)
         return page
+
+    async def _download_request(
+        self, request: scrapy.Request, spider: scrapy.Spider | None = None
+    ) -> Response:
+        """scrapy-playwright's download, given up after ``download_limit`` (its page
+        closed, its place given back): a page whose scripts never let go of its main
+        thread cannot even be read, and must not hold the poll, or a page, forever."""
+        limit = asyncio.timeout(self.download_limit)
+        try:
+            async with limit:
+                response = await super()._download_request(request, spider)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise BrowserTimeoutError(
+                f"browser: the page was still busy after {self.download_limit:.0f}s "
+                "(its scripts never let it be read); given up"
+            ) from None
+        finally:
+            self._error_pages.discard(id(request))
+            if (held := self._rendering.pop(id(request), None)) is not None:
+                self._give_up(*held)
+        return _typed(response)
+
+    def _give_up(self, page: Page, slot: PageSlot) -> None:
+        """Close ``page`` if a failure or a cancellation left it open; no await, so
+        that a cancelled download gives its place back too."""
+        if page.is_closed():
+            return
+        task = asyncio.ensure_future(_close_page(page, slot))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _get_response_and_download(
+        self, request: scrapy.Request, page: Page, spider: scrapy.Spider
+    ) -> tuple[PlaywrightResponse | None, Download | None]:
+        response, download = await super()._get_response_and_download(request, page, spider)
+        if response is not None and response.status >= 400:
+            self._error_pages.add(id(request))
+        return response, download
 
     async def _apply_page_methods(
         self, page: Page, request: scrapy.Request, spider: scrapy.Spider
     ) -> None:
-        """In place of page methods: wait until the page is ready to be read."""
+        """In place of page methods: wait until the page is ready to be read (an
+        error page at once: it has no links to wait for, and fails the request)."""
+        if id(request) in self._error_pages:
+            return
         still_loading = await settle(page, request.meta.get(WAIT_FOR), self.page_timeout)
         if still_loading:
             request.meta[CUT_AFTER] = self.page_timeout
@@ -382,6 +440,25 @@ def context_options(access: SiteAccess) -> dict[str, Any]:
     if cookies:
         options["storage_state"] = {"cookies": cookies, "origins": []}
     return options
+
+
+async def _close_page(page: Page, slot: PageSlot) -> None:
+    with suppress(PlaywrightError, TimeoutError):
+        await asyncio.wait_for(page.close(), CLOSE_SECONDS)
+    slot.release()
+
+
+def _typed(response: Response) -> Response:
+    """A rendered PDF or other non-text answer as what it is, not as the HTML of the
+    page Chromium shows it in (the spider skips it as for any non-text answer)."""
+    content_type = response.headers.get("Content-Type")
+    if (
+        isinstance(response, TextResponse)
+        and content_type
+        and not issubclass(responsetypes.from_content_type(content_type), TextResponse)
+    ):
+        return Response(**{name: getattr(response, name) for name in Response.attributes})
+    return response
 
 
 async def settle(page: Page, wait_for: str | None, timeout: float) -> bool:

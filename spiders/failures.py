@@ -73,6 +73,15 @@ class BotChallengeError(IgnoreRequest):
         return blocked if 200 <= self.status < 300 else f"HTTP {self.status}: {blocked}"
 
 
+class BrowserBusyError(Exception):
+    """No page could be rendered within the time limit: all were in use."""
+
+
+class BrowserTimeoutError(Exception):
+    """A rendered page went past its whole time limit and was given up (no
+    TimeoutError: those are OSErrors, which the crawl retries)."""
+
+
 def response_challenge(response: Response) -> Challenge | None:
     """detect_challenge on a Scrapy response (decompressed, as middlewares see it)."""
     headers = {}
@@ -95,7 +104,9 @@ def classify_failure(failure: Failure) -> tuple[FailureClass, int | None]:
     if any(isinstance(error, OpenSSLError | ssl.SSLError) for error in errors):
         return FailureClass.TLS, None
     for error in errors:
-        if isinstance(error, DownloadTimeoutError | TimeoutError | TCPTimedOutError):
+        if isinstance(
+            error, DownloadTimeoutError | TimeoutError | TCPTimedOutError | BrowserTimeoutError
+        ):
             return FailureClass.TIMEOUT, None
         if is_browser_error(error) and type(error).__name__ == "TimeoutError":
             return FailureClass.TIMEOUT, None

@@ -66,6 +66,22 @@ NEVER_LOADS = b"""<!doctype html>
 </body></html>
 """
 
+NEVER_LETS_GO = b"""<!doctype html>
+<html><head><title>Busy</title></head>
+<body>
+  <ul class="stories"><li><a href="/articles/cup-final.html">Cup final</a></li></ul>
+  <script>while (true) {}</script>
+</body></html>
+"""
+
+PAPERS = b"""<!doctype html>
+<html><head><title>Papers</title></head>
+<body><ul class="stories">
+  <li><a href="/papers/report.pdf">The annual report</a></li>
+  <li><a href="/articles/cup-final.html">Cup final</a></li>
+</ul></body></html>
+"""
+
 SCRIPT_WRITTEN_ARTICLE = b"""<!doctype html>
 <html lang="en"><head><title>Dam talks resume on the Mekong</title>
 <meta property="article:published_time" content="2024-02-14T09:00:00+00:00"></head>
@@ -170,6 +186,49 @@ def test_a_page_that_never_finishes_loading_is_cut_and_the_rest_goes_on(
     assert elapsed < 45
     # Both rendered sources used the one browser the crawl started.
     assert result.stderr.count("browser started") == 1, result.stderr
+
+
+def test_a_page_that_never_lets_go_or_never_answers_is_given_up_in_one_line(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    # A script that never yields holds the page's main thread: the page cannot even
+    # be read. A server that never answers holds the navigation.
+    news_site.set_content("busy/index.html", NEVER_LETS_GO, "text/html; charset=utf-8")
+    news_site.script("silent/", [Reply(delay=120)])
+    sources = [
+        {"name": "busy", "listing": news_site.url("busy/"), "links": "ul.stories a"},
+        {"name": "silent", "listing": news_site.url("silent/"), "links": "ul.stories a"},
+        {"name": "feed", "feed": news_site.url("world/rss.xml")},
+    ]
+    sources[0]["render"] = sources[1]["render"] = "browser"
+    result, store = _crawl(news_site, tmp_path, sources, browser={"page_timeout": "2s"})
+    assert result.returncode == 1, result.stderr
+    assert "busy: FAILED: browser: the page was still busy after 16s" in result.stdout
+    assert "silent: FAILED: browser: Page.goto: Timeout 2000ms exceeded." in result.stdout
+    assert "feed: 3 links, 3 new, 3 stored" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert "articles/army-pressures-isis.html" in _stored(store)
+
+
+def test_an_error_page_is_not_waited_for_and_a_rendered_pdf_is_no_article(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    news_site.set_content("papers/index.html", PAPERS, "text/html; charset=utf-8")
+    news_site.set_content("papers/report.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")
+    sources = [
+        {"name": "gone", "listing": news_site.url("status/404"), "links": "ul.stories a"},
+        {"name": "papers", "listing": news_site.url("papers/"), "links": "ul.stories a"},
+    ]
+    sources[0]["render"] = sources[1]["render"] = "browser"
+    sources[1]["render_articles"] = True
+    started = time.monotonic()
+    result, store = _crawl(news_site, tmp_path, sources, browser={"page_timeout": "90s"})
+    assert "gone: FAILED: HTTP 404" in result.stdout, result.stderr
+    # The 404 page never shows the links: waiting for them would take page_timeout.
+    assert time.monotonic() - started < 90
+    # Chromium shows a PDF in a page of its own: that page is not the article.
+    assert "report.pdf skipped: not a text page (application/pdf)" in result.stderr
+    assert _stored(store) == {"articles/cup-final.html"}
 
 
 def test_article_pages_written_by_script_are_rendered_too(
