@@ -75,9 +75,12 @@ class SeenRequest:
 
 
 class NewsSite:
-    """Serves a folder of fixture files over HTTP on 127.0.0.1 and a free port."""
+    """Serves a folder of fixture files over HTTP on 127.0.0.1 (or another loopback
+    address: ``host``) and a free port."""
 
-    def __init__(self, root: Path = SITE_ROOT, *, under: Path | None = DEMO_ROOT) -> None:
+    def __init__(
+        self, root: Path = SITE_ROOT, *, under: Path | None = DEMO_ROOT, host: str = "127.0.0.1"
+    ) -> None:
         self.root = root
         self._roots = [root] if under is None else [root, under]
         self.requests: list[SeenRequest] = []
@@ -115,9 +118,9 @@ class NewsSite:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # requests are recorded instead, and the test output stays readable
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.base = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> NewsSite:
