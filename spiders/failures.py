@@ -110,6 +110,8 @@ def classify_failure(failure: Failure) -> tuple[FailureClass, int | None]:
             return FailureClass.TIMEOUT, None
         if is_browser_error(error) and type(error).__name__ == "TimeoutError":
             return FailureClass.TIMEOUT, None
+        if is_browser_error(error) and (kind := _chromium_failure_class(str(error))):
+            return kind, None
         if isinstance(error, DNSLookupError | CannotResolveHostError | UnknownHostError):
             return FailureClass.DNS, None
     for error in errors:
@@ -123,6 +125,25 @@ def classify_failure(failure: Failure) -> tuple[FailureClass, int | None]:
         ):
             return FailureClass.CONNECT, None
     return FailureClass.OTHER, None
+
+
+# Chromium's network errors, as a Playwright error's message names them ("Page.goto:
+# net::ERR_NAME_NOT_RESOLVED at …"), by class; the first prefix that matches wins.
+CHROMIUM_NET_ERRORS = (
+    ("net::ERR_NAME_NOT_RESOLVED", FailureClass.DNS),
+    ("net::ERR_NAME_RESOLUTION_FAILED", FailureClass.DNS),
+    ("net::ERR_CERT_", FailureClass.TLS),
+    ("net::ERR_SSL_", FailureClass.TLS),
+    ("net::ERR_TIMED_OUT", FailureClass.TIMEOUT),
+    ("net::ERR_CONNECTION_TIMED_OUT", FailureClass.TIMEOUT),
+    ("net::ERR_CONNECTION_", FailureClass.CONNECT),  # refused, reset, closed, failed
+    ("net::ERR_ADDRESS_UNREACHABLE", FailureClass.CONNECT),
+    ("net::ERR_EMPTY_RESPONSE", FailureClass.CONNECT),
+)
+
+
+def _chromium_failure_class(message: str) -> FailureClass | None:
+    return next((kind for code, kind in CHROMIUM_NET_ERRORS if code in message), None)
 
 
 def is_browser_error(error: BaseException) -> bool:

@@ -430,3 +430,27 @@ def test_a_page_cannot_reach_a_denied_address_through_a_redirect(
     )
     assert news_site.requests_for("js/stories.json"), result.stderr
     assert not other_site.requests_for("stories.json")
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Page.goto: net::ERR_NAME_NOT_RESOLVED at http://gone.example/", "dns"),
+        ("Page.goto: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/", "connect"),
+        ("Page.goto: net::ERR_CONNECTION_RESET at http://example.org/", "connect"),
+        ("Page.goto: net::ERR_CERT_DATE_INVALID at https://example.org/", "tls"),
+        ("Page.goto: net::ERR_CONNECTION_TIMED_OUT at http://example.org/", "timeout"),
+        ("Page.goto: Target page, context or browser has been closed", "other"),
+    ],
+    ids=["dns", "refused", "reset", "certificate", "connect-timeout", "closed"],
+)
+def test_a_browser_failure_has_its_class_and_one_line(message: str, kind: str) -> None:
+    from playwright.async_api import Error as PlaywrightError
+    from twisted.python.failure import Failure
+
+    from spiders.base import describe_failure
+    from spiders.failures import classify_failure
+
+    failure = Failure(PlaywrightError(message + "\nCall log:\n  - navigating"))
+    assert classify_failure(failure) == (kind, None)
+    assert describe_failure(failure) == f"browser: {message}"
