@@ -54,6 +54,7 @@ from spiders.access import proxy_of
 from spiders.failures import (
     BotChallengeError,
     BrowserBusyError,
+    BrowserLaunchError,
     BrowserTimeoutError,
     SocksProxyError,
     SocksProxyLookupError,
@@ -428,7 +429,7 @@ def describe_failure(
     message = " ".join(failure.getErrorMessage().split())
     if failure.check(SocksProxyError, SocksProxyLookupError):
         return message  # already one line that names the proxy (spiders/socks.py)
-    if failure.check(BrowserBusyError, BrowserTimeoutError):
+    if failure.check(BrowserBusyError, BrowserLaunchError, BrowserTimeoutError):
         return message
     if failure.check(IgnoreRequest):
         return message or "request ignored"

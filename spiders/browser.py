@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ from crawler.domain.config.access import browser_proxy_problem
 from crawler.domain.urls import split_userinfo
 from spiders.access import SiteAccess, SiteAccessError
 from spiders.addresses import AddressPolicyMiddleware
-from spiders.failures import BrowserBusyError, BrowserTimeoutError
+from spiders.failures import BrowserBusyError, BrowserLaunchError, BrowserTimeoutError
 from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
 from spiders.socks import SocksRoute, through_socks
 
@@ -114,7 +115,12 @@ class BrowserHost:
             if browser is None or not browser.is_connected():
                 await self._shut_down()
                 self._playwright = await async_playwright().start()
-                browser = self._browser = await self._playwright.chromium.launch(**launch_options)
+                try:
+                    browser = await self._playwright.chromium.launch(**launch_options)
+                except PlaywrightError as error:
+                    await self._shut_down()  # Playwright's driver too
+                    raise BrowserLaunchError(launch_failure(launch_options, error)) from None
+                self._browser = browser
                 self.launches += 1
                 logger.info(
                     "browser started: %s", launch_options.get("executable_path") or "chromium"
@@ -440,6 +446,19 @@ def context_options(access: SiteAccess) -> dict[str, Any]:
     if cookies:
         options["storage_state"] = {"cookies": cookies, "origins": []}
     return options
+
+
+def launch_failure(launch_options: dict[str, Any], error: PlaywrightError) -> str:
+    """One line for a Chromium that would not start: what it last said on stderr
+    (a missing library, a sandbox refused) and its exit code, not Playwright's
+    "Target page, context or browser has been closed" and the command line."""
+    text = str(error)
+    said = [line.split("[err]", 1)[1].strip() for line in text.splitlines() if "[err]" in line]
+    reason = next((line for line in reversed(said) if line), text.strip().splitlines()[0])
+    if exited := re.search(r"exitCode=(\d+)", text):
+        reason += f" (exit code {exited[1]})"
+    executable = launch_options.get("executable_path") or "chromium"
+    return f"browser: {executable} could not be started: {reason}"
 
 
 async def _close_page(page: Page, slot: PageSlot) -> None:

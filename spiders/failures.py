@@ -77,6 +77,10 @@ class BrowserBusyError(Exception):
     """No page could be rendered within the time limit: all were in use."""
 
 
+class BrowserLaunchError(Exception):
+    """Chromium could not be started (its message says why, from Chromium's output)."""
+
+
 class BrowserTimeoutError(Exception):
     """A rendered page went past its whole time limit and was given up (no
     TimeoutError: those are OSErrors, which the crawl retries)."""

@@ -454,3 +454,32 @@ def test_a_browser_failure_has_its_class_and_one_line(message: str, kind: str) -
     failure = Failure(PlaywrightError(message + "\nCall log:\n  - navigating"))
     assert classify_failure(failure) == (kind, None)
     assert describe_failure(failure) == f"browser: {message}"
+
+
+def test_a_chromium_that_will_not_start_says_why_in_one_line(tmp_path: Path) -> None:
+    from spiders.browser import BrowserHost
+    from spiders.failures import BrowserLaunchError
+
+    # A Chromium that was there when the configuration was read, broken since
+    # (an upgrade half done): it starts, complains and exits.
+    broken = tmp_path / "chromium"
+    broken.write_text(
+        "#!/bin/sh\necho 'error while loading shared libraries: libnss3.so' >&2\nexit 127\n"
+    )
+    broken.chmod(0o755)
+
+    async def scenario() -> tuple[str, bool]:
+        host = BrowserHost()
+        host.configure(max_pages=1, idle_close=1.0)
+        try:
+            await host.lease({"executable_path": str(broken), "headless": True})
+        except BrowserLaunchError as error:
+            return str(error), host.running
+        return "started", host.running
+
+    message, running = asyncio.run(scenario())
+    assert message == (
+        f"browser: {broken} could not be started: "
+        "error while loading shared libraries: libnss3.so (exit code 127)"
+    )
+    assert not running
