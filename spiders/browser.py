@@ -49,7 +49,7 @@ from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
 from spiders.socks import SocksRoute, through_socks
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, Page, Playwright
+    from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route
     from playwright.async_api import Request as PlaywrightRequest
     from playwright.async_api import Response as PlaywrightResponse
     from scrapy.crawler import Crawler
@@ -540,27 +540,38 @@ def render_once(
 ) -> str:
     """The page at ``url`` as Chromium shows it once its scripts have run, for a
     one-shot command (``sources add``): loaded, then the network quiet for a moment,
-    within ``timeout``; a page still loading then is taken as far as it got."""
-    from playwright.sync_api import TimeoutError as SyncTimeoutError
-    from playwright.sync_api import sync_playwright
+    within ``timeout``; a page still loading then is taken as far as it got, and one
+    whose scripts never let it be read is given up (BrowserTimeoutError)."""
+    return asyncio.run(
+        _render_once(url, executable=executable, agent=agent, timeout=timeout, block=block)
+    )
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+
+async def _render_once(
+    url: str, *, executable: str, agent: str, timeout: float, block: frozenset[str]
+) -> str:
+    async def route_request(route: Route) -> None:
+        if route.request.resource_type in block:
+            await route.abort()
+        else:
+            await route.fallback()
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            context = browser.new_context(user_agent=agent, service_workers="block")
-            context.route(
-                "**/*",
-                lambda route: (
-                    route.abort() if route.request.resource_type in block else route.fallback()
-                ),
-            )
-            page = context.new_page()
-            page.goto(url, wait_until="commit", timeout=timeout * 1000)
-            with suppress(SyncTimeoutError):
-                page.wait_for_load_state("load", timeout=timeout * 1000)
-                page.wait_for_load_state("networkidle", timeout=QUIET_SECONDS * 1000)
-            return page.content()
+            context = await browser.new_context(user_agent=agent, service_workers="block")
+            await context.route("**/*", route_request)
+            page = await context.new_page()
+            await page.goto(url, wait_until="commit", timeout=timeout * 1000)
+            await settle(page, None, timeout)
+            try:
+                return await asyncio.wait_for(page.content(), READ_SECONDS)
+            except TimeoutError:
+                raise BrowserTimeoutError(
+                    f"browser: the page was still busy after {timeout + READ_SECONDS:.0f}s "
+                    "(its scripts never let it be read); given up"
+                ) from None
         finally:
-            browser.close()
+            await browser.close()

@@ -483,3 +483,16 @@ def test_a_chromium_that_will_not_start_says_why_in_one_line(tmp_path: Path) -> 
         "error while loading shared libraries: libnss3.so (exit code 127)"
     )
     assert not running
+
+
+def test_sources_add_gives_up_a_page_whose_scripts_never_let_go(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    page = b'<!doctype html><html><body><div id="root"></div><script>while (true) {}</script>'
+    news_site.set_content("busy/index.html", page, "text/html; charset=utf-8")
+    config = write_config(tmp_path, **site_config(news_site, tmp_path, sources=[]))
+    added = run_newswatch(config, "sources", "add", news_site.url("busy/"), "--yes")
+    assert added.returncode == 1, added.stdout + added.stderr
+    assert "could not be rendered in Chromium: browser: the page was still busy" in added.stderr
+    assert "Traceback" not in added.stderr
+    assert load_config(config).sources == []

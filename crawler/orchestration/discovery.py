@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from crawler.domain.listing_guess import MIN_LINKS, guess_listing_links
 from crawler.domain.script_pages import looks_script_built
-from crawler.domain.urls import canonicalize_url
+from crawler.domain.urls import canonicalize_url, redact_url
 from crawler.orchestration.fetching import fetch_once
 from spiders.feedparse import FeedError, parse_feed
 from spiders.feeds import discover_feeds
@@ -147,7 +147,9 @@ def _rendered_listing(url: str, agent: str, timeout: float, chromium: Chromium) 
             block=chromium.block,
         )
     except Exception as error:  # Playwright's errors: the page is said to be script-built
-        logger.warning("%s could not be rendered in Chromium: %s", url, error)
+        # Playwright's message: one line of what happened, then its call log.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        logger.warning("%s could not be rendered in Chromium: %s", redact_url(url), reason)
         return None
     listing = _listing(html, url)
     if listing is None:
