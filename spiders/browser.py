@@ -11,10 +11,11 @@ adds to scrapy-playwright's download handler:
 - **a time limit per page**: a page is read once its article links are there (or
   it has loaded), and a page still loading at ``browser.page_timeout`` is read as
   far as it got, never waited on for longer;
-- **what a page may load**: no pictures, fonts or media, and, with
-  ``fetch_policy``, none of the addresses a crawl may not reach;
-- **credentials stay on their origin**: the request's Authorization and Cookie
-  headers go with the page's own navigation, not with a redirect to another host.
+- **what a page may load**: no pictures, fonts or media (``browser.block``);
+- **credentials stay on their origin**: the page's own request, and any other to
+  the source's origin that carries its headers, is made by the handler one hop at a
+  time, so a redirect Chromium follows by itself carries none of them; basic
+  authentication is Chromium's own, for the source's origin only.
 
 Everything else is the crawl's as usual: robots.txt, politeness and retries see
 the page request in Scrapy's middlewares, and the rendered page is extracted like
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,21 +35,22 @@ import scrapy
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from playwright.async_api import async_playwright
-from scrapy.exceptions import IgnoreRequest, NotConfigured, NotSupported
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response, TextResponse
 from scrapy.responsetypes import responsetypes
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
 from crawler.domain.config.access import browser_proxy_problem
-from crawler.domain.urls import split_userinfo
+from crawler.domain.urls import origin, split_userinfo
 from spiders.access import SiteAccess, SiteAccessError
 from spiders.addresses import AddressPolicyMiddleware
-from spiders.failures import BrowserBusyError, BrowserLaunchError, BrowserTimeoutError
+from spiders.browser_host import HOST, PageSlot, SharedBrowserProvider
+from spiders.failures import BrowserTimeoutError
 from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
 from spiders.socks import SocksRoute, through_socks
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route
+    from playwright.async_api import Page, Route
     from playwright.async_api import Request as PlaywrightRequest
     from playwright.async_api import Response as PlaywrightResponse
     from scrapy.crawler import Crawler
@@ -71,201 +72,18 @@ QUIET_SECONDS = 2.0
 READ_SECONDS = 10.0
 # How long a given-up page may take to close before its place is given back anyway.
 CLOSE_SECONDS = 5.0
-SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-class BrowserHost:
-    """The service's one Chromium: started on first need, closed when idle.
-
-    Polls lease it (``lease``/``release``); with no lease left it is closed after
-    the idle time. Pages are counted here, across polls, to keep within max_pages.
-    """
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
-        self._leases = 0
-        self._idle: asyncio.TimerHandle | None = None
-        self._lock = asyncio.Lock()
-        self._pages = asyncio.Semaphore(2)
-        self.max_pages = 2
-        self.idle_close = 120.0
-        self.launches = 0
-
-    def configure(self, *, max_pages: int, idle_close: float) -> None:
-        """Take the service's current settings (each crawl passes them on)."""
-        self._bind_loop()
-        self.idle_close = idle_close
-        if max_pages != self.max_pages and self._leases == 0:
-            self.max_pages, self._pages = max_pages, asyncio.Semaphore(max_pages)
-
-    @property
-    def running(self) -> bool:
-        return self._browser is not None and self._browser.is_connected()
-
-    async def lease(self, launch_options: dict[str, Any]) -> Browser:
-        """The browser, started if it is not running; ``release`` when done."""
-        self._bind_loop()
-        async with self._lock:
-            if self._idle is not None:
-                self._idle.cancel()
-                self._idle = None
-            browser = self._browser
-            if browser is None or not browser.is_connected():
-                await self._shut_down()
-                self._playwright = await async_playwright().start()
-                try:
-                    browser = await self._playwright.chromium.launch(**launch_options)
-                except PlaywrightError as error:
-                    await self._shut_down()  # Playwright's driver too
-                    raise BrowserLaunchError(launch_failure(launch_options, error)) from None
-                self._browser = browser
-                self.launches += 1
-                logger.info(
-                    "browser started: %s", launch_options.get("executable_path") or "chromium"
-                )
-            self._leases += 1
-            return browser
-
-    def release(self) -> None:
-        self._leases = max(0, self._leases - 1)
-        if self._leases == 0 and self._browser is not None and self._loop is not None:
-            self._idle = self._loop.call_later(self.idle_close, self._close_if_idle)
-
-    def _close_if_idle(self) -> None:
-        self._idle = None
-        if self._leases == 0:
-            task = asyncio.ensure_future(self.close())
-            task.add_done_callback(_log_failure)
-
-    async def page_slot(self, timeout: float) -> PageSlot:
-        """One of the max_pages places to render a page, waited for at most ``timeout``."""
-        self._bind_loop()
-        pages = self._pages
-        try:
-            await asyncio.wait_for(pages.acquire(), timeout)
-        except TimeoutError:
-            raise BrowserBusyError(
-                f"no browser page free within {timeout:.0f}s: {self.max_pages} pages were "
-                "rendering (browser.max_pages)"
-            ) from None
-        return PageSlot(pages)
-
-    async def close(self) -> None:
-        """Close the browser now (the service stops, or it was idle)."""
-        async with self._lock:
-            if self._leases == 0 or self._loop is None or self._loop.is_closed():
-                await self._shut_down()
-
-    async def _shut_down(self) -> None:
-        browser, playwright = self._browser, self._playwright
-        self._browser = self._playwright = None
-        if browser is not None:
-            with suppress(PlaywrightError):
-                await browser.close()
-            logger.info("browser closed")
-        if playwright is not None:
-            with suppress(PlaywrightError):
-                await playwright.stop()
-
-    def _bind_loop(self) -> None:
-        """Asyncio primitives belong to one loop: a new loop (a test's) starts afresh."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop = loop
-            self._playwright = self._browser = None
-            self._leases = 0
-            self._idle = None
-            self._lock = asyncio.Lock()
-            self._pages = asyncio.Semaphore(self.max_pages)
-
-
-class PageSlot:
-    """A held place to render a page; ``release`` is safe to call more than once."""
-
-    def __init__(self, semaphore: asyncio.Semaphore) -> None:
-        self._semaphore: asyncio.Semaphore | None = semaphore
-
-    def release(self, *_event: object) -> None:
-        if self._semaphore is not None:
-            self._semaphore.release()
-            self._semaphore = None
-
-
-HOST = BrowserHost()
-
-
-async def close_browser() -> None:
-    """Close the shared browser if it runs (the service is stopping)."""
-    await HOST.close()
-
-
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        logger.warning("the browser could not be closed: %s", error)
-
-
-class LeasedBrowser:
-    """The shared browser as one crawl sees it: closing it gives the lease back
-    (scrapy-playwright closes its browser when the crawl ends)."""
-
-    def __init__(self, browser: Browser, host: BrowserHost) -> None:
-        self._browser = browser
-        self._host = host
-        self._listeners: list[tuple[str, Any]] = []
-        self._held = True
-        browser.on("disconnected", self._lost)
-
-    def on(self, event: Any, callback: Any) -> None:
-        self._listeners.append((event, callback))
-        self._browser.on(event, callback)
-
-    async def new_context(self, **kwargs: Any) -> BrowserContext:
-        return await self._browser.new_context(**kwargs)
-
-    def is_connected(self) -> bool:
-        return self._browser.is_connected()
-
-    async def close(self) -> None:
-        for event, callback in [*self._listeners, ("disconnected", self._lost)]:
-            with suppress(KeyError, ValueError):
-                self._browser.remove_listener(event, callback)
-        self._listeners.clear()
-        self._give_back()
-
-    def _lost(self, *_event: object) -> None:
-        self._give_back()
-
-    def _give_back(self) -> None:
-        if self._held:
-            self._held = False
-            self._host.release()
-
-
-class SharedBrowserProvider:
-    """scrapy-playwright's browser provider, handing out leases of ``HOST``."""
-
-    def __init__(self, config: Any, host: BrowserHost) -> None:
-        self.config = config
-        self._host = host
-        self._leased: LeasedBrowser | None = None
-
-    async def start(self) -> None:
-        """Nothing yet: the browser starts when a page first needs it."""
-
-    async def launch_browser(self) -> LeasedBrowser:
-        browser = await self._host.lease(self.config.launch_options)
-        self._leased = LeasedBrowser(browser, self._host)
-        return self._leased
-
-    async def launch_persistent_context(self, context_kwargs: dict[str, Any]) -> BrowserContext:
-        raise NotSupported("newswatch renders pages in throwaway contexts only")
-
-    async def close(self) -> None:
-        if self._leased is not None:
-            await self._leased.close()
-            self._leased = None
+# Chromium's names of the network errors ``route.abort`` may give, by what Node said
+# when newswatch made the request: the page then fails as Chromium would have.
+ABORT_REASONS = (
+    ("ENOTFOUND", "namenotresolved"),
+    ("EAI_AGAIN", "namenotresolved"),
+    ("ECONNREFUSED", "connectionrefused"),
+    ("ECONNRESET", "connectionreset"),
+    ("ETIMEDOUT", "timedout"),
+    ("Timeout", "timedout"),
+    ("EHOSTUNREACH", "addressunreachable"),
+    ("ENETUNREACH", "addressunreachable"),
+)
 
 
 class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
@@ -287,7 +105,7 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
             idle_close=settings.getfloat("NEWSWATCH_BROWSER_IDLE_CLOSE", 120.0),
         )
         self.browser_provider_cls = partial(SharedBrowserProvider, host=HOST)
-        self.process_request_headers = request_headers
+        self._access: SiteAccess | None = None
         self._domains = crawler.settings.get("NEWSWATCH_SITE_ACCESS") or {}
         self.abort_request = self._refused
         try:
@@ -325,9 +143,79 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
         if source is None:  # a scale-out worker's crawl serves every source
             return {"service_workers": "block"}
         try:
-            return context_options(SiteAccess.of(source, self._domains))
+            self._access = SiteAccess.of(source, self._domains)
+            options = context_options(self._access)
         except SiteAccessError as error:  # the page's request fails with this reason
             raise IgnoreRequest(str(error)) from None
+        if (credentials := source.credentials()) is not None and self._access.origin:
+            # Basic authentication, given by Chromium itself to the source's origin
+            # only (every request of the page there, no other host).
+            options["http_credentials"] = {
+                "username": credentials[0],
+                "password": credentials[1],
+                "origin": origin_url(self._access.origin),
+                "send": "always",
+            }
+        return options
+
+    def _make_request_handler(
+        self,
+        context_name: str,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes | None,
+        encoding: str,
+        spider: Any,
+        initial_request_done: asyncio.Event,
+    ) -> Any:
+        """How each request of a rendered page goes out (scrapy-playwright's, replaced).
+
+        Refused ones (``_refused``) are aborted. The page's own request, and any other
+        to the source's origin when the source has headers of its own, are made here,
+        one hop at a time (``route.fetch`` without redirects): Chromium follows a
+        redirect by itself, with headers given to a routed request carried along, so
+        credentials must never be given to one it goes on with. Everything else is
+        the browser's own, with the crawl's user agent."""
+        agent = headers.get("User-Agent")
+        page_headers = {name.lower(): value for name, value in headers.to_unicode_dict().items()}
+
+        async def route_request(route: Route, request: PlaywrightRequest) -> None:
+            if await self._refused(request):
+                await route.abort("blockedbyclient")
+                return
+            own = await request.all_headers()
+            if agent:
+                own["user-agent"] = agent.decode("latin-1")
+            first = (
+                request.is_navigation_request()
+                and not initial_request_done.is_set()
+                and request.url.rstrip("/") == url.rstrip("/")
+            )
+            if first:
+                initial_request_done.set()
+                await self._fetch_hop(route, page_headers | {"referer": own.get("referer", "")})
+                return
+            access = self._access
+            if access is not None and access.headers and origin(request.url) == access.origin:
+                await self._fetch_hop(route, own | dict(access.headers))
+                return
+            await route.continue_(headers=own)
+
+        return route_request
+
+    async def _fetch_hop(self, route: Route, headers: dict[str, str]) -> None:
+        """Make one request of a page here, its redirect (if any) handed back to the
+        browser as it is, without these headers."""
+        sent = {name: value for name, value in headers.items() if value}
+        try:
+            response = await route.fetch(
+                headers=sent, max_redirects=0, timeout=self.page_timeout * 1000
+            )
+        except PlaywrightError as error:
+            await route.abort(_abort_reason(str(error)))
+            return
+        await route.fulfill(response=response)
 
     async def _create_page(self, request: scrapy.Request, spider: scrapy.Spider) -> Page:
         slot = await HOST.page_slot(self.page_timeout)
@@ -408,10 +296,21 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
         return False
 
 
+def _abort_reason(message: str) -> str:
+    return next((reason for code, reason in ABORT_REASONS if code in message), "failed")
+
+
+def origin_url(own: tuple[str, str, int]) -> str:
+    """``scheme://host:port`` of an origin (an IPv6 host in brackets)."""
+    scheme, host, port = own
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def context_options(access: SiteAccess) -> dict[str, Any]:
     """Playwright's context options for a source's access settings: its proxy, user
     agent and cookies (each cookie where its own rules send it, as Chromium applies
-    them). Its other headers go with the page request only (``request_headers``).
+    them). Its other headers go with its requests to the source's origin (the handler's
+    ``_make_request_handler``).
     SiteAccessError for a SOCKS proxy with a login, which Chromium cannot give (the
     configuration refuses it; its variable may have changed since)."""
     options: dict[str, Any] = {"service_workers": "block"}
@@ -440,25 +339,11 @@ def context_options(access: SiteAccess) -> dict[str, Any]:
         for cookie in access.jar or ()
     ]
     if access.origin is not None and access.cookies:
-        scheme, host, port = access.origin
-        own = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+        own = origin_url(access.origin)
         cookies += [{"name": name, "value": value, "url": own} for name, value in access.cookies]
     if cookies:
         options["storage_state"] = {"cookies": cookies, "origins": []}
     return options
-
-
-def launch_failure(launch_options: dict[str, Any], error: PlaywrightError) -> str:
-    """One line for a Chromium that would not start: what it last said on stderr
-    (a missing library, a sandbox refused) and its exit code, not Playwright's
-    "Target page, context or browser has been closed" and the command line."""
-    text = str(error)
-    said = [line.split("[err]", 1)[1].strip() for line in text.splitlines() if "[err]" in line]
-    reason = next((line for line in reversed(said) if line), text.strip().splitlines()[0])
-    if exited := re.search(r"exitCode=(\d+)", text):
-        reason += f" (exit code {exited[1]})"
-    executable = launch_options.get("executable_path") or "chromium"
-    return f"browser: {executable} could not be started: {reason}"
 
 
 async def _close_page(page: Page, slot: PageSlot) -> None:
@@ -501,38 +386,6 @@ async def settle(page: Page, wait_for: str | None, timeout: float) -> bool:
     with suppress(PlaywrightTimeoutError):
         await page.wait_for_load_state("networkidle", timeout=left_ms(QUIET_SECONDS))
     return False
-
-
-async def request_headers(
-    *, browser_type_name: str, playwright_request: PlaywrightRequest, scrapy_request_data: dict
-) -> dict[str, str]:
-    """The headers a page's requests carry: for the page itself, the Scrapy request's
-    (user agent, conditional and credential headers as the crawl set them); for
-    anything else, the browser's own with the crawl's user agent. Credentials go to
-    the origin of the request they were set for, not to a redirect's other host."""
-    scrapy_headers = {
-        name.lower(): value
-        for name, value in scrapy_request_data["headers"].to_unicode_dict().items()
-    }
-    own = await playwright_request.all_headers()
-    agent = scrapy_headers.get("user-agent")
-    if not playwright_request.is_navigation_request():
-        return own | ({"user-agent": agent} if agent else {})
-    same_origin = _origin(playwright_request.url) == _origin(scrapy_request_data["url"])
-    headers = {
-        name: value
-        for name, value in scrapy_headers.items()
-        if same_origin or name not in SECRET_HEADERS
-    }
-    if referer := own.get("referer"):
-        headers.setdefault("referer", referer)
-    headers.setdefault("user-agent", agent or own.get("user-agent", ""))
-    return headers
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port
 
 
 def render_once(

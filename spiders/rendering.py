@@ -63,5 +63,5 @@ def playwright_selector(selector: str) -> str:
 async def close_browser() -> None:
     """Close the service's browser if a poll ever started one (the service stops);
     with no browser source, nothing is imported."""
-    if (browser := sys.modules.get("spiders.browser")) is not None:
+    if (browser := sys.modules.get("spiders.browser_host")) is not None:
         await browser.close_browser()

@@ -476,14 +476,25 @@ def _with_chromium(config: Config, node: yaml.Node | None, path: Path) -> Config
     index = next((i for i, source in enumerate(config.sources) if source.uses_browser), None)
     if index is None:
         return config
+    source = config.sources[index]
+    rendering: tuple[int | str, ...] = (
+        "sources",
+        index,
+        "render" if source.render == "browser" else "render_articles",
+    )
+    policy = config.fetch_policy
+    if policy.deny_private_addresses or policy.deny_networks:
+        # Chromium follows a redirect by itself, past the address check every other
+        # request of a page gets: the policy could not be kept.
+        raise ConfigError(
+            f"{path}: {_format_loc(rendering)} (line {_line_of(node, rendering)}): "
+            f"source {source.name} is rendered in a browser, which cannot be held to "
+            "fetch_policy (Chromium follows redirects itself, to any address); render "
+            "no source, or lift fetch_policy"
+        )
     chromium, problem = find_chromium(config.browser.executable)
     if chromium is None:
-        source = config.sources[index]
-        loc: tuple[int | str, ...] = (
-            ("browser", "executable")
-            if config.browser.executable is not None
-            else ("sources", index, "render" if source.render == "browser" else "render_articles")
-        )
+        loc = ("browser", "executable") if config.browser.executable is not None else rendering
         raise ConfigError(
             f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
             f"source {source.name} is rendered in a browser, but {problem}"
