@@ -360,6 +360,12 @@ def test_a_hub_pushes_and_newswatch_polls_at_once(news_site: NewsSite, tmp_path:
             assert kept.lease_expires_at is not None
             assert kept.hub == hub.url
             assert first["hub.secret"] not in service.output()  # never logged
+            page = service.get("/sources/world")
+            assert page.status == 200
+            assert "WebSub push" in page.text
+            assert "State active" in page.text
+            assert first["hub.secret"] not in page.body
+            assert callback.rsplit("/", 1)[1] not in page.body
             # The wrong topic or mode is refused.
             assert hub.verify({**first}, topic="http://127.0.0.1:1/other.xml") == 404
             assert hub.verify({**first, "hub.mode": "unsubscribe"}) == 404

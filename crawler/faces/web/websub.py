@@ -17,17 +17,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
+from crawler.domain.urls import redact_text
 from crawler.faces.web.actions import POSTING, RateLimiter, client_network
-from crawler.faces.web.common import TEXT, Reply
+from crawler.faces.web.common import MAX_ERROR_CHARS, MAX_URL_CHARS, TEXT, Reply, one_line
 from crawler.faces.web.site import READING, Route
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
+    from datetime import datetime
 
     from twisted.web.server import Request
 
     from crawler.faces.web.site import WebUI
     from crawler.orchestration.websub import WebSubSubscriber
+    from crawler.storage.store import WebSubRecord
 
 T = TypeVar("T")
 
@@ -95,6 +98,26 @@ class WebSubCallbacks:
         if answer is None:
             return Reply(404, ANSWERS[404], TEXT)
         return Reply(200, answer.encode("utf-8"), TEXT)
+
+
+def subscription_view(
+    record: WebSubRecord | None, when: Callable[[datetime | None], str]
+) -> dict[str, Any] | None:
+    """What a source's page shows of its subscription: never the secret, nor the
+    callback (its id is what a delivery needs besides the signature)."""
+    if record is None:
+        return None
+    return {
+        "hub": one_line(record.hub, MAX_URL_CHARS),
+        "topic": one_line(record.topic, MAX_URL_CHARS),
+        "state": record.state.value,
+        "verified": when(record.verified_at),
+        "lease_expires": when(record.lease_expires_at),
+        "last_push": when(record.last_push_at),
+        "pushes": record.pushes,
+        "refused": record.refused,
+        "error": one_line(redact_text(record.last_error or ""), MAX_ERROR_CHARS),
+    }
 
 
 def _parameter(request: Request, name: str) -> str | None:
