@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import site_config, write_config
+from newssite import Reply
 from smtpserver import free_port
 from test_web import _wait_for, running_service
 
@@ -178,6 +179,7 @@ def test_a_lease_is_renewed_at_four_fifths_of_what_the_hub_granted() -> None:
     assert parse_lease("3600", timedelta(days=10)) == timedelta(hours=1)
     assert parse_lease(None, timedelta(days=10)) == timedelta(days=10)
     assert parse_lease("soon", timedelta(days=10)) == timedelta(days=10)
+    assert parse_lease("9" * 400, timedelta(days=10)) == timedelta(days=366)
     assert renewal_time(verified, timedelta(hours=1)) == verified + timedelta(minutes=48)
     assert renewal_time(verified, timedelta(seconds=0)) == verified + timedelta(seconds=1)
 
@@ -329,6 +331,7 @@ def test_a_hub_pushes_and_newswatch_polls_at_once(news_site: NewsSite, tmp_path:
         alerts={"window": "1s"},
         web={"port": port, "public_url": f"http://127.0.0.1:{port}/"},
         websub={"lease": "4s"},
+        download_maxsize=200_000,
     )
     config = write_config(tmp_path, **settings)
     store = Store.from_url(settings["database"])
@@ -417,6 +420,38 @@ def test_a_hub_pushes_and_newswatch_polls_at_once(news_site: NewsSite, tmp_path:
             assert kept is not None
             assert kept.pushes == 2
             assert kept.refused == 2
+            # A burst of pushes while the pushed poll runs (the feed answers slowly):
+            # one more poll after it, not one per push.
+            feed_requests = len(news_site.requests_for("world/rss.xml"))
+            polls = service.metric("newswatch_polls_total", source="world")
+            news_site.script("world/rss.xml", [Reply(delay=2)])
+            signature = _signed("sha256", secret, feed)
+            assert hub.deliver(callback, feed, signature) == 202
+            _wait_for(
+                lambda: len(news_site.requests_for("world/rss.xml")) > feed_requests,
+                30,
+                "the pushed poll to start",
+            )
+            assert [hub.deliver(callback, feed, signature) for _ in range(3)] == [202] * 3
+            _wait_for(
+                lambda: service.metric("newswatch_polls_total", source="world") >= polls + 2,
+                60,
+                "the poll after the burst",
+            )
+            news_site.script("world/rss.xml", [Reply()])
+            assert hub.deliver(callback, feed, signature) == 202
+            _wait_for(
+                lambda: service.metric("newswatch_polls_total", source="world") >= polls + 3,
+                60,
+                "the poll of the next push",
+            )
+            assert len(news_site.requests_for("world/rss.xml")) == feed_requests + 3
+
+            # A delivery may be as large as a feed (download_maxsize), not larger.
+            large = b"<rss>" + b" " * 100_000 + b"</rss>"
+            assert hub.deliver(callback, large, _signed("sha512", secret, large)) == 202
+            huge = b"<rss>" + b" " * 300_000 + b"</rss>"
+            assert hub.deliver(callback, huge, _signed("sha512", secret, huge)) == 413
 
             # The source leaves the configuration: newswatch unsubscribes, the hub
             # verifies, the subscription is gone and its callback with it.

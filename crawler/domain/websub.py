@@ -31,6 +31,8 @@ SIGNATURE_METHODS: dict[str, Callable[..., Any]] = {
 # A lease is renewed when this share of it has passed: a hub that answers a renewal
 # late (or a service that was down a while) still has a fifth of the lease.
 RENEW_AT_SHARE = 0.8
+# A longer lease granted is taken as this long: renewed within a year, whatever it says.
+MAX_LEASE_SECONDS = 366 * 24 * 3600
 # The soonest a renewal is asked for after a verification, whatever lease a hub grants.
 MIN_RENEW_DELAY = timedelta(seconds=1)
 # The longest hub or topic URL kept (the size of the database's URL columns).
@@ -139,12 +141,12 @@ def agrees_to(mode: str, state: SubscriptionState, topic: str, wanted_topic: str
 
 def parse_lease(value: str | None, requested: timedelta) -> timedelta:
     """The lease a hub granted (``hub.lease_seconds``, required on a subscribe
-    verification); ``requested`` when it sent none or nonsense."""
+    verification), at most a year; ``requested`` when it sent none or nonsense."""
     try:
         seconds = int((value or "").strip())
     except ValueError:
         return requested
-    return timedelta(seconds=seconds) if seconds > 0 else requested
+    return timedelta(seconds=min(seconds, MAX_LEASE_SECONDS)) if seconds > 0 else requested
 
 
 def renewal_time(verified_at: datetime, lease: timedelta) -> datetime:

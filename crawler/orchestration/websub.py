@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
-    EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_SUBMITTED,
 )
 from apscheduler.triggers.date import DateTrigger
@@ -131,8 +130,7 @@ class WebSubSubscriber:
     def schedule(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Follow the poll jobs (to coalesce pushes), and run ``sync`` now and then."""
         scheduler.add_listener(
-            self._job_event,
-            EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES,
+            self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
         )
         scheduler.add_job(
             _logged(self.sync),
@@ -152,7 +150,8 @@ class WebSubSubscriber:
     def poll_finished(self, source: SourceConfig, outcome: PollOutcome) -> None:
         """After a poll that read the feed: follow what it advertises, in the
         background (a poll never waits for a hub)."""
-        if outcome.websub is not None and self.enabled:
+        # Not from a one-shot `newswatch crawl` (no scheduler): no callback would answer.
+        if outcome.websub is not None and self.enabled and self._scheduler() is not None:
             self._spawn(self._follow(source.name, outcome.websub))
 
     # -- the hub's requests (the web UI's callback) ------------------------------------
@@ -174,20 +173,21 @@ class WebSubSubscriber:
             return None
         now = datetime.now(UTC)
         if mode == "denied" and topic == record.topic:
-            await self._db(self._store.mark_websub_denied, callback_id, reason or "no reason given")
+            reason = " ".join((reason or "no reason given").split())[:500]
+            await self._db(self._store.mark_websub_denied, callback_id, reason)
             self._pushing(record.source, False)
             logger.warning(
                 "source %s: the WebSub hub %s denied the subscription: %s",
                 record.source,
                 redact_url(record.hub),
-                (reason or "no reason given")[:200],
+                reason,
             )
             return ""
         if not challenge or not agrees_to(mode, record.state, topic, record.topic):
             logger.info(
                 "source %s: refused a WebSub %s verification for a subscription that is %s",
                 record.source,
-                mode[:20],
+                mode if mode in {"subscribe", "unsubscribe"} else "unknown",
                 record.state,
             )
             return None
@@ -429,7 +429,7 @@ class WebSubSubscriber:
         scheduler = self._scheduler()
         job = scheduler.get_job(POLL_JOB.format(name)) if scheduler is not None else None
         source = next((s for s in self._config().sources if s.name == name), None)
-        if job is None or source is None:
+        if job is None or source is None or not isinstance(job.trigger, IntervalTrigger):
             return
         interval = self.poll_interval(source)
         if job.trigger.interval == interval:
@@ -464,8 +464,6 @@ class WebSubSubscriber:
             return
         if event.code == EVENT_JOB_SUBMITTED:
             self._polling.add(name)
-        elif event.code == EVENT_JOB_MAX_INSTANCES:
-            self._again.add(name)
         else:
             self._polling.discard(name)
             if name in self._again:

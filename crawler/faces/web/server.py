@@ -39,9 +39,9 @@ class CappedRequest(Request):
     body_limit = MAX_BODY_BYTES
 
     def gotLength(self, length: int | None) -> None:
-        # The path is known to the channel only, until the whole body is in.
+        # The path and the site are known to the channel only until the body is in.
         path = getattr(self.channel, "_path", b"") or b""
-        site = getattr(self, "site", None)
+        site = getattr(self.channel, "site", None)
         if isinstance(site, _QuietSite):
             self.body_limit = site.body_limit(path)
         if length is not None and length > self.body_limit:
