@@ -5,6 +5,7 @@ table-driven in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import http.client
@@ -16,14 +17,17 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 from conftest import site_config, write_config
 from newssite import Reply
 from smtpserver import free_port
 from test_web import _wait_for, running_service
 
+from crawler.domain.config import parse_config
 from crawler.domain.websub import (
     BAD_SIGNATURE,
     UNSIGNED,
@@ -36,6 +40,9 @@ from crawler.domain.websub import (
     renewal_time,
     signature_refusal,
 )
+from crawler.orchestration.metrics import Metrics
+from crawler.orchestration.websub import WebSubSubscriber
+from crawler.orchestration.workers import DatabaseThread
 from crawler.storage.store import Store
 from spiders.feedparse import parse_feed
 
@@ -196,6 +203,8 @@ class Hub:
     # (mode, callback, whether the subscriber echoed the challenge)
     verifications: list[tuple[str, str, bool]] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # callback → secret
+    answer: int = 202  # the status of its answer to (un)subscription requests
+    verifies: bool = True  # verify each request with the callback (a running service)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -211,10 +220,11 @@ class Hub:
                 length = int(self.headers.get("Content-Length", 0))
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
                 hub.requests.append(form)
-                self.send_response(202)
+                self.send_response(hub.answer)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                threading.Thread(target=hub.verify, args=(form,), daemon=True).start()
+                if hub.verifies and hub.answer == 202:
+                    threading.Thread(target=hub.verify, args=(form,), daemon=True).start()
 
             def log_message(self, *_args: object) -> None:
                 pass
@@ -254,6 +264,151 @@ class Hub:
 
     def verified(self, mode: str) -> list[str]:
         return [callback for m, callback, echoed in self.verifications if m == mode and echoed]
+
+
+class _Scheduler:
+    """No scheduler jobs in the in-process tests: the subscriber's jobs go nowhere."""
+
+    def get_job(self, _job_id: str) -> None:
+        return None
+
+    def add_job(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+
+def test_subscriptions_follow_what_the_feed_advertises(tmp_path: Path) -> None:
+    """In-process, the hub's verifications made by the test: subscribe, verify, stop
+    naming a hub (unsubscribe), another topic (replace), a hub that refuses, a hub
+    that denies, a hub refused by fetch_policy, deliveries to no active subscription."""
+    hub = Hub(verifies=False).start()
+    store = Store.from_url(f"sqlite:///{tmp_path / 'newswatch.db'}")
+    store.upgrade()
+    feed = "http://127.0.0.1:9/world/rss.xml"
+
+    def make(**settings: object) -> WebSubSubscriber:
+        config = parse_config(
+            yaml.safe_dump(
+                {
+                    "sources": [{"name": "world", "feed": feed, "every": "5m"}],
+                    "web": {"public_url": "https://news.example.org/watch/"},
+                    **settings,
+                }
+            ),
+            tmp_path / "config.yaml",
+        )
+        context = SimpleNamespace(store=store, database=DatabaseThread())
+        return WebSubSubscriber(lambda: config, context, Metrics(), _Scheduler)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        subscriber = make()
+        source = subscriber._config().sources[0]
+        links = HubLinks(hub.url, feed)
+        await subscriber.follow("world", links)
+        (asked,) = hub.requests
+        assert asked["hub.callback"].startswith("https://news.example.org/watch/websub/")
+        callback_id = asked["hub.callback"].rsplit("/", 1)[1]
+        kept = store.websub_subscription("world")
+        assert kept is not None
+        assert kept.state is SubscriptionState.PENDING
+        assert kept.secret == asked["hub.secret"]
+        assert SECRET not in repr(kept)
+        assert kept.secret not in repr(kept)
+        # A delivery before the hub verified is no push.
+        assert await subscriber.receive_push(callback_id, BODY, None, "hub") == 410
+        assert await subscriber.receive_push("x" * 32, BODY, None, "hub") == 404
+        answer = await subscriber.verify_intent(
+            callback_id,
+            mode="subscribe",
+            topic=feed,
+            challenge="c1",
+            lease_seconds="600",
+            reason=None,
+        )
+        assert answer == "c1"
+        kept = store.websub_subscription("world")
+        assert kept is not None
+        assert kept.state is SubscriptionState.ACTIVE
+        assert kept.lease_expires_at is not None
+        assert kept.verified_at is not None
+        assert kept.lease_expires_at - kept.verified_at == timedelta(minutes=10)
+        assert subscriber.poll_interval(source) == timedelta(hours=1)  # the safety net
+        await subscriber.follow("world", links)  # the same again: nothing to ask
+        assert len(hub.requests) == 1
+
+        # The feed stops naming a hub: unsubscribe; gone once the hub verifies.
+        await subscriber.follow("world", HubLinks(None, None))
+        assert hub.requests[-1]["hub.mode"] == "unsubscribe"
+        assert hub.requests[-1]["hub.callback"] == asked["hub.callback"]
+        assert subscriber.poll_interval(source) == timedelta(minutes=5)
+        assert store.websub_subscription("world") is None
+        answer = await subscriber.verify_intent(
+            callback_id,
+            mode="unsubscribe",
+            topic=feed,
+            challenge="c2",
+            lease_seconds=None,
+            reason=None,
+        )
+        assert answer == "c2"
+        assert store.websub_subscriptions("world") == []
+
+        # Another topic: the old subscription ends, a new one (new callback) starts.
+        await subscriber.follow("world", links)
+        await subscriber.follow("world", HubLinks(hub.url, feed + "?v=2"))
+        modes = [(r["hub.mode"], r["hub.topic"]) for r in hub.requests[-3:]]
+        assert modes == [
+            ("subscribe", feed),
+            ("unsubscribe", feed),
+            ("subscribe", feed + "?v=2"),
+        ]
+        states = [r.state for r in store.websub_subscriptions("world")]
+        assert states == [SubscriptionState.UNSUBSCRIBING, SubscriptionState.PENDING]
+
+        # The hub denies it: kept with the reason, not asked again.
+        current = store.websub_subscription("world")
+        assert current is not None
+        denied = await subscriber.verify_intent(
+            current.callback_id,
+            mode="denied",
+            topic=feed + "?v=2",
+            challenge="",
+            lease_seconds=None,
+            reason="not\nwelcome",
+        )
+        assert denied == ""
+        current = store.websub_subscription("world")
+        assert current is not None
+        assert current.state is SubscriptionState.DENIED
+        assert current.last_error == "not welcome"
+        asked_before = len(hub.requests)
+        await subscriber.follow("world", HubLinks(hub.url, feed + "?v=2"))
+        assert len(hub.requests) == asked_before
+
+        # A hub that refuses the request: failed, with the status, never the secret.
+        hub.answer = 400
+        await subscriber.follow("world", HubLinks(hub.url, feed + "?v=3"))
+        current = store.websub_subscription("world")
+        assert current is not None
+        assert current.state is SubscriptionState.FAILED
+        assert current.last_error is not None
+        assert "answered HTTP 400" in current.last_error
+        assert current.secret not in current.last_error
+
+        # fetch_policy: a hub on loopback is refused before any request.
+        hub.answer = 202
+        guarded = make(fetch_policy={"deny_private_addresses": True})
+        asked_before = len(hub.requests)
+        await guarded.follow("world", HubLinks(hub.url, feed + "?v=4"))
+        assert len(hub.requests) == asked_before
+        current = store.websub_subscription("world")
+        assert current is not None
+        assert current.state is SubscriptionState.FAILED
+        assert "refused by fetch_policy" in (current.last_error or "")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        hub.stop()
 
 
 def _call(

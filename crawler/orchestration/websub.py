@@ -152,7 +152,7 @@ class WebSubSubscriber:
         background (a poll never waits for a hub)."""
         # Not from a one-shot `newswatch crawl` (no scheduler): no callback would answer.
         if outcome.websub is not None and self.enabled and self._scheduler() is not None:
-            self._spawn(self._follow(source.name, outcome.websub))
+            self._spawn(self.follow(source.name, outcome.websub))
 
     # -- the hub's requests (the web UI's callback) ------------------------------------
 
@@ -311,7 +311,7 @@ class WebSubSubscriber:
         elif upkeep == "retry":
             await self._request(record, "subscribe", SubscriptionState.PENDING)
 
-    async def _follow(self, name: str, links: HubLinks) -> None:
+    async def follow(self, name: str, links: HubLinks) -> None:
         """Make ``name``'s subscription match what its feed advertises now."""
         async with self._lock(name):
             config = self._config()
