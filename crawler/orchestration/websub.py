@@ -112,6 +112,7 @@ class WebSubSubscriber:
         self._again: set[str] = set()  # pushed while polling: one more poll after
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._listened_to: AsyncIOScheduler | None = None
 
     # -- what the service calls ------------------------------------------------------
 
@@ -129,9 +130,11 @@ class WebSubSubscriber:
 
     def schedule(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Follow the poll jobs (to coalesce pushes), and run ``sync`` now and then."""
-        scheduler.add_listener(
-            self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
-        )
+        if scheduler is not self._listened_to:  # once (a scheduler role takes over again)
+            self._listened_to = scheduler
+            scheduler.add_listener(
+                self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+            )
         scheduler.add_job(
             _logged(self.sync),
             IntervalTrigger(seconds=SYNC_SECONDS, timezone=UTC),
