@@ -18,6 +18,7 @@ from scrapy.http import Response, TextResponse
 from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleLink
 from crawler.domain.urls import is_web_url, redact_url
+from crawler.domain.websub import HubLinks, advertised_hub, link_header_targets
 from spiders.base import SourceSpider
 from spiders.feedparse import FeedError, parse_feed
 
@@ -125,6 +126,13 @@ class FeedSpider(SourceSpider):
                 feed.problem,
                 len(feed.entries),
             )
+        self.outcome.websub = advertised_hub(
+            link_header_targets(
+                [value.decode("latin-1") for value in response.headers.getlist("Link")],
+                response.url,
+            ),
+            HubLinks(feed.hub, feed.self_url),
+        )
         links = [ArticleLink(e.url, e.title, e.published, e.updated) for e in feed.entries]
         async for request in self.follow(links):
             yield request

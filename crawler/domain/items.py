@@ -13,6 +13,7 @@ from crawler.domain.failures import is_blocking
 if TYPE_CHECKING:
     from crawler.domain.dedup import BodyKeys
     from crawler.domain.failures import FailureClass
+    from crawler.domain.websub import HubLinks
 
 
 # The channel every recipient has: email (SMTP or the outbox). Other channels are
@@ -131,6 +132,9 @@ class PollOutcome:
     moved_to: str | None = None
     # Set by the poll: the source's health state changed after it (operators are due).
     health_changed: bool = False
+    # Set when the feed was read: the WebSub hub and topic it advertises (both None
+    # when it advertises none); None when it was not read (304, unchanged, failed).
+    websub: HubLinks | None = None
 
     @property
     def blocked(self) -> bool:

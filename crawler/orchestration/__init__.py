@@ -2,6 +2,7 @@
 
 One poll of one source, ingest (dedup and story grouping, then storage), the crawl
 context the spiders call back into, the CPU worker pool, the scale-out roles, the
-long-lived service with its scheduler, metrics, signals and start-up checks.
+long-lived service with its scheduler, metrics, signals and start-up checks, and
+its WebSub subscriptions.
 May import: spiders, alerts, crawler.storage, crawler.domain.
 """

@@ -48,6 +48,8 @@ EXTENSION = "crawler.orchestration.metrics.CrawlMetricsExtension"
 CRAWL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 DELIVERY_KINDS = ("digest", "alert")
 POLL_RESULTS = ("ok", "not_modified", "unchanged", "error")
+# What came of a WebSub delivery (crawler/orchestration/websub.py).
+PUSH_RESULTS = ("accepted", "unsigned", "bad_signature", "not_active")
 
 # No ``*_created`` series beside every counter: they double /metrics and say only
 # when the service started (process-wide; newswatch is the only user in its process).
@@ -139,6 +141,14 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.websub_pushes = Counter(
+            "newswatch_websub_pushes",
+            "WebSub deliveries to a subscription's callback, by result: accepted (signed "
+            "with its secret: the source is polled), unsigned or bad_signature (ignored), "
+            "not_active (no active subscription there)",
+            ["result"],
+            registry=registry,
+        )
         self.crawl_duration = Histogram(
             "newswatch_crawl_duration_seconds",
             "Time from the start to the end of a source's crawl",
@@ -157,6 +167,8 @@ class Metrics:
                 self.page_errors,
             ):
                 counter.labels(source=source)
+        for result in PUSH_RESULTS:
+            self.websub_pushes.labels(result=result)
         for kind in DELIVERY_KINDS:
             self.emails_sent.labels(kind=kind)
             self.emails_failed.labels(kind=kind)
@@ -192,6 +204,10 @@ class Metrics:
         self.duplicates.labels(source=source).inc(outcome.duplicates)
         self.revisions.labels(source=source).inc(outcome.revised)
         self.page_errors.labels(source=source).inc(outcome.page_errors)
+
+    def push_received(self, result: str) -> None:
+        """Count a WebSub delivery (``result``: one of PUSH_RESULTS)."""
+        self.websub_pushes.labels(result=result).inc()
 
     def email_sent(self, kind: str, count: int = 1) -> None:
         self.emails_sent.labels(kind=kind).inc(count)

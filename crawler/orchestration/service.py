@@ -39,6 +39,7 @@ from crawler.orchestration.poll import backoff_delay, poll_source
 from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
 from crawler.orchestration.story_index import StoryIndexFollower, load_story_index
+from crawler.orchestration.websub import WebSubSubscriber
 from crawler.orchestration.workers import PRELOADED_MODULES, CpuPool, DatabaseThread
 from spiders.rendering import close_browser
 from spiders.settings import PollSettings, scrapy_settings
@@ -112,6 +113,9 @@ class NewswatchService:
         )
         self.metrics.instrument(self.runner)
         self.scheduler: AsyncIOScheduler | None = None
+        self.websub = WebSubSubscriber(
+            lambda: self.config, self.context, self.metrics, lambda: self.scheduler
+        )
         self._running_jobs: set[asyncio.Task[Any]] = set()
         self._poll_slots: asyncio.Semaphore | None = None
         # One digest run per recipient at a time in this process (a catch-up run, a
@@ -146,6 +150,7 @@ class NewswatchService:
         async with self._poll_slots:
             outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
+        self.websub.poll_finished(source, outcome)
         if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
             self._schedule_alerts()
         if outcome.error and self.scheduler is not None:
@@ -369,6 +374,7 @@ class NewswatchService:
         """Add the polls, the digests and the housekeeping jobs (not the catch-up)."""
         self._schedule_sources(scheduler, now)
         self._schedule_digests(scheduler)
+        self.websub.schedule(scheduler, now)
         scheduler.add_job(
             self._job(self.purge),
             IntervalTrigger(hours=24, timezone=UTC),
@@ -406,7 +412,8 @@ class NewswatchService:
                 job.remove()
                 logger.info("source %s: no longer polled", job.id.removeprefix("poll:"))
         for job_id, source in wanted.items():
-            trigger = IntervalTrigger(seconds=source.every.total_seconds(), timezone=UTC)
+            seconds = self.websub.poll_interval(source).total_seconds()  # pushed: slower
+            trigger = IntervalTrigger(seconds=seconds, timezone=UTC)
             existing = scheduler.get_job(job_id)
             if existing is None:
                 scheduler.add_job(
@@ -519,6 +526,7 @@ class NewswatchService:
         if self.scheduler is not None:
             self._schedule_sources(self.scheduler, datetime.now(UTC))
             self._schedule_digests(self.scheduler)
+            self.websub.sync_soon()  # removed sources' subscriptions end
         logger.info(
             "configuration reloaded: %d sources, %d rules, %d recipients",
             sum(s.enabled for s in config.sources),

@@ -401,3 +401,29 @@ class SourceHealthRow(Base):
     told_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Changes of state since the operators were last told (a flapping source's count).
     changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class WebSubSubscription(Base):
+    """A subscription to a WebSub hub for a source's feed (crawler/domain/websub.py):
+    the hub, the topic, the callback newswatch gave (``callback_id`` is its last,
+    unguessable part), the secret deliveries are signed with, its state and lease,
+    and what came of its pushes. A source has at most one that is not being ended."""
+
+    __tablename__ = "websub_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    callback_id: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    hub: Mapped[str] = mapped_column(String(2048))
+    topic: Mapped[str] = mapped_column(String(2048))
+    callback: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_push_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pushes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)

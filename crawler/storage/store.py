@@ -10,8 +10,8 @@ polls (crawler/storage/sources.py), articles and stories (articles.py),
 deliveries and the ledger (deliveries.py), the ledger as a reader's feed, their
 history and the delivery history read it (ledger_views.py), each channel's state
 (channel_states.py), search (search.py), the JSON API's paginated listings
-(listings.py), the service's own keys (keys.py) and readers' answers to their
-digests (feedback.py), all on
+(listings.py), the service's own keys (keys.py), readers' answers to their
+digests (feedback.py) and the WebSub subscriptions (websub.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -54,6 +54,7 @@ from crawler.storage.records import (
 )
 from crawler.storage.search import SearchQueries
 from crawler.storage.sources import SourceQueries
+from crawler.storage.websub import WebSubQueries, WebSubRecord
 
 __all__ = [
     "LINK_SIGNING_KEY",
@@ -76,6 +77,7 @@ __all__ = [
     "StoredArticle",
     "TimeKey",
     "TimeWindow",
+    "WebSubRecord",
     "create_database_engine",
     "make_message_id",
     "upgrade_database",
@@ -93,5 +95,6 @@ class Store(
     KeyQueries,
     FeedbackQueries,
     HealthQueries,
+    WebSubQueries,
 ):
     """The database, spoken to in domain terms."""

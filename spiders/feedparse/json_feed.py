@@ -59,7 +59,16 @@ def _parse_json_feed(body: bytes, url: str) -> ParsedFeed:
         link=_web_link([document.get("home_page_url")], url) or None,
         kind="json",
         encoding="utf-8",
+        hub=_web_link(_hub_urls(document.get("hubs")), url) or None,
+        self_url=_web_link([document.get("feed_url")], url) or None,
     )
+
+
+def _hub_urls(hubs: Any) -> list[Any]:
+    """The URLs of a JSON Feed's ``hubs`` (objects with ``type`` and ``url``)."""
+    if not isinstance(hubs, list):
+        return []
+    return [hub.get("url") for hub in hubs if isinstance(hub, dict)]
 
 
 def _json_entry(item: dict[str, Any], base: str) -> FeedEntry:

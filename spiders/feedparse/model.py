@@ -40,6 +40,9 @@ class ParsedFeed:
     link: str | None = None  # the site the feed belongs to
     kind: str | None = None  # "rss" (0.9x, 1.0, 2.0), "atom" or "json"
     encoding: str | None = None  # the charset the body was read in
+    # WebSub: the hub the feed names (rel="hub") and its own URL (rel="self").
+    hub: str | None = None
+    self_url: str | None = None
 
     @property
     def entries(self) -> tuple[FeedEntry, ...]:

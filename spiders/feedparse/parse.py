@@ -88,6 +88,20 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         link=_web_link([channel.get("link")], url) or None,
         kind=_kind(version),
         encoding=decoded.encoding,
+        hub=_rel_link(channel, "hub", url),
+        self_url=_rel_link(channel, "self", url),
+    )
+
+
+def _rel_link(channel: Any, rel: str, base: str) -> str | None:
+    """The first http(s) ``<link rel=…>`` of the feed (Atom's link elements, RSS's
+    atom:link), resolved; None without one."""
+    return (
+        _web_link(
+            [link.get("href") for link in channel.get("links", []) if link.get("rel") == rel],
+            base,
+        )
+        or None
     )
 
 

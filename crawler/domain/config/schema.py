@@ -41,6 +41,7 @@ from crawler.domain.config.values import (
     _Strict,
 )
 from crawler.domain.config.watch import RecipientConfig, RuleConfig, SourceConfig
+from crawler.domain.config.websub import WebSubConfig
 from crawler.domain.items import EMAIL_CHANNEL
 
 # The ledger's recipient for a rule's own channel (`rules[].channels`): the channel
@@ -340,6 +341,7 @@ class Config(_Strict):
     )
     web: WebConfig = Field(default_factory=WebConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    websub: WebSubConfig = Field(default_factory=WebSubConfig)
     operators: OperatorsConfig = Field(default_factory=OperatorsConfig)
     resend_updates: ResendChoice = Field(
         default="headline",

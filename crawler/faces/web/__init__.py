@@ -40,6 +40,10 @@ mute, a pause or an unsubscription, once), ``/act/<token>/undo`` (POST),
 ``List-Unsubscribe=One-Click`` unsubscribes at once), ``/reader/<token>`` (the
 reader's mutes and paused rules) and ``/reader/<token>/unmute|release|pause|unsubscribe``
 (POST). Every POST body is capped (413).
+The WebSub callbacks (``websub.py``), where hubs verify subscriptions (GET) and
+deliver feeds (POST, its body capped at ``download_maxsize``): ``/websub/<id>``,
+the unguessable id their credential with the delivery's signature, answering only
+to ``web.public_url``'s host and rate-limited per client address.
 
 Layer 5, faces (part of crawler.faces). May import: every layer below.
 """

@@ -42,6 +42,7 @@ from crawler.faces.web.common import (
     safe_link,
 )
 from crawler.faces.web.site import Route, relative
+from crawler.faces.web.websub import subscription_view
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -284,6 +285,7 @@ class Pages:
             )
 
         kept, inputs, per_day = await self.site.blocking(read)
+        websub = await self.site.blocking(self.site.store.websub_subscription, source.name)
         health = kept[0] if kept is not None else None
         polls = inputs.polls if inputs is not None else []
         rhythm = Rhythm.from_times(inputs.published if inputs is not None else [], now)
@@ -324,6 +326,7 @@ class Pages:
             },
             new_in_chart=sum(per_day.values()),
             chart_days=CHART_DAYS,
+            websub=subscription_view(websub, lambda moment: self.site.when(moment, now)),
         )
 
     def _health_view(self, health: Health, now: datetime) -> dict[str, Any]:

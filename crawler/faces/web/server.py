@@ -16,8 +16,11 @@ from crawler.faces.web.common import MAX_BODY_BYTES, WEB_THREADS
 from crawler.faces.web.feeds import Feeds
 from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
+from crawler.faces.web.websub import CALLBACK_PREFIX, WebSubCallbacks
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from twisted.internet.interfaces import IListeningPort
     from twisted.web.http import Request as HttpRequest
 
@@ -27,14 +30,21 @@ logger = logging.getLogger(__name__)
 
 
 class CappedRequest(Request):
-    """A request whose body is kept up to ``MAX_BODY_BYTES`` only: a longer one (by
+    """A request whose body is kept up to its site's limit only (``MAX_BODY_BYTES``;
+    a WebSub delivery, a whole feed, up to ``download_maxsize``): a longer one (by
     its Content-Length, or as it arrives when chunked) is read and dropped, and
     ``body_too_large`` makes the web UI answer 413."""
 
     body_too_large = False
+    body_limit = MAX_BODY_BYTES
 
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > MAX_BODY_BYTES:
+        # The path and the site are known to the channel only until the body is in.
+        path = getattr(self.channel, "_path", b"") or b""
+        site = getattr(self.channel, "site", None)
+        if isinstance(site, _QuietSite):
+            self.body_limit = site.body_limit(path)
+        if length is not None and length > self.body_limit:
             self.body_too_large = True
             length = 0
         super().gotLength(length)
@@ -42,7 +52,7 @@ class CappedRequest(Request):
     def handleContentChunk(self, data: bytes) -> None:
         if self.body_too_large or self.content is None:
             return
-        if self.content.tell() + len(data) > MAX_BODY_BYTES:
+        if self.content.tell() + len(data) > self.body_limit:
             self.body_too_large = True
             self.content.seek(0)
             self.content.truncate()
@@ -56,6 +66,14 @@ class _QuietSite(Site):
 
     noisy = False
     requestFactory = CappedRequest
+
+    def __init__(self, resource: Any, *, feed_limit: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(resource, **kwargs)
+        self._feed_limit = feed_limit
+
+    def body_limit(self, path: bytes) -> int:
+        """The largest body kept for a request to ``path``."""
+        return self._feed_limit() if path.startswith(CALLBACK_PREFIX) else MAX_BODY_BYTES
 
     def log(self, request: HttpRequest) -> None:
         logger.debug(
@@ -94,8 +112,10 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
     ui.add_routes(Api(ui).routes())
     ui.add_routes(Feeds(ui).routes())
     ui.add_routes(Actions(ui).routes())
+    ui.add_routes(WebSubCallbacks(ui, service.websub).routes())
+    site = _QuietSite(ui, timeout=60, feed_limit=lambda: service.config.download_maxsize)
     try:
-        port = reactor.listenTCP(web.port, _QuietSite(ui, timeout=60), interface=web.host)
+        port = reactor.listenTCP(web.port, site, interface=web.host)
     except CannotListenError as error:
         logger.error(
             "web UI: cannot listen on %s port %d: %s", web.host, web.port, error.socketError

@@ -1,0 +1,49 @@
+"""The WebSub settings (README, "WebSub push"): subscribing to the hubs feeds advertise,
+when the web UI has a ``web.public_url`` hubs can reach."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from crawler.domain.config.values import _Strict, parse_duration
+
+MAX_LEASE = timedelta(days=365)
+
+
+def _check_lease(lease: timedelta) -> timedelta:
+    if lease > MAX_LEASE:
+        raise ValueError("expected a lease of at most 365d")
+    return lease
+
+
+Lease = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_check_lease)]
+
+
+class WebSubConfig(_Strict):
+    """Push from WebSub hubs (crawler/orchestration/websub.py)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Subscribe to the hub a feed advertises; takes effect only with "
+        "web.public_url set (hubs call back there).",
+    )
+    lease: Lease = Field(
+        default=timedelta(days=10),
+        description="Subscription lease asked of hubs (a hub may grant another); "
+        "renewed when 80% of it has passed.",
+    )
+    safety_interval: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
+        default=timedelta(hours=1),
+        description="A source with an active subscription is still polled, at the "
+        "longer of its every and this, in case a push is lost.",
+    )
+    rate_limit: int = Field(
+        default=600,
+        ge=1,
+        le=100_000,
+        description="Requests a minute one client (a hub's address) may make to the "
+        "WebSub callbacks.",
+    )
