@@ -123,6 +123,13 @@ class SiteAccess:
         return [value for value in values if value]
 
 
+def proxy_of(source: SourceConfig, domains: Mapping[str, SiteAccessConfig]) -> str | None:
+    """The proxy ``source``'s requests go through (its own or its host's), its
+    variable read now; None without one. Reads no cookies file."""
+    host = (urlsplit(source.url).hostname or "").rstrip(".").lower()
+    return site_access_for(source.site_access(), domains.get(host)).proxy_url()
+
+
 def _jar_cookies(jar: CookieJar, url: str) -> str:
     """The jar's cookies for ``url``, by their own rules, as a Cookie value. The jar
     works on urllib's requests: one stands in for the real request."""

@@ -37,6 +37,7 @@ from twisted.internet.error import (
 )
 from twisted.web.client import ResponseFailed
 
+from crawler.domain.config.access import is_socks_proxy
 from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleItem, ArticleLink, ChallengeSeen, FetchState, PollOutcome
 from crawler.domain.urls import (
@@ -49,8 +50,16 @@ from crawler.domain.urls import (
     redact_text,
     redact_url,
 )
-from spiders.failures import BotChallengeError, classify_failure, is_browser_error
+from spiders.access import proxy_of
+from spiders.failures import (
+    BotChallengeError,
+    SocksProxyError,
+    SocksProxyLookupError,
+    classify_failure,
+    is_browser_error,
+)
 from spiders.rendering import BROWSER_HANDLERS, CUT_AFTER, browser_meta
+from spiders.socks import SOCKS_HANDLERS
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -92,10 +101,16 @@ class SourceSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        # Before the crawl's settings freeze: a source that renders pages has them go
+        # through the browser's handler (the only way Playwright is ever imported; it
+        # sends what it does not render through a SOCKS proxy itself), one behind a
+        # SOCKS proxy through Scrapy's httpx handler (spiders.socks).
         if spider.source.uses_browser:
-            # Before the crawl's settings freeze: its pages go through the browser's
-            # handler (the only way Playwright is ever imported).
             crawler.settings.set("DOWNLOAD_HANDLERS", BROWSER_HANDLERS, priority="spider")
+        elif is_socks_proxy(
+            proxy_of(spider.source, crawler.settings.get("NEWSWATCH_SITE_ACCESS") or {})
+        ):
+            crawler.settings.set("DOWNLOAD_HANDLERS", SOCKS_HANDLERS, priority="spider")
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
@@ -409,6 +424,8 @@ def describe_failure(
         first = str(failure.value).strip().splitlines()[:1]
         return f"browser: {first[0] if first else type(failure.value).__name__}"
     message = " ".join(failure.getErrorMessage().split())
+    if failure.check(SocksProxyError, SocksProxyLookupError):
+        return message  # already one line that names the proxy (spiders/socks.py)
     if failure.check(IgnoreRequest):
         return message or "request ignored"
     if failure.check(DNSLookupError, CannotResolveHostError):

@@ -37,15 +37,18 @@ from playwright.async_api import async_playwright
 from scrapy.exceptions import IgnoreRequest, NotConfigured, NotSupported
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
+from crawler.domain.config.access import browser_proxy_problem
 from crawler.domain.urls import split_userinfo
 from spiders.access import SiteAccess, SiteAccessError
 from spiders.addresses import AddressPolicyMiddleware
 from spiders.rendering import CHROMIUM_ARGS, CUT_AFTER, WAIT_FOR
+from spiders.socks import SocksRoute, through_socks
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Playwright
     from playwright.async_api import Request as PlaywrightRequest
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
 
 logger = logging.getLogger(__name__)
 # scrapy-playwright says at INFO what it does at every poll (handler started,
@@ -273,6 +276,19 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
             )
         except NotConfigured:
             self._addresses = None
+        self.socks = SocksRoute(crawler)
+
+    async def download_request(self, request: scrapy.Request) -> Response:
+        # What is not rendered (robots.txt, article pages of a source that renders only
+        # its listing) goes through Scrapy's HTTP/1.1 handler, which speaks no SOCKS.
+        if not request.meta.get("playwright") and through_socks(request):
+            return await self.socks.download(request)
+        response: Response = await super().download_request(request)
+        return response
+
+    async def close(self) -> None:
+        await self.socks.close()
+        await super().close()
 
     async def _create_browser_context(
         self, name: str, context_kwargs: dict[str, Any] | None, spider: Any = None
@@ -289,10 +305,9 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
         if source is None:  # a scale-out worker's crawl serves every source
             return {"service_workers": "block"}
         try:
-            access = SiteAccess.of(source, self._domains)
+            return context_options(SiteAccess.of(source, self._domains))
         except SiteAccessError as error:  # the page's request fails with this reason
             raise IgnoreRequest(str(error)) from None
-        return context_options(access)
 
     async def _create_page(self, request: scrapy.Request, spider: scrapy.Spider) -> Page:
         slot = await HOST.page_slot(self.page_timeout)
@@ -332,14 +347,20 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
 def context_options(access: SiteAccess) -> dict[str, Any]:
     """Playwright's context options for a source's access settings: its proxy, user
     agent and cookies (each cookie where its own rules send it, as Chromium applies
-    them). Its other headers go with the page request only (``request_headers``)."""
+    them). Its other headers go with the page request only (``request_headers``).
+    SiteAccessError for a SOCKS proxy with a login, which Chromium cannot give (the
+    configuration refuses it; its variable may have changed since)."""
     options: dict[str, Any] = {"service_workers": "block"}
     if access.user_agent is not None:
         options["user_agent"] = access.user_agent
     if access.proxy is not None:
+        if (problem := browser_proxy_problem(access.proxy)) is not None:
+            raise SiteAccessError(f"proxy: {problem}")
         bare, user, password = split_userinfo(access.proxy)
         parts = urlsplit(bare)
-        proxy = {"server": f"{parts.scheme}://{parts.netloc}"}
+        # Chromium knows socks5:// only, and sends the site's name to the proxy with it.
+        scheme = "socks5" if parts.scheme.lower() == "socks5h" else parts.scheme
+        proxy = {"server": f"{scheme}://{parts.netloc}"}
         if user:
             proxy |= {"username": user, "password": password or ""}
         options["proxy"] = proxy

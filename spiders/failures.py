@@ -40,6 +40,17 @@ if TYPE_CHECKING:
     from crawler.domain.challenges import Challenge
 
 
+class SocksProxyError(DownloadConnectionRefusedError):
+    """A SOCKS proxy refused the connection or the login, could not be reached, or could
+    not reach the site: the message says which in one line, naming the proxy by host
+    and port only (spiders/socks.py). Retried and classed as a refused connection."""
+
+
+class SocksProxyLookupError(CannotResolveHostError):
+    """The SOCKS proxy's own host name does not resolve (the site's name is looked up
+    by the proxy): the message names the proxy's host."""
+
+
 class BotChallengeError(IgnoreRequest):
     """The response is a bot wall's challenge, CAPTCHA or block page, not the page
     asked for. Raised by spiders.middlewares.BotChallengeMiddleware, so that the

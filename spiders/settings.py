@@ -10,6 +10,7 @@ from scrapy.settings import Settings
 from crawler import __version__
 from spiders.access import domain_access
 from spiders.rendering import BROWSER_HANDLERS, CHROMIUM_ARGS
+from spiders.socks import SOCKS_HANDLERS
 
 if TYPE_CHECKING:
     from crawler.domain.config import Config
@@ -229,10 +230,12 @@ def cluster_settings(config: Config, worker_id: str) -> dict[str, Any]:
         "SCRAPER_SLOT_MAX_ACTIVE_SIZE": 5_000_000,
         # One crawl for every source: it renders pages if any source asks for it
         # (a worker started before the first such source was added needs a restart).
-        **(
-            {"DOWNLOAD_HANDLERS": BROWSER_HANDLERS}
+        # Either handler sends the requests through a SOCKS proxy to Scrapy's httpx
+        # handler and the others to its HTTP/1.1 one, whatever proxy a source has now.
+        "DOWNLOAD_HANDLERS": (
+            BROWSER_HANDLERS
             if any(source.uses_browser for source in config.sources)
-            else {}
+            else SOCKS_HANDLERS
         ),
         "NEWSWATCH_QUEUE_PREFIX": config.cluster.queue_prefix,
         "NEWSWATCH_WORKER_ID": worker_id,

@@ -458,13 +458,14 @@ def _config_error(tmp_path: Path, source: dict[str, Any], **top: Any) -> str:
         ),
         pytest.param(
             {"proxy": "ftp://proxy.example.net:21"},
-            r"sources\[0\]\.proxy \(line 4\): a proxy URL starts with http:// or https://",
+            r"sources\[0\]\.proxy \(line 4\): a proxy URL starts with http://, https://, socks5://",
             id="bad-proxy-scheme",
         ),
         pytest.param(
-            {"proxy": "socks5://proxy.example.net:1080"},
-            r"sources\[0\]\.proxy \(line 4\): socks5 proxies are not supported.*httpx2\[socks\]",
-            id="socks-proxy",
+            {"proxy": "socks4a://proxy.example.net:1080"},
+            r"sources\[0\]\.proxy \(line 4\): socks4a proxies are not supported: newswatch "
+            r"speaks SOCKS version 5 only; give the proxy as socks5://",
+            id="socks4-proxy",
         ),
         pytest.param(
             {"proxy": f"http://me:{PROXY_PASSWORD}@proxy.example.net:3128"},

@@ -50,10 +50,12 @@ _OWN_KEYS = {
     "if-none-match": "polls send their own validators",
     "if-modified-since": "polls send their own validators",
 }
-# Schemes a proxy may have. SOCKS needs a download handler that speaks it (Scrapy's
-# httpx handler with the httpx2[socks] package), which newswatch does not install.
-PROXY_SCHEMES = ("http", "https")
-_SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+# Schemes a proxy may have. A SOCKS proxy's requests go through Scrapy's httpx handler
+# (spiders/socks.py), whose SOCKS client (httpcore) speaks version 5 only, and sends
+# the site's name to the proxy with either scheme: the proxy looks it up.
+SOCKS_SCHEMES = ("socks5", "socks5h")
+PROXY_SCHEMES = ("http", "https", *SOCKS_SCHEMES)
+_SOCKS4_SCHEMES = ("socks4", "socks4a")
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,200}")
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*|\"[^\"\\\x00-\x1f]*\"")
 # The first line MozillaCookieJar requires of a cookies.txt file.
@@ -92,19 +94,40 @@ def proxy_url_problem(url: str) -> str | None:
     scheme, colon, rest = url.partition("://")
     if len(url) > MAX_URL_CHARS or not colon or not rest or re.search(r"[\s\x00-\x1f]", url):
         return (
-            "expected a proxy URL such as http://proxy.example.net:3128 (http or https, no spaces)"
+            "expected a proxy URL such as http://proxy.example.net:3128 or "
+            "socks5://127.0.0.1:1080 (http, https, socks5 or socks5h; no spaces)"
         )
-    if scheme.lower() in _SOCKS_SCHEMES:
+    if scheme.lower() in _SOCKS4_SCHEMES:
         return (
-            f"{scheme} proxies are not supported: Scrapy's downloader speaks SOCKS only "
-            "through its httpx handler and the httpx2[socks] package, which newswatch does "
-            "not install; use an http(s) proxy"
+            f"{scheme} proxies are not supported: newswatch speaks SOCKS version 5 only; "
+            "give the proxy as socks5:// (most SOCKS servers speak both versions)"
         )
     if scheme.lower() not in PROXY_SCHEMES:
-        return f"a proxy URL starts with http:// or https://, not {_shown(scheme, 20)}://"
+        return (
+            "a proxy URL starts with http://, https://, socks5:// or socks5h://, not "
+            f"{_shown(scheme, 20)}://"
+        )
     host = split_userinfo(url)[0].partition("://")[2].split("/", 1)[0]
     if not host or host.startswith(":"):
         return "the proxy URL has no host"
+    return None
+
+
+def is_socks_proxy(url: str | None) -> bool:
+    """True for a SOCKS proxy's URL (checked at load by ``proxy_url_problem``)."""
+    return url is not None and url.partition("://")[0].lower() in SOCKS_SCHEMES
+
+
+def browser_proxy_problem(url: str | None) -> str | None:
+    """Why headless Chromium cannot render pages through the proxy ``url``, or None:
+    it logs in to http(s) proxies only, never to a SOCKS proxy. Never repeats the
+    URL's password."""
+    if is_socks_proxy(url) and split_userinfo(url or "")[1] is not None:
+        return (
+            "Chromium, which renders its pages, cannot log in to a SOCKS proxy: its "
+            "proxy URL has a user and password; use a SOCKS proxy without a login (one "
+            "only this machine can reach), an http(s) proxy, or no render"
+        )
     return None
 
 
@@ -264,7 +287,10 @@ UserAgentSetting = Annotated[
 ]
 ProxySetting = Annotated[
     ProxyUrl | None,
-    Field(default=None, description="http(s) proxy for every request, without a password."),
+    Field(
+        default=None,
+        description="Proxy for every request (http, https, socks5 or socks5h), without a password.",
+    ),
 ]
 ProxyVariable = Annotated[
     VariableName | None,

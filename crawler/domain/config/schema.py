@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from crawler.domain.config.access import SiteAccessConfig
+from crawler.domain.config.access import SiteAccessConfig, browser_proxy_problem, site_access_for
 from crawler.domain.config.browser import BrowserConfig
 from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.cluster import ClusterConfig, RedisUrl
@@ -496,6 +497,19 @@ class Config(_Strict):
     def _rules_name_known_sources(self) -> Config:
         if problems := source_scope_problems(self.rules, self.sources):
             raise KeyedValueErrors(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _rendered_pages_can_use_their_proxy(self) -> Config:
+        domains = {host.lower(): domain for host, domain in self.domains.items()}
+        for index, source in enumerate(self.sources):
+            if not source.uses_browser:
+                continue
+            host = (urlsplit(source.url).hostname or "").rstrip(".").lower()
+            proxy = site_access_for(source.site_access(), domains.get(host)).proxy_url()
+            if (problem := browser_proxy_problem(proxy)) is not None:
+                key = "render" if source.render == "browser" else "render_articles"
+                raise KeyedValueError(f"source {source.name}: {problem}", ("sources", index, key))
         return self
 
     def all_recipients(self) -> list[Recipient]:

@@ -323,8 +323,9 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Apprise's debug lines, and those of urllib3 under it, quote the URL it posts to,
     # and a chat service's token is in it (Slack, Discord, Telegram): never below
-    # INFO, even with --log-level DEBUG.
-    for quoting_urls in ("apprise", "urllib3"):
+    # INFO, even with --log-level DEBUG. httpcore2's debug lines (under Scrapy's httpx
+    # handler, for sources behind a SOCKS proxy) show the proxy's user and password.
+    for quoting_urls in ("apprise", "urllib3", "httpcore2", "httpx2"):
         logging.getLogger(quoting_urls).setLevel(max(logging.INFO, logging.getLevelName(level)))
     # These report a page or robots.txt they could not read, with a traceback; newswatch
     # reports the same failure itself, once, with the source, the URL and the reason.
