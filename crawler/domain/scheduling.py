@@ -54,6 +54,7 @@ __all__ = [
     "ServerHints",
     "max_age_from",
     "next_poll",
+    "polled_every",
     "pool_scale",
     "ttl_from",
     "update_period_from",
@@ -357,6 +358,14 @@ def _honour_hints(
             interval = wait
             reason = f"{name} {format_interval(wait)}"
     return interval, reason
+
+
+def polled_every(every: timedelta, interval: timedelta | None) -> timedelta:
+    """The interval a source's health judges its polls by: the one the scheduler
+    set after its last poll, when longer than its ``every`` (an adaptive source of a
+    quiet rhythm is polled every few hours, and is not stalled for it;
+    crawler.domain.health ``assess``)."""
+    return max(every, interval) if interval is not None else every
 
 
 def format_interval(span: timedelta) -> str:

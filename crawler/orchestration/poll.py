@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -81,7 +82,8 @@ def state_to_remember(outcome: PollOutcome) -> FetchState | None:
         and finished_every_page(outcome)
     ):
         return outcome.state
-    return FetchState(discovered_url=outcome.state.discovered_url)
+    # The discovered feed and the server's hints hold whatever became of the pages.
+    return replace(outcome.state, etag=None, last_modified=None, content_hash=None)
 
 
 def finished_every_page(outcome: PollOutcome) -> bool:

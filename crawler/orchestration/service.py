@@ -35,7 +35,8 @@ from crawler.orchestration.context import CrawlContext
 from crawler.orchestration.health import sweep_stale_health
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
-from crawler.orchestration.poll import backoff_delay, poll_source
+from crawler.orchestration.poll import poll_source
+from crawler.orchestration.polling import RHYTHM_REFRESH, AdaptivePolling
 from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
 from crawler.orchestration.story_index import StoryIndexFollower, load_story_index
@@ -124,6 +125,7 @@ class NewswatchService:
         self._operator_run = asyncio.Lock()
         # Time before the start is no source's silence (crawler.orchestration.health).
         self._started = datetime.now(UTC)
+        self.polling = AdaptivePolling(store, config, self.context.database)
 
     @property
     def delivery(self) -> Delivery:
@@ -148,17 +150,8 @@ class NewswatchService:
         self.metrics.poll_finished(outcome)
         if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
             self._schedule_alerts()
-        if outcome.error and self.scheduler is not None:
-            delay = backoff_delay(
-                source.every, outcome.failures, self.config.max_backoff, outcome.retry_after
-            )
-            self.scheduler.modify_job(f"poll:{name}", next_run_time=datetime.now(UTC) + delay)
-            logger.warning(
-                "source %s: %d failed polls in a row; next poll in %s",
-                name,
-                outcome.failures,
-                delay,
-            )
+        if self.scheduler is not None:  # by its rhythm, or backed off after a failure
+            await self.polling.after_poll(self.scheduler, source, outcome)
         if outcome.health_changed:
             self._tell_operators_soon()
         return outcome
@@ -349,10 +342,11 @@ class NewswatchService:
 
         Digest windows missed while the service was down are sent once now (the
         store remembers each recipient's last digest run); missed polls collapse
-        into the one every source gets at start.
+        into one at start (a source polled by its rhythm resumes its schedule).
         """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
+        self.polling.load_planned()  # where each source's schedule was before a restart
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
         scheduler.add_job(
@@ -379,6 +373,15 @@ class NewswatchService:
             coalesce=True,
         )
         scheduler.add_job(
+            self._job(self.polling.refresh_soon),
+            IntervalTrigger(seconds=RHYTHM_REFRESH.total_seconds(), timezone=UTC),
+            id="rhythms",
+            name="source rhythms and poll plans",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
             self._job(self.watch_health),
             IntervalTrigger(seconds=HEALTH_CHECK_SECONDS, timezone=UTC),
             id="health",
@@ -399,7 +402,8 @@ class NewswatchService:
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Make the poll jobs match the configured sources: add new ones (polled at
-        once), drop removed or disabled ones, re-time changed intervals."""
+        once, or when planned before a restart), drop removed or disabled ones,
+        re-time changed intervals."""
         wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
         for job in scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
@@ -415,7 +419,7 @@ class NewswatchService:
                     args=[source.name],
                     id=job_id,
                     name=f"poll {source.name}",
-                    next_run_time=now,  # poll at start, then on the interval
+                    next_run_time=self.polling.first_poll(source, now),
                     max_instances=1,  # a source's crawl never overlaps itself
                     coalesce=True,  # polls missed while busy collapse into one
                     misfire_grace_time=int(source.every.total_seconds()),
@@ -519,6 +523,7 @@ class NewswatchService:
         if self.scheduler is not None:
             self._schedule_sources(self.scheduler, datetime.now(UTC))
             self._schedule_digests(self.scheduler)
+        await self.context.database.run(self.polling.replan, config, datetime.now(UTC))
         logger.info(
             "configuration reloaded: %d sources, %d rules, %d recipients",
             sum(s.enabled for s in config.sources),

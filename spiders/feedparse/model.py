@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class FeedError(Exception):
@@ -40,6 +40,10 @@ class ParsedFeed:
     link: str | None = None  # the site the feed belongs to
     kind: str | None = None  # "rss" (0.9x, 1.0, 2.0), "atom" or "json"
     encoding: str | None = None  # the charset the body was read in
+    # How often the feed says it changes: RSS <ttl>, and RSS 1.0 syndication's
+    # sy:updatePeriod / sy:updateFrequency (crawler.domain.scheduling).
+    ttl: timedelta | None = None
+    update_period: timedelta | None = None
 
     @property
     def entries(self) -> tuple[FeedEntry, ...]:

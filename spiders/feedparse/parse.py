@@ -15,6 +15,7 @@ from typing import Any
 
 import feedparser
 
+from crawler.domain.scheduling import ttl_from, update_period_from
 from spiders.feedparse.decoding import _decode
 from spiders.feedparse.fields import (
     _clean_text,
@@ -88,7 +89,15 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         link=_web_link([channel.get("link")], url) or None,
         kind=_kind(version),
         encoding=decoded.encoding,
+        ttl=ttl_from(_text(channel.get("ttl"))),
+        update_period=update_period_from(
+            _text(channel.get("sy_updateperiod")), _text(channel.get("sy_updatefrequency"))
+        ),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 # --- feedparser ------------------------------------------------------------------------------

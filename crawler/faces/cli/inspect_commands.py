@@ -421,6 +421,7 @@ def _print_status(report: dict[str, Any]) -> None:
         "articles",
         "failures",
         "why / last error",
+        "interval, why",
     ):
         sources.add_column(column)
     for row in report["sources"]:
@@ -442,6 +443,7 @@ def _print_status(report: dict[str, Any]) -> None:
             str(row["articles"]),
             str(row["consecutive_failures"]),
             (why or "")[:80],
+            (row["poll_reason"] or "—")[:80],
         )
     rules = Table(title="Rules")
     for column in ("rule", "matches", "delivery"):
