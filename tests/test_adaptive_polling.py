@@ -164,6 +164,9 @@ def test_the_service_polls_each_source_by_its_rhythm_and_its_servers_hints(
             assert service.metric(
                 "newswatch_source_poll_interval_seconds", source=name
             ) == pytest.approx(interval[name])
+        table = run_newswatch(config, "status").stdout
+        assert "Poll schedule" in table
+        assert "feed ttl 2h" in table
         # Not stalled, not "is the scheduler running?": each source's health is ok.
         assert {row["state"] for name, row in status.items() if name != "limited"} == {"ok"}
 
