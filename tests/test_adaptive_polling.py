@@ -261,7 +261,7 @@ def test_hints_are_read_back_from_the_remembered_state() -> None:
 
 def test_a_burst_in_the_stored_articles_shortens_the_next_poll(tmp_path: Path) -> None:
     """The planner reads the last hour's publish times of the source from the
-    store: 6 new in the last hour, against a rhythm of one every 4 hours."""
+    store: 12 new in the last hour, against a rhythm of one an hour."""
     from crawler.domain.items import PollOutcome
     from crawler.orchestration.polling import AdaptivePolling
     from crawler.orchestration.workers import DatabaseThread
@@ -282,10 +282,10 @@ def test_a_burst_in_the_stored_articles_shortens_the_next_poll(tmp_path: Path) -
         store.upgrade()
         store.sync_sources(config.sources)
         now = datetime.now(UTC)
-        times = [
-            now - HISTORY + timedelta(hours=4) * n for n in range(int(HISTORY / timedelta(hours=4)))
-        ]
-        burst = [now - timedelta(minutes=m) for m in (5, 15, 25, 35, 45, 55)]
+        # One an hour (a flat rhythm) until an hour ago; then 12 in the last hour.
+        hours = int(HISTORY / timedelta(hours=1))
+        times = [now - HISTORY + timedelta(hours=n) for n in range(hours)]
+        burst = [now - timedelta(minutes=m) for m in range(2, 60, 5)]
         batch = []
         for name in ("desk", "other"):
             for n, at in enumerate(times + (burst if name == "desk" else [])):
@@ -299,13 +299,70 @@ def test_a_burst_in_the_stored_articles_shortens_the_next_poll(tmp_path: Path) -
         polling.refresh(now)
         calm = polling.next_poll_after(config.source("other"), PollOutcome("other"), now)
         busy = polling.next_poll_after(config.source("desk"), PollOutcome("desk"), now)
-        assert busy.upcoming.reason.startswith("burst: 6 new in the last hour")
+        assert busy.upcoming.reason.startswith("burst: 12 new in the last hour")
         assert busy.upcoming.interval < calm.upcoming.interval / 2
         assert not busy.fixed
         assert store.source_state("desk").poll_reason == busy.upcoming.reason  # type: ignore[union-attr]
         # The same plan without the burst: the policy's own answer, not a copy of it.
         plan = polling.plan(config.source("desk"), now)
         assert next_poll(plan, now).interval > busy.upcoming.interval
+    finally:
+        database_thread.shutdown()
+        store.close()
+
+
+def test_a_reload_makes_the_plans_again_only_when_the_polling_settings_change(
+    tmp_path: Path,
+) -> None:
+    from crawler.orchestration.polling import AdaptivePolling
+    from crawler.orchestration.workers import DatabaseThread
+
+    def config(**polling: Any) -> Config:
+        return Config.model_validate(
+            {
+                "polling": polling,
+                "sources": [
+                    {"name": "a", "feed": "https://a.example/rss", "every": "15m"},
+                    {"name": "b", "feed": "https://b.example/rss", "every": "15m"},
+                ],
+            }
+        )
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'reload.db'}")
+    database_thread = DatabaseThread()
+    try:
+        store.upgrade()
+        store.sync_sources(config().sources)
+        now = datetime.now(UTC)
+        gaps = {"a": timedelta(minutes=10), "b": timedelta(hours=2)}
+        batch = []
+        for name, gap in gaps.items():
+            for n in range(int(HISTORY / gap)):
+                at = now - HISTORY + gap * n
+                article = ExtractedArticle(
+                    url=f"https://{name}.example/{n}",
+                    title=str(n),
+                    text=f"{name} {n} " * 40,
+                    published=at,
+                )
+                batch.append((ArticleRecord(name, article), []))
+        store.insert_articles(batch)
+        polling = AdaptivePolling(store, config(), database_thread)
+        polling.refresh(now)
+        before = polling.plan(config().source("a"), now)
+        assert before.adaptive
+        assert not polling.replan(config(), now)  # the same settings: the same plans
+        assert polling.plan(config().source("a"), now) is before
+        # Half the requests a day: a smaller k, longer intervals for both.
+        assert polling.replan(config(requests_per_day=96), now)
+        after = polling.plan(config().source("a"), now)
+        assert after.scale < before.scale
+        assert next_poll(after, now).interval > next_poll(before, now).interval
+        # polling.adaptive: false polls every source at its every.
+        assert polling.replan(config(adaptive=False), now)
+        assert next_poll(polling.plan(config().source("a"), now), now).interval == timedelta(
+            minutes=15
+        )
     finally:
         database_thread.shutdown()
         store.close()
