@@ -39,7 +39,9 @@ from twisted.web.client import ResponseFailed
 
 from crawler.domain.config.access import is_socks_proxy
 from crawler.domain.failures import FailureClass
+from crawler.domain.http import parse_retry_after
 from crawler.domain.items import ArticleItem, ArticleLink, ChallengeSeen, FetchState, PollOutcome
+from crawler.domain.scheduling import max_age_from
 from crawler.domain.urls import (
     InvalidUrlError,
     canonicalize_url,
@@ -173,13 +175,23 @@ class SourceSpider(scrapy.Spider):
         conditional = response.meta.get(CONDITIONAL, False)
         if response.status == 304:
             self.outcome.not_modified = True
+            # What is remembered stays, with what this answer's headers ask now.
+            retry_after, max_age = _header_hints(response)
+            self.outcome.state = replace(self.state, retry_after=retry_after, max_age=max_age)
             return False
         content_hash = hashlib.sha256(response.body).hexdigest()
+        retry_after, max_age = _header_hints(response)
         self.outcome.state = FetchState(
             etag=_header(response, "ETag"),
             last_modified=_header(response, "Last-Modified"),
             content_hash=content_hash,
             discovered_url=discovered_url,
+            # A feed's own hints are read from its body (spiders.feeds); an unchanged
+            # body keeps the ones read last time.
+            ttl=self.state.ttl,
+            update_period=self.state.update_period,
+            retry_after=retry_after,
+            max_age=max_age,
         )
         if conditional and content_hash == self.state.content_hash:
             self.outcome.unchanged = True
@@ -475,3 +487,13 @@ def basic_authorization(user: str, password: str) -> str:
 def _header(response: Response, name: str) -> str | None:
     value = response.headers.get(name)
     return value.decode("latin-1") if value else None
+
+
+def _header_hints(response: Response) -> tuple[float | None, float | None]:
+    """How long an index response asks us to stay away, in seconds: its
+    ``Retry-After`` and ``Cache-Control: max-age`` (FetchState)."""
+    max_age = max_age_from(_header(response, "Cache-Control"))
+    return (
+        parse_retry_after(_header(response, "Retry-After")),
+        max_age.total_seconds() if max_age is not None else None,
+    )

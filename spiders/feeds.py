@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
@@ -133,6 +134,12 @@ class FeedSpider(SourceSpider):
             ),
             HubLinks(feed.hub, feed.self_url),
         )
+        if self.outcome.state is not None:
+            self.outcome.state = replace(
+                self.outcome.state,
+                ttl=feed.ttl.total_seconds() if feed.ttl else None,
+                update_period=feed.update_period.total_seconds() if feed.update_period else None,
+            )
         links = [ArticleLink(e.url, e.title, e.published, e.updated) for e in feed.entries]
         async for request in self.follow(links):
             yield request

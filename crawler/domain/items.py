@@ -61,12 +61,21 @@ class FetchState:
     ``etag`` and ``last_modified`` go back to the server as ``If-None-Match`` and
     ``If-Modified-Since``; ``content_hash`` catches an unchanged body from servers
     that send no validators; ``discovered_url`` is the feed found on a homepage.
+
+    The rest, in seconds, is how long the server asked us to stay away (None: it
+    did not say), for the next poll's time (crawler/domain/scheduling.py):
+    ``Retry-After`` and ``Cache-Control: max-age`` of the index response, and a
+    feed's ``<ttl>`` and ``sy:updatePeriod``/``sy:updateFrequency``.
     """
 
     etag: str | None = None
     last_modified: str | None = None
     content_hash: str | None = None
     discovered_url: str | None = None
+    retry_after: float | None = None
+    max_age: float | None = None
+    ttl: float | None = None
+    update_period: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from crawler.domain.health import Health, PollRecord, Rhythm, assess
+from crawler.domain.scheduling import polled_every
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -65,7 +66,7 @@ def update_health(store: Store, source: SourceConfig, now: datetime) -> HealthCh
         Rhythm.from_times(inputs.published, now),
         last_new=inputs.last_new,
         watched_since=inputs.watched_since,
-        every=source.every,
+        every=polled_every(source.every, inputs.poll_interval),
         now=now,
         previous=before,
         quiet_after=source.quiet_after,
@@ -92,18 +93,21 @@ def record_poll_health(
 def sweep_stale_health(
     store: Store, config: Config, now: datetime, started: datetime | None = None
 ) -> list[HealthChange]:
-    """Assess the enabled sources not assessed for twice their interval (and five
-    minutes), counted from ``started`` at the latest (after a restart, every source
-    gets its first poll before it is judged): their polls stopped, or never ran. A
+    """Assess the enabled sources not assessed for twice their interval (the one
+    their last poll set, when longer than ``every``; and five minutes), counted
+    from ``started`` at the latest (after a restart, every source gets its first
+    poll before it is judged): their polls stopped, or never ran. A
     silence no poll reports is still a silence, and "quiet" is how operators hear
     of it. One source that cannot be assessed does not stop the others."""
     checked = {record.source: record.checked_at for record in store.health_records()}
+    planned = store.planned_polls()
     changes = []
     for source in config.sources:
         if not source.enabled:
             continue
         last = max(filter(None, (checked.get(source.name), started)), default=None)
-        if last is not None and now - last < 2 * source.every + STALE_MARGIN:
+        every = polled_every(source.every, planned.get(source.name, (None, None))[1])
+        if last is not None and now - last < 2 * every + STALE_MARGIN:
             continue
         try:
             change = update_health(store, source, now)

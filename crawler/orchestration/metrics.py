@@ -267,16 +267,24 @@ class StoreCollector:
         failures = GaugeMetricFamily(
             "newswatch_source_consecutive_failures", "Failed polls in a row", labels=["source"]
         )
+        interval = GaugeMetricFamily(
+            "newswatch_source_poll_interval_seconds",
+            "The interval the scheduler set after the source's last poll (adaptive "
+            "polling, or a failure's backoff)",
+            labels=["source"],
+        )
         polled = set(self.sources()) if self.sources else None
         for row in sources:
             if polled is not None and row["name"] not in polled:
                 continue  # removed or disabled: not polled, so never "stale"
             failures.add_metric([row["name"]], row["consecutive_failures"] or 0)
+            if row["poll_interval_seconds"] is not None:
+                interval.add_metric([row["name"]], row["poll_interval_seconds"])
             if row["last_success_at"] is not None:
                 last_success.add_metric([row["name"]], row["last_success_at"].timestamp())
             if row["last_polled_at"] is not None:
                 last_poll.add_metric([row["name"]], row["last_polled_at"].timestamp())
-        yield from (last_success, last_poll, failures)
+        yield from (last_success, last_poll, failures, interval)
         yield from _health_metrics(health, polled)
         matches = GaugeMetricFamily(
             "newswatch_rule_matches", "Stored articles each rule matched", labels=["rule"]

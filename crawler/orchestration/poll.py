@@ -8,8 +8,10 @@ and never raises: a failing source is logged and recorded, and the others go on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -65,6 +67,22 @@ async def poll_source(
     return outcome
 
 
+async def stop_crawls(runner: CrawlerRunner, deadline: float) -> None:
+    """Stop every running crawl gracefully (pages in flight finish and are stored),
+    waiting until ``deadline`` (the event loop's time) at most. A stop that reaches a
+    crawl still starting is lost (its crawl would never report back), so each is
+    stopped once its engine runs."""
+    loop = asyncio.get_running_loop()
+    stopped: set[int] = set()
+    while runner.crawlers and loop.time() < deadline:
+        for crawler in list(runner.crawlers):
+            engine = getattr(crawler, "_engine", None)
+            if id(crawler) not in stopped and engine is not None and engine.running:
+                stopped.add(id(crawler))
+                await deferred_to_future(crawler.stop())
+        await asyncio.sleep(0.1)
+
+
 def state_to_remember(outcome: PollOutcome) -> FetchState | None:
     """What the next poll may take for granted; None keeps what is remembered.
 
@@ -81,7 +99,8 @@ def state_to_remember(outcome: PollOutcome) -> FetchState | None:
         and finished_every_page(outcome)
     ):
         return outcome.state
-    return FetchState(discovered_url=outcome.state.discovered_url)
+    # The discovered feed and the server's hints hold whatever became of the pages.
+    return replace(outcome.state, etag=None, last_modified=None, content_hash=None)
 
 
 def finished_every_page(outcome: PollOutcome) -> bool:

@@ -25,7 +25,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
-from scrapy.utils.defer import deferred_to_future
 
 from alerts.rules import RuleMatcher, rules_from_config
 from crawler.domain.config import ConfigError, cron_trigger, load_config
@@ -35,7 +34,8 @@ from crawler.orchestration.context import CrawlContext
 from crawler.orchestration.health import sweep_stale_health
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
-from crawler.orchestration.poll import backoff_delay, poll_source
+from crawler.orchestration.poll import poll_source, stop_crawls
+from crawler.orchestration.polling import RHYTHM_REFRESH, AdaptivePolling
 from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
 from crawler.orchestration.story_index import StoryIndexFollower, load_story_index
@@ -128,6 +128,7 @@ class NewswatchService:
         self._operator_run = asyncio.Lock()
         # Time before the start is no source's silence (crawler.orchestration.health).
         self._started = datetime.now(UTC)
+        self.polling = AdaptivePolling(store, config, self.context.database)
 
     @property
     def delivery(self) -> Delivery:
@@ -153,17 +154,9 @@ class NewswatchService:
         self.websub.poll_finished(source, outcome)
         if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
             self._schedule_alerts()
-        if outcome.error and self.scheduler is not None:
-            delay = backoff_delay(
-                source.every, outcome.failures, self.config.max_backoff, outcome.retry_after
-            )
-            self.scheduler.modify_job(f"poll:{name}", next_run_time=datetime.now(UTC) + delay)
-            logger.warning(
-                "source %s: %d failed polls in a row; next poll in %s",
-                name,
-                outcome.failures,
-                delay,
-            )
+        if self.scheduler is not None:  # by its rhythm, or backed off after a failure
+            net = self.websub.poll_interval(source) if self.websub.pushes(source) else None
+            await self.polling.after_poll(self.scheduler, source, outcome, at_least=net)
         if outcome.health_changed:
             self._tell_operators_soon()
         return outcome
@@ -354,10 +347,11 @@ class NewswatchService:
 
         Digest windows missed while the service was down are sent once now (the
         store remembers each recipient's last digest run); missed polls collapse
-        into the one every source gets at start.
+        into one at start (a source polled by its rhythm resumes its schedule).
         """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
+        self.polling.load_planned()  # where each source's schedule was before a restart
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
         scheduler.add_job(
@@ -385,6 +379,15 @@ class NewswatchService:
             coalesce=True,
         )
         scheduler.add_job(
+            self._job(self.polling.refresh_soon),
+            IntervalTrigger(seconds=RHYTHM_REFRESH.total_seconds(), timezone=UTC),
+            id="rhythms",
+            name="source rhythms and poll plans",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
             self._job(self.watch_health),
             IntervalTrigger(seconds=HEALTH_CHECK_SECONDS, timezone=UTC),
             id="health",
@@ -405,7 +408,8 @@ class NewswatchService:
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Make the poll jobs match the configured sources: add new ones (polled at
-        once), drop removed or disabled ones, re-time changed intervals."""
+        once, or when planned before a restart), drop removed or disabled ones,
+        re-time changed intervals."""
         wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
         for job in scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
@@ -422,7 +426,7 @@ class NewswatchService:
                     args=[source.name],
                     id=job_id,
                     name=f"poll {source.name}",
-                    next_run_time=now,  # poll at start, then on the interval
+                    next_run_time=self.polling.first_poll(source, now),
                     max_instances=1,  # a source's crawl never overlaps itself
                     coalesce=True,  # polls missed while busy collapse into one
                     misfire_grace_time=int(source.every.total_seconds()),
@@ -527,6 +531,7 @@ class NewswatchService:
             self._schedule_sources(self.scheduler, datetime.now(UTC))
             self._schedule_digests(self.scheduler)
             self.websub.sync_soon()  # removed sources' subscriptions end
+        await self.context.database.run(self.polling.replan, config, datetime.now(UTC))
         logger.info(
             "configuration reloaded: %d sources, %d rules, %d recipients",
             sum(s.enabled for s in config.sources),
@@ -575,16 +580,7 @@ class NewswatchService:
             self.scheduler.pause()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
-        # Stop each crawl once its engine runs: a stop that reaches a crawl still
-        # starting is lost (and its crawl never reports back), so those are waited for.
-        stopped: set[int] = set()
-        while self.runner.crawlers and loop.time() < deadline:
-            for crawler in list(self.runner.crawlers):
-                engine = getattr(crawler, "_engine", None)
-                if id(crawler) not in stopped and engine is not None and engine.running:
-                    stopped.add(id(crawler))
-                    await deferred_to_future(crawler.stop())
-            await asyncio.sleep(0.1)
+        await stop_crawls(self.runner, deadline)
         # Let jobs whose crawl just ended record their outcome before the pools close.
         if self._running_jobs:
             await asyncio.wait(list(self._running_jobs), timeout=max(deadline - loop.time(), 1.0))

@@ -122,6 +122,10 @@ class WebSubSubscriber:
         config = self._config()
         return config.websub.enabled and config.web.enabled and config.web.public_url is not None
 
+    def pushes(self, source: SourceConfig) -> bool:
+        """True while a hub pushes ``source`` (an active subscription)."""
+        return source.name in self._pushed
+
     def poll_interval(self, source: SourceConfig) -> timedelta:
         """How often ``source`` is polled: the safety net's interval while hubs push it."""
         if source.name in self._pushed:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, func, select
@@ -17,6 +19,7 @@ from crawler.domain.health import (
     Health,
     PageQuality,
     PollRecord,
+    Rhythm,
     State,
 )
 from crawler.storage.engine import StoreBase, _insert_ignoring_conflict
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 # Polls read back per source: more than any state's window needs.
 POLLS_READ = 20
 MAX_URL_CHARS = 2048  # the URL columns' size
+# Rows fetched at a time when every source's rhythm is read.
+RHYTHM_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class HealthInputs:
     published: list[datetime]
     last_new: datetime | None
     watched_since: datetime
+    # The interval the scheduler set after the last poll (None: none yet).
+    poll_interval: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,13 @@ class HealthQueries(StoreBase):
         added; None for a source not in the database."""
         with self._session() as session:
             row = session.execute(
-                select(Source.id, Source.created_at).where(Source.name == source)
+                select(Source.id, Source.created_at, Source.poll_interval_seconds).where(
+                    Source.name == source
+                )
             ).first()
             if row is None:
                 return None
-            source_id, created_at = row
+            source_id, created_at, interval = row
             polls = session.scalars(
                 select(SourcePoll)
                 .where(SourcePoll.source == source)
@@ -149,7 +158,37 @@ class HealthQueries(StoreBase):
             published=[time for time in published if time is not None],
             last_new=last_new,
             watched_since=created_at,
+            poll_interval=timedelta(seconds=interval) if interval is not None else None,
         )
+
+    def source_rhythms(self, now: datetime) -> dict[str, Rhythm]:
+        """Every source's rhythm at ``now`` (sources without articles left out): one
+        query over the rhythm's weeks, read in batches and ordered by source, so only
+        one source's publish times are held at a time."""
+        start = now - timedelta(weeks=RHYTHM_WEEKS)
+        query = (
+            select(Source.name, Article.published_at)
+            .join(Source, Source.id == Article.source_id)
+            .where(Article.published_at >= start, Article.published_at <= now)
+            .order_by(Article.source_id)
+            .execution_options(yield_per=RHYTHM_BATCH)
+        )
+        with self._session() as session:
+            rows = session.execute(query)
+            return {
+                name: Rhythm.from_times((time for _name, time in group if time), now)
+                for name, group in groupby(rows, key=itemgetter(0))
+            }
+
+    def published_since(self, source: str, since: datetime) -> list[datetime]:
+        """Publish times of ``source``'s articles after ``since`` (none in the future)."""
+        with self._session() as session:
+            times = session.scalars(
+                select(Article.published_at)
+                .join(Source, Source.id == Article.source_id)
+                .where(Source.name == source, Article.published_at > since)
+            ).all()
+        return [time for time in times if time is not None]
 
     def new_articles_per_day(self, source: str, since: datetime) -> dict[date, int]:
         """How many of ``source``'s articles were first seen on each UTC day since

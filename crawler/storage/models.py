@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -90,6 +91,16 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # What the server asked at the last poll, in seconds (crawler.domain.items.FetchState).
+    retry_after_seconds: Mapped[float | None] = mapped_column(Float)
+    max_age_seconds: Mapped[float | None] = mapped_column(Float)
+    ttl_seconds: Mapped[float | None] = mapped_column(Float)
+    update_period_seconds: Mapped[float | None] = mapped_column(Float)
+    # The next poll the scheduler set after the last one, its interval and why
+    # (crawler.orchestration.polling): shown by `newswatch status`, kept over a restart.
+    next_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    poll_interval_seconds: Mapped[float | None] = mapped_column(Float)
+    poll_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class Article(Base):

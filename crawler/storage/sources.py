@@ -4,7 +4,7 @@ scheduled jobs last ran, and the robots.txt files fetched."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
@@ -40,13 +40,25 @@ class SourceQueries(StoreBase):
                 elif (row.url, row.kind) != (config.url, config.kind):
                     row.url, row.kind = config.url, config.kind
                     row.etag = row.last_modified = row.content_hash = row.discovered_url = None
+                    # Another server's hints and a plan made for the old URL: gone.
+                    row.retry_after_seconds = row.max_age_seconds = None
+                    row.ttl_seconds = row.update_period_seconds = None
+                    row.next_poll_at = row.poll_interval_seconds = row.poll_reason = None
 
     def fetch_state(self, source: str) -> FetchState:
-        """The validators and discovered feed remembered from the last good poll."""
+        """The validators and discovered feed remembered from the last good poll, and
+        what the server last asked about how often to come back."""
         with self._session() as session:
             row = session.execute(
                 select(
-                    Source.etag, Source.last_modified, Source.content_hash, Source.discovered_url
+                    Source.etag,
+                    Source.last_modified,
+                    Source.content_hash,
+                    Source.discovered_url,
+                    Source.retry_after_seconds,
+                    Source.max_age_seconds,
+                    Source.ttl_seconds,
+                    Source.update_period_seconds,
                 ).where(Source.name == source)
             ).first()
         return FetchState(*row) if row else FetchState()
@@ -73,6 +85,10 @@ class SourceQueries(StoreBase):
                 "last_modified": state.last_modified,
                 "content_hash": state.content_hash,
                 "discovered_url": state.discovered_url,
+                "retry_after_seconds": state.retry_after,
+                "max_age_seconds": state.max_age,
+                "ttl_seconds": state.ttl,
+                "update_period_seconds": state.update_period,
             }
         if error is None:
             values |= {"last_success_at": at, "last_error": None, "consecutive_failures": 0}
@@ -87,6 +103,33 @@ class SourceQueries(StoreBase):
                 select(Source.consecutive_failures).where(Source.name == source)
             )
         return failures or 0
+
+    def record_next_poll(self, source: str, at: datetime, interval: timedelta, reason: str) -> None:
+        """Note when ``source`` is polled next, at what interval and why."""
+        with self._session.begin() as session:
+            session.execute(
+                update(Source)
+                .where(Source.name == source)
+                .values(
+                    next_poll_at=at,
+                    poll_interval_seconds=interval.total_seconds(),
+                    poll_reason=reason[:300],
+                )
+            )
+
+    def planned_polls(self) -> dict[str, tuple[datetime, timedelta]]:
+        """Each source's next poll and interval as last set (those with one), by name."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Source.name, Source.next_poll_at, Source.poll_interval_seconds).where(
+                    Source.next_poll_at.is_not(None), Source.poll_interval_seconds.is_not(None)
+                )
+            ).all()
+        return {
+            name: (at, timedelta(seconds=seconds))
+            for name, at, seconds in rows
+            if at is not None and seconds is not None
+        }
 
     def source_state(self, source: str) -> Source | None:
         with self._session() as session:
@@ -137,7 +180,8 @@ class SourceQueries(StoreBase):
     def source_statuses(self, *, with_article_counts: bool = True) -> list[dict[str, Any]]:
         """Every source row, by name: ``name``, ``kind``, ``url``, ``discovered_url``,
         ``last_polled_at``, ``last_success_at``, ``consecutive_failures``,
-        ``last_error`` and, with counts, ``articles`` (stored from it now)."""
+        ``last_error``, ``next_poll_at``, ``poll_interval_seconds``, ``poll_reason``
+        and, with counts, ``articles`` (stored from it now)."""
         query = select(
             Source.name,
             Source.kind,
@@ -147,6 +191,9 @@ class SourceQueries(StoreBase):
             Source.last_success_at,
             Source.consecutive_failures,
             Source.last_error,
+            Source.next_poll_at,
+            Source.poll_interval_seconds,
+            Source.poll_reason,
         )
         if with_article_counts:
             counts = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class FeedError(Exception):
@@ -43,6 +43,10 @@ class ParsedFeed:
     # WebSub: the hub the feed names (rel="hub") and its own URL (rel="self").
     hub: str | None = None
     self_url: str | None = None
+    # How often the feed says it changes: RSS <ttl>, and RSS 1.0 syndication's
+    # sy:updatePeriod / sy:updateFrequency (crawler.domain.scheduling).
+    ttl: timedelta | None = None
+    update_period: timedelta | None = None
 
     @property
     def entries(self) -> tuple[FeedEntry, ...]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import feedparser
 
+from crawler.domain.scheduling import ttl_from, update_period_from
 from spiders.feedparse.decoding import _decode
 from spiders.feedparse.fields import (
     _clean_text,
@@ -90,6 +91,10 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         encoding=decoded.encoding,
         hub=_rel_link(channel, "hub", url),
         self_url=_rel_link(channel, "self", url),
+        ttl=ttl_from(_text(channel.get("ttl"))),
+        update_period=update_period_from(
+            _text(channel.get("sy_updateperiod")), _text(channel.get("sy_updatefrequency"))
+        ),
     )
 
 
@@ -103,6 +108,10 @@ def _rel_link(channel: Any, rel: str, base: str) -> str | None:
         )
         or None
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 # --- feedparser ------------------------------------------------------------------------------

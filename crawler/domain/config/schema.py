@@ -17,6 +17,7 @@ from crawler.domain.config.access import SiteAccessConfig, browser_proxy_problem
 from crawler.domain.config.browser import BrowserConfig
 from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.cluster import ClusterConfig, RedisUrl
+from crawler.domain.config.polling import PollingConfig
 from crawler.domain.config.scopes import source_scope_problems
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
@@ -313,6 +314,7 @@ class Config(_Strict):
         description="URL or email sent in the User-Agent so site owners can reach you.",
     )
     sources: list[SourceConfig] = Field(default_factory=list)
+    polling: PollingConfig = Field(default_factory=PollingConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     recipients: list[RecipientConfig] = Field(default_factory=list)
@@ -368,6 +370,19 @@ class Config(_Strict):
     def _unique_source_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
         _require_unique([s.name for s in sources], "source")
         return sources
+
+    @model_validator(mode="after")
+    def _source_bounds_ordered(self) -> Config:
+        for index, source in enumerate(self.sources):
+            low = source.min_interval or self.polling.min_interval
+            high = source.max_interval or self.polling.max_interval
+            if low > high:
+                raise KeyedValueError(
+                    f"source {source.name}: its min_interval is longer than its "
+                    "max_interval (with polling's defaults)",
+                    ("sources", index, "min_interval" if source.min_interval else "max_interval"),
+                )
+        return self
 
     @field_validator("rules")
     @classmethod

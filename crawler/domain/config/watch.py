@@ -57,7 +57,21 @@ class SourceConfig(_Strict):
     max_articles: int = Field(default=200, ge=1, le=10_000, description="New pages per poll.")
     allow: list[UrlPattern] = Field(default_factory=list, description="Follow only matching URLs.")
     deny: list[UrlPattern] = Field(default_factory=list, description="Never follow these URLs.")
-    every: Duration = Field(default=timedelta(minutes=15), description="Poll interval.")
+    every: Duration = Field(
+        default=timedelta(minutes=15),
+        description="Poll interval; with adaptive polling, the mean interval: the "
+        "source's share of the daily requests.",
+    )
+    adaptive: bool | None = Field(
+        default=None,
+        description="false: poll at every, whatever the rhythm; default: polling.adaptive.",
+    )
+    min_interval: Duration | None = Field(
+        default=None, description="Never poll more often; default: polling.min_interval."
+    )
+    max_interval: Duration | None = Field(
+        default=None, description="Poll at least this often; default: polling.max_interval."
+    )
     enabled: bool = Field(default=True, description="False keeps the source but stops polling it.")
     tags: list[Name] = Field(
         default_factory=list, description="Labels, e.g. the folders of an OPML import."
@@ -103,6 +117,16 @@ class SourceConfig(_Strict):
                 "with the source's password"
             )
         return variable
+
+    @model_validator(mode="after")
+    def _interval_bounds_ordered(self) -> SourceConfig:
+        if (
+            self.min_interval is not None
+            and self.max_interval is not None
+            and self.min_interval > self.max_interval
+        ):
+            raise ValueError("min_interval is longer than max_interval")
+        return self
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceConfig:

@@ -443,6 +443,13 @@ def _print_status(report: dict[str, Any]) -> None:
             str(row["consecutive_failures"]),
             (why or "")[:80],
         )
+    # Each source's current interval and why (README, "Adaptive polling").
+    schedule = Table(title="Poll schedule")
+    for column in ("source", "next poll", "interval and why"):
+        schedule.add_column(column)
+    for row in report["sources"]:
+        if row["configured"] and row["poll_reason"]:
+            schedule.add_row(row["name"], when(row["next_poll_at"]), row["poll_reason"][:100])
     rules = Table(title="Rules")
     for column in ("rule", "matches", "delivery"):
         rules.add_column(column)
@@ -455,7 +462,7 @@ def _print_status(report: dict[str, Any]) -> None:
         digests.add_row(
             digest["recipient"], digest["schedule"], when(digest["last"]), when(digest["next"])
         )
-    console.print(sources, rules, digests)
+    console.print(sources, *([schedule] if schedule.row_count else []), rules, digests)
     _print_channels(console, report["channels"])
     if report["unsent"]:
         console.print(f"Unsent, waiting for a retry: {report['unsent']}")

@@ -257,6 +257,7 @@ class Pages:
             else NO_TIME,
             "last_error": one_line(error, MAX_ERROR_CHARS),
             "articles": row.get("articles", 0),
+            "interval": one_line(row.get("poll_reason") or "", MAX_ERROR_CHARS),
         }
 
     async def source_page(self, request: Request, name: str) -> Reply:
@@ -276,15 +277,19 @@ class Pages:
         first_day = (now - timedelta(days=CHART_DAYS - 1)).date()
         chart_start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
 
-        def read() -> tuple[tuple[Health, str | None] | None, HealthInputs | None, dict[date, int]]:
+        def read() -> tuple[
+            tuple[Health, str | None] | None, HealthInputs | None, dict[date, int], str | None
+        ]:
             store = self.site.store
+            row = store.source_state(source.name)
             return (
                 store.source_health(source.name),
                 store.health_inputs(source.name, now),
                 store.new_articles_per_day(source.name, chart_start),
+                row.poll_reason if row is not None else None,
             )
 
-        kept, inputs, per_day = await self.site.blocking(read)
+        kept, inputs, per_day, interval = await self.site.blocking(read)
         websub = await self.site.blocking(self.site.store.websub_subscription, source.name)
         health = kept[0] if kept is not None else None
         polls = inputs.polls if inputs is not None else []
@@ -311,6 +316,7 @@ class Pages:
                 "url": one_line(source.url, MAX_URL_CHARS),
                 "link": safe_link(source.url),
                 "every": _duration(source.every),
+                "interval": one_line(interval or "", MAX_ERROR_CHARS),
                 "enabled": source.enabled,
             },
             health=self._health_view(health, now) if health is not None else None,

@@ -1,0 +1,249 @@
+"""Adaptive polling in the running service (README, "Adaptive polling"): each
+source's plan, its next poll after every poll, and what is kept of both.
+
+The policy is pure (crawler/domain/scheduling.py); this module feeds it. Rhythms
+are read for every source at once (one query, crawler/storage/health.py
+``source_rhythms``) when the service starts and every ``RHYTHM_REFRESH``, never per
+poll; the pool's ``k`` and each source's ``PollPlan`` are made from them then, and
+again when the polling settings change on a reload. After a poll, only the
+source's publish times of the last hour are read (for a burst), and its next poll,
+interval and reason are kept on its row: ``newswatch status``, the status page and
+``/metrics`` show them, the health of the source is judged by that interval, and a
+restart resumes each source's schedule from it.
+
+A failed poll keeps its backoff (crawler/orchestration/poll.py ``backoff_delay``);
+its reason is kept the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from crawler.domain.health import Rhythm
+from crawler.domain.scheduling import (
+    BURST_WINDOW,
+    NextPoll,
+    PollBounds,
+    PollPlan,
+    ServerHints,
+    format_interval,
+    next_poll,
+    pool_scale,
+)
+from crawler.domain.urls import redact_text
+from crawler.orchestration.poll import backoff_delay
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from crawler.domain.config import Config, SourceConfig
+    from crawler.domain.items import FetchState, PollOutcome
+    from crawler.orchestration.workers import DatabaseThread
+    from crawler.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+# How often every source's rhythm is read again (a rhythm spans 8 weeks: an hour
+# more of history changes it little).
+RHYTHM_REFRESH = timedelta(hours=1)
+POLL_JOB = "poll:{}"
+
+
+@dataclass(frozen=True)
+class PollTiming:
+    """A source's next poll, and whether its job's own interval trigger already
+    polls it then (a source polled at its ``every``: fixed intervals start to start,
+    as they always did)."""
+
+    upcoming: NextPoll
+    fixed: bool
+
+
+def hints_of(state: FetchState | None) -> ServerHints | None:
+    """What the server asked at the poll that left ``state`` (None: nothing known)."""
+    if state is None:
+        return None
+
+    def span(seconds: float | None) -> timedelta | None:
+        return timedelta(seconds=seconds) if seconds else None
+
+    return ServerHints(
+        retry_after=span(state.retry_after),
+        max_age=span(state.max_age),
+        ttl=span(state.ttl),
+        update_period=span(state.update_period),
+    )
+
+
+def _polling_settings(config: Config) -> tuple[Any, ...]:
+    """What the plans are made of besides rhythms: a reload that changes none of it
+    keeps them."""
+    return (
+        config.polling,
+        tuple(
+            (s.name, s.every, s.adaptive, s.min_interval, s.max_interval)
+            for s in config.sources
+            if s.enabled
+        ),
+    )
+
+
+class AdaptivePolling:
+    """The sources' plans and the pool's ``k``, and each source's next poll.
+
+    The methods that read or write the store block, and share the plans: the
+    service runs them on its database thread (one call at a time); ``after_poll``
+    and ``refresh_soon`` are the ones it awaits."""
+
+    def __init__(self, store: Store, config: Config, database: DatabaseThread) -> None:
+        self.store = store
+        self.config = config
+        self.database = database
+        self.scale = 1.0
+        self._rhythms: dict[str, Rhythm] = {}
+        self._plans: dict[str, PollPlan] = {}
+        self._planned_for: tuple[Any, ...] | None = None
+        self.refreshed_at: datetime | None = None
+        # Each source's next poll as kept before a restart (``load_planned``).
+        self._resume: dict[str, tuple[datetime, timedelta]] = {}
+
+    # -- plans -------------------------------------------------------------------------
+
+    def refresh(self, now: datetime) -> None:
+        """Read every source's rhythm again, then make the plans (blocks)."""
+        self._rhythms = self.store.source_rhythms(now)
+        self.refreshed_at = now
+        self._make_plans(now)
+        logger.info(
+            "adaptive polling: rhythms of %d sources read, %d planned by their rhythm (k = %.3g)",
+            len(self._rhythms),
+            sum(plan.adaptive for plan in self._plans.values()),
+            self.scale,
+        )
+
+    def replan(self, config: Config, now: datetime) -> bool:
+        """Take ``config``; make the plans again if its polling settings changed (the
+        budget, bounds, a source's ``every``, sources added or removed). True if so."""
+        self.config = config
+        if self.refreshed_at is None or _polling_settings(config) == self._planned_for:
+            return False
+        self._make_plans(now)
+        return True
+
+    def _make_plans(self, now: datetime) -> None:
+        polling = self.config.polling
+        bounds = {
+            s.name: PollBounds.from_config(s, polling) for s in self.config.sources if s.enabled
+        }
+        learning = Rhythm.from_times((), now)
+        rhythms = {name: self._rhythms.get(name, learning) for name in bounds}
+        self.scale = pool_scale(
+            [(rhythms[name], bounds[name]) for name in bounds], polling.requests_per_day
+        )
+        self._plans = {
+            name: PollPlan.build(rhythms[name], bounds[name], self.scale) for name in bounds
+        }
+        self._planned_for = _polling_settings(self.config)
+
+    def plan(self, source: SourceConfig, now: datetime) -> PollPlan:
+        """``source``'s plan; one still learning if it has none yet."""
+        plan = self._plans.get(source.name)
+        if plan is None:
+            bounds = PollBounds.from_config(source, self.config.polling)
+            plan = PollPlan.build(Rhythm.from_times((), now), bounds, self.scale)
+        return plan
+
+    # -- after a poll --------------------------------------------------------------------
+
+    def next_poll_after(
+        self, source: SourceConfig, outcome: PollOutcome, now: datetime
+    ) -> PollTiming:
+        """When ``source`` is polled next after ``outcome`` (finished at ``now``), kept
+        on its row (blocks). The plans are made at the first poll if the start-up
+        refresh has not run yet."""
+        if self.refreshed_at is None:
+            self.refresh(now)
+        if outcome.error:
+            upcoming = self._backoff(source, outcome, now)
+            fixed = False
+        else:
+            plan = self.plan(source, now)
+            recent = (
+                self.store.published_since(source.name, now - BURST_WINDOW) if plan.adaptive else []
+            )
+            upcoming = next_poll(plan, now, hints=hints_of(outcome.state), recent=recent)
+            fixed = not plan.adaptive and upcoming.interval == source.every
+        self.store.record_next_poll(source.name, upcoming.at, upcoming.interval, upcoming.reason)
+        return PollTiming(upcoming, fixed)
+
+    def _backoff(self, source: SourceConfig, outcome: PollOutcome, now: datetime) -> NextPoll:
+        cap = self.config.max_backoff
+        delay = backoff_delay(source.every, outcome.failures, cap, outcome.retry_after)
+        asked = timedelta(seconds=outcome.retry_after) if outcome.retry_after else None
+        if asked is not None and delay == min(asked, max(cap, source.every)):
+            why = f"Retry-After {format_interval(asked)}"
+        else:
+            polls = "poll" if outcome.failures == 1 else "polls"
+            why = f"{outcome.failures} failed {polls} in a row"
+        return NextPoll(now + delay, delay, f"backoff: {why} → every {format_interval(delay)}")
+
+    async def after_poll(
+        self,
+        scheduler: BaseScheduler,
+        source: SourceConfig,
+        outcome: PollOutcome,
+        at_least: timedelta | None = None,
+    ) -> NextPoll | None:
+        """Set ``source``'s poll job to its next poll after ``outcome``, not sooner than
+        ``at_least`` from now (a source a WebSub hub pushes is polled only as a safety
+        net). If that cannot be worked out (the database), its job's interval polls
+        it at its ``every``."""
+        now = datetime.now(UTC)
+        try:
+            timing = await self.database.run(self.next_poll_after, source, outcome, now)
+        except Exception as error:
+            logger.error(
+                "source %s: its next poll could not be planned (%s); polled at its every",
+                source.name,
+                redact_text(str(error)),
+            )
+            return None
+        upcoming = timing.upcoming
+        job = scheduler.get_job(POLL_JOB.format(source.name))
+        if job is not None and not timing.fixed:
+            floor = now + at_least if at_least is not None else upcoming.at
+            job.modify(next_run_time=max(upcoming.at, floor))
+        if outcome.error:
+            logger.warning(
+                "source %s: %d failed polls in a row; next poll in %s",
+                source.name,
+                outcome.failures,
+                upcoming.interval,
+            )
+        else:
+            logger.debug(
+                "source %s: next poll at %s (%s)", source.name, upcoming.at, upcoming.reason
+            )
+        return upcoming
+
+    async def refresh_soon(self) -> None:
+        """The scheduled refresh of every source's rhythm (on the database thread)."""
+        await self.database.run(self.refresh, datetime.now(UTC))
+
+    # -- after a restart -------------------------------------------------------------
+
+    def load_planned(self) -> None:
+        """Read each source's next poll as kept before a restart (blocks)."""
+        self._resume = self.store.planned_polls()
+
+    def first_poll(self, source: SourceConfig, now: datetime) -> datetime:
+        """When a source's job first runs: a source polled by its rhythm resumes the
+        schedule it had before a restart; a new one, one with ``adaptive: false`` and
+        one whose next poll is past are polled at once."""
+        kept = self._resume.pop(source.name, None)
+        if kept is None or not PollBounds.from_config(source, self.config.polling).adaptive:
+            return now
+        return max(now, kept[0])
