@@ -72,6 +72,9 @@ QUIET_SECONDS = 2.0
 READ_SECONDS = 10.0
 # How long a given-up page may take to close before its place is given back anyway.
 CLOSE_SECONDS = 5.0
+# Every poll's context: no service worker answering from a cache of its own, and no
+# file downloads (a link to an archive is not a page; its size would be unbounded).
+BASE_CONTEXT = {"service_workers": "block", "accept_downloads": False}
 # Chromium's names of the network errors ``route.abort`` may give, by what Node said
 # when newswatch made the request: the page then fails as Chromium would have.
 ABORT_REASONS = (
@@ -141,7 +144,7 @@ class BrowserDownloadHandler(ScrapyPlaywrightDownloadHandler):
     def _reach(self, spider: Any) -> dict[str, Any]:
         source = getattr(spider, "source", None)
         if source is None:  # a scale-out worker's crawl serves every source
-            return {"service_workers": "block"}
+            return dict(BASE_CONTEXT)
         try:
             self._access = SiteAccess.of(source, self._domains)
             options = context_options(self._access)
@@ -313,7 +316,7 @@ def context_options(access: SiteAccess) -> dict[str, Any]:
     ``_make_request_handler``).
     SiteAccessError for a SOCKS proxy with a login, which Chromium cannot give (the
     configuration refuses it; its variable may have changed since)."""
-    options: dict[str, Any] = {"service_workers": "block"}
+    options: dict[str, Any] = dict(BASE_CONTEXT)
     if access.user_agent is not None:
         options["user_agent"] = access.user_agent
     if access.proxy is not None:
