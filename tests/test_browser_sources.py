@@ -13,7 +13,9 @@ import json
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from conftest import CHROMIUM, run_newswatch, site_config, write_config
@@ -132,6 +134,16 @@ def _crawl(
 
 def _header_names(seen: SeenRequest) -> set[str]:
     return {name.lower() for name in seen.headers}
+
+
+T = TypeVar("T")
+
+
+def _in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a loop of its own, in a thread of its own: a test run may
+    hold a running loop in this thread (the asyncio reactor of an in-process test)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result(timeout=120)
 
 
 def _stored(store: Store) -> set[str]:
@@ -388,7 +400,7 @@ def test_the_browser_is_shared_bounded_and_closed_when_idle() -> None:
         await host.close()
         return seen
 
-    assert asyncio.run(scenario()) == [
+    assert _in_own_loop(scenario()) == [
         "one browser for two polls: True, 1",
         "no browser page free within 0s: 2 pages were rendering (browser.max_pages)",
         "running with a poll still on it: True",
@@ -488,7 +500,7 @@ def test_a_chromium_that_will_not_start_says_why_in_one_line(tmp_path: Path) -> 
             return str(error), host.running
         return "started", host.running
 
-    message, running = asyncio.run(scenario())
+    message, running = _in_own_loop(scenario())
     assert message == (
         f"browser: {broken} could not be started: "
         "error while loading shared libraries: libnss3.so (exit code 127)"

@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -406,7 +407,10 @@ def test_subscriptions_follow_what_the_feed_advertises(tmp_path: Path) -> None:
         assert "refused by fetch_policy" in (current.last_error or "")
 
     try:
-        asyncio.run(scenario())
+        # A loop of its own, in a thread of its own: the test run may hold a running
+        # loop in this thread (the asyncio reactor of an in-process test).
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, scenario()).result(timeout=120)
     finally:
         hub.stop()
 
