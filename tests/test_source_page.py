@@ -173,7 +173,8 @@ def test_the_status_and_source_pages_show_a_blocked_source_with_its_evidence(
         assert re.search(r"first at \d{4}-\d\d-\d\d \d\d:\d\d IST \(1 h ago\)", _text(evidence))
         # The configuration: kind, URL (a link), interval.
         assert f'<a href="{site.feed}" rel="noopener noreferrer">{site.feed}</a>' in page.body
-        assert re.search(r"Kind feed URL \S+ Every 1h Enabled yes", page.text)
+        # (and, once it has been polled, how often it is polled now and why)
+        assert re.search(r"Kind feed URL \S+ Every 1h (Polled now .+ )?Enabled yes", page.text)
         polls = re.search(r'<table class="polls">.*?</table>', page.body, re.DOTALL)
         assert polls is not None
         rows = re.findall(r"<tr>.*?</tr>", polls.group(0), re.DOTALL)[1:]

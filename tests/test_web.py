@@ -717,7 +717,15 @@ def test_search_index_is_backfilled_and_follows_every_change(database_url: str) 
     engine = create_database_engine(database_url)
     upgrade_database(engine, "0005")  # the schema before the search index
     store = Store(engine)
-    store.sync_sources([SourceConfig(name="wire", feed="https://news.example/rss.xml")])
+    # The source as that schema holds it (the store's own code speaks today's).
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sources (name, kind, url, consecutive_failures, created_at) "
+                "VALUES ('wire', 'feed', 'https://news.example/rss.xml', 0, :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
     store.insert_articles(
         [(_record(1, "Palmyra museum reopens", "Restorers rebuilt the statues."), [])]
     )
