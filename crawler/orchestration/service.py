@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 # reactor: Scrapy names its deprecated TLS classes through inspect.stack(), whose
 # cost grows with the depth of the stack (~0.1 s more from inside a poll).
 import scrapy.core.downloader.handlers.http11  # noqa: F401
+from apscheduler.events import EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -149,6 +150,7 @@ class NewswatchService:
                 max(MIN_CONCURRENT_POLLS, POLLS_PER_CPU_WORKER * self.context.cpu.workers)
             )
         async with self._poll_slots:
+            self.metrics.poll_started(name)
             outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
         self.websub.poll_finished(source, outcome)
@@ -351,6 +353,7 @@ class NewswatchService:
         """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
+        scheduler.add_listener(self.metrics.poll_due, EVENT_JOB_SUBMITTED)
         self.polling.load_planned()  # where each source's schedule was before a restart
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
