@@ -349,7 +349,7 @@ class NewswatchService:
 
         Digest windows missed while the service was down are sent once now (the
         store remembers each recipient's last digest run); missed polls collapse
-        into one at start (a source polled by its rhythm resumes its schedule).
+        into one at start (paced; a source resumes the schedule it had before).
         """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
@@ -414,14 +414,16 @@ class NewswatchService:
         once, or when planned before a restart), drop removed or disabled ones,
         re-time changed intervals."""
         wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
-        for job in scheduler.get_jobs():
+        # Looked up here, once: before the scheduler starts, its get_job scans a list.
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        for job in jobs.values():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
                 logger.info("source %s: no longer polled", job.id.removeprefix("poll:"))
         for job_id, source in wanted.items():
             seconds = self.websub.poll_interval(source).total_seconds()  # pushed: slower
             trigger = IntervalTrigger(seconds=seconds, timezone=UTC)
-            existing = scheduler.get_job(job_id)
+            existing = jobs.get(job_id)
             if existing is None:
                 scheduler.add_job(
                     self._job(self.scheduled_poll),
