@@ -25,7 +25,8 @@ For each size, on a fresh SQLite database in a temporary folder:
    scheduler lag: due time to start of each poll, from the service's
    ``newswatch_poll_start_lag_seconds`` histogram (p50/p95 interpolated within its
    buckets, as Prometheus' ``histogram_quantile`` does), scraped at both ends of
-   the window.
+   the window. Last, one source is added to the configuration and the service
+   told to reload it (SIGHUP): the seconds until it says it has.
 
 The table shows how each figure grows with N; ``targets:`` checks issue 22's
 figures for the largest size. The machine is shared: the CPU other processes used
@@ -401,6 +402,7 @@ class Figures:
     steady_pss: float = math.nan  # MB
     noise: float = math.nan  # other processes' CPU, cores
     seed_seconds: float = math.nan
+    reload: float = math.nan  # SIGHUP to "configuration reloaded", one source added
     answers: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -548,6 +550,27 @@ def measure_service(
         statistics.median(pss for t, pss in watch.samples if at_before <= t <= at_after) / 2**20
     )
     figures.answers = server.statuses()
+    figures.reload = measure_reload(process, log, server.port, args.per_host, figures.sources)
+
+
+def measure_reload(
+    process: subprocess.Popen[bytes], log: Path, port: int, per_host: int, size: int
+) -> float:
+    """Seconds from SIGHUP to "configuration reloaded" after one source is added."""
+    config = log.parent / "config.yaml"
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["sources"].append(
+        {"name": "src-added", "feed": feed_url(size, per_host, port), "every": "15m"}
+    )
+    config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    done = re.compile(rf"^(\S+ \S+) INFO \S+: configuration reloaded: {size + 1} sources", re.M)
+    asked = time.time()
+    process.send_signal(signal.SIGHUP)
+    while time.time() < asked + STOP_SECONDS and process.poll() is None:
+        if found := done.search(log.read_text(encoding="utf-8", errors="replace")):
+            return _log_time(found.group(1)) - asked
+        time.sleep(0.2)
+    return math.nan
 
 
 # --- the table --------------------------------------------------------------------------
@@ -564,6 +587,7 @@ ROWS = (
     ("CPU ms per poll", "cost_ms", "{:.1f}"),
     ("PSS of the tree, MB: peak", "peak_pss", "{:.0f}"),
     ("PSS of the tree, MB: median in the window", "steady_pss", "{:.0f}"),
+    ("hot reload, one source added: SIGHUP to reloaded, s", "reload", "{:.1f}"),
     ("other processes' CPU meanwhile, cores (noise)", "noise", "{:.2f}"),
 )
 
