@@ -170,27 +170,22 @@ def test_the_service_polls_each_source_by_its_rhythm_and_its_servers_hints(
         # Not stalled, not "is the scheduler running?": each source's health is ok.
         assert {row["state"] for name, row in status.items() if name != "limited"} == {"ok"}
 
-    # A restart resumes the schedule: the learned and hinted sources are not polled
-    # at start, their jobs run when planned; the fixed one is polled at once, as before.
+    # A restart resumes the schedule: no source is polled at start, the fixed one
+    # neither (a restart is no reason to poll); their jobs run when planned.
     polls = {name: row["last_polled_at"] for name, row in status.items()}
     tech_requests = len(news_site.requests_for("tech/atom.xml"))
+    fixed_requests = len(news_site.requests_for("fixed/rss.xml"))
     with running_service(config) as service:
-        _wait_for(
-            lambda: _status(config)["fixed"]["last_polled_at"] != polls["fixed"],
-            60,
-            "the fixed source's poll at start",
-        )
-        for name in ("busy", "quiet", "slow", "cached", "limited"):
+        for name in ("busy", "quiet", "slow", "cached", "limited", "fixed"):
             shown = _minutes(_next_poll_shown(service, name))
             left = (datetime.fromisoformat(status[name]["next_poll_at"]) - datetime.now(UTC)) / (
                 timedelta(minutes=1)
             )
             assert left - 61 <= shown <= left + 1, (name, shown, left)
         after = _status(config)
-    assert {name: after[name]["last_polled_at"] for name in polls if name != "fixed"} == {
-        name: polls[name] for name in polls if name != "fixed"
-    }
+    assert {name: after[name]["last_polled_at"] for name in polls} == polls
     assert len(news_site.requests_for("tech/atom.xml")) == tech_requests
+    assert len(news_site.requests_for("fixed/rss.xml")) == fixed_requests
 
 
 # -- the parts, without a service ----------------------------------------------------
@@ -366,3 +361,69 @@ def test_a_reload_makes_the_plans_again_only_when_the_polling_settings_change(
     finally:
         database_thread.shutdown()
         store.close()
+
+
+class _PlannedPolls:
+    """The one query ``AdaptivePolling.load_planned`` makes, answered from a dict."""
+
+    def __init__(self, planned: dict[str, tuple[datetime, timedelta]]) -> None:
+        self.planned = planned
+
+    def planned_polls(self) -> dict[str, tuple[datetime, timedelta]]:
+        return dict(self.planned)
+
+
+@pytest.mark.parametrize(
+    ("adaptive", "kept_in", "every", "expected_in"),
+    [
+        pytest.param(True, timedelta(minutes=40), "15m", timedelta(minutes=40), id="adaptive"),
+        pytest.param(False, timedelta(minutes=7), "15m", timedelta(minutes=7), id="fixed"),
+        pytest.param(
+            False, timedelta(hours=5), "15m", timedelta(minutes=15), id="fixed-every-shortened"
+        ),
+        pytest.param(True, -timedelta(minutes=3), "15m", timedelta(0), id="overdue"),
+        pytest.param(False, None, "15m", timedelta(0), id="new"),
+    ],
+)
+def test_a_restart_resumes_each_sources_schedule(
+    adaptive: bool, kept_in: timedelta | None, every: str, expected_in: timedelta
+) -> None:
+    from crawler.orchestration.polling import AdaptivePolling
+
+    config = Config.model_validate(
+        {
+            "polling": {"adaptive": adaptive},
+            "sources": [{"name": "desk", "feed": "https://desk.example/rss", "every": every}],
+        }
+    )
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    kept = {} if kept_in is None else {"desk": (now + kept_in, timedelta(minutes=15))}
+    polling = AdaptivePolling(_PlannedPolls(kept), config, None)  # type: ignore[arg-type]
+    polling.load_planned()
+    assert polling.first_poll(config.source("desk"), now) == now + expected_in
+
+
+def test_the_polls_due_at_start_are_paced() -> None:
+    from crawler.orchestration.polling import START_POLLS_PER_SECOND, AdaptivePolling
+
+    count = 3 * int(START_POLLS_PER_SECOND)
+    config = Config.model_validate(
+        {
+            "polling": {"adaptive": False},
+            "sources": [
+                {"name": f"desk-{n}", "feed": f"https://desk{n}.example/rss", "every": "15m"}
+                for n in range(count)
+            ],
+        }
+    )
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    polling = AdaptivePolling(_PlannedPolls({}), config, None)  # type: ignore[arg-type]
+    polling.load_planned()
+    starts = [polling.first_poll(source, now) for source in config.sources]
+    # The first second's share at once, then as many each second after: 3 seconds.
+    assert starts[0] == now
+    assert sum(start < now + timedelta(seconds=1) for start in starts) == START_POLLS_PER_SECOND
+    assert max(starts) - now == timedelta(seconds=(count - 1) / START_POLLS_PER_SECOND)
+    # A source added later, once the start's polls are under way, is polled at once.
+    later = now + timedelta(minutes=1)
+    assert polling.first_poll(config.sources[0], later) == later

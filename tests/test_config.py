@@ -645,3 +645,21 @@ def test_rules_test_with_a_bad_since_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "--since: '9999999999999d' is too long; expected a duration up to 10y" in (result.stderr)
+
+
+def test_a_source_is_found_by_name_in_the_sources_of_that_config() -> None:
+    from crawler.domain.config import Config
+
+    config = Config.model_validate(
+        {"sources": [{"name": "a", "feed": "https://a.example/rss", "every": "15m"}]}
+    )
+    assert config.source("a").url == "https://a.example/rss"
+    # A copy with other sources (the loader makes such copies) finds those, not the
+    # ones of the config it was copied from.
+    copy = config.model_copy(
+        update={"sources": [config.sources[0].model_copy(update={"name": "b"})]}
+    )
+    assert copy.source("b").name == "b"
+    with pytest.raises(KeyError):
+        copy.source("a")
+    assert config.source("a").name == "a"

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from crawler.domain.health import HOURS_A_WEEK, RHYTHM_MIN_WEEKS
 
 if TYPE_CHECKING:
@@ -224,7 +226,10 @@ def pool_scale(
     source alone gets its own ``every`` budget, spread over its week.
 
     Found by a few proportional corrections (the total is close to linear in ``k``
-    until bounds bite), not a solve per poll: call it when rhythms are refreshed."""
+    until bounds bite), not a solve per poll: call it when rhythms are refreshed.
+    Each correction sums every source's 168 hourly rates as one array (numpy): 10,000
+    sources take a fraction of a second, where a loop over ``PollPlan.rate`` took
+    seconds per correction."""
     shared: list[tuple[tuple[float, ...], PollBounds]] = []
     fixed = 0.0
     budget = 0.0
@@ -243,15 +248,17 @@ def pool_scale(
     if target <= 0:
         return 0.0  # every adaptive source at its ceiling
 
-    def polls_a_week(k: float) -> float:
-        return sum(
-            PollPlan(bounds, rates, k / _hours(bounds.every), adaptive=True).polls_a_week()
-            for rates, bounds in shared
-        )
+    # One row per adaptive source: √(articles an hour) for each hour of its week,
+    # and its bounds as polls an hour (PollPlan.rate for all of them at once).
+    roots = np.sqrt(np.array([rates for rates, _ in shared], dtype=float))
+    every = np.array([_hours(bounds.every) for _, bounds in shared])
+    lowest = np.array([1 / _hours(bounds.ceiling) for _, bounds in shared])[:, None]
+    highest = np.array([1 / _hours(bounds.floor) for _, bounds in shared])[:, None]
 
-    unclamped = sum(
-        sum(math.sqrt(rate) for rate in rates) / _hours(bounds.every) for rates, bounds in shared
-    )
+    def polls_a_week(k: float) -> float:
+        return float(np.clip((k / every)[:, None] * roots, lowest, highest).sum())
+
+    unclamped = float((roots.sum(axis=1) / every).sum())
     k = target / unclamped if unclamped else 1.0
     for _ in range(POOL_ROUNDS):
         made = polls_a_week(k)

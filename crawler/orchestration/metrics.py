@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -28,6 +29,7 @@ from crawler.domain.urls import redact_text
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping
 
+    from apscheduler.events import JobSubmissionEvent
     from prometheus_client.metrics_core import Metric
     from scrapy.crawler import Crawler, CrawlerRunner
     from scrapy.http import Response
@@ -46,6 +48,9 @@ METRICS_SETTING = "NEWSWATCH_METRICS"
 EXTENSION = "crawler.orchestration.metrics.CrawlMetricsExtension"
 # A poll of a big sitemap or a slow site can take many minutes.
 CRAWL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+# A poll should start within a second of its time; the top buckets show a backlog.
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
+POLL_JOB_PREFIX = "poll:"  # crawler.orchestration.polling POLL_JOB
 DELIVERY_KINDS = ("digest", "alert")
 POLL_RESULTS = ("ok", "not_modified", "unchanged", "error")
 # What came of a WebSub delivery (crawler/orchestration/websub.py).
@@ -156,6 +161,13 @@ class Metrics:
             buckets=CRAWL_BUCKETS,
             registry=registry,
         )
+        self._due: dict[str, datetime] = {}  # a submitted poll job's due time, by source
+        self.poll_lag = Histogram(
+            "newswatch_poll_start_lag_seconds",
+            "Time from a scheduled poll's due time to its start (a free poll slot)",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
         for source in sources() if sources else ():
             for result in POLL_RESULTS:
                 self.polls.labels(source=source, result=result)
@@ -194,6 +206,18 @@ class Metrics:
 
     def crawl_finished(self, source: str, seconds: float) -> None:
         self.crawl_duration.labels(source=source).observe(seconds)
+
+    def poll_due(self, event: JobSubmissionEvent) -> None:
+        """The scheduler's listener for submitted jobs: note when a poll job was due."""
+        if event.job_id.startswith(POLL_JOB_PREFIX) and event.scheduled_run_times:
+            source = event.job_id.removeprefix(POLL_JOB_PREFIX)
+            self._due[source] = event.scheduled_run_times[-1]
+
+    def poll_started(self, source: str) -> None:
+        """A poll of ``source`` got its slot: if the scheduler started it, how late."""
+        due = self._due.pop(source, None)
+        if due is not None:
+            self.poll_lag.observe(max((datetime.now(UTC) - due).total_seconds(), 0.0))
 
     def poll_finished(self, outcome: PollOutcome) -> None:
         """Count what one poll did (call it with every outcome, failed or not)."""

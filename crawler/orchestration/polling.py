@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 # more of history changes it little).
 RHYTHM_REFRESH = timedelta(hours=1)
 POLL_JOB = "poll:{}"
+# Polls started at once (new sources, or overdue after a restart), at most so many a
+# second: about half of what this service polls a second when every feed answers 304
+# (bench/sources.py), leaving the rest to the polls that fall due meanwhile.
+START_POLLS_PER_SECOND = 20.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class AdaptivePolling:
         self.refreshed_at: datetime | None = None
         # Each source's next poll as kept before a restart (``load_planned``).
         self._resume: dict[str, tuple[datetime, timedelta]] = {}
+        self._next_start = datetime.min.replace(tzinfo=UTC)  # first_poll's pace
 
     # -- plans -------------------------------------------------------------------------
 
@@ -240,10 +245,18 @@ class AdaptivePolling:
         self._resume = self.store.planned_polls()
 
     def first_poll(self, source: SourceConfig, now: datetime) -> datetime:
-        """When a source's job first runs: a source polled by its rhythm resumes the
-        schedule it had before a restart; a new one, one with ``adaptive: false`` and
-        one whose next poll is past are polled at once."""
+        """When a source's job first runs: a restart resumes the schedule the source
+        had before it (a restart is no reason to poll; a fixed source keeps its phase,
+        never later than its ``every`` from now). A new source, and one whose poll
+        passed while the service was down, is polled at once, but at most
+        ``START_POLLS_PER_SECOND`` of them a second: 10,000 sources due at start would
+        otherwise queue 10,000 crawls behind the poll slots, and the polls due after
+        them would start minutes late."""
         kept = self._resume.pop(source.name, None)
-        if kept is None or not PollBounds.from_config(source, self.config.polling).adaptive:
-            return now
-        return max(now, kept[0])
+        if kept is not None and kept[0] > now:
+            if PollBounds.from_config(source, self.config.polling).adaptive:
+                return kept[0]
+            return min(kept[0], now + source.every)
+        start = max(now, self._next_start)
+        self._next_start = start + timedelta(seconds=1 / START_POLLS_PER_SECOND)
+        return start

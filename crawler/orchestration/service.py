@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 # reactor: Scrapy names its deprecated TLS classes through inspect.stack(), whose
 # cost grows with the depth of the stack (~0.1 s more from inside a poll).
 import scrapy.core.downloader.handlers.http11  # noqa: F401
+from apscheduler.events import EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -149,6 +150,7 @@ class NewswatchService:
                 max(MIN_CONCURRENT_POLLS, POLLS_PER_CPU_WORKER * self.context.cpu.workers)
             )
         async with self._poll_slots:
+            self.metrics.poll_started(name)
             outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
         self.websub.poll_finished(source, outcome)
@@ -347,10 +349,11 @@ class NewswatchService:
 
         Digest windows missed while the service was down are sent once now (the
         store remembers each recipient's last digest run); missed polls collapse
-        into one at start (a source polled by its rhythm resumes its schedule).
+        into one at start (paced; a source resumes the schedule it had before).
         """
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_event_loop(), timezone=UTC)
         self.scheduler = scheduler
+        scheduler.add_listener(self.metrics.poll_due, EVENT_JOB_SUBMITTED)
         self.polling.load_planned()  # where each source's schedule was before a restart
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
@@ -411,14 +414,16 @@ class NewswatchService:
         once, or when planned before a restart), drop removed or disabled ones,
         re-time changed intervals."""
         wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
-        for job in scheduler.get_jobs():
+        # Looked up here, once: before the scheduler starts, its get_job scans a list.
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        for job in jobs.values():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
                 logger.info("source %s: no longer polled", job.id.removeprefix("poll:"))
         for job_id, source in wanted.items():
             seconds = self.websub.poll_interval(source).total_seconds()  # pushed: slower
             trigger = IntervalTrigger(seconds=seconds, timezone=UTC)
-            existing = scheduler.get_job(job_id)
+            existing = jobs.get(job_id)
             if existing is None:
                 scheduler.add_job(
                     self._job(self.scheduled_poll),

@@ -575,11 +575,17 @@ class Config(_Strict):
         raise KeyError(email)
 
     def source(self, name: str) -> SourceConfig:
-        """The source called ``name``; KeyError when there is none."""
-        for source in self.sources:
-            if source.name == name:
-                return source
-        raise KeyError(name)
+        """The source called ``name``; KeyError when there is none. From an index, not
+        a scan: the service looks one up at every poll (11 a second for 10,000 sources);
+        kept with its list, which a ``model_copy`` may replace."""
+        kept = self.__dict__.get("_sources_by_name")
+        if kept is None or kept[0] is not self.sources:
+            kept = (self.sources, {source.name: source for source in self.sources})
+            self.__dict__["_sources_by_name"] = kept
+        try:
+            return kept[1][name]
+        except KeyError:
+            raise KeyError(name) from None
 
 
 def _require_unique(names: list[str], what: str) -> None:
