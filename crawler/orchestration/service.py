@@ -102,7 +102,7 @@ class NewswatchService:
             store=store,
             make_matcher=functools.partial(RuleMatcher, rules),
             database=DatabaseThread(),
-            cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
+            cpu=CpuPool(cpu_workers, PRELOADED_MODULES, config.workers_idle_close),
             resend=ResendPolicy(config.resend_updates),
             stories=(stories := load_story_index(store, config.story_window)),
             before_save=StoryIndexFollower(store, stories),
@@ -357,6 +357,7 @@ class NewswatchService:
         self.polling.load_planned()  # where each source's schedule was before a restart
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
+        self.context.cpu.start_idle_clock()
         scheduler.add_job(
             self._job(self.catch_up_missed_digests), id="catch-up", name="catch up missed digests"
         )
@@ -526,6 +527,7 @@ class NewswatchService:
         self.config = config
         self.context.matcher = matcher
         self.context.resend = ResendPolicy(config.resend_updates)
+        self.context.cpu.idle_close = config.workers_idle_close
         self._delivery = None  # made again from the new settings when next used
         if scrapy_settings(config) != self._scrapy_settings:
             # Crawls already running finish with the old settings.

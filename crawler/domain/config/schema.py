@@ -364,6 +364,11 @@ class Config(_Strict):
         le=64,
         description="Extraction worker processes; default one per core, 0 parses in-process.",
     )
+    workers_idle_close: Duration | None = Field(
+        default=timedelta(minutes=2),
+        description="The extraction workers are stopped after this long with nothing to "
+        "extract, and started again by the next page; null keeps them running.",
+    )
 
     @field_validator("sources")
     @classmethod
