@@ -273,12 +273,14 @@ class CpuPool:
 
 def _release_workers(executors: list[Executor], done: Future[None]) -> None:
     """Stop an idle pool's workers, then its forkserver (off the event loop: it waits
-    for them to exit). Their memory goes back to the system; the next task starts a
+    for them to exit). Their memory goes back to the system, and so does what this
+    process's heap keeps free (the pages it handed over); the next task starts a
     forkserver again, which loads the extraction stack anew."""
     try:
         for executor in executors:
             executor.shutdown(wait=True)
         stop_forkserver()
+        release_free_memory()
     finally:
         done.set_result(None)
 
