@@ -131,10 +131,10 @@ class CpuPool:
     cannot grow the workers without bound. (Not with ``max_tasks_per_child``: on
     Python 3.11 an exiting worker is sometimes not replaced, and the pool hangs.)
 
-    With ``idle_close``, the workers and their forkserver are let go once
-    no task has been running for that long, and made again by the next task: an
-    idle service then holds its own process only (the forkserver and a worker hold
-    ~190 MB of PSS between them, the extraction stack and its models), for ~1.5 s
+    With ``idle_close``, the workers and their forkserver are let go once no task
+    has been running for that long, and made again by the next task: an idle
+    service then holds its own process only (the forkserver and one worker hold
+    ~190 MB of PSS between them: the extraction stack and its models), for ~1.5 s
     of one core to load them again when pages come.
     """
 
