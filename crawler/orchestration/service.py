@@ -528,6 +528,7 @@ class NewswatchService:
         self.context.matcher = matcher
         self.context.resend = ResendPolicy(config.resend_updates)
         self.context.cpu.idle_close = config.workers_idle_close
+        self.context.cpu.start_idle_clock()  # counted anew with the new setting
         self._delivery = None  # made again from the new settings when next used
         if scrapy_settings(config) != self._scrapy_settings:
             # Crawls already running finish with the old settings.

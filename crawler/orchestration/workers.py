@@ -223,14 +223,15 @@ class CpuPool:
     def start_idle_clock(self) -> None:
         """Let the workers go after ``idle_close`` seconds unless a task comes first.
 
-        Called after each task that leaves none running, and by the service once it
-        has started: a forkserver started early (``start_forkserver``) for polls that
-        then found nothing new goes too. Must be called on the event loop.
+        Called after each task that leaves none running, and by the service as it
+        starts: a forkserver started early (``start_forkserver``) for polls that then
+        find nothing new goes too. Called on the event loop's thread; not necessarily
+        while it runs (the service starts from the reactor's start-up trigger).
         """
+        self._stop_idle_clock()
         if self.idle_close is None or self.workers == 0 or self._shut_down:
             return
-        self._stop_idle_clock()
-        self._idle_timer = asyncio.get_running_loop().call_later(
+        self._idle_timer = asyncio.get_event_loop().call_later(
             self.idle_close.total_seconds(), self._let_go_if_idle
         )
 
