@@ -245,6 +245,8 @@ class CpuPool:
         if self._running or self._shut_down or self._releasing is not None:
             return
         executors = [*self._retired, *([self._executor] if self._executor is not None else [])]
+        if not executors and not _forkserver_running():
+            return  # nothing to let go (a scheduler role, or gone already)
         self._executor, self._retired, self._tasks = None, [], 0
         releasing: Future[None] = Future()
         self._releasing = releasing
@@ -284,6 +286,10 @@ def _release_workers(executors: list[Executor], done: Future[None]) -> None:
         release_free_memory()
     finally:
         done.set_result(None)
+
+
+def _forkserver_running() -> bool:
+    return getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None) is not None
 
 
 def stop_forkserver() -> None:
