@@ -235,6 +235,11 @@ class CpuPool:
             self.idle_close.total_seconds(), self._let_go_if_idle
         )
 
+    def set_idle_close(self, idle_close: timedelta | None) -> None:
+        """A new idle time (a reloaded configuration), counted from now."""
+        self.idle_close = idle_close
+        self.start_idle_clock()
+
     def _stop_idle_clock(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()

@@ -366,8 +366,7 @@ class Config(_Strict):
     )
     workers_idle_close: Duration | None = Field(
         default=timedelta(minutes=2),
-        description="The extraction workers are stopped after this long with nothing to "
-        "extract, and started again by the next page; null keeps them running.",
+        description="Idle time after which the extraction workers stop; null keeps them.",
     )
 
     @field_validator("sources")
