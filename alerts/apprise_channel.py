@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import apprise
-
 from alerts.channel import ChannelError
 from alerts.chat import chat_text
 from crawler.domain.config.channels import apprise_url_problem
@@ -27,12 +25,17 @@ class AppriseChannel:
     """Sends each message as one notification to the service ``url`` names."""
 
     def __init__(self, name: str, url: str) -> None:
+        # Imported with the first Apprise channel made: ~5 MB that a service without
+        # one need not hold (docs/performance.md, "Idle memory").
+        import apprise
+
         service = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if service is None:  # parsed again only to say why
             raise ValueError(f"channel {name}: {apprise_url_problem(url)}")
         self.name = name
         self._apprise = apprise.Apprise()
         self._apprise.add(service)
+        self._text_format = apprise.NotifyFormat.TEXT
         limit = service.body_maxlen
         self.max_chars = min(DEFAULT_MAX_CHARS, limit) if limit > 0 else DEFAULT_MAX_CHARS
 
@@ -41,7 +44,7 @@ class AppriseChannel:
 
     def send(self, message: ChannelMessage) -> None:
         title, body = chat_text(message, self.max_chars)
-        if not self._apprise.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT):
+        if not self._apprise.notify(title=title, body=body, body_format=self._text_format):
             raise ChannelError(
                 f"apprise {self.name}: the service did not accept the message", temporary=True
             )

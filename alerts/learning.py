@@ -34,8 +34,6 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-import wordfreq
-
 from crawler.domain.query import tokenise
 
 if TYPE_CHECKING:
@@ -71,6 +69,11 @@ ORDINARY = "ordinary"
 @functools.cache
 def _common_words(language: str) -> frozenset[str]:
     """The language's most frequent words, folded; English for an unknown language."""
+    # Imported here, by the first reader with votes: wordfreq and ftfy hold ~8 MB,
+    # and the service imports this module for its web UI (docs/performance.md,
+    # "Idle memory").
+    import wordfreq
+
     try:
         words = wordfreq.top_n_list(language, COMMON_WORDS, wordlist="small")
     except LookupError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 
+import feedparser  # noqa: F401  (imported by spiders.feedparse only when a feed is read)
+
 import crawler.domain.dedup  # noqa: F401
 import spiders.feedparse  # noqa: F401
 from crawler.orchestration.workers import release_free_memory, return_large_blocks_promptly

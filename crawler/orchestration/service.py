@@ -2,9 +2,8 @@
 
 Scrapy's asyncio reactor is installed first and runs until the process ends; the
 APScheduler ``AsyncIOScheduler`` runs on the same event loop, and every job is an
-``async def`` that awaits a crawl or the digest. Nothing is restarted between
-polls. Blocking work goes to the database thread, the CPU pool, or (for the
-digest, which waits on SMTP) a worker thread.
+``async def`` that awaits a crawl or the digest; nothing is restarted between polls.
+Blocking work goes to the database thread, the CPU pool or (SMTP) a worker thread.
 """
 
 from __future__ import annotations
@@ -102,7 +101,7 @@ class NewswatchService:
             store=store,
             make_matcher=functools.partial(RuleMatcher, rules),
             database=DatabaseThread(),
-            cpu=CpuPool(cpu_workers, preload=PRELOADED_MODULES),
+            cpu=CpuPool(cpu_workers, PRELOADED_MODULES, config.workers_idle_close),
             resend=ResendPolicy(config.resend_updates),
             stories=(stories := load_story_index(store, config.story_window)),
             before_save=StoryIndexFollower(store, stories),
@@ -357,6 +356,7 @@ class NewswatchService:
         self.polling.load_planned()  # where each source's schedule was before a restart
         self.schedule_jobs(scheduler, datetime.now(UTC))
         scheduler.start()
+        self.context.cpu.start_idle_clock()
         scheduler.add_job(
             self._job(self.catch_up_missed_digests), id="catch-up", name="catch up missed digests"
         )
@@ -506,11 +506,10 @@ class NewswatchService:
     async def reload(self) -> bool:
         """Validate the configuration file again and apply it without a restart.
 
-        New sources start polling, removed ones stop, changed rules (and the
-        sources a rule's ``tag:`` entries cover) apply to articles crawled from
-        then on, recipients and schedules are updated. An
-        invalid file is refused with the same message as at start, and the
-        running configuration stays in force.
+        New sources start polling, removed ones stop, changed rules (and the sources
+        a rule's ``tag:`` entries cover) apply to articles crawled from then on, and
+        recipients, schedules and the workers' idle time are updated. A bad file is
+        refused with the start's message; the running configuration stays in force.
         """
         if self.config_path is None:
             return False
@@ -526,6 +525,7 @@ class NewswatchService:
         self.config = config
         self.context.matcher = matcher
         self.context.resend = ResendPolicy(config.resend_updates)
+        self.context.cpu.set_idle_close(config.workers_idle_close)
         self._delivery = None  # made again from the new settings when next used
         if scrapy_settings(config) != self._scrapy_settings:
             # Crawls already running finish with the old settings.

@@ -13,8 +13,6 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import feedparser
-
 from crawler.domain.scheduling import ttl_from, update_period_from
 from spiders.feedparse.decoding import _decode
 from spiders.feedparse.fields import (
@@ -116,13 +114,16 @@ def _text(value: Any) -> str | None:
 
 # --- feedparser ------------------------------------------------------------------------------
 
-_BENIGN_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
-
 
 def _read_with_feedparser(
     document: bytes, url: str, line_offset: int = 0
 ) -> tuple[dict[str, Any], str | None]:
     """feedparser's reading of UTF-8 XML, and the XML error if the document is broken."""
+    # Imported here: feeds are parsed in the CPU pool's workers, which have it from
+    # their forkserver (crawler.orchestration.preload); the service process, which
+    # imports this package for its types, need not hold it.
+    import feedparser
+
     if not document:
         return {}, "nothing recoverable"
     headers = {"content-location": url, "content-type": "application/xml; charset=utf-8"}
@@ -137,7 +138,9 @@ def _read_with_feedparser(
     except Exception as error:  # feedparser's lenient parser can crash (surrogates, ...)
         return {}, f"the feed parser failed ({type(error).__name__}: {error})"
     bozo = parsed.get("bozo_exception")
-    if not parsed.get("bozo") or isinstance(bozo, _BENIGN_BOZO):
+    if not parsed.get("bozo") or isinstance(
+        bozo, (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+    ):
         return parsed, None
     return parsed, _describe_xml_error(bozo, line_offset)
 

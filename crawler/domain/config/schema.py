@@ -364,6 +364,10 @@ class Config(_Strict):
         le=64,
         description="Extraction worker processes; default one per core, 0 parses in-process.",
     )
+    workers_idle_close: Duration | None = Field(
+        default=timedelta(minutes=2),
+        description="Idle time after which the extraction workers stop; null keeps them.",
+    )
 
     @field_validator("sources")
     @classmethod
