@@ -315,8 +315,8 @@ def test_subscriptions_follow_what_the_feed_advertises(tmp_path: Path) -> None:
         assert SECRET not in repr(kept)
         assert kept.secret not in repr(kept)
         # A delivery before the hub verified is no push.
-        assert await subscriber.receive_push(callback_id, BODY, None, "hub") == 410
-        assert await subscriber.receive_push("x" * 32, BODY, None, "hub") == 404
+        assert await subscriber.receive_push(callback_id, lambda: BODY, None, "hub") == 410
+        assert await subscriber.receive_push("x" * 32, lambda: BODY, None, "hub") == 404
         answer = await subscriber.verify_intent(
             callback_id,
             mode="subscribe",
@@ -332,6 +332,12 @@ def test_subscriptions_follow_what_the_feed_advertises(tmp_path: Path) -> None:
         assert kept.lease_expires_at is not None
         assert kept.verified_at is not None
         assert kept.lease_expires_at - kept.verified_at == timedelta(minutes=10)
+        # Verified, but no push yet: the normal schedule (a hub that never delivers
+        # must not slow the source down).
+        assert subscriber.poll_interval(source) == timedelta(minutes=5)
+        assert subscriber.pushes(source) is False
+        signed = _signed("sha256", kept.secret, BODY)
+        assert await subscriber.receive_push(callback_id, lambda: BODY, signed, "hub") == 202
         assert subscriber.poll_interval(source) == timedelta(hours=1)  # the safety net
         await subscriber.follow("world", links)  # the same again: nothing to ask
         assert len(hub.requests) == 1
@@ -489,7 +495,7 @@ def test_a_hub_pushes_and_newswatch_polls_at_once(news_site: NewsSite, tmp_path:
         rules=[{"name": "harbour", "keywords": ["harbour council"], "alert": "immediate"}],
         alerts={"window": "1s"},
         web={"port": port, "public_url": f"http://127.0.0.1:{port}/"},
-        websub={"lease": "4s"},
+        websub={"lease": "4s", "min_lease": "4s", "push_gap": "1s"},
         download_maxsize=200_000,
     )
     config = write_config(tmp_path, **settings)
@@ -584,21 +590,24 @@ def test_a_hub_pushes_and_newswatch_polls_at_once(news_site: NewsSite, tmp_path:
             feed_requests = len(news_site.requests_for("world/rss.xml"))
             polls = service.metric("newswatch_polls_total", source="world")
             news_site.script("world/rss.xml", [Reply(delay=2)])
-            signature = _signed("sha256", secret, feed)
-            assert hub.deliver(callback, feed, signature) == 202
+            # (Each delivery a body of its own: one delivered again is a replay.)
+            bodies = [feed + f"<!-- {n} -->".encode() for n in range(5)]
+            assert hub.deliver(callback, bodies[0], _signed("sha256", secret, bodies[0])) == 202
             _wait_for(
                 lambda: len(news_site.requests_for("world/rss.xml")) > feed_requests,
                 30,
                 "the pushed poll to start",
             )
-            assert [hub.deliver(callback, feed, signature) for _ in range(3)] == [202] * 3
+            assert [
+                hub.deliver(callback, body, _signed("sha256", secret, body)) for body in bodies[1:4]
+            ] == [202] * 3
             _wait_for(
                 lambda: service.metric("newswatch_polls_total", source="world") >= polls + 2,
                 60,
                 "the poll after the burst",
             )
             news_site.script("world/rss.xml", [Reply()])
-            assert hub.deliver(callback, feed, signature) == 202
+            assert hub.deliver(callback, bodies[4], _signed("sha256", secret, bodies[4])) == 202
             _wait_for(
                 lambda: service.metric("newswatch_polls_total", source="world") >= polls + 3,
                 60,

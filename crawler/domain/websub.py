@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from crawler.domain.urls import is_web_url
 
@@ -33,13 +34,23 @@ SIGNATURE_METHODS: dict[str, Callable[..., Any]] = {
 RENEW_AT_SHARE = 0.8
 # A longer lease granted is taken as this long: renewed within a year, whatever it says.
 MAX_LEASE_SECONDS = 366 * 24 * 3600
-# The soonest a renewal is asked for after a verification, whatever lease a hub grants.
+# The soonest a renewal is asked for after a verification, whatever lease a hub grants
+# (the lease itself is first taken as at least ``websub.min_lease``: ``planned_lease``).
 MIN_RENEW_DELAY = timedelta(seconds=1)
+# A renewal the hub took but never verified is asked again after this long, doubling
+# with each unanswered one up to the cap: a silent hub is not asked at every upkeep.
+RENEW_RETRY = timedelta(minutes=10)
+RENEW_RETRY_CAP = timedelta(hours=6)
+# A delivery whose body was already taken for the same subscription this recently is
+# a replay (or a hub's retry): answered and counted, but no reason to poll again.
+REPLAY_WINDOW = timedelta(hours=1)
+MAX_REMEMBERED_BODIES = 64  # per subscription: the newest ones are the ones replayed
 # The longest hub or topic URL kept (the size of the database's URL columns).
 MAX_LINK_CHARS = 2048
 # Why a delivery was refused: the label values of newswatch_websub_pushes_total.
 UNSIGNED = "unsigned"
 BAD_SIGNATURE = "bad_signature"
+REPLAYED = "replayed"
 
 # One link of a Link header: its target, then its parameters up to the next link.
 _LINK_RE = re.compile(r"<([^>]*)>([^<]*)")
@@ -152,3 +163,71 @@ def parse_lease(value: str | None, requested: timedelta) -> timedelta:
 def renewal_time(verified_at: datetime, lease: timedelta) -> datetime:
     """When to ask the hub again for a subscription verified at ``verified_at``."""
     return verified_at + max(lease * RENEW_AT_SHARE, MIN_RENEW_DELAY)
+
+
+def planned_lease(granted: timedelta, minimum: timedelta) -> timedelta:
+    """The lease newswatch plans renewals and expiry by: at least ``minimum``, so that
+    a hub granting a tiny lease (1 s) cannot make newswatch ask again every second."""
+    return max(granted, minimum)
+
+
+def renewal_retry_time(requested_at: datetime, unanswered: int) -> datetime:
+    """When to ask again after ``unanswered`` renewals (at least 1) the hub took at
+    ``requested_at`` but never verified: ``RENEW_RETRY``, doubled for each, capped."""
+    doublings = min(max(unanswered - 1, 0), 16)
+    return requested_at + min(RENEW_RETRY * 2**doublings, RENEW_RETRY_CAP)
+
+
+def push_poll_time(
+    now: datetime, *, not_before: datetime | None, last_push_poll: datetime | None, gap: timedelta
+) -> datetime:
+    """When a push may poll its source: now, unless the source is held off (a backoff
+    or a server's Retry-After in force, ``not_before``) or the last poll a push asked
+    for is less than ``gap`` ago; then at the end of the later of the two (a push is
+    moved, never dropped)."""
+    at = now
+    if not_before is not None:
+        at = max(at, not_before)
+    if last_push_poll is not None:
+        at = max(at, last_push_poll + gap)
+    return at
+
+
+def may_send_secret(hub: str) -> bool:
+    """Whether ``hub.secret`` may go to ``hub``: over HTTPS only (the recommendation:
+    a secret sent in the clear signs nothing), or to a hub on this machine (loopback,
+    where nothing travels a network)."""
+    parts = urlsplit(hub)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ReplayMemory:
+    """The digests of the delivery bodies each subscription took lately: a body
+    delivered again within ``REPLAY_WINDOW`` is a replay. In memory: a restart forgets."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[bytes, datetime]] = {}
+
+    def replayed(self, callback_id: str, body: bytes, now: datetime) -> bool:
+        """True when ``body`` came for ``callback_id`` within the window; remembers it."""
+        digest = hashlib.sha256(body).digest()
+        seen = self._seen.setdefault(callback_id, {})
+        for old in [key for key, at in seen.items() if now - at > REPLAY_WINDOW]:
+            del seen[old]
+        if digest in seen:
+            return True
+        seen[digest] = now
+        while len(seen) > MAX_REMEMBERED_BODIES:
+            del seen[next(iter(seen))]
+        return False
+
+    def forget(self, callback_id: str) -> None:
+        self._seen.pop(callback_id, None)

@@ -54,7 +54,7 @@ POLL_JOB_PREFIX = "poll:"  # crawler.orchestration.polling POLL_JOB
 DELIVERY_KINDS = ("digest", "alert")
 POLL_RESULTS = ("ok", "not_modified", "unchanged", "error")
 # What came of a WebSub delivery (crawler/orchestration/websub.py).
-PUSH_RESULTS = ("accepted", "unsigned", "bad_signature", "not_active")
+PUSH_RESULTS = ("accepted", "hint", "replayed", "unsigned", "bad_signature", "not_active")
 
 # No ``*_created`` series beside every counter: they double /metrics and say only
 # when the service started (process-wide; newswatch is the only user in its process).
@@ -149,8 +149,9 @@ class Metrics:
         self.websub_pushes = Counter(
             "newswatch_websub_pushes",
             "WebSub deliveries to a subscription's callback, by result: accepted (signed "
-            "with its secret: the source is polled), unsigned or bad_signature (ignored), "
-            "not_active (no active subscription there)",
+            "with its secret: the source is polled), hint (to a subscription without a "
+            "secret: polled, paced), replayed (a body taken lately: not polled again), "
+            "unsigned or bad_signature (ignored), not_active (no active subscription there)",
             ["result"],
             registry=registry,
         )

@@ -14,14 +14,23 @@ source now, renew leases before they end, unsubscribe when a source goes.
   gets a 2xx (the recommendation's choice: a refusal would tell a forger, try after
   try, nothing it needs, and a hub nothing it can act on).
 - A verified delivery is only a hint: its body is never parsed or stored. The
-  source's poll job runs now and fetches the feed as any poll does; a delivery
-  while that poll runs leads to one more poll after it, however many came.
-- A source with an active subscription is polled at the longer of its ``every``
-  and ``websub.safety_interval``, in case a push is lost.
-- One scheduler job per active subscription renews it when 80% of its lease has
-  passed; ``sync`` (at start, every few minutes and after a configuration reload)
-  unsubscribes the sources that were removed or disabled, moves callbacks to a new
-  ``web.public_url``, asks again after a failed request, and notices lapsed leases.
+  source's poll job runs as soon as the source allows (never inside a backoff or a
+  server's Retry-After) and at least ``websub.push_gap`` after the last poll a push
+  asked for (a push within the gap polls at its end); a delivery while that poll
+  runs leads to one more poll after it, however many came. A body the subscription
+  took within the last hour (a replay) polls nothing. A subscription to a plain
+  ``http://`` hub elsewhere than loopback gets no secret (it would travel in the
+  clear): its deliveries are unsigned hints, polled as above.
+- A source is polled at the longer of its ``every`` and ``websub.safety_interval``
+  (the safety net, in case a push is lost) once a signed push came for its active
+  subscription, and at its normal schedule again as soon as the subscription is no
+  longer active (failed, denied, lapsed, ended).
+- One scheduler job per active subscription renews it when 80% of its lease (at
+  least ``websub.min_lease``) has passed; a renewal the hub takes but never verifies
+  is asked again after 10 minutes, doubling up to 6 hours. ``sync`` (at start,
+  every few minutes and after a configuration reload) unsubscribes the sources that
+  were removed or disabled, moves callbacks to a new ``web.public_url``, asks again
+  after a failed request, and notices lapsed leases.
 
 Only the all-in-one service subscribes: the scale-out workers do not report what
 their polls read here.
@@ -46,19 +55,24 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from crawler.domain.urls import redact_url
 from crawler.domain.websub import (
+    REPLAYED,
     UNSIGNED,
+    ReplayMemory,
     SubscriptionState,
     agrees_to,
+    may_send_secret,
     parse_lease,
+    planned_lease,
+    renewal_retry_time,
     renewal_time,
     signature_refusal,
 )
+from crawler.orchestration.push_polls import POLL_JOB, PushPolls
 from spiders.addresses import AddressPolicy
 from spiders.hubs import HubError, ask_hub
 from spiders.settings import user_agent
 
 if TYPE_CHECKING:
-    from apscheduler.events import JobEvent
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from crawler.domain.config import Config, SourceConfig
@@ -72,8 +86,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CALLBACK_PATH = "websub/"
-# The service's poll job of a source (crawler/orchestration/service.py).
-POLL_JOB = "poll:{}"
 SYNC_JOB = "websub:sync"
 RENEW_JOB = "websub:renew:{}"
 SYNC_SECONDS = 300
@@ -107,12 +119,14 @@ class WebSubSubscriber:
         self._database = context.database
         self._metrics = metrics
         self._scheduler = scheduler
-        self._pushed: set[str] = set()  # sources with an active subscription
-        self._polling: set[str] = set()  # sources whose poll job runs now
-        self._again: set[str] = set()  # pushed while polling: one more poll after
+        self._active: dict[str, datetime] = {}  # source → lease end, while verified
+        self._pushed: set[str] = set()  # of those, the ones a signed push came for
+        self._unanswered: dict[str, int] = {}  # renewals taken but not verified yet
+        self._replays = ReplayMemory()
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listened_to: AsyncIOScheduler | None = None
+        self._polls = PushPolls(config, self._store, self._database, scheduler, self._spawn)
 
     # -- what the service calls ------------------------------------------------------
 
@@ -123,12 +137,15 @@ class WebSubSubscriber:
         return config.websub.enabled and config.web.enabled and config.web.public_url is not None
 
     def pushes(self, source: SourceConfig) -> bool:
-        """True while a hub pushes ``source`` (an active subscription)."""
-        return source.name in self._pushed
+        """True while a hub pushes ``source``: its subscription is verified, its lease
+        has not ended, and a signed push came for it (a hub that verifies and never
+        delivers does not slow the source down)."""
+        end = self._active.get(source.name)
+        return source.name in self._pushed and end is not None and end > datetime.now(UTC)
 
     def poll_interval(self, source: SourceConfig) -> timedelta:
         """How often ``source`` is polled: the safety net's interval while hubs push it."""
-        if source.name in self._pushed:
+        if self.pushes(source):
             return max(source.every, self._config().websub.safety_interval)
         return source.every
 
@@ -137,7 +154,7 @@ class WebSubSubscriber:
         if scheduler is not self._listened_to:  # once (a scheduler role takes over again)
             self._listened_to = scheduler
             scheduler.add_listener(
-                self._job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+                self._polls.job_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
             )
         scheduler.add_job(
             _logged(self.sync),
@@ -155,8 +172,10 @@ class WebSubSubscriber:
         self._spawn(self.sync())
 
     def poll_finished(self, source: SourceConfig, outcome: PollOutcome) -> None:
-        """After a poll that read the feed: follow what it advertises, in the
+        """After a poll: note how long the source asked to be left alone (a push
+        never polls inside that), and follow what a feed read advertises, in the
         background (a poll never waits for a hub)."""
+        self._polls.poll_finished(source, outcome)
         # Not from a one-shot `newswatch crawl` (no scheduler): no callback would answer.
         if outcome.websub is not None and self.enabled and self._scheduler() is not None:
             self._spawn(self.follow(source.name, outcome.websub))
@@ -182,7 +201,7 @@ class WebSubSubscriber:
         if mode == "denied" and topic == record.topic:
             reason = " ".join((reason or "no reason given").split())[:500]
             await self._db(self._store.mark_websub_denied, callback_id, reason)
-            self._pushing(record.source, False)
+            self._leave_push_mode(record.source)
             logger.warning(
                 "source %s: the WebSub hub %s denied the subscription: %s",
                 record.source,
@@ -202,9 +221,11 @@ class WebSubSubscriber:
             await self._db(self._store.forget_websub_subscription, callback_id)
             logger.info("source %s: the WebSub hub confirmed the unsubscription", record.source)
             return challenge
-        lease = parse_lease(lease_seconds, self._config().websub.lease)
+        websub = self._config().websub
+        lease = planned_lease(parse_lease(lease_seconds, websub.lease), websub.min_lease)
         await self._db(self._store.mark_websub_active, callback_id, lease, now)
-        self._pushing(record.source, True)
+        self._unanswered.pop(record.source, None)
+        self._activate(record.source, now + lease, pushed=record.last_push_at is not None)
         self._schedule_renewal(record.source, renewal_time(now, lease))
         logger.info(
             "source %s: WebSub subscription to %s verified, lease %s",
@@ -215,21 +236,39 @@ class WebSubSubscriber:
         return challenge
 
     async def receive_push(
-        self, callback_id: str, body: bytes, signature: str | None, client: str
+        self,
+        callback_id: str,
+        read_body: Callable[[], bytes | None],
+        signature: str | None,
+        client: str,
     ) -> int:
-        """Take a delivery: poll its source now when it is signed with the
-        subscription's secret. Returns the status to answer (2xx for any delivery to
-        an active subscription, signed or not; 410 for one no longer active; 404)."""
+        """Take a delivery: poll its source when it is signed with the subscription's
+        secret (or is a hint to one without a secret), as soon as the source allows.
+        The subscription is looked up before ``read_body`` is called (None: too large,
+        413). Returns the status to answer (2xx for any delivery to an active
+        subscription, signed or not; 410 for one no longer active; 404)."""
         record = await self._db(self._store.websub_by_callback, callback_id)
         if record is None:
             return 404
         if record.state is not SubscriptionState.ACTIVE:
             self._metrics.push_received("not_active")
             return 410
-        refusal = signature_refusal(record.secret, signature, body)
-        if refusal is None:
-            logger.info("source %s: WebSub push from its hub; polling now", record.source)
-            self.poll_soon(record.source)
+        body = read_body()
+        if body is None:
+            return 413
+        now = datetime.now(UTC)
+        refusal = signature_refusal(record.secret, signature, body) if record.secret else None
+        result = refusal or ("accepted" if record.secret else "hint")
+        if refusal is None and self._replays.replayed(callback_id, body, now):
+            result = REPLAYED
+            logger.info(
+                "source %s: a WebSub delivery already taken; not polled again", record.source
+            )
+        elif refusal is None:
+            logger.info("source %s: WebSub %s from its hub; polling", record.source, result)
+            if record.secret:  # a hint without a secret proves no hub pushes
+                self._activate(record.source, record.lease_expires_at, pushed=True)
+            await self._polls.poll(record.source)
         else:
             logger.warning(
                 "source %s: ignored a WebSub delivery from %s: %s",
@@ -239,23 +278,11 @@ class WebSubSubscriber:
                 if refusal == UNSIGNED
                 else "its X-Hub-Signature is not the subscription's",
             )
-        self._metrics.push_received(refusal or "accepted")
-        now = datetime.now(UTC)
+        self._metrics.push_received(result)
         await self._db(
             self._store.record_websub_push, callback_id, accepted=refusal is None, now=now
         )
         return 202
-
-    def poll_soon(self, name: str) -> None:
-        """Run the poll job of ``name`` now, or once more after the one running."""
-        scheduler = self._scheduler()
-        job = scheduler.get_job(POLL_JOB.format(name)) if scheduler is not None else None
-        if job is None:  # removed, disabled, or not polled by this process
-            return
-        if name in self._polling:
-            self._again.add(name)
-            return
-        job.modify(next_run_time=datetime.now(UTC))
 
     # -- keeping the subscriptions in line ---------------------------------------------
 
@@ -275,6 +302,10 @@ class WebSubSubscriber:
                         await self._settle(fresh, upkeep)
             except Exception:  # one subscription's trouble never stops the others
                 logger.exception("source %s: WebSub upkeep failed", record.source)
+        kept = await self._db(self._store.websub_subscriptions)
+        active = {r.source for r in kept if r.state is SubscriptionState.ACTIVE}
+        for name in set(self._active) - active:  # failed, denied, ended meanwhile
+            self._leave_push_mode(name)
 
     def _upkeep(self, record: WebSubRecord, wanted: set[str], now: datetime) -> str | None:
         """What ``record`` needs now, if anything (the names of ``_settle``'s cases)."""
@@ -307,14 +338,18 @@ class WebSubSubscriber:
             await self._subscribe(name, record.hub, record.topic)
         elif upkeep == "lapsed":
             logger.warning("source %s: its WebSub lease lapsed; asking again", name)
-            self._pushing(name, False)
+            self._leave_push_mode(name)
             await self._request(record, "subscribe", SubscriptionState.PENDING)
         elif upkeep == "active" and record.lease_expires_at is not None:
-            # After a start: pushed, and renewed in time.
-            self._pushing(name, True)
+            # After a start: pushed (if a push came), and renewed in time; a renewal
+            # the hub took but has not verified is asked again only after a while.
+            self._activate(name, record.lease_expires_at, pushed=record.last_push_at is not None)
             verified = record.verified_at or record.requested_at
-            lease = record.lease_expires_at - verified
-            self._schedule_renewal(name, renewal_time(verified, lease))
+            at = renewal_time(verified, record.lease_expires_at - verified)
+            if record.requested_at > verified:
+                unanswered = max(self._unanswered.get(name, 0), 1)
+                at = max(at, renewal_retry_time(record.requested_at, unanswered))
+            self._schedule_renewal(name, at)
         elif upkeep == "retry":
             await self._request(record, "subscribe", SubscriptionState.PENDING)
 
@@ -348,6 +383,14 @@ class WebSubSubscriber:
         if base is None:
             return
         callback_id = secrets.token_urlsafe(CALLBACK_ID_BYTES)
+        # No secret for a plain-http hub elsewhere: it would travel in the clear.
+        secret = secrets.token_urlsafe(SECRET_BYTES) if may_send_secret(hub) else ""
+        if not secret:
+            logger.info(
+                "source %s: WebSub hub %s is plain http: no secret sent, its pushes are hints",
+                name,
+                redact_url(hub),
+            )
         record = await self._db(
             self._store.add_websub_subscription,
             source=name,
@@ -355,7 +398,7 @@ class WebSubSubscriber:
             topic=topic,
             callback_id=callback_id,
             callback=base + callback_id,
-            secret=secrets.token_urlsafe(SECRET_BYTES),
+            secret=secret,
             now=datetime.now(UTC),
         )
         logger.info(
@@ -368,7 +411,8 @@ class WebSubSubscriber:
 
     async def _unsubscribe(self, record: WebSubRecord) -> None:
         """End ``record``: ask its hub (when it may be subscribed there), or forget it."""
-        self._pushing(record.source, False)
+        self._leave_push_mode(record.source)
+        self._replays.forget(record.callback_id)
         if record.state in {SubscriptionState.DENIED, SubscriptionState.FAILED}:
             await self._db(self._store.forget_websub_subscription, record.callback_id)
             return
@@ -378,7 +422,12 @@ class WebSubSubscriber:
         async with self._lock(name):
             record = await self._db(self._store.websub_subscription, name)
             if record is not None and record.state is SubscriptionState.ACTIVE:
+                unanswered = self._unanswered.get(name, 0) + 1
+                self._unanswered[name] = unanswered
                 logger.info("source %s: renewing its WebSub subscription", name)
+                # Asked again later unless the hub verifies first (which replaces this).
+                retry = renewal_retry_time(datetime.now(UTC), unanswered)
+                self._schedule_renewal(name, retry)
                 await self._request(record, "subscribe", SubscriptionState.ACTIVE)
 
     async def _request(self, record: WebSubRecord, mode: str, state: SubscriptionState) -> None:
@@ -389,15 +438,21 @@ class WebSubSubscriber:
         await self._db(self._store.mark_websub_requested, record.callback_id, state, now)
         form = {"hub.mode": mode, "hub.topic": record.topic, "hub.callback": record.callback}
         if mode == "subscribe":
-            form["hub.secret"] = record.secret
+            if record.secret:
+                form["hub.secret"] = record.secret
             form["hub.lease_seconds"] = str(int(config.websub.lease.total_seconds()))
+        source = next((s for s in config.sources if s.name == record.source), None)
         policy = AddressPolicy(
             deny_private=config.fetch_policy.deny_private_addresses,
             networks=config.fetch_policy.deny_networks,
         )
         try:
             await ask_hub(
-                record.hub, form, policy=policy, user_agent=user_agent(config.user_agent_contact)
+                record.hub,
+                form,
+                policy=policy,
+                feed=source.url if source is not None else "",
+                user_agent=user_agent(config.user_agent_contact),
             )
         except HubError as error:
             logger.warning("source %s: WebSub %s failed: %s", record.source, mode, error)
@@ -406,8 +461,9 @@ class WebSubSubscriber:
             await self._db(
                 self._store.note_websub_error, record.callback_id, str(error), failed=failed
             )
-            if renewing:  # still active until the lease ends: try again before then
-                self._schedule_renewal(record.source, now + RETRY_FAILED)
+            if failed:
+                self._leave_push_mode(record.source)
+            # A renewal's own retry (``_renew``) stays: still active until the lease ends.
 
     # -- pieces ------------------------------------------------------------------------
 
@@ -417,18 +473,27 @@ class WebSubSubscriber:
             return None
         return str(self._config().web.public_url).rstrip("/") + "/" + CALLBACK_PATH
 
-    def _pushing(self, name: str, pushed: bool) -> None:
-        """Note whether hubs push ``name``, and poll it at the interval that follows."""
-        if (name in self._pushed) == pushed:
-            return
-        if pushed:
+    def _activate(self, name: str, lease_end: datetime | None, *, pushed: bool) -> None:
+        """``name``'s subscription is verified until ``lease_end``; ``pushed``: a
+        signed push came for it (the safety net's interval then follows)."""
+        before = name in self._pushed
+        if lease_end is not None:
+            self._active[name] = lease_end
+        if pushed and name in self._active:
             self._pushed.add(name)
-        else:
+        if (name in self._pushed) != before:
+            self._retime(name)
+
+    def _leave_push_mode(self, name: str) -> None:
+        """``name`` has no active subscription now: no renewal, its normal schedule."""
+        self._active.pop(name, None)
+        self._unanswered.pop(name, None)
+        scheduler = self._scheduler()
+        if scheduler is not None and scheduler.get_job(RENEW_JOB.format(name)) is not None:
+            scheduler.remove_job(RENEW_JOB.format(name))
+        if name in self._pushed:
             self._pushed.discard(name)
-            scheduler = self._scheduler()
-            if scheduler is not None and scheduler.get_job(RENEW_JOB.format(name)) is not None:
-                scheduler.remove_job(RENEW_JOB.format(name))
-        self._retime(name)
+            self._retime(name)
 
     def _retime(self, name: str) -> None:
         """Give the poll job of ``name`` its interval now; a shorter one takes effect
@@ -462,20 +527,6 @@ class WebSubSubscriber:
             replace_existing=True,
             misfire_grace_time=None,
         )
-
-    def _job_event(self, event: JobEvent) -> None:
-        """Which sources' polls run (a push then waits for the end), and a push
-        that came meanwhile gets its one more poll."""
-        name = event.job_id.removeprefix("poll:")
-        if name == event.job_id:
-            return
-        if event.code == EVENT_JOB_SUBMITTED:
-            self._polling.add(name)
-        else:
-            self._polling.discard(name)
-            if name in self._again:
-                self._again.discard(name)
-                self.poll_soon(name)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

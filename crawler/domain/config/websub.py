@@ -40,10 +40,19 @@ class WebSubConfig(_Strict):
         description="A source with an active subscription is still polled, at the "
         "longer of its every and this, in case a push is lost.",
     )
+    min_lease: Lease = Field(
+        default=timedelta(minutes=10),
+        description="A shorter lease granted by a hub is planned as this long "
+        "(renewals never come round faster).",
+    )
+    push_gap: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
+        default=timedelta(seconds=60),
+        description="Polls asked for by pushes are at least this far apart per source; "
+        "a push within it polls at its end.",
+    )
     rate_limit: int = Field(
         default=600,
         ge=1,
         le=100_000,
-        description="Requests a minute one client (a hub's address) may make to the "
-        "WebSub callbacks.",
+        description="Requests a minute to one subscription's WebSub callback.",
     )

@@ -4,10 +4,13 @@ subscriptions (GET) and deliver their feeds (POST) (crawler/orchestration/websub
 Hubs have no web token: the unguessable id in the path finds the subscription, and
 a delivery counts only when signed with that subscription's secret. Like the
 readers' pages, the callbacks answer only to ``web.public_url``'s host (the one in
-the callback URL hubs were given) and each client may ask ``websub.rate_limit``
-times a minute (429 past it). A delivery's body may be as large as a feed
-(``download_maxsize``, crawler/faces/web/server.py); it is read for its signature
-only.
+the callback URL hubs were given). Each subscription's callback may be asked
+``websub.rate_limit`` times a minute (429 past it): counted by callback id, not by
+the client's address, which behind a reverse proxy is the proxy's for every hub. A
+delivery's subscription is looked up first (an unknown id is answered 404, a
+subscription no longer active 410, its body unread); then its Content-Length is
+checked against ``download_maxsize`` (a feed's size; 413 past it), and only then is
+the body read, for its signature only.
 """
 
 from __future__ import annotations
@@ -39,7 +42,11 @@ CALLBACK_PREFIX = b"/websub/"
 # A hub's challenge is echoed back as it came; longer ones are refused.
 MAX_CHALLENGE_CHARS = 1024
 MAX_PARAMETER_CHARS = 4096
-ANSWERS = {404: b"404 not found\n", 410: b"410 gone: no active subscription here\n"}
+ANSWERS = {
+    404: b"404 not found\n",
+    410: b"410 gone: no active subscription here\n",
+    413: b"413 request body too large\n",
+}
 
 
 class WebSubCallbacks:
@@ -61,24 +68,19 @@ class WebSubCallbacks:
         ]
 
     async def callback(self, request: Request, callback_id: str) -> Reply:
-        address = getattr(request.getClientAddress(), "host", "unknown")
-        client = client_network(str(address))
-        if not self.limiter.allow(client, self.site.config.websub.rate_limit):
+        if not self.limiter.allow(callback_id, self.site.config.websub.rate_limit):
             return Reply(
                 429, b"429 too many requests: try again in a minute\n", TEXT, {"Retry-After": "60"}
             )
         if request.method == b"POST":
-            body = b""
-            if request.content is not None:
-                request.content.seek(0)
-                body = request.content.read()
+            address = getattr(request.getClientAddress(), "host", "unknown")
             signature = request.getHeader(b"x-hub-signature")
             status = await _on_reactor(
                 self.subscriber.receive_push(
                     callback_id,
-                    body,
+                    lambda: self._body(request),
                     signature.decode("latin-1") if signature is not None else None,
-                    client,
+                    client_network(str(address)),  # for the log line only
                 )
             )
             return Reply(status, ANSWERS.get(status, b""), TEXT)
@@ -98,6 +100,21 @@ class WebSubCallbacks:
         if answer is None:
             return Reply(404, ANSWERS[404], TEXT)
         return Reply(200, answer.encode("utf-8"), TEXT)
+
+    def _body(self, request: Request) -> bytes | None:
+        """The delivery's body, or None when it is longer than a feed may be (by its
+        Content-Length, checked before anything is read)."""
+        cap = self.site.config.download_maxsize
+        declared = (request.getHeader(b"content-length") or b"0").strip()
+        if not declared.isdigit() or int(declared) > cap:
+            return None
+        if getattr(request, "body_too_large", False):
+            return None
+        if request.content is None:
+            return b""
+        request.content.seek(0)
+        body: bytes = request.content.read(cap + 1)
+        return body if len(body) <= cap else None
 
 
 def subscription_view(
