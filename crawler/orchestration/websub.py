@@ -441,7 +441,14 @@ class WebSubSubscriber:
             if record.secret:
                 form["hub.secret"] = record.secret
             form["hub.lease_seconds"] = str(int(config.websub.lease.total_seconds()))
+        # The hub is judged by the zone of the source's own URL, never the feed's
+        # word: a removed source's is still on its row.
         source = next((s for s in config.sources if s.name == record.source), None)
+        if source is not None:
+            feed = source.url
+        else:
+            row = await self._db(self._store.source_state, record.source)
+            feed = row.url if row is not None else ""
         policy = AddressPolicy(
             deny_private=config.fetch_policy.deny_private_addresses,
             networks=config.fetch_policy.deny_networks,
@@ -451,7 +458,7 @@ class WebSubSubscriber:
                 record.hub,
                 form,
                 policy=policy,
-                feed=source.url if source is not None else "",
+                feed=feed,
                 user_agent=user_agent(config.user_agent_contact),
             )
         except HubError as error:
