@@ -2,7 +2,9 @@
 feed advertises (its hub and its ``rel="self"`` topic, from the HTTP ``Link`` header
 or the document), which verification of intent newswatch agrees to, whether a
 delivery's ``X-Hub-Signature`` is the HMAC of its body under the subscription's
-secret, and when a lease is renewed.
+secret, when a lease is renewed (and asked again when a hub does not answer), when
+a push may poll its source, which deliveries are replays, and which hubs may be
+sent a secret.
 
 Layer 1, domain (part of crawler.domain). May import: crawler.domain only.
 """
