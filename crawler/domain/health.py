@@ -31,6 +31,7 @@ its reason, its evidence and since when.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -144,9 +145,12 @@ class Health:
 @dataclass(frozen=True)
 class Rhythm:
     """How many articles a source publishes in each hour of the week (168 rates, in
-    articles an hour, Monday 00:00 UTC first), from how many weeks and articles."""
+    articles an hour, Monday 00:00 UTC first), from how many weeks and articles.
 
-    rates: tuple[float, ...]
+    The rates are an ``array`` of 32-bit floats (0.7 KB), not a tuple of floats
+    (5.4 KB): the scheduler keeps one rhythm per source, 10,000 of them."""
+
+    rates: array[float]
     weeks: float
     articles: int
 
@@ -167,9 +171,12 @@ class Rhythm:
             first = time if first is None or time < first else first
         weeks = (now - first) / timedelta(weeks=1) if first is not None else 0.0
         span = max(weeks, 1.0)  # one busy day is not a week's rate times seven
-        rates = tuple(
-            (counts[h - 1] + 2 * counts[h] + counts[(h + 1) % HOURS_A_WEEK]) / 4 / span
-            for h in range(HOURS_A_WEEK)
+        rates = array(
+            "f",
+            (
+                (counts[h - 1] + 2 * counts[h] + counts[(h + 1) % HOURS_A_WEEK]) / 4 / span
+                for h in range(HOURS_A_WEEK)
+            ),
         )
         return cls(rates=rates, weeks=weeks, articles=articles)
 

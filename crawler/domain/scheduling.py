@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -168,7 +169,7 @@ class PollPlan:
     bounds), built once per rhythm and budget and kept until either changes."""
 
     bounds: PollBounds
-    expected: tuple[float, ...]  # articles an hour, for each hour of the week
+    expected: Sequence[float]  # articles an hour, for each hour of the week
     scale: float  # polls an hour per √(articles an hour): k / every
     adaptive: bool  # False: polled at ``every`` (not adaptive, or too little history)
     learning: str = ""  # why not adaptive, when it is for lack of history
@@ -197,16 +198,16 @@ class PollPlan:
         return sum(self.rate(rate) for rate in self.expected)
 
 
-def _profile(rhythm: Rhythm) -> tuple[float, ...] | None:
+def _profile(rhythm: Rhythm) -> array[float] | None:
     """The articles an hour to plan on for each hour of the week: the rhythm's own
     (each at least ``PRIOR_SHARE`` of its mean) once it is ``enough``; its mean rate
     in every hour for a source too sparse for an hourly shape (a weekly blog never
     has 20 articles in 8 weeks, but 2 weeks tell its rate); None: still learning."""
     mean = sum(rhythm.rates) / len(rhythm.rates)
-    if rhythm.enough:
-        return tuple(max(rate, PRIOR_SHARE * mean) for rate in rhythm.rates)
+    if rhythm.enough:  # as compact as the rhythm's (a plan is kept per source)
+        return array("f", (max(rate, PRIOR_SHARE * mean) for rate in rhythm.rates))
     if rhythm.weeks >= RHYTHM_MIN_WEEKS and rhythm.articles >= SPARSE_MIN_ARTICLES:
-        return (mean,) * len(rhythm.rates)
+        return array("f", (mean,)) * len(rhythm.rates)
     return None
 
 
@@ -230,7 +231,7 @@ def pool_scale(
     Each correction sums every source's 168 hourly rates as one array (numpy): 10,000
     sources take a fraction of a second, where a loop over ``PollPlan.rate`` took
     seconds per correction."""
-    shared: list[tuple[tuple[float, ...], PollBounds]] = []
+    shared: list[tuple[array[float], PollBounds]] = []
     fixed = 0.0
     budget = 0.0
     for rhythm, bounds in sources:

@@ -25,6 +25,7 @@ from scrapy.exceptions import NotConfigured
 from alerts.channel_status import channel_statuses
 from crawler.domain.health import State
 from crawler.domain.urls import redact_text
+from crawler.orchestration.source_counters import SourceCounters
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping
@@ -46,13 +47,10 @@ logger = logging.getLogger(__name__)
 # The Scrapy setting through which crawls find the service's Metrics.
 METRICS_SETTING = "NEWSWATCH_METRICS"
 EXTENSION = "crawler.orchestration.metrics.CrawlMetricsExtension"
-# A poll of a big sitemap or a slow site can take many minutes.
-CRAWL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 # A poll should start within a second of its time; the top buckets show a backlog.
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
 POLL_JOB_PREFIX = "poll:"  # crawler.orchestration.polling POLL_JOB
 DELIVERY_KINDS = ("digest", "alert")
-POLL_RESULTS = ("ok", "not_modified", "unchanged", "error")
 # What came of a WebSub delivery (crawler/orchestration/websub.py).
 PUSH_RESULTS = ("accepted", "hint", "replayed", "unsigned", "bad_signature", "not_active")
 
@@ -94,46 +92,8 @@ class Metrics:
         and who reads them)."""
         self.registry = CollectorRegistry()
         registry = self.registry
-        self.pages = Counter(
-            "newswatch_pages_fetched",
-            "HTTP responses received (feeds, pages, robots.txt), by source and status class",
-            ["source", "status"],
-            registry=registry,
-        )
-        self.polls = Counter(
-            "newswatch_polls",
-            "Finished polls by source and result (ok, not_modified, unchanged, error)",
-            ["source", "result"],
-            registry=registry,
-        )
-        self.articles = Counter(
-            "newswatch_articles_stored", "New articles stored", ["source"], registry=registry
-        )
-        self.duplicates = Counter(
-            "newswatch_duplicates_skipped",
-            "Fetched articles that were already stored (same URL, alias or text)",
-            ["source"],
-            registry=registry,
-        )
-        self.copies = Counter(
-            "newswatch_story_copies",
-            "Word-for-word copies of a known story from another "
-            "outlet, stored as members of that story",
-            ["source"],
-            registry=registry,
-        )
-        self.revisions = Counter(
-            "newswatch_revisions",
-            "Stored articles whose text changed materially",
-            ["source"],
-            registry=registry,
-        )
-        self.page_errors = Counter(
-            "newswatch_page_errors",
-            "Article pages that could not be fetched or read",
-            ["source"],
-            registry=registry,
-        )
+        self.per_source = SourceCounters(sources)
+        registry.register(self.per_source)
         self.emails_sent = Counter(
             "newswatch_emails_sent",
             "Messages accepted by the mail server (or written to the outbox), by kind",
@@ -155,13 +115,6 @@ class Metrics:
             ["result"],
             registry=registry,
         )
-        self.crawl_duration = Histogram(
-            "newswatch_crawl_duration_seconds",
-            "Time from the start to the end of a source's crawl",
-            ["source"],
-            buckets=CRAWL_BUCKETS,
-            registry=registry,
-        )
         self._due: dict[str, datetime] = {}  # a submitted poll job's due time, by source
         self.poll_lag = Histogram(
             "newswatch_poll_start_lag_seconds",
@@ -169,17 +122,6 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
-        for source in sources() if sources else ():
-            for result in POLL_RESULTS:
-                self.polls.labels(source=source, result=result)
-            for counter in (
-                self.articles,
-                self.copies,
-                self.duplicates,
-                self.revisions,
-                self.page_errors,
-            ):
-                counter.labels(source=source)
         for result in PUSH_RESULTS:
             self.websub_pushes.labels(result=result)
         for kind in DELIVERY_KINDS:
@@ -203,10 +145,10 @@ class Metrics:
     # -- what the rest of newswatch calls ------------------------------------------
 
     def page_fetched(self, source: str, status: int) -> None:
-        self.pages.labels(source=source, status=status_class(status)).inc()
+        self.per_source.page_fetched(source, status_class(status))
 
     def crawl_finished(self, source: str, seconds: float) -> None:
-        self.crawl_duration.labels(source=source).observe(seconds)
+        self.per_source.crawl_finished(source, seconds)
 
     def poll_due(self, event: JobSubmissionEvent) -> None:
         """The scheduler's listener for submitted jobs: note when a poll job was due."""
@@ -222,13 +164,18 @@ class Metrics:
 
     def poll_finished(self, outcome: PollOutcome) -> None:
         """Count what one poll did (call it with every outcome, failed or not)."""
-        source = outcome.source
-        self.polls.labels(source=source, result=poll_result(outcome)).inc()
-        self.articles.labels(source=source).inc(outcome.stored)
-        self.copies.labels(source=source).inc(outcome.copies)
-        self.duplicates.labels(source=source).inc(outcome.duplicates)
-        self.revisions.labels(source=source).inc(outcome.revised)
-        self.page_errors.labels(source=source).inc(outcome.page_errors)
+        self.per_source.poll_finished(
+            outcome.source,
+            poll_result(outcome),
+            # In the order of source_counters.POLL_COUNTS.
+            (
+                outcome.stored,
+                outcome.copies,
+                outcome.duplicates,
+                outcome.revised,
+                outcome.page_errors,
+            ),
+        )
 
     def push_received(self, result: str) -> None:
         """Count a WebSub delivery (``result``: one of PUSH_RESULTS)."""
