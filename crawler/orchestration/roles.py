@@ -260,10 +260,9 @@ class SchedulerService(NewswatchService):
     def _move_poll_job(self, name: str, at: datetime, interval: timedelta, now: datetime) -> None:
         scheduler = self.scheduler
         job = scheduler.get_job(POLL_JOB.format(name)) if scheduler is not None else None
-        source = next((s for s in self.config.sources if s.name == name), None)
-        if job is None or source is None or at <= now or job.next_run_time == at:
-            return  # not polled here, already there, or past: the job's interval polls it
-        if interval == source.every:
+        if job is None or at <= now or job.next_run_time == at:
+            return  # not polled (any more), already there, or past: its interval polls it
+        if interval == self.config.source(name).every:
             # Polled at its every: the job's own interval trigger polls it then, start
             # to start, as the all-in-one mode does (polling.py ``PollTiming.fixed``).
             return
