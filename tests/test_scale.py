@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import os
 import random
 import re
@@ -30,8 +31,9 @@ import pytest
 import redis
 import yaml
 from conftest import NEWSWATCH, POSTGRES_ADMIN_URL, run_newswatch, write_config
-from newssite import NewsSite
+from newssite import NewsSite, Reply
 from sqlalchemy import create_engine
+from test_adaptive_polling import _seed
 
 from crawler.domain.items import FetchState
 from crawler.orchestration.poll import state_to_remember
@@ -493,3 +495,84 @@ def test_a_poll_ledger_adds_up_what_each_worker_saw() -> None:
     assert total.deferred
     assert total.state is None
     assert state_to_remember(total) is None
+
+
+def test_scale_out_polls_by_the_schedule_the_workers_record_across_a_hand_over(
+    start_cluster: Callable[..., Cluster],
+    make_site: Callable[..., ScaleSite],
+    cluster_database: str,
+    tmp_path: Path,
+) -> None:
+    """Adaptive polling in scale-out: the worker plans each source's next poll (its
+    rhythm, a failure's backoff, the server's Retry-After) and the active scheduler
+    polls it then, also after a hand-over."""
+    site = make_site(0)
+    site.set_content("quiet/rss.xml", _feed(0), "application/rss+xml")
+    site.script("down/rss.xml", [Reply(503, b"busy", {"Retry-After": "15"})])
+    sources = [
+        # Adaptive, learned (1 article an hour): its share of the budget below makes
+        # it polled every ~18 s, 3x its every.
+        {"name": "quiet", "feed": site.url("quiet/rss.xml"), "every": "6s"},
+        # Failing, the server asking for 15 s: polled again after 15 s, not after the
+        # 6 s of a first failure's plain backoff.
+        {"name": "down", "feed": site.url("down/rss.xml"), "every": "3s"},
+    ]
+    (tmp_path / "seed").mkdir()
+    seed = write_config(tmp_path / "seed", database=cluster_database, sources=sources)
+    _seed(seed, {"quiet": timedelta(hours=1)})
+    # down's fixed 28,800 polls a day, and 4,800 for quiet (one every 18 s).
+    polling = {"min_interval": "1s", "requests_per_day": 28_800 + 4_800}
+    cluster = start_cluster(
+        site,
+        schedulers=2,
+        workers=1,
+        sources=sources,
+        polling=polling,
+        max_retry_after="1s",
+    )
+
+    def planned() -> dict[str, dict[str, Any]]:
+        store = Store.from_url(cluster_database)
+        try:
+            rows = store.source_statuses(with_article_counts=False)
+        finally:
+            store.close()
+        return {row["name"]: row for row in rows if row["poll_reason"]}
+
+    _wait_for(lambda: len(planned()) == 2, 60, "both sources polled and their next polls planned")
+    leader = _wait_for(lambda: _leader(cluster), 5, "the active scheduler")
+    standby = next(
+        name for name in cluster.processes if name.startswith("scheduler") and name != leader
+    )
+    cluster.kill(leader)
+    _wait_for(
+        lambda: "now the active scheduler" in cluster.log(standby),
+        2 * FAILOVER_SECONDS,
+        "the standby to take over",
+    )
+    _wait_for(
+        lambda: (
+            len(site.requests_for("quiet/rss.xml")) >= 3
+            and len(site.requests_for("down/rss.xml")) >= 2
+        ),
+        90,
+        "the next polls, from the new active scheduler",
+    )
+    rows = planned()
+    codes = cluster.stop()
+
+    # The worker planned quiet by its rhythm and share, down by its Retry-After.
+    reason = rows["quiet"]["poll_reason"]
+    assert re.fullmatch(r"adaptive: ~[\d.]+ new/h expected now → every \d+s", reason), reason
+    assert 12 <= rows["quiet"]["poll_interval_seconds"] <= 30
+    # (15 s after one or two failures, 24 s = 3 s x 2^3 after three)
+    assert re.fullmatch(r"backoff: .* → every (15|24)s", rows["down"]["poll_reason"])
+    # Each poll came when planned, not at the source's every: the first gap spans
+    # the hand-over (the new scheduler resumed the recorded schedule), the next is
+    # the new scheduler following its worker's plan.
+    quiet = [seen.at for seen in site.requests_for("quiet/rss.xml")]
+    down = [seen.at for seen in site.requests_for("down/rss.xml")]
+    assert [gap >= 12 for gap in (quiet[1] - quiet[0], quiet[2] - quiet[1])] == [True, True]
+    assert all(later - earlier >= 14 for earlier, later in itertools.pairwise(down)), down
+    assert codes == {standby: 0, "worker-0": 0}
+    _assert_clean_logs(cluster)

@@ -156,6 +156,32 @@ def test_poll_state_counts_failures_and_resets_on_success(store: Store) -> None:
     assert state.last_success_at is not None
 
 
+def test_the_polls_planned_since_a_moment_are_those_of_the_sources_polled_since(
+    store: Store,
+) -> None:
+    store.sync_sources(
+        [
+            SourceConfig(name="wire", feed="https://news.example/rss.xml"),
+            SourceConfig(name="blog", feed="https://blog.example/rss.xml"),
+            SourceConfig(name="new", feed="https://new.example/rss.xml"),
+        ]
+    )
+    before = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    store.record_poll("blog", error=None, at=before)
+    store.record_next_poll("blog", before + timedelta(hours=6), timedelta(hours=6), "adaptive")
+    since = before + timedelta(minutes=1)
+    store.record_poll("wire", error="HTTP 503", at=since + timedelta(seconds=5))
+    at = since + timedelta(minutes=30)
+    store.record_next_poll("wire", at, timedelta(minutes=30), "backoff: Retry-After 30m")
+    store.record_poll("new", error=None, at=since)  # polled, no next poll recorded yet
+
+    assert store.polls_planned_since(since) == [("wire", at, timedelta(minutes=30))]
+    assert sorted(store.polls_planned_since(None)) == [
+        ("blog", before + timedelta(hours=6), timedelta(hours=6)),
+        ("wire", at, timedelta(minutes=30)),
+    ]
+
+
 def test_concurrent_writers_store_each_article_once(store: Store) -> None:
     def save_all(offset: int) -> int:
         return sum(

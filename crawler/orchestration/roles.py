@@ -12,6 +12,16 @@ CPU pool, the web UI) with one part changed:
   stores through the same ``CrawlContext`` as the all-in-one mode, and records each
   poll when its last link is settled, with poll.state_to_remember's rule: the
   validators are remembered only when every new link settled.
+
+Adaptive polling (crawler/orchestration/polling.py) is split along the same line.
+The worker that records a poll also plans the source's next one, with the
+all-in-one mode's ``AdaptivePolling`` (each worker reads every source's rhythm at
+start and every ``RHYTHM_REFRESH``: the plans share one ``k``, so no source's plan
+can be made from its own history alone), and keeps it on the source's row. The
+active scheduler plans nothing: every ``PLANNED_POLLS_SECONDS`` it reads, in one
+query, the next polls recorded since its last look and moves its poll jobs there,
+backoffs and ``Retry-After`` included; on taking over it resumes each source's
+recorded schedule (``AdaptivePolling.load_planned`` and ``first_poll``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import os
 import random
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,8 +40,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 from sqlalchemy.exc import IntegrityError
 
+from crawler.domain.scheduling import PollBounds
 from crawler.orchestration.health import record_poll_health
-from crawler.orchestration.poll import backoff_delay, describe, state_to_remember
+from crawler.orchestration.poll import describe, state_to_remember
+from crawler.orchestration.polling import POLL_JOB, RHYTHM_REFRESH
 from crawler.orchestration.service import CONFIG_CHECK_SECONDS, NewswatchService
 from crawler.storage.cluster import (
     HEARTBEAT_SECONDS,
@@ -62,6 +74,21 @@ logger = logging.getLogger(__name__)
 INTAKE_QUEUE_FACTOR = 2
 # How often an idle worker looks for a poll job.
 INTAKE_WAIT_SECONDS = 0.25
+# How often the active scheduler reads the next polls its workers recorded: a poll
+# job is moved at most this long after its source's poll ended.
+PLANNED_POLLS_SECONDS = 2.0
+# Each look also reads what was recorded this long before the previous one: a worker
+# records a poll and then, a moment later, its next one, and hosts' clocks differ a
+# little (a look reads only rows whose ``last_polled_at`` is after its start).
+PLANNED_POLLS_OVERLAP = timedelta(seconds=30)
+PLANNED_POLLS_JOB = "planned-polls"
+
+
+def shortest_interval(source: SourceConfig, config: Config) -> timedelta:
+    """The soonest ``source`` may be polled again after a poll: its ``every``, or
+    less when adaptive polling may poll it more often (its floor)."""
+    bounds = PollBounds.from_config(source, config.polling)
+    return bounds.floor if bounds.adaptive else source.every
 
 
 def required_redis(config: Config) -> str:
@@ -105,6 +132,8 @@ class SchedulerService(NewswatchService):
         self.node = new_worker_id(socket.gethostname(), os.getpid())
         self.active = False
         self._election: asyncio.Task[None] | None = None
+        # Where follow_planned_polls reads from next (None: every source's row).
+        self._planned_since: datetime | None = None
 
     def start_scheduler(self) -> None:
         """Start paused, with no jobs; the election loop starts them on taking the lock."""
@@ -147,10 +176,25 @@ class SchedulerService(NewswatchService):
         self.active = True
         logger.info("scheduler %s is now the active scheduler", self.node)
         await self.reload_if_changed()
+        # Each source resumes the schedule its workers recorded (what the scheduler
+        # before this one queued is not queued again at once).
+        await self.context.database.run(self.polling.load_planned)
         scheduler = self.scheduler
         scheduler.remove_all_jobs()
         added = datetime.now(UTC)
         self.schedule_jobs(scheduler, added)
+        if scheduler.get_job("rhythms") is not None:
+            scheduler.remove_job("rhythms")  # the workers plan the polls, not this process
+        # The first look reads every row: a backoff recorded long ago still holds.
+        self._planned_since = None
+        scheduler.add_job(
+            self._job(self.follow_planned_polls),
+            IntervalTrigger(seconds=PLANNED_POLLS_SECONDS, timezone=UTC),
+            id=PLANNED_POLLS_JOB,
+            name="follow the planned polls",
+            max_instances=1,
+            coalesce=True,
+        )
         if self.config.rule_names(alert="immediate"):
             # Workers store the matches; the active scheduler sends what is pending.
             scheduler.add_job(
@@ -194,24 +238,36 @@ class SchedulerService(NewswatchService):
         return fenced
 
     async def scheduled_poll(self, name: str) -> None:
-        """Hand the poll to the workers (a failing source's backoff applies)."""
+        """Hand the poll to the workers. When is the job's: ``follow_planned_polls``
+        moved it to the next poll planned after the last one (a failing source's
+        backoff included); no row is read here."""
         source = self.config.source(name)
-        row = await self.context.database.run(self.store.source_state, name)
-        if row is not None and row.consecutive_failures and row.last_polled_at is not None:
-            last = row.last_polled_at
-            last = last if last.tzinfo else last.replace(tzinfo=UTC)
-            delay = backoff_delay(source.every, row.consecutive_failures, self.config.max_backoff)
-            if last + delay > datetime.now(UTC):
-                logger.debug(
-                    "source %s: %d failed polls in a row; next poll after %s",
-                    name,
-                    row.consecutive_failures,
-                    last + delay,
-                )
-                return
-        job = self.polls.enqueue(name, source.every)
+        job = self.polls.enqueue(name, shortest_interval(source, self.config))
         if job is not None:
             logger.debug("source %s: poll %s enqueued", name, job.poll)
+
+    async def follow_planned_polls(self) -> None:
+        """Move each source's poll job to the next poll the worker that polled it
+        recorded: one query for every source polled since the last look."""
+        now = datetime.now(UTC)
+        planned = await self.context.database.run(
+            self.store.polls_planned_since, self._planned_since
+        )
+        self._planned_since = now - PLANNED_POLLS_OVERLAP
+        for name, at, interval in planned:
+            self._move_poll_job(name, at if at.tzinfo else at.replace(tzinfo=UTC), interval, now)
+
+    def _move_poll_job(self, name: str, at: datetime, interval: timedelta, now: datetime) -> None:
+        scheduler = self.scheduler
+        job = scheduler.get_job(POLL_JOB.format(name)) if scheduler is not None else None
+        if job is None or at <= now or job.next_run_time == at:
+            return  # not polled (any more), already there, or past: its interval polls it
+        if interval == self.config.source(name).every:
+            # Polled at its every: the job's own interval trigger polls it then, start
+            # to start, as the all-in-one mode does (polling.py ``PollTiming.fixed``).
+            return
+        job.modify(next_run_time=at)
+        logger.debug("source %s: next poll at %s (every %s)", name, at, interval)
 
     async def stop(self) -> None:
         if self._election is not None:
@@ -250,6 +306,17 @@ class WorkerService(NewswatchService):
         self._heartbeat = loop.create_task(self._beat_forever())
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self.scheduler = scheduler
+        # The plans this worker's polls are followed by (polling.py), made now and
+        # every RHYTHM_REFRESH, as the all-in-one service does.
+        scheduler.add_job(
+            self._job(self.polling.refresh_soon),
+            IntervalTrigger(seconds=RHYTHM_REFRESH.total_seconds(), timezone=UTC),
+            id="rhythms",
+            name="source rhythms and poll plans",
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
         if self.config_path is not None:
             scheduler.add_job(
                 self._job(self.reload_if_changed),
@@ -374,8 +441,14 @@ class WorkerService(NewswatchService):
             self.store.record_poll, name, error=outcome.error, state=state_to_remember(outcome)
         )
         try:
-            if name in {source.name for source in self.config.sources}:
-                source = self.config.source(name)
+            source = self.source(name)
+            if source is not None and self.scheduler is not None:
+                # The next poll, as the all-in-one service plans it, kept on the row
+                # where the active scheduler reads it (this process has no poll jobs
+                # to move). Right after record_poll: the scheduler's look at the
+                # sources polled lately finds both.
+                await self.polling.after_poll(self.scheduler, source, outcome)
+            if source is not None:
                 await self.context.database.run(
                     record_poll_health, self.store, source, outcome, datetime.now(UTC)
                 )

@@ -11,7 +11,7 @@ Two engines the user already runs hold the shared state (docs/scaling.md):
   ====================  ======  ==========================================================
   ``P:polls``           list    poll jobs, JSON ``{source, poll, enqueued}`` (PollQueue)
   ``P:queued``          set     sources with a job waiting in ``P:polls`` (one at most)
-  ``P:ticket:<source>`` string  set when a poll is enqueued, gone after 0.9 × its interval:
+  ``P:ticket:<source>`` string  set when a poll is enqueued, gone after 0.9 × its shortest interval:
                                 a new leader does not poll again what the old one just did
   ``P:lease:<source>``  string  the id of the poll running for the source (one at a time)
   ``P:poll:<id>``       hash    the poll's ledger: links found, settled, pending (PollLedger)
@@ -202,12 +202,13 @@ class PollQueue:
         self._refresh = client.register_script(_REFRESH_IF_OWNER)
         self._delete = client.register_script(_DELETE_IF_OWNER)
 
-    def enqueue(self, source: str, every: timedelta) -> PollJob | None:
+    def enqueue(self, source: str, shortest: timedelta) -> PollJob | None:
         """Hand a poll of ``source`` to the workers, unless a job for it is still
-        waiting or one was enqueued less than 0.9 × ``every`` ago (by this scheduler
-        or the one before it). Returns the job, or None when it was not needed."""
+        waiting or one was enqueued less than 0.9 × ``shortest`` ago (by this
+        scheduler or the one before it; ``shortest``: the soonest the source may be
+        polled again). Returns the job, or None when it was not needed."""
         job = PollJob(source, uuid.uuid4().hex, time.time())
-        ticket_ms = max(1000, int(every.total_seconds() * 1000 * TICKET_SHARE))
+        ticket_ms = max(1000, int(shortest.total_seconds() * 1000 * TICKET_SHARE))
         added = self._enqueue(
             keys=[self.keys.ticket(source), self.keys.queued, self.keys.polls],
             args=[source, job.to_json(), job.poll, ticket_ms],

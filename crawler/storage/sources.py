@@ -131,6 +131,24 @@ class SourceQueries(StoreBase):
             if at is not None and seconds is not None
         }
 
+    def polls_planned_since(self, since: datetime | None) -> list[tuple[str, datetime, timedelta]]:
+        """(name, next poll, interval) of each source polled at or after ``since``
+        (None: every source) whose next poll is set: the scale-out scheduler's one
+        query per tick for the next polls its workers recorded
+        (crawler/orchestration/roles.py)."""
+        query = select(Source.name, Source.next_poll_at, Source.poll_interval_seconds).where(
+            Source.next_poll_at.is_not(None), Source.poll_interval_seconds.is_not(None)
+        )
+        if since is not None:
+            query = query.where(Source.last_polled_at >= since)
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return [
+            (name, at, timedelta(seconds=seconds))
+            for name, at, seconds in rows
+            if at is not None and seconds is not None
+        ]
+
     def source_state(self, source: str) -> Source | None:
         with self._session() as session:
             return session.scalar(select(Source).where(Source.name == source))
