@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from conftest import NEWSWATCH, run_newswatch, site_config, write_config
-from newssite import site_file
+from newssite import Reply, site_file
 
 from crawler.domain.config import load_config
 from crawler.storage.store import Store
@@ -192,3 +196,91 @@ def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(
     assert process.returncode == 1
     assert b"Traceback" not in stderr, stderr.decode()
     assert b"BrokenPipeError" not in stderr
+
+
+def _every_command(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[list[str]]:
+    """Each command line the parser knows down to its last action, with a value for
+    each required positional argument."""
+    lines = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                lines += _every_command(command, (*path, name))
+    if lines:
+        return lines
+    needed = [
+        "x"
+        for action in parser._actions
+        if not action.option_strings and action.nargs in (None, "+") and action.dest != "help"
+    ]
+    return [[*path, *needed]]
+
+
+def test_global_options_are_taken_after_every_command_too() -> None:
+    from crawler.faces.cli.app import _parser
+
+    parser = _parser()
+    commands = _every_command(parser)
+    assert ["sources", "add", "x"] in commands
+    assert ["rules", "test"] in commands
+    for command in commands:
+        after = parser.parse_args(
+            [*command, "--config", "x.yaml", "--log-level", "DEBUG", "--log-format", "json"]
+        )
+        assert (after.config, after.log_level, after.log_format) == ("x.yaml", "DEBUG", "json")
+        before = parser.parse_args(["--config", "x.yaml", "--log-level", "DEBUG", *command])
+        # A command's parser must not put its defaults over the options given before it.
+        assert (before.config, before.log_level, before.log_format) == ("x.yaml", "DEBUG", "text")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check-config"], ["sources", "list"], ["rules", "test", "--query", "Palmyra"]],
+    ids=["check-config", "sources-list", "rules-test"],
+)
+def test_config_given_after_the_command_is_the_one_used(
+    news_site: NewsSite, tmp_path: Path, command: list[str]
+) -> None:
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    before = run_newswatch(config, *command)
+    after = subprocess.run(
+        [NEWSWATCH, *command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path.parent,  # no ./config.yaml to fall back on
+        timeout=120,
+        check=False,
+    )
+    assert before.returncode == 0, before.stderr
+    assert (after.returncode, after.stdout) == (0, before.stdout), after.stderr
+
+
+@pytest.mark.slow
+def test_stopping_during_a_crawl_shows_no_deprecation_warning(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    """Scrapy's `Crawler.stop() is deprecated` used to be printed whenever the
+    service stopped while a crawl ran."""
+    news_site.script("articles/army-pressures-isis.html", [Reply(delay=5)])
+    config = write_config(tmp_path, **site_config(news_site, tmp_path))
+    log = tmp_path / "service.log"
+    process = subprocess.Popen(
+        [NEWSWATCH, "run", "--config", str(config)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not news_site.requests_for("articles/army-pressures-isis.html"):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
+    assert re.search(r"stopping: [12] crawl", output), output
+    assert "newswatch stopped" in output
+    assert "Warning" not in output
+    assert "deprecated" not in output

@@ -79,7 +79,7 @@ async def stop_crawls(runner: CrawlerRunner, deadline: float) -> None:
             engine = getattr(crawler, "_engine", None)
             if id(crawler) not in stopped and engine is not None and engine.running:
                 stopped.add(id(crawler))
-                await deferred_to_future(crawler.stop())
+                await crawler.stop_async()
         await asyncio.sleep(0.1)
 
 

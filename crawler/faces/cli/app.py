@@ -82,23 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="newswatch",
         description="Polls news sources, matches watch rules and emails digests.",
     )
-    parser.add_argument("--version", action="version", version=f"newswatch {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="configuration file (default: $NEWSWATCH_CONFIG, else ./config.yaml)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-    )
-    parser.add_argument(
-        "--log-format",
-        default="text",
-        choices=["text", "json"],
-        help="json: one JSON object per log line, for log collectors",
-    )
+    _add_global_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the service: poll on schedule, send digests")
@@ -285,7 +269,47 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.set_defaults(handler=_db_upgrade)
     purge = db_commands.add_parser("purge", help="apply the retention settings now")
     purge.set_defaults(handler=_db_purge)
+    _accept_global_options_after_commands(parser)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes. Only the top-level parser holds their
+    defaults: a command's parser would otherwise overwrite a value given before the
+    command with its own default."""
+
+    def default(value: str | None) -> str | None:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--version", action="version", version=f"newswatch {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default(None),
+        help="configuration file (default: $NEWSWATCH_CONFIG, else ./config.yaml)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=default("INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    parser.add_argument(
+        "--log-format",
+        default=default("text"),
+        choices=["text", "json"],
+        help="json: one JSON object per log line, for log collectors",
+    )
+
+
+def _accept_global_options_after_commands(parser: argparse.ArgumentParser) -> None:
+    """Let every command and action take the global options too, so that
+    `newswatch check-config --config x.yaml` works like `newswatch --config x.yaml
+    check-config` (people add an option at the end of the line they just ran)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                _add_global_options(command, defaults=False)
+                _accept_global_options_after_commands(command)
 
 
 class JsonLogFormatter(logging.Formatter):
