@@ -37,6 +37,7 @@ from alerts.sections import (
 from alerts.throttle import channel_lock, next_send_at
 from alerts.webhook import WebhookChannel
 from crawler import __version__
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -219,7 +220,8 @@ def _deliver(
         raise
     record_sent(store, record, now)
     logger.info(
-        "%s %s sent to %s on %s with %d articles",
-        record.kind, record.message_id, record.recipient, channel.name, len(record.article_ids),
+        "%s %s sent to %s on %s with %s",
+        record.kind, record.message_id, record.recipient, channel.name,
+        counted(len(record.article_ids), "article"),
     )  # fmt: skip
     return len(record.article_ids)

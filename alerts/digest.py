@@ -49,6 +49,7 @@ from alerts.render import (
 from alerts.sections import body_cache, count_stories, digest_sections, find_follow_ups_in
 from crawler.domain.config import WEEKDAYS
 from crawler.domain.items import EMAIL_CHANNEL
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -460,11 +461,11 @@ def _send(
     record_sent(store, record, now)
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)
     logger.info(
-        "%s %s sent to %s with %d articles",
+        "%s %s sent to %s with %s",
         record.kind,
         record.message_id,
         record.recipient,
-        len(record.article_ids),
+        counted(len(record.article_ids), "article"),
     )
     return len(record.article_ids)
 
@@ -553,11 +554,11 @@ def fitting_message(
             else f"{cap} per rule fit the budget of {budget:,} bytes"
         )
         logger.warning(
-            "%s %s to %s cut: %d stories shown, %d more only counted (%s); %d bytes",
+            "%s %s to %s cut: %s shown, %d more only counted (%s); %d bytes",
             record.kind,
             record.message_id,
             record.recipient,
-            shown,
+            counted(shown, "story", "stories"),
             hidden,
             why,
             size,

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from crawler.domain.query import tokenise
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -124,7 +125,7 @@ class Taste:
     def summary(self) -> str:
         """E.g. "6 votes (1 more like this, 5 not relevant); reorders the section",
         or "2 votes; learning starts at 5"."""
-        votes = f"{self.votes} vote{'s' if self.votes != 1 else ''}"
+        votes = counted(self.votes, "vote")
         if self.votes < self.learn_after:
             return f"{votes}; learning starts at {self.learn_after}"
         split = f"{votes} ({self.more_votes} more like this, {self.less_votes} not relevant)"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from alerts.follow_ups import FOLLOW_UP_WINDOW, continued_stories
+from crawler.domain.wording import counted
 from crawler.storage.feedback import story_key
 
 if TYPE_CHECKING:
@@ -48,7 +49,11 @@ def mute_follow_ups(
         now,
     )
     if made:
-        logger.info("%d new stories muted for %s: they follow stories they muted", made, recipient)
+        logger.info(
+            "%s muted for %s: they follow stories they muted",
+            counted(made, "new story", "new stories"),
+            recipient,
+        )
     return made
 
 

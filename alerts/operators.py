@@ -26,6 +26,7 @@ from alerts.channel import ChannelError, ChannelMessage
 from alerts.delivery import DeliveryError
 from alerts.render import DigestEntry, DigestSection
 from crawler.domain.health import State
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -107,7 +108,7 @@ def notices_subject(notices: Sequence[Notice]) -> str:
     good = len(notices) - bad
     parts = []
     if bad:
-        parts.append(f"{bad} source{'s' if bad != 1 else ''} in trouble")
+        parts.append(f"{counted(bad, 'source')} in trouble")
     if good:
         parts.append(f"{good} recovered")
     return "newswatch: " + ", ".join(parts)

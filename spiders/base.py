@@ -52,6 +52,7 @@ from crawler.domain.urls import (
     redact_text,
     redact_url,
 )
+from crawler.domain.wording import counted
 from spiders.access import proxy_of
 from spiders.failures import (
     BotChallengeError,
@@ -281,8 +282,8 @@ class SourceSpider(scrapy.Spider):
         left = max(0, self.outcome.new_urls - self.outcome.settled)
         seconds = self.crawler.settings.getfloat("CLOSESPIDER_TIMEOUT")
         message = (
-            f"poll stopped after {seconds:.0f}s (poll_timeout); {left} new "
-            f"{'link' if left == 1 else 'links'} left for the next poll"
+            f"poll stopped after {seconds:.0f}s (poll_timeout); {counted(left, 'new link')} "
+            "left for the next poll"
         )
         self.outcome.warnings.append(message)
         logger.warning("source %s: %s", self.source.name, message)
@@ -327,9 +328,9 @@ class SourceSpider(scrapy.Spider):
         if len(new_urls) > self.source.max_articles:
             # The rest stay new and are fetched by the next polls, newest first.
             logger.info(
-                "source %s: %d new links; fetching the first %d this poll",
+                "source %s: %s; fetching the first %d this poll",
                 self.source.name,
-                len(new_urls),
+                counted(len(new_urls), "new link"),
                 self.source.max_articles,
             )
             new_urls = new_urls[: self.source.max_articles]

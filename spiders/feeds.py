@@ -20,6 +20,7 @@ from crawler.domain.failures import FailureClass
 from crawler.domain.items import ArticleLink
 from crawler.domain.urls import is_web_url, redact_url
 from crawler.domain.websub import HubLinks, advertised_hub, link_header_targets
+from crawler.domain.wording import counted
 from spiders.base import SourceSpider
 from spiders.feedparse import FeedError, parse_feed
 
@@ -121,11 +122,11 @@ class FeedSpider(SourceSpider):
         if feed.problem:
             self.outcome.warnings.append(feed.problem)
             logger.warning(
-                "source %s: feed %s is malformed (%s); read %d entries",
+                "source %s: feed %s is malformed (%s); read %s",
                 self.source.name,
                 redact_url(response.url),
                 feed.problem,
-                len(feed.entries),
+                counted(len(feed.entries), "entry", "entries"),
             )
         self.outcome.websub = advertised_hub(
             link_header_targets(

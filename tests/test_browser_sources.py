@@ -228,7 +228,7 @@ def test_a_page_that_never_lets_go_or_never_answers_is_given_up_in_one_line(
     assert result.returncode == 1, result.stderr
     assert "busy: FAILED: browser: the page was still busy after 16s" in result.stdout
     assert "silent: FAILED: browser: Page.goto: Timeout 2000ms exceeded." in result.stdout
-    assert "feed: 3 links, 3 new, 3 stored" in result.stdout
+    assert "feed: 3 links, 3 new: 3 stored" in result.stdout
     assert "Traceback" not in result.stderr
     assert "articles/army-pressures-isis.html" in _stored(store)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -100,7 +101,7 @@ def test_json_logs_are_one_object_per_line(news_site: NewsSite, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert {"time", "level", "logger", "message"} <= records[0].keys()
-    assert any(r["message"].startswith("source world: 3 links, 3 new, 3 stored") for r in records)
+    assert any(r["message"].startswith("source world: 3 links, 3 new: 3 stored") for r in records)
 
 
 @pytest.mark.slow
@@ -151,6 +152,53 @@ def test_status_shows_sources_rules_and_digests(news_site: NewsSite, tmp_path: P
     assert "missing" in table.stdout
 
 
+def _status_table(config: Path, *options: str, columns: int = 80) -> str:
+    result = subprocess.run(
+        [NEWSWATCH, "--config", str(config), "status", *options],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": str(columns)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_status_fits_80_columns_and_shows_times_whole_and_in_the_schedules_zone(
+    news_site: NewsSite, tmp_path: Path
+) -> None:
+    settings = site_config(news_site, tmp_path)
+    settings["sources"].append(
+        {"name": "a-source-with-a-rather-long-name", "feed": news_site.url("status/404")}
+    )
+    settings["digest"]["recipients"].append("someone.with.a.long.address@example-newsroom.org")
+    config = write_config(tmp_path, **settings)
+    run_newswatch(config, "crawl")
+    polled = re.compile(r"\b\d\d-\d\d \d\d:\d\d\b")
+
+    narrow = _status_table(config)
+    lines = narrow.splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow
+    world = next(line for line in lines if line.startswith("world "))
+    assert polled.search(world), world  # a time is shown whole or not at all
+    assert "…" not in narrow
+    assert "Sources (times UTC)" in narrow
+    # The error, too long for a column, follows the table.
+    assert "  a-source-with-a-rather-long-name: HTTP 404" in lines
+    # The digest is due at 07:00 in the schedule's zone, and shown so.
+    assert "Digests (times in the schedule's zone)" in narrow
+    assert "07:00 IST" in next(line for line in lines if line.startswith("analyst@example.com"))
+
+    wide = _status_table(config, "--wide")
+    assert "why / last error" in wide
+    row = next(line for line in wide.splitlines() if line.startswith("a-source-with-a-rather"))
+    assert row.split()[-1] == "404"
+    assert re.search(r"\b20\d\d-\d\d-\d\d \d\d:\d\d\b", row)
+    assert "(Asia/Kolkata)" in wide
+    assert max(len(line) for line in wide.splitlines()) > 80
+
+
 def test_rules_test_shows_hits_on_stored_articles(news_site: NewsSite, tmp_path: Path) -> None:
     config = write_config(tmp_path, **site_config(news_site, tmp_path))
     assert run_newswatch(config, "crawl").returncode == 0
@@ -170,19 +218,31 @@ def test_rules_test_shows_hits_on_stored_articles(news_site: NewsSite, tmp_path:
     page = run_newswatch(
         config, "rules", "test", "--query", "Qaryatain AND NOT Damascus", str(SEED_PAGE)
     )
-    assert "0 hits in 1 articles" in page.stdout
+    assert "0 hits in 1 article" in page.stdout
 
     bad = run_newswatch(config, "rules", "test", "--query", "Palmyra AND")
     assert bad.returncode == 2
     assert "expected a term after AND" in bad.stderr
 
 
-@pytest.mark.parametrize("command", [["stories", "--json"], ["status", "--json"], ["check-config"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["stories", "--json"],
+        ["status", "--json"],
+        ["status"],
+        ["rules", "test", "syria"],
+        ["sources", "export"],
+        ["check-config"],
+    ],
+    ids=["stories", "status-json", "status", "rules-test", "sources-export", "check-config"],
+)
 def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(
     news_site: NewsSite, tmp_path: Path, command: list[str]
 ) -> None:
-    """`newswatch stories --json | head` used to end with a BrokenPipeError traceback.
-    The pipe is closed before the command writes its first line."""
+    """`newswatch stories --json | head` (or `newswatch status | head -1`) used to end
+    with a BrokenPipeError traceback. The pipe is closed before the command writes its
+    first line."""
     config = write_config(tmp_path, **site_config(news_site, tmp_path))
     assert run_newswatch(config, "crawl").returncode == 0
     process = subprocess.Popen(
@@ -196,6 +256,7 @@ def test_a_reader_that_goes_away_ends_the_output_without_a_traceback(
     assert process.returncode == 1
     assert b"Traceback" not in stderr, stderr.decode()
     assert b"BrokenPipeError" not in stderr
+    assert b"Exception ignored" not in stderr
 
 
 def _every_command(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[list[str]]:

@@ -194,7 +194,7 @@ def test_check_config_command(tmp_path: Path) -> None:
     good = run_newswatch(_write(tmp_path, VALID), "check-config")
     assert good.returncode == 0
     assert "OK" in good.stdout
-    assert "1 sources, 1 rules, 1 recipients" in good.stdout
+    assert "1 source, 1 rule, 1 recipient" in good.stdout
 
     bad = run_newswatch(_write(tmp_path, VALID.replace("every: 15m", "every: 0m")), "check-config")
     assert bad.returncode == 2

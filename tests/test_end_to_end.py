@@ -202,7 +202,7 @@ def test_a_word_for_word_wire_copy_on_another_outlet_joins_the_story(
     assert first.returncode == 0, first.stderr
     crawl = run_newswatch(config, "crawl", "--source", "Bravo Times")
     assert crawl.returncode == 0, crawl.stderr
-    assert "Bravo Times: 1 links, 1 new, 0 stored, 1 copy of a known story" in crawl.stderr
+    assert "Bravo Times: 1 link, 1 new: 1 copy of a known story" in crawl.stderr
 
     listing = run_newswatch(config, "stories", "--since", "3650d", "--json")
     stories = [json.loads(line) for line in listing.stdout.splitlines()]

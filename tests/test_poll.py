@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from crawler.domain.items import FetchState
-from crawler.orchestration.poll import backoff_delay, state_to_remember
+from crawler.domain.wording import counted
+from crawler.orchestration.poll import backoff_delay, describe, state_to_remember
 from spiders.base import PollOutcome
 
 STATE = FetchState(
@@ -81,6 +82,69 @@ def test_validators_are_remembered_only_after_a_clean_poll(
     outcome: PollOutcome, remembered: FetchState | None
 ) -> None:
     assert state_to_remember(outcome) == remembered
+
+
+@pytest.mark.parametrize(
+    ("number", "noun", "plural", "expected"),
+    [
+        (0, "article", None, "0 articles"),
+        (1, "article", None, "1 article"),
+        (2, "new article", None, "2 new articles"),
+        (1, "copy", "copies", "1 copy"),
+        (3, "copy", "copies", "3 copies"),
+    ],
+    ids=["none", "one", "many", "one-irregular", "many-irregular"],
+)
+def test_counts_take_the_form_their_number_wants(
+    number: int, noun: str, plural: str | None, expected: str
+) -> None:
+    assert counted(number, noun, plural) == expected
+
+
+@pytest.mark.parametrize(
+    ("outcome", "summary"),
+    [
+        (PollOutcome("s", entries=3, new_urls=3, stored=3), "3 links, 3 new: 3 stored"),
+        (
+            PollOutcome("s", entries=3, new_urls=3, copies=3),
+            "3 links, 3 new: 3 copies of known stories",
+        ),
+        (
+            PollOutcome("s", entries=1, new_urls=1, copies=1),
+            "1 link, 1 new: 1 copy of a known story",
+        ),
+        (
+            PollOutcome("s", entries=9, new_urls=4, stored=1, duplicates=1, revised=1, skipped=1),
+            "9 links, 4 new: 1 stored, 1 already stored, 1 revised, 1 not an article",
+        ),
+        (
+            PollOutcome("s", entries=5, new_urls=3, stored=1, page_errors=1),
+            "5 links, 3 new: 1 stored, 1 page error, 1 left for the next poll",
+        ),
+        (PollOutcome("s", entries=5), "5 links, 0 new"),
+        (
+            PollOutcome("s", entries=2, new_urls=2, page_errors=2, challenges=2),
+            "2 links, 2 new: 2 page errors; 2 bot challenges",
+        ),
+        (PollOutcome("s", not_modified=True), "not modified (304)"),
+        (PollOutcome("s", error="HTTP 500"), "FAILED: HTTP 500"),
+    ],
+    ids=[
+        "stored",
+        "all-known-copies",
+        "one-copy",
+        "each-fate",
+        "interrupted",
+        "nothing-new",
+        "challenged",
+        "not-modified",
+        "failed",
+    ],
+)
+def test_a_poll_summary_says_what_became_of_the_new_links(
+    outcome: PollOutcome, summary: str
+) -> None:
+    assert describe(outcome) == summary
 
 
 def test_the_cpu_pool_starts_its_workers_without_holding_up_the_event_loop(

@@ -222,7 +222,7 @@ def test_a_site_behind_a_cookie_is_polled_and_no_secret_is_shown(
 
     # The cookie opened the members' feed and its article; another source of the same
     # site, without the cookie, got the 403.
-    assert "source members: 2 links, 2 new, 2 stored" in logs
+    assert "source members: 2 links, 2 new: 2 stored" in logs
     assert "feed http://127.0.0.1" in logs
     assert "locked: feed" in logs
     assert "failed: HTTP 403" in logs

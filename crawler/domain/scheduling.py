@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from crawler.domain.health import HOURS_A_WEEK, RHYTHM_MIN_WEEKS
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -213,7 +214,7 @@ def _profile(rhythm: Rhythm) -> array[float] | None:
 
 def _learning(rhythm: Rhythm) -> str:
     return (
-        f"learning its rhythm: {rhythm.articles} articles in {rhythm.weeks:.1f} weeks, "
+        f"learning its rhythm: {counted(rhythm.articles, 'article')} in {rhythm.weeks:.1f} weeks, "
         f"adaptive from {SPARSE_MIN_ARTICLES} in {RHYTHM_MIN_WEEKS}"
     )
 

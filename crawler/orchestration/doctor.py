@@ -26,6 +26,7 @@ from crawler.domain.failures import BLOCKING_STATUSES
 from crawler.domain.health import THIN_BODY_CHARS
 from crawler.domain.listing_guess import guess_listing_links
 from crawler.domain.script_pages import looks_script_built
+from crawler.domain.wording import counted
 from crawler.orchestration.fetching import Fetched, fetch_once
 from spiders.access import SiteAccess, SiteAccessError
 from spiders.base import basic_authorization
@@ -169,7 +170,8 @@ def _parse(source: SourceConfig, fetched: Fetched) -> Generator[Step, None, str 
         yield Step(
             "Parse",
             result,
-            f"{feed.kind or 'feed'} with {len(feed.entries)} entries{newest}{problem}",
+            f"{feed.kind or 'feed'} with {counted(len(feed.entries), 'entry', 'entries')}"
+            f"{newest}{problem}",
         )
         return feed.entries[0].url if feed.entries else None
     if source.sitemap is not None:
@@ -182,7 +184,7 @@ def _parse(source: SourceConfig, fetched: Fetched) -> Generator[Step, None, str 
         yield Step(
             "Parse",
             OK if sitemap.entries else WARN,
-            f"{what} with {len(sitemap.entries)} entries",
+            f"{what} with {counted(len(sitemap.entries), 'entry', 'entries')}",
         )
         if sitemap.is_index or not sitemap.entries:
             return None
@@ -195,7 +197,7 @@ def _parse(source: SourceConfig, fetched: Fetched) -> Generator[Step, None, str 
     yield Step(
         "Parse",
         OK,
-        f"an HTML page; it advertises {len(feeds)} feed{'s' if len(feeds) != 1 else ''}"
+        f"an HTML page; it advertises {counted(len(feeds), 'feed')}"
         + (f": {', '.join(feeds)}" if feeds else ""),
     )
     return None
@@ -214,7 +216,7 @@ def _listing_step(source: SourceConfig, fetched: Fetched) -> tuple[Step, str | N
             Step(
                 "Parse",
                 OK,
-                f"an HTML page; {count} article links match {source.links!r}{pages}",
+                f"an HTML page; {counted(count, 'article link')} match {source.links!r}{pages}",
             ),
             page.links[0].url,
         )
@@ -227,7 +229,7 @@ def _listing_step(source: SourceConfig, fetched: Fetched) -> tuple[Step, str | N
         if guesses:
             detail += (
                 f"; the page's article links look like `links: {guesses[0].selector}` "
-                f"({len(guesses[0].links)} links)"
+                f"({counted(len(guesses[0].links), 'link')})"
             )
     return Step("Parse", FAILED, detail), None
 

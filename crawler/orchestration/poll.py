@@ -19,6 +19,7 @@ from scrapy.utils.defer import deferred_to_future
 
 from crawler.domain.items import FetchState, PollOutcome
 from crawler.domain.urls import redact_text
+from crawler.domain.wording import counted
 from crawler.orchestration.health import record_poll_health
 from spiders.kinds import SPIDERS
 
@@ -109,28 +110,38 @@ def finished_every_page(outcome: PollOutcome) -> bool:
 
 
 def describe(outcome: PollOutcome) -> str:
-    """One line for the log and the CLI."""
+    """One line for the log and the CLI: what became of the poll's new links
+    ("3 links, 3 new: 1 stored, 2 copies of known stories"), so that a poll whose
+    new links were all known copies does not read "3 new, 0 stored"."""
     if outcome.error:
         return f"FAILED: {outcome.error}"
     if outcome.not_modified:
         return "not modified (304)"
     if outcome.unchanged:
         return "unchanged"
-    parts = [f"{outcome.entries} links", f"{outcome.new_urls} new", f"{outcome.stored} stored"]
-    if outcome.copies:
-        parts.append(_count(outcome.copies, "copy of a known story", "copies of known stories"))
-    if outcome.duplicates:
-        parts.append(_count(outcome.duplicates, "already stored", "already stored"))
-    if outcome.revised:
-        parts.append(f"{outcome.revised} revised")
-    parts.append(_count(outcome.page_errors, "page error", "page errors"))
+    fates = [
+        counted(count, one, many)
+        for count, one, many in (
+            (outcome.stored, "stored", "stored"),
+            (outcome.copies, "copy of a known story", "copies of known stories"),
+            (outcome.duplicates, "already stored", "already stored"),
+            (outcome.revised, "revised", "revised"),
+            (outcome.skipped, "not an article", "not articles"),
+            (outcome.page_errors, "page error", "page errors"),
+            (
+                outcome.new_urls - outcome.settled,
+                "left for the next poll",
+                "left for the next poll",
+            ),
+        )
+        if count > 0
+    ]
+    line = f"{counted(outcome.entries, 'link')}, {outcome.new_urls} new"
+    if fates:
+        line += ": " + ", ".join(fates)
     if outcome.challenges:
-        parts.append(_count(outcome.challenges, "bot challenge", "bot challenges"))
-    return ", ".join(parts)
-
-
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number} {one if number == 1 else many}"
+        line += f"; {counted(outcome.challenges, 'bot challenge')}"
+    return line
 
 
 def backoff_delay(

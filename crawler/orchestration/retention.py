@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from crawler.domain.health import POLL_HISTORY
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from crawler.domain.config import Config
@@ -39,5 +40,9 @@ def purge_old_articles(
         logger.info("retention: %d old reader answers and used links deleted", answers)
     store.purge_polls(now - POLL_HISTORY)
     if purged or deleted:
-        logger.info("retention: %d article bodies purged, %d old articles deleted", purged, deleted)
+        logger.info(
+            "retention: %s purged, %s deleted",
+            counted(purged, "article body", "article bodies"),
+            counted(deleted, "old article"),
+        )
     return purged, deleted

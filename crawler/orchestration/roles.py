@@ -41,6 +41,7 @@ from scrapy.crawler import CrawlerRunner
 from sqlalchemy.exc import IntegrityError
 
 from crawler.domain.scheduling import PollBounds
+from crawler.domain.wording import counted
 from crawler.orchestration.health import record_poll_health
 from crawler.orchestration.poll import describe, state_to_remember
 from crawler.orchestration.polling import POLL_JOB, RHYTHM_REFRESH
@@ -333,11 +334,11 @@ class WorkerService(NewswatchService):
             lambda failure: logger.error("worker crawl crashed: %s", failure.getTraceback())
         )
         logger.info(
-            "newswatch worker %s running: queue %s on %s, %d requests at once",
+            "newswatch worker %s running: queue %s on %s, %s at once",
             self.worker_id,
             self.keys.requests,
             self.config.redis,
-            self.config.cluster.concurrent_requests,
+            counted(self.config.cluster.concurrent_requests, "request"),
         )
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
@@ -352,10 +353,9 @@ class WorkerService(NewswatchService):
                 self.membership.beat()
                 for worker, count in self.membership.reap().items():
                     logger.warning(
-                        "worker %s stopped beating; its %d requests in flight are "
-                        "back in the queue",
+                        "worker %s stopped beating; its %s in flight are back in the queue",
                         worker,
-                        count,
+                        counted(count, "request"),
                     )
             except Exception as error:
                 logger.warning("worker heartbeat failed: %s", error)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from crawler.domain.stories import StoryIndex
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from crawler.storage.store import Store
@@ -30,8 +31,8 @@ def load_story_index(store: Store, window: timedelta) -> StoryIndex:
             skipped += 1
     index.prune(now)
     logger.info(
-        "story index: %d articles from the last %s%s",
-        len(index),
+        "story index: %s from the last %s%s",
+        counted(len(index), "article"),
         window,
         f" ({skipped} old signatures skipped)" if skipped else "",
     )

@@ -24,6 +24,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from crawler.domain.wording import counted
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -414,9 +416,8 @@ class BatchWriter(Generic[T, R]):
                 delay = self.retry_delays[attempt]
                 attempt += 1
                 logger.warning(
-                    "database write of %d items failed (%s); trying again in %.1fs "
-                    "(retry %d of %d)",
-                    len(items),
+                    "database write of %s failed (%s); trying again in %.1fs (retry %d of %d)",
+                    counted(len(items), "item"),
                     _first_line(error),
                     delay,
                     attempt,

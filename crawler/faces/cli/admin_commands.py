@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from crawler.domain.config import config_path, load_config
+from crawler.domain.wording import counted
 from crawler.faces.cli.common import EXIT_OK, _load, _open_store
 
 
@@ -17,8 +18,10 @@ def _check_config(args: argparse.Namespace) -> int:
         else f"outbox {config.delivery.outbox}"
     )
     print(
-        f"{path}: OK — {len(config.sources)} sources, {len(config.rules)} rules, "
-        f"{len(config.digest.recipients)} recipients, digest '{config.digest.schedule}' "
+        f"{path}: OK — {counted(len(config.sources), 'source')}, "
+        f"{counted(len(config.rules), 'rule')}, "
+        f"{counted(len(config.digest.recipients), 'recipient')}, "
+        f"digest '{config.digest.schedule}' "
         f"({config.digest.timezone}), delivery: {delivery}"
     )
     if config.all_recipients() and config.web.public_url is None:
@@ -47,5 +50,8 @@ def _db_purge(args: argparse.Namespace) -> int:
         purged, deleted = purge_old_articles(store, config)
     finally:
         store.close()
-    print(f"{purged} article bodies purged, {deleted} old articles deleted")
+    print(
+        f"{counted(purged, 'article body', 'article bodies')} purged, "
+        f"{counted(deleted, 'old article')} deleted"
+    )
     return EXIT_OK

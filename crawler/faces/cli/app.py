@@ -249,6 +249,11 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="sources, rules and digests at a glance (from the database)"
     )
     status.add_argument("--json", action="store_true", help="one JSON document")
+    status.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column, whatever the terminal's width (default: fit the terminal)",
+    )
     status.set_defaults(handler=_status)
 
     stories = commands.add_parser("stories", help="list stories: copies of one story grouped")

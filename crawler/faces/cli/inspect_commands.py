@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler.domain.config import ConfigError
+from crawler.domain.wording import counted
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _open_store
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from rich.console import Console
 
     from alerts.channel_status import ChannelStatus
     from alerts.learning import Taste
@@ -197,7 +196,7 @@ def _rules_test(args: argparse.Namespace) -> int:
     if args.explain:
         _print_left_out(left_out, scope, as_json=args.json)
     if not args.json:
-        summary = f"{hits} hit{'s' if hits != 1 else ''} in {len(articles)} articles"
+        summary = f"{counted(hits, 'hit')} in {counted(len(articles), 'article')}"
         if left_out:
             listed = "listed above" if args.explain else "--explain lists them"
             summary += (
@@ -328,6 +327,7 @@ def _status(args: argparse.Namespace) -> int:
             {
                 "recipient": recipient.email,
                 "schedule": f"{recipient.schedule} ({recipient.timezone})",
+                "timezone": recipient.timezone,
                 "last": last_runs[recipient.email],
                 "next": trigger.get_next_fire_time(None, now),
             }
@@ -365,7 +365,9 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, default=lambda value: value.isoformat(), ensure_ascii=False))
         return EXIT_OK
-    _print_status(report)
+    from crawler.faces.cli.status_view import print_status
+
+    print_status(report, wide=args.wide)
     return EXIT_OK
 
 
@@ -401,131 +403,6 @@ def _channel_json(channel: ChannelStatus) -> dict[str, Any]:
         "last_error": ledger.last_error,
         "last_error_at": ledger.last_error_at,
     }
-
-
-def _print_status(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    def when(moment: datetime | None) -> str:
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
-
-    console = Console()
-    sources = Table(title="Sources")
-    for column in (
-        "source",
-        "kind",
-        "state",
-        "last poll",
-        "last success",
-        "articles",
-        "failures",
-        "why / last error",
-    ):
-        sources.add_column(column)
-    for row in report["sources"]:
-        state = row["state"] or row["status"]
-        if state == "ok" and row["consecutive_failures"]:
-            state = "ok, retrying"  # failed lately, not yet for long enough to be failing
-        status = state + ("" if row["configured"] else " (not configured)")
-        why = (
-            row["last_error"]
-            if state.startswith("ok")
-            else (row["state_reason"] or row["last_error"])
-        )
-        sources.add_row(
-            row["name"],
-            row["kind"],
-            status,
-            when(row["last_polled_at"]),
-            when(row["last_success_at"]),
-            str(row["articles"]),
-            str(row["consecutive_failures"]),
-            (why or "")[:80],
-        )
-    # Each source's current interval and why (README, "Adaptive polling").
-    schedule = Table(title="Poll schedule")
-    for column in ("source", "next poll", "interval and why"):
-        schedule.add_column(column)
-    for row in report["sources"]:
-        if row["configured"] and row["poll_reason"]:
-            schedule.add_row(row["name"], when(row["next_poll_at"]), row["poll_reason"][:100])
-    rules = Table(title="Rules")
-    for column in ("rule", "matches", "delivery"):
-        rules.add_column(column)
-    for rule in report["rules"]:
-        rules.add_row(rule["name"], str(rule["matches"]), rule["alert"])
-    digests = Table(title="Digests")
-    for column in ("recipient", "schedule", "last", "next"):
-        digests.add_column(column)
-    for digest in report["digests"]:
-        digests.add_row(
-            digest["recipient"], digest["schedule"], when(digest["last"]), when(digest["next"])
-        )
-    console.print(sources, *([schedule] if schedule.row_count else []), rules, digests)
-    _print_channels(console, report["channels"])
-    if report["unsent"]:
-        console.print(f"Unsent, waiting for a retry: {report['unsent']}")
-    if "cluster" in report:
-        cluster = report["cluster"]
-        if "error" in cluster:
-            console.print(f"Scale-out: Redis did not answer: {cluster['error']}")
-        else:
-            console.print(
-                f"Scale-out: active scheduler {cluster['leader'] or '— (none)'}; "
-                f"{len(cluster['workers'])} workers; {cluster['poll_jobs_waiting']} poll jobs "
-                f"and {cluster['requests_queued']} requests queued"
-            )
-
-
-def _print_channels(console: Console, channels: list[dict[str, Any]]) -> None:
-    """The Channels table, one line per channel so it reads in 80 columns; each
-    channel's last error (a long line: it often quotes a URL) follows the table, one
-    line each, cut to the terminal's width."""
-    from rich import box
-    from rich.table import Table
-
-    def short(moment: datetime | None) -> str:
-        return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "—"
-
-    if not channels:
-        console.print("Channels: none (no recipients)")
-        return
-    table = Table(
-        title="Channels (times UTC)", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
-    )
-    table.add_column("channel", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("readers", justify="right", no_wrap=True)
-    table.add_column("last sent", no_wrap=True)
-    table.add_column("pending", justify="right", no_wrap=True)
-    table.add_column("failed", justify="right", no_wrap=True)
-    table.add_column("last error", no_wrap=True)
-    errors = []
-    for channel in channels:
-        error = channel["last_error"]
-        if error:
-            errors.append(f"  {channel['name']}: {_one_line(error)}")
-        table.add_row(
-            channel["name"],
-            channel["kind"] or "removed",
-            str(len(channel["recipients"])),
-            short(channel["last_sent_at"]),
-            str(channel["pending"]),
-            str(channel["failed"]),
-            short(channel["last_error_at"]) if error else "",
-        )
-    console.print(table)
-    if errors:
-        console.print("Last error of each channel (the time is in the table):")
-    width = max(console.width, 40)
-    for line in errors:
-        console.print(line if len(line) <= width else line[: width - 1] + "…", markup=False)
-
-
-def _one_line(text: str) -> str:
-    """``text`` with its runs of white space (new lines too) as single spaces."""
-    return " ".join(text.split())
 
 
 def _stories(args: argparse.Namespace) -> int:
@@ -564,7 +441,7 @@ def _stories(args: argparse.Namespace) -> int:
                 )
             )
             continue
-        print(f"{first.title}  [{len(members)} article{'s' if len(members) != 1 else ''}]")
+        print(f"{first.title}  [{counted(len(members), 'article')}]")
         for article in members:
             when = article.published.isoformat() if article.published else "time unknown"
             print(f"  {when}  {article.source}: {article.title}\n    {article.url}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawler.domain.config import ConfigError, config_path, load_config
+from crawler.domain.wording import counted
 from crawler.faces.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -226,7 +227,7 @@ def _digest(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for recipient, count in report.sent.items():
-        print(f"{recipient}: sent {count} articles")
+        print(f"{recipient}: sent {counted(count, 'article')}")
     for recipient, error in report.failed.items():
         print(f"{recipient}: FAILED, will retry: {error}")
     for recipient, until in report.retry_at.items():

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crawler.domain.wording import counted
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _sources_export(args: argparse.Namespace) -> int:
     document = export_opml(config.sources)
     if args.output:
         Path(args.output).write_bytes(document)
-        print(f"{len(config.sources) - len(others)} feeds written to {args.output}")
+        print(f"{counted(len(config.sources) - len(others), 'feed')} written to {args.output}")
     else:
         sys.stdout.buffer.write(document)
         sys.stdout.flush()
@@ -182,15 +183,16 @@ def _sources_add(args: argparse.Namespace) -> int:
         if candidate.kind == "listing":
             rendered = ", `render: browser`" if candidate.render == "browser" else ""
             print(
-                f"{number}. listing {candidate.url} ({candidate.how}): {candidate.entries} "
-                f"article links match `links: {candidate.links}`{rendered}{already}"
+                f"{number}. listing {candidate.url} ({candidate.how}): "
+                f"{counted(candidate.entries, 'article link')} match "
+                f"`links: {candidate.links}`{rendered}{already}"
             )
             for title, _published in candidate.samples:
                 print(f"     {title[:90]}")
             continue
         print(
             f"{number}. {candidate.kind} {candidate.url} ({candidate.how}): "
-            f"{candidate.entries} entries{already}"
+            f"{counted(candidate.entries, 'entry', 'entries')}{already}"
         )
         for title, published in candidate.samples:
             when = f"{published:%Y-%m-%d %H:%M} UTC" if published else "no date"

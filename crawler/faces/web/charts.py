@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
+from crawler.domain.wording import counted
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import date
@@ -133,8 +135,8 @@ def _summary(days: Sequence[DayCount]) -> str:
     """The chart in one sentence, for screen readers."""
     total = sum(day.count for day in days)
     text = (
-        f"{len(days)} days from {days[0].day.isoformat()} to {days[-1].day.isoformat()}: "
-        f"{total} new articles"
+        f"{counted(len(days), 'day')} from {days[0].day.isoformat()} to "
+        f"{days[-1].day.isoformat()}: {counted(total, 'new article')}"
     )
     expected = [day.expected for day in days if day.expected is not None]
     if expected:
