@@ -63,6 +63,7 @@ from markupsafe import Markup, escape
 
 from alerts.rules import find_terms
 from alerts.story_text import outlets_line
+from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -242,7 +243,7 @@ def make_snippet(body: str, terms: Sequence[str], width: int = 240) -> str:
 def _cached_environment(template_dirs: tuple[Path, ...]) -> Environment:
     loaders: list[BaseLoader] = [FileSystemLoader(str(folder)) for folder in template_dirs]
     loaders.append(PackageLoader("alerts", "templates"))
-    return Environment(
+    environment = Environment(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(["html.j2"], default_for_string=True, default=False),
         # Strict so a typo in a template fails loudly instead of mailing blanks.
@@ -251,6 +252,9 @@ def _cached_environment(template_dirs: tuple[Path, ...]) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # `{{ n|counted("new article") }}`: "1 new article", "2 new articles".
+    environment.filters["counted"] = counted
+    return environment
 
 
 def get_environment(template_dirs: Sequence[Path] = ()) -> Environment:

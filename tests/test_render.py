@@ -13,6 +13,7 @@ from alerts.render import (
     DigestSection,
     RenderedDigest,
     build_message,
+    get_environment,
     make_snippet,
     render_digest,
 )
@@ -281,3 +282,11 @@ def test_header_injection_is_removed(subject: str) -> None:
     assert parsed["Bcc"] is None
     assert parsed["Subject"] == "Hello Bcc: victim@example.org"
     assert b"\nBcc:" not in raw
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"), [(0, "0 new articles"), (1, "1 new article"), (2, "2 new articles")]
+)
+def test_templates_word_counts_with_the_counted_filter(count: int, shown: str) -> None:
+    template = get_environment().from_string('{{ count|counted("new article") }}')
+    assert template.render(count=count) == shown
