@@ -67,6 +67,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
+from idle_memory import tree_memory  # noqa: E402
 from pipeline import (  # noqa: E402
     PACKAGES,
     _cpu_seconds,
@@ -414,11 +415,18 @@ class TreeWatch:
         self.root = root
         self.cpu_seen: dict[int, float] = {}
         self.samples: list[tuple[float, float]] = []  # (time, PSS bytes)
+        self.at_peak = ""  # the tree's processes when its PSS peaked
 
     def sample(self) -> float:
         """Record PSS; return the tree's CPU seconds so far."""
         pids = _descendants(self.root)
-        self.samples.append((time.time(), float(sum(_pss(pid) for pid in pids))))
+        pss = float(sum(_pss(pid) for pid in pids))
+        if not self.samples or pss > max(total for _, total in self.samples):
+            self.at_peak = ", ".join(
+                f"{process.role.split(' (')[0]} {process.pss / 2**20:.0f}"
+                for process in tree_memory(self.root)
+            )
+        self.samples.append((time.time(), pss))
         for pid in pids:
             self.cpu_seen[pid] = max(self.cpu_seen.get(pid, 0.0), _cpu_seconds(pid))
         return sum(self.cpu_seen.values())
@@ -546,6 +554,10 @@ def measure_service(
     figures.lag_p95 = quantile(window_lag, 0.95)
     figures.lag_run_p95 = quantile(lag_after, 0.95)
     figures.peak_pss = max(pss for _, pss in watch.samples) / 2**20
+    peak_at = max(watch.samples, key=lambda sample: sample[1])[0] - started
+    figures.notes.append(
+        f"{figures.sources}: PSS peaked {peak_at:.0f} s after the start, MB: {watch.at_peak}"
+    )
     figures.steady_pss = (
         statistics.median(pss for t, pss in watch.samples if at_before <= t <= at_after) / 2**20
     )
