@@ -241,3 +241,29 @@ def test_deliveries_made_before_channels_stay_email_deliveries(store: Store) -> 
     assert (kept.id, kept.channel, kept.message_id) == (record.id, "email", record.message_id)
     assert kept.sent_at is not None
     assert len(store.pending_items("a@example.com", ["syria"], channel="team-hook")) == 1
+
+
+def test_downgrade_below_adaptive_polling_keeps_articles_sources(store: Store) -> None:
+    """Going back to 0015 drops the polling columns from ``sources`` and nothing else:
+    every article still names its source (a rebuilt ``sources`` table, dropped with
+    foreign keys on, would set every articles.source_id to NULL)."""
+    ids = [_save(store, _article(n), []) for n in (1, 2)]
+    with store.engine.connect() as connection:
+        before = connection.execute(text("SELECT id, source_id FROM articles ORDER BY id")).all()
+    assert [row.id for row in before] == ids
+    assert all(row.source_id is not None for row in before)
+    with store.engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0015")
+    with store.engine.connect() as connection:
+        assert "next_poll_at" not in {c["name"] for c in inspect(connection).get_columns("sources")}
+        after = connection.execute(text("SELECT id, source_id FROM articles ORDER BY id")).all()
+        assert after == before
+    store.upgrade()
+    assert store.schema_revision() == SCHEMA_REVISION
+    with store.engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT id, source_id FROM articles ORDER BY id")).all()
+            == before
+        )
