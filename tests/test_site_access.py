@@ -213,7 +213,11 @@ def test_a_site_behind_a_cookie_is_polled_and_no_secret_is_shown(
 
     # The cookie opened the members' feed and its article; another source of the same
     # site, without the cookie, got the 403.
-    assert "source members: 2 links, 2 new, 2 stored" in logs
+    # Its two articles are in the proxied source's feed too (same pages, other URLs):
+    # whichever poll comes first stores one, the other finds it already stored.
+    members = re.search(r"source members: 2 links, 2 new, (\d+) stored(?:, (\d+) already)?", logs)
+    assert members is not None, logs[-3000:]
+    assert int(members.group(1)) + int(members.group(2) or 0) == 2
     assert "feed http://127.0.0.1" in logs
     assert "locked: feed" in logs
     assert "failed: HTTP 403" in logs
