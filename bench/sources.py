@@ -44,7 +44,6 @@ import math
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import statistics
@@ -77,6 +76,7 @@ from pipeline import (  # noqa: E402
     become_subreaper,
     child_environment,
 )
+from serverprocess import ServerProcess  # noqa: E402
 
 EVERY = timedelta(minutes=15)
 CHANGE_SECONDS = 300  # a fresh feed gets a new item this often
@@ -273,41 +273,18 @@ async def serve(sources: int, per_host: int, fresh: float) -> None:
     await asyncio.to_thread(sys.stdin.read)
 
 
-class FeedServer:
+class FeedServer(ServerProcess):
     """``serve`` in its own process."""
 
     def __init__(self, sources: int, per_host: int, fresh: float, log: Path) -> None:
-        self._log = log.open("wb")
         command = [sys.executable, __file__, "--serve", "--sizes", str(sources)]
         command += ["--per-host", str(per_host), "--fresh", str(fresh)]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log
-        )
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], 60)
-        line = self.process.stdout.readline() if ready else b""
-        if not line:
-            self.stop()
-            raise RuntimeError(f"the feed server did not start; see {log}")
-        info = json.loads(line)
-        self.port: int = info["port"]
-        self.hosts: int = info["hosts"]
+        super().__init__(command, log, "the feed server", 60)
+        self.port: int = self.info["port"]
+        self.hosts: int = self.info["hosts"]
 
     def statuses(self) -> dict[str, int]:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://127.0.1.1:{self.port}/__stats", timeout=10) as reply:
-            return json.loads(reply.read())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        return dict(self.get_json(f"http://127.0.1.1:{self.port}/__stats"))
 
 
 def _headline(source: int, version: int) -> str:
