@@ -28,8 +28,11 @@ A source with an hourly rhythm (``Rhythm.enough``) is planned hour by hour; one 
 at least 2 weeks and ``SPARSE_MIN_ARTICLES`` articles at its mean rate (a weekly blog);
 one still learning, or with ``adaptive: false``, is polled at its ``every``, as before.
 Server hints (``Cache-Control: max-age``, ``Retry-After``, a feed's ``<ttl>`` and
-``sy:updatePeriod``/``sy:updateFrequency``) are honoured where they ask for a longer
-wait, never beyond ``max_interval``.
+``sy:updatePeriod``/``sy:updateFrequency``) are honoured by an adaptive plan where they
+ask for a longer wait, never beyond ``max_interval``. A fixed plan (``adaptive: false``,
+or still learning) honours ``Retry-After`` alone: the user chose its interval, and
+WordPress says ``sy:updatePeriod hourly`` by default, which would quietly make a
+source set to ``every: 10m`` hourly.
 """
 
 from __future__ import annotations
@@ -278,7 +281,8 @@ def next_poll(
     """The next poll after one that ended at ``now``: when the poll rate the plan
     gives the coming hours adds up to one poll (so a source about to wake is polled
     as it wakes), sooner in a burst (``recent``: publish times of its articles seen
-    in the last ``BURST_WINDOW``), later where ``hints`` ask for it."""
+    in the last ``BURST_WINDOW``), later where ``hints`` ask for it (only their
+    ``Retry-After`` for a plan that is not adaptive)."""
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     if not plan.adaptive:
         interval = plan.bounds.every
@@ -286,6 +290,9 @@ def next_poll(
         reason = f"every {format_interval(interval)} ({why})"
     else:
         interval, reason = _adaptive_interval(plan, now, recent)
+    if hints is not None and not plan.adaptive:
+        # The user's interval stands; only a server's explicit "stay away" (politeness).
+        hints = ServerHints(retry_after=hints.retry_after)
     interval, reason = _honour_hints(interval, reason, hints, plan.bounds.ceiling)
     return NextPoll(now + interval, interval, reason)
 
