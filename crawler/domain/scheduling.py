@@ -57,12 +57,15 @@ __all__ = [
     "PollBounds",
     "PollPlan",
     "ServerHints",
+    "backoff_reason",
     "max_age_from",
     "next_poll",
     "polled_every",
     "pool_scale",
+    "safety_net_reason",
     "ttl_from",
     "update_period_from",
+    "wait_of",
 ]
 
 HOUR = timedelta(hours=1)
@@ -79,6 +82,13 @@ SPARSE_MIN_ARTICLES = 3
 BURST_WINDOW = timedelta(hours=1)
 BURST_MIN_ARTICLES = 3
 BURST_FACTOR = 3.0
+# What the reasons say (NextPoll.asked_by_server, NextPoll.backoff read them back
+# after a restart: the reason is what is kept of a source's next poll).
+RETRY_AFTER = "Retry-After"
+BACKOFF = "backoff: "
+# Longer waits a server asks for are taken as this long: always past max_interval and
+# max_backoff, which cap them further, and far from a timedelta's or datetime's end.
+LONGEST_WAIT = timedelta(days=365)
 # pool_scale stops once the budget is met within this share.
 POOL_TOLERANCE = 1e-3
 POOL_ROUNDS = 30
@@ -163,6 +173,36 @@ class NextPoll:
     at: datetime
     interval: timedelta
     reason: str
+
+    @property
+    def asked_by_server(self) -> bool:
+        """The wait is one a server's ``Retry-After`` asked for: politeness, kept
+        across a restart and a reload."""
+        return RETRY_AFTER in self.reason
+
+    @property
+    def backoff(self) -> bool:
+        """The wait is a backoff after failed polls (``backoff_reason``)."""
+        return self.reason.startswith(BACKOFF)
+
+
+def backoff_reason(why: str, delay: timedelta) -> str:
+    """The reason of a backoff: ``backoff: 3 failed polls in a row → every 2h``."""
+    return f"{BACKOFF}{why} → every {format_interval(delay)}"
+
+
+def safety_net_reason(interval: timedelta) -> str:
+    """The reason of a source a WebSub hub pushes, polled only as a safety net."""
+    return f"WebSub push; safety-net poll every {format_interval(interval)}"
+
+
+def wait_of(seconds: float | None) -> timedelta | None:
+    """A wait a server asked for, in seconds, as a span of at most ``LONGEST_WAIT``
+    (None: not asked). A ``Retry-After`` of 10**12 seconds or a date in the year 9999
+    is read as a long wait, capped by the bounds later, never as an overflow."""
+    if not seconds or seconds <= 0 or math.isnan(seconds):
+        return None
+    return timedelta(seconds=min(seconds, LONGEST_WAIT.total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -355,7 +395,7 @@ def _honour_hints(
     if hints is None:
         return interval, reason
     asked = [
-        (hints.retry_after, "Retry-After"),
+        (hints.retry_after, RETRY_AFTER),
         (hints.max_age, "Cache-Control max-age"),
         (hints.ttl, "feed ttl"),
         (hints.update_period, "feed sy:updatePeriod"),
