@@ -118,10 +118,13 @@ def test_the_service_polls_each_source_by_its_rhythm_and_its_servers_hints(
     config = write_config(
         tmp_path, **site_config(news_site, tmp_path, sources=sources, max_backoff="6h")
     )
-    # busy: 9 articles an hour, every hour; quiet and fixed: one an hour.
+    # busy: 9 articles an hour, every hour; the others one an hour (slow and cached
+    # too: only an adaptive plan takes a ttl or max-age; a fixed one, Retry-After).
+    hourly = timedelta(hours=1)
     _seed(
         config,
-        {"busy": timedelta(seconds=400), "quiet": timedelta(hours=1), "fixed": timedelta(hours=1)},
+        {"busy": timedelta(seconds=400)}
+        | {name: hourly for name in ("quiet", "slow", "cached", "fixed")},
     )
 
     with running_service(config) as service:
@@ -134,7 +137,7 @@ def test_the_service_polls_each_source_by_its_rhythm_and_its_servers_hints(
         interval = {name: row["poll_interval_seconds"] for name, row in status.items()}
         reason = {name: row["poll_reason"] for name, row in status.items()}
 
-        # The two learned sources share the budget of two 15-minute sources: the busy
+        # The learned sources share the budget of as many 15-minute sources: the busy
         # one (9× the articles) is polled about 3× as often as the quiet one (√9),
         # more often than every 15 min; the quiet one less often.
         assert 5 * 60 <= interval["busy"] < 15 * 60, reason["busy"]

@@ -214,3 +214,43 @@ def test_a_huge_retry_after_is_capped_not_a_traceback(tmp_path: Path, seconds: f
         assert next_poll(polling.plan(source, now), now, hints=hints).at == now + cap
     finally:
         store.close()
+
+
+# -- the hourly refresh -------------------------------------------------------------------
+
+
+def test_the_hourly_rhythm_refresh_reads_off_the_database_thread(tmp_path: Path) -> None:
+    """10,000 sources' rhythms take seconds to read: the hourly refresh reads them in
+    a thread of its own, so the polls' writes on the database thread go on. The
+    first, at the start, is on the database thread (the first polls wait for it)."""
+    import threading
+
+    config = Config.model_validate(
+        {"sources": [{"name": "desk", "feed": "https://desk.example/rss", "every": "15m"}]}
+    )
+    store = _store(tmp_path / "refresh.db", config)
+    database = DatabaseThread()
+    read_on: list[str] = []
+    read = store.source_rhythms
+
+    def source_rhythms(now: datetime) -> Any:
+        read_on.append(threading.current_thread().name)
+        return read(now)
+
+    store.source_rhythms = source_rhythms  # type: ignore[method-assign]
+    polling = AdaptivePolling(store, config, database)
+
+    async def refresh_twice() -> None:
+        await polling.refresh_soon()
+        await polling.refresh_soon()
+
+    try:
+        _in_a_thread(refresh_twice)
+        assert len(read_on) == 2
+        assert read_on[0].startswith("newswatch-db")
+        assert not read_on[1].startswith("newswatch-db")
+        assert polling.refreshed_at is not None
+        assert polling.plan(config.source("desk"), datetime.now(UTC)).learning
+    finally:
+        database.shutdown()
+        store.close()

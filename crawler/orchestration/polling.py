@@ -3,9 +3,11 @@ source's plan, its next poll after every poll, and what is kept of both.
 
 The policy is pure (crawler/domain/scheduling.py); this module feeds it. Rhythms
 are read for every source at once (one query, crawler/storage/health.py
-``source_rhythms``) when the service starts and every ``RHYTHM_REFRESH``, never per
-poll; the pool's ``k`` and each source's ``PollPlan`` are made from them then, and
-again when the polling settings change on a reload. After a poll, only the
+``source_rhythms``) when the service starts and every ``RHYTHM_REFRESH`` (in a
+thread of its own: seconds for 10,000 sources), never per poll; the pool's ``k``
+and each source's ``PollPlan`` are made from them then, and again when the polling
+settings change on a reload (the jobs of the sources whose plan changed are moved
+then). After a poll, only the
 source's publish times of the last hour are read (for a burst), and its next poll,
 interval and reason are kept on its row: ``newswatch status``, the status page and
 ``/metrics`` show them, the health of the source is judged by that interval, and a
@@ -17,6 +19,7 @@ its reason is kept the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +86,28 @@ def hints_of(state: FetchState | None) -> ServerHints | None:
     )
 
 
+@dataclass(frozen=True)
+class _Plans:
+    """Every source's rhythm, the pool's ``k`` and plans made from them, and the
+    settings they were made for."""
+
+    rhythms: dict[str, Rhythm]
+    scale: float
+    plans: dict[str, PollPlan]
+    settings: tuple[Any, ...]
+
+
+def _make_plans(config: Config, rhythms: dict[str, Rhythm], now: datetime) -> _Plans:
+    """The pool's ``k`` and each enabled source's plan under ``config`` (pure)."""
+    polling = config.polling
+    bounds = {s.name: PollBounds.from_config(s, polling) for s in config.sources if s.enabled}
+    learning = Rhythm.from_times((), now)
+    chosen = {name: rhythms.get(name, learning) for name in bounds}
+    scale = pool_scale([(chosen[name], bounds[name]) for name in bounds], polling.requests_per_day)
+    plans = {name: PollPlan.build(chosen[name], bounds[name], scale) for name in bounds}
+    return _Plans(rhythms, scale, plans, _polling_settings(config))
+
+
 def _polling_settings(config: Config) -> tuple[Any, ...]:
     """What the plans are made of besides rhythms: a reload that changes none of it
     keeps them."""
@@ -123,6 +148,21 @@ class AdaptivePolling:
         self._rhythms = self.store.source_rhythms(now)
         self.refreshed_at = now
         self._make_plans(now)
+        self._log_plans()
+
+    def _take(self, made: _Plans, config: Config, now: datetime) -> None:
+        """Swap in the rhythms and plans ``made`` from ``config`` off the database
+        thread (blocks briefly; on the database thread, so no poll sees half of
+        them). A reload that came meanwhile has its plans made again here."""
+        self._rhythms = made.rhythms
+        self.refreshed_at = now
+        if config is self.config:
+            self.scale, self._plans, self._planned_for = made.scale, made.plans, made.settings
+        else:
+            self._make_plans(now)
+        self._log_plans()
+
+    def _log_plans(self) -> None:
         logger.info(
             "adaptive polling: rhythms of %d sources read, %d planned by their rhythm (k = %.3g)",
             len(self._rhythms),
@@ -153,19 +193,8 @@ class AdaptivePolling:
         return {name for name, plan in self._plans.items() if plans.get(name, plan) != plan}
 
     def _make_plans(self, now: datetime) -> None:
-        polling = self.config.polling
-        bounds = {
-            s.name: PollBounds.from_config(s, polling) for s in self.config.sources if s.enabled
-        }
-        learning = Rhythm.from_times((), now)
-        rhythms = {name: self._rhythms.get(name, learning) for name in bounds}
-        self.scale = pool_scale(
-            [(rhythms[name], bounds[name]) for name in bounds], polling.requests_per_day
-        )
-        self._plans = {
-            name: PollPlan.build(rhythms[name], bounds[name], self.scale) for name in bounds
-        }
-        self._planned_for = _polling_settings(self.config)
+        made = _make_plans(self.config, self._rhythms, now)
+        self.scale, self._plans, self._planned_for = made.scale, made.plans, made.settings
 
     def plan(self, source: SourceConfig, now: datetime) -> PollPlan:
         """``source``'s plan; one still learning if it has none yet."""
@@ -257,8 +286,24 @@ class AdaptivePolling:
         return upcoming
 
     async def refresh_soon(self) -> None:
-        """The scheduled refresh of every source's rhythm (on the database thread)."""
-        await self.database.run(self.refresh, datetime.now(UTC))
+        """The scheduled refresh of every source's rhythm. The first, at the start, on
+        the database thread: the first polls wait for their plans. The later ones
+        read the rhythms and make the plans in a thread of their own, on a
+        connection of their own: 10,000 sources' rhythms take seconds to read
+        (docs/performance.md), and the polls' writes go on meanwhile (SQLite in
+        WAL mode and PostgreSQL let one reader and a writer run at once); only the
+        swap is on the database thread."""
+        now = datetime.now(UTC)
+        if self.refreshed_at is None:
+            await self.database.run(self.refresh, now)
+            return
+        config = self.config
+
+        def read_and_plan() -> _Plans:
+            return _make_plans(config, self.store.source_rhythms(now), now)
+
+        made = await asyncio.to_thread(read_and_plan)
+        await self.database.run(self._take, made, config, now)
 
     # -- after a restart -------------------------------------------------------------
 
