@@ -254,3 +254,46 @@ def test_the_hourly_rhythm_refresh_reads_off_the_database_thread(tmp_path: Path)
     finally:
         database.shutdown()
         store.close()
+
+
+def test_a_reload_reads_the_file_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading and validating 10,000 sources takes seconds: not on the event loop,
+    where every poll and the scheduler run. The new configuration still applies."""
+    import threading
+
+    from crawler.orchestration import service as service_module
+    from crawler.orchestration.service import NewswatchService
+
+    settings: dict[str, Any] = {
+        "database": f"sqlite:///{tmp_path / 'newswatch.db'}",
+        "workers": 0,
+        "web": {"enabled": False},
+        "sources": [{"name": "desk", "feed": "https://desk.example/rss", "every": "15m"}],
+    }
+    path = write_config(tmp_path, **settings)
+    config = load_config(path)
+    store = _store(tmp_path / "newswatch.db", config)
+    read_on: list[threading.Thread] = []
+
+    def load_config_spied(where: Path) -> Config:
+        read_on.append(threading.current_thread())
+        return load_config(where)
+
+    monkeypatch.setattr(service_module, "load_config", load_config_spied)
+
+    async def reload() -> tuple[bool, threading.Thread, list[str]]:
+        service = NewswatchService(config, store, cpu_workers=0, config_path=path)
+        settings["sources"].append({"name": "wire", "feed": "https://wire.example/rss"})
+        write_config(tmp_path, **settings)
+        reloaded = await service.reload()
+        names = [source.name for source in service.config.sources]
+        await service.stop()
+        return reloaded, threading.current_thread(), names
+
+    reloaded, loop_thread, names = _in_a_thread(reload)
+    assert reloaded
+    assert names == ["desk", "wire"]
+    assert len(read_on) == 1
+    assert read_on[0] is not loop_thread

@@ -87,6 +87,8 @@ async def reload_retrying(reload: Callable[[], Awaitable[bool]]) -> bool:
 class SchedulerService(NewswatchService):
     """A scheduler process: active while it holds the lock, on standby otherwise."""
 
+    plans_polls = False  # polls follow each source's every (adaptive polling: future work)
+
     def __init__(
         self,
         config: Config,
@@ -223,6 +225,8 @@ class SchedulerService(NewswatchService):
 
 class WorkerService(NewswatchService):
     """A worker process: one crawl for life over the shared queue."""
+
+    plans_polls = False
 
     def __init__(
         self,

@@ -74,6 +74,12 @@ CONFIG_CHECK_SECONDS = 2
 HEALTH_CHECK_SECONDS = 60
 
 
+def _read_config(path: Path) -> tuple[Config, RuleMatcher]:
+    """The configuration file, validated, and its rules' matcher (blocks)."""
+    config = load_config(path)
+    return config, RuleMatcher(rules_from_config(config))
+
+
 def _mtime(path: Path | None) -> int | None:
     try:
         return path.stat().st_mtime_ns if path is not None else None
@@ -83,6 +89,10 @@ def _mtime(path: Path | None) -> int | None:
 
 class NewswatchService:
     """The running parts of newswatch, shared by the scheduler jobs and one-shot commands."""
+
+    # This process polls, and sets each source's next poll by its plan (the scale-out
+    # roles poll at each source's ``every``, crawler/orchestration/roles.py).
+    plans_polls = True
 
     def __init__(
         self,
@@ -127,6 +137,7 @@ class NewswatchService:
         self._alert_run = asyncio.Lock()
         # One operators' notice run at a time: two would both find the same notices due.
         self._operator_run = asyncio.Lock()
+        self._reload_run = asyncio.Lock()
         # Time before the start is no source's silence (crawler.orchestration.health).
         self._started = datetime.now(UTC)
         self.polling = AdaptivePolling(store, config, self.context.database)
@@ -474,14 +485,21 @@ class NewswatchService:
         """
         if self.config_path is None:
             return False
-        try:
-            config = load_config(self.config_path)
-            matcher = RuleMatcher(rules_from_config(config))
-        except (ConfigError, ValueError) as error:
-            logger.error(
-                "configuration reload refused; the running configuration stays in force:\n%s", error
-            )
-            return False
+        async with self._reload_run:  # a SIGHUP and the file watch: one at a time, in order
+            try:
+                # Read and validated in a thread: 10,000 sources take seconds, which
+                # on the event loop would hold up every poll and the scheduler.
+                config, matcher = await asyncio.to_thread(_read_config, self.config_path)
+            except (ConfigError, ValueError) as error:
+                logger.error(
+                    "configuration reload refused; the running configuration stays in force:\n%s",
+                    error,
+                )
+                return False
+            return await self._apply(config, matcher)
+
+    async def _apply(self, config: Config, matcher: RuleMatcher) -> bool:
+        """Put a validated ``config`` in force (``reload``)."""
         await self.context.database.run(self.store.sync_sources, config.sources)
         self.config = config
         self.context.matcher = matcher
@@ -498,7 +516,7 @@ class NewswatchService:
             self._schedule_digests(self.scheduler)
             self.websub.sync_soon()  # removed sources' subscriptions end
         changed = await self.context.database.run(self.polling.replan, config, datetime.now(UTC))
-        if self.scheduler is not None:
+        if self.scheduler is not None and self.plans_polls:
             await self.polling.retime_jobs(self.scheduler, changed, self._safety_net)
         logger.info(
             "configuration reloaded: %d sources, %d rules, %d recipients",
