@@ -151,9 +151,9 @@ class AdaptivePolling:
         self._log_plans()
 
     def _take(self, made: _Plans, config: Config, now: datetime) -> None:
-        """Swap in the rhythms and plans ``made`` from ``config`` off the database
-        thread (blocks briefly; on the database thread, so no poll sees half of
-        them). A reload that came meanwhile has its plans made again here."""
+        """Swap in the rhythms and the plans ``made`` from ``config`` in a thread of
+        their own (``refresh_soon``). Run on the database thread, so that no poll
+        sees half of them; a reload that came meanwhile has its plans made again."""
         self._rhythms = made.rhythms
         self.refreshed_at = now
         if config is self.config:
