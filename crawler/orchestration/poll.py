@@ -143,7 +143,9 @@ def backoff_delay(
     """
     if failures <= 0:
         return every
+    longest = max(cap, every)
     delay = every * (2 ** min(failures, 16))
     if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return min(delay, max(cap, every))
+        # Capped as seconds first: a Retry-After of 10**12 s is past what a timedelta holds.
+        delay = max(delay, timedelta(seconds=min(retry_after, longest.total_seconds())))
+    return min(delay, longest)
