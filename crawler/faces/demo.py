@@ -86,7 +86,20 @@ def claim_demo_folder(folder: Path) -> DemoFolder:
         raise DemoFolderError(
             f"another `newswatch demo` is running in {folder}; stop it or choose another --folder"
         ) from None
+    try:
+        cleared = _clear_earlier_run(folder)
+    except OSError as error:
+        os.close(lock)
+        raise DemoFolderError(
+            f"cannot clear the previous demo run in {folder}: {error.strerror}: {error.filename}"
+        ) from None
+    return DemoFolder(folder, lock, cleared)
+
+
+def _clear_earlier_run(folder: Path) -> bool:
+    """Remove the demo's database and digests; whether there were any."""
     cleared = False
+    outbox = folder / DEMO_OUTBOX
     for suffix in SQLITE_SIDE_FILES:
         database = folder / f"{DEMO_DATABASE}{suffix}"
         if database.is_file():
@@ -96,7 +109,7 @@ def claim_demo_folder(folder: Path) -> DemoFolder:
         if digest.is_file():
             digest.unlink()
             cleared = True
-    return DemoFolder(folder, lock, cleared)
+    return cleared
 
 
 def _written_by_demo(config: Path) -> bool:

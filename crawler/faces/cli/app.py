@@ -152,13 +152,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--web-port",
         type=_port,
+        metavar="PORT",
         default=8787,
         help="status page port (0: any); when it is taken, any free one",
     )
     demo.add_argument(
         "--site-port",
         type=_port,
-        default=8788,
+        default=8788,  # crawler.faces.demo.DEMO_SITE_PORT, not imported: it loads http.server
+        metavar="PORT",
         help="the demo news site's port (0: any); when it is taken, any free one",
     )
     demo.add_argument(
