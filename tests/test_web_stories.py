@@ -330,7 +330,9 @@ def test_stories_a_story_and_filtered_matches_in_chromium(
         assert page.locator("h2").all_inner_texts() == ["mekong (2)"]
         [group] = page.locator("tbody.story").all()
         assert group.locator("tr").count() == 2  # the copies of one story, together
-        assert group.locator("tr.copy").inner_text().startswith(DAM_COPY)
+        # The newest match first, with the link to the story; the other copy under it.
+        assert group.locator("tr").first.inner_text().startswith(f"{DAM_COPY} story · 2 copies")
+        assert group.locator("tr.copy").inner_text().startswith(DAM)
         assert group.locator(".sent").inner_text() == f"sent to {ANA}"
         page.screenshot(path=str(ARTIFACTS / "web-matches-filtered.png"), full_page=True)
 

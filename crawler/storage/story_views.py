@@ -408,6 +408,8 @@ def _load_stories(session: Session, story_ids: list[int], *, revisions: bool) ->
         texts.setdefault(story_of[article_id], []).append(
             StoryRevision(article_id, revision, title or "", revised_at)
         )
+        # A revision moves its copy's fetch time on: the story was seen at the first.
+        fetched[story_of[article_id]].append(revised_at)
     return [
         StoryRecord(
             id=story,
