@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup, escape
+
 from alerts.ranking import score_story
 from crawler.faces.web.common import (
     MATCHES_OF_ONE_RULE,
@@ -42,6 +44,9 @@ STORIES_PER_PAGE = 25
 STORY_ID = r"(?P<story_id>[0-9]{1,12})"
 STATES = {"any": "sent or pending", "sent": "sent", "pending": "pending"}
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 _CURSOR = re.compile(r"(\d{1,20})-(\d{1,10})")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -112,7 +117,7 @@ class StoryPages:
             "/stories",
             stories=[self._story_summary(story) for story in page.stories],
             rules=self._rule_choices(rule),
-            rule=rule,
+            rule=one_line(rule or "", MAX_TITLE_CHARS),
             matched=matched,
             first_page=after is None,
             first_link="/stories?" + urlencode([(k, v) for k, v in filters if v]),
@@ -262,15 +267,15 @@ class StoryPages:
             "/matches",
             sections=sections,
             per_rule=per_rule,
-            rule=form["rule"],
             form=form,
             filtered=any(form.values()),
+            reader=one_line(form["recipient"], MAX_TITLE_CHARS),
             choices={
                 "rules": self._rule_choices(form["rule"] or None),
-                "sources": _with(
+                "sources": _choices(
                     [source.name for source in self.site.config.sources], form["source"]
                 ),
-                "recipients": _with(
+                "recipients": _choices(
                     [r.email for r in self.site.config.all_recipients()], form["recipient"]
                 ),
                 "states": list(STATES.items()),
@@ -380,8 +385,8 @@ class StoryPages:
             )
         return sections
 
-    def _rule_choices(self, chosen: str | None) -> list[str]:
-        return _with(self.site.config.rule_names(), chosen or "")
+    def _rule_choices(self, chosen: str | None) -> list[dict[str, Any]]:
+        return _choices(self.site.config.rule_names(), chosen or "")
 
 
 def story_status(sendings: Sequence[StorySending], *, name_readers: bool = True) -> Status:
@@ -405,10 +410,33 @@ def _sending_state(sending: StorySending) -> Status:
     return Status("waiting to be sent", "pending")
 
 
-def _with(names: list[str], chosen: str) -> list[str]:
-    """The configured names, and the chosen one too when it is not (a rule removed
-    since a digest linked to it)."""
-    return names if not chosen or chosen in names else [*names, chosen]
+def _choices(names: list[str], chosen: str) -> list[dict[str, Any]]:
+    """A select's options: the configured names, and the chosen one too when it is
+    not (a rule removed since a digest linked to it). The value is the name exactly
+    (it is what the filter compares), its invisible and control characters written
+    as character references so that none is in the page; the label is cut to a line."""
+    if chosen and chosen not in names:
+        names = [*names, chosen]
+    return [
+        {
+            "value": _attribute(name),
+            "label": one_line(name, MAX_TITLE_CHARS),
+            "selected": name == chosen,
+        }
+        for name in names
+    ]
+
+
+def _attribute(text: str) -> Markup:
+    """``text`` escaped, its invisible and control characters as character references."""
+    pieces = []
+    position = 0
+    for found in _INVISIBLE.finditer(text):
+        pieces.append(escape(text[position : found.start()]))
+        pieces.append(Markup("&#x{:x};").format(ord(found.group())))
+        position = found.end()
+    pieces.append(escape(text[position:]))
+    return Markup("").join(pieces)
 
 
 def _encode(moment: datetime, story: int) -> str:
