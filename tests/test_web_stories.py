@@ -284,6 +284,7 @@ def test_stories_a_story_and_filtered_matches_in_chromium(
         assert temple.locator(".outlets").inner_text() == EVIL
         assert temple.locator(".rules").inner_text() == "heritage, mekong"
         assert temple.locator(".sent").inner_text() == "pending"
+        assert page.locator(f"#story-{seeded.cup} .sent").inner_text() == "no rule matched"
         assert page.locator("tbody.story").count() == 25
         page.screenshot(path=str(ARTIFACTS / "web-stories.png"), full_page=True)
         page.get_by_role("link", name="Older →").click()

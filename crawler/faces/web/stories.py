@@ -134,7 +134,7 @@ class StoryPages:
             "revisions": story.earlier_revisions,
             "rules": [one_line(rule, MAX_TITLE_CHARS) for rule in story.rules],
             "last_seen": self.site.when(story.last_seen),
-            "status": story_status(story.sendings),
+            "status": _sent(story),
         }
 
     def _copy_view(self, copy: Any) -> dict[str, Any]:
@@ -191,7 +191,7 @@ class StoryPages:
                 }
                 for match in story.matches
             ],
-            sent=story_status(story.sendings),
+            sent=_sent(story),
             readers=self._readers(story),
             sendings=[
                 {
@@ -400,6 +400,13 @@ def story_status(sendings: Sequence[StorySending], *, name_readers: bool = True)
         readers = ", ".join(dict.fromkeys(one_line(s.recipient, 100) for s in queued))
         return Status(f"queued for {readers}" if name_readers else "queued", "pending")
     return Status("pending", "idle")
+
+
+def _sent(story: StoryRecord) -> Status:
+    """A story no rule matched is for nobody: not "pending"."""
+    if not story.matches and not story.sendings:
+        return Status("no rule matched", "idle")
+    return story_status(story.sendings)
 
 
 def _sending_state(sending: StorySending) -> Status:
