@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import run_newswatch, site_config, write_config
+from newssite import NewsSite, Reply
 
 from spiders.hostgate import HostGate, HostGateStopped
-from tests.conftest import run_newswatch, site_config, write_config
-from tests.newssite import NewsSite, Reply
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-ROOT = Path(__file__).parent.parent
 EMPTY_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Quiet</title><link>{base}/</link>
 <description>nothing new</description></channel></rss>
@@ -237,43 +236,23 @@ def test_polls_that_start_together_still_share_the_host(
         tmp_path,
         **site_config(news_site, tmp_path, sources=sources, concurrent_requests_per_domain=2),
     )
-    done = _poll_at_once(config)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["ok"] * 8
+    assert _poll_at_once(config) == ["ok"] * 8
     assert news_site.most_in_flight == 2
 
 
-def _poll_at_once(config: Path) -> subprocess.CompletedProcess[str]:
+def _poll_at_once(config: Path) -> list[str]:
     """Every source of ``config`` polled at once with poll_source (the service's
-    runner and context, not its per-host poll turns); prints each poll's error or ok."""
-    script = (
-        "import asyncio, sys\n"
-        "from crawler.orchestration.runtime import install_asyncio_reactor\n"
-        "install_asyncio_reactor()\n"
-        "from crawler.domain.config import load_config\n"
-        "from crawler.orchestration.poll import poll_source\n"
-        "from crawler.orchestration.runtime import run_once\n"
-        "from crawler.orchestration.service import NewswatchService\n"
-        "from crawler.storage.store import Store\n"
-        "config = load_config(sys.argv[1])\n"
-        "store = Store.from_url(config.database)\n"
-        "store.upgrade()\n"
-        "store.sync_sources(config.sources)\n"
-        "async def all_at_once(service):\n"
-        "    polls = [poll_source(service.runner, service.context, s) for s in config.sources]\n"
-        "    return await asyncio.gather(*polls)\n"
-        "outcomes = run_once(lambda: NewswatchService(config, store, cpu_workers=0), all_at_once)\n"
-        "print('\\n'.join(o.error or 'ok' for o in outcomes))\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script, str(config)],
+    runner and context, not its per-host poll turns): each poll's error, or ok."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "poll_outcomes.py"), str(config), "--at-once"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return sorted(outcome["error"] or "ok" for outcome in outcomes)
 
 
 def test_a_poll_stopped_while_waiting_for_its_host_ends(
@@ -293,9 +272,7 @@ def test_a_poll_stopped_while_waiting_for_its_host_ends(
             poll_timeout="1s",
         ),
     )
-    done = _poll_at_once(config)
-    assert done.returncode == 0, done.stderr
-    assert sorted(done.stdout.splitlines()) == [
+    assert _poll_at_once(config) == [
         "ok",
         *["the crawl stopped while waiting for 127.0.0.1"] * 3,
     ]
