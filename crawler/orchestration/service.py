@@ -35,7 +35,7 @@ from crawler.orchestration.delivery_retries import schedule_held_digests, schedu
 from crawler.orchestration.health import sweep_stale_health
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
-from crawler.orchestration.poll import poll_source, stop_crawls
+from crawler.orchestration.poll import poll_source, poll_turn, stop_crawls
 from crawler.orchestration.polling import RHYTHM_REFRESH, AdaptivePolling
 from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
@@ -160,7 +160,7 @@ class NewswatchService:
             self._poll_slots = asyncio.Semaphore(
                 max(MIN_CONCURRENT_POLLS, POLLS_PER_CPU_WORKER * self.context.cpu.workers)
             )
-        async with self._poll_slots:
+        async with poll_turn(self.runner, self.context, source), self._poll_slots:
             self.metrics.poll_started(name)
             outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
