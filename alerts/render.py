@@ -99,7 +99,7 @@ _INVISIBLE_RE = re.compile(
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators: in a header
 # they could start a new header line; in body text they are never wanted.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_SUBJECT_FIELDS = frozenset({"count", "rules"})
+_SUBJECT_FIELDS = frozenset({"count", "new_articles", "rules"})
 # Inline style because many mail clients drop <style> blocks and ignore <mark>.
 _MARK = Markup('<mark style="background-color:#ffe869; color:#222222;">{}</mark>')
 
@@ -376,9 +376,10 @@ def more_hint(rule: str) -> str:
 
 
 def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -> str:
-    """Fill `{count}` and `{rules}` in `subject_template`, never raising, in bounded time.
+    """Fill `{count}`, `{new_articles}` ("1 new article", "3 new articles") and
+    `{rules}` in `subject_template`, never raising, in bounded time.
 
-    Only those two bare names are substituted, with a format spec of width and
+    Only those bare names are substituted, with a format spec of width and
     precision at most `crawler.domain.config.MAX_SUBJECT_WIDTH` (what the configuration
     accepts). Any other placeholder, attribute or index access, conversion, bad or
     too wide format spec is left literally as written; a template with unbalanced
@@ -398,7 +399,11 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
     # No spec can show more than this much of the rule names (precision and width
     # are bounded, and the subject is cut anyway).
     names = ", ".join(rules[:MAX_SUBJECT_CHARS])[:MAX_SUBJECT_TEMPLATE_CHARS]
-    values: dict[str, object] = {"count": count, "rules": names}
+    values: dict[str, object] = {
+        "count": count,
+        "new_articles": counted(count, "new article"),
+        "rules": names,
+    }
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:

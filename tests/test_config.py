@@ -561,13 +561,13 @@ def test_a_schedule_that_fires_only_in_leap_years_is_valid(tmp_path: Path) -> No
         pytest.param(
             "{count.__class__}",
             "{count.__class__}: attribute and index access is not "
-            "allowed; expected {count} or {rules}",
+            "allowed; expected {count}, {new_articles} or {rules}",
             id="attribute",
         ),
         pytest.param("{count[0]}", "attribute and index access is not allowed", id="index"),
         pytest.param(
             "{total} new",
-            "unknown placeholder {total}; expected {count} or {rules}",
+            "unknown placeholder {total}; expected {count}, {new_articles} or {rules}",
             id="unknown-field",
         ),
         pytest.param("{0}", "unknown placeholder {0}", id="positional"),

@@ -33,7 +33,7 @@ def _message(
     recipient: str = "analyst@example.org", message_id: str = "<m1@newswatch>"
 ) -> EmailMessage:
     digest = RenderedDigest(
-        subject="newswatch: 1 new articles",
+        subject="newswatch: 1 new article",
         html="<p>ISIS left <mark>Palmyra</mark> – Zürich</p>",
         text="ISIS left *Palmyra* – Zürich",
     )

@@ -13,6 +13,7 @@ from alerts.render import (
     DigestSection,
     RenderedDigest,
     build_message,
+    format_subject,
     get_environment,
     make_snippet,
     render_digest,
@@ -290,3 +291,18 @@ def test_header_injection_is_removed(subject: str) -> None:
 def test_templates_word_counts_with_the_counted_filter(count: int, shown: str) -> None:
     template = get_environment().from_string('{{ count|counted("new article") }}')
     assert template.render(count=count) == shown
+
+
+@pytest.mark.parametrize(
+    ("template", "count", "subject"),
+    [
+        ("newswatch: {new_articles}", 1, "newswatch: 1 new article"),
+        ("newswatch: {new_articles}", 3, "newswatch: 3 new articles"),
+        ("newswatch: {new_articles}", 0, "newswatch: 0 new articles"),
+        ("{count} new articles ({rules})", 1, "1 new articles (syria)"),  # as written
+    ],
+)
+def test_a_subject_says_new_articles_in_the_form_its_count_takes(
+    template: str, count: int, subject: str
+) -> None:
+    assert format_subject(template, count=count, rules=["syria"]) == subject

@@ -196,7 +196,7 @@ def write_demo_config(folder: Path, site: DemoSite, web_port: int = 0) -> Path:
             "schedule": "*/20 * * * * *",  # every 20 seconds, for the demo
             "timezone": "UTC",
             "recipients": ["you@example.org"],
-            "subject": "newswatch demo: {count} new articles",
+            "subject": "newswatch demo: {new_articles}",
         },
         "delivery": {"outbox": DEMO_OUTBOX},
         "web": {"port": web_port},

@@ -40,6 +40,7 @@ from crawler.domain.scheduling import (
     wait_of,
 )
 from crawler.domain.urls import redact_text
+from crawler.domain.wording import counted
 from crawler.orchestration.poll import backoff_delay
 
 if TYPE_CHECKING:
@@ -164,8 +165,8 @@ class AdaptivePolling:
 
     def _log_plans(self) -> None:
         logger.info(
-            "adaptive polling: rhythms of %d sources read, %d planned by their rhythm (k = %.3g)",
-            len(self._rhythms),
+            "adaptive polling: %s read, %d planned by their rhythm (k = %.3g)",
+            counted(len(self._rhythms), "source's rhythm", "sources' rhythms"),
             sum(plan.adaptive for plan in self._plans.values()),
             self.scale,
         )
@@ -398,4 +399,7 @@ class AdaptivePolling:
             job = scheduler.get_job(POLL_JOB.format(name))
             if job is not None:
                 job.modify(next_run_time=upcoming.at)
-        logger.info("polling settings changed: %d sources' next polls re-timed", len(retimed))
+        logger.info(
+            "polling settings changed: %s re-timed",
+            counted(len(retimed), "source's next poll", "sources' next polls"),
+        )

@@ -30,6 +30,7 @@ from alerts.rules import RuleMatcher, rules_from_config
 from crawler.domain.config import ConfigError, cron_trigger, load_config
 from crawler.domain.stories import StoryIndex
 from crawler.domain.urls import redact_text
+from crawler.domain.wording import counted
 from crawler.orchestration.context import CrawlContext
 from crawler.orchestration.delivery_retries import schedule_held_digests, schedule_retries
 from crawler.orchestration.health import sweep_stale_health
@@ -85,6 +86,17 @@ def _mtime(path: Path | None) -> int | None:
         return path.stat().st_mtime_ns if path is not None else None
     except OSError:
         return None
+
+
+def _sizes(config: Config) -> str:
+    """``3 sources, 1 rule, 2 recipients``: what a configuration puts to work."""
+    return ", ".join(
+        (
+            counted(sum(s.enabled for s in config.sources), "source"),
+            counted(len(config.rules), "rule"),
+            counted(len(config.all_recipients()), "recipient"),
+        )
+    )
 
 
 class NewswatchService:
@@ -257,9 +269,9 @@ class NewswatchService:
                 recipients=recipients,
             )
         logger.info(
-            "digest run: %d messages sent, %d recipients failed",
-            report.messages,
-            len(report.failed),
+            "digest run: %s sent, %s failed",
+            counted(report.messages, "message"),
+            counted(len(report.failed), "recipient"),
         )
         self.metrics.deliveries_finished(report, "digest")
         if self.scheduler is not None:
@@ -330,12 +342,7 @@ class NewswatchService:
         scheduler.add_job(
             self._job(self.catch_up_missed_digests), id="catch-up", name="catch up missed digests"
         )
-        logger.info(
-            "newswatch running: %d sources, %d rules, %d recipients",
-            sum(s.enabled for s in self.config.sources),
-            len(self.config.rules),
-            len(self.config.all_recipients()),
-        )
+        logger.info("newswatch running: %s", _sizes(self.config))
 
     def schedule_jobs(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Add the polls, the digests and the housekeeping jobs (not the catch-up)."""
@@ -519,12 +526,7 @@ class NewswatchService:
         changed = await self.context.database.run(self.polling.replan, config, datetime.now(UTC))
         if self.scheduler is not None and self.plans_polls:
             await self.polling.retime_jobs(self.scheduler, changed, self._safety_net)
-        logger.info(
-            "configuration reloaded: %d sources, %d rules, %d recipients",
-            sum(s.enabled for s in config.sources),
-            len(config.rules),
-            len(config.all_recipients()),
-        )
+        logger.info("configuration reloaded: %s", _sizes(config))
         return True
 
     def _job(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
@@ -562,7 +564,7 @@ class NewswatchService:
         Running crawls are stopped gracefully (pages in flight are finished and
         stored) before the scheduler is shut down, so their jobs end normally.
         """
-        logger.info("stopping: %d crawls running", len(self.runner.crawlers))
+        logger.info("stopping: %s running", counted(len(self.runner.crawlers), "crawl"))
         if self.scheduler is not None:
             self.scheduler.pause()
         loop = asyncio.get_running_loop()

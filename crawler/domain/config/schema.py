@@ -58,7 +58,7 @@ class AlertsConfig(_Strict):
     max_per_hour: int = Field(
         default=6, ge=1, le=60, description="Alert emails per recipient per hour."
     )
-    subject: SubjectTemplate = Field(default="newswatch alert: {count} new articles")
+    subject: SubjectTemplate = Field(default="newswatch alert: {new_articles}")
 
 
 class DeliveryRetryConfig(_Strict):
@@ -95,7 +95,7 @@ class DigestConfig(_Strict):
     timezone: TimeZoneName = Field(default="UTC", description="IANA zone for schedule and times.")
     recipients: list[EmailAddress] = Field(default_factory=list, description="Who gets the digest.")
     subject: SubjectTemplate = Field(
-        default="newswatch: {count} new articles", description="`{count}` is filled in."
+        default="newswatch: {new_articles}", description="`{new_articles}` is filled in."
     )
     sender: EmailAddress = Field(default="newswatch@localhost", description="The From address.")
     templates: FolderPath | None = Field(default=None, description="Templates overriding ours.")

@@ -282,22 +282,27 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-SUBJECT_FIELDS = ("count", "rules")
+SUBJECT_FIELDS = ("count", "new_articles", "rules")
 # Python's format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
 _FORMAT_SPEC = re.compile(
     r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]*)[,_]?(?:\.(?P<precision>[0-9]*))?"
     r"[bcdeEfFgGnosxX%]?",
     re.DOTALL,
 )
-_SUBJECT_SAMPLES: dict[str, object] = {"count": 12, "rules": "syria, energy"}
+_SUBJECT_SAMPLES: dict[str, object] = {
+    "count": 12,
+    "new_articles": "12 new articles",
+    "rules": "syria, energy",
+}
 
 
 def subject_placeholder_problem(field: str, spec: str, conversion: str | None) -> str | None:
     """What is wrong with the placeholder ``{field!conversion:spec}`` of a subject
     template, or None when it is one that `alerts.render.format_subject` fills in:
-    ``{count}`` or ``{rules}``, with a format spec whose width and precision are at
-    most MAX_SUBJECT_WIDTH. Cheap and never raising, whatever the placeholder."""
-    expected = "expected {count} or {rules}"
+    ``{count}``, ``{new_articles}`` or ``{rules}``, with a format spec whose width
+    and precision are at most MAX_SUBJECT_WIDTH. Cheap and never raising, whatever
+    the placeholder."""
+    expected = "expected {count}, {new_articles} or {rules}"
     if field not in SUBJECT_FIELDS:
         if field.split(".", 1)[0].split("[", 1)[0] in SUBJECT_FIELDS:
             return (
