@@ -14,8 +14,15 @@ Layer 1, domain (part of crawler.domain). May import: crawler.domain only.
 
 from __future__ import annotations
 
-from crawler.domain.config.loading import check_scale_out, config_path, load_config, parse_config
+from crawler.domain.config.loading import (
+    check_scale_out,
+    config_path,
+    config_warnings,
+    load_config,
+    parse_config,
+)
 from crawler.domain.config.schema import Config, DeliveryConfig, Recipient, WebConfig
+from crawler.domain.config.spelling import name_hint
 from crawler.domain.config.values import (
     MAX_SUBJECT_CHARS,
     MAX_SUBJECT_TEMPLATE_CHARS,
@@ -44,9 +51,11 @@ __all__ = [
     "check_scale_out",
     "check_subject_template",
     "config_path",
+    "config_warnings",
     "cron_trigger",
     "is_xpath",
     "load_config",
+    "name_hint",
     "parse_config",
     "parse_duration",
     "subject_placeholder_problem",

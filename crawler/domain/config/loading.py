@@ -56,6 +56,59 @@ def check_scale_out(config: Config, path: Path, role: str) -> None:
         raise ConfigError("\n".join(problems))
 
 
+def config_warnings(config: Config, path: Path) -> list[str]:
+    """What makes a valid ``config`` do nothing, one line each (file, key path, line):
+    no source polled, no rule, nobody to read the matches, a rule nobody receives.
+    Not errors: a file being built up, or a source paused, is a fine thing to load."""
+    node = None
+    with contextlib.suppress(OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+
+    def at(loc: tuple[int | str, ...]) -> str:
+        written = isinstance(node, yaml.MappingNode) and any(
+            key.value == loc[0] for key, _value in node.value
+        )
+        if not written:  # a section left out: no line to point to
+            return f"{path}: warning"
+        return f"{path}: {format_loc(loc)} (line {_line_of(node, loc)}): warning"
+
+    warnings = []
+    if not config.sources:
+        warnings.append(
+            f"{at(('sources',))}: no sources, so nothing is polled; add one with "
+            "`newswatch sources add URL` or under sources:"
+        )
+    elif not any(source.enabled for source in config.sources):
+        warnings.append(f"{at(('sources',))}: every source has enabled: false; none is polled")
+    if not config.rules:
+        warnings.append(
+            f"{at(('rules',))}: no rules, so no article is matched and nothing is sent; "
+            "add one under rules: (try it first with `newswatch rules test --query`)"
+        )
+    recipients = config.all_recipients()
+    if config.rules and not recipients and not config.channel_recipients():
+        warnings.append(
+            f"{at(('recipients',))}: no recipients and no rule has channels, so matches "
+            "are stored and never sent; add one under recipients:"
+        )
+        return warnings
+    for index, rule in enumerate(config.rules):
+        if rule.channels:
+            continue
+        readers = [recipient for recipient in recipients if rule.name in recipient.rules]
+        if not readers:
+            warnings.append(
+                f"{at(('rules', index))}: no recipient receives rule {rule.name} (their "
+                "rules and tags leave it out); list it in a recipient's rules"
+            )
+        elif rule.alert == "immediate" and not any(reader.alerts for reader in readers):
+            warnings.append(
+                f"{at(('rules', index, 'alert'))}: rule {rule.name} is immediate but its "
+                "recipients have alerts: false, so its alerts reach nobody"
+            )
+    return warnings
+
+
 def config_path(explicit: str | Path | None = None) -> Path:
     """The file to read: ``--config``, else ``$NEWSWATCH_CONFIG``, else ``./config.yaml``."""
     if explicit:

@@ -11,7 +11,7 @@ near lists those that exist.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from crawler.domain.config.access import browser_proxy_problem, site_access_for
@@ -21,9 +21,52 @@ from crawler.domain.config.values import KeyedValueError, _shown
 from crawler.domain.items import EMAIL_CHANNEL
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-    from crawler.domain.config.schema import Config
+    from crawler.domain.config.access import SiteAccessConfig
+    from crawler.domain.config.channels import ChannelConfig
+    from crawler.domain.config.polling import PollingConfig
+    from crawler.domain.config.watch import RecipientConfig, RuleConfig, SourceConfig
+
+
+class _Digest(Protocol):
+    """``digest``: its recipients are plain addresses."""
+
+    @property
+    def recipients(self) -> Sequence[str]: ...
+
+
+class _Operators(Protocol):
+    @property
+    def channels(self) -> Sequence[str]: ...
+
+
+class _Web(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+
+class Config(Protocol):
+    """What the checks read of schema.Config (which calls them, so is not imported)."""
+
+    @property
+    def sources(self) -> Sequence[SourceConfig]: ...
+    @property
+    def rules(self) -> Sequence[RuleConfig]: ...
+    @property
+    def recipients(self) -> Sequence[RecipientConfig]: ...
+    @property
+    def channels(self) -> Sequence[ChannelConfig]: ...
+    @property
+    def digest(self) -> _Digest: ...
+    @property
+    def operators(self) -> _Operators: ...
+    @property
+    def web(self) -> _Web: ...
+    @property
+    def polling(self) -> PollingConfig: ...
+    @property
+    def domains(self) -> Mapping[str, SiteAccessConfig]: ...
 
 
 def reference_problems(config: Config) -> list[KeyedValueError]:

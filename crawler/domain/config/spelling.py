@@ -19,10 +19,9 @@ MAX_NAMES_SHOWN = 10
 
 def nearest_name(word: str, known: Sequence[str]) -> str | None:
     """The known name closest to ``word`` (a typo's distance, or a case slip)."""
-    found = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
-    if not found:
-        found = [name for name in known if name.casefold() == word.casefold()][:1]
-    return found[0] if found else None
+    folded = {name.casefold(): name for name in reversed(known)}  # the first of equals
+    found = difflib.get_close_matches(word.casefold(), list(folded), n=1, cutoff=0.75)
+    return folded[found[0]] if found else None
 
 
 def name_hint(word: str, known: Sequence[str], kind: str) -> str:

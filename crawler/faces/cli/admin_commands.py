@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crawler.domain.config import config_path, load_config
+from crawler.domain.config import config_path, config_warnings, load_config
 from crawler.faces.cli.common import EXIT_OK, _load, _open_store
 
 
@@ -18,9 +18,11 @@ def _check_config(args: argparse.Namespace) -> int:
     )
     print(
         f"{path}: OK — {len(config.sources)} sources, {len(config.rules)} rules, "
-        f"{len(config.digest.recipients)} recipients, digest '{config.digest.schedule}' "
+        f"{len(config.all_recipients())} recipients, digest '{config.digest.schedule}' "
         f"({config.digest.timezone}), delivery: {delivery}"
     )
+    for warning in config_warnings(config, path):
+        print(warning)
     if config.all_recipients() and config.web.public_url is None:
         print(
             f"{path}: warning: web.public_url is not set, so messages carry no feedback "

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.domain.config import ConfigError
+from crawler.domain.config import ConfigError, name_hint
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _open_store
 
 if TYPE_CHECKING:
@@ -96,7 +96,10 @@ def _rules_test(args: argparse.Namespace) -> int:
     elif args.name:
         configured = [r for r in rules_from_config(config) if r.name == args.name]
         if not configured:
-            raise ConfigError(f"no rule named {args.name!r} in the configuration")
+            raise ConfigError(
+                f"no rule is named {args.name!r} in the configuration"
+                + name_hint(args.name, config.rule_names(), "rules")
+            )
         rule = configured[0]
         matcher = RuleMatcher([rule])
         scope = ", ".join(next(r for r in config.rules if r.name == args.name).sources or ())
