@@ -456,12 +456,13 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
         loc = tuple(problem["loc"])
         cause = problem.get("ctx", {}).get("error")
         if isinstance(cause, KeyedValueErrors):
-            for each in cause.errors:
-                at = (*loc, *each.loc)
-                lines.append(
-                    f"{path}: {format_loc(at)} (line {_line_of(node, at)}): "
-                    f"{_one_line(str(each), 300)}"
-                )
+            found = [((*loc, *each.loc), str(each)) for each in cause.errors]
+            # In the file's order, as a reader goes through them to fix them.
+            for line, at, message in sorted(
+                ((_line_of(node, at), at, message) for at, message in found),
+                key=lambda each: each[0],
+            ):
+                lines.append(f"{path}: {format_loc(at)} (line {line}): {_one_line(message, 300)}")
             continue
         if isinstance(cause, KeyedValueError):
             loc = (*loc, *cause.loc)

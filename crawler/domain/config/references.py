@@ -70,7 +70,8 @@ class Config(Protocol):
 
 
 def reference_problems(config: Config) -> list[KeyedValueError]:
-    """Every problem the checks that span sections find, in the file's order."""
+    """Every problem the checks that span sections find (the loader puts them in the
+    file's order)."""
     checks: tuple[Callable[[Config], list[KeyedValueError]], ...] = (
         _duplicate_names,
         _source_bounds_disordered,
