@@ -124,6 +124,32 @@ ERRORS = [
         id="every-cross-section-problem-at-once-in-file-order",
     ),
     pytest.param(
+        "sources:\n  - name: wire\n    feed: https://example.com/rss\n    evry: 10m\n"
+        "  - name: gulf\n    feed: ftp://example.com/rss\n"
+        "rules:\n  - name: syria\n    keywords: [dam]\n    sources: [wire, gulf, wir]\n"
+        "  - name: quakes\n    keywords: [dam]\n    query: x\n"
+        "digest:\n  timezone: Mars/Base\n"
+        "recipients:\n  - email: ana@example.org\n    rules: [syra, quakes]\n",
+        [
+            "sources[0].evry (line 4): unknown key; did you mean every?",
+            "sources[1].feed (line 6): expected an http(s) URL, got 'ftp://example.com/rss'",
+            "rules[1] (line 11): give either keywords or query",
+            "digest.timezone (line 15): unknown time zone 'Mars/Base'; expected an IANA name "
+            "such as Europe/Paris",
+            # The source gulf and the rule quakes are at fault, not the names of them.
+            "rules[0].sources[2] (line 10): rule syria: no source is named 'wir'; did you "
+            "mean wire?",
+            "recipients[0].rules[0] (line 18): recipient ana@example.org: no rule is named "
+            "'syra'; did you mean syria?",
+        ],
+        id="names-checked-despite-errors-elsewhere",
+    ),
+    pytest.param(
+        "rules: dam\nrecipients:\n  - email: ana@example.org\n    rules: [syra]\n",
+        ["rules (line 1): Input should be a valid list (got 'dam')"],
+        id="names-of-a-broken-list-not-checked",
+    ),
+    pytest.param(
         "recipients:\n  - email: ana@example.org\n    quiet_days: saturday\n",
         [
             "recipients[0].quiet_days[0] (line 3): Input should be 'mon', 'tue', 'wed', "

@@ -5,9 +5,11 @@ Every problem is reported together, each with the file, the key path
 file in one go. Nothing else in newswatch reads raw YAML.
 
 The package: `values` (limits, ConfigError, the validated value types), `watch`
-(sources, rules, recipients), `schema` (the other sections and `Config`), and
-`loading` (reading the file, line numbers in messages). This module re-exports
-the names the rest of newswatch uses.
+(sources, rules, recipients), `schema` (the other sections and `Config`),
+`references` (the checks between sections: names unique and naming something),
+`spelling` ("did you mean"), `salvage` (those checks on a file with other errors
+too) and `loading` (reading the file, line numbers in messages, warnings). This
+module re-exports the names the rest of newswatch uses.
 
 Layer 1, domain (part of crawler.domain). May import: crawler.domain only.
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from crawler.domain.config.access import load_cookies_file
 from crawler.domain.config.browser import find_chromium
 from crawler.domain.config.channels import apprise_url_problem
 from crawler.domain.config.references import format_loc
+from crawler.domain.config.salvage import reference_problems_despite
 from crawler.domain.config.schema import Config
 from crawler.domain.config.spelling import key_hint
 from crawler.domain.config.values import (
@@ -31,6 +32,9 @@ from crawler.domain.config.values import (
     _one_line,
     _shown,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def check_scale_out(config: Config, path: Path, role: str) -> None:
@@ -185,7 +189,12 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_validation_message(path, node, error)) from error
+        message = _validation_message(path, node, error)
+        failed = [tuple(problem["loc"]) for problem in error.errors()]
+        # An error at the top level is the checks between sections': they ran.
+        if all(failed) and (also := reference_problems_despite(data, failed)):
+            message = "\n".join([message, *_keyed_lines(path, node, also)])
+        raise ConfigError(message) from error
     if problems := _missing_secrets(config, node, path):
         raise ConfigError("\n".join(problems))
     config = _resolve_paths(config, path)
@@ -456,13 +465,7 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
         loc = tuple(problem["loc"])
         cause = problem.get("ctx", {}).get("error")
         if isinstance(cause, KeyedValueErrors):
-            found = [((*loc, *each.loc), str(each)) for each in cause.errors]
-            # In the file's order, as a reader goes through them to fix them.
-            for line, at, message in sorted(
-                ((_line_of(node, at), at, message) for at, message in found),
-                key=lambda each: each[0],
-            ):
-                lines.append(f"{path}: {format_loc(at)} (line {line}): {_one_line(message, 300)}")
+            lines.extend(_keyed_lines(path, node, cause.errors, loc))
             continue
         if isinstance(cause, KeyedValueError):
             loc = (*loc, *cause.loc)
@@ -471,6 +474,24 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
             f"{_one_line(_describe(problem, loc), 300)}"
         )
     return "\n".join(lines)
+
+
+def _keyed_lines(
+    path: Path,
+    node: yaml.Node | None,
+    errors: Sequence[KeyedValueError],
+    below: tuple[int | str, ...] = (),
+) -> list[str]:
+    """A line for each of ``errors`` (their keys below ``below``), in the file's order,
+    as a reader goes through them to fix them."""
+    found = [((*below, *each.loc), str(each)) for each in errors]
+    return [
+        f"{path}: {format_loc(at)} (line {line}): {_one_line(message, 300)}"
+        for line, at, message in sorted(
+            ((_line_of(node, at), at, message) for at, message in found),
+            key=lambda each: each[0],
+        )
+    ]
 
 
 def _describe(problem: Any, loc: tuple[int | str, ...]) -> str:

@@ -167,12 +167,13 @@ def _rendered_pages_without_their_proxy(config: Config) -> list[KeyedValueError]
 
 def _rule_channel_problems(config: Config) -> list[KeyedValueError]:
     known = [channel.name for channel in config.channels]
+    known_set = set(known)
     feeds = {channel.name for channel in config.channels if channel.kind == "feed"}
     problems = []
     for index, rule in enumerate(config.rules):
         for position, name in enumerate(rule.channels):
             where = ("rules", index, "channels", position)
-            if name == EMAIL_CHANNEL and name not in known:
+            if name == EMAIL_CHANNEL and name not in known_set:
                 problems.append(
                     KeyedValueError(
                         f"rule {rule.name}: email is no channel of a rule; email goes to "
@@ -180,7 +181,7 @@ def _rule_channel_problems(config: Config) -> list[KeyedValueError]:
                         where,
                     )
                 )
-            elif name not in known:
+            elif name not in known_set:
                 problems.append(
                     KeyedValueError(
                         f"rule {rule.name}: no channel is named {name!r}"
@@ -217,11 +218,12 @@ def _recipient_reference_problems(config: Config) -> list[KeyedValueError]:
     rules = [rule.name for rule in config.rules]
     tags = list(dict.fromkeys(tag for rule in config.rules for tag in rule.tags))
     channels = [EMAIL_CHANNEL, *(channel.name for channel in config.channels)]
+    rule_set, tag_set, channel_set = set(rules), set(tags), set(channels)
     problems = []
     for index, recipient in enumerate(config.recipients):
         who = f"recipient {recipient.email}"
         for position, name in enumerate(recipient.rules or ()):
-            if name not in rules:
+            if name not in rule_set:
                 problems.append(
                     KeyedValueError(
                         f"{who}: no rule is named {name!r}" + name_hint(name, rules, "rules"),
@@ -229,7 +231,7 @@ def _recipient_reference_problems(config: Config) -> list[KeyedValueError]:
                     )
                 )
         for position, tag in enumerate(recipient.tags):
-            if tag not in tags:
+            if tag not in tag_set:
                 problems.append(
                     KeyedValueError(
                         f"{who}: no rule has the tag {tag!r}" + name_hint(tag, tags, "tags"),
@@ -237,7 +239,7 @@ def _recipient_reference_problems(config: Config) -> list[KeyedValueError]:
                     )
                 )
         for position, name in enumerate(recipient.channels or ()):
-            if name not in channels:
+            if name not in channel_set:
                 problems.append(
                     KeyedValueError(
                         f"{who}: no channel is named {name!r}"
