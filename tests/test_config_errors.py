@@ -4,10 +4,13 @@ text taken as a list of one; warnings for a configuration that would do nothing.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import run_newswatch
+from conftest import NEWSWATCH, run_newswatch
 
 from crawler.domain.config import ConfigError, config_warnings, load_config, parse_config
 
@@ -315,3 +318,29 @@ def test_rules_test_of_an_unknown_rule_names_the_rules(
     result = run_newswatch(path, "rules", "test", name)
     assert result.returncode == 2
     assert expected in result.stderr.splitlines()
+
+
+@pytest.mark.slow
+def test_the_service_logs_the_warnings_when_it_starts(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        RULE
+        + READER
+        + f"database: sqlite:///{tmp_path}/n.db\nweb: {{enabled: false}}\nworkers: 0\n",
+        encoding="utf-8",
+    )
+    log = tmp_path / "service.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [NEWSWATCH, "--config", str(path), "run"], stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "newswatch running" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert f"{path}: warning: no sources, so nothing is polled" in log.read_text()
