@@ -241,8 +241,10 @@ def _reader_taste(config: Config, args: argparse.Namespace) -> Taste | None:
         raise ConfigError("--reader needs a rule from the configuration, not --query")
     readers = {r.email.lower(): r for r in config.all_recipients()}
     if args.reader.lower() not in readers:
-        known = ", ".join(readers) or "none"
-        raise ConfigError(f"--reader: no recipient {args.reader!r} (recipients: {known})")
+        raise ConfigError(
+            f"--reader: no recipient {args.reader!r}"
+            + name_hint(args.reader, [r.email for r in readers.values()], "recipients")
+        )
     store = _open_store(config)
     try:
         email = readers[args.reader.lower()].email
