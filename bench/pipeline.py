@@ -51,7 +51,6 @@ import os
 import random
 import re
 import resource
-import select
 import shutil
 import signal
 import sqlite3
@@ -61,7 +60,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +73,7 @@ PACKAGES = ("crawler", "spiders", "alerts")
 sys.path.insert(0, str(BENCH))
 
 from newssite_gen import load_corpus  # noqa: E402
+from serverprocess import ServerProcess  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -150,7 +149,7 @@ def write_config(
 # --- the generated site -----------------------------------------------------------------
 
 
-class Site:
+class Site(ServerProcess):
     """bench/newssite_gen.py in its own process."""
 
     def __init__(self, sources: int, articles: int, hosts: int | None, log: Path) -> None:
@@ -164,44 +163,13 @@ class Site:
         ]
         if hosts:
             command += ["--hosts", str(hosts)]
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=child_environment(),
-        )
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], 300)
-        line = self.process.stdout.readline() if ready else b""
-        if not line:
-            self.stop()
-            raise RuntimeError(f"the generated site did not start; see {log}")
-        self.info: dict[str, Any] = json.loads(line)
+        super().__init__(command, log, "the generated site", 300, env=child_environment())
         self.port: int = self.info["port"]
         self.feeds: list[str] = self.info["feeds"]
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         path = "/__reset" if reset else "/__stats"
-        with self._opener.open(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
-            return json.loads(reply.read())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        return dict(self.get_json(f"http://127.0.0.1:{self.port}{path}"))
 
 
 def child_environment() -> dict[str, str]:

@@ -44,7 +44,6 @@ import math
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import statistics
@@ -67,6 +66,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
+from idle_memory import tree_memory  # noqa: E402
 from pipeline import (  # noqa: E402
     PACKAGES,
     _cpu_seconds,
@@ -76,6 +76,7 @@ from pipeline import (  # noqa: E402
     become_subreaper,
     child_environment,
 )
+from serverprocess import ServerProcess  # noqa: E402
 
 EVERY = timedelta(minutes=15)
 CHANGE_SECONDS = 300  # a fresh feed gets a new item this often
@@ -272,41 +273,18 @@ async def serve(sources: int, per_host: int, fresh: float) -> None:
     await asyncio.to_thread(sys.stdin.read)
 
 
-class FeedServer:
+class FeedServer(ServerProcess):
     """``serve`` in its own process."""
 
     def __init__(self, sources: int, per_host: int, fresh: float, log: Path) -> None:
-        self._log = log.open("wb")
         command = [sys.executable, __file__, "--serve", "--sizes", str(sources)]
         command += ["--per-host", str(per_host), "--fresh", str(fresh)]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log
-        )
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], 60)
-        line = self.process.stdout.readline() if ready else b""
-        if not line:
-            self.stop()
-            raise RuntimeError(f"the feed server did not start; see {log}")
-        info = json.loads(line)
-        self.port: int = info["port"]
-        self.hosts: int = info["hosts"]
+        super().__init__(command, log, "the feed server", 60)
+        self.port: int = self.info["port"]
+        self.hosts: int = self.info["hosts"]
 
     def statuses(self) -> dict[str, int]:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://127.0.1.1:{self.port}/__stats", timeout=10) as reply:
-            return json.loads(reply.read())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        return dict(self.get_json(f"http://127.0.1.1:{self.port}/__stats"))
 
 
 def _headline(source: int, version: int) -> str:
@@ -414,11 +392,18 @@ class TreeWatch:
         self.root = root
         self.cpu_seen: dict[int, float] = {}
         self.samples: list[tuple[float, float]] = []  # (time, PSS bytes)
+        self.at_peak = ""  # the tree's processes when its PSS peaked
 
     def sample(self) -> float:
         """Record PSS; return the tree's CPU seconds so far."""
         pids = _descendants(self.root)
-        self.samples.append((time.time(), float(sum(_pss(pid) for pid in pids))))
+        pss = float(sum(_pss(pid) for pid in pids))
+        if not self.samples or pss > max(total for _, total in self.samples):
+            self.at_peak = ", ".join(
+                f"{process.role.split(' (')[0]} {process.pss / 2**20:.0f}"
+                for process in tree_memory(self.root)
+            )
+        self.samples.append((time.time(), pss))
         for pid in pids:
             self.cpu_seen[pid] = max(self.cpu_seen.get(pid, 0.0), _cpu_seconds(pid))
         return sum(self.cpu_seen.values())
@@ -546,6 +531,10 @@ def measure_service(
     figures.lag_p95 = quantile(window_lag, 0.95)
     figures.lag_run_p95 = quantile(lag_after, 0.95)
     figures.peak_pss = max(pss for _, pss in watch.samples) / 2**20
+    peak_at = max(watch.samples, key=lambda sample: sample[1])[0] - started
+    figures.notes.append(
+        f"{figures.sources}: PSS peaked {peak_at:.0f} s after the start, MB: {watch.at_peak}"
+    )
     figures.steady_pss = (
         statistics.median(pss for t, pss in watch.samples if at_before <= t <= at_after) / 2**20
     )

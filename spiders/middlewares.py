@@ -25,6 +25,7 @@ from w3lib.html import get_meta_refresh
 
 from crawler.domain.http import parse_retry_after
 from spiders.failures import BotChallengeError, response_challenge
+from spiders.hostgate import DELAY_FLOOR
 from spiders.robotstxt import RobotsTxtRules
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class CrawlDelayRobotsTxtMiddleware(RobotsTxtMiddleware):
             rp.crawl_delay(agent) if rp is not None and agent else None,
             self._max_delay,
         )
+        request.meta[DELAY_FLOOR] = floor  # the same gap across every poll (spiders.hostgate)
         if floor <= 0:
             return
         request.meta["autothrottle_dont_adjust_delay"] = True

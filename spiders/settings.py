@@ -106,6 +106,9 @@ def scrapy_settings(config: Config) -> dict[str, Any]:
             "scrapy.spidermiddlewares.depth.DepthMiddleware": 900,
         },
         "ITEM_PIPELINES": {"spiders.pipelines.ArticlePipeline": 300},
+        # Each download takes its turn at the host gate shared by every poll of the
+        # process: a host's concurrency and delay hold across polls, not per poll.
+        "DOWNLOADER": "spiders.hostgate.GatedDownloader",
         "DOWNLOADER_MIDDLEWARES_BASE": {
             "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": 50,
             "scrapy.downloadermiddlewares.downloadtimeout.DownloadTimeoutMiddleware": 350,

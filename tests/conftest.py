@@ -169,14 +169,16 @@ smtp_server = pytest.fixture(smtpserver.smtp_server)
 
 
 def run_newswatch(
-    config: Path, *args: str, timeout: float = 120
+    config: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``newswatch`` command as a user would; capture its output."""
+    """Run the installed ``newswatch`` command as a user would (in ``env``, default:
+    this process's environment); capture its output."""
     return subprocess.run(
         [NEWSWATCH, "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
         check=False,
     )
 

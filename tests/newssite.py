@@ -89,6 +89,9 @@ class NewsSite:
         self._scripts: dict[str, list[Reply]] = {}
         self._contents: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
+        # Requests being answered now, and the most at any one moment.
+        self.in_flight = 0
+        self.most_in_flight = 0
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,8 +105,12 @@ class NewsSite:
                             self.path, time.monotonic(), dict(self.headers.items()), reply.status
                         )
                     )
+                    site.in_flight += 1
+                    site.most_in_flight = max(site.most_in_flight, site.in_flight)
                 if reply.delay:
                     time.sleep(reply.delay)
+                with site._lock:  # before the answer: then the client may send the next
+                    site.in_flight -= 1
                 body = reply.body or b""
                 try:
                     self.send_response(reply.status)

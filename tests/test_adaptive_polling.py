@@ -18,7 +18,7 @@ from test_web import RunningService, _wait_for, running_service
 
 from crawler.domain.config import Config, load_config
 from crawler.domain.items import ExtractedArticle
-from crawler.domain.scheduling import ServerHints, next_poll
+from crawler.domain.scheduling import ServerHints, backoff_reason, next_poll
 from crawler.orchestration.health import update_health
 from crawler.orchestration.polling import hints_of
 from crawler.storage.records import ArticleRecord
@@ -118,10 +118,13 @@ def test_the_service_polls_each_source_by_its_rhythm_and_its_servers_hints(
     config = write_config(
         tmp_path, **site_config(news_site, tmp_path, sources=sources, max_backoff="6h")
     )
-    # busy: 9 articles an hour, every hour; quiet and fixed: one an hour.
+    # busy: 9 articles an hour, every hour; the others one an hour (slow and cached
+    # too: only an adaptive plan takes a ttl or max-age; a fixed one, Retry-After).
+    hourly = timedelta(hours=1)
     _seed(
         config,
-        {"busy": timedelta(seconds=400), "quiet": timedelta(hours=1), "fixed": timedelta(hours=1)},
+        {"busy": timedelta(seconds=400)}
+        | {name: hourly for name in ("quiet", "slow", "cached", "fixed")},
     )
 
     with running_service(config) as service:
@@ -134,7 +137,7 @@ def test_the_service_polls_each_source_by_its_rhythm_and_its_servers_hints(
         interval = {name: row["poll_interval_seconds"] for name, row in status.items()}
         reason = {name: row["poll_reason"] for name, row in status.items()}
 
-        # The two learned sources share the budget of two 15-minute sources: the busy
+        # The learned sources share the budget of as many 15-minute sources: the busy
         # one (9× the articles) is polled about 3× as often as the quiet one (√9),
         # more often than every 15 min; the quiet one less often.
         assert 5 * 60 <= interval["busy"] < 15 * 60, reason["busy"]
@@ -366,38 +369,55 @@ def test_a_reload_makes_the_plans_again_only_when_the_polling_settings_change(
 class _PlannedPolls:
     """The one query ``AdaptivePolling.load_planned`` makes, answered from a dict."""
 
-    def __init__(self, planned: dict[str, tuple[datetime, timedelta]]) -> None:
+    def __init__(self, planned: dict[str, tuple[datetime, timedelta, str]]) -> None:
         self.planned = planned
 
-    def planned_polls(self) -> dict[str, tuple[datetime, timedelta]]:
+    def planned_polls(self) -> dict[str, tuple[datetime, timedelta, str]]:
         return dict(self.planned)
 
 
+ADAPTIVE = "adaptive: ~0.2 new/h expected now → every 5h"
+FAILED = backoff_reason("4 failed polls in a row", timedelta(hours=4))
+
+
 @pytest.mark.parametrize(
-    ("adaptive", "kept_in", "every", "expected_in"),
+    ("adaptive", "kept_in", "reason", "expected_in"),
     [
-        pytest.param(True, timedelta(minutes=40), "15m", timedelta(minutes=40), id="adaptive"),
-        pytest.param(False, timedelta(minutes=7), "15m", timedelta(minutes=7), id="fixed"),
+        pytest.param(True, timedelta(minutes=40), ADAPTIVE, timedelta(minutes=40), id="adaptive"),
+        pytest.param(False, timedelta(minutes=7), "every 15m", timedelta(minutes=7), id="fixed"),
         pytest.param(
-            False, timedelta(hours=5), "15m", timedelta(minutes=15), id="fixed-every-shortened"
+            False, timedelta(hours=5), "every 15m", timedelta(minutes=15), id="fixed-shortened"
         ),
-        pytest.param(True, -timedelta(minutes=3), "15m", timedelta(0), id="overdue"),
-        pytest.param(False, None, "15m", timedelta(0), id="new"),
+        pytest.param(True, -timedelta(minutes=3), ADAPTIVE, timedelta(0), id="overdue"),
+        pytest.param(False, None, "", timedelta(0), id="new"),
+        # A restart often follows a fix: a failure's backoff is not waited out...
+        pytest.param(True, timedelta(hours=3), FAILED, timedelta(minutes=15), id="backoff"),
+        # ... but what a server asked for is (politeness), fixed interval or not.
+        pytest.param(
+            True,
+            timedelta(hours=3),
+            backoff_reason("Retry-After 4h", timedelta(hours=4)),
+            timedelta(hours=3),
+            id="backoff-retry-after",
+        ),
+        pytest.param(
+            False, timedelta(hours=1), "Retry-After 2h", timedelta(hours=1), id="fixed-retry-after"
+        ),
     ],
 )
 def test_a_restart_resumes_each_sources_schedule(
-    adaptive: bool, kept_in: timedelta | None, every: str, expected_in: timedelta
+    adaptive: bool, kept_in: timedelta | None, reason: str, expected_in: timedelta
 ) -> None:
     from crawler.orchestration.polling import AdaptivePolling
 
     config = Config.model_validate(
         {
             "polling": {"adaptive": adaptive},
-            "sources": [{"name": "desk", "feed": "https://desk.example/rss", "every": every}],
+            "sources": [{"name": "desk", "feed": "https://desk.example/rss", "every": "15m"}],
         }
     )
     now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
-    kept = {} if kept_in is None else {"desk": (now + kept_in, timedelta(minutes=15))}
+    kept = {} if kept_in is None else {"desk": (now + kept_in, timedelta(hours=4), reason)}
     polling = AdaptivePolling(_PlannedPolls(kept), config, None)  # type: ignore[arg-type]
     polling.load_planned()
     assert polling.first_poll(config.source("desk"), now) == now + expected_in

@@ -99,33 +99,6 @@ def test_json_logs_are_one_object_per_line(news_site: NewsSite, tmp_path: Path) 
     assert any(r["message"].startswith("source world: 3 links, 3 new, 3 stored") for r in records)
 
 
-@pytest.mark.slow
-def test_demo_produces_a_digest_and_stops_cleanly(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            NEWSWATCH,
-            "demo",
-            "--folder",
-            str(tmp_path / "demo"),
-            "--web-port",
-            "0",
-            "--duration",
-            "35",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "demo news site:" in result.stdout
-    emails = list((tmp_path / "demo" / "outbox").glob("*.eml"))
-    assert emails
-    assert "Palmyra" in emails[0].read_text()
-    assert "newswatch stopped" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_status_shows_sources_rules_and_digests(news_site: NewsSite, tmp_path: Path) -> None:
     settings = site_config(news_site, tmp_path)
     settings["sources"].append({"name": "missing", "feed": news_site.url("status/404")})

@@ -267,6 +267,66 @@ def test_ten_years_is_the_longest_duration(tmp_path: Path) -> None:
     assert config.retention.fingerprints == timedelta(days=3650)
 
 
+WEBHOOK = (
+    "channels:\n  - name: hook\n    kind: webhook\n    url: https://hooks.example/in\n"
+    "    secret_env: HOOK_SECRET\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "websub:\n  lease: 400d\n",
+            "websub.lease (line 2): expected a lease of at most 365d, got 400d",
+            id="lease",
+        ),
+        pytest.param(
+            "cluster:\n  failover: 2s\n",
+            "cluster.failover (line 2): expected a duration from 3s to 10m, got 2s",
+            id="failover-short",
+        ),
+        pytest.param(
+            "cluster:\n  failover: 1h\n",
+            "cluster.failover (line 2): expected a duration from 3s to 10m, got 1h",
+            id="failover-long",
+        ),
+        pytest.param(
+            WEBHOOK + "    timeout: 90m\n",
+            "channels[0].timeout (line 6): expected a duration of at most 10m, got 90m",
+            id="channel-timeout",
+        ),
+    ],
+)
+def test_a_duration_out_of_its_bounds_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        pytest.param("websub: {lease: 365d}\n", "lease", timedelta(days=365), id="lease"),
+        pytest.param("cluster: {failover: 3s}\n", "failover", timedelta(seconds=3), id="failover"),
+        pytest.param(
+            WEBHOOK + "    timeout: 10m\n", "timeout", timedelta(minutes=10), id="timeout"
+        ),
+    ],
+)
+def test_a_duration_on_its_bound_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str, expected: timedelta
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    config = load_config(_write(tmp_path, text))
+    section = {"lease": config.websub, "failover": config.cluster}.get(key) or config.channels[0]
+    assert getattr(section, key) == expected
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -227,6 +227,36 @@ def test_server_hints_asking_for_less_are_honoured(
     assert (upcoming.interval, upcoming.reason) == (interval, reason)
 
 
+@pytest.mark.parametrize(
+    ("plan", "why"),
+    [
+        pytest.param(
+            PollPlan.build(
+                RHYTHMS["busy wire"], PollBounds(timedelta(minutes=10), adaptive=False), SCALE
+            ),
+            "adaptive: false",
+            id="adaptive-false",
+        ),
+        pytest.param(
+            PollPlan.build(NO_HISTORY, PollBounds(timedelta(minutes=10)), SCALE),
+            "learning its rhythm",
+            id="learning",
+        ),
+    ],
+)
+def test_a_fixed_interval_honours_only_retry_after(plan: PollPlan, why: str) -> None:
+    """WordPress says ``sy:updatePeriod hourly`` by default: a source the user set to
+    ``every: 10m`` stays at 10 minutes. A server's Retry-After is still obeyed."""
+    when = _at(1, 11)
+    relaxed = ServerHints(max_age=HOUR, ttl=2 * HOUR, update_period=HOUR)
+    upcoming = next_poll(plan, when, hints=relaxed)
+    assert upcoming.interval == timedelta(minutes=10)
+    assert upcoming.reason.startswith("every 10m (")
+    assert why in upcoming.reason
+    asked = next_poll(plan, when, hints=ServerHints(retry_after=2 * HOUR, update_period=HOUR))
+    assert (asked.interval, asked.reason) == (2 * HOUR, "Retry-After 2h")
+
+
 def test_server_hints_asking_for_more_are_ignored() -> None:
     when = _at(5, 12)
     plain = next_poll(_plan("weekday only"), when)

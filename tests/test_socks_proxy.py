@@ -10,11 +10,11 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 from conftest import run_newswatch, site_config, write_config
+from secretscan import config_error
 from socksproxy import Socks5Proxy
 
-from crawler.domain.config import ConfigError, load_config
+from crawler.domain.config import load_config
 from crawler.orchestration.doctor import diagnose
 from crawler.storage.store import Store
 from spiders.access import SiteAccess
@@ -149,18 +149,6 @@ def test_sources_doctor_fetches_through_the_socks_proxy(
     assert re.search(r"refused the user name and password", steps["Fetch"].detail)
 
 
-def _config_error(tmp_path: Path, source: dict[str, Any], **top: Any) -> str:
-    settings = {
-        "sources": [{"name": "members", "listing": "https://news.example.com/", **source}],
-        **top,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    with pytest.raises(ConfigError) as raised:
-        load_config(path)
-    return str(raised.value)
-
-
 @pytest.mark.parametrize(
     ("source", "top", "expected"),
     [
@@ -200,7 +188,8 @@ def test_socks_settings_that_cannot_work_are_config_errors(
     expected: str,
 ) -> None:
     monkeypatch.setenv("NW_TEST_SOCKS", f"socks5://me:{PASSWORD}@127.0.0.1:1080")
-    message = _config_error(tmp_path, {"links": "a", **source}, **top)
+    listing = {"name": "members", "listing": "https://news.example.com/", "links": "a"}
+    message = config_error(tmp_path, {**listing, **source}, **top)
     assert re.search(expected, message), message
     assert PASSWORD not in message
 

@@ -267,3 +267,56 @@ def test_deliveries_made_before_channels_stay_email_deliveries(store: Store) -> 
     assert (kept.id, kept.channel, kept.message_id) == (record.id, "email", record.message_id)
     assert kept.sent_at is not None
     assert len(store.pending_items("a@example.com", ["syria"], channel="team-hook")) == 1
+
+
+# What points at what: articles.source_id at sources (ON DELETE SET NULL), matches and
+# delivery_items at articles, delivery_items at deliveries (ON DELETE CASCADE).
+_LINKED_ROWS = {
+    "articles": "SELECT id, source_id FROM articles ORDER BY id",
+    "matches": "SELECT article_id, rule FROM matches ORDER BY article_id, rule",
+    "delivery_items": "SELECT delivery_id, article_id FROM delivery_items ORDER BY id",
+}
+
+
+def _linked_rows(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    with store.engine.connect() as connection:
+        return {
+            table: [tuple(row) for row in connection.execute(text(query))]
+            for table, query in _LINKED_ROWS.items()
+        }
+
+
+@pytest.mark.parametrize(
+    ("revision", "dropped"),
+    [
+        pytest.param("0015", ("sources", "next_poll_at"), id="adaptive-polling"),
+        pytest.param("0007", ("deliveries", "claimed_by"), id="delivery-claims"),
+        pytest.param("0003", ("deliveries", "kind"), id="delivery-kind"),
+    ],
+)
+def test_a_downgrade_keeps_every_row_that_points_at_a_changed_table(
+    store: Store, revision: str, dropped: tuple[str, str]
+) -> None:
+    """A downgrade drops its columns and nothing else: every article still names its
+    source, every match and delivered item is still there (a rebuilt ``sources`` or
+    ``deliveries`` table, dropped on SQLite with foreign keys on, would set every
+    articles.source_id to NULL or delete every delivery item with it)."""
+    for n in (1, 2):
+        _save(store, _article(n), [RuleMatch("syria", ("ISIS",))])
+    assert store.create_delivery(
+        "a@example.com", store.pending_items("a@example.com", ["syria"]), "example.com"
+    )
+    before = _linked_rows(store)
+    assert all(len(rows) == 2 for rows in before.values())
+    assert all(source_id is not None for _id, source_id in before["articles"])
+    with store.engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    table, column = dropped
+    with store.engine.connect() as connection:
+        assert column not in {c["name"] for c in inspect(connection).get_columns(table)}
+    assert _linked_rows(store) == before
+    store.upgrade()
+    assert store.schema_revision() == SCHEMA_REVISION
+    assert _linked_rows(store) == before

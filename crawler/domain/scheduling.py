@@ -28,8 +28,11 @@ A source with an hourly rhythm (``Rhythm.enough``) is planned hour by hour; one 
 at least 2 weeks and ``SPARSE_MIN_ARTICLES`` articles at its mean rate (a weekly blog);
 one still learning, or with ``adaptive: false``, is polled at its ``every``, as before.
 Server hints (``Cache-Control: max-age``, ``Retry-After``, a feed's ``<ttl>`` and
-``sy:updatePeriod``/``sy:updateFrequency``) are honoured where they ask for a longer
-wait, never beyond ``max_interval``.
+``sy:updatePeriod``/``sy:updateFrequency``) are honoured by an adaptive plan where they
+ask for a longer wait, never beyond ``max_interval``. A fixed plan (``adaptive: false``,
+or still learning) honours ``Retry-After`` alone: the user chose its interval, and
+WordPress says ``sy:updatePeriod hourly`` by default, which would quietly make a
+source set to ``every: 10m`` hourly.
 """
 
 from __future__ import annotations
@@ -55,12 +58,15 @@ __all__ = [
     "PollBounds",
     "PollPlan",
     "ServerHints",
+    "backoff_reason",
     "max_age_from",
     "next_poll",
     "polled_every",
     "pool_scale",
+    "safety_net_reason",
     "ttl_from",
     "update_period_from",
+    "wait_of",
 ]
 
 HOUR = timedelta(hours=1)
@@ -77,6 +83,13 @@ SPARSE_MIN_ARTICLES = 3
 BURST_WINDOW = timedelta(hours=1)
 BURST_MIN_ARTICLES = 3
 BURST_FACTOR = 3.0
+# What the reasons say (NextPoll.asked_by_server, NextPoll.backoff read them back
+# after a restart: the reason is what is kept of a source's next poll).
+RETRY_AFTER = "Retry-After"
+BACKOFF = "backoff: "
+# Longer waits a server asks for are taken as this long: always past max_interval and
+# max_backoff, which cap them further, and far from a timedelta's or datetime's end.
+LONGEST_WAIT = timedelta(days=365)
 # pool_scale stops once the budget is met within this share.
 POOL_TOLERANCE = 1e-3
 POOL_ROUNDS = 30
@@ -161,6 +174,36 @@ class NextPoll:
     at: datetime
     interval: timedelta
     reason: str
+
+    @property
+    def asked_by_server(self) -> bool:
+        """The wait is one a server's ``Retry-After`` asked for: politeness, kept
+        across a restart and a reload."""
+        return RETRY_AFTER in self.reason
+
+    @property
+    def backoff(self) -> bool:
+        """The wait is a backoff after failed polls (``backoff_reason``)."""
+        return self.reason.startswith(BACKOFF)
+
+
+def backoff_reason(why: str, delay: timedelta) -> str:
+    """The reason of a backoff: ``backoff: 3 failed polls in a row → every 2h``."""
+    return f"{BACKOFF}{why} → every {format_interval(delay)}"
+
+
+def safety_net_reason(interval: timedelta) -> str:
+    """The reason of a source a WebSub hub pushes, polled only as a safety net."""
+    return f"WebSub push; safety-net poll every {format_interval(interval)}"
+
+
+def wait_of(seconds: float | None) -> timedelta | None:
+    """A wait a server asked for, in seconds, as a span of at most ``LONGEST_WAIT``
+    (None: not asked). A ``Retry-After`` of 10**12 seconds or a date in the year 9999
+    is read as a long wait, capped by the bounds later, never as an overflow."""
+    if not seconds or seconds <= 0 or math.isnan(seconds):
+        return None
+    return timedelta(seconds=min(seconds, LONGEST_WAIT.total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -279,7 +322,8 @@ def next_poll(
     """The next poll after one that ended at ``now``: when the poll rate the plan
     gives the coming hours adds up to one poll (so a source about to wake is polled
     as it wakes), sooner in a burst (``recent``: publish times of its articles seen
-    in the last ``BURST_WINDOW``), later where ``hints`` ask for it."""
+    in the last ``BURST_WINDOW``), later where ``hints`` ask for it (only their
+    ``Retry-After`` for a plan that is not adaptive)."""
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     if not plan.adaptive:
         interval = plan.bounds.every
@@ -287,6 +331,9 @@ def next_poll(
         reason = f"every {format_interval(interval)} ({why})"
     else:
         interval, reason = _adaptive_interval(plan, now, recent)
+    if hints is not None and not plan.adaptive:
+        # The user's interval stands; only a server's explicit "stay away" (politeness).
+        hints = ServerHints(retry_after=hints.retry_after)
     interval, reason = _honour_hints(interval, reason, hints, plan.bounds.ceiling)
     return NextPoll(now + interval, interval, reason)
 
@@ -349,7 +396,7 @@ def _honour_hints(
     if hints is None:
         return interval, reason
     asked = [
-        (hints.retry_after, "Retry-After"),
+        (hints.retry_after, RETRY_AFTER),
         (hints.max_age, "Cache-Control max-age"),
         (hints.ttl, "feed ttl"),
         (hints.update_period, "feed sy:updatePeriod"),

@@ -10,6 +10,7 @@ from alerts.rules import MatchDocument
 from crawler.domain.items import IngestResult
 from crawler.orchestration.ingest import ResendPolicy, ingest_batch
 from crawler.orchestration.workers import BatchWriter
+from spiders.hostgate import HostGate
 from spiders.prepare import extract_with_keys
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class CrawlContext:
     # up to date with the articles other processes (scale-out workers, a `crawl` next
     # to `run`) stored meanwhile, so their copies of a story join it.
     before_save: Callable[[], None] | None = None
+    # Per-host concurrency and delay across all the polls of this process (each poll
+    # is its own crawl, whose download slots see only its own requests).
+    hosts: HostGate = field(default_factory=HostGate)
     _writer: BatchWriter[ArticleItem, IngestResult] = field(init=False, repr=False)
     _robots: dict[str, tuple[bytes, datetime]] = field(default_factory=dict, init=False, repr=False)
     _matcher: RuleMatcher | None = field(default=None, init=False, repr=False)

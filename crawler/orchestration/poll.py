@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from scrapy.utils.defer import deferred_to_future
 
@@ -23,6 +24,8 @@ from crawler.orchestration.health import record_poll_health
 from spiders.kinds import SPIDERS
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from scrapy.crawler import CrawlerRunner
 
     from crawler.domain.config import SourceConfig
@@ -65,6 +68,21 @@ async def poll_source(
         "source %s: %s in %.1fs", source.name, describe(outcome), time.monotonic() - started
     )
     return outcome
+
+
+def poll_turn(
+    runner: CrawlerRunner, context: CrawlContext, source: SourceConfig
+) -> AbstractAsyncContextManager[None]:
+    """The source's turn at its host, to hold around a poll: no more polls of one host
+    crawl at once than the host takes requests at once (``domains.<host>.concurrency``
+    or ``concurrent_requests_per_domain``), the others waiting in turn. Taken before
+    one of the service's poll slots, so that sources crowding one host wait for that
+    host, not for a slot another host's poll could use (spiders.hostgate)."""
+    host = urlsplit(source.url).hostname or ""
+    settings = runner.settings
+    configured = settings.getdict("DOWNLOAD_SLOTS").get(host, {})
+    default = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
+    return context.hosts.poll_turn(host, int(configured.get("concurrency", default)))
 
 
 async def stop_crawls(runner: CrawlerRunner, deadline: float) -> None:
@@ -143,7 +161,9 @@ def backoff_delay(
     """
     if failures <= 0:
         return every
+    longest = max(cap, every)
     delay = every * (2 ** min(failures, 16))
     if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    return min(delay, max(cap, every))
+        # Capped as seconds first: a Retry-After of 10**12 s is past what a timedelta holds.
+        delay = max(delay, timedelta(seconds=min(retry_after, longest.total_seconds())))
+    return min(delay, longest)

@@ -3,9 +3,11 @@ source's plan, its next poll after every poll, and what is kept of both.
 
 The policy is pure (crawler/domain/scheduling.py); this module feeds it. Rhythms
 are read for every source at once (one query, crawler/storage/health.py
-``source_rhythms``) when the service starts and every ``RHYTHM_REFRESH``, never per
-poll; the pool's ``k`` and each source's ``PollPlan`` are made from them then, and
-again when the polling settings change on a reload. After a poll, only the
+``source_rhythms``) when the service starts and every ``RHYTHM_REFRESH`` (in a
+thread of its own: seconds for 10,000 sources), never per poll; the pool's ``k``
+and each source's ``PollPlan`` are made from them then, and again when the polling
+settings change on a reload (the jobs of the sources whose plan changed are moved
+then). After a poll, only the
 source's publish times of the last hour are read (for a burst), and its next poll,
 interval and reason are kept on its row: ``newswatch status``, the status page and
 ``/metrics`` show them, the health of the source is judged by that interval, and a
@@ -17,6 +19,7 @@ its reason is kept the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,14 +32,19 @@ from crawler.domain.scheduling import (
     PollBounds,
     PollPlan,
     ServerHints,
+    backoff_reason,
     format_interval,
     next_poll,
     pool_scale,
+    safety_net_reason,
+    wait_of,
 )
 from crawler.domain.urls import redact_text
 from crawler.orchestration.poll import backoff_delay
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from apscheduler.schedulers.base import BaseScheduler
 
     from crawler.domain.config import Config, SourceConfig
@@ -70,16 +78,34 @@ def hints_of(state: FetchState | None) -> ServerHints | None:
     """What the server asked at the poll that left ``state`` (None: nothing known)."""
     if state is None:
         return None
-
-    def span(seconds: float | None) -> timedelta | None:
-        return timedelta(seconds=seconds) if seconds else None
-
     return ServerHints(
-        retry_after=span(state.retry_after),
-        max_age=span(state.max_age),
-        ttl=span(state.ttl),
-        update_period=span(state.update_period),
+        retry_after=wait_of(state.retry_after),
+        max_age=wait_of(state.max_age),
+        ttl=wait_of(state.ttl),
+        update_period=wait_of(state.update_period),
     )
+
+
+@dataclass(frozen=True)
+class _Plans:
+    """Every source's rhythm, the pool's ``k`` and plans made from them, and the
+    settings they were made for."""
+
+    rhythms: dict[str, Rhythm]
+    scale: float
+    plans: dict[str, PollPlan]
+    settings: tuple[Any, ...]
+
+
+def _make_plans(config: Config, rhythms: dict[str, Rhythm], now: datetime) -> _Plans:
+    """The pool's ``k`` and each enabled source's plan under ``config`` (pure)."""
+    polling = config.polling
+    bounds = {s.name: PollBounds.from_config(s, polling) for s in config.sources if s.enabled}
+    learning = Rhythm.from_times((), now)
+    chosen = {name: rhythms.get(name, learning) for name in bounds}
+    scale = pool_scale([(chosen[name], bounds[name]) for name in bounds], polling.requests_per_day)
+    plans = {name: PollPlan.build(chosen[name], bounds[name], scale) for name in bounds}
+    return _Plans(rhythms, scale, plans, _polling_settings(config))
 
 
 def _polling_settings(config: Config) -> tuple[Any, ...]:
@@ -112,7 +138,7 @@ class AdaptivePolling:
         self._planned_for: tuple[Any, ...] | None = None
         self.refreshed_at: datetime | None = None
         # Each source's next poll as kept before a restart (``load_planned``).
-        self._resume: dict[str, tuple[datetime, timedelta]] = {}
+        self._resume: dict[str, NextPoll] = {}
         self._next_start = datetime.min.replace(tzinfo=UTC)  # first_poll's pace
 
     # -- plans -------------------------------------------------------------------------
@@ -122,6 +148,21 @@ class AdaptivePolling:
         self._rhythms = self.store.source_rhythms(now)
         self.refreshed_at = now
         self._make_plans(now)
+        self._log_plans()
+
+    def _take(self, made: _Plans, config: Config, now: datetime) -> None:
+        """Swap in the rhythms and the plans ``made`` from ``config`` in a thread of
+        their own (``refresh_soon``). Run on the database thread, so that no poll
+        sees half of them; a reload that came meanwhile has its plans made again."""
+        self._rhythms = made.rhythms
+        self.refreshed_at = now
+        if config is self.config:
+            self.scale, self._plans, self._planned_for = made.scale, made.plans, made.settings
+        else:
+            self._make_plans(now)
+        self._log_plans()
+
+    def _log_plans(self) -> None:
         logger.info(
             "adaptive polling: rhythms of %d sources read, %d planned by their rhythm (k = %.3g)",
             len(self._rhythms),
@@ -129,29 +170,31 @@ class AdaptivePolling:
             self.scale,
         )
 
-    def replan(self, config: Config, now: datetime) -> bool:
+    def replan(self, config: Config, now: datetime) -> set[str]:
         """Take ``config``; make the plans again if its polling settings changed (the
-        budget, bounds, a source's ``every``, sources added or removed). True if so."""
-        self.config = config
-        if self.refreshed_at is None or _polling_settings(config) == self._planned_for:
-            return False
+        budget, bounds, a source's ``every``, sources added or removed). Returns the
+        sources, of those already configured before, whose plan changed: their jobs
+        are to be re-timed (``retime``); new sources get theirs from ``first_poll``."""
+        before, self.config = self.config, config
+        if self.refreshed_at is None:  # no plans yet: what a plan would be made of
+            polling = before.polling
+            old = {s.name: PollBounds.from_config(s, polling) for s in before.sources if s.enabled}
+            return {
+                s.name
+                for s in config.sources
+                if s.enabled
+                and s.name in old
+                and old[s.name] != PollBounds.from_config(s, config.polling)
+            }
+        if _polling_settings(config) == self._planned_for:
+            return set()
+        plans = self._plans
         self._make_plans(now)
-        return True
+        return {name for name, plan in self._plans.items() if plans.get(name, plan) != plan}
 
     def _make_plans(self, now: datetime) -> None:
-        polling = self.config.polling
-        bounds = {
-            s.name: PollBounds.from_config(s, polling) for s in self.config.sources if s.enabled
-        }
-        learning = Rhythm.from_times((), now)
-        rhythms = {name: self._rhythms.get(name, learning) for name in bounds}
-        self.scale = pool_scale(
-            [(rhythms[name], bounds[name]) for name in bounds], polling.requests_per_day
-        )
-        self._plans = {
-            name: PollPlan.build(rhythms[name], bounds[name], self.scale) for name in bounds
-        }
-        self._planned_for = _polling_settings(self.config)
+        made = _make_plans(self.config, self._rhythms, now)
+        self.scale, self._plans, self._planned_for = made.scale, made.plans, made.settings
 
     def plan(self, source: SourceConfig, now: datetime) -> PollPlan:
         """``source``'s plan; one still learning if it has none yet."""
@@ -164,11 +207,17 @@ class AdaptivePolling:
     # -- after a poll --------------------------------------------------------------------
 
     def next_poll_after(
-        self, source: SourceConfig, outcome: PollOutcome, now: datetime
+        self,
+        source: SourceConfig,
+        outcome: PollOutcome,
+        now: datetime,
+        at_least: timedelta | None = None,
     ) -> PollTiming:
-        """When ``source`` is polled next after ``outcome`` (finished at ``now``), kept
-        on its row (blocks). The plans are made at the first poll if the start-up
-        refresh has not run yet."""
+        """When ``source`` is polled next after ``outcome`` (finished at ``now``), not
+        sooner than ``at_least`` (a source a WebSub hub pushes is polled only as a
+        safety net), kept on its row (blocks): the row says what the job really does,
+        which the source's health judges its polls by. The plans are made at the
+        first poll if the start-up refresh has not run yet."""
         if self.refreshed_at is None:
             self.refresh(now)
         if outcome.error:
@@ -181,19 +230,22 @@ class AdaptivePolling:
             )
             upcoming = next_poll(plan, now, hints=hints_of(outcome.state), recent=recent)
             fixed = not plan.adaptive and upcoming.interval == source.every
+        if at_least is not None and at_least > upcoming.interval:
+            upcoming = NextPoll(now + at_least, at_least, safety_net_reason(at_least))
+            fixed = False
         self.store.record_next_poll(source.name, upcoming.at, upcoming.interval, upcoming.reason)
         return PollTiming(upcoming, fixed)
 
     def _backoff(self, source: SourceConfig, outcome: PollOutcome, now: datetime) -> NextPoll:
         cap = self.config.max_backoff
         delay = backoff_delay(source.every, outcome.failures, cap, outcome.retry_after)
-        asked = timedelta(seconds=outcome.retry_after) if outcome.retry_after else None
+        asked = wait_of(outcome.retry_after)
         if asked is not None and delay == min(asked, max(cap, source.every)):
             why = f"Retry-After {format_interval(asked)}"
         else:
             polls = "poll" if outcome.failures == 1 else "polls"
             why = f"{outcome.failures} failed {polls} in a row"
-        return NextPoll(now + delay, delay, f"backoff: {why} → every {format_interval(delay)}")
+        return NextPoll(now + delay, delay, backoff_reason(why, delay))
 
     async def after_poll(
         self,
@@ -208,7 +260,7 @@ class AdaptivePolling:
         it at its ``every``."""
         now = datetime.now(UTC)
         try:
-            timing = await self.database.run(self.next_poll_after, source, outcome, now)
+            timing = await self.database.run(self.next_poll_after, source, outcome, now, at_least)
         except Exception as error:
             logger.error(
                 "source %s: its next poll could not be planned (%s); polled at its every",
@@ -219,8 +271,7 @@ class AdaptivePolling:
         upcoming = timing.upcoming
         job = scheduler.get_job(POLL_JOB.format(source.name))
         if job is not None and not timing.fixed:
-            floor = now + at_least if at_least is not None else upcoming.at
-            job.modify(next_run_time=max(upcoming.at, floor))
+            job.modify(next_run_time=upcoming.at)
         if outcome.error:
             logger.warning(
                 "source %s: %d failed polls in a row; next poll in %s",
@@ -235,28 +286,116 @@ class AdaptivePolling:
         return upcoming
 
     async def refresh_soon(self) -> None:
-        """The scheduled refresh of every source's rhythm (on the database thread)."""
-        await self.database.run(self.refresh, datetime.now(UTC))
+        """The scheduled refresh of every source's rhythm. The first, at the start, on
+        the database thread: the first polls wait for their plans. The later ones
+        read the rhythms and make the plans in a thread of their own, on a
+        connection of their own: 10,000 sources' rhythms take seconds to read
+        (docs/performance.md), and the polls' writes go on meanwhile (SQLite in
+        WAL mode and PostgreSQL let one reader and a writer run at once); only the
+        swap is on the database thread."""
+        now = datetime.now(UTC)
+        if self.refreshed_at is None:
+            await self.database.run(self.refresh, now)
+            return
+        config = self.config
+
+        def read_and_plan() -> _Plans:
+            return _make_plans(config, self.store.source_rhythms(now), now)
+
+        made = await asyncio.to_thread(read_and_plan)
+        await self.database.run(self._take, made, config, now)
 
     # -- after a restart -------------------------------------------------------------
 
     def load_planned(self) -> None:
         """Read each source's next poll as kept before a restart (blocks)."""
-        self._resume = self.store.planned_polls()
+        self._resume = {name: NextPoll(*kept) for name, kept in self.store.planned_polls().items()}
 
     def first_poll(self, source: SourceConfig, now: datetime) -> datetime:
         """When a source's job first runs: a restart resumes the schedule the source
         had before it (a restart is no reason to poll; a fixed source keeps its phase,
-        never later than its ``every`` from now). A new source, and one whose poll
+        never later than its ``every`` from now). A server's ``Retry-After`` is kept
+        (politeness); a backoff after failed polls is not waited out past ``every``
+        from now (a restart often follows a fix). A new source, and one whose poll
         passed while the service was down, is polled at once, but at most
         ``START_POLLS_PER_SECOND`` of them a second: 10,000 sources due at start would
         otherwise queue 10,000 crawls behind the poll slots, and the polls due after
         them would start minutes late."""
         kept = self._resume.pop(source.name, None)
-        if kept is not None and kept[0] > now:
-            if PollBounds.from_config(source, self.config.polling).adaptive:
-                return kept[0]
-            return min(kept[0], now + source.every)
+        if kept is not None and kept.at > now:
+            if kept.asked_by_server:
+                return kept.at
+            if kept.backoff or not PollBounds.from_config(source, self.config.polling).adaptive:
+                return min(kept.at, now + source.every)
+            return kept.at
+        return self._paced(now)
+
+    def _paced(self, now: datetime) -> datetime:
+        """Now, or the next free start when polls started at once would exceed
+        ``START_POLLS_PER_SECOND``."""
         start = max(now, self._next_start)
         self._next_start = start + timedelta(seconds=1 / START_POLLS_PER_SECOND)
         return start
+
+    # -- after a reload ---------------------------------------------------------------
+
+    def retime(
+        self,
+        names: set[str],
+        now: datetime,
+        safety_net: Callable[[SourceConfig], timedelta | None] = lambda source: None,
+    ) -> dict[str, NextPoll]:
+        """The next poll of each of ``names`` under its new plan (``replan``), counted
+        from its last poll (from now if never polled), kept on the rows (blocks). A
+        poll that would already be due is paced from now, as at a start. A source
+        backing off, or kept away by its server's ``Retry-After``, keeps the time it
+        has. ``safety_net``: the slowest interval of a source a hub pushes."""
+        planned = self.store.planned_polls()
+        last = self.store.last_polls()
+        retimed: dict[str, NextPoll] = {}
+        for name in sorted(names):
+            source = self.config.source(name)
+            kept = planned.get(name)
+            if kept is not None and kept[0] > now:
+                held = NextPoll(*kept)
+                if held.backoff or held.asked_by_server:
+                    continue
+            polled, state = last.get(name, (None, None))
+            start = polled if polled is not None else now
+            # No burst is looked for: the burst reads the store per source, and the
+            # poll after this one sees it.
+            upcoming = next_poll(self.plan(source, now), start, hints=hints_of(state))
+            floor = safety_net(source)
+            if floor is not None and floor > upcoming.interval:
+                upcoming = NextPoll(start + floor, floor, safety_net_reason(floor))
+            at = upcoming.at if upcoming.at > now else self._paced(now)
+            retimed[name] = NextPoll(at, upcoming.interval, upcoming.reason)
+        self.store.record_next_polls(
+            {name: (poll.at, poll.interval, poll.reason) for name, poll in retimed.items()}
+        )
+        return retimed
+
+    async def retime_jobs(
+        self,
+        scheduler: BaseScheduler,
+        names: set[str],
+        safety_net: Callable[[SourceConfig], timedelta | None],
+    ) -> None:
+        """Move the jobs of ``names`` (their plan changed on a reload) to their next
+        poll under the new plan: a job set for 6 h away by the old plan would
+        otherwise wait that long."""
+        if not names:
+            return
+        try:
+            retimed = await self.database.run(self.retime, names, datetime.now(UTC), safety_net)
+        except Exception as error:
+            logger.error(
+                "the changed sources' polls could not be re-timed (%s); they keep their times",
+                redact_text(str(error)),
+            )
+            return
+        for name, upcoming in retimed.items():
+            job = scheduler.get_job(POLL_JOB.format(name))
+            if job is not None:
+                job.modify(next_run_time=upcoming.at)
+        logger.info("polling settings changed: %d sources' next polls re-timed", len(retimed))

@@ -114,6 +114,10 @@ async def reload_retrying(reload: Callable[[], Awaitable[bool]]) -> bool:
 class SchedulerService(NewswatchService):
     """A scheduler process: active while it holds the lock, on standby otherwise."""
 
+    # Its poll jobs follow the next polls the workers record (follow_planned_polls);
+    # a reload does not re-time them.
+    plans_polls = False
+
     def __init__(
         self,
         config: Config,
@@ -279,6 +283,10 @@ class SchedulerService(NewswatchService):
 
 class WorkerService(NewswatchService):
     """A worker process: one crawl for life over the shared queue."""
+
+    # It plans each source's next poll after polling it (``_finish``), but has no poll
+    # jobs: a reload's changed plans apply from each source's next poll.
+    plans_polls = False
 
     def __init__(
         self,

@@ -31,10 +31,11 @@ from crawler.domain.config import ConfigError, cron_trigger, load_config
 from crawler.domain.stories import StoryIndex
 from crawler.domain.urls import redact_text
 from crawler.orchestration.context import CrawlContext
+from crawler.orchestration.delivery_retries import schedule_held_digests, schedule_retries
 from crawler.orchestration.health import sweep_stale_health
 from crawler.orchestration.ingest import ResendPolicy
 from crawler.orchestration.metrics import Metrics
-from crawler.orchestration.poll import poll_source, stop_crawls
+from crawler.orchestration.poll import poll_source, poll_turn, stop_crawls
 from crawler.orchestration.polling import RHYTHM_REFRESH, AdaptivePolling
 from crawler.orchestration.retention import purge_old_articles
 from crawler.orchestration.startup import describe_database_error, is_database_unreachable
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
     from alerts.delivery import Delivery
     from alerts.digest import DigestReport
-    from crawler.domain.config import Config
+    from crawler.domain.config import Config, SourceConfig
     from crawler.domain.items import PollOutcome
     from crawler.storage.store import Store
 
@@ -73,6 +74,12 @@ CONFIG_CHECK_SECONDS = 2
 HEALTH_CHECK_SECONDS = 60
 
 
+def _read_config(path: Path) -> tuple[Config, RuleMatcher]:
+    """The configuration file, validated, and its rules' matcher (blocks)."""
+    config = load_config(path)
+    return config, RuleMatcher(rules_from_config(config))
+
+
 def _mtime(path: Path | None) -> int | None:
     try:
         return path.stat().st_mtime_ns if path is not None else None
@@ -82,6 +89,10 @@ def _mtime(path: Path | None) -> int | None:
 
 class NewswatchService:
     """The running parts of newswatch, shared by the scheduler jobs and one-shot commands."""
+
+    # This process polls and moves its own poll jobs to each source's next poll; a
+    # reload re-times those whose plan changed (not so the scale-out roles, roles.py).
+    plans_polls = True
 
     def __init__(
         self,
@@ -126,6 +137,7 @@ class NewswatchService:
         self._alert_run = asyncio.Lock()
         # One operators' notice run at a time: two would both find the same notices due.
         self._operator_run = asyncio.Lock()
+        self._reload_run = asyncio.Lock()
         # Time before the start is no source's silence (crawler.orchestration.health).
         self._started = datetime.now(UTC)
         self.polling = AdaptivePolling(store, config, self.context.database)
@@ -148,7 +160,7 @@ class NewswatchService:
             self._poll_slots = asyncio.Semaphore(
                 max(MIN_CONCURRENT_POLLS, POLLS_PER_CPU_WORKER * self.context.cpu.workers)
             )
-        async with self._poll_slots:
+        async with poll_turn(self.runner, self.context, source), self._poll_slots:
             self.metrics.poll_started(name)
             outcome = await poll_source(self.runner, self.context, source)
         self.metrics.poll_finished(outcome)
@@ -156,11 +168,15 @@ class NewswatchService:
         if (outcome.stored or outcome.revised) and self.config.rule_names(alert="immediate"):
             self._schedule_alerts()
         if self.scheduler is not None:  # by its rhythm, or backed off after a failure
-            net = self.websub.poll_interval(source) if self.websub.pushes(source) else None
+            net = self._safety_net(source)
             await self.polling.after_poll(self.scheduler, source, outcome, at_least=net)
         if outcome.health_changed:
             self._tell_operators_soon()
         return outcome
+
+    def _safety_net(self, source: SourceConfig) -> timedelta | None:
+        """The interval a source a WebSub hub pushes is polled at (None: not pushed)."""
+        return self.websub.poll_interval(source) if self.websub.pushes(source) else None
 
     def _tell_operators_soon(self) -> None:
         """After a poll (its source's health may have changed): the operators' notice
@@ -246,8 +262,10 @@ class NewswatchService:
             len(report.failed),
         )
         self.metrics.deliveries_finished(report, "digest")
-        self._schedule_retries(report, "digest")
-        self._schedule_held_digests(report)
+        if self.scheduler is not None:
+            send = self._job(self.send_digests)
+            schedule_retries(self.scheduler, report, "digest", self.config, send)
+            schedule_held_digests(self.scheduler, report, send)
         return report
 
     async def send_alerts(self) -> DigestReport:
@@ -259,9 +277,12 @@ class NewswatchService:
                 send_pending_alerts, self.store, self.config, self.delivery
             )
         self.metrics.deliveries_finished(report, "alert")
-        self._schedule_retries(report, "alert")
-        if report.retry_at and self.scheduler is not None:
-            self._schedule_alerts(at=min(report.retry_at.values()))
+        if self.scheduler is not None:
+            schedule_retries(
+                self.scheduler, report, "alert", self.config, self._job(self.send_alerts)
+            )
+            if report.retry_at:
+                self._schedule_alerts(at=min(report.retry_at.values()))
         return report
 
     async def watch_health(self) -> None:
@@ -291,57 +312,6 @@ class NewswatchService:
             misfire_grace_time=None,
             coalesce=True,
         )
-
-    def _schedule_held_digests(self, report: DigestReport) -> None:
-        """A digest a channel's throttle held back goes on that channel when it may
-        send (the reader's other channels had theirs)."""
-        if self.scheduler is None:
-            return
-        for email, channels in report.held.items():
-            self.scheduler.add_job(
-                self._job(self.send_digests),
-                DateTrigger(report.retry_at[email], timezone=UTC),
-                args=[email, channels],
-                id=f"held:digest:{email}",
-                name=f"held digest {email}",
-                replace_existing=True,
-                misfire_grace_time=None,
-            )
-
-    def _schedule_retries(self, report: DigestReport, kind: str) -> None:
-        """A failed send is tried again after 1, 2, 4, … minutes (capped), a few
-        times; then its items wait, still pending, for the next scheduled run."""
-        if self.scheduler is None:
-            return
-        retry = self.config.delivery_retry
-        for email, attempts in report.attempts.items():
-            if attempts >= retry.attempts:
-                logger.error(
-                    "%s to %s failed %d times; it stays pending until the next scheduled run",
-                    kind,
-                    email,
-                    attempts,
-                )
-                continue
-            # In seconds: first_delay × 2**49 is past what a timedelta holds.
-            delay = timedelta(
-                seconds=min(
-                    retry.first_delay.total_seconds() * 2.0 ** (attempts - 1),
-                    retry.max_delay.total_seconds(),
-                )
-            )
-            if (wait := report.not_before.get(email)) is not None:
-                delay = max(delay, wait - datetime.now(UTC))  # the receiver's Retry-After
-            job = self.send_alerts if kind == "alert" else self.send_digests
-            self.scheduler.add_job(
-                self._job(job),
-                DateTrigger(datetime.now(UTC) + delay, timezone=UTC),
-                args=[] if kind == "alert" else [email],
-                id=f"retry:{kind}:{email}",
-                name=f"retry {kind} {email}",
-                replace_existing=True,
-                misfire_grace_time=None,
-            )
 
     def start_scheduler(self) -> None:
         """Schedule the polls, the digests and the housekeeping, then start.
@@ -411,7 +381,10 @@ class NewswatchService:
 
     def _schedule_sources(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
         """Make the poll jobs match the configured sources: add new ones (polled at
-        once, or as planned before a restart), drop removed ones, re-time the rest."""
+        once, or when planned before a restart), drop removed or disabled ones, give
+        changed intervals their new trigger. A job's next run stays as it is (a
+        backoff or a server's Retry-After in force is kept): the reload re-times the
+        sources whose plan changed (AdaptivePolling.retime)."""
         wanted = {f"poll:{s.name}": s for s in self.config.sources if s.enabled}
         # Looked up here, once: before the scheduler starts, its get_job scans a list.
         jobs = {job.id: job for job in scheduler.get_jobs()}
@@ -437,7 +410,7 @@ class NewswatchService:
                     misfire_grace_time=int(source.every.total_seconds()),
                 )
             elif existing.trigger.interval != trigger.interval:
-                existing.reschedule(trigger)
+                existing.modify(trigger=trigger)
 
     def _schedule_digests(self, scheduler: AsyncIOScheduler) -> None:
         """One cron job per recipient, in their time zone (replacing any earlier one)."""
@@ -513,14 +486,21 @@ class NewswatchService:
         """
         if self.config_path is None:
             return False
-        try:
-            config = load_config(self.config_path)
-            matcher = RuleMatcher(rules_from_config(config))
-        except (ConfigError, ValueError) as error:
-            logger.error(
-                "configuration reload refused; the running configuration stays in force:\n%s", error
-            )
-            return False
+        async with self._reload_run:  # a SIGHUP and the file watch: one at a time, in order
+            try:
+                # Read and validated in a thread: 10,000 sources take seconds, which
+                # on the event loop would hold up every poll and the scheduler.
+                config, matcher = await asyncio.to_thread(_read_config, self.config_path)
+            except (ConfigError, ValueError) as error:
+                logger.error(
+                    "configuration reload refused; the running configuration stays in force:\n%s",
+                    error,
+                )
+                return False
+            return await self._apply(config, matcher)
+
+    async def _apply(self, config: Config, matcher: RuleMatcher) -> bool:
+        """Put a validated ``config`` in force (``reload``)."""
         await self.context.database.run(self.store.sync_sources, config.sources)
         self.config = config
         self.context.matcher = matcher
@@ -536,7 +516,9 @@ class NewswatchService:
             self._schedule_sources(self.scheduler, datetime.now(UTC))
             self._schedule_digests(self.scheduler)
             self.websub.sync_soon()  # removed sources' subscriptions end
-        await self.context.database.run(self.polling.replan, config, datetime.now(UTC))
+        changed = await self.context.database.run(self.polling.replan, config, datetime.now(UTC))
+        if self.scheduler is not None and self.plans_polls:
+            await self.polling.retime_jobs(self.scheduler, changed, self._safety_net)
         logger.info(
             "configuration reloaded: %d sources, %d rules, %d recipients",
             sum(s.enabled for s in config.sources),

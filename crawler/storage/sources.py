@@ -3,7 +3,7 @@ scheduled jobs last ran, and the robots.txt files fetched."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -106,29 +106,62 @@ class SourceQueries(StoreBase):
 
     def record_next_poll(self, source: str, at: datetime, interval: timedelta, reason: str) -> None:
         """Note when ``source`` is polled next, at what interval and why."""
-        with self._session.begin() as session:
-            session.execute(
-                update(Source)
-                .where(Source.name == source)
-                .values(
-                    next_poll_at=at,
-                    poll_interval_seconds=interval.total_seconds(),
-                    poll_reason=reason[:300],
-                )
-            )
+        self.record_next_polls({source: (at, interval, reason)})
 
-    def planned_polls(self) -> dict[str, tuple[datetime, timedelta]]:
-        """Each source's next poll and interval as last set (those with one), by name."""
+    def record_next_polls(self, polls: Mapping[str, tuple[datetime, timedelta, str]]) -> None:
+        """Note each source's next poll, interval and reason (one transaction)."""
+        if not polls:
+            return
+        with self._session.begin() as session:
+            for source, (at, interval, reason) in polls.items():
+                session.execute(
+                    update(Source)
+                    .where(Source.name == source)
+                    .values(
+                        next_poll_at=at,
+                        poll_interval_seconds=interval.total_seconds(),
+                        poll_reason=reason[:300],
+                    )
+                )
+
+    def planned_polls(self) -> dict[str, tuple[datetime, timedelta, str]]:
+        """Each source's next poll, interval and reason as last set (those with one),
+        by name."""
         with self._session() as session:
             rows = session.execute(
-                select(Source.name, Source.next_poll_at, Source.poll_interval_seconds).where(
-                    Source.next_poll_at.is_not(None), Source.poll_interval_seconds.is_not(None)
+                select(
+                    Source.name,
+                    Source.next_poll_at,
+                    Source.poll_interval_seconds,
+                    Source.poll_reason,
+                ).where(Source.next_poll_at.is_not(None), Source.poll_interval_seconds.is_not(None))
+            ).all()
+        return {
+            name: (at, timedelta(seconds=seconds), reason or "")
+            for name, at, seconds, reason in rows
+            if at is not None and seconds is not None
+        }
+
+    def last_polls(self) -> dict[str, tuple[datetime | None, FetchState]]:
+        """Each source's last poll time (None: never polled) and what its server last
+        asked about how often to come back (``FetchState``), by name."""
+        with self._session() as session:
+            rows = session.execute(
+                select(
+                    Source.name,
+                    Source.last_polled_at,
+                    Source.retry_after_seconds,
+                    Source.max_age_seconds,
+                    Source.ttl_seconds,
+                    Source.update_period_seconds,
                 )
             ).all()
         return {
-            name: (at, timedelta(seconds=seconds))
-            for name, at, seconds in rows
-            if at is not None and seconds is not None
+            name: (
+                at,
+                FetchState(retry_after=retry, max_age=age, ttl=ttl, update_period=period),
+            )
+            for name, at, retry, age, ttl, period in rows
         }
 
     def polls_planned_since(self, since: datetime | None) -> list[tuple[str, datetime, timedelta]]:

@@ -10,7 +10,8 @@ polls (crawler/storage/sources.py), articles and stories (articles.py),
 deliveries and the ledger (deliveries.py), the ledger as a reader's feed, their
 history and the delivery history read it (ledger_views.py), each channel's state
 (channel_states.py), search (search.py), the JSON API's paginated listings
-(listings.py), the service's own keys (keys.py), readers' answers to their
+(listings.py), the web UI's stories and filtered matches (story_views.py),
+the service's own keys (keys.py), readers' answers to their
 digests (feedback.py) and the WebSub subscriptions (websub.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
@@ -54,6 +55,14 @@ from crawler.storage.records import (
 )
 from crawler.storage.search import SearchQueries
 from crawler.storage.sources import SourceQueries
+from crawler.storage.story_views import (
+    MatchFilter,
+    MatchRecord,
+    StoryPage,
+    StoryRecord,
+    StorySending,
+    StoryViewQueries,
+)
 from crawler.storage.websub import WebSubQueries, WebSubRecord
 
 __all__ = [
@@ -68,6 +77,8 @@ __all__ = [
     "HeldRule",
     "KnownArticle",
     "ListingPage",
+    "MatchFilter",
+    "MatchRecord",
     "MutedStory",
     "MutedText",
     "PendingItem",
@@ -75,6 +86,9 @@ __all__ = [
     "SentStory",
     "Store",
     "StoredArticle",
+    "StoryPage",
+    "StoryRecord",
+    "StorySending",
     "TimeKey",
     "TimeWindow",
     "WebSubRecord",
@@ -92,6 +106,7 @@ class Store(
     ChannelStateQueries,
     SearchQueries,
     ListingQueries,
+    StoryViewQueries,
     KeyQueries,
     FeedbackQueries,
     HealthQueries,

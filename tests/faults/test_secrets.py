@@ -6,19 +6,23 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
-import signal
-import subprocess
 import time
-import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import NEWSWATCH, site_config, write_config
+from conftest import site_config, write_config
 from newssite import NewsSite, Reply
 from prometheus_client.parser import text_string_to_metric_families
+from secretscan import (
+    assert_shown_nowhere,
+    command_outputs,
+    everything_stored,
+    get_page,
+    printed,
+    running_service,
+    web_port,
+)
 from smtpserver import RecordingSmtpServer
-from sqlalchemy import create_engine, inspect, text
 
 from crawler.domain.config import load_config
 
@@ -27,7 +31,6 @@ if TYPE_CHECKING:
 
 PASSWORD = "correct-horse-battery-staple-42"
 TOKEN = "web-token-5f3a9c1e7b2d4068"
-WEB_UI_LINE = re.compile(r"web UI at http://127\.0\.0\.1:(\d+)/")
 
 
 @pytest.mark.slow
@@ -52,38 +55,15 @@ def test_secrets_stay_out_of_logs_pages_and_metrics(news_site: NewsSite, tmp_pat
             "NEWSWATCH_TEST_WEB_TOKEN": TOKEN,
         }
         log = tmp_path / "service.log"
-        with log.open("wb") as output:
-            service = subprocess.Popen(
-                [NEWSWATCH, "--config", str(config), "run"],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=environment,
-            )
-        try:
+        with running_service(config, log, environment):
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (
-                "not sent" not in log.read_text() or not WEB_UI_LINE.search(log.read_text())
-            ):
+            while time.monotonic() < deadline and "not sent" not in log.read_text():
                 time.sleep(0.5)
-            port = WEB_UI_LINE.search(log.read_text()).group(1)  # type: ignore[union-attr]
-            pages = []
-            for path in ("/", "/metrics", "/digests", "/matches", f"/?token={TOKEN}"):
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
-                )
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    pages.append(response.read().decode())
-        finally:
-            service.send_signal(signal.SIGTERM)
-            service.wait(timeout=30)
-        digest = subprocess.run(
-            [NEWSWATCH, "--config", str(config), "digest"],
-            capture_output=True,
-            text=True,
-            env=environment,
-            timeout=120,
-            check=False,
-        )
+            port = web_port(log, deadline)
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            paths = ("/", "/metrics", "/digests", "/matches", f"/?token={TOKEN}")
+            pages = [get_page(port, path, auth) for path in paths]
+        (digest,) = command_outputs(config, environment, ["digest"])
     logs = log.read_text() + digest.stdout + digest.stderr
     assert "not sent" in logs  # the failures were logged…
     assert "authentication" in logs.lower() or "535" in logs  # …with their reason
@@ -118,20 +98,6 @@ class AuthNewsSite(NewsSite):
                 {"Content-Type": "text/plain", "WWW-Authenticate": 'Basic realm="news"'},
             )
         return super().respond(raw_path, headers)
-
-
-def _everything_stored(database: str) -> str:
-    """Every value of every row of every table, as text."""
-    engine = create_engine(database)
-    try:
-        with engine.connect() as connection:
-            return "\n".join(
-                repr(tuple(row))
-                for table in inspect(engine).get_table_names()
-                for row in connection.execute(text(f'SELECT * FROM "{table}"'))
-            )
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
@@ -172,24 +138,14 @@ def test_a_source_password_is_sent_as_basic_auth_and_never_shown(
         monkeypatch.setenv("NW_TEST_FEED_PASSWORD", FEED_PASSWORD)
         environment = dict(os.environ)
         log = tmp_path / "service.log"
-        with log.open("wb") as output:
-            service = subprocess.Popen(
-                [NEWSWATCH, "--config", str(config), "run"],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=environment,
-            )
         pages: dict[str, str] = {}
-        try:
+        with running_service(config, log, environment):
             deadline = time.monotonic() + 90
-            while not WEB_UI_LINE.search(log.read_text()):
+            port = web_port(log, deadline)
+            while _finished_polls(pages.setdefault("/metrics", get_page(port, "/metrics"))) < 3:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
-            port = WEB_UI_LINE.search(log.read_text()).group(1)  # type: ignore[union-attr]
-            while _finished_polls(pages.setdefault("/metrics", _get(port, "/metrics"))) < 3:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.3)
-                pages["/metrics"] = _get(port, "/metrics")
+                pages["/metrics"] = get_page(port, "/metrics")
             for path in (
                 "/",
                 "/matches",
@@ -197,35 +153,20 @@ def test_a_source_password_is_sent_as_basic_auth_and_never_shown(
                 "/search?q=Palmyra",
                 "/preview?recipient=analyst%40example.com",
             ):
-                pages[path] = _get(port, path)
-        finally:
-            service.send_signal(signal.SIGTERM)
-            service.wait(timeout=60)
-        outputs = [
-            subprocess.run(
-                [NEWSWATCH, "--config", str(config), *command],
-                capture_output=True,
-                text=True,
-                env=environment,
-                timeout=120,
-                check=False,
-            )
-            for command in (["status"], ["status", "--json"], ["check-config"])
-        ]
+                pages[path] = get_page(port, path)
+        outputs = command_outputs(
+            config, environment, ["status"], ["status", "--json"], ["check-config"]
+        )
     finally:
         site.stop()
 
-    logs = log.read_text() + "".join(out.stdout + out.stderr for out in outputs)
-    stored = _everything_stored(load_config(config).database)
+    logs = log.read_text() + printed(outputs)
+    stored = everything_stored(load_config(config).database)
     tokens = [
         base64.b64encode(f"{FEED_USER}:{pw}".encode()).decode()
         for pw in (FEED_PASSWORD, WRONG_PASSWORD)
     ]
-    for secret in (FEED_PASSWORD, WRONG_PASSWORD, *tokens):
-        assert secret not in logs
-        assert secret not in stored
-        for path, page in pages.items():
-            assert secret not in page, path
+    assert_shown_nowhere((FEED_PASSWORD, WRONG_PASSWORD, *tokens), logs, stored, pages)
 
     # The polls authenticated: the articles of both good sources are stored.
     status = json.loads(outputs[1].stdout)
@@ -259,11 +200,6 @@ def test_a_source_password_is_sent_as_basic_auth_and_never_shown(
         for seen in news_site.requests
     )
     assert "Traceback" not in logs
-
-
-def _get(port: str, path: str) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-        return response.read().decode()
 
 
 def _finished_polls(metrics: str) -> float:

@@ -130,6 +130,9 @@ ROUTES = st.sampled_from(
         b"/healthz",
         b"/favicon.ico",
         b"/matches/",
+        b"/stories",
+        b"/stories/1",
+        b"/stories/99999999999",
         b"//",
         b"/search/../preview",
         b"/%2e%2e/",
@@ -149,6 +152,8 @@ NAMES = st.one_of(
     st.sampled_from([b"q", b"recipient", b"token", b"page", b"since", b"Q", b"q[]", b"", b"%71"]),
     # The JSON API's parameters.
     st.sampled_from([b"rule", b"until", b"limit", b"cursor", b"channel", b"kind"]),
+    # The filters of the stories and matches pages.
+    st.sampled_from([b"source", b"state", b"before", b"matched"]),
     st.binary(max_size=12),
 )
 VALUES = st.one_of(
@@ -182,6 +187,11 @@ VALUES = st.one_of(
             b"500",
             b"-1",
             b"syria,chips,,",
+            b"2024-02-01",
+            b"sent",
+            b"pending",
+            b"1707900000000000-3",
+            b"99999999999999999999-1",
             b"eyJsaXN0IjoibWF0Y2hlcyIsInQiOiIyMDI0IiwiaWQiOjF9",
             b"eyJsaXN0Ijoic291cmNlcyIsIm5hbWUiOjF9",
         ]
@@ -195,6 +205,7 @@ READS = {
     b"/search": b"q",
     b"/preview": b"recipient",
     b"/matches": b"token",
+    b"/stories": b"before",
     b"/": b"token",
     b"/api/v1/matches": b"since",
     b"/api/v1/stories": b"rule",

@@ -303,7 +303,7 @@ ProxyVariable = Annotated[
 
 class SiteAccessConfig(_Strict):
     """How requests reach a site: the keys ``domains.<host>`` and ``sources[]`` share
-    (SourceConfig declares the same fields with the same types)."""
+    (SourceConfig inherits them, with their checks)."""
 
     headers: RequestHeaders
     headers_env: HeaderVariables

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -30,6 +30,7 @@ from crawler.domain.config.values import (
     VariableName,
     WebUrl,
     _Strict,
+    duration_within,
 )
 from crawler.domain.items import EMAIL_CHANNEL
 
@@ -53,7 +54,9 @@ class ChannelConfig(_Strict):
     secret_env: VariableName | None = Field(
         default=None, description="webhook: the variable holding the signing secret."
     )
-    timeout: Duration = Field(default=timedelta(seconds=30))
+    timeout: Annotated[Duration, duration_within(timedelta(minutes=10))] = Field(
+        default=timedelta(seconds=30)
+    )
     entries: int = Field(default=100, ge=1, le=1000, description="feed: the most stories it holds.")
     title: str | None = Field(
         default=None, max_length=200, description="feed: its title (default: newswatch: NAME)."
@@ -116,8 +119,6 @@ class ChannelConfig(_Strict):
                     "a webhook channel takes secret_env, the environment variable holding "
                     "the secret its requests are signed with"
                 )
-        if not timedelta(seconds=1) <= self.timeout <= timedelta(minutes=10):
-            raise ValueError("timeout must be between 1s and 10m")
         minute, hour = self.max_per_minute, self.max_per_hour
         if minute is not None and hour is not None and minute > hour:
             raise KeyedValueError(

@@ -6,9 +6,15 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, Field
 
-from crawler.domain.config.values import MAX_URL_CHARS, _shown, _Strict, parse_duration
+from crawler.domain.config.values import (
+    MAX_URL_CHARS,
+    Duration,
+    _shown,
+    _Strict,
+    duration_within,
+)
 
 
 def _check_redis_url(url: str) -> str:
@@ -19,15 +25,9 @@ def _check_redis_url(url: str) -> str:
     return url
 
 
-def _check_failover(bound: timedelta) -> timedelta:
-    if not timedelta(seconds=3) <= bound <= timedelta(minutes=10):
-        raise ValueError("expected a duration from 3s to 10m")
-    return bound
-
-
 RedisUrl = Annotated[str, AfterValidator(_check_redis_url)]
 FailoverBound = Annotated[
-    timedelta, BeforeValidator(parse_duration), AfterValidator(_check_failover)
+    Duration, duration_within(timedelta(minutes=10), low=timedelta(seconds=3))
 ]
 
 

@@ -121,6 +121,37 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _duration_text(duration: timedelta) -> str:
+    """``duration`` as the config writes it (``90s``, ``10m``, ``365d``): the largest
+    of seconds, minutes, hours and days that divides it."""
+    seconds = int(duration.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _DURATION_SECONDS[unit] == 0:
+            return f"{seconds // _DURATION_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def duration_within(
+    high: timedelta, low: timedelta = timedelta(seconds=1), what: str = "a duration"
+) -> AfterValidator:
+    """The check that a ``Duration`` lies from ``low`` to ``high``, for a bounded
+    duration type: ``Annotated[Duration, duration_within(timedelta(minutes=10))]``.
+    Its message names the bounds as the file writes them ("expected a lease of at most
+    365d", "expected a duration from 3s to 10m"); the loader adds the file, key path
+    and line."""
+    if low > timedelta(seconds=1):
+        expected = f"expected {what} from {_duration_text(low)} to {_duration_text(high)}"
+    else:  # parse_duration already refuses anything under a second
+        expected = f"expected {what} of at most {_duration_text(high)}"
+
+    def check(duration: timedelta) -> timedelta:
+        if not low <= duration <= high:
+            raise ValueError(f"{expected}, got {_duration_text(duration)}")
+        return duration
+
+    return AfterValidator(check)
+
+
 def _shown(value: object, limit: int = 60) -> str:
     """`value` as an error message quotes it: its repr, cut to about `limit` characters."""
     if isinstance(value, int) and value.bit_length() > 200:  # repr() refuses 4,300 digits

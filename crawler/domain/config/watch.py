@@ -8,18 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crawler.domain.config.access import (
-    SITE_ACCESS_KEYS,
-    CookiesFileSetting,
-    CookiesVariable,
-    HeaderVariables,
-    ProxySetting,
-    ProxyVariable,
-    RequestHeaders,
-    SiteAccessConfig,
-    UserAgentSetting,
-    check_site_access,
-)
+from crawler.domain.config.access import SITE_ACCESS_KEYS, SiteAccessConfig
 from crawler.domain.config.scopes import SourceEntry
 from crawler.domain.config.values import (
     SOURCE_KINDS,
@@ -42,8 +31,10 @@ from crawler.domain.query import QuerySyntaxError, parse_query, stem_language, t
 from crawler.domain.urls import redact_url, source_url_problem, split_userinfo
 
 
-class SourceConfig(_Strict):
-    """One news source polled on its own interval; exactly one of the kinds is given."""
+class SourceConfig(SiteAccessConfig):
+    """One news source polled on its own interval; exactly one of the kinds is given.
+    How its site is reached (headers, cookies, user agent, proxy) are the keys it
+    shares with ``domains.<host>`` (SiteAccessConfig, crawler/domain/config/access.py)."""
 
     name: Name = Field(description="Unique name, shown in digests and logs.")
     feed: WebUrl | None = Field(default=None, description="RSS, Atom or JSON Feed URL.")
@@ -191,18 +182,8 @@ class SourceConfig(_Strict):
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name in SOURCE_KINDS and value else value
 
-    # -- how its site is reached (crawler/domain/config/access.py) ------------------
-    headers: RequestHeaders
-    headers_env: HeaderVariables
-    cookies_file: CookiesFileSetting
-    cookies_env: CookiesVariable
-    user_agent: UserAgentSetting
-    proxy: ProxySetting
-    proxy_env: ProxyVariable
-
     @model_validator(mode="after")
-    def _access_usable(self) -> SourceConfig:
-        check_site_access(self.site_access())
+    def _one_authorization(self) -> SourceConfig:
         if self.password_env is not None or split_userinfo(str(getattr(self, self.kind)))[1]:
             for name in self.headers_env:
                 if name.lower() == "authorization":
@@ -214,8 +195,9 @@ class SourceConfig(_Strict):
         return self
 
     def site_access(self) -> SiteAccessConfig:
-        """Its headers, cookies, user agent and proxy settings, as given (the host's
-        ``domains`` entry is merged in by ``site_access_for``)."""
+        """Its headers, cookies, user agent and proxy settings, as given, without the
+        rest of the source (the host's ``domains`` entry is merged in by
+        ``site_access_for``)."""
         given = self.model_fields_set & set(SITE_ACCESS_KEYS)
         return SiteAccessConfig.model_construct(
             _fields_set=given, **{key: getattr(self, key) for key in SITE_ACCESS_KEYS}

@@ -6,20 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import Field
 
-from crawler.domain.config.values import _Strict, parse_duration
+from crawler.domain.config.values import Duration, _Strict, duration_within
 
 MAX_LEASE = timedelta(days=365)
-
-
-def _check_lease(lease: timedelta) -> timedelta:
-    if lease > MAX_LEASE:
-        raise ValueError("expected a lease of at most 365d")
-    return lease
-
-
-Lease = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_check_lease)]
+Lease = Annotated[Duration, duration_within(MAX_LEASE, what="a lease")]
 
 
 class WebSubConfig(_Strict):
@@ -35,7 +27,7 @@ class WebSubConfig(_Strict):
         description="Subscription lease asked of hubs (a hub may grant another); "
         "renewed when 80% of it has passed.",
     )
-    safety_interval: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
+    safety_interval: Duration = Field(
         default=timedelta(hours=1),
         description="A source with an active subscription is still polled, at the "
         "longer of its every and this, in case a push is lost.",
@@ -45,7 +37,7 @@ class WebSubConfig(_Strict):
         description="A shorter lease granted by a hub is planned as this long "
         "(renewals never come round faster).",
     )
-    push_gap: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
+    push_gap: Duration = Field(
         default=timedelta(seconds=60),
         description="Polls asked for by pushes are at least this far apart per source; "
         "a push within it polls at its end.",

@@ -146,9 +146,23 @@ def _parser() -> argparse.ArgumentParser:
         "--folder",
         default="newswatch-demo",
         type=Path,
-        help="where the demo's config, database and outbox go",
+        help="where the demo's config, database and outbox go (each run clears "
+        "the previous run's database and digests)",
     )
-    demo.add_argument("--web-port", type=int, default=8787, help="status page port (0: any)")
+    demo.add_argument(
+        "--web-port",
+        type=_port,
+        metavar="PORT",
+        default=8787,
+        help="status page port (0: any); when it is taken, any free one",
+    )
+    demo.add_argument(
+        "--site-port",
+        type=_port,
+        default=8788,  # crawler.faces.demo.DEMO_SITE_PORT, not imported: it loads http.server
+        metavar="PORT",
+        help="the demo news site's port (0: any); when it is taken, any free one",
+    )
     demo.add_argument(
         "--duration",
         type=float,
@@ -286,6 +300,13 @@ def _parser() -> argparse.ArgumentParser:
     purge = db_commands.add_parser("purge", help="apply the retention settings now")
     purge.set_defaults(handler=_db_purge)
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port number for argparse: a bad one is a usage error, not a traceback."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return int(text)
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -107,34 +107,50 @@ def _demo(args: argparse.Namespace) -> int:
     from crawler.orchestration.runtime import install_asyncio_reactor
 
     install_asyncio_reactor()
-    from crawler.faces.demo import DemoSite, write_demo_config
+    from crawler.faces.demo import (
+        DemoFolderError,
+        DemoSite,
+        claim_demo_folder,
+        demo_banner,
+        web_port_for_demo,
+        write_demo_config,
+    )
     from crawler.faces.web import start_web
     from crawler.orchestration.runtime import run_service
     from crawler.orchestration.service import NewswatchService
 
-    site = DemoSite()
-    path = write_demo_config(args.folder, site, args.web_port)
+    try:
+        folder = claim_demo_folder(args.folder)
+    except DemoFolderError as error:
+        print(f"newswatch demo: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    site = DemoSite(args.site_port)
+    web_port = web_port_for_demo("127.0.0.1", args.web_port)
+    path = write_demo_config(folder.path, site, web_port)
     config = load_config(path)
     _start_cpu_pool_early(config)
     store = _wait_for_store(config)
     if store is None:
         site.stop()
         return EXIT_OK
-    web = f"http://127.0.0.1:{args.web_port}/" if args.web_port else "(see the log for its port)"
-    print(
-        f"newswatch demo\n"
-        f"  demo news site:   {site.base}/\n"
-        f"  configuration:    {path.resolve()}  (edit it: the service reloads it)\n"
-        f"  digests (.eml):   {config.delivery.outbox}  (the first within a minute)\n"
-        f"  status page:      {web}\n"
-        f"Stop with Ctrl-C.",
-        flush=True,
-    )
+
+    def start_web_then_show_banner(service: NewswatchService) -> None:
+        # Printed only now, so that the status page it names is the port this run got.
+        listening: Any = start_web(service)
+        web_url = None
+        if listening:
+            got = listening.getHost().port
+            web_url = f"http://127.0.0.1:{got}/"
+            if args.web_port not in (0, got):
+                web_url += f"  (port {args.web_port} is taken)"
+        banner = demo_banner(site, path, config.delivery.outbox, web_url, cleared=folder.cleared)
+        print(banner, flush=True)
+
     try:
         return run_service(
             lambda: NewswatchService(config, store, cpu_workers=config.workers, config_path=path),
             stop_after=args.duration,
-            start_web=start_web,
+            start_web=start_web_then_show_banner,
         )
     finally:
         site.stop()

@@ -21,9 +21,11 @@ other name with 421.
 
 Routes (the route table and access checks are in ``site.py``). Pages (``pages.py``):
 ``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
-articles per day drawn as inline SVG by ``charts.py``), ``/matches``
-(``?rule=NAME``: one rule's), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. The
+articles per day drawn as inline SVG by ``charts.py``), ``/digests``,
+``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. Stories
+and matches (``stories.py``): ``/stories`` (``?rule=NAME``, ``?matched=1``, paged by
+``?before=``), ``/stories/ID``, ``/matches`` (filtered by ``rule``, ``source``,
+``recipient``, ``since`` and ``until`` days, ``state=sent|pending``). The
 read-only JSON API (``api.py``, docs/api.md), behind the same token:
 ``/api/v1/`` (its index), ``/api/v1/matches``, ``/api/v1/stories``,
 ``/api/v1/stories/ID``, ``/api/v1/sources``, ``/api/v1/deliveries``; filtered by

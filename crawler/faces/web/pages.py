@@ -1,5 +1,5 @@
-"""The web UI's pages: status, a source's health, matches, delivery history, digest
-preview, search, ``/healthz`` and ``/metrics``."""
+"""The web UI's pages: status, a source's health, delivery history, digest preview,
+search, ``/healthz`` and ``/metrics`` (stories and matches are in ``stories.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.channel_status import BADGES, ChannelStatus, channel_statuses
 from alerts.digest import preview_digests
-from alerts.ranking import Score, score_story
 from alerts.render import make_snippet
 from crawler.domain.health import RHYTHM_MIN_ARTICLES, RHYTHM_MIN_WEEKS, RHYTHM_WEEKS, Rhythm, State
 from crawler.domain.urls import redact_text
@@ -25,8 +24,6 @@ from crawler.faces.web.common import (
     HEALTH_TIMEOUT,
     HTML,
     JSON,
-    MATCHES_OF_ONE_RULE,
-    MATCHES_PER_RULE,
     MAX_ERROR_CHARS,
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
@@ -79,7 +76,6 @@ class Pages:
         return [
             Route("/", self.status_page),
             Route("/sources/(?P<name>[^/]+)", self.source_page),
-            Route("/matches", self.matches_page),
             Route("/digests", self.digests_page),
             Route("/preview", self.preview_page),
             Route("/search", self.search_page),
@@ -354,65 +350,6 @@ class Pages:
             "stored": poll.stored,
             "error": one_line(redact_text(poll.error or ""), MAX_ERROR_CHARS),
         }
-
-    async def matches_page(self, request: Request) -> Reply:
-        # ?rule=NAME: that rule's matches only, many more of them (a cut digest's link).
-        rule = self.site.arg(request, "rule").strip() or None
-        per_rule = MATCHES_OF_ONE_RULE if rule else MATCHES_PER_RULE
-        now = datetime.now(UTC)
-
-        def read_and_score() -> list[tuple[dict[str, Any], Score]]:
-            # Scoring reads every body (about a millisecond each, up to 2,000 of
-            # them): in the web UI's thread, never on the reactor's.
-            return [
-                (
-                    row,
-                    score_story(
-                        title=row["title"] or "",
-                        body=row["body"] or "",
-                        terms=tuple(row["terms"] or ()),
-                        outlets=row["outlets"],
-                        published=row["published_at"],
-                        now=now,
-                    ),
-                )
-                for row in self.site.store.recent_matches(per_rule, rule)
-            ]
-
-        scored = await self.site.blocking(read_and_score)
-        order = {rule: n for n, rule in enumerate(self.site.config.rule_names())}
-        sections: dict[str, list[dict[str, Any]]] = {}
-        for row, score in scored:
-            sections.setdefault(row["rule"], []).append(
-                {
-                    "title": one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)",
-                    "link": safe_link(row["url"]),
-                    "url": one_line(row["url"], MAX_URL_CHARS),
-                    "source": one_line(row["source"], MAX_TITLE_CHARS),
-                    "published": self.site.when(row["published_at"]),
-                    "matched": self.site.when(row["matched_at"]),
-                    "terms": ", ".join(one_line(term, 100) for term in row["terms"] or ()),
-                    "score": f"{score.total:.3g}",
-                    "score_parts": score.explain(),
-                    "score_factors": (
-                        f"{score.relevance:.3g} × {score.prominence:.3g} × {score.freshness:.3g}"
-                    ),
-                }
-            )
-        ordered = sorted(
-            sections.items(), key=lambda item: (order.get(item[0], len(order)), item[0])
-        )
-        return self.site.page(
-            "web/matches.html.j2",
-            "Recent matches",
-            "/matches",
-            sections=[
-                {"rule": one_line(rule, MAX_TITLE_CHARS), "entries": entries}
-                for rule, entries in ordered
-            ],
-            per_rule=per_rule,
-            rule=rule,
-        )
 
     async def digests_page(self, request: Request) -> Reply:
         rows = await self.site.blocking(self.site.store.delivery_history, DELIVERIES_SHOWN)

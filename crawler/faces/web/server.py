@@ -16,6 +16,7 @@ from crawler.faces.web.common import MAX_BODY_BYTES, WEB_THREADS
 from crawler.faces.web.feeds import Feeds
 from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
+from crawler.faces.web.stories import StoryPages
 from crawler.faces.web.websub import CALLBACK_PREFIX, WebSubCallbacks
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
         threads=threads,
     )
     ui.add_routes(Pages(ui).routes())
+    ui.add_routes(StoryPages(ui).routes())
     ui.add_routes(Api(ui).routes())
     ui.add_routes(Feeds(ui).routes())
     ui.add_routes(Actions(ui).routes())

@@ -34,7 +34,10 @@ def downgrade() -> None:
         batch_op.drop_column("description")
         batch_op.drop_column("keywords")
         batch_op.drop_column("section")
-    with op.batch_alter_table("sources", schema=None) as batch_op:
+    # ALTER TABLE … DROP COLUMN, not a rebuild: dropping the old table on SQLite, with
+    # foreign keys on, deletes its rows first, and the ON DELETE rules of the tables that
+    # point at it with them (migration 0016 has the whole story).
+    with op.batch_alter_table("sources", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("discovered_url")
         batch_op.drop_column("content_hash")
         batch_op.drop_column("kind")

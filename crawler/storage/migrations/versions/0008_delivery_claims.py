@@ -23,6 +23,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+    # ALTER TABLE … DROP COLUMN, not a rebuild: dropping the old table on SQLite, with
+    # foreign keys on, deletes its rows first, and the ON DELETE rules of the tables that
+    # point at it with them (migration 0016 has the whole story).
+    with op.batch_alter_table("deliveries", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("claimed_until")
         batch_op.drop_column("claimed_by")

@@ -4,7 +4,7 @@ feed's ttl and sy:updatePeriod), and the next poll the scheduler set with its
 interval and reason, kept over a restart and shown by ``newswatch status``.
 
 Revision ID: 0016
-Revises: 0014 (to be 0015 once WebSub's migration is merged before it)
+Revises: 0015
 Create Date: 2026-12-20
 """
 
@@ -36,6 +36,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sources") as table:
+    # ALTER TABLE … DROP COLUMN (SQLite 3.35+), never batch mode's rebuild: that drops
+    # the old ``sources`` table, and with foreign keys on SQLite deletes its rows first,
+    # which sets every articles.source_id to NULL (ON DELETE SET NULL). An older SQLite
+    # refuses the ALTER and the whole downgrade rolls back, losing nothing.
+    with op.batch_alter_table("sources", recreate="never") as table:
         for name, _kind in reversed(COLUMNS):
             table.drop_column(name)
