@@ -263,7 +263,8 @@ def test_alerts_go_to_each_channel_and_are_throttled_per_channel(
         ),
         pytest.param(
             "recipients:\n  - email: a@example.com\n    channels: [email, pager]\n",
-            "names unknown channels: pager",
+            "recipients[0].channels[1] (line 3): recipient a@example.com: no channel is "
+            "named 'pager' (channels: email)",
             id="unknown-channel",
         ),
     ],

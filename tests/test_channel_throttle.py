@@ -305,13 +305,15 @@ def test_matches_of_one_window_are_one_message_per_channel(
         pytest.param(
             "rules:\n  - name: quakes\n    keywords: [earthquake]\n    alert: immediate\n"
             "    channels: [pager]\n",
-            "rules[0].channels (line 5): rule quakes names unknown channels: pager",
+            "rules[0].channels[0] (line 5): rule quakes: no channel is named 'pager' "
+            "(no channels are configured)",
             id="unknown-channel",
         ),
         pytest.param(
             "rules:\n  - name: quakes\n    keywords: [earthquake]\n    alert: immediate\n"
             "    channels: [email]\n",
-            "rules[0].channels (line 5): rule quakes names unknown channels: email",
+            "rules[0].channels[0] (line 5): rule quakes: email is no channel of a rule; email "
+            "goes to recipients, list the rule in theirs",
             id="email-is-no-rule-channel",
         ),
         pytest.param(
@@ -325,8 +327,8 @@ def test_matches_of_one_window_are_one_message_per_channel(
             "channels:\n  - name: mine\n    kind: feed\n"
             "rules:\n  - name: quakes\n    keywords: [earthquake]\n    alert: immediate\n"
             "    channels: [mine]\n",
-            "rules[0].channels (line 8): rule quakes names feed channels: mine; a feed is read "
-            "per recipient",
+            "rules[0].channels[0] (line 8): rule quakes: mine is a feed channel, read per "
+            "recipient",
             id="feed-is-no-rule-channel",
         ),
         pytest.param(

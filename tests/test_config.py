@@ -79,8 +79,8 @@ BAD_CONFIGS = [
         id="unknown-key",
     ),
     pytest.param(
-        VALID.replace('keywords: [Palmyra, "Al-Qaryatain", ISIS]', "keywords: Palmyra"),
-        "rules[0].keywords (line 9): Input should be a valid list",
+        VALID.replace('keywords: [Palmyra, "Al-Qaryatain", ISIS]', "keywords: 5"),
+        "rules[0].keywords (line 9): Input should be a valid list (got 5)",
         None,
         id="wrong-type",
     ),
@@ -110,7 +110,8 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         VALID.replace("rules:\n", "rules:\n  - name: syria\n    keywords: [x]\n"),
-        "rules (line 7): two rules are named 'syria'",
+        "rules[1].name (line 10): two rules are named 'syria' (the first at rules[0].name); "
+        "names must be unique",
         None,
         id="duplicate-rule",
     ),

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -15,7 +14,10 @@ from pydantic import ValidationError
 from crawler.domain.config.access import load_cookies_file
 from crawler.domain.config.browser import find_chromium
 from crawler.domain.config.channels import apprise_url_problem
+from crawler.domain.config.references import format_loc
+from crawler.domain.config.salvage import reference_problems_despite
 from crawler.domain.config.schema import Config
+from crawler.domain.config.spelling import key_hint
 from crawler.domain.config.values import (
     _CONTROL_CHARACTER,
     CONFIG_ENV_VAR,
@@ -30,6 +32,9 @@ from crawler.domain.config.values import (
     _one_line,
     _shown,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def check_scale_out(config: Config, path: Path, role: str) -> None:
@@ -53,6 +58,59 @@ def check_scale_out(config: Config, path: Path, role: str) -> None:
         )
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def config_warnings(config: Config, path: Path) -> list[str]:
+    """What makes a valid ``config`` do nothing, one line each (file, key path, line):
+    no source polled, no rule, nobody to read the matches, a rule nobody receives.
+    Not errors: a file being built up, or a source paused, is a fine thing to load."""
+    node = None
+    with contextlib.suppress(OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+
+    def at(loc: tuple[int | str, ...]) -> str:
+        written = isinstance(node, yaml.MappingNode) and any(
+            key.value == loc[0] for key, _value in node.value
+        )
+        if not written:  # a section left out: no line to point to
+            return f"{path}: warning"
+        return f"{path}: {format_loc(loc)} (line {_line_of(node, loc)}): warning"
+
+    warnings = []
+    if not config.sources:
+        warnings.append(
+            f"{at(('sources',))}: no sources, so nothing is polled; add one with "
+            "`newswatch sources add URL` or under sources:"
+        )
+    elif not any(source.enabled for source in config.sources):
+        warnings.append(f"{at(('sources',))}: every source has enabled: false; none is polled")
+    if not config.rules:
+        warnings.append(
+            f"{at(('rules',))}: no rules, so no article is matched and nothing is sent; "
+            "add one under rules: (try it first with `newswatch rules test --query`)"
+        )
+    recipients = config.all_recipients()
+    if config.rules and not recipients and not config.channel_recipients():
+        warnings.append(
+            f"{at(('recipients',))}: no recipients and no rule has channels, so matches "
+            "are stored and never sent; add one under recipients:"
+        )
+        return warnings
+    for index, rule in enumerate(config.rules):
+        if rule.channels:
+            continue
+        readers = [recipient for recipient in recipients if rule.name in recipient.rules]
+        if not readers:
+            warnings.append(
+                f"{at(('rules', index))}: no recipient receives rule {rule.name} (their "
+                "rules and tags leave it out); list it in a recipient's rules"
+            )
+        elif rule.alert == "immediate" and not any(reader.alerts for reader in readers):
+            warnings.append(
+                f"{at(('rules', index, 'alert'))}: rule {rule.name} is immediate but its "
+                "recipients have alerts: false, so its alerts reach nobody"
+            )
+    return warnings
 
 
 def config_path(explicit: str | Path | None = None) -> Path:
@@ -116,7 +174,7 @@ def parse_config(text: str, path: Path) -> Config:
     except _UnreadableValue as error:
         loc = locations.get(id(error.node), ())
         raise ConfigError(
-            f"{path}: {_format_loc(loc)} (line {error.node.start_mark.line + 1}): {error.reason}"
+            f"{path}: {format_loc(loc)} (line {error.node.start_mark.line + 1}): {error.reason}"
         ) from error
     except yaml.YAMLError as error:
         raise ConfigError(_yaml_error_message(path, error, text)) from error
@@ -131,7 +189,12 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_validation_message(path, node, error)) from error
+        message = _validation_message(path, node, error)
+        failed = [tuple(problem["loc"]) for problem in error.errors()]
+        # An error at the top level is the checks between sections': they ran.
+        if all(failed) and (also := reference_problems_despite(data, failed)):
+            message = "\n".join([message, *_keyed_lines(path, node, also)])
+        raise ConfigError(message) from error
     if problems := _missing_secrets(config, node, path):
         raise ConfigError("\n".join(problems))
     config = _resolve_paths(config, path)
@@ -240,7 +303,7 @@ def _structure_problems(
     while stack:
         node, loc = stack.pop()
         locations.setdefault(id(node), loc)
-        where = f"{path}: {_format_loc(loc)} (line {node.start_mark.line + 1})"
+        where = f"{path}: {format_loc(loc)} (line {node.start_mark.line + 1})"
         if len(loc) > MAX_YAML_DEPTH:
             problems.append(
                 f"{where}: nested more than {MAX_YAML_DEPTH} levels deep; no "
@@ -273,17 +336,17 @@ def _structure_problems(
                 else:
                     kind = "a list" if isinstance(key, yaml.SequenceNode) else "a mapping"
                     problem = f"a key must be text, not {kind}"
-                problems.append(f"{path}: {_format_loc(loc)} (line {line}): {problem}")
+                problems.append(f"{path}: {format_loc(loc)} (line {line}): {problem}")
                 continue
             key_loc = (*loc, key.value)
             if found := _CONTROL_CHARACTER.search(key.value):
                 problems.append(
-                    f"{path}: {_format_loc(key_loc)} (line {line}): the key holds "
+                    f"{path}: {format_loc(key_loc)} (line {line}): the key holds "
                     f"the control character U+{ord(found[0]):04X}; remove it"
                 )
             elif key.value in first_lines:
                 problems.append(
-                    f"{path}: {_format_loc(key_loc)} (line {line}): the key is "
+                    f"{path}: {format_loc(key_loc)} (line {line}): the key is "
                     f"given twice (first on line {first_lines[key.value]}); "
                     "keep one"
                 )
@@ -339,7 +402,7 @@ def _cookies_file_problems(config: Config, node: yaml.Node | None, path: Path) -
         try:
             load_cookies_file(cookies)
         except ValueError as error:
-            where = f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)})"
+            where = f"{path}: {format_loc(loc)} (line {_line_of(node, loc)})"
             problems.append(f"{where}: {_one_line(str(error), 300)}")
     return problems
 
@@ -358,7 +421,7 @@ def _missing_secrets(config: Config, node: yaml.Node | None, path: Path) -> list
         if channel.secret_env is not None:
             wanted.append((("channels", index, "secret_env"), channel.secret_env, "signing secret"))
     problems = [
-        f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): the environment variable "
+        f"{path}: {format_loc(loc)} (line {_line_of(node, loc)}): the environment variable "
         f"{variable} is not set; export it with the {what}"
         for loc, variable, what in wanted
         if not os.environ.get(variable)
@@ -375,7 +438,7 @@ def _unusable_channel_urls(config: Config, node: yaml.Node | None, path: Path) -
         if not url:
             continue
         loc = ("channels", index, "url_env")
-        where = f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)})"
+        where = f"{path}: {format_loc(loc)} (line {_line_of(node, loc)})"
         if channel.kind == "apprise":
             if (problem := apprise_url_problem(url)) is not None:
                 problems.append(f"{where}: ${channel.url_env} is {problem}")
@@ -402,47 +465,45 @@ def _validation_message(path: Path, node: yaml.Node | None, error: ValidationErr
         loc = tuple(problem["loc"])
         cause = problem.get("ctx", {}).get("error")
         if isinstance(cause, KeyedValueErrors):
-            for each in cause.errors:
-                at = (*loc, *each.loc)
-                lines.append(
-                    f"{path}: {_format_loc(at)} (line {_line_of(node, at)}): "
-                    f"{_one_line(str(each), 300)}"
-                )
+            lines.extend(_keyed_lines(path, node, cause.errors, loc))
             continue
         if isinstance(cause, KeyedValueError):
             loc = (*loc, *cause.loc)
         lines.append(
-            f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
-            f"{_one_line(_describe(problem), 300)}"
+            f"{path}: {format_loc(loc)} (line {_line_of(node, loc)}): "
+            f"{_one_line(_describe(problem, loc), 300)}"
         )
     return "\n".join(lines)
 
 
-def _describe(problem: Any) -> str:
+def _keyed_lines(
+    path: Path,
+    node: yaml.Node | None,
+    errors: Sequence[KeyedValueError],
+    below: tuple[int | str, ...] = (),
+) -> list[str]:
+    """A line for each of ``errors`` (their keys below ``below``), in the file's order,
+    as a reader goes through them to fix them."""
+    found = [((*below, *each.loc), str(each)) for each in errors]
+    return [
+        f"{path}: {format_loc(at)} (line {line}): {_one_line(message, 300)}"
+        for line, at, message in sorted(
+            ((_line_of(node, at), at, message) for at, message in found),
+            key=lambda each: each[0],
+        )
+    ]
+
+
+def _describe(problem: Any, loc: tuple[int | str, ...]) -> str:
     kind = problem["type"]
     if kind == "extra_forbidden":
-        return "unknown key; check its spelling against the configuration reference"
+        return f"unknown key{key_hint(Config, loc)}"
     if kind == "missing":
         return "required key is missing"
     message = str(problem["msg"]).removeprefix("Value error, ")
     if kind.endswith("_type"):
         return f"{message} (got {_shown(problem['input'])})"
     return message
-
-
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    """``('rules', 2, 'keywords')`` → ``rules[2].keywords``; a key that is not a plain
-    word is quoted, cut and kept on one line."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            text += f"[{part}]"
-            continue
-        name = part if isinstance(part, str) else repr(part)
-        if not re.fullmatch(r"[\w.:<>\[\]-]{1,80}", name, flags=re.ASCII):
-            name = _shown(name, 40)
-        text += f".{name}" if text else name
-    return text or "(top level)"
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
@@ -487,7 +548,7 @@ def _with_chromium(config: Config, node: yaml.Node | None, path: Path) -> Config
         # Chromium follows a redirect by itself, past the address check every other
         # request of a page gets: the policy could not be kept.
         raise ConfigError(
-            f"{path}: {_format_loc(rendering)} (line {_line_of(node, rendering)}): "
+            f"{path}: {format_loc(rendering)} (line {_line_of(node, rendering)}): "
             f"source {source.name} is rendered in a browser, which cannot be held to "
             "fetch_policy (Chromium follows redirects itself, to any address); render "
             "no source, or lift fetch_policy"
@@ -496,7 +557,7 @@ def _with_chromium(config: Config, node: yaml.Node | None, path: Path) -> Config
     if chromium is None:
         loc = ("browser", "executable") if config.browser.executable is not None else rendering
         raise ConfigError(
-            f"{path}: {_format_loc(loc)} (line {_line_of(node, loc)}): "
+            f"{path}: {format_loc(loc)} (line {_line_of(node, loc)}): "
             f"source {source.name} is rendered in a browser, but {problem}"
         )
     browser = config.browser.model_copy(update={"executable": chromium})

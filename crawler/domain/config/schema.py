@@ -9,16 +9,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from crawler.domain.config.access import SiteAccessConfig, browser_proxy_problem, site_access_for
+from crawler.domain.config.access import SiteAccessConfig
 from crawler.domain.config.browser import BrowserConfig
 from crawler.domain.config.channels import ChannelConfig
 from crawler.domain.config.cluster import ClusterConfig, RedisUrl
 from crawler.domain.config.polling import PollingConfig
-from crawler.domain.config.scopes import source_scope_problems
+from crawler.domain.config.references import reference_problems
 from crawler.domain.config.values import (
     MAX_DOWNLOAD_MAXSIZE,
     MAX_PATH_CHARS,
@@ -27,7 +26,6 @@ from crawler.domain.config.values import (
     EmailAddress,
     FolderPath,
     Host,
-    KeyedValueError,
     KeyedValueErrors,
     Line,
     Name,
@@ -369,153 +367,10 @@ class Config(_Strict):
         description="Idle time after which the extraction workers stop; null keeps them.",
     )
 
-    @field_validator("sources")
-    @classmethod
-    def _unique_source_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
-        _require_unique([s.name for s in sources], "source")
-        return sources
-
     @model_validator(mode="after")
-    def _source_bounds_ordered(self) -> Config:
-        for index, source in enumerate(self.sources):
-            low = source.min_interval or self.polling.min_interval
-            high = source.max_interval or self.polling.max_interval
-            if low > high:
-                raise KeyedValueError(
-                    f"source {source.name}: its min_interval is longer than its "
-                    "max_interval (with polling's defaults)",
-                    ("sources", index, "min_interval" if source.min_interval else "max_interval"),
-                )
-        return self
-
-    @field_validator("rules")
-    @classmethod
-    def _unique_rule_names(cls, rules: list[RuleConfig]) -> list[RuleConfig]:
-        _require_unique([r.name for r in rules], "rule")
-        return rules
-
-    @field_validator("channels")
-    @classmethod
-    def _unique_channel_names(cls, channels: list[ChannelConfig]) -> list[ChannelConfig]:
-        _require_unique([c.name for c in channels], "channel")
-        return channels
-
-    @model_validator(mode="after")
-    def _recipients_name_known_rules(self) -> Config:
-        names = {rule.name for rule in self.rules}
-        tags = {tag for rule in self.rules for tag in rule.tags}
-        emails = [r.email.lower() for r in self.recipients] + [
-            e.lower() for e in self.digest.recipients
-        ]
-        _require_unique(emails, "recipient")
-        for recipient in self.recipients:
-            unknown = [name for name in recipient.rules or [] if name not in names]
-            if unknown:
-                raise ValueError(
-                    f"recipient {recipient.email} names unknown rules: {', '.join(unknown)}"
-                )
-            unknown = [tag for tag in recipient.tags if tag not in tags]
-            if unknown:
-                raise ValueError(
-                    f"recipient {recipient.email} names tags no rule has: {', '.join(unknown)}"
-                )
-            channels = {EMAIL_CHANNEL, *(channel.name for channel in self.channels)}
-            unknown = [name for name in recipient.channels or [] if name not in channels]
-            if unknown:
-                raise ValueError(
-                    f"recipient {recipient.email} names unknown channels: {', '.join(unknown)} "
-                    f"(known: {', '.join(sorted(channels))})"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _operators_name_known_channels(self) -> Config:
-        kinds = {channel.name: channel.kind for channel in self.channels}
-        for index, name in enumerate(self.operators.channels):
-            if name not in kinds:
-                known = ", ".join(sorted(kinds)) or "none; see channels:"
-                also = "; email goes to operators.recipients" if name == EMAIL_CHANNEL else ""
-                raise KeyedValueError(
-                    f"operators.channels names an unknown channel {name!r} (known: {known}){also}",
-                    ("operators", "channels", index),
-                )
-            if kinds[name] == "feed":
-                raise KeyedValueError(
-                    f"operators.channels: {name} is a feed, read per recipient; operators "
-                    "are told on a webhook or apprise channel, or by email",
-                    ("operators", "channels", index),
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _feeds_need_the_web_ui(self) -> Config:
-        for index, channel in enumerate(self.channels):
-            if channel.kind == "feed" and not self.web.enabled:
-                # Its deliveries would be recorded while no process serves its URL.
-                raise KeyedValueError(
-                    f"channel {channel.name} is a feed, which the web UI serves, and "
-                    "web.enabled is false; enable the web UI or remove the channel",
-                    ("channels", index, "kind"),
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _rules_name_known_channels(self) -> Config:
-        known = {channel.name for channel in self.channels}
-        feeds = {channel.name for channel in self.channels if channel.kind == "feed"}
-        for index, rule in enumerate(self.rules):
-            if not rule.channels:
-                continue
-            where = ("rules", index, "channels")
-            unknown = [name for name in rule.channels if name not in known]
-            if unknown:
-                also = (
-                    "; email goes to recipients, list the rule in theirs"
-                    if EMAIL_CHANNEL in unknown
-                    else ""
-                )
-                raise KeyedValueError(
-                    f"rule {rule.name} names unknown channels: {', '.join(unknown)} "
-                    f"(known: {', '.join(sorted(known)) or 'none; see channels:'}){also}",
-                    where,
-                )
-            if named_feeds := [name for name in rule.channels if name in feeds]:
-                # A feed is served per recipient: a rule's own would have no URL, and
-                # its alerts would be recorded delivered into a feed nobody can read.
-                raise KeyedValueError(
-                    f"rule {rule.name} names feed channels: {', '.join(named_feeds)}; a "
-                    "feed is read per recipient: list it in a recipient's channels (its "
-                    "?rule= URL gives one rule's feed)",
-                    where,
-                )
-            if rule.alert != "immediate":
-                # A digest goes out on a reader's schedule, in their time zone; a
-                # channel named by a rule has neither.
-                raise KeyedValueError(
-                    f"rule {rule.name}: channels take its immediate alerts; give the rule "
-                    "alert: immediate, or list the channel in a recipient's channels for "
-                    "digests",
-                    where,
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _rules_name_known_sources(self) -> Config:
-        if problems := source_scope_problems(self.rules, self.sources):
+    def _references_hold(self) -> Config:
+        if problems := reference_problems(self):
             raise KeyedValueErrors(problems)
-        return self
-
-    @model_validator(mode="after")
-    def _rendered_pages_can_use_their_proxy(self) -> Config:
-        domains = {host.lower(): domain for host, domain in self.domains.items()}
-        for index, source in enumerate(self.sources):
-            if not source.uses_browser:
-                continue
-            host = (urlsplit(source.url).hostname or "").rstrip(".").lower()
-            proxy = site_access_for(source.site_access(), domains.get(host)).proxy_url()
-            if (problem := browser_proxy_problem(proxy)) is not None:
-                key = "render" if source.render == "browser" else "render_articles"
-                raise KeyedValueError(f"source {source.name}: {problem}", ("sources", index, key))
         return self
 
     def all_recipients(self) -> list[Recipient]:
@@ -590,11 +445,3 @@ class Config(_Strict):
             return kept[1][name]
         except KeyError:
             raise KeyError(name) from None
-
-
-def _require_unique(names: list[str], what: str) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"two {what}s are named {name!r}; names must be unique")
-        seen.add(name)

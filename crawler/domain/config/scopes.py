@@ -9,11 +9,11 @@ tagged or renamed in a reload is in or out of the rule's scope from then on.
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Annotated, Protocol
 
 from pydantic import AfterValidator, BeforeValidator
 
+from crawler.domain.config.spelling import nearest_name
 from crawler.domain.config.values import KeyedValueError, Name, _shown
 
 if TYPE_CHECKING:
@@ -120,7 +120,5 @@ def source_scope_problems(
 
 def _nearest(word: str, candidates: Sequence[str], prefix: str = "") -> str | None:
     """The candidate closest to ``word`` (a typo's distance), with ``prefix``."""
-    found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.75)
-    if not found:  # a case slip ("Reuters" for "reuters") is always close
-        found = [c for c in candidates if c.casefold() == word.casefold()][:1]
-    return f"{prefix}{found[0]}" if found else None
+    found = nearest_name(word, candidates)
+    return f"{prefix}{found}" if found else None

@@ -4,15 +4,24 @@ the schema's fields are made of."""
 
 from __future__ import annotations
 
+import functools
 import re
 import string
+import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from crawler.domain.urls import compile_url_pattern
 
@@ -364,8 +373,55 @@ SubjectTemplate = Annotated[str, AfterValidator(check_subject_template)]
 UnsubscribeUrl = Annotated[str, AfterValidator(_check_unsubscribe)]
 
 
+def bare_type(annotation: object, member: object = None) -> object:
+    """``annotation`` without ``Annotated`` and ``None``: the type a value there has.
+    Of a union of several types, the one named ``member`` (pydantic names the member
+    of a union of models in an error's location), else the union itself."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [arg for arg in get_args(annotation) if arg is not type(None)]
+            named = [each for each in members if getattr(each, "__name__", None) == member]
+            if len(members) != 1 and not named:
+                return annotation
+            annotation = (named or members)[0]
+        else:
+            return annotation
+
+
+@functools.cache
+def _text_list_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The keys of ``model`` that hold a list of texts (names, words, patterns)."""
+    keys = set()
+    for key, field in model.model_fields.items():
+        annotation = bare_type(field.annotation)
+        if get_origin(annotation) is not list:
+            continue
+        item = bare_type(get_args(annotation)[0])
+        if item is str or (
+            get_origin(item) is Literal and all(isinstance(a, str) for a in get_args(item))
+        ):
+            keys.add(key)
+    return frozenset(keys)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_text_as_a_list(cls, data: object) -> object:
+        """``keywords: dam`` is ``keywords: [dam]``: one text where a list of texts is
+        meant can only mean that list of one (what a reader writes for one keyword)."""
+        if not isinstance(data, dict):
+            return data
+        keys = _text_list_keys(cls)
+        return {
+            key: [value] if key in keys and isinstance(value, str) else value
+            for key, value in data.items()
+        }
 
 
 SOURCE_KINDS = ("feed", "site", "sitemap", "listing")

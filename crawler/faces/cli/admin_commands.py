@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crawler.domain.config import config_path, load_config
+from crawler.domain.config import config_path, config_warnings, load_config
 from crawler.domain.wording import counted
 from crawler.faces.cli.common import EXIT_OK, _load, _open_store
 
@@ -20,10 +20,12 @@ def _check_config(args: argparse.Namespace) -> int:
     print(
         f"{path}: OK — {counted(len(config.sources), 'source')}, "
         f"{counted(len(config.rules), 'rule')}, "
-        f"{counted(len(config.digest.recipients), 'recipient')}, "
+        f"{counted(len(config.all_recipients()), 'recipient')}, "
         f"digest '{config.digest.schedule}' "
         f"({config.digest.timezone}), delivery: {delivery}"
     )
+    for warning in config_warnings(config, path):
+        print(warning)
     if config.all_recipients() and config.web.public_url is None:
         print(
             f"{path}: warning: web.public_url is not set, so messages carry no feedback "

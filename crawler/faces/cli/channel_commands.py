@@ -7,6 +7,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from crawler.domain.config import name_hint
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _open_store
 
 if TYPE_CHECKING:
@@ -21,8 +22,10 @@ def _channels_test(args: argparse.Namespace) -> int:
     config = _load(args)
     names = [channel.name for channel in config.channels]
     if args.name not in names:
-        known = ", ".join(names) or "none"
-        print(f"newswatch: no channel {args.name!r} in the configuration (channels: {known})")
+        print(
+            f"newswatch: no channel {args.name!r} in the configuration"
+            + name_hint(args.name, names, "channels")
+        )
         return EXIT_CONFIG
     if next(c for c in config.channels if c.name == args.name).kind == "feed":
         # Nothing is sent to a feed: readers fetch it. Where they do is the test.

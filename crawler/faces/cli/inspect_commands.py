@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.domain.config import ConfigError
+from crawler.domain.config import ConfigError, name_hint
 from crawler.domain.wording import counted
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load, _open_store
 
@@ -95,7 +95,10 @@ def _rules_test(args: argparse.Namespace) -> int:
     elif args.name:
         configured = [r for r in rules_from_config(config) if r.name == args.name]
         if not configured:
-            raise ConfigError(f"no rule named {args.name!r} in the configuration")
+            raise ConfigError(
+                f"no rule is named {args.name!r} in the configuration"
+                + name_hint(args.name, config.rule_names(), "rules")
+            )
         rule = configured[0]
         matcher = RuleMatcher([rule])
         scope = ", ".join(next(r for r in config.rules if r.name == args.name).sources or ())
@@ -237,8 +240,10 @@ def _reader_taste(config: Config, args: argparse.Namespace) -> Taste | None:
         raise ConfigError("--reader needs a rule from the configuration, not --query")
     readers = {r.email.lower(): r for r in config.all_recipients()}
     if args.reader.lower() not in readers:
-        known = ", ".join(readers) or "none"
-        raise ConfigError(f"--reader: no recipient {args.reader!r} (recipients: {known})")
+        raise ConfigError(
+            f"--reader: no recipient {args.reader!r}"
+            + name_hint(args.reader, [r.email for r in readers.values()], "recipients")
+        )
     store = _open_store(config)
     try:
         email = readers[args.reader.lower()].email

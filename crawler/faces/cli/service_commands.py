@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.domain.config import ConfigError, config_path, load_config
+from crawler.domain.config import ConfigError, config_path, config_warnings, load_config
 from crawler.domain.wording import counted
 from crawler.faces.cli.common import (
     EXIT_FAILED,
@@ -18,6 +18,7 @@ from crawler.faces.cli.common import (
     _load,
     _open_store,
     _wait_for_store,
+    logger,
 )
 from crawler.orchestration.signals import catch_early_stop_signals
 
@@ -32,6 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     catch_early_stop_signals()
     path = config_path(args.config)
     config = load_config(path)
+    for warning in config_warnings(config, path):
+        logger.warning("%s", warning)
     if args.role == "scheduler":
         return _run_role(path, config, "scheduler")
     _start_cpu_pool_early(config)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crawler.domain.config import name_hint
 from crawler.domain.wording import counted
 from crawler.faces.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, _load
 
@@ -26,8 +27,8 @@ def _sources_doctor(args: argparse.Namespace) -> int:
     names = [source.name for source in config.sources]
     if args.name not in names:
         print(
-            f"newswatch: no source {args.name!r} in the configuration "
-            f"(sources: {', '.join(names) or 'none'})"
+            f"newswatch: no source {args.name!r} in the configuration"
+            + name_hint(args.name, names, "sources")
         )
         return EXIT_CONFIG
     source = config.source(args.name)
