@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scrapy.crawler import CrawlerRunner
 
 from alerts.rules import RuleMatcher, rules_from_config
-from crawler.domain.config import ConfigError, cron_trigger, load_config
+from crawler.domain.config import ConfigError, config_warnings, cron_trigger, load_config
 from crawler.domain.stories import StoryIndex
 from crawler.domain.urls import redact_text
 from crawler.domain.wording import counted
@@ -76,9 +76,13 @@ HEALTH_CHECK_SECONDS = 60
 
 
 def _read_config(path: Path) -> tuple[Config, RuleMatcher]:
-    """The configuration file, validated, and its rules' matcher (blocks)."""
+    """The configuration file, validated, and its rules' matcher (blocks). What in it
+    would do nothing is logged, as at the start."""
     config = load_config(path)
-    return config, RuleMatcher(rules_from_config(config))
+    matcher = RuleMatcher(rules_from_config(config))
+    for warning in config_warnings(config, path):
+        logger.warning("%s", warning)
+    return config, matcher
 
 
 def _mtime(path: Path | None) -> int | None:
