@@ -1,0 +1,192 @@
+"""The pieces of the web UI's query search and rule workbench: checking a query with
+the rules' parser, finding and comparing hits, highlighting, the YAML entry, and the
+bounded scan of the store (the pages themselves: test_browser_workbench.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+
+from alerts.rules import KeywordRule, QueryRule, RuleError
+from alerts.workbench import (
+    QueryProblem,
+    check_query,
+    compare_hits,
+    draft_rule,
+    find_hits,
+    rule_problem,
+    rule_snippet,
+)
+from crawler.domain.items import ExtractedArticle
+from crawler.domain.query import parse_query
+from crawler.faces.web.common import highlight
+from crawler.faces.web.workbench import error_view, keyword_query, rule_query
+from crawler.storage.store import ArticleRecord, Store, StoredArticle
+
+
+def _article(n: int, title: str, body: str = "", source: str = "wire") -> StoredArticle:
+    return StoredArticle(
+        id=n,
+        url=f"https://news.example/{n}",
+        source=source,
+        title=title,
+        body=body,
+        published=datetime(2024, 2, 14, 6, n, tzinfo=UTC),
+        authors=(),
+        language="en",
+    )
+
+
+ARTICLES = [
+    _article(1, "Mekong dam talks resume", "Ministers met on the Mekong on Tuesday."),
+    _article(2, "Mekong football cup", "The Mekong derby ended in a draw."),
+    _article(3, "Floods on the Mun river", "The Mun joins the Mekong downstream."),
+    _article(4, "Chip shortage eases", "Semiconductor plants reopened.", source="tech"),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        pytest.param("Mekong AND NOT football", None, id="good"),
+        pytest.param("title:(Syria OR Iraq) refug*", None, id="fields-and-prefix"),
+        pytest.param(
+            "Mekong AND", QueryProblem("expected a term after AND", 11), id="dangling-and"
+        ),
+        pytest.param(
+            "Mekong and football",
+            QueryProblem("'and' is not an operator", 8, 'write AND, or "and" for the word'),
+            id="lower-case-operator",
+        ),
+        pytest.param(
+            "(Mekong OR Mun",
+            QueryProblem("unclosed '('", 1, "expected ')' before the end"),
+            id="unclosed",
+        ),
+        pytest.param("x*y", QueryProblem("'*' may only end a word", 2), id="inner-star"),
+    ],
+)
+def test_a_query_is_checked_by_the_rules_parser_with_its_column(
+    query: str, problem: QueryProblem | None
+) -> None:
+    assert check_query(query) == problem
+
+
+def test_the_caret_stands_under_the_column_even_past_control_characters() -> None:
+    query = "Mekong\tand football"
+    problem = check_query(query)
+    assert problem is not None
+    view = error_view(query, problem)
+    assert view["query"] == "Mekong and football"  # the tab shown as one space
+    assert view["pointer"] == "       ^"
+    assert view["query"][len(view["pointer"]) - 1 :].startswith("and")
+    # A column past the end (an unfinished query) points just after it.
+    assert error_view("ab", QueryProblem("expected a term", 99))["pointer"] == "  ^"
+    assert error_view("ab", QueryProblem("no stemmer"))["pointer"] is None
+
+
+def test_hits_carry_their_terms_and_follow_the_rule_language() -> None:
+    hits = find_hits(QueryRule("search", "Mekong AND NOT football"), ARTICLES)
+    assert [(hit.article.id, hit.terms) for hit in hits] == [(1, ("Mekong",)), (3, ("Mekong",))]
+    # A rule limited to sources sees only their articles, as in a crawl.
+    scoped = QueryRule("chips", "semiconductor OR chip", sources=frozenset({"wire"}))
+    assert find_hits(scoped, ARTICLES) == []
+    with pytest.raises(RuleError):
+        find_hits(QueryRule("bad", "Mekong AND"), ARTICLES)
+
+
+def test_a_draft_is_compared_with_the_rule_it_would_replace() -> None:
+    configured = KeywordRule("mekong", ("Mekong",), ("football",), sources=frozenset({"wire"}))
+    draft = draft_rule("Mekong OR Mun", configured)
+    assert (draft.name, draft.sources) == ("mekong", frozenset({"wire"}))
+    comparison = compare_hits(find_hits(draft, ARTICLES), find_hits(configured, ARTICLES))
+    assert [hit.article.id for hit in comparison.draft] == [1, 2, 3]
+    assert [hit.article.id for hit in comparison.added] == [2]  # football is no longer out
+    assert comparison.dropped == []
+    assert comparison.kept == 2
+    narrower = compare_hits(
+        find_hits(draft_rule("title:Mekong", configured), ARTICLES),
+        find_hits(configured, ARTICLES),
+    )
+    assert [hit.article.id for hit in narrower.added] == [2]
+    assert [hit.article.id for hit in narrower.dropped] == [3]  # Mekong only in its body
+    assert draft_rule("x", None) == QueryRule("draft", "x")
+
+
+def test_a_rule_that_will_not_compile_is_a_problem_without_a_column() -> None:
+    error = RuleError("r", ValueError("no stemmer for language 'xx'"))
+    assert rule_problem(error) == QueryProblem("no stemmer for language 'xx'")
+
+
+@pytest.mark.parametrize(
+    ("keywords", "exclude", "query"),
+    [
+        pytest.param(("Palmyra",), (), "Palmyra", id="one"),
+        pytest.param(
+            ("Palmyra", "Al-Qaryatain", "ISIS"),
+            ("football",),
+            '(Palmyra OR "Al-Qaryatain" OR ISIS) AND NOT football',
+            id="syria",
+        ),
+        pytest.param(("memory chip", "refug*"), (), '"memory chip" OR refug*', id="phrase-prefix"),
+        pytest.param(
+            ("and", "near", 'say "no"'), (), '"and" OR "near" OR "say no"', id="operators"
+        ),
+        pytest.param(
+            ("Mekong",), ("football", "cup"), "Mekong AND NOT (football OR cup)", id="excludes"
+        ),
+    ],
+)
+def test_a_keyword_rule_is_shown_as_the_query_it_means(
+    keywords: tuple[str, ...], exclude: tuple[str, ...], query: str
+) -> None:
+    assert keyword_query(keywords, exclude) == query
+    assert keyword_query((), exclude) == ""  # a rule without keywords matches nothing
+    parse_query(query)  # what the workbench puts in its box runs as it is
+    rule = KeywordRule("k", keywords, exclude)
+    assert rule_query(rule) == query
+    assert [hit.article.id for hit in find_hits(rule, ARTICLES)] == [
+        hit.article.id for hit in find_hits(QueryRule("q", query), ARTICLES)
+    ]
+
+
+def test_hits_are_marked_and_everything_else_escaped() -> None:
+    title = '<script>alert("x")</script> Mekong & Mun'
+    [hit] = find_hits(QueryRule("s", "Mekong"), [_article(9, title)])
+    assert str(highlight(title, hit.terms)) == (
+        "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; <mark>Mekong</mark> &amp; Mun"
+    )
+
+
+def test_the_yaml_entry_is_valid_whatever_the_query_and_keeps_the_rule_settings() -> None:
+    query = 'Palmyra AND NOT "foot: ball" # not a comment\n- [x]'
+    snippet = rule_snippet(
+        "syria", query, {"keywords": ["Palmyra"], "stem": True, "sources": ["tag:war"]}
+    )
+    assert yaml.safe_load(snippet) == [
+        {"name": "syria", "query": query, "stem": True, "sources": ["tag:war"]}
+    ]
+    assert snippet.startswith("- name: syria\n  query: ")
+    assert yaml.safe_load(rule_snippet("new-rule", "Mekong")) == [
+        {"name": "new-rule", "query": "Mekong"}
+    ]
+
+
+def test_the_store_gives_the_most_recently_fetched_articles_first_bounded(
+    database_url: str,
+) -> None:
+    store = Store.from_url(database_url)
+    store.upgrade()
+    for n in range(1, 6):
+        article = ExtractedArticle(
+            url=f"https://news.example/{n}", title=f"Story {n}", text=f"Body {n}."
+        )
+        store.insert_articles([(ArticleRecord("wire", article), [])])
+    assert [a.title for a in store.newest_articles(3)] == ["Story 5", "Story 4", "Story 3"]
+    assert store.newest_articles(10)[0].body == "Body 5."
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert store.newest_articles(10, since=later) == []
+    assert len(store.newest_articles(10, since=later - timedelta(days=1))) == 5
+    store.close()
