@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from alerts.rules import MatchDocument, QueryRule, RuleError, RuleMatcher
-from crawler.domain.query import QuerySyntaxError, parse_query
+from crawler.domain.query import QuerySyntaxError, parse_query, prepare_document
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -84,19 +84,30 @@ def find_hits(rule: KeywordRule | QueryRule, articles: Sequence[StoredArticle]) 
     Raises `RuleError` for a rule that does not compile. CPU-bound: callers on an
     event loop run it in a thread.
     """
-    matcher = RuleMatcher([rule])
-    hits: list[Hit] = []
+    [hits] = find_hits_of([rule], articles)
+    return hits
+
+
+def find_hits_of(
+    rules: Sequence[KeywordRule | QueryRule], articles: Sequence[StoredArticle]
+) -> list[list[Hit]]:
+    """`find_hits` for each of ``rules`` (rules of the same name too), each article
+    tokenised once for all of them: tokenising is most of the cost."""
+    matchers = [RuleMatcher([rule]) for rule in rules]
+    hits: list[list[Hit]] = [[] for _ in rules]
     for article in articles:
-        document = MatchDocument(
-            title=article.title,
-            body=article.body,
-            author=", ".join(article.authors),
-            source=article.source,
-            url=article.url,
-            language=article.language,
+        document = prepare_document(
+            MatchDocument(
+                title=article.title,
+                body=article.body,
+                author=", ".join(article.authors),
+                source=article.source,
+                url=article.url,
+                language=article.language,
+            )
         )
-        for match in matcher.match(document):
-            hits.append(Hit(article, match.terms))
+        for matcher, found in zip(matchers, hits, strict=True):
+            found.extend(Hit(article, match.terms) for match in matcher.match(document))
     return hits
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
+from alerts.render import get_environment
 from alerts.rules import KeywordRule, QueryRule, RuleError
 from alerts.workbench import (
     QueryProblem,
@@ -16,6 +17,7 @@ from alerts.workbench import (
     compare_hits,
     draft_rule,
     find_hits,
+    find_hits_of,
     rule_problem,
     rule_snippet,
 )
@@ -113,6 +115,9 @@ def test_a_draft_is_compared_with_the_rule_it_would_replace() -> None:
     assert [hit.article.id for hit in narrower.added] == [2]
     assert [hit.article.id for hit in narrower.dropped] == [3]  # Mekong only in its body
     assert draft_rule("x", None) == QueryRule("draft", "x")
+    # Both at once (an article tokenised once), the same as one by one.
+    together = find_hits_of([draft, configured], ARTICLES)
+    assert together == [find_hits(draft, ARTICLES), find_hits(configured, ARTICLES)]
 
 
 def test_a_rule_that_will_not_compile_is_a_problem_without_a_column() -> None:
@@ -190,3 +195,54 @@ def test_the_store_gives_the_most_recently_fetched_articles_first_bounded(
     assert store.newest_articles(10, since=later) == []
     assert len(store.newest_articles(10, since=later - timedelta(days=1))) == 5
     store.close()
+
+
+def _render(template: str, **context: object) -> str:
+
+    return (
+        get_environment()
+        .get_template(template)
+        .render(title="t", current="/workbench", query="", **context)
+    )
+
+
+def test_a_bad_query_is_shown_escaped_with_its_caret() -> None:
+    query = "<script>alert(1)</script> and x"
+    problem = check_query(query)
+    assert problem is not None
+    page = _render("web/search.html.j2", error=error_view(query, problem), results=[])
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; and x" in page
+    assert f"at column {query.index('and') + 1}" in page
+
+
+def test_the_workbench_says_when_the_scan_was_cut() -> None:
+    context = {
+        "rules": ["syria"],
+        "rule": "syria",
+        "unknown_rule": "",
+        "days": 30,
+        "day_choices": (7, 30),
+        "draft": "Mekong",
+        "error": None,
+        "ran": True,
+        "searched": 5000,
+        "capped": True,
+        "scan_limit": 5000,
+        "shown": 100,
+        "caught": [],
+        "caught_count": 0,
+        "added": [],
+        "added_count": 0,
+        "dropped": [],
+        "dropped_count": 0,
+        "kept": 0,
+        "current_count": 0,
+        "snippet": rule_snippet("syria", "Mekong"),
+    }
+    page = _render("web/workbench.html.j2", **context)
+    assert "only the 5000 most recently fetched: older ones in this window" in page
+    assert '<option value="30" selected>30 days</option>' in page
+    assert "Nothing the rule catches is lost." in page
+    uncut = _render("web/workbench.html.j2", **{**context, "capped": False})
+    assert "most recently fetched" not in uncut

@@ -23,7 +23,9 @@ Routes (the route table and access checks are in ``site.py``). Pages (``pages.py
 ``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
 articles per day drawn as inline SVG by ``charts.py``), ``/matches``
 (``?rule=NAME``: one rule's), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. The
+``/preview?recipient=EMAIL``, ``/healthz``, ``/metrics``. Trying queries
+(``workbench.py``): ``/search?q=…`` (the rule language, hits highlighted) and
+``/workbench?q=…&rule=NAME&days=N`` (a draft query against a configured rule). The
 read-only JSON API (``api.py``, docs/api.md), behind the same token:
 ``/api/v1/`` (its index), ``/api/v1/matches``, ``/api/v1/stories``,
 ``/api/v1/stories/ID``, ``/api/v1/sources``, ``/api/v1/deliveries``; filtered by

@@ -25,6 +25,7 @@ from alerts.workbench import (
     compare_hits,
     draft_rule,
     find_hits,
+    find_hits_of,
     rule_problem,
     rule_snippet,
 )
@@ -207,8 +208,10 @@ class QueryPages:
 
             def run() -> tuple[Scan, list[Hit], list[Hit]]:
                 scan = self._scan(since)
-                current = find_hits(configured, scan.articles) if configured else []
-                return scan, find_hits(candidate, scan.articles), current
+                if configured is None:
+                    return scan, find_hits(candidate, scan.articles), []
+                hits, current = find_hits_of([candidate, configured], scan.articles)
+                return scan, hits, current
 
             try:
                 scan, hits, current = await self.site.blocking(run)
