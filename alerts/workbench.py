@@ -68,6 +68,20 @@ def check_query(query: str) -> QueryProblem | None:
     return None
 
 
+def index_words(query: str, most: int = 12) -> tuple[str, ...]:
+    """Words one of which every article ``query`` matches holds, for a full-text
+    index to find candidates by (a candidate is then evaluated); () when there is no
+    such set, when one is a prefix, or when there are more than ``most``: the
+    query must then be evaluated on every article."""
+    try:
+        words = parse_query(query).terms()
+    except ValueError:
+        return ()
+    if len(words) > most or any(word.endswith("*") for word in words):
+        return ()
+    return words
+
+
 def rule_problem(error: RuleError) -> QueryProblem:
     """A rule that would not compile, as a `QueryProblem` (with the column when the
     cause is the query's syntax)."""

@@ -5,6 +5,7 @@ bounded scan of the store (the pages themselves: test_browser_workbench.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -18,13 +19,15 @@ from alerts.workbench import (
     draft_rule,
     find_hits,
     find_hits_of,
+    index_words,
     rule_problem,
     rule_snippet,
 )
 from crawler.domain.items import ExtractedArticle
 from crawler.domain.query import parse_query
+from crawler.faces.web import workbench
 from crawler.faces.web.common import highlight
-from crawler.faces.web.workbench import error_view, keyword_query, rule_query
+from crawler.faces.web.workbench import QueryPages, error_view, keyword_query, rule_query
 from crawler.storage.store import ArticleRecord, Store, StoredArticle
 
 
@@ -179,16 +182,35 @@ def test_the_yaml_entry_is_valid_whatever_the_query_and_keeps_the_rule_settings(
     ]
 
 
-def test_the_store_gives_the_most_recently_fetched_articles_first_bounded(
-    database_url: str,
-) -> None:
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        pytest.param("Mekong AND NOT football", ("mekong",), id="and-not"),
+        pytest.param('"Mekong delta" OR Mun', ("mekong", "mun"), id="phrase-or"),
+        pytest.param("NOT football", (), id="not-only"),
+        pytest.param("refug* OR Mekong", (), id="prefix"),
+        pytest.param("Mekong AND", (), id="bad"),
+    ],
+)
+def test_the_words_a_search_can_look_up_in_the_index(query: str, words: tuple[str, ...]) -> None:
+    assert index_words(query) == words
+
+
+def _stored_store(database_url: str, count: int) -> Store:
     store = Store.from_url(database_url)
     store.upgrade()
-    for n in range(1, 6):
+    for n in range(1, count + 1):
         article = ExtractedArticle(
             url=f"https://news.example/{n}", title=f"Story {n}", text=f"Body {n}."
         )
         store.insert_articles([(ArticleRecord("wire", article), [])])
+    return store
+
+
+def test_the_store_gives_the_most_recently_fetched_articles_first_bounded(
+    database_url: str,
+) -> None:
+    store = _stored_store(database_url, 5)
     assert [a.title for a in store.newest_articles(3)] == ["Story 5", "Story 4", "Story 3"]
     assert store.newest_articles(10)[0].body == "Body 5."
     later = datetime.now(UTC) + timedelta(minutes=1)
@@ -246,3 +268,24 @@ def test_the_workbench_says_when_the_scan_was_cut() -> None:
     assert "Nothing the rule catches is lost." in page
     uncut = _render("web/workbench.html.j2", **{**context, "capped": False})
     assert "most recently fetched" not in uncut
+
+
+def test_a_search_past_its_scan_reaches_older_articles_through_the_index(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _stored_store(database_url, 6)
+    monkeypatch.setattr(workbench, "SCAN_LIMIT", 2)
+    older = store.articles_with_any_word(["body", "nothing"], 10, skip_newest=2)
+    assert [article.title for article in older] == ["Story 4", "Story 3", "Story 2", "Story 1"]
+    assert store.articles_with_any_word(["story 1"], 10) != []  # a phrase, as data
+    assert store.articles_with_any_word(['"', "\x00"], 10) == []
+
+    pages = QueryPages(SimpleNamespace(store=store))  # type: ignore[arg-type]
+    scan = pages._search_scan('"Story 1" OR "Story 6"')
+    assert (scan.capped, scan.older) == (True, 4)
+    hits = find_hits(QueryRule("search", '"Story 1" OR "Story 6"'), scan.articles)
+    assert [hit.article.title for hit in hits] == ["Story 6", "Story 1"]
+    # A query the index cannot narrow (NOT alone) is evaluated on the newest only.
+    scan = pages._search_scan("NOT Story")
+    assert (len(scan.articles), scan.capped, scan.older) == (2, True, 0)
+    store.close()

@@ -26,6 +26,7 @@ from alerts.workbench import (
     draft_rule,
     find_hits,
     find_hits_of,
+    index_words,
     rule_problem,
     rule_snippet,
 )
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 # fetched): matching takes about a millisecond an article, so a page stays within
 # seconds on any store.
 SCAN_LIMIT = 5000
+# Older articles a search adds past the scan, found by the full-text index.
+OLDER_LIMIT = 2000
 DAY_CHOICES = (1, 3, 7, 14, 30)
 DEFAULT_DAYS = 7
 HITS_SHOWN = 100  # of each list on the workbench
@@ -65,10 +68,12 @@ _OPERATOR_WORDS = frozenset({"and", "or", "not"})
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """The articles a page evaluated, and whether ``SCAN_LIMIT`` cut the scan short."""
+    """The articles a page evaluated, and whether ``SCAN_LIMIT`` cut the scan short;
+    for a search, how many older articles the full-text index added (``older``)."""
 
     articles: list[StoredArticle]
     capped: bool
+    older: int = 0
 
 
 def error_view(query: str, problem: QueryProblem) -> dict[str, Any]:
@@ -130,6 +135,21 @@ class QueryPages:
         articles = self.site.store.newest_articles(SCAN_LIMIT + 1, since)
         return Scan(articles[:SCAN_LIMIT], capped=len(articles) > SCAN_LIMIT)
 
+    def _search_scan(self, query: str) -> Scan:
+        """The newest ``SCAN_LIMIT`` articles and, past them, up to ``OLDER_LIMIT``
+        older ones the full-text index finds holding one of the words the query
+        needs (when it names such words): a search reaches the whole store for
+        most queries, still bounded."""
+        scan = self._scan(None)
+        words = index_words(query) if scan.capped else ()
+        if not words:
+            return scan
+        found = self.site.store.articles_with_any_word(words, OLDER_LIMIT, skip_newest=SCAN_LIMIT)
+        # Articles fetched between the two reads shift the newest ones: none twice.
+        seen = {article.id for article in scan.articles}
+        older = [article for article in found if article.id not in seen]
+        return Scan(scan.articles + older, capped=True, older=len(older))
+
     def _hit_view(self, hit: Hit) -> dict[str, Any]:
         article = hit.article
         title = one_line(article.title, MAX_TITLE_CHARS) or "(untitled)"
@@ -152,7 +172,7 @@ class QueryPages:
         elif query:
 
             def search() -> tuple[Scan, list[Hit]]:
-                scan = self._scan(None)
+                scan = self._search_scan(query)
                 return scan, find_hits(QueryRule("search", query), scan.articles)
 
             try:
@@ -163,7 +183,8 @@ class QueryPages:
                 context.update(
                     results=[self._hit_view(hit) for hit in hits[:SEARCH_LIMIT]],
                     total=len(hits),
-                    searched=len(scan.articles),
+                    searched=len(scan.articles) - scan.older,
+                    older=scan.older,
                     capped=scan.capped,
                 )
         return self.site.page(
