@@ -47,7 +47,10 @@ def test_search_in_the_rule_language_and_the_rule_workbench_in_chromium(
         _wait_for_polls(service, 3)
         base = f"http://127.0.0.1:{service.port}"
         ARTIFACTS.mkdir(exist_ok=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(
+            viewport={"width": 1280, "height": 900},
+            permissions=["clipboard-read", "clipboard-write"],
+        )
         dialogs: list[str] = []
         problems: list[str] = []  # a CSP violation is reported as a console error
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -99,10 +102,11 @@ def test_search_in_the_rule_language_and_the_rule_workbench_in_chromium(
         caught = page.locator("#caught ol.results strong").all_inner_texts()
         assert {MUSEUM, ARMY, SATELLITE, HOSTILE_TITLE} <= set(caught)
 
-        # An edited query: what it would newly catch and what it would drop.
+        # An edited query: what it would newly catch and what it would drop, shown
+        # as it is typed (no click: the page's script fetches the results).
         query_box.fill(DRAFT)
-        page.get_by_role("button", name="Try").click()
         page.wait_for_selector("#added ol.results")
+        page.wait_for_url("**/workbench?*museum*")  # the address follows the query
         assert page.locator("#added ol.results strong").all_inner_texts() == [CUP]
         assert page.locator("#dropped ol.results strong").all_inner_texts() == [MUSEUM]
         assert "Syrian" in page.locator("#added mark").all_inner_texts()
@@ -111,6 +115,21 @@ def test_search_in_the_rule_language_and_the_rule_workbench_in_chromium(
         snippet = page.locator("#snippet").inner_text()
         assert yaml.safe_load(snippet) == [{"name": "syria", "query": DRAFT}]
         page.screenshot(path=str(ARTIFACTS / "web-workbench.png"), full_page=True)
+        page.get_by_role("button", name="Copy").click()
+        copy = page.locator("#copy-snippet")
+        page.wait_for_function("document.getElementById('copy-snippet').textContent !== 'Copy'")
+        if copy.inner_text() == "Copied":
+            assert page.evaluate("navigator.clipboard.readText()") == snippet
+        else:  # no clipboard for this page: the entry is selected for Ctrl+C instead
+            assert copy.inner_text() == "Selected: press Ctrl+C"
+            assert page.evaluate("window.getSelection().toString()") == snippet
+
+        # Without the script the Try button does the same (a plain form).
+        plain = browser.new_page(java_script_enabled=False)
+        plain.goto(page.url)
+        assert plain.locator("#added ol.results strong").all_inner_texts() == [CUP]
+        assert plain.get_by_role("button", name="Copy").count() == 0  # stays hidden
+        plain.close()
 
         # A bad draft is shown as a bad search is, and no YAML is offered for it.
         query_box.fill("Palmyra and ISIS")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from alerts.render import make_snippet
+from alerts.render import get_environment, make_snippet
 from alerts.rules import KeywordRule, QueryRule, RuleError, rules_from_config
 from alerts.workbench import (
     QueryProblem,
@@ -33,6 +33,7 @@ from alerts.workbench import (
 from crawler.faces.web.common import (
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
+    PAGE_CSP,
     SEARCH_LIMIT,
     Reply,
     highlight,
@@ -60,6 +61,9 @@ DAY_CHOICES = (1, 3, 7, 14, 30)
 DEFAULT_DAYS = 7
 HITS_SHOWN = 100  # of each list on the workbench
 NEW_RULE_NAME = "new-rule"
+# The workbench page may run its one script, from this site, and fetch its own page.
+WORKBENCH_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+SCRIPT = "text/javascript; charset=utf-8"
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A keyword that may stand bare in a query: one word, perhaps a prefix.
 _BARE_KEYWORD_RE = re.compile(r"[^\W_]+\*?")
@@ -129,6 +133,7 @@ class QueryPages:
         return [
             Route("/search", self.search_page),
             Route("/workbench", self.workbench_page),
+            Route(r"/workbench\.js", self.workbench_script),
         ]
 
     def _scan(self, since: datetime | None) -> Scan:
@@ -263,4 +268,12 @@ class QueryPages:
                     current_count=len(current),
                     snippet=rule_snippet(rule_name or NEW_RULE_NAME, draft, settings),
                 )
-        return self.site.page("web/workbench.html.j2", "Rule workbench", "/workbench", **context)
+        reply = self.site.page("web/workbench.html.j2", "Rule workbench", "/workbench", **context)
+        reply.headers["Content-Security-Policy"] = WORKBENCH_CSP
+        return reply
+
+    async def workbench_script(self, request: Request) -> Reply:
+        """The workbench's script, always the packaged one (a user's template folder
+        restyles pages but does not get to run code in them)."""
+        script = get_environment().get_template("web/workbench.js.j2").render()
+        return Reply(200, script.encode(), SCRIPT)
