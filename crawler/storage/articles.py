@@ -388,6 +388,16 @@ class ArticleQueries(StoreBase):
         with self._session() as session:
             return [_stored_article(row) for row in session.execute(query)]
 
+    def newest_articles(self, limit: int, since: datetime | None = None) -> list[StoredArticle]:
+        """At most ``limit`` stored articles (fetched since ``since``, if given), the
+        most recently fetched first: a bounded scan for the web UI's query search and
+        rule workbench, which evaluate queries on them outside the database."""
+        query = _article_query().order_by(Article.fetched_at.desc(), Article.id.desc())
+        if since is not None:
+            query = query.where(Article.fetched_at >= since)
+        with self._session() as session:
+            return [_stored_article(row) for row in session.execute(query.limit(limit))]
+
     def matches(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """Every stored (rule, article URL, terms), in the order they were made."""
         with self._session() as session:

@@ -8,7 +8,8 @@ behind a batch of article writes on the database thread, and a database that
 hangs cannot use up the reactor's pool, which Scrapy needs for DNS lookups.
 
 Pages are rendered server-side from ``alerts/templates/web/*.html.j2`` with the
-digest's own Jinja2 environment (autoescaped), with no JavaScript. Everything
+digest's own Jinja2 environment (autoescaped), with no JavaScript but the
+workbench's small progressive enhancement. Everything
 from the web (titles, URLs, authors, errors) is escaped, and links are made only
 for http(s) URLs. With ``web.token_env`` set, every path but ``/healthz`` wants the
 token (``Authorization: Bearer …``, ``?token=…``, or the session cookie set after
@@ -22,10 +23,14 @@ other name with 421.
 Routes (the route table and access checks are in ``site.py``). Pages (``pages.py``):
 ``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
 articles per day drawn as inline SVG by ``charts.py``), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. Stories
-and matches (``stories.py``): ``/stories`` (``?rule=NAME``, ``?matched=1``, paged by
+``/preview?recipient=EMAIL``, ``/healthz``, ``/metrics``. Stories and matches
+(``stories.py``): ``/stories`` (``?rule=NAME``, ``?matched=1``, paged by
 ``?before=``), ``/stories/ID``, ``/matches`` (filtered by ``rule``, ``source``,
-``recipient``, ``since`` and ``until`` days, ``state=sent|pending``). The
+``recipient``, ``since`` and ``until`` days, ``state=sent|pending``). Trying queries
+(``workbench.py``): ``/search?q=…`` (the rule language, hits highlighted) and
+``/workbench?q=…&rule=NAME&days=N`` (a draft query against a configured rule; the
+one page with a script, ``/workbench.js``, which its CSP allows from this site
+only). The
 read-only JSON API (``api.py``, docs/api.md), behind the same token:
 ``/api/v1/`` (its index), ``/api/v1/matches``, ``/api/v1/stories``,
 ``/api/v1/stories/ID``, ``/api/v1/sources``, ``/api/v1/deliveries``; filtered by

@@ -1,5 +1,6 @@
 """The web UI's pages: status, a source's health, delivery history, digest preview,
-search, ``/healthz`` and ``/metrics`` (stories and matches are in ``stories.py``)."""
+``/healthz`` and ``/metrics`` (stories and matches: stories.py; search and the rule
+workbench: workbench.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alerts.channel_status import BADGES, ChannelStatus, channel_statuses
 from alerts.digest import preview_digests
-from alerts.render import make_snippet
 from crawler.domain.health import RHYTHM_MIN_ARTICLES, RHYTHM_MIN_WEEKS, RHYTHM_WEEKS, Rhythm, State
 from crawler.domain.urls import redact_text
 from crawler.faces.web.charts import DayCount, render_daily_chart
@@ -30,12 +30,9 @@ from crawler.faces.web.common import (
     NO_TIME,
     POLL_JOB,
     PREVIEW_CSP,
-    SEARCH_LIMIT,
     TEXT,
     Reply,
-    highlight,
     one_line,
-    parse_search,
     safe_link,
 )
 from crawler.faces.web.site import Route, relative
@@ -78,7 +75,6 @@ class Pages:
             Route("/sources/(?P<name>[^/]+)", self.source_page),
             Route("/digests", self.digests_page),
             Route("/preview", self.preview_page),
-            Route("/search", self.search_page),
             Route("/healthz", self.healthz, access="open"),
             Route("/metrics", self.metrics_page),
             Route("/favicon.ico", self.no_icon),
@@ -408,44 +404,6 @@ class Pages:
                 recipient=email,
             )
         return Reply(200, digest.html.encode(), HTML, {"Content-Security-Policy": PREVIEW_CSP})
-
-    async def search_page(self, request: Request) -> Reply:
-        query = self.site.arg(request, "q")
-        terms = parse_search(query)
-        results: list[dict[str, Any]] = []
-        failed = False
-        if terms:
-            try:
-                rows = await self.site.blocking(
-                    self.site.store.search_articles, terms, SEARCH_LIMIT
-                )
-            except Exception:
-                logger.exception("web: search for %r failed", query[:100])
-                rows, failed = [], True
-            for row in rows:
-                snippet = make_snippet(row["body"] or "", terms)
-                results.append(
-                    {
-                        "title": highlight(
-                            one_line(row["title"], MAX_TITLE_CHARS) or "(untitled)", terms
-                        ),
-                        "link": safe_link(row["url"]),
-                        "url": one_line(row["url"], MAX_URL_CHARS),
-                        "source": one_line(row["source"], MAX_TITLE_CHARS),
-                        "published": self.site.when(row["published_at"] or row["fetched_at"]),
-                        "snippet": highlight(snippet, terms),
-                    }
-                )
-        return self.site.page(
-            "web/search.html.j2",
-            "Search",
-            "/search",
-            query=query,
-            terms=terms,
-            results=results,
-            failed=failed,
-            limit=SEARCH_LIMIT,
-        )
 
 
 def source_path(name: str) -> str:

@@ -18,6 +18,7 @@ from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
 from crawler.faces.web.stories import StoryPages
 from crawler.faces.web.websub import CALLBACK_PREFIX, WebSubCallbacks
+from crawler.faces.web.workbench import QueryPages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +112,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
     )
     ui.add_routes(Pages(ui).routes())
     ui.add_routes(StoryPages(ui).routes())
+    ui.add_routes(QueryPages(ui).routes())
     ui.add_routes(Api(ui).routes())
     ui.add_routes(Feeds(ui).routes())
     ui.add_routes(Actions(ui).routes())
