@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from crawler.domain.addresses import transport_address
 from crawler.domain.urls import compile_url_pattern
 
 if TYPE_CHECKING:
@@ -189,6 +190,8 @@ def _check_cron(expression: str) -> str:
 def _check_email(address: str) -> str:
     if len(address) > MAX_EMAIL_CHARS or not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
         raise ValueError(f"expected an email address, got {_shown(address)}")
+    # A non-ASCII local part is fine (sent with SMTPUTF8); a domain must have an IDNA form.
+    transport_address(address)
     return address
 
 

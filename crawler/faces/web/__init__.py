@@ -1,4 +1,4 @@
-"""The service's web face: status pages, ``/healthz`` and ``/metrics``.
+"""The service's web face: status pages, ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Served by ``twisted.web`` on the service's own reactor (Scrapy's asyncio reactor),
 bound to ``web.host:web.port``. Every database call and every scrape of the
@@ -10,10 +10,10 @@ hangs cannot use up the reactor's pool, which Scrapy needs for DNS lookups.
 Pages are rendered server-side from ``alerts/templates/web/*.html.j2`` with the
 digest's own Jinja2 environment (autoescaped), with no JavaScript. Everything
 from the web (titles, URLs, authors, errors) is escaped, and links are made only
-for http(s) URLs. With ``web.token_env`` set, every path but ``/healthz`` wants the
+for http(s) URLs. With ``web.token_env`` set, every path but the health checks wants the
 token (``Authorization: Bearer …``, ``?token=…``, or the session cookie set after
 a good ``?token=``); neither the token, nor the SMTP password, nor a source's
-password is ever written into a response. Every path but ``/healthz`` also checks
+password is ever written into a response. Every path but the health checks also checks
 the ``Host`` header, so that a page on another site cannot read these pages
 through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
 address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
@@ -23,7 +23,8 @@ Routes (the route table and access checks are in ``site.py``). Pages (``pages.py
 ``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
 articles per day drawn as inline SVG by ``charts.py``), ``/matches``
 (``?rule=NAME``: one rule's), ``/digests``,
-``/preview?recipient=EMAIL``, ``/search?q=…``, ``/healthz``, ``/metrics``. The
+``/preview?recipient=EMAIL``, ``/search?q=…``, ``/metrics``; ``health.py``: ``/healthz``
+(liveness) and ``/readyz`` (also 503 when no source has succeeded for too long). The
 read-only JSON API (``api.py``, docs/api.md), behind the same token:
 ``/api/v1/`` (its index), ``/api/v1/matches``, ``/api/v1/stories``,
 ``/api/v1/stories/ID``, ``/api/v1/sources``, ``/api/v1/deliveries``; filtered by

@@ -1,5 +1,5 @@
 """The web UI's pages: status, a source's health, matches, delivery history, digest
-preview, search, ``/healthz`` and ``/metrics``."""
+preview, search and ``/metrics`` (``/healthz`` and ``/readyz``: ``health.py``)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ from crawler.faces.web.charts import DayCount, render_daily_chart
 from crawler.faces.web.common import (
     DELIVERIES_SHOWN,
     DIGEST_JOB,
-    HEALTH_TIMEOUT,
     HTML,
-    JSON,
     MATCHES_OF_ONE_RULE,
     MATCHES_PER_RULE,
     MAX_ERROR_CHARS,
@@ -83,39 +81,9 @@ class Pages:
             Route("/digests", self.digests_page),
             Route("/preview", self.preview_page),
             Route("/search", self.search_page),
-            Route("/healthz", self.healthz, access="open"),
             Route("/metrics", self.metrics_page),
             Route("/favicon.ico", self.no_icon),
         ]
-
-    async def healthz(self, request: Request) -> Reply:
-        """200 when the scheduler runs and the database answers, else 503."""
-        scheduler = bool(self.site.scheduler_running())
-        database = True
-        try:
-            await self.site.blocking(self.site.store.ping, timeout=HEALTH_TIMEOUT)
-        except Exception as error:
-            database = False
-            logger.warning(
-                "healthz: the database did not answer: %s", one_line(redact_text(str(error)), 300)
-            )
-        body: dict[str, Any] = {
-            "status": "ok" if scheduler and database else "fail",
-            "scheduler": scheduler,
-            "database": database,
-        }
-        if not (scheduler and database):
-            body["reason"] = "; ".join(
-                reason
-                for ok, reason in (
-                    (scheduler, "the scheduler is not running"),
-                    (database, "the database does not answer"),
-                )
-                if not ok
-            )
-        return Reply(
-            200 if scheduler and database else 503, json.dumps(body).encode() + b"\n", JSON
-        )
 
     async def no_icon(self, request: Request) -> Reply:
         """Browsers ask for it (a digest preview has no <link rel=icon>): no noise in logs."""

@@ -14,6 +14,7 @@ from crawler.faces.web.actions import Actions
 from crawler.faces.web.api import Api
 from crawler.faces.web.common import MAX_BODY_BYTES, WEB_THREADS
 from crawler.faces.web.feeds import Feeds
+from crawler.faces.web.health import HealthChecks
 from crawler.faces.web.pages import Pages
 from crawler.faces.web.site import WebUI
 from crawler.faces.web.websub import CALLBACK_PREFIX, WebSubCallbacks
@@ -109,6 +110,7 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
         threads=threads,
     )
     ui.add_routes(Pages(ui).routes())
+    ui.add_routes(HealthChecks(ui).routes())
     ui.add_routes(Api(ui).routes())
     ui.add_routes(Feeds(ui).routes())
     ui.add_routes(Actions(ui).routes())
