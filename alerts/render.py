@@ -28,6 +28,8 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
 - ``unsubscribe``: the digest's unsubscribe URL (``digest.unsubscribe``: http(s) or
   ``mailto:``), or None
 - ``reader_url``: the reader's own page of mutes and pauses, or None
+- ``view_url``: this message in the browser, as it was sent (with
+  ``web.public_url`` set), or None
 - ``trouble``: the sources newswatch cannot trust right now (README, "Source
   health"), each with ``source``, ``state``, ``reason`` and ``since`` (formatted);
   empty for a reader with ``sources_in_trouble: false`` and in alerts
@@ -64,7 +66,7 @@ from markupsafe import Markup, escape
 
 from alerts.rules import find_terms
 from alerts.story_text import outlets_line
-from crawler.domain.addresses import AddressError, needs_smtputf8, transport_address
+from crawler.domain.addresses import header_address, needs_smtputf8
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -440,6 +442,7 @@ def render_digest(
     count: int | None = None,
     reader_url: str | None = None,
     trouble: Sequence[SourceTrouble] = (),
+    view_url: str | None = None,
 ) -> RenderedDigest:
     """Render the digest's subject, HTML body and text body.
 
@@ -479,6 +482,7 @@ def render_digest(
         "sections": views,
         "unsubscribe": footer_unsubscribe(unsubscribe),
         "reader_url": safe_url(reader_url),
+        "view_url": safe_url(view_url),
         "trouble": [
             {
                 "source": _shorten(_clean_line(item.source), MAX_FIELD_CHARS),
@@ -553,7 +557,8 @@ def build_message(
     (``policy.utf8``: it needs a server that offers SMTPUTF8).
     """
     message = EmailMessage()
-    sender, recipient = _mail_address(sender), _mail_address(recipient)
+    sender = header_address(_clean_header(sender))
+    recipient = header_address(_clean_header(recipient))
     message["From"] = sender
     message["To"] = recipient
     message["Subject"] = _clean_header(digest.subject)
@@ -588,12 +593,3 @@ def build_message(
     utf8 = needs_smtputf8(sender) or needs_smtputf8(recipient)
     message.policy = email.policy.default.clone(max_line_length=998, utf8=utf8)
     return message
-
-
-def _mail_address(address: str) -> str:
-    """``address`` fit for a header: one line, its domain in IDNA form."""
-    cleaned = _clean_header(address)
-    try:
-        return transport_address(cleaned)
-    except AddressError:
-        return cleaned  # the configuration refuses these; the server will say no

@@ -4,12 +4,17 @@ footer whatever its scheme, and the "view in browser" link."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import html
+import re
+from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
-from smtpserver import RecordingSmtpServer
+from conftest import write_config
+from smtpserver import RecordingSmtpServer, free_port
+from test_web import running_service
 
 from alerts.delivery import OutboxDelivery, SmtpDelivery
 from alerts.digest import send_pending_digests
@@ -18,6 +23,7 @@ from crawler.domain.addresses import AddressError, needs_smtputf8, transport_add
 from crawler.domain.config import Config, ConfigError, load_config
 from crawler.domain.items import ArticleItem, ExtractedArticle
 from crawler.orchestration.ingest import ingest_article
+from crawler.orchestration.retention import purge_old_articles
 from crawler.storage.store import Store
 
 if TYPE_CHECKING:
@@ -148,3 +154,66 @@ def test_the_footer_shows_the_unsubscribe_link_whatever_its_scheme(
     html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert f"Unsubscribe: {unsubscribe}" in text
     assert f'<a href="{unsubscribe}"' in html
+
+
+def _view_link(body: str) -> str:
+    found = re.search(r'<a href="([^"]+/view/[^"]+)"[^>]*>View in browser</a>', body)
+    assert found, body
+    return html.unescape(found.group(1))
+
+
+@pytest.mark.slow
+def test_view_in_browser_opens_the_message_as_it_was_sent(tmp_path: Path) -> None:
+    port = free_port()
+    host = f"localhost:{port}"
+    settings: dict[str, Any] = {
+        "database": f"sqlite:///{tmp_path / 'newswatch.db'}",
+        "user_agent_contact": "https://example.org/newswatch-tests",
+        "workers": 0,
+        "sources": [{"name": "wire", "feed": "https://wire.example/rss", "enabled": False}],
+        "rules": [{"name": "syria", "keywords": ["Palmyra"]}],
+        "digest": {"sender": "news@example.org", "recipients": ["ana@example.com"]},
+        "delivery": {"outbox": str(tmp_path / "outbox")},
+        "web": {"port": port, "public_url": f"http://{host}/"},
+    }
+    config_path = write_config(tmp_path, **settings)
+    config = Config.model_validate(settings)
+    store = Store.from_url(settings["database"])
+    store.upgrade()
+    store.sync_sources(config.sources)
+    article = ExtractedArticle(
+        url="https://wire.example/1", title="Palmyra retaken", text="Palmyra. " * 20
+    )
+    matches = [RuleMatch("syria", ("Palmyra",))]
+    ingest_article(store, ArticleItem("wire", article.url, article), matches, stories=None)
+    send_pending_digests(store, config, OutboxDelivery(tmp_path / "outbox"), NOW)
+    [eml] = (tmp_path / "outbox").glob("*.eml")
+    sent = message_from_string(eml.read_text(encoding="utf-8"), policy=policy.default)
+    sent_html = sent.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    sent_text = sent.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = _view_link(sent_html)
+    assert link.startswith(f"http://{host}/view/")
+    assert f"View in your browser: {link}" in sent_text
+    path = urlsplit(link).path
+    try:
+        with running_service(config_path) as web:
+            page = web.get(path, Host=host)
+            assert page.status == 200
+            assert page.body == sent_html  # as it was sent, its links and all
+            assert "form-action 'none'" in page.headers["content-security-policy"]
+            text = web.get(f"{path}?format=text", Host=host)
+            assert (text.status, text.body) == (200, sent_text)
+            assert web.get(path, Host=f"127.0.0.1:{port}").status == 421  # not the public host
+            assert web.get(path[:-4] + "AAAA", Host=host).status == 403  # tampered with
+
+            # The operator opens it from the delivery history.
+            history = web.get("/digests")
+            [opened] = re.findall(r'<a href="(/digests/\d+)">', history.body)
+            assert web.get(opened).body == sent_html
+
+            # Past retention.bodies the copy is gone, and the link says so.
+            purge_old_articles(store, config, NOW + timedelta(days=400))
+            assert web.get(path, Host=host).status == 404
+            assert web.get(opened).status == 404
+    finally:
+        store.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import idna
 
-__all__ = ["AddressError", "needs_smtputf8", "transport_address"]
+__all__ = ["AddressError", "header_address", "needs_smtputf8", "transport_address"]
 
 
 class AddressError(ValueError):
@@ -34,6 +34,16 @@ def transport_address(address: str) -> str:
             f"the domain {domain!r} of {address!r} is no valid domain name ({error})"
         ) from error
     return f"{local}@{ascii_domain}"
+
+
+def header_address(address: str) -> str:
+    """``address`` as a message's headers and envelope carry it: ``transport_address``,
+    or as written when its domain has no IDNA form (the configuration refuses those;
+    the server will say no)."""
+    try:
+        return transport_address(address)
+    except AddressError:
+        return address
 
 
 def needs_smtputf8(address: str) -> bool:

@@ -53,6 +53,7 @@ from crawler.storage.records import (
     StoredArticle,
 )
 from crawler.storage.search import SearchQueries
+from crawler.storage.sent_messages import SentCopy, SentMessageQueries
 from crawler.storage.sources import SourceQueries
 from crawler.storage.websub import WebSubQueries, WebSubRecord
 
@@ -72,6 +73,7 @@ __all__ = [
     "MutedText",
     "PendingItem",
     "ReaderAnswer",
+    "SentCopy",
     "SentStory",
     "Store",
     "StoredArticle",
@@ -96,5 +98,6 @@ class Store(
     FeedbackQueries,
     HealthQueries,
     WebSubQueries,
+    SentMessageQueries,
 ):
     """The database, spoken to in domain terms."""

@@ -41,6 +41,9 @@ mute, a pause or an unsubscription, once), ``/act/<token>/undo`` (POST),
 ``List-Unsubscribe=One-Click`` unsubscribes at once), ``/reader/<token>`` (the
 reader's mutes and paused rules) and ``/reader/<token>/unmute|release|pause|unsubscribe``
 (POST). Every POST body is capped (413).
+Sent messages as they were sent (``sent.py``): ``/view/<token>``, an email's "view
+in browser" link (a reader's page, as above), and ``/digests/<id>`` from the
+delivery history (behind the web token); ``?format=text`` for the text part.
 The WebSub callbacks (``websub.py``), where hubs verify subscriptions (GET) and
 deliver feeds (POST, its body capped at ``download_maxsize``): ``/websub/<id>``,
 the unguessable id their credential with the delivery's signature, answering only

@@ -17,6 +17,7 @@ from alerts.digest import preview_digests
 from alerts.ranking import Score, score_story
 from alerts.render import make_snippet
 from crawler.domain.health import RHYTHM_MIN_ARTICLES, RHYTHM_MIN_WEEKS, RHYTHM_WEEKS, Rhythm, State
+from crawler.domain.items import EMAIL_CHANNEL
 from crawler.domain.urls import redact_text
 from crawler.faces.web.charts import DayCount, render_daily_chart
 from crawler.faces.web.common import (
@@ -396,6 +397,10 @@ class Pages:
                 "attempts": row["attempts"],
                 "articles": row["articles"],
                 "last_error": one_line(row["last_error"], MAX_ERROR_CHARS),
+                # Email deliveries keep a copy as sent (crawler/faces/web/sent.py).
+                "open": f"/digests/{row['id']}"
+                if row["sent_at"] and row["channel"] == EMAIL_CHANNEL
+                else None,
             }
             for row in rows
         ]
