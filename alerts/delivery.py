@@ -11,9 +11,12 @@ import re
 import smtplib
 import tempfile
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from pathlib import Path
 from ssl import SSLContext, create_default_context
 from typing import TYPE_CHECKING, Protocol
+
+from crawler.domain.addresses import needs_smtputf8
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -22,6 +25,7 @@ __all__ = [
     "Delivery",
     "DeliveryError",
     "MessageTooLarge",
+    "NeedsSmtpUtf8",
     "OutboxDelivery",
     "SmtpDelivery",
     "message_size",
@@ -34,6 +38,8 @@ _REDACTED = "***"
 # writing it (a write takes milliseconds); the outbox removes it.
 ABANDONED_TEMPORARY_SECONDS = 3600
 _UNSAFE_FILENAME_RE = re.compile(r"[^a-z0-9._@+-]+")
+# The headers smtplib's send_message takes the envelope's addresses from.
+_ADDRESS_FIELDS = ("From", "Sender", "To", "Cc", "Bcc", "Resent-From", "Resent-To")
 
 
 class DeliveryError(Exception):
@@ -57,6 +63,14 @@ class MessageTooLarge(DeliveryError):
         super().__init__(message, temporary=False)
         self.size = size
         self.limit = limit
+
+
+class NeedsSmtpUtf8(DeliveryError):
+    """An address's local part is not ASCII and the server does not offer SMTPUTF8
+    (RFC 6531): no encoding makes such an address deliverable there."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=False)
 
 
 class Delivery(Protocol):
@@ -163,7 +177,7 @@ class SmtpDelivery:
         """
         try:
             refused = self._send(message)
-        except MessageTooLarge:
+        except (MessageTooLarge, NeedsSmtpUtf8):
             raise
         except (smtplib.SMTPException, OSError) as error:
             if getattr(error, "smtp_code", None) == 552:  # "exceeded storage allocation"
@@ -209,9 +223,32 @@ class SmtpDelivery:
                     size=size,
                     limit=self.size_limit,
                 )
-            return client.send_message(message)
+            return self._send_message(client, message)
         finally:
             _close_quietly(client)
+
+    def _send_message(
+        self, client: smtplib.SMTP, message: EmailMessage
+    ) -> dict[str, tuple[int, bytes]]:
+        """Hand over ``message``, with SMTPUTF8 when an address needs it (smtplib's
+        ``send_message`` asks for it then); raises NeedsSmtpUtf8 first when the
+        server does not offer it, naming the address, rather than sending words
+        no server delivers."""
+        addresses = [
+            address
+            for _name, address in getaddresses(
+                [str(value) for field in _ADDRESS_FIELDS for value in message.get_all(field, [])]
+            )
+        ]
+        international = [address for address in addresses if needs_smtputf8(address)]
+        if international and not client.has_extn("smtputf8"):
+            raise NeedsSmtpUtf8(
+                f"SMTP delivery via {self.host}:{self.port} not tried: "
+                f"{', '.join(international)} has a non-ASCII local part, which only a "
+                f"server offering SMTPUTF8 takes, and this one does not offer it "
+                f"(ask its operator, or use another address)"
+            )
+        return client.send_message(message)
 
 
 def _advertised_size(client: smtplib.SMTP) -> int | None:

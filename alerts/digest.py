@@ -38,7 +38,14 @@ from alerts.delivery import (
 from alerts.feedback import ReaderLinks, reader_links, with_actions
 from alerts.follow_ups import FOLLOW_UP_WINDOW
 from alerts.learning import reader_tastes
-from alerts.ledger import ALERT, DIGEST, first_line, record_sent, send_through_ledger
+from alerts.ledger import (
+    ALERT,
+    DIGEST,
+    first_line,
+    keep_sent_copy,
+    record_sent,
+    send_through_ledger,
+)
 from alerts.render import (
     DigestSection,
     RenderedDigest,
@@ -315,6 +322,7 @@ def _render(
     kind: str,
     links: ReaderLinks | None = None,
     trouble: Sequence[SourceTrouble] = (),
+    view_url: str | None = None,
 ) -> RenderedDigest:
     cut = any(section.more for section in sections)
     return render_digest(
@@ -328,6 +336,7 @@ def _render(
         count=count_stories(items) if cut else None,
         reader_url=links.reader_page() if links is not None else None,
         trouble=trouble,
+        view_url=view_url,
     )
 
 
@@ -459,6 +468,7 @@ def _send(
             store.release_delivery(record.id, run)
         raise
     record_sent(store, record, now)
+    keep_sent_copy(store, record, message, now)
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)
     logger.info(
         "%s %s sent to %s with %s",
@@ -527,8 +537,9 @@ def fitting_message(
             tastes=tastes,
         )
         sections = with_actions(sections, links)
+        view_url = links.view_page(record.id) if links is not None else None
         message = build_message(
-            _render(sections, items, config, recipient, now, record.kind, links, trouble),
+            _render(sections, items, config, recipient, now, record.kind, links, trouble, view_url),
             sender=config.digest.sender,
             recipient=record.recipient,
             message_id=record.message_id,

@@ -1,7 +1,7 @@
 """The links in a message that answer it (docs/feedback.md): per story *more like
 this*, *not relevant* and *mute this story*; per rule *pause for a week* and
-*unsubscribe*; the RFC 8058 one-click unsubscribe of the whole message; and the
-reader's own page.
+*unsubscribe*; the RFC 8058 one-click unsubscribe of the whole message; the
+reader's own page; and the message itself in the browser ("view in browser").
 
 Each link is a token signed with itsdangerous (HMAC-SHA256, with its time), under
 ``web.secret_env``'s key or else the service's own key in the database, which every
@@ -38,9 +38,11 @@ ONE_CLICK = "one-click"  # RFC 8058: the List-Unsubscribe URL, all the message's
 ACT_PATH = "/act/"
 ONE_CLICK_PATH = "/unsubscribe/"
 READER_PATH = "/reader/"
+VIEW_PATH = "/view/"  # a sent message in the browser (crawler/faces/web/sent.py)
 MAX_TITLE_IN_LINK = 120
 _SALT = "newswatch reader link"
 _CSRF_SALT = "newswatch reader form"
+_VIEW_SALT = "newswatch sent message"
 CSRF_TTL = timedelta(hours=2)  # how long a confirmation page's form may wait
 ENTRY_LABELS = {MORE: "More like this", LESS: "Not relevant", MUTE: "Mute this story"}
 SECTION_LABELS = {PAUSE: "Pause for a week", UNSUBSCRIBE: "Unsubscribe"}
@@ -94,6 +96,9 @@ class LinkSigner:
         self._forms = URLSafeTimedSerializer(
             key, salt=_CSRF_SALT, signer_kwargs={"digest_method": hashlib.sha256}
         )
+        self._views = URLSafeTimedSerializer(
+            key, salt=_VIEW_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
 
     def make(self, action: str, address: str, **fields: Any) -> str:
         payload = {"a": action, "r": reader_tag(self._key, address)}
@@ -128,6 +133,23 @@ class LinkSigner:
         except (KeyError, TypeError, ValueError):
             return None
         return Claim(token, answer, found)
+
+    def view_token(self, delivery_id: int, address: str) -> str:
+        """The token of a "view in browser" link: one delivery, for its reader."""
+        return self._views.dumps({"d": delivery_id, "r": reader_tag(self._key, address)})
+
+    def read_view(self, token: str) -> tuple[int, str] | None:
+        """The delivery a view token names and its reader's tag (``is_for`` checks
+        it); None when the token is tampered with or expired."""
+        try:
+            payload = self._views.loads(token, max_age=int(self.ttl.total_seconds()))
+            return int(payload["d"]), str(payload["r"])
+        except (BadData, KeyError, TypeError, ValueError):
+            return None
+
+    def is_for(self, tag: str, address: str) -> bool:
+        """True when a token's reader ``tag`` names ``address``."""
+        return hmac.compare_digest(reader_tag(self._key, address), tag)
 
     def form_token(self, token: str) -> str:
         """The hidden field of a confirmation page's form: bound to the link's token
@@ -183,6 +205,10 @@ class ReaderLinks:
 
     def reader_page(self) -> str:
         return self._url(READER_PATH, READER)
+
+    def view_page(self, delivery_id: int) -> str:
+        """The "view in browser" link of one delivery: the message as it was sent."""
+        return f"{self.root}{VIEW_PATH}{self.signer.view_token(delivery_id, self.address)}"
 
 
 def reader_links(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
     from datetime import timedelta
+    from email.message import EmailMessage
 
     from crawler.domain.config import Config
     from crawler.storage.store import DeliveryRecord, Store
@@ -154,6 +155,27 @@ def record_sent(store: Store, record: DeliveryRecord, now: datetime) -> None:
                 delay,
             )
             time.sleep(delay)
+
+
+def keep_sent_copy(
+    store: Store, record: DeliveryRecord, message: EmailMessage, now: datetime
+) -> None:
+    """Keep the message's bodies as sent, for its "view in browser" link and the
+    delivery history. The message is sent and recorded: a failure here is logged
+    and costs only the copy."""
+    try:
+        html, text = message.get_body(("html",)), message.get_body(("plain",))
+        store.keep_sent_message(
+            record.id,
+            html.get_content() if html is not None else "",
+            text.get_content() if text is not None else "",
+            now,
+        )
+    except Exception as error:  # the mail went out: nothing here may undo that
+        logger.warning(
+            "%s %s to %s: its copy for the browser was not kept: %s",
+            record.kind, record.message_id, record.recipient, str(error)[:300],
+        )  # fmt: skip
 
 
 def first_line(error: OperationalError) -> str:

@@ -25,8 +25,11 @@ packaged `alerts/templates`. Both `digest.html.j2` and `digest.txt.j2` receive:
   section with ``top`` set is the opening "Top stories" block.
   ``actions``: the reader's answer links, each with ``action``, ``label`` and ``url``
   (a section has ``actions`` too)
-- ``unsubscribe``: the digest's unsubscribe URL (``digest.unsubscribe``), or None
+- ``unsubscribe``: the digest's unsubscribe URL (``digest.unsubscribe``: http(s) or
+  ``mailto:``), or None
 - ``reader_url``: the reader's own page of mutes and pauses, or None
+- ``view_url``: this message in the browser, as it was sent (with
+  ``web.public_url`` set), or None
 - ``trouble``: the sources newswatch cannot trust right now (README, "Source
   health"), each with ``source``, ``state``, ``reason`` and ``since`` (formatted);
   empty for a reader with ``sources_in_trouble: false`` and in alerts
@@ -63,6 +66,7 @@ from markupsafe import Markup, escape
 
 from alerts.rules import find_terms
 from alerts.story_text import outlets_line
+from crawler.domain.addresses import header_address, needs_smtputf8
 from crawler.domain.wording import counted
 
 if TYPE_CHECKING:
@@ -292,6 +296,17 @@ def safe_url(url: str | None) -> str | None:
     return url
 
 
+def footer_unsubscribe(url: str | None) -> str | None:
+    """The footer's unsubscribe link: an http(s) URL, or a ``mailto:`` one (as the
+    List-Unsubscribe header carries it), else None."""
+    if url and url[:7].lower() == "mailto:":
+        address = url[7:]
+        if address and not (_CONTROL_RE.search(url) or _WHITESPACE_RE.search(url)):
+            return url
+        return None
+    return safe_url(url)
+
+
 def _highlight_html(text: str, spans: Sequence[tuple[int, int]]) -> Markup:
     """`text` escaped piece by piece, each span wrapped in <mark>."""
     pieces: list[Markup] = []
@@ -436,6 +451,7 @@ def render_digest(
     count: int | None = None,
     reader_url: str | None = None,
     trouble: Sequence[SourceTrouble] = (),
+    view_url: str | None = None,
 ) -> RenderedDigest:
     """Render the digest's subject, HTML body and text body.
 
@@ -473,8 +489,9 @@ def render_digest(
         "generated": _format_time(generated_at, zone),
         "timezone": timezone,
         "sections": views,
-        "unsubscribe": safe_url(unsubscribe) if unsubscribe else None,
+        "unsubscribe": footer_unsubscribe(unsubscribe),
         "reader_url": safe_url(reader_url),
+        "view_url": safe_url(view_url),
         "trouble": [
             {
                 "source": _shorten(_clean_line(item.source), MAX_FIELD_CHARS),
@@ -544,11 +561,15 @@ def build_message(
     service's own RFC 8058 https URL) that URL, ``List-Unsubscribe-Post:
     List-Unsubscribe=One-Click`` and a mailto ``unsubscribe`` beside it; else the
     http(s) or mailto ``unsubscribe``. Control characters, CR and LF included, are removed from
-    every header value, so no value can add headers.
+    every header value, so no value can add headers. Addresses carry their domain in
+    IDNA form; one with a non-ASCII local part makes the message's headers UTF-8
+    (``policy.utf8``: it needs a server that offers SMTPUTF8).
     """
     message = EmailMessage()
-    message["From"] = _clean_header(sender)
-    message["To"] = _clean_header(recipient)
+    sender = header_address(_clean_header(sender))
+    recipient = header_address(_clean_header(recipient))
+    message["From"] = sender
+    message["To"] = recipient
     message["Subject"] = _clean_header(digest.subject)
     message["Date"] = email.utils.format_datetime(
         date if date.tzinfo is not None else date.replace(tzinfo=UTC)
@@ -575,5 +596,9 @@ def build_message(
     # characters, no space to fold at) must reach the mailbox provider as it is, and
     # the default policy would turn it into RFC 2047 encoded-words nobody can follow.
     # (The bodies were encoded above, with the default policy's 76-character lines.)
-    message.policy = email.policy.default.clone(max_line_length=998)
+    # A non-ASCII local part cannot be encoded (RFC 2047 words inside an address
+    # reach nobody): the headers are written in UTF-8 (RFC 6532), for a server that
+    # offers SMTPUTF8; alerts/delivery.py refuses clearly to send it to one that does not.
+    utf8 = needs_smtputf8(sender) or needs_smtputf8(recipient)
+    message.policy = email.policy.default.clone(max_line_length=998, utf8=utf8)
     return message

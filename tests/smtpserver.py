@@ -56,6 +56,7 @@ class ReceivedMessage:
     envelope_to: tuple[str, ...]
     message: EmailMessage
     raw: bytes
+    mail_options: tuple[str, ...] = ()  # MAIL FROM's parameters, e.g. SMTPUTF8
 
 
 class _RecordingHandler:
@@ -97,6 +98,7 @@ class _RecordingHandler:
             envelope_to=tuple(envelope.rcpt_tos),
             message=parsed,
             raw=raw,
+            mail_options=tuple(envelope.mail_options),
         )
         with self.lock:
             self.messages.append(received)
@@ -129,7 +131,8 @@ class RecordingSmtpServer:
     With `username`/`password` the server requires AUTH (over plain TCP, as
     this is loopback only). `tls_context` offers STARTTLS; `ssl_context` makes
     the whole connection TLS (SMTPS); `size_limit` is the SIZE it advertises and
-    enforces (aiosmtpd's own default is 33,554,432 bytes). `fail_next(n)` makes the next `n`
+    enforces (aiosmtpd's own default is 33,554,432 bytes); `smtputf8` offers SMTPUTF8
+    (RFC 6531: non-ASCII addresses and UTF-8 headers). `fail_next(n)` makes the next `n`
     messages fail at DATA with a 451 reply.
     """
 
@@ -141,6 +144,7 @@ class RecordingSmtpServer:
         tls_context: ssl.SSLContext | None = None,
         ssl_context: ssl.SSLContext | None = None,
         size_limit: int | None = None,
+        smtputf8: bool = False,
     ) -> None:
         self.host = HOST
         self.port = free_port()
@@ -161,6 +165,7 @@ class RecordingSmtpServer:
             hostname=self.host,
             port=self.port,
             ssl_context=ssl_context,
+            enable_SMTPUTF8=smtputf8,
             **options,
         )
         self._running = False

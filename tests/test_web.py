@@ -206,8 +206,16 @@ def test_status_matches_search_and_metrics_follow_the_crawl(
         health = service.get("/healthz")
         assert health.status == 200
         assert health.headers["content-type"] == "application/json"
-        assert json.loads(health.body) == {"status": "ok", "scheduler": True, "database": True}
+        body = json.loads(health.body)
+        assert {key: body[key] for key in ("status", "scheduler", "database")} == {
+            "status": "ok",
+            "scheduler": True,
+            "database": True,
+        }
+        assert body["sources"]["state"] in ("waiting", "ok")  # the first polls may be done
         _wait_for_polls(service, 2)
+        ready = service.get("/readyz")
+        assert (ready.status, json.loads(ready.body)["sources"]["state"]) == (200, "ok")
 
         # /metrics: counters moved with the crawl, gauges read from the database.
         assert service.metric("newswatch_articles_stored_total") == 5

@@ -1,17 +1,22 @@
 """After each poll: the source's health, assessed from its history
-(crawler/domain/health.py), kept, and logged when it changes."""
+(crawler/domain/health.py), kept, and logged when it changes. And the service's
+own: whether any source has succeeded lately (``/healthz``, ``/readyz``), and the
+one hint at start that every source failing on DNS means no internet."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from crawler.domain.failures import FailureClass
 from crawler.domain.health import Health, PollRecord, Rhythm, assess
 from crawler.domain.scheduling import polled_every
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
     from datetime import datetime
 
     from crawler.domain.config import Config, SourceConfig
@@ -21,6 +26,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STALE_MARGIN = timedelta(minutes=5)
+# The service is "up but blind" once no source has succeeded for this many times the
+# longest interval of an enabled source, and at least an hour (README, "/healthz").
+BLIND_AFTER_INTERVALS = 3
+BLIND_AFTER_AT_LEAST = timedelta(hours=1)
+OFFLINE_HINT = (
+    "every source failed to look up its host name (DNS): no internet? "
+    "Try `newswatch demo`, which needs none"
+)
 
 
 @dataclass(frozen=True)
@@ -117,3 +130,85 @@ def sweep_stale_health(
         if change is not None:
             changes.append(change)
     return changes
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the service sees the news: ``state`` is ``ok`` (a source succeeded
+    within ``window``), ``waiting`` (none has since the start, which is less than
+    ``window`` ago), ``blind`` (none has for ``window``) or ``no sources``."""
+
+    state: str
+    window: timedelta
+    last_success: datetime | None
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state != "blind"
+
+
+def blind_after(config: Config) -> timedelta:
+    """How long without a successful poll of any source makes the service blind:
+    three times the longest ``every`` of the enabled sources, at least an hour."""
+    longest = max((source.every for source in config.sources if source.enabled), default=None)
+    if longest is None:
+        return BLIND_AFTER_AT_LEAST
+    return max(BLIND_AFTER_AT_LEAST, BLIND_AFTER_INTERVALS * longest)
+
+
+def assess_readiness(
+    config: Config, last_success: datetime | None, started: datetime, now: datetime
+) -> Readiness:
+    """The service's readiness from the last successful poll of any enabled source
+    (``last_success``) and its start: time before the start is no silence."""
+    window = blind_after(config)
+    if not any(source.enabled for source in config.sources):
+        return Readiness("no sources", window, last_success)
+    if last_success is not None and now - last_success <= window:
+        return Readiness("ok", window, last_success)
+    since = max(started, last_success) if last_success is not None else started
+    if now - since <= window:
+        return Readiness("waiting", window, last_success)
+    return Readiness(
+        "blind",
+        window,
+        last_success,
+        f"up, but no source has succeeded for {_hours(now - since)} (blind after {_hours(window)})",
+    )
+
+
+def _hours(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+class OfflineHint:
+    """Says once, in the log, what to try when every enabled source's polls since
+    the start failed on DNS and none succeeded: most likely there is no internet
+    (a first try on a laptop offline, a container without DNS), not a source list
+    gone bad. Said at most once per process, never per poll; a success anywhere ends it."""
+
+    def __init__(self, sources: Callable[[], Collection[str]]) -> None:
+        self._sources = sources
+        self._failed_on_dns: set[str] = set()
+        self._done = False
+        self._lock = threading.Lock()
+
+    def poll_finished(self, source: str, error_class: str | None, *, failed: bool) -> bool:
+        """Note one poll's outcome; True when this poll made the hint be logged."""
+        with self._lock:
+            if self._done:
+                return False
+            if not failed:
+                self._done = True  # the network works: no hint, ever
+                return False
+            if error_class != FailureClass.DNS:
+                return False
+            self._failed_on_dns.add(source)
+            enabled = set(self._sources())
+            if not enabled or not enabled <= self._failed_on_dns:
+                return False
+            self._done = True
+        logger.warning(OFFLINE_HINT)
+        return True

@@ -25,6 +25,7 @@ from scrapy.exceptions import NotConfigured
 from alerts.channel_status import channel_statuses
 from crawler.domain.health import State
 from crawler.domain.urls import redact_text
+from crawler.orchestration.health import OfflineHint
 from crawler.orchestration.source_counters import SourceCounters
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         registry = self.registry
         self.per_source = SourceCounters(sources)
+        # Every poll's outcome passes here, with the sources polled now: what the
+        # one hint at start that no source resolves needs.
+        self.offline = OfflineHint(sources) if sources is not None else None
         registry.register(self.per_source)
         self.emails_sent = Counter(
             "newswatch_emails_sent",
@@ -164,6 +168,10 @@ class Metrics:
 
     def poll_finished(self, outcome: PollOutcome) -> None:
         """Count what one poll did (call it with every outcome, failed or not)."""
+        if self.offline is not None:
+            self.offline.poll_finished(
+                outcome.source, outcome.error_class, failed=outcome.error is not None
+            )
         self.per_source.poll_finished(
             outcome.source,
             poll_result(outcome),

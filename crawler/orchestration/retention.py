@@ -25,7 +25,8 @@ def purge_old_articles(
     """Purge bodies and old rows as ``retention`` says; returns (purged, deleted).
     Readers' answers go with the stories they name; answers taken back (and pauses
     over) with the bodies; used links once no link that old works; the sources' poll
-    log after ``POLL_HISTORY`` (7 days: their health reads less)."""
+    log after ``POLL_HISTORY`` (7 days: their health reads less); the copies of sent
+    messages with the bodies."""
     now = now or datetime.now(UTC)
     purged, deleted = store.purge(
         bodies_before=now - config.retention.bodies,
@@ -39,6 +40,8 @@ def purge_old_articles(
     if answers:
         logger.info("retention: %d old reader answers and used links deleted", answers)
     store.purge_polls(now - POLL_HISTORY)
+    # Sent messages' copies (their "view in browser" links) go with the article bodies.
+    store.purge_sent_messages(now - config.retention.bodies)
     if purged or deleted:
         logger.info(
             "retention: %s purged, %s deleted",

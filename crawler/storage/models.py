@@ -438,3 +438,18 @@ class WebSubSubscription(Base):
     pushes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SentMessage(Base):
+    """An email delivery as it was sent: its HTML and text bodies, zlib-compressed, for
+    the "view in browser" link and the delivery history. Kept as long as article
+    bodies (``retention.bodies``); deleted with its delivery."""
+
+    __tablename__ = "sent_messages"
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    html: Mapped[bytes] = mapped_column(LargeBinary)
+    text: Mapped[bytes] = mapped_column(LargeBinary)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

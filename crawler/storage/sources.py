@@ -257,3 +257,13 @@ class SourceQueries(StoreBase):
             ).outerjoin(counts, counts.c.source_id == Source.id)
         with self._session() as session:
             return [row._asdict() for row in session.execute(query.order_by(Source.name))]
+
+    def last_source_success(self, names: Sequence[str] | None = None) -> datetime | None:
+        """When a poll of any of ``names`` (default: any source) last succeeded; None
+        when none ever did. What ``/healthz`` and ``/readyz`` read."""
+        query = select(func.max(Source.last_success_at))
+        if names is not None:
+            query = query.where(Source.name.in_(list(names)))
+        with self._session() as session:
+            value: datetime | None = session.execute(query).scalar_one_or_none()
+        return value

@@ -54,6 +54,7 @@ from crawler.storage.records import (
     StoredArticle,
 )
 from crawler.storage.search import SearchQueries
+from crawler.storage.sent_messages import SentCopy, SentMessageQueries
 from crawler.storage.sources import SourceQueries
 from crawler.storage.story_views import (
     MatchFilter,
@@ -83,6 +84,7 @@ __all__ = [
     "MutedText",
     "PendingItem",
     "ReaderAnswer",
+    "SentCopy",
     "SentStory",
     "Store",
     "StoredArticle",
@@ -111,5 +113,6 @@ class Store(
     FeedbackQueries,
     HealthQueries,
     WebSubQueries,
+    SentMessageQueries,
 ):
     """The database, spoken to in domain terms."""

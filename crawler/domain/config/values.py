@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from crawler.domain.addresses import transport_address
 from crawler.domain.urls import compile_url_pattern
 
 if TYPE_CHECKING:
@@ -229,6 +230,8 @@ def _check_cron(expression: str) -> str:
 def _check_email(address: str) -> str:
     if len(address) > MAX_EMAIL_CHARS or not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
         raise ValueError(f"expected an email address, got {_shown(address)}")
+    # A non-ASCII local part is fine (sent with SMTPUTF8); a domain must have an IDNA form.
+    transport_address(address)
     return address
 
 

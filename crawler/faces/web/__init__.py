@@ -1,4 +1,4 @@
-"""The service's web face: status pages, ``/healthz`` and ``/metrics``.
+"""The service's web face: status pages, ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Served by ``twisted.web`` on the service's own reactor (Scrapy's asyncio reactor),
 bound to ``web.host:web.port``. Every database call and every scrape of the
@@ -11,10 +11,10 @@ Pages are rendered server-side from ``alerts/templates/web/*.html.j2`` with the
 digest's own Jinja2 environment (autoescaped), with no JavaScript but the
 workbench's small progressive enhancement. Everything
 from the web (titles, URLs, authors, errors) is escaped, and links are made only
-for http(s) URLs. With ``web.token_env`` set, every path but ``/healthz`` wants the
+for http(s) URLs. With ``web.token_env`` set, every path but the health checks wants the
 token (``Authorization: Bearer …``, ``?token=…``, or the session cookie set after
 a good ``?token=``); neither the token, nor the SMTP password, nor a source's
-password is ever written into a response. Every path but ``/healthz`` also checks
+password is ever written into a response. Every path but the health checks also checks
 the ``Host`` header, so that a page on another site cannot read these pages
 through DNS rebinding: the UI answers to IP addresses, ``localhost``, its bind
 address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
@@ -23,8 +23,9 @@ other name with 421.
 Routes (the route table and access checks are in ``site.py``). Pages (``pages.py``):
 ``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
 articles per day drawn as inline SVG by ``charts.py``), ``/digests``,
-``/preview?recipient=EMAIL``, ``/healthz``, ``/metrics``. Stories and matches
-(``stories.py``): ``/stories`` (``?rule=NAME``, ``?matched=1``, paged by
+``/preview?recipient=EMAIL``, ``/metrics``; ``health.py``: ``/healthz`` (liveness)
+and ``/readyz`` (also 503 when no source has succeeded for too long). Stories and
+matches (``stories.py``): ``/stories`` (``?rule=NAME``, ``?matched=1``, paged by
 ``?before=``), ``/stories/ID``, ``/matches`` (filtered by ``rule``, ``source``,
 ``recipient``, ``since`` and ``until`` days, ``state=sent|pending``). Trying queries
 (``workbench.py``): ``/search?q=…`` (the rule language, hits highlighted) and
@@ -47,6 +48,9 @@ mute, a pause or an unsubscription, once), ``/act/<token>/undo`` (POST),
 ``List-Unsubscribe=One-Click`` unsubscribes at once), ``/reader/<token>`` (the
 reader's mutes and paused rules) and ``/reader/<token>/unmute|release|pause|unsubscribe``
 (POST). Every POST body is capped (413).
+Sent messages as they were sent (``sent.py``): ``/view/<token>``, an email's "view
+in browser" link (a reader's page, as above), and ``/digests/<id>`` from the
+delivery history (behind the web token); ``?format=text`` for the text part.
 The WebSub callbacks (``websub.py``), where hubs verify subscriptions (GET) and
 deliver feeds (POST, its body capped at ``download_maxsize``): ``/websub/<id>``,
 the unguessable id their credential with the delivery's signature, answering only

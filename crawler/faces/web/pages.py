@@ -1,6 +1,6 @@
-"""The web UI's pages: status, a source's health, delivery history, digest preview,
-``/healthz`` and ``/metrics`` (stories and matches: stories.py; search and the rule
-workbench: workbench.py)."""
+"""The web UI's pages: status, a source's health, delivery history, digest preview
+and ``/metrics`` (``/healthz`` and ``/readyz``: health.py; stories and matches:
+stories.py; search and the rule workbench: workbench.py)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from alerts.channel_status import BADGES, ChannelStatus, channel_statuses
 from alerts.digest import preview_digests
 from crawler.domain.health import RHYTHM_MIN_ARTICLES, RHYTHM_MIN_WEEKS, RHYTHM_WEEKS, Rhythm, State
+from crawler.domain.items import EMAIL_CHANNEL
 from crawler.domain.urls import redact_text
 from crawler.faces.web.charts import DayCount, render_daily_chart
 from crawler.faces.web.common import (
     DELIVERIES_SHOWN,
     DIGEST_JOB,
-    HEALTH_TIMEOUT,
     HTML,
-    JSON,
     MAX_ERROR_CHARS,
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
@@ -75,39 +74,9 @@ class Pages:
             Route("/sources/(?P<name>[^/]+)", self.source_page),
             Route("/digests", self.digests_page),
             Route("/preview", self.preview_page),
-            Route("/healthz", self.healthz, access="open"),
             Route("/metrics", self.metrics_page),
             Route("/favicon.ico", self.no_icon),
         ]
-
-    async def healthz(self, request: Request) -> Reply:
-        """200 when the scheduler runs and the database answers, else 503."""
-        scheduler = bool(self.site.scheduler_running())
-        database = True
-        try:
-            await self.site.blocking(self.site.store.ping, timeout=HEALTH_TIMEOUT)
-        except Exception as error:
-            database = False
-            logger.warning(
-                "healthz: the database did not answer: %s", one_line(redact_text(str(error)), 300)
-            )
-        body: dict[str, Any] = {
-            "status": "ok" if scheduler and database else "fail",
-            "scheduler": scheduler,
-            "database": database,
-        }
-        if not (scheduler and database):
-            body["reason"] = "; ".join(
-                reason
-                for ok, reason in (
-                    (scheduler, "the scheduler is not running"),
-                    (database, "the database does not answer"),
-                )
-                if not ok
-            )
-        return Reply(
-            200 if scheduler and database else 503, json.dumps(body).encode() + b"\n", JSON
-        )
 
     async def no_icon(self, request: Request) -> Reply:
         """Browsers ask for it (a digest preview has no <link rel=icon>): no noise in logs."""
@@ -361,6 +330,10 @@ class Pages:
                 "attempts": row["attempts"],
                 "articles": row["articles"],
                 "last_error": one_line(row["last_error"], MAX_ERROR_CHARS),
+                # Email deliveries keep a copy as sent (crawler/faces/web/sent.py).
+                "open": f"/digests/{row['id']}"
+                if row["sent_at"] and row["channel"] == EMAIL_CHANNEL
+                else None,
             }
             for row in rows
         ]

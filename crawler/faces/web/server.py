@@ -14,7 +14,9 @@ from crawler.faces.web.actions import Actions
 from crawler.faces.web.api import Api
 from crawler.faces.web.common import MAX_BODY_BYTES, WEB_THREADS
 from crawler.faces.web.feeds import Feeds
+from crawler.faces.web.health import HealthChecks
 from crawler.faces.web.pages import Pages
+from crawler.faces.web.sent import SentMessages
 from crawler.faces.web.site import WebUI
 from crawler.faces.web.stories import StoryPages
 from crawler.faces.web.websub import CALLBACK_PREFIX, WebSubCallbacks
@@ -113,9 +115,11 @@ def start_web(service: NewswatchService) -> IListeningPort | None:
     ui.add_routes(Pages(ui).routes())
     ui.add_routes(StoryPages(ui).routes())
     ui.add_routes(QueryPages(ui).routes())
+    ui.add_routes(HealthChecks(ui).routes())
     ui.add_routes(Api(ui).routes())
     ui.add_routes(Feeds(ui).routes())
     ui.add_routes(Actions(ui).routes())
+    ui.add_routes(SentMessages(ui).routes())
     ui.add_routes(WebSubCallbacks(ui, service.websub).routes())
     site = _QuietSite(ui, timeout=60, feed_limit=lambda: service.config.download_maxsize)
     try:

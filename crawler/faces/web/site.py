@@ -70,7 +70,7 @@ class Route:
     for URLs that carry their own credential (a private feed's token); ``public`` —
     pages for readers from their email (signed links): the ``Host`` must be
     ``web.public_url``'s, the host those links name; ``open`` — no check
-    (``/healthz``, which load balancers call by address).
+    (``/healthz`` and ``/readyz``, which load balancers call by address).
     """
 
     pattern: str
@@ -112,6 +112,8 @@ class WebUI(Resource):
         self.scheduler_running = scheduler_running
         self.next_runs = next_runs
         self.routes: list[Route] = []
+        # The UI starts with the service: time before it is no source's silence.
+        self.started = datetime.now(UTC)
 
     def add_routes(self, routes: Iterable[Route]) -> None:
         """Serve ``routes`` too (the first route whose pattern matches a path wins)."""
