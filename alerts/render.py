@@ -400,8 +400,7 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
     too wide format spec is left literally as written; a template with unbalanced
     braces is returned unchanged. Whatever the template, only its first
     `MAX_SUBJECT_TEMPLATE_CHARS` characters are read, and the subject is one line
-    of at most `MAX_SUBJECT_CHARS` characters (cut at a word, with "…").
-    """
+    of at most `MAX_SUBJECT_CHARS` characters (cut at a word, with "…")."""
     # The configuration decides which placeholders are valid; rendering repeats the
     # check so that a template that never went through it cannot cost anything.
     from crawler.domain.config import (
@@ -414,11 +413,8 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
     # No spec can show more than this much of the rule names (precision and width
     # are bounded, and the subject is cut anyway).
     names = ", ".join(rules[:MAX_SUBJECT_CHARS])[:MAX_SUBJECT_TEMPLATE_CHARS]
-    values: dict[str, object] = {
-        "count": count,
-        "new_articles": counted(count, "new article"),
-        "rules": names,
-    }
+    new_articles = counted(count, "new article")
+    values: dict[str, object] = {"count": count, "new_articles": new_articles, "rules": names}
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:
