@@ -396,11 +396,10 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
 
     Only those bare names are substituted, with a format spec of width and
     precision at most `crawler.domain.config.MAX_SUBJECT_WIDTH` (what the configuration
-    accepts). Any other placeholder, attribute or index access, conversion, bad or
-    too wide format spec is left literally as written; a template with unbalanced
-    braces is returned unchanged. Whatever the template, only its first
-    `MAX_SUBJECT_TEMPLATE_CHARS` characters are read, and the subject is one line
-    of at most `MAX_SUBJECT_CHARS` characters (cut at a word, with "…")."""
+    accepts). Any other placeholder, attribute or index access, conversion, bad or too
+    wide format spec (or a value that cannot be shown) is left as written; unbalanced
+    braces return the template unchanged. Only the first `MAX_SUBJECT_TEMPLATE_CHARS`
+    characters are read; the subject is one line of at most `MAX_SUBJECT_CHARS`."""
     # The configuration decides which placeholders are valid; rendering repeats the
     # check so that a template that never went through it cannot cost anything.
     from crawler.domain.config import (
@@ -413,8 +412,9 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
     # No spec can show more than this much of the rule names (precision and width
     # are bounded, and the subject is cut anyway).
     names = ", ".join(rules[:MAX_SUBJECT_CHARS])[:MAX_SUBJECT_TEMPLATE_CHARS]
-    new_articles = counted(count, "new article")
-    values: dict[str, object] = {"count": count, "new_articles": new_articles, "rules": names}
+    values: dict[str, object] = {"count": count, "rules": names}
+    with contextlib.suppress(ValueError):  # str() of a count of over 4,300 digits
+        values["new_articles"] = counted(count, "new article")
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:
@@ -430,7 +430,7 @@ def format_subject(subject_template: str, *, count: int, rules: Sequence[str]) -
             field in _SUBJECT_FIELDS
             and subject_placeholder_problem(field, spec or "", conversion) is None
         ):
-            with contextlib.suppress(ValueError, TypeError, OverflowError):
+            with contextlib.suppress(ValueError, TypeError, OverflowError, LookupError):
                 replacement = format(values[field], spec or "")
         pieces.append(replacement)
     return _shorten(_clean_line("".join(pieces)), MAX_SUBJECT_CHARS)

@@ -951,6 +951,7 @@ PLACEHOLDERS = st.builds(
         [
             "count",
             "count",
+            "new_articles",
             "rules",
             "rules",
             "",
@@ -1023,7 +1024,8 @@ def _accepted(template: str) -> bool:
 
 def _python_format(template: str, count: int, rules: list[str]) -> str | None:
     try:
-        return template.format(count=count, rules=", ".join(rules))
+        new_articles = f"{count} new article" + ("" if count == 1 else "s")
+        return template.format(count=count, new_articles=new_articles, rules=", ".join(rules))
     except (ValueError, OverflowError):  # %c of a large count, str() of 5,000 digits
         return None
 
