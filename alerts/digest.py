@@ -467,7 +467,7 @@ def _send(
         with contextlib.suppress(Exception):  # the database may be what failed
             store.release_delivery(record.id, run)
         raise
-    record_sent(store, record, now)
+    record_sent(store, record, now, size=message_size(message))
     keep_sent_copy(store, record, message, now)
     report.sent[record.recipient] = report.sent.get(record.recipient, 0) + len(record.article_ids)
     logger.info(

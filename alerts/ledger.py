@@ -128,12 +128,15 @@ def claim_unsent(store: Store, record: DeliveryRecord, run: str, lease: timedelt
     return store.claim_delivery(record.id, run, now + lease, now=now, replacing=abandoned)
 
 
-def record_sent(store: Store, record: DeliveryRecord, now: datetime) -> None:
-    """Mark the delivery sent, waiting out a database that is restarting: the server
-    has the message, and not recording it would send it again."""
+def record_sent(
+    store: Store, record: DeliveryRecord, now: datetime, size: int | None = None
+) -> None:
+    """Mark the delivery sent (``size``: its message's bytes, when measured),
+    waiting out a database that is restarting: the server has the message, and not
+    recording it would send it again."""
     for delay in (*MARK_SENT_RETRY_DELAYS, None):
         try:
-            store.mark_sent(record.id, at=now)
+            store.mark_sent(record.id, at=now, size=size)
             return
         except OperationalError as error:
             if delay is None:

@@ -232,14 +232,18 @@ class DeliveryQueries(FeedbackQueries):
             )
             return claimed.rowcount == 1
 
-    def mark_sent(self, delivery_id: int, at: datetime | None = None) -> None:
-        """Record that the server accepted the delivery; it is never sent again."""
+    def mark_sent(
+        self, delivery_id: int, at: datetime | None = None, size: int | None = None
+    ) -> None:
+        """Record that the server accepted the delivery (``size`` bytes, when
+        measured); it is never sent again."""
         with self._session.begin() as session:
             session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
                 .values(
                     sent_at=at or utcnow(),
+                    size_bytes=size,
                     attempts=Delivery.attempts + 1,
                     last_error=None,
                     claimed_by=None,

@@ -228,6 +228,8 @@ class Delivery(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Refused for good by its channel (a webhook's 4xx): kept and shown, never retried.
     failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The message's bytes as its receiver accepted it (email only; None: not measured).
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
 
 
 class ScheduleRun(Base):
@@ -372,6 +374,7 @@ DELIVERY_HISTORY_COLUMNS = (
     Delivery.failed_at,
     Delivery.attempts,
     Delivery.last_error,
+    Delivery.size_bytes,
 )
 
 

@@ -12,7 +12,8 @@ history and the delivery history read it (ledger_views.py), each channel's state
 (channel_states.py), search (search.py), the JSON API's paginated listings
 (listings.py), the web UI's stories and filtered matches (story_views.py),
 the service's own keys (keys.py), readers' answers to their
-digests (feedback.py) and the WebSub subscriptions (websub.py), all on
+digests (feedback.py), the WebSub subscriptions (websub.py) and the status
+page's counts per day (trends.py), all on
 ``StoreBase`` (engine.py); the records it returns are in records.py. This module
 re-exports what callers need, so ``crawler.storage.store`` is the one import path.
 """
@@ -64,6 +65,7 @@ from crawler.storage.story_views import (
     StorySending,
     StoryViewQueries,
 )
+from crawler.storage.trends import TrendQueries
 from crawler.storage.websub import WebSubQueries, WebSubRecord
 
 __all__ = [
@@ -114,5 +116,6 @@ class Store(
     HealthQueries,
     WebSubQueries,
     SentMessageQueries,
+    TrendQueries,
 ):
     """The database, spoken to in domain terms."""

@@ -35,6 +35,7 @@ from crawler.faces.web.common import (
     safe_link,
 )
 from crawler.faces.web.site import Route, relative
+from crawler.faces.web.trends import TREND_DAYS, read_status_trends, size_text, took_text
 from crawler.faces.web.websub import subscription_view
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from crawler.domain.config import SourceConfig
     from crawler.domain.health import Health, PollRecord
     from crawler.faces.web.site import WebUI
+    from crawler.faces.web.trends import StatusTrends
     from crawler.storage.health import HealthInputs
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class Pages:
             dict[str, int],
             list[ChannelStatus],
             dict[str, Health],
+            StatusTrends,
         ]:
             return (
                 self.site.store.source_statuses(),
@@ -107,9 +110,12 @@ class Pages:
                 self.site.store.unsent_delivery_counts(),
                 channel_statuses(self.site.store, config),
                 self.site.store.all_health(),
+                read_status_trends(self.site.store, config, datetime.now(UTC)),
             )
 
-        rows, match_counts, articles, unsent, channels, health = await self.site.blocking(read)
+        rows, match_counts, articles, unsent, channels, health, trends = await self.site.blocking(
+            read
+        )
         now = datetime.now(UTC)
         runs = self.site.next_runs()
         by_name = {row["name"]: row for row in rows}
@@ -117,10 +123,16 @@ class Pages:
             self._source_view(
                 source, by_name.get(source.name, {}), health.get(source.name), runs, now
             )
+            | {"trend": trends.sources.get(source.name, "")}
             for source in self.site.config.sources
         ]
         rules = [
-            {"name": rule.name, "alert": rule.alert, "matches": match_counts.get(rule.name, 0)}
+            {
+                "name": rule.name,
+                "alert": rule.alert,
+                "matches": match_counts.get(rule.name, 0),
+                "trend": trends.rules.get(rule.name, ""),
+            }
             for rule in self.site.config.rules
         ]
         recipients = [
@@ -151,6 +163,7 @@ class Pages:
             recipients=recipients,
             channels=[self._channel_view(channel, now) for channel in channels],
             totals=totals,
+            trend_days=TREND_DAYS,
             now=self.site.when(now),
         )
 
@@ -329,6 +342,9 @@ class Pages:
                 "state_class": _delivery_state(row)[1],
                 "attempts": row["attempts"],
                 "articles": row["articles"],
+                "size": size_text(row["size_bytes"]),
+                "bytes": row["size_bytes"],
+                "took": took_text(row["created_at"], row["sent_at"]),
                 "last_error": one_line(row["last_error"], MAX_ERROR_CHARS),
                 # Email deliveries keep a copy as sent (crawler/faces/web/sent.py).
                 "open": f"/digests/{row['id']}"
