@@ -21,8 +21,10 @@ address, ``web.allowed_hosts`` and the host of ``web.public_url``, and to any
 other name with 421.
 
 Routes (the route table and access checks are in ``site.py``). Pages (``pages.py``):
-``/`` status, ``/sources/NAME`` (a source's health, with its chart of new
-articles per day drawn as inline SVG by ``charts.py``), ``/digests``,
+``/`` status (with 30-day sparklines of each source's new articles and each
+rule's matches, ``trends.py`` and ``sparklines.py``), ``/sources/NAME`` (a
+source's health, with its chart of new articles per day drawn as inline SVG by
+``charts.py``), ``/digests`` (with each message's size and time to send),
 ``/preview?recipient=EMAIL``, ``/metrics``; ``health.py``: ``/healthz`` (liveness)
 and ``/readyz`` (also 503 when no source has succeeded for too long). Stories and
 matches (``stories.py``): ``/stories`` (``?rule=NAME``, ``?matched=1``, paged by
