@@ -23,6 +23,7 @@ from alerts.rules import RuleMatch
 from crawler.domain.config import Config
 from crawler.domain.items import ArticleItem, ExtractedArticle
 from crawler.faces.web.sparklines import (
+    SPARK_GAP,
     SPARK_HEIGHT,
     SPARK_WIDTH,
     render_sparkline,
@@ -100,12 +101,11 @@ def test_a_sparkline_is_an_accessible_inline_svg_with_its_bars_and_text_escaped(
     assert "<title>3 &lt;script&gt;&amp;&#39;s in 4 days, most 2 on 2026-11-02</title>" in svg
     assert 'aria-label="3 &lt;script&gt;&amp;&#39;s in 4 days, most 2 on 2026-11-02"' in svg
     assert "<script" not in svg
-    assert re.findall(r'<rect class="bar"[^>]*data-count="(\d+)"', svg) == ["2", "1"]
-    heights = [float(h) for h in re.findall(r'<rect class="bar"[^>]* height="([\d.]+)"', svg)]
-    assert heights == [SPARK_HEIGHT, SPARK_HEIGHT / 2]
+    # A bar for day 1 (2, full height) and day 3 (1, half), each in its day's quarter.
+    assert _bars(svg) == [(30, SPARK_HEIGHT, 29), (90, SPARK_HEIGHT / 2, 29)]
     # Nothing at all: the baseline only, and the summary still says so.
     empty = str(render_sparkline([0] * 30, FIRST, noun=ARTICLES))
-    assert "<rect" not in empty
+    assert "<path" not in empty
     assert '<line class="base"' in empty
     assert "<title>0 new articles in 30 days</title>" in empty
 
@@ -241,6 +241,15 @@ def _seeded_days(now: datetime) -> dict[date, int]:
     return days
 
 
+def _bars(svg: str) -> list[tuple[float, float, float]]:
+    """The bars of a sparkline: (left edge rounded down to whole units, height,
+    width rounded down), each read from its subpath ``M x bottom v -h h w v h z``."""
+    [path] = re.findall(r'<path class="bars" d="([^"]*)"/>', svg) or [""]
+    bars = re.findall(rf"M([\d.]+) {SPARK_HEIGHT}v-([\d.]+)h([\d.]+)v\2z", path)
+    assert "".join(f"M{x} {SPARK_HEIGHT}v-{h}h{w}v{h}z" for x, h, w in bars) == path
+    return [(float(x) // 1, float(h), float(w) // 1) for x, h, w in bars]
+
+
 def _cell_svg(page: str, row_start: str) -> str:
     """The sparkline in the table row that starts with ``row_start``."""
     found = re.search(re.escape(row_start) + r".*?</tr>", page, re.DOTALL)
@@ -260,11 +269,11 @@ def test_the_status_page_draws_each_sources_and_rules_month(
         assert page.status == 200
         herald = _cell_svg(page.body, f'<a href="/sources/{BLOCKED}">')
         seeded = _seeded_days(now)
-        bars = re.findall(r'<rect class="bar" x="([\d.]+)"[^>]*data-count="(\d+)"', herald)
-        # A bar for each seeded day, in its day's place, and none for the others.
+        # A bar for each seeded day, in its day's place, and none for the others;
+        # two articles each day, so all of them full height.
         slot = SPARK_WIDTH / TREND_DAYS
-        drawn = {first_day + timedelta(days=int(float(x) // slot)): int(n) for x, n in bars}
-        assert drawn == seeded
+        drawn = {first_day + timedelta(days=int(x // slot)): h for x, h, _ in _bars(herald)}
+        assert drawn == dict.fromkeys(seeded, SPARK_HEIGHT)
         total = sum(seeded.values())
         assert site.new_articles == total
         busiest = min(seeded)
@@ -283,9 +292,15 @@ def test_the_status_page_draws_each_sources_and_rules_month(
             matches = int(re.findall(r'<td class="num">(\d+)</td>', row)[0])
             svg = re.search(r'<svg class="spark".*?</svg>', row, re.DOTALL)
             assert svg is not None
-            counts = re.findall(r'data-count="(\d+)"', svg.group(0))
-            assert counts == ([str(matches)] if matches else [])
-            assert f"{matches} {'match' if matches == 1 else 'matches'} in 30 days" in row
+            today = (TREND_DAYS - 1) * slot // 1
+            assert _bars(svg.group(0)) == (
+                [(today, SPARK_HEIGHT, (slot - SPARK_GAP) // 1)] if matches else []
+            )
+            noun = "match" if matches == 1 else "matches"
+            summary = f"{matches} {noun} in 30 days"
+            if matches:
+                summary += f", most {matches} on {now.date().isoformat()}"
+            assert f"<title>{summary}</title>" in row
         assert "<script" not in page.body
 
 
@@ -309,14 +324,17 @@ def test_the_status_page_sparklines_in_chromium(
             "img", name=f"{total} new articles in 30 days, most 2 on {min(seeded).isoformat()}"
         )
         assert spark.is_visible()
-        bars = spark.locator("rect.bar")
-        assert bars.count() == len(seeded)
-        boxes = bars.evaluate_all(
-            "bars => bars.map(bar => { const box = bar.getBoundingClientRect();"
-            " return [box.width, box.height]; })"
-        )
-        assert all(width > 0 and height > 0 for width, height in boxes)  # seen, not collapsed
-        assert len({round(height, 1) for _, height in boxes}) == 1  # two a day, every day
+        bars = spark.locator("path.bars")
+        assert len(_bars(f'<path class="bars" d="{bars.get_attribute("d")}"/>')) == len(seeded)
+        # Drawn, full height (two articles every seeded day), from the first seeded
+        # day's slot to the last one's, in the page's colour.
+        box = bars.evaluate("bar => { const b = bar.getBBox(); return [b.x, b.width, b.height]; }")
+        slot = SPARK_WIDTH / TREND_DAYS
+        first_day = (now - timedelta(days=TREND_DAYS - 1)).date()
+        assert box[0] // slot == (min(seeded) - first_day).days
+        assert (box[0] + box[1]) // slot == (max(seeded) - first_day).days
+        assert box[2] == pytest.approx(SPARK_HEIGHT)
+        assert bars.evaluate("bar => getComputedStyle(bar).fill") != "none"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "web-status-sparklines.png"), full_page=True)
         page.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from crawler.storage.engine import StoreBase
 from crawler.storage.models import Article, ArticleRevision, Match, Source
@@ -31,22 +31,31 @@ class TrendQueries(StoreBase):
         each UTC day since ``since`` (days without any left out). First seen: the
         fetch of an article's first revision, as on a source's own page
         (``new_articles_per_day``)."""
-        first_seen = func.coalesce(func.min(ArticleRevision.fetched_at), Article.fetched_at)
-        seen = (
-            select(Article.source_id.label("source_id"), first_seen.label("first_seen"))
-            .outerjoin(ArticleRevision, ArticleRevision.article_id == Article.id)
-            # First seen is never after the last fetch: the index narrows it.
-            .where(Article.fetched_at >= since, Article.source_id.is_not(None))
-            .group_by(Article.id, Article.source_id, Article.fetched_at)
-            .subquery()
+        # Only a revised article (rare) looks up its first revision's fetch: the
+        # others count by their own row, grouped without a join.
+        first_revision = (
+            select(func.min(ArticleRevision.fetched_at))
+            .where(ArticleRevision.article_id == Article.id)
+            .scalar_subquery()
+        )
+        first_seen = case(
+            (Article.revision > 1, func.coalesce(first_revision, Article.fetched_at)),
+            else_=Article.fetched_at,
         )
         with self._session() as session:
-            day = _utc_day(session, seen.c.first_seen)
+            day = _utc_day(session, first_seen)
+            counted = (
+                select(Article.source_id, day.label("day"), func.count().label("count"))
+                # First seen is never after the last fetch: the index narrows it.
+                .where(Article.fetched_at >= since, first_seen >= since)
+                .group_by(Article.source_id, day)
+                .subquery()
+            )
+            # Names joined to the counts, not to every article.
             rows = session.execute(
-                select(Source.name, day, func.count())
-                .join(Source, Source.id == seen.c.source_id)
-                .where(seen.c.first_seen >= since)
-                .group_by(Source.name, day)
+                select(Source.name, counted.c.day, counted.c.count).join(
+                    Source, Source.id == counted.c.source_id
+                )
             ).all()
         return _by_name_and_day(rows)
 

@@ -5,8 +5,8 @@ Policy must allow).
 Pure functions of the numbers: ``spark_bars`` turns counts into bar geometry,
 ``spark_summary`` into the sentence a screen reader reads (the SVG's <title>), and
 ``render_sparkline`` into the markup, every piece of text escaped. A day with
-nothing draws no bar, only the baseline: a status page of 10,000 sources stays
-light, and a quiet source looks quiet.
+nothing draws no bar, only the baseline: a quiet source looks quiet, and a status
+page of 10,000 sources stays light.
 """
 
 from __future__ import annotations
@@ -90,37 +90,35 @@ def render_sparkline(
     counts: Sequence[int], first_day: date, *, noun: tuple[str, str], css_class: str = "spark"
 ) -> Markup:
     """``counts`` (one a day from ``first_day``, oldest first) as an inline SVG of
-    bars on a baseline, named by its summary (role img, <title>)."""
+    bars on a baseline, named by its summary (role img, <title>). The bars are one
+    path, a subpath each (``M x bottom v -height h width v height z``), coloured by
+    the SVG's fill: a status page draws 10,000 of these, so each is a few hundred
+    bytes, formatted once (its numbers joined as plain text, nothing to escape)."""
     summary = spark_summary(counts, first_day, noun)
-    parts = [
-        Markup(
-            '<svg class="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
-            'width="{}" height="{}" role="img" aria-label="{}" data-days="{}">'
-            "<title>{}</title>"
-            '<line class="base" x1="0" y1="{}" x2="{}" y2="{}" stroke="#dde2ea"/>'
-        ).format(
-            css_class,
-            SPARK_WIDTH,
-            SPARK_HEIGHT,
-            SPARK_WIDTH,
-            SPARK_HEIGHT,
-            summary,
-            len(counts),
-            summary,
-            _n(SPARK_HEIGHT - 0.5),
-            SPARK_WIDTH,
-            _n(SPARK_HEIGHT - 0.5),
-        )
-    ]
-    parts.extend(
-        Markup(
-            '<rect class="bar" x="{}" y="{}" width="{}" height="{}" data-count="{}" '
-            'fill="#1f5fbf"/>'
-        ).format(_n(bar.x), _n(bar.y), _n(bar.width), _n(bar.height), bar.count)
+    bars = "".join(
+        f"M{_n(bar.x)} {SPARK_HEIGHT}v-{_n(bar.height)}h{_n(bar.width)}v{_n(bar.height)}z"
         for bar in spark_bars(counts)
     )
-    parts.append(Markup("</svg>"))
-    return Markup("").join(parts)
+    base = _n(SPARK_HEIGHT - 0.5)
+    svg = Markup(
+        '<svg class="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="{}" '
+        'height="{}" role="img" aria-label="{}" fill="#1f5fbf"><title>{}</title>'
+        '<line class="base" x1="0" y1="{}" x2="{}" y2="{}" stroke="#dde2ea"/>'
+    ).format(
+        css_class,
+        SPARK_WIDTH,
+        SPARK_HEIGHT,
+        SPARK_WIDTH,
+        SPARK_HEIGHT,
+        summary,
+        summary,
+        base,
+        SPARK_WIDTH,
+        base,
+    )
+    if bars:
+        svg += Markup('<path class="bars" d="{}"/>').format(bars)
+    return svg + Markup("</svg>")
 
 
 def _n(value: float) -> str:
