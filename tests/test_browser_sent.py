@@ -63,7 +63,7 @@ def test_a_sent_digest_opens_from_the_delivery_history_as_it_was_sent_in_chromiu
 ) -> None:
     news_site.set_content("hostile/rss.xml", _HOSTILE_FEED, "application/rss+xml")
     news_site.set_content("articles/hostile.html", _HOSTILE_PAGE, "text/html; charset=utf-8")
-    port = free_port()
+    port = free_port()  # fixed up front: the public URL in the mail must name it
     # The reader's link names the public host; the operator uses 127.0.0.1.
     public = f"localhost:{port}"
     settings = site_config(news_site, tmp_path)
@@ -94,11 +94,6 @@ def test_a_sent_digest_opens_from_the_delivery_history_as_it_was_sent_in_chromiu
         base = f"http://127.0.0.1:{service.port}"
         ARTIFACTS.mkdir(exist_ok=True)
 
-        # Without the token the history and the copies are closed.
-        closed = browser.new_page()
-        assert closed.goto(base + "/digests").status == 401
-        closed.close()
-
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         dialogs, problems = _watched(page)
         page.goto(f"{base}/digests?token={TOKEN}")
@@ -110,6 +105,12 @@ def test_a_sent_digest_opens_from_the_delivery_history_as_it_was_sent_in_chromiu
             opened.click()
         page.wait_for_url(re.compile(re.escape(base) + r"/digests/\d+$"))
         address = page.url
+        # Without the token (a fresh browser context) the history and the copy are closed.
+        closed = browser.new_page()
+        assert closed.goto(base + "/digests").status == 401
+        assert closed.goto(address).status == 401
+        assert closed.goto(address + "?format=text").status == 401
+        closed.close()
         # Served under the preview's policy: nothing in the copy can run or fetch.
         policy = response.value.headers["content-security-policy"]
         assert "default-src 'none'" in policy
