@@ -275,10 +275,10 @@ class AdaptivePolling:
             job.modify(next_run_time=upcoming.at)
         if outcome.error:
             logger.warning(
-                "source %s: %d failed polls in a row; next poll in %s",
+                "source %s: %s in a row; next poll in %s",
                 source.name,
-                outcome.failures,
-                upcoming.interval,
+                counted(outcome.failures, "failed poll"),
+                format_interval(upcoming.interval),
             )
         else:
             logger.debug(
