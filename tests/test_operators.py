@@ -178,7 +178,7 @@ def test_operators_configured_later_hear_of_no_old_flapping(
 
 
 def test_operators_name_known_channels_that_are_not_feeds() -> None:
-    with pytest.raises(ValueError, match=r"operators\.channels names an unknown channel 'room'"):
+    with pytest.raises(ValueError, match=r"operators\.channels: no channel is named 'room'"):
         Config.model_validate({"operators": {"channels": ["room"]}})
     with pytest.raises(ValueError, match="is a feed"):
         Config.model_validate(
