@@ -281,7 +281,11 @@ def test_check_config_warns_when_readers_would_get_no_links(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "warning: web.public_url is not set" in result.stdout
     linked = write_config(tmp_path, **{**settings, "web": SETTINGS["web"]})
-    assert "warning" not in run_newswatch(linked, "check-config").stdout
+    printed = run_newswatch(linked, "check-config").stdout
+    assert "web.public_url" not in printed  # the only warning left: its sources are off
+    assert [line for line in printed.splitlines() if "warning" in line] == [
+        f"{linked}: sources (line 1): warning: every source has enabled: false; none is polled"
+    ]
 
 
 def test_the_rate_limiter_is_a_bucket_per_address() -> None:

@@ -271,7 +271,7 @@ def test_rules_test_on_pages_tests_a_scoped_rule_on_its_words_and_says_so(
     page = site_file("articles/satellite-palmyra.html")  # the tech feed's article
     tested = run_newswatch(config, "rules", "test", "syria", str(page))
     assert tested.returncode == 0, tested.stderr
-    assert tested.stdout.rstrip().splitlines()[-1] == "1 hit in 1 articles"
+    assert tested.stdout.rstrip().splitlines()[-1] == "1 hit in 1 article"
     assert tested.stderr == (
         "newswatch: rule syria is limited to sources (tag:mideast); the pages given are "
         "from no source, so they are tested on its words alone\n"

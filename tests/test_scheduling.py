@@ -151,7 +151,7 @@ def test_a_burst_shortens_the_interval() -> None:
 def test_without_enough_history_a_source_polls_at_its_every() -> None:
     upcoming = next_poll(PollPlan.build(NO_HISTORY, BOUNDS, SCALE), _at(1, 11))
     assert upcoming.interval == EVERY
-    assert "learning its rhythm: 1 articles" in upcoming.reason
+    assert "learning its rhythm: 1 article " in upcoming.reason
 
 
 def test_adaptive_false_polls_at_its_every() -> None:

@@ -257,7 +257,7 @@ def test_immediate_alerts_arrive_within_the_window(news_site: NewsSite, tmp_path
         _stop(process)
     (alert,) = (tmp_path / "outbox").glob("*.eml")
     text = alert.read_text()
-    assert "Subject: newswatch alert: 1 new articles" in text
+    assert "Subject: newswatch alert: 1 new article" in text
     assert "Palmyra museum reopens" in text
     assert "Chipmakers" not in text  # digest rules wait for the digest
     assert waited < 10

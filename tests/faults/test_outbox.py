@@ -145,7 +145,7 @@ def test_an_eml_written_before_a_crash_is_not_written_again(tmp_path: Path) -> N
     delivery = make_delivery(config.delivery)
     marked: list[int] = []
     with pytest.MonkeyPatch.context() as crash:
-        crash.setattr(store, "mark_sent", lambda delivery_id, at=None: marked.append(1))
+        crash.setattr(store, "mark_sent", lambda delivery_id, at=None, size=None: marked.append(1))
         send_pending_digests(store, config, delivery)  # written, "killed" before marking
     assert marked == [1]
     [unsent] = store.deliveries()
