@@ -117,7 +117,11 @@ def test_search_in_the_rule_language_and_the_rule_workbench_in_chromium(
         page.screenshot(path=str(ARTIFACTS / "web-workbench.png"), full_page=True)
         page.get_by_role("button", name="Copy").click()
         copy = page.locator("#copy-snippet")
-        page.wait_for_function("document.getElementById('copy-snippet').textContent !== 'Copy'")
+        # Not wait_for_function: its polling evaluates a string, which this page's CSP
+        # (script-src 'self', no 'unsafe-eval') refuses once it has to poll.
+        from playwright.sync_api import expect
+
+        expect(copy).not_to_have_text("Copy")
         if copy.inner_text() == "Copied":
             assert page.evaluate("navigator.clipboard.readText()") == snippet
         else:  # no clipboard for this page: the entry is selected for Ctrl+C instead
