@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
     from crawler.domain.config import Config
     from crawler.domain.query import Node, Word
+    from crawler.storage.records import StoredArticle
 
 __all__ = [
     "KeywordRule",
@@ -89,6 +90,19 @@ class MatchDocument:
     source: str = ""
     url: str = ""
     language: str | None = None
+
+    @classmethod
+    def of_stored(cls, article: StoredArticle) -> MatchDocument:
+        """What rules look at in an article read back from the store (``rules test``,
+        the web UI's search and workbench)."""
+        return cls(
+            title=article.title,
+            body=article.body,
+            author=", ".join(article.authors),
+            source=article.source,
+            url=article.url,
+            language=article.language,
+        )
 
 
 @dataclass(frozen=True)

@@ -110,16 +110,7 @@ def find_hits_of(
     matchers = [RuleMatcher([rule]) for rule in rules]
     hits: list[list[Hit]] = [[] for _ in rules]
     for article in articles:
-        document = prepare_document(
-            MatchDocument(
-                title=article.title,
-                body=article.body,
-                author=", ".join(article.authors),
-                source=article.source,
-                url=article.url,
-                language=article.language,
-            )
-        )
+        document = prepare_document(MatchDocument.of_stored(article))
         for matcher, found in zip(matchers, hits, strict=True):
             found.extend(Hit(article, match.terms) for match in matcher.match(document))
     return hits

@@ -147,14 +147,7 @@ def _rules_test(args: argparse.Namespace) -> int:
         (article, match)
         for article in articles
         for match in matcher.match(
-            MatchDocument(
-                title=article.title,
-                body=article.body,
-                author=", ".join(article.authors),
-                source=article.source,
-                url=article.url,
-                language=article.language,
-            ),
+            MatchDocument.of_stored(article),
             any_source=True,
         )
     ]
