@@ -3,6 +3,7 @@ ExtractedArticle, and the warm-up that loads extraction's lazy parts before a fo
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from spiders.extract.body import (
     prepare_body,
 )
 from spiders.extract.dates import choose_dates
+from spiders.extract.fallback import BodyEvidence
 from spiders.extract.decode import decode_html, decode_page, parse_page
 from spiders.extract.fields import (
     choose_authors,
@@ -29,9 +31,11 @@ from spiders.extract.fields import (
     choose_title,
     choose_url,
     heading_texts,
+    metadata_body,
     metadata_titles,
 )
-from spiders.extract.metadata import read_metadata, safe_canonical_url
+from spiders.extract.lead import find_lead, with_lead
+from spiders.extract.metadata import normalise, read_metadata, safe_canonical_url
 from spiders.extract.repair import known_words, repair_hyphenation, repair_mojibake
 
 if TYPE_CHECKING:
@@ -74,11 +78,16 @@ def _extract_article(text: str, url: str) -> ExtractedArticle:
     captions = caption_texts(tree)
     prepare_body(tree)
     keywords = choose_keywords(metadata)
-    text = clean_body(extract_body(tree, url), headlines, captions)
-    text = repair_mojibake(drop_link_paragraphs(text, lambda: link_texts_of(tree), keywords))
+    links = functools.cache(lambda: link_texts_of(tree))
+    evidence = BodyEvidence(article_body=metadata_body(metadata))
+    description = choose_description(metadata)
+    lead = find_lead(tree, description)
+    body = extract_body(tree, url, evidence, lambda line: normalise(line) in links())
+    body = with_lead(body, lead)
+    text = clean_body(body, headlines, captions)
+    text = repair_mojibake(drop_link_paragraphs(text, links, keywords))
     published, updated = choose_dates(tree, metadata, url)
     language = choose_language(tree, metadata, text or title)
-    description = choose_description(metadata)
     return ExtractedArticle(
         url=choose_url(metadata, url),
         title=title,

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import trafilatura
 from lxml.html import HtmlElement
 
+from spiders.extract.fallback import BodyEvidence, choose_body, needs_second_look
+from spiders.extract.furniture import is_prompt, is_related_link_line, strip_shortcodes
 from spiders.extract.metadata import clean_inline, normalise
 
 if TYPE_CHECKING:
@@ -53,9 +54,13 @@ MIN_CHUNK_TEXT = 200
 LINK_LABEL = re.compile(r"(?P<label>[^\W\d_][\w' ]{0,24}?)\s*[:|]\s+(?P<link>\S.*)")
 # A link whose text has fewer words is a name, not the headline of another story.
 MIN_HEADLINE_WORDS = 4
-# A body shorter than this (about 80 words) is less than an article: trafilatura's
-# own extraction missed it, and its comparison with readability and jusText runs.
-SHORT_BODY = 500
+# Longer lines are article prose that quotes a headline, not a headline.
+MAX_HEADLINE_WORDS = 30
+# A tag after a linked headline ("<headline> [INSIGHT]|", "<headline> (VIDEO)").
+TRAILING_TAG = re.compile(r"\s*(?:\[[^\]]{1,20}\]|\([A-Z ]{1,20}\))?[\s|»>]*$")
+# A paragraph repeated within this many paragraphs of its first copy is a
+# repeat of the page's furniture (standfirst, pull quote), not of its content.
+REPEAT_SPAN = 3
 
 
 def prepare_body(tree: HtmlElement) -> None:
@@ -149,16 +154,24 @@ def is_body_container(element: HtmlElement) -> bool:
     )
 
 
-def extract_body(tree: HtmlElement, url: str) -> str:
+def extract_body(
+    tree: HtmlElement,
+    url: str,
+    evidence: BodyEvidence,
+    is_link: Callable[[str], bool],
+) -> str:
     """The article body as trafilatura finds it, one paragraph a line.
 
     favor_precision without comments scored best on the article-extraction corpus
     (F1 0.964 against 0.955 for the defaults); tables stay in because dropping them
     loses body text on pages that lay their article out in a table. trafilatura
     runs first without its readability/jusText comparison (``fast``, half the
-    time); only a body shorter than SHORT_BODY, where its own extraction has
-    missed the article, pays for the comparison. On longer bodies the comparison
-    mostly swapped a clean body for readability's longer one with the teasers in.
+    time). Only where that body may have missed the article (fallback.
+    needs_second_look: short, only notices, or far from the page's articleBody)
+    do the precise setting with its comparison and the default setting run, and
+    the evidence chooses among the three (fallback.choose_body). On other pages
+    the comparison mostly swapped a clean body for readability's longer one with
+    the teasers in.
     """
     options: dict[str, Any] = {
         "url": url or None,
@@ -168,10 +181,14 @@ def extract_body(tree: HtmlElement, url: str) -> str:
         "include_tables": True,
         "with_metadata": False,
     }
-    text = trafilatura.extract(tree, fast=True, **options) or ""
-    if len(text) < SHORT_BODY:
-        text = trafilatura.extract(tree, **options) or text
-    return text
+    precise = trafilatura.extract(tree, fast=True, **options) or ""
+    if not needs_second_look(precise, evidence):
+        return precise
+    candidates = [
+        trafilatura.extract(tree, **options) or "",
+        trafilatura.extract(tree, **{**options, "favor_precision": False}) or "",
+    ]
+    return choose_body(precise, candidates, evidence, is_link)
 
 
 def caption_texts(tree: HtmlElement) -> list[str]:
@@ -187,29 +204,30 @@ def caption_texts(tree: HtmlElement) -> list[str]:
 def clean_body(text: str, headlines: Iterable[str], captions: Iterable[str]) -> str:
     """Tidy an extracted body into paragraphs separated by blank lines.
 
-    Each line of ``text`` is a paragraph. Invisible characters go and whitespace is
-    collapsed; then a paragraph is dropped when it equals a headline, is (a long part
-    of) a photo caption from ``captions`` (normalised texts), or is the second
-    occurrence of a paragraph that occurs exactly twice. A paragraph that recurs
-    three or more times is page structure, such as the questions of a series of
-    interviews, and every occurrence is kept: dropping those cost recall on the
-    article-extraction corpus, while dropping pairs (a standfirst repeated as the
-    first paragraph) gained precision.
+    Each line of ``text`` is a paragraph. Invisible characters and shortcode
+    residue go and whitespace is collapsed; then a paragraph is dropped when it
+    equals a headline, is (a long part of) a photo caption from ``captions``
+    (normalised texts), is a share or subscribe prompt, or repeats a paragraph at
+    most REPEAT_SPAN paragraphs before it (a standfirst repeated as the first
+    paragraph). A paragraph that recurs further apart is content the page really
+    repeats (a recipe's "Serves 4", a schedule's times, the questions of a series
+    of interviews) and every occurrence is kept.
     """
     headline_keys = {normalise(headline) for headline in headlines if headline}
     caption_keys = list(captions)
     paragraphs = [
-        (paragraph, normalise(paragraph)) for paragraph in map(clean_inline, text.splitlines())
+        (paragraph, normalise(paragraph))
+        for paragraph in map(clean_inline, map(strip_shortcodes, text.splitlines()))
     ]
-    counts = Counter(key for _, key in paragraphs)
-    seen: set[str] = set()
+    last_seen: dict[str, int] = {}
     kept: list[str] = []
-    for paragraph, key in paragraphs:
-        if not key or key in headline_keys or is_caption(key, caption_keys):
+    for index, (paragraph, key) in enumerate(paragraphs):
+        if not key or key in headline_keys or is_caption(key, caption_keys) or is_prompt(key):
             continue
-        if key in seen and counts[key] == 2:
+        previous = last_seen.get(key)
+        last_seen[key] = index
+        if previous is not None and index - previous <= REPEAT_SPAN:
             continue
-        seen.add(key)
         kept.append(paragraph)
     return "\n\n".join(kept)
 
@@ -229,8 +247,10 @@ def drop_link_paragraphs(
 ) -> str:
     """Drop the paragraphs of ``text`` (blank-line separated) that are navigation
     rather than article: a labelled link to another story ("Related: <headline>",
-    "READ MORE: <headline>"), a run of two or more list items ("- <headline>") that
-    are each a whole link, and a list of the page's own keywords (its tags).
+    "READ MORE: <headline>", "Leggi anche", see furniture.is_related_link_line), a
+    run of two or more lines or list items ("- <headline>") that are each a whole
+    link (with at most a tag after it: "<headline> [INSIGHT]"), and a list of the
+    page's own keywords (its tags).
 
     ``link_texts`` gives the normalised texts of the page's links; it is called
     only when a paragraph looks like one, and a link counts only when its text has
@@ -249,11 +269,10 @@ def drop_link_paragraphs(
         return len(key.split()) >= MIN_HEADLINE_WORDS and key in links
 
     def is_link_item(index: int) -> bool:
-        return (
-            0 <= index < len(paragraphs)
-            and paragraphs[index].startswith("- ")
-            and (is_link(paragraphs[index][2:]))
-        )
+        if not 0 <= index < len(paragraphs):
+            return False
+        line = TRAILING_TAG.sub("", paragraphs[index].removeprefix("- "))
+        return len(line.split()) <= MAX_HEADLINE_WORDS and is_link(line)
 
     kept = []
     for index, paragraph in enumerate(paragraphs):
@@ -261,6 +280,8 @@ def drop_link_paragraphs(
         if tags and all(part.strip() in tags for part in key.split(",")):
             continue
         if (labelled := LINK_LABEL.match(paragraph)) and is_link(labelled["link"]):
+            continue
+        if is_related_link_line(paragraph, is_link):
             continue
         if is_link_item(index) and (is_link_item(index - 1) or is_link_item(index + 1)):
             continue

@@ -308,3 +308,9 @@ def choose_keywords(metadata: PageMetadata) -> tuple[str, ...]:
                 seen.add(normalise(keyword))
                 keywords.append(keyword)
     return tuple(keywords[:MAX_KEYWORDS])
+
+
+def metadata_body(metadata: PageMetadata) -> str:
+    """The article's body as its JSON-LD or microdata gives it ('' without one): the
+    evidence that the body extraction is measured against (fallback.BodyEvidence)."""
+    return jsonld_text(metadata.article.get("articleBody")) or ""
