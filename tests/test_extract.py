@@ -678,9 +678,16 @@ LINKS = {
             ["Body.", "- Moon Rush: Private Lunar Lander Plans", "- An item that is no link"],
         ),
         (
-            ["Account: @darkzip", "Our partner: Acme Systems", "Related: a story not linked"],
+            ["Account: @darkzip", "Our partner: Acme Systems", "Source: a report not linked"],
             [],
-            ["Account: @darkzip", "Our partner: Acme Systems", "Related: a story not linked"],
+            ["Account: @darkzip", "Our partner: Acme Systems", "Source: a report not linked"],
+        ),
+        (
+            # a related-story label is navigation whether or not its headline is a
+            # link on the page (issue 24: "read also" lines kept on held-out pages)
+            ["Body.", "Related: a story not linked", "Leggi anche: un altro articolo"],
+            [],
+            ["Body."],
         ),
         (
             ["Body.", "stock car 2018, Interlagos", "Interlagos", "Stock car is back."],
@@ -688,7 +695,14 @@ LINKS = {
             ["Body.", "Stock car is back."],
         ),
     ],
-    ids=["labelled-links", "link-list", "single-link-item-kept", "short-links-kept", "tag-lists"],
+    ids=[
+        "labelled-links",
+        "link-list",
+        "single-link-item-kept",
+        "short-links-kept",
+        "related-labels-dropped",
+        "tag-lists",
+    ],
 )
 def test_drop_link_paragraphs(lines: list[str], keywords: list[str], expected: list[str]) -> None:
     assert drop_link_paragraphs("\n\n".join(lines), lambda: LINKS, keywords) == (

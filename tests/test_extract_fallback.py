@@ -146,7 +146,9 @@ LEAD = (
     ids=["bold-intro-div", "header-in-body", "standfirst-div"],
 )
 def test_lead_at_the_top_of_the_body_is_kept_first(lead_html: str) -> None:
-    html = page(f'<article><div class="article-body">{lead_html}{paragraphs(range(6))}</div></article>')
+    html = page(
+        f'<article><div class="article-body">{lead_html}{paragraphs(range(6))}</div></article>'
+    )
 
     text = extract_article(html, URL).text
 
@@ -237,7 +239,12 @@ def test_runs_of_linked_headlines_are_dropped_with_their_tags() -> None:
     kept = drop_link_paragraphs(text, lambda: links).split("\n\n")
 
     # a lone linked headline between paragraphs may be the article's own cross-head
-    assert kept == [SENTENCES[0], SENTENCES[1], "Why the council voted no on the harbour plan", SENTENCES[2]]
+    assert kept == [
+        SENTENCES[0],
+        SENTENCES[1],
+        "Why the council voted no on the harbour plan",
+        SENTENCES[2],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -265,8 +272,14 @@ def test_share_and_subscribe_prompts(line: str, prompt: bool) -> None:
 @pytest.mark.parametrize(
     ("paragraph", "expected"),
     [
-        ('[button link="https://shop.example/pear-jam" color="red"]Buy the jam[/button]', "Buy the jam"),
-        ('[caption id="attachment_12" align="alignleft"]The harbour at dawn[/caption]', "The harbour at dawn"),
+        (
+            '[button link="https://shop.example/pear-jam" color="red"]Buy the jam[/button]',
+            "Buy the jam",
+        ),
+        (
+            '[caption id="attachment_12" align="alignleft"]The harbour at dawn[/caption]',
+            "The harbour at dawn",
+        ),
         ("[embed]https://video.example/12[/embed]", "https://video.example/12"),
         ("[su_note]Open daily from 9 am.[/su_note]", "Open daily from 9 am."),
         ("The mayor said [sic] that the harbour [1] was safe [Reuters].", None),

@@ -19,8 +19,8 @@ from spiders.extract.body import (
     prepare_body,
 )
 from spiders.extract.dates import choose_dates
-from spiders.extract.fallback import BodyEvidence
 from spiders.extract.decode import decode_html, decode_page, parse_page
+from spiders.extract.fallback import BodyEvidence
 from spiders.extract.fields import (
     choose_authors,
     choose_description,

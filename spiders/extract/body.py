@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import trafilatura
@@ -55,7 +56,7 @@ LINK_LABEL = re.compile(r"(?P<label>[^\W\d_][\w' ]{0,24}?)\s*[:|]\s+(?P<link>\S.
 # A link whose text has fewer words is a name, not the headline of another story.
 MIN_HEADLINE_WORDS = 4
 # Longer lines are article prose that quotes a headline, not a headline.
-MAX_HEADLINE_WORDS = 30
+MAX_HEADLINE_WORDS = 25
 # A tag after a linked headline ("<headline> [INSIGHT]|", "<headline> (VIDEO)").
 TRAILING_TAG = re.compile(r"\s*(?:\[[^\]]{1,20}\]|\([A-Z ]{1,20}\))?[\s|»>]*$")
 # A paragraph repeated within this many paragraphs of its first copy is a
@@ -168,8 +169,9 @@ def extract_body(
     runs first without its readability/jusText comparison (``fast``, half the
     time). Only where that body may have missed the article (fallback.
     needs_second_look: short, only notices, or far from the page's articleBody)
-    do the precise setting with its comparison and the default setting run, and
-    the evidence chooses among the three (fallback.choose_body). On other pages
+    does the precise setting run with its comparison, and where that one falls
+    short as well the default setting; the evidence chooses among them
+    (fallback.choose_body). On other pages
     the comparison mostly swapped a clean body for readability's longer one with
     the teasers in.
     """
@@ -184,10 +186,9 @@ def extract_body(
     precise = trafilatura.extract(tree, fast=True, **options) or ""
     if not needs_second_look(precise, evidence):
         return precise
-    candidates = [
-        trafilatura.extract(tree, **options) or "",
-        trafilatura.extract(tree, **{**options, "favor_precision": False}) or "",
-    ]
+    candidates = [trafilatura.extract(tree, **options) or ""]
+    if needs_second_look(candidates[0], evidence):  # the default setting only if still short
+        candidates.append(trafilatura.extract(tree, **{**options, "favor_precision": False}) or "")
     return choose_body(precise, candidates, evidence, is_link)
 
 
@@ -207,11 +208,11 @@ def clean_body(text: str, headlines: Iterable[str], captions: Iterable[str]) -> 
     Each line of ``text`` is a paragraph. Invisible characters and shortcode
     residue go and whitespace is collapsed; then a paragraph is dropped when it
     equals a headline, is (a long part of) a photo caption from ``captions``
-    (normalised texts), is a share or subscribe prompt, or repeats a paragraph at
-    most REPEAT_SPAN paragraphs before it (a standfirst repeated as the first
-    paragraph). A paragraph that recurs further apart is content the page really
-    repeats (a recipe's "Serves 4", a schedule's times, the questions of a series
-    of interviews) and every occurrence is kept.
+    (normalised texts), is a share or subscribe prompt, or is the second of two
+    copies at most REPEAT_SPAN paragraphs apart (a standfirst repeated as the
+    first paragraph). Copies further apart, or three and more, are content the
+    page really repeats (a recipe's "Makes 4 jars", a schedule's times, the
+    questions of a series of interviews) and every occurrence is kept.
     """
     headline_keys = {normalise(headline) for headline in headlines if headline}
     caption_keys = list(captions)
@@ -219,6 +220,7 @@ def clean_body(text: str, headlines: Iterable[str], captions: Iterable[str]) -> 
         (paragraph, normalise(paragraph))
         for paragraph in map(clean_inline, map(strip_shortcodes, text.splitlines()))
     ]
+    counts = Counter(key for _, key in paragraphs)
     last_seen: dict[str, int] = {}
     kept: list[str] = []
     for index, (paragraph, key) in enumerate(paragraphs):
@@ -226,7 +228,7 @@ def clean_body(text: str, headlines: Iterable[str], captions: Iterable[str]) -> 
             continue
         previous = last_seen.get(key)
         last_seen[key] = index
-        if previous is not None and index - previous <= REPEAT_SPAN:
+        if previous is not None and counts[key] == 2 and index - previous <= REPEAT_SPAN:
             continue
         kept.append(paragraph)
     return "\n\n".join(kept)
@@ -268,11 +270,24 @@ def drop_link_paragraphs(
         key = normalise(fragment)
         return len(key.split()) >= MIN_HEADLINE_WORDS and key in links
 
+    def is_headline_sized(index: int) -> bool:
+        return 0 <= index < len(paragraphs) and (
+            len(paragraphs[index].split()) <= MAX_HEADLINE_WORDS
+        )
+
     def is_link_item(index: int) -> bool:
-        if not 0 <= index < len(paragraphs):
-            return False
         line = TRAILING_TAG.sub("", paragraphs[index].removeprefix("- "))
-        return len(line.split()) <= MAX_HEADLINE_WORDS and is_link(line)
+        return is_link(line)
+
+    def is_in_link_run(index: int) -> bool:
+        # the cheap length test first: the page's links are read only for a run
+        neighbours = [i for i in (index - 1, index + 1) if is_headline_sized(i)]
+        return (
+            is_headline_sized(index)
+            and bool(neighbours)
+            and is_link_item(index)
+            and any(map(is_link_item, neighbours))
+        )
 
     kept = []
     for index, paragraph in enumerate(paragraphs):
@@ -283,7 +298,7 @@ def drop_link_paragraphs(
             continue
         if is_related_link_line(paragraph, is_link):
             continue
-        if is_link_item(index) and (is_link_item(index - 1) or is_link_item(index + 1)):
+        if is_in_link_run(index):
             continue
         kept.append(paragraph)
     return "\n\n".join(kept)

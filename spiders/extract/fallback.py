@@ -46,6 +46,8 @@ NOTICE = re.compile(
     r"|\brepublished\b|\breprinted\b|^https?://\S+$|^source: )",
     re.IGNORECASE,
 )
+# Notices about an article take a few lines; a longer text is more than notices.
+MAX_NOTICES = 2000
 WORD = re.compile(r"\w+")
 
 
@@ -68,7 +70,10 @@ def needs_second_look(precise: str, evidence: BodyEvidence) -> bool:
 
 
 def is_notice_only(text: str) -> bool:
-    """True when at least half of the text is notice lines (reprint, copyright, URL)."""
+    """True when at least half of the text is notice lines (reprint, copyright, URL);
+    a text longer than MAX_NOTICES never is (and is not searched)."""
+    if len(text) > MAX_NOTICES:
+        return False
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     notices = sum(len(line) for line in lines if NOTICE.search(line))
     return bool(lines) and notices * 2 >= sum(map(len, lines))
@@ -115,9 +120,7 @@ def prose_share(text: str, known: set[str], is_link: Callable[[str], bool]) -> f
     """The share of the text's new lines (not in ``known``) that is prose: lines of
     PROSE_WORDS words or more that are neither a link on the page nor a notice."""
     extra = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip() and normalise(line) not in known
+        line.strip() for line in text.splitlines() if line.strip() and normalise(line) not in known
     ]
     total = sum(map(len, extra))
     prose = sum(

@@ -61,9 +61,11 @@ PROMPTS = re.compile(
     r"(?:like|enjoy(?:ed)?|love)(?:d)? this (?:story|article|post)\b.*|"
     r"share (?:this|the) (?:story|article|post|page)\b.*|share on \w+.*|share this\W*|"
     r"(?:click|tap) here to (?:subscribe|share|sign up|download|get more|read more)\b.*|"
-    r"(?:sign up|subscribe) (?:for|to) (?:our|the|my) .*?(?:newsletter|updates|channel|alerts|podcast).*|"
+    r"(?:sign up|subscribe) (?:for|to) (?:our|the|my) "
+    r".*?(?:newsletter|updates|channel|alerts|podcast).*|"
     r"subscribe (?:now|today|here)\b.*|follow us on \w+.*|"
-    r"(?:get|receive) (?:our|the) (?:latest )?(?:news|stories|headlines|newsletter|updates)\b.*(?:inbox|email|free).*|"
+    r"(?:get|receive) (?:our|the) (?:latest )?(?:news|stories|headlines|newsletter|updates)\b"
+    r".*(?:inbox|email|free).*|"
     r"(?:don't|never) miss (?:a|an|the) (?:story|update|thing)\b.*|"
     r"have a (?:news )?tip\?.*|got a (?:news )?tip\?.*|"
     r"(?:leave|post|add) a comment\b.*|tell us what you think\b.*|"
@@ -117,8 +119,10 @@ def is_related_link_line(paragraph: str, is_link: Callable[[str], bool]) -> bool
     if (labelled := RELATED_LINE.match(paragraph)) is None:
         return False
     rest = labelled["rest"].strip()
-    return not rest or is_link(rest) or len(rest.split()) <= MAX_RELATED_WORDS and (
-        not _is_sentence_run(rest)
+    return (
+        not rest
+        or is_link(rest)
+        or (len(rest.split()) <= MAX_RELATED_WORDS and (not _is_sentence_run(rest)))
     )
 
 

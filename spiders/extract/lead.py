@@ -7,12 +7,15 @@ article, and often the one place a story's key words appear together."""
 from __future__ import annotations
 
 import re
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from spiders.extract.body import is_body_container
 from spiders.extract.metadata import clean_inline, normalise
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from lxml.html import HtmlElement
 
 # Class or id words that name a lead: "standfirst", "article__lead", "dek",
@@ -27,6 +30,8 @@ LEAD_CLASS = re.compile(
 # Boxes that sum the article up beside it, where a lead opens it: the corpus leaves
 # them out of the body, even when their text is the page's description.
 SUMMARY_CLASS = re.compile(r"abstract|summary|excerpt|teaser|preview|description", re.IGNORECASE)
+# Elements that wrap others: a lead only when classed as one.
+WRAPPER_TAGS = frozenset({"div", "header", "section"})
 LEAD_TAGS = frozenset({"p", "div", "header", "h2", "h3", "span", "section", "strong", "em"})
 # Where the lead may be: among the first elements after the headline (a byline,
 # a date, share buttons and a photo come between on many pages) ...
@@ -50,25 +55,31 @@ def find_lead(tree: HtmlElement, description: str | None) -> str | None:
     if headline is None:
         return None
     described = normalise(description) if description else None
-    for element in headline.xpath(f"following::*[position() <= {MAX_ELEMENTS_AFTER_HEADLINE}]"):
+    for element in islice(following(headline), MAX_ELEMENTS_AFTER_HEADLINE):
         if element.tag not in LEAD_TAGS:
             continue
-        text = clean_inline(element.text_content())
-        if element.tag == "p" and len(text) > MAX_LEAD_CHARACTERS:
-            return None  # the body has begun
         names = f"{element.get('class', '')} {element.get('id', '')}"
         if SUMMARY_CLASS.search(names):
             continue
-        named = bool(LEAD_CLASS.search(names))
-        if not (
-            named
-            or element.get("itemprop") == "description"
-            or (described and normalise(text) == described)
-        ):
+        named = bool(LEAD_CLASS.search(names)) or element.get("itemprop") == "description"
+        if not named and (element.tag in WRAPPER_TAGS or not described):
+            continue  # a wrapper's text is only read when its class names a lead
+        text = clean_inline(element.text_content())
+        if element.tag == "p" and len(text) > MAX_LEAD_CHARACTERS:
+            return None  # the body has begun
+        if not (named or normalise(text) == described):
             continue
         if is_lead_text(text) and is_in_flow(element) and is_in_body_block(element):
             return text
     return None
+
+
+def following(element: HtmlElement) -> Iterator[HtmlElement]:
+    """The elements after ``element`` in document order (its descendants excluded),
+    as XPath's following axis, lazily."""
+    for node in (element, *element.iterancestors()):
+        for sibling in node.itersiblings():
+            yield from (child for child in sibling.iter() if isinstance(child.tag, str))
 
 
 def is_lead_text(text: str) -> bool:
