@@ -204,6 +204,7 @@ def is_page_link(text: str) -> bool:
         "Leggi anche",
         "Читайте также",
         "» See also: the council's budget in numbers",
+        "More Great WIRED Stories",
     ],
 )
 def test_related_link_lines_are_recognised(line: str) -> None:
@@ -260,6 +261,7 @@ def test_runs_of_linked_headlines_are_dropped_with_their_tags() -> None:
         ("Abonnez-vous à notre newsletter", True),
         ("Tempo de leitura: 1 minuto", True),
         ("Advertisement", True),
+        ("Subscribe to WIRED and stay smart with more of your favorite writers.", True),
         ("She shared this article with friends before the vote.", False),
         ("He said the sign up for the new scheme was slow.", False),
         ("Comments from the minister were welcome, the council said.", False),
@@ -305,3 +307,72 @@ def test_repeats_far_apart_are_content_and_near_repeats_are_furniture() -> None:
     assert clean_body("\n".join([standfirst, standfirst, *SENTENCES[:2]]), [], []) == (
         "\n\n".join([standfirst, *SENTENCES[:2]])
     )
+
+
+# --- 2. short lines of the article block --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line_html",
+    [
+        '<header class="item-head"><h3>1. The harbour ferry</h3></header>',
+        '<div class="item-heading" style="border-bottom:1px solid">3. The old mill</div>',
+    ],
+    ids=["list-heading-in-header", "heading-styled-div"],
+)
+def test_short_line_between_kept_paragraphs_is_put_back_in_place(line_html: str) -> None:
+    # trafilatura's precision setting drops both (a <header>, a bordered <div>)
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(2))}{line_html}'
+        f"{paragraphs(range(2, 4))}</div></article>"
+    )
+    line = line_html.split(">")[-3 if "<h3>" in line_html else -2].split("<")[0]
+
+    kept = extract_article(html, URL).text.split("\n\n")
+
+    assert kept == [*SENTENCES[:2], line, *SENTENCES[2:4]]
+
+
+@pytest.mark.parametrize(
+    "furniture_html",
+    [
+        '<div class="share-tools" style="border:1px solid">Share on Harbourbook</div>',
+        '<div style="border:1px solid"><a href="/ferry">The harbour ferry timetable</a></div>',
+        "<header><blockquote>An embedded post the page quotes</blockquote></header>",
+        '<div style="border:1px solid">&lt;span data-mce-type="bookmark"&gt;</div>',
+    ],
+    ids=["share-class", "link", "blockquote", "escaped-markup"],
+)
+def test_furniture_between_paragraphs_is_not_put_back(furniture_html: str) -> None:
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(2))}{furniture_html}'
+        f"{paragraphs(range(2, 4))}</div></article>"
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:4]
+
+
+def test_short_line_after_the_last_kept_paragraph_is_not_put_back() -> None:
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(4))}'
+        '<div style="border:1px solid">Tickets from the harbour office</div></div></article>'
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:4]
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "The council meets again on Tuesday, when the harbour plan returns.",
+        "(Reporting by Anna Keller; Editing by Tom Hale)",
+    ],
+    ids=["last-sentence", "credit-line"],
+)
+def test_last_sentence_and_credit_line_cut_by_the_precise_setting_come_back(ending: str) -> None:
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(4))}'
+        f'<div style="border:1px solid">{ending}</div></div></article>'
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == [*SENTENCES[:4], ending]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import py3langid
 
 from crawler.domain.items import ExtractedArticle
+from spiders.extract.block import restore_block_lines
 from spiders.extract.body import (
     caption_texts,
     clean_body,
@@ -76,14 +77,14 @@ def _extract_article(text: str, url: str) -> ExtractedArticle:
     title = repair_mojibake(choose_title(tree, metadata))
     headlines = {title, *metadata_titles(metadata), *heading_texts(tree)}
     captions = caption_texts(tree)
-    prepare_body(tree)
+    containers = prepare_body(tree)
     keywords = choose_keywords(metadata)
     links = functools.cache(lambda: link_texts_of(tree))
     evidence = BodyEvidence(article_body=metadata_body(metadata))
     description = choose_description(metadata)
     lead = find_lead(tree, description)
     body = extract_body(tree, url, evidence, lambda line: normalise(line) in links())
-    body = with_lead(body, lead)
+    body = with_lead(restore_block_lines(containers, body), lead)
     text = clean_body(body, headlines, captions)
     text = repair_mojibake(drop_link_paragraphs(text, links, keywords))
     published, updated = choose_dates(tree, metadata, url)

@@ -64,11 +64,12 @@ TRAILING_TAG = re.compile(r"\s*(?:\[[^\]]{1,20}\]|\([A-Z ]{1,20}\))?[\s|»>]*$")
 REPEAT_SPAN = 3
 
 
-def prepare_body(tree: HtmlElement) -> None:
+def prepare_body(tree: HtmlElement) -> list[HtmlElement]:
     """Rework the page, in place, where trafilatura would misread its body: embedded
     tweets become plain quotations (trafilatura drops them as social widgets, but
     they are quotes the article reports), pop-up cards inside paragraphs go, and a
-    body split into chunks is merged (merge_split_bodies)."""
+    body split into chunks is merged (merge_split_bodies). Returns the page's body
+    containers (is_body_container) as they are after the merge, in page order."""
     for quote in tree.xpath(EMBEDDED_TWEETS):
         quote.attrib.pop("class")
         # and out of the wrappers that hold only it and the widget script
@@ -83,13 +84,17 @@ def prepare_body(tree: HtmlElement) -> None:
     for card in tree.xpath(POPUP_CARDS):
         if not card.xpath(POPUP_CARDS_INSIDE):
             card.drop_tree()
-    merge_split_bodies(tree)
+    containers = [
+        element for element in tree.iter("div", "section", "article") if is_body_container(element)
+    ]
+    merge_split_bodies(containers)
+    return [container for container in containers if container.getparent() is not None]
 
 
-def merge_split_bodies(tree: HtmlElement) -> None:
-    """Join an article body that the page splits into several containers of the same
-    class, in place, so that trafilatura (which takes the first body container)
-    reads all of it.
+def merge_split_bodies(containers: list[HtmlElement]) -> None:
+    """Join an article body that the page splits into several of its body
+    ``containers`` of the same class, in place, so that trafilatura (which takes the
+    first body container) reads all of it.
 
     Some sites cut the body into chunks between ads ("article__body" repeated,
     each in its own grid row). Chunks are merged into the first when they share
@@ -100,11 +105,11 @@ def merge_split_bodies(tree: HtmlElement) -> None:
     stands between them (a second article on the same page has its own headline).
     """
     groups: dict[tuple[str, str], list[HtmlElement]] = {}
-    for element in tree.iter("div", "section", "article"):
+    for element in containers:
         if element.get("itemprop") == "articleBody":
             groups.setdefault(("", "articleBody"), []).append(element)
-        elif (classes := element.get("class")) and ARTICLE_BODY_CLASS.search(classes):
-            groups.setdefault((element.tag, classes), []).append(element)
+        else:
+            groups.setdefault((element.tag, element.get("class", "")), []).append(element)
     for members in groups.values():
         if len(members) > 1 and len(chunks := list(filter(is_body_chunk, members))) > 1:
             _merge_chunks(chunks)

@@ -47,8 +47,14 @@ RELATED_LINE = re.compile(
     r"\s*[:|»>]\s*(?P<rest>.*)$",
     re.IGNORECASE,
 )
-# The label on a line of its own ("Read also", "RELATED STORIES:").
-RELATED_LABEL_ALONE = re.compile(rf"^\W{{0,3}}(?:{RELATED_LABELS})\W{{0,3}}$", re.IGNORECASE)
+# The label on a line of its own ("Read also", "RELATED STORIES:", "More Great
+# WIRED Stories").
+RELATED_LABEL_ALONE = re.compile(
+    rf"^\W{{0,3}}(?:{RELATED_LABELS}"
+    r"|(?:more|other|latest|top|related|recommended|popular)\b.{0,30}"
+    r"\b(?:stories|articles|news|posts|reads|videos))\W{0,3}$",
+    re.IGNORECASE,
+)
 # A headline after a label is a line, not paragraphs of article: one sentence at most.
 MAX_RELATED_WORDS = 30
 
@@ -63,7 +69,7 @@ PROMPTS = re.compile(
     r"(?:click|tap) here to (?:subscribe|share|sign up|download|get more|read more)\b.*|"
     r"(?:sign up|subscribe) (?:for|to) (?:our|the|my) "
     r".*?(?:newsletter|updates|channel|alerts|podcast).*|"
-    r"subscribe (?:now|today|here)\b.*|follow us on \w+.*|"
+    r"subscribe (?:now|today|here|to)\b.*|follow us on \w+.*|"
     r"(?:get|receive) (?:our|the) (?:latest )?(?:news|stories|headlines|newsletter|updates)\b"
     r".*(?:inbox|email|free).*|"
     r"(?:don't|never) miss (?:a|an|the) (?:story|update|thing)\b.*|"
@@ -77,7 +83,7 @@ PROMPTS = re.compile(
     r"(?:estimated )?(?:reading|read) time:?\s*\d+\s*(?:min|minutes?)\b.*|"
     r"tempo de leitura:?.*|temps de lecture:?.*|tiempo de lectura:?.*|lesezeit:?.*|"
     r"tags|comments?|advertisement|advertising|anzeige|publicité|pubblicità|publicidad|"
-    r"share|print|e-?mail|"
+    r"share|print|e-?mail|subscribe|sign up|log in|"
     # Italian, French, German, Spanish, Portuguese, Dutch
     r"condividi (?:questo|l'|su)\b.*|iscriviti (?:alla|al|a) .*|seguici su \w+.*|"
     r"partager? (?:cet|l'|sur)\b.*|abonnez-vous\b.*|suivez-nous sur \w+.*|"

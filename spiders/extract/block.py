@@ -1,0 +1,176 @@
+"""Short lines of the article block that trafilatura's precision setting dropped: the
+headings of a list article or a recipe card, a product box's "£25 at Argos", a
+one-line paragraph, and the last sentence or the credit line of a short article.
+Each is put back where it stands on the page, inside the article's own block only
+(a line beside the block, in the page's header, is never restored): a short line
+when it sits between two lines the body kept, and after the body's last line the
+lines that close an article (a sentence, a credit line), while each does. A line
+before the body's first is as likely furniture as content, and stays out."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from spiders.extract.body import is_body_chunk, is_body_container
+from spiders.extract.metadata import clean_inline, normalise
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from lxml.html import HtmlElement
+
+# The elements that hold one line of text in an article block (and a ``<div>``
+# with no block inside it, a line styled as one).
+LINE_TAGS = ("p", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd")
+# A longer line that trafilatura dropped was dropped for a reason of its own (an
+# ad text, a teaser): only short lines are restored.
+MAX_RESTORED_WORDS = 20
+# The last lines of an article, after what the body kept, come back while each is
+# a sentence or a credit line (ends_article), up to this length.
+MAX_ENDING_WORDS = 80
+MIN_SENTENCE_WORDS = 5
+SENTENCE_ENDS = frozenset('.!?"”’»)')
+CREDIT_LINE = re.compile(
+    r"^\(?(?:(?:additional )?reporting by|writing by|editing by|compiled by|with (?:reporting|"
+    r"additional reporting) (?:by|from)|—|–|-)\s*\w",
+    re.IGNORECASE,
+)
+# Where a line is furniture however short: inside these elements ...
+FURNITURE_TAGS = frozenset(
+    {"figure", "figcaption", "aside", "nav", "form", "button", "footer", "noscript", "a", "label"}
+    | {"blockquote"}  # quotes and embedded posts: trafilatura keeps those it wants
+)
+# ... or inside an element whose class or id says so.
+FURNITURE_CLASS = re.compile(
+    r"share|social|related|newsletter|subscri|promo|advert|(?:^|[\s_-])ads?(?:$|[\s_-])"
+    r"|sponsor|caption|credit|byline|author|(?:^|[\s_-])meta|(?:^|[\s_-])tags?(?:$|[\s_-])"
+    r"|comment|toolbar|widget|breadcrumb|signup|sign-up|(?:^|[\s_-])cta(?:$|[\s_-])"
+    r"|recommend|popular|trending|most-read|more-stories|outbrain|taboola|disclaimer|rating",
+    re.IGNORECASE,
+)
+# Markup shown as text (an editor's escaped HTML), never article.
+MARKUP = re.compile(r"<[a-z/]|&(?:lt|gt|amp);", re.IGNORECASE)
+# A line this long found inside the body is there, split (is_in_body).
+MIN_SPLIT_LINE = 60
+# A block must share this many lines with the body to be the article's block.
+MIN_SHARED_LINES = 2
+
+
+def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
+    """The body (one paragraph a line) with the short lines of its article block
+    that it lacks put back in place (see the module's docstring). ``containers``
+    are the page's body containers (body.prepare_body), one of which is the block."""
+    lines = body.splitlines()
+    if len(lines) < MIN_SHARED_LINES:
+        return body
+    position: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        position.setdefault(normalise(line.removeprefix("- ")), index)
+    block_lines = _article_block_lines(containers, position)
+    if not block_lines:
+        return body
+    whole = normalise(body)
+    inserts: dict[int, list[str]] = {}
+    last_kept: int | None = None
+    pending: list[str] = []  # missing lines since the last kept one
+    ending: list[str] | None = []  # the same while each may end the article
+    for element, text, key in block_lines:
+        line = f"- {text}" if element.tag == "li" else text
+        if (kept_at := position.get(key)) is not None:
+            if last_kept is not None and kept_at > last_kept and pending:
+                inserts.setdefault(last_kept, []).extend(pending)
+            pending, ending = [], []
+            last_kept = kept_at if last_kept is None else max(last_kept, kept_at)
+        elif last_kept is None or is_in_body(key, whole):
+            continue
+        elif is_restorable(element, text, MAX_RESTORED_WORDS):
+            pending.append(line)
+            ending = [*ending, line] if ending is not None and ends_article(text) else None
+        elif ending is not None and ends_article(text) and is_restorable(element, text):
+            ending.append(line)
+        else:
+            ending = None
+    if last_kept == len(lines) - 1 and ending:
+        inserts.setdefault(last_kept, []).extend(ending)
+    if not inserts:
+        return body
+    restored: list[str] = []
+    for index, line in enumerate(lines):
+        restored.append(line)
+        restored.extend(inserts.get(index, ()))
+    return "\n".join(restored)
+
+
+def _article_block_lines(
+    containers: list[HtmlElement], position: dict[str, int]
+) -> list[tuple[HtmlElement, str, str]]:
+    """The line elements (with text and key) of the body container that shares the
+    most lines with the body; [] when none shares MIN_SHARED_LINES."""
+    best: list[tuple[HtmlElement, str, str]] = []
+    best_shared = MIN_SHARED_LINES - 1
+    scanned: list[HtmlElement] = []
+    for container in containers:
+        if any(outer in scanned for outer in container.iterancestors()):
+            continue  # a container inside one scanned shares no more lines than it
+        if not is_body_chunk(container):
+            continue
+        scanned.append(container)
+        elements = list(container.iter(*LINE_TAGS, "div"))
+        # (the set holds the elements themselves, which keeps their lxml proxies
+        # alive, so that identity is a fair test)
+        holders = {
+            ancestor for element in elements for ancestor in _ancestors_in(element, container)
+        }
+        block_lines = [
+            (element, text, normalise(text))
+            for element in elements
+            if element not in holders and (text := clean_inline(element.text_content()))
+        ]
+        shared = sum(key in position for _, _, key in block_lines)
+        if shared > best_shared:
+            best, best_shared = block_lines, shared
+    return best
+
+
+def _ancestors_in(element: HtmlElement, container: HtmlElement) -> Iterator[HtmlElement]:
+    """The element's ancestors up to (without) the container."""
+    for ancestor in element.iterancestors():
+        if ancestor is container:
+            return
+        yield ancestor
+
+
+def is_in_body(key: str, whole: str) -> bool:
+    """True when a line the body lacks as a line is in it all the same (a paragraph
+    with line breaks that trafilatura split); a short key found inside a longer
+    line ("Pear jam" in "Making pear jam") is a coincidence, not the line."""
+    return len(key) >= MIN_SPLIT_LINE and key in whole
+
+
+def ends_article(text: str) -> bool:
+    """True for a line that may close an article: a sentence (ending in . ! ? or a
+    closing quote) of MIN_SENTENCE_WORDS words or more, or a credit line
+    ("(Reporting by …)", "— AFP", "Additional reporting by …")."""
+    return bool(CREDIT_LINE.match(text)) or (
+        len(text.split()) >= MIN_SENTENCE_WORDS and text.rstrip()[-1:] in SENTENCE_ENDS
+    )
+
+
+def is_restorable(element: HtmlElement, text: str, max_words: int = MAX_ENDING_WORDS) -> bool:
+    """True for a short line that is not mostly a link, not markup, and not inside
+    furniture (FURNITURE_TAGS or FURNITURE_CLASS, on the element or any ancestor
+    inside the block)."""
+    if len(text.split()) > max_words or MARKUP.search(text):
+        return False
+    linked = sum(len(clean_inline(link.text_content())) for link in element.iter("a"))
+    if linked * 2 >= len(text):
+        return False  # a link to another page, however short
+    for node in (element, *element.iterancestors()):
+        if is_body_container(node):
+            return True
+        if node.tag in FURNITURE_TAGS:
+            return False
+        if FURNITURE_CLASS.search(f"{node.get('class', '')} {node.get('id', '')}"):
+            return False
+    return True
