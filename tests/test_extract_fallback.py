@@ -376,3 +376,24 @@ def test_last_sentence_and_credit_line_cut_by_the_precise_setting_come_back(endi
     )
 
     assert extract_article(html, URL).text.split("\n\n") == [*SENTENCES[:4], ending]
+
+
+def test_related_card_inside_the_article_block_is_dropped() -> None:
+    # trafilatura drops a box classed "related" itself, but keeps this one
+    card = (
+        '<div class="recommended"><p><strong>Five things to know about the harbour budget '
+        "vote</strong></p></div>"
+    )
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(2))}{card}'
+        f"{paragraphs(range(2, 6))}</div></article>"
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:6]
+
+
+def test_the_rest_of_the_article_behind_read_more_is_not_a_teaser() -> None:
+    rest = f'<div class="read-more-content">{paragraphs(range(2, 6))}</div>'
+    html = page(f'<article><div class="article-body">{paragraphs(range(2))}{rest}</div></article>')
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:6]

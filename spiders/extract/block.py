@@ -5,7 +5,9 @@ Each is put back where it stands on the page, inside the article's own block onl
 (a line beside the block, in the page's header, is never restored): a short line
 when it sits between two lines the body kept, and after the body's last line the
 lines that close an article (a sentence, a credit line), while each does. A line
-before the body's first is as likely furniture as content, and stays out."""
+before the body's first is as likely furniture as content, and stays out. The
+other way round, a line the body kept from a box in the block that points to other
+stories (an inline "related" card, a newsletter box) goes."""
 
 from __future__ import annotations
 
@@ -51,6 +53,18 @@ FURNITURE_CLASS = re.compile(
 )
 # Markup shown as text (an editor's escaped HTML), never article.
 MARKUP = re.compile(r"<[a-z/]|&(?:lt|gt|amp);", re.IGNORECASE)
+# Boxes inside the article block that point to other stories; a line the body kept
+# from one of them goes.
+# Not "read-more" (often the collapsed rest of the article), "subscriber" (the
+# paywalled part of it) or "teaser" (its own lead, on some sites).
+TEASER_CLASS = re.compile(
+    r"related|recommend|more-stories|morestories|also-read|see-also|outbrain|taboola"
+    r"|newsletter|signup|sign-up",
+    re.IGNORECASE,
+)
+# The teaser rule never takes more than this share of the body's lines: past it,
+# the block's class names say something else.
+MAX_TEASER_SHARE = 0.25
 # A line this long found inside the body is there, split (is_in_body).
 MIN_SPLIT_LINE = 60
 # A block must share this many lines with the body to be the article's block.
@@ -72,12 +86,16 @@ def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
         return body
     whole = normalise(body)
     inserts: dict[int, list[str]] = {}
+    teasers: set[int] = set()
     last_kept: int | None = None
     pending: list[str] = []  # missing lines since the last kept one
     ending: list[str] | None = []  # the same while each may end the article
     for element, text, key in block_lines:
         line = f"- {text}" if element.tag == "li" else text
         if (kept_at := position.get(key)) is not None:
+            if is_teaser(element):
+                teasers.add(kept_at)
+                continue
             if last_kept is not None and kept_at > last_kept and pending:
                 inserts.setdefault(last_kept, []).extend(pending)
             pending, ending = [], []
@@ -93,11 +111,14 @@ def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
             ending = None
     if last_kept == len(lines) - 1 and ending:
         inserts.setdefault(last_kept, []).extend(ending)
-    if not inserts:
+    if len(teasers) > MAX_TEASER_SHARE * len(lines):
+        teasers = set()
+    if not inserts and not teasers:
         return body
     restored: list[str] = []
     for index, line in enumerate(lines):
-        restored.append(line)
+        if index not in teasers:
+            restored.append(line)
         restored.extend(inserts.get(index, ()))
     return "\n".join(restored)
 
@@ -139,6 +160,17 @@ def _ancestors_in(element: HtmlElement, container: HtmlElement) -> Iterator[Html
         if ancestor is container:
             return
         yield ancestor
+
+
+def is_teaser(element: HtmlElement) -> bool:
+    """True when a line the body kept sits, inside the article block, in a box that
+    points to other stories (TEASER_CLASS): an inline "related" card beside the lead."""
+    for node in element.iterancestors():
+        if is_body_container(node):
+            return False
+        if TEASER_CLASS.search(f"{node.get('class', '')} {node.get('id', '')}"):
+            return True
+    return False
 
 
 def is_in_body(key: str, whole: str) -> bool:
