@@ -82,7 +82,7 @@ def _extract_article(text: str, url: str) -> ExtractedArticle:
     links = functools.cache(lambda: link_texts_of(tree))
     evidence = BodyEvidence(article_body=metadata_body(metadata))
     description = choose_description(metadata)
-    lead = find_lead(tree, description)
+    lead = find_lead(tree, description, containers)
     body = extract_body(tree, url, evidence, lambda line: normalise(line) in links())
     body = with_lead(restore_block_lines(containers, body), lead)
     text = clean_body(body, headlines, captions)

@@ -14,17 +14,22 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from lxml import etree
+
 from spiders.extract.body import is_body_chunk, is_body_container
 from spiders.extract.metadata import clean_inline, normalise
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from lxml.html import HtmlElement
 
 # The elements that hold one line of text in an article block (and a ``<div>``
 # with no block inside it, a line styled as one).
 LINE_TAGS = ("p", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd")
+_LINE_TEST = " or ".join(f"self::{tag}" for tag in (*LINE_TAGS, "div"))
+_INNER_LINE = " or ".join(f".//{tag}" for tag in (*LINE_TAGS, "div"))
+# The line elements of a block that hold no other line element (XPath, so that
+# libxml2 walks the tree, not Python).
+LEAF_LINES = etree.XPath(f".//*[{_LINE_TEST}][not({_INNER_LINE})]")
 # A longer line that trafilatura dropped was dropped for a reason of its own (an
 # ad text, a teaser): only short lines are restored.
 MAX_RESTORED_WORDS = 20
@@ -90,8 +95,7 @@ def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
     last_kept: int | None = None
     pending: list[str] = []  # missing lines since the last kept one
     ending: list[str] | None = []  # the same while each may end the article
-    for element, text, key in block_lines:
-        line = f"- {text}" if element.tag == "li" else text
+    for element, raw, key in block_lines:
         if (kept_at := position.get(key)) is not None:
             if is_teaser(element):
                 teasers.add(kept_at)
@@ -100,9 +104,12 @@ def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
                 inserts.setdefault(last_kept, []).extend(pending)
             pending, ending = [], []
             last_kept = kept_at if last_kept is None else max(last_kept, kept_at)
-        elif last_kept is None or is_in_body(key, whole):
             continue
-        elif is_restorable(element, text, MAX_RESTORED_WORDS):
+        if last_kept is None or is_in_body(key, whole):
+            continue
+        text = clean_inline(raw)
+        line = f"- {text}" if element.tag == "li" else text
+        if is_restorable(element, text, MAX_RESTORED_WORDS):
             pending.append(line)
             ending = [*ending, line] if ending is not None and ends_article(text) else None
         elif ending is not None and ends_article(text) and is_restorable(element, text):
@@ -137,29 +144,16 @@ def _article_block_lines(
         if not is_body_chunk(container):
             continue
         scanned.append(container)
-        elements = list(container.iter(*LINE_TAGS, "div"))
-        # (the set holds the elements themselves, which keeps their lxml proxies
-        # alive, so that identity is a fair test)
-        holders = {
-            ancestor for element in elements for ancestor in _ancestors_in(element, container)
-        }
+        # the key only (normalise collapses whitespace); a line is cleaned when restored
         block_lines = [
-            (element, text, normalise(text))
-            for element in elements
-            if element not in holders and (text := clean_inline(element.text_content()))
+            (element, text, key)
+            for element in LEAF_LINES(container)
+            if (key := normalise(text := element.text_content()))
         ]
         shared = sum(key in position for _, _, key in block_lines)
         if shared > best_shared:
             best, best_shared = block_lines, shared
     return best
-
-
-def _ancestors_in(element: HtmlElement, container: HtmlElement) -> Iterator[HtmlElement]:
-    """The element's ancestors up to (without) the container."""
-    for ancestor in element.iterancestors():
-        if ancestor is container:
-            return
-        yield ancestor
 
 
 def is_teaser(element: HtmlElement) -> bool:

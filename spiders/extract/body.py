@@ -277,7 +277,7 @@ def drop_link_paragraphs(
 
     def is_headline_sized(index: int) -> bool:
         return 0 <= index < len(paragraphs) and (
-            len(paragraphs[index].split()) <= MAX_HEADLINE_WORDS
+            MIN_HEADLINE_WORDS <= len(paragraphs[index].split()) <= MAX_HEADLINE_WORDS
         )
 
     def is_link_item(index: int) -> bool:

@@ -47,10 +47,15 @@ NOT_LEAD_ANCESTORS = frozenset(
 )
 
 
-def find_lead(tree: HtmlElement, description: str | None) -> str | None:
+def find_lead(
+    tree: HtmlElement, description: str | None, containers: list[HtmlElement]
+) -> str | None:
     """The page's lead, when it has one: after the main ``<h1>``, at the top of the
-    body block (is_in_body_block), an element classed as a lead (LEAD_CLASS, or
+    body block (is_in_body_block; ``containers`` are the page's body containers,
+    without which there is no block), an element classed as a lead (LEAD_CLASS, or
     itemprop=description), or one whose text is the page's own description."""
+    if not containers:
+        return None
     headline = next(iter(tree.xpath("(//h1)[1]")), None)
     if headline is None:
         return None
@@ -59,15 +64,13 @@ def find_lead(tree: HtmlElement, description: str | None) -> str | None:
         if element.tag not in LEAD_TAGS:
             continue
         names = f"{element.get('class', '')} {element.get('id', '')}"
-        if SUMMARY_CLASS.search(names):
-            continue
         named = bool(LEAD_CLASS.search(names)) or element.get("itemprop") == "description"
         if not named and (element.tag in WRAPPER_TAGS or not described):
             continue  # a wrapper's text is only read when its class names a lead
         text = clean_inline(element.text_content())
         if element.tag == "p" and len(text) > MAX_LEAD_CHARACTERS:
             return None  # the body has begun
-        if not (named or normalise(text) == described):
+        if not (named or normalise(text) == described) or SUMMARY_CLASS.search(names):
             continue
         if is_lead_text(text) and is_in_flow(element) and is_in_body_block(element):
             return text
