@@ -216,6 +216,7 @@ def test_related_link_lines_are_recognised(line: str) -> None:
     [
         "More than 40 people - including children - were hurt in the crash.",
         "Related: the council said it would vote. Then it did not, and the mayor resigned.",
+        "Related: the council said it would vote. Then it did not, and the mayor resigned",
         "Read the council's statement in full below.",
         "Watching the vote, residents said they had expected nothing else.",
     ],
@@ -397,3 +398,188 @@ def test_the_rest_of_the_article_behind_read_more_is_not_a_teaser() -> None:
     html = page(f'<article><div class="article-body">{paragraphs(range(2))}{rest}</div></article>')
 
     assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:6]
+
+
+# --- red-team: article text the furniture rules must keep ------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Residents can sign up for email updates about the road closures.",
+        "The minister said voters should sign up for the scheme's email alerts before Friday.",
+        "Start your day with a glass of water, doctors advise.",
+        "Leave a comment on the consultation by 5 June, the council said.",
+        "Follow us on Twitter, the protesters chanted, as police moved in.",
+        "Teilen sich die Parteien die Macht, wird es schwierig.",
+        "Compartilhe a sua experiência, pediu o ministro aos eleitores.",
+        "Iscriviti al corso entro venerdì, ha detto il sindaco.",
+    ],
+)
+def test_reported_requests_and_sentences_that_open_like_prompts_are_kept(line: str) -> None:
+    assert not is_prompt(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Leave a comment below", "Artikel teilen", "Start your day with our morning newsletter"],
+)
+def test_prompts_narrowed_to_their_own_words_still_go(line: str) -> None:
+    assert is_prompt(line)
+
+
+def test_a_share_prompt_as_long_as_a_paragraph_is_prose() -> None:
+    line = (
+        "Share this article's figures with care because the survey of harbour traders "
+        "was smaller than in any year before it and its margin of error is twice as wide."
+    )
+    assert not is_prompt(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Latest: the death toll has risen to 12.",
+        "More: the council will meet again on Friday.",
+        "Watch: police footage shows the arrest.",
+    ],
+)
+def test_a_labelled_sentence_of_a_live_report_is_not_a_related_link_line(line: str) -> None:
+    assert not is_related_link_line(line, is_page_link)
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        "'They [Facebook] have failed us,' she said.",
+        "[YouTube] removed the clip on Tuesday.",
+        "[VIDEO] The moment the harbour wall gave way",
+    ],
+)
+def test_an_editors_bracketed_word_is_not_a_shortcode(paragraph: str) -> None:
+    assert strip_shortcodes(paragraph) == paragraph
+
+
+def test_an_unknown_shortcode_with_attributes_is_removed() -> None:
+    assert strip_shortcodes('[penny_box id="3" style="wide"]Open daily') == "Open daily"
+
+
+def test_a_list_of_links_the_article_introduces_is_kept() -> None:
+    bills = [f"HB {n} expands school lunch funding for rural districts" for n in (101, 202, 303)]
+    items = "".join(f'<li><a href="/bills/{n}">{bill}</a></li>' for n, bill in enumerate(bills))
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(3))}'
+        f"<p>The governor signed these bills on Friday:</p><ul>{items}</ul>"
+        f"{paragraphs(range(3, 6))}</div></article>"
+    )
+
+    text = extract_article(html, URL).text
+
+    assert all(bill in text for bill in bills)
+
+
+def test_prose_in_a_recommendation_box_is_the_articles_own() -> None:
+    pick = (
+        "Our pick is the Acme Turbo blender, which crushed ice in ten seconds flat and "
+        "cost less than fifty pounds."
+    )
+    box = f'<div class="product-recommendation"><p>{pick}</p></div>'
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(2))}{box}'
+        f"{paragraphs(range(2, 8))}</div></article>"
+    )
+
+    assert pick in extract_article(html, URL).text
+
+
+def test_intro_inside_a_related_box_is_not_the_lead() -> None:
+    teaser = "Why the harbour ferry was cancelled again this summer, and what comes next for it."
+    box = f'<div class="related"><div class="intro">{teaser}</div></div>'
+    html = page(f'<article><div class="article-body">{box}{paragraphs(range(6))}</div></article>')
+
+    assert teaser not in extract_article(html, URL).text
+
+
+def test_a_lead_that_is_mostly_a_link_is_a_teaser_not_the_lead() -> None:
+    teaser = "Why the harbour ferry was cancelled again this summer and what comes next"
+    lead = f'<div class="intro"><a href="/ferry">{teaser}</a> (video)</div>'
+    html = page(f'<article><div class="article-body">{lead}{paragraphs(range(6))}</div></article>')
+
+    assert teaser not in extract_article(html, URL).text
+
+
+# --- red-team: page machinery the block rules must not put back ------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "By Anna Keller",
+        "May 4, 2024",
+        "Loading...",
+        "Photo: Getty Images",
+        "Story continues below advertisement",
+        "Skip Ad",
+        "Anna Keller is a reporter covering the harbour.",
+        "Advertisement",
+    ],
+)
+def test_page_machinery_between_paragraphs_is_not_put_back(line: str) -> None:
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(2))}'
+        f'<div style="border:1px solid">{line}</div>{paragraphs(range(2, 4))}</div></article>'
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:4]
+
+
+@pytest.mark.parametrize(
+    "furniture_html",
+    [
+        '<div class="byline">Anna Keller</div>',
+        '<div style="border:1px solid"><button>Harbour ferry timetable</button></div>',
+        "<form><div>Harbour ferry timetable</div></form>",
+    ],
+    ids=["furniture-class", "button-text", "furniture-tag"],
+)
+def test_a_short_line_in_furniture_is_not_put_back(furniture_html: str) -> None:
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(2))}{furniture_html}'
+        f"{paragraphs(range(2, 4))}</div></article>"
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:4]
+
+
+def test_copyright_and_update_notes_after_the_body_are_not_put_back() -> None:
+    endings = "".join(
+        f'<div style="border:1px solid">{line}</div>'
+        for line in ("This story has been updated.", "Copyright 2024 The Harbour Times.")
+    )
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(4))}{endings}</div></article>'
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == SENTENCES[:4]
+
+
+def test_an_agency_credit_after_the_body_comes_back() -> None:
+    html = page(
+        f'<article><div class="article-body">{paragraphs(range(4))}'
+        '<div style="border:1px solid">— AFP</div></div></article>'
+    )
+
+    assert extract_article(html, URL).text.split("\n\n") == [*SENTENCES[:4], "— AFP"]
+
+
+def test_choice_skips_a_longer_candidate_of_teasers() -> None:
+    teasers = "\n".join(f"Five things to know about harbour story number {n}" for n in range(20))
+    links = {line.casefold() for line in teasers.splitlines()}
+    article = "\n".join(SENTENCES)
+    assert len(teasers) > len(NOTICE)
+
+    chosen = choose_body(
+        NOTICE, [teasers, article], BodyEvidence(), lambda x: x.casefold() in links
+    )
+
+    assert chosen == article

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from spiders.extract.body import is_body_chunk, is_body_container
+from spiders.extract.fallback import NOTICE, PROSE_WORDS
+from spiders.extract.furniture import is_prompt
 from spiders.extract.metadata import clean_inline, normalise
 
 if TYPE_CHECKING:
@@ -58,12 +60,29 @@ FURNITURE_CLASS = re.compile(
 )
 # Markup shown as text (an editor's escaped HTML), never article.
 MARKUP = re.compile(r"<[a-z/]|&(?:lt|gt|amp);", re.IGNORECASE)
+# Lines of the page's own machinery that an unclassed element in the block may
+# hold: bylines, datelines, ad labels, photo credits, widget and cookie texts, and
+# an author's one-line bio. Never restored (a kept one stays: trafilatura had its
+# reason).
+FURNITURE_TEXT = re.compile(
+    r"^\W*(?:by\s+\S.{0,60}|(?:published|updated|posted)\b.{0,60}|ad\W*|advert(?:isement)?\W*"
+    r"|this (?:story|article) (?:has been|was) updated\b.*"
+    r"|(?:\w+day,?\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2},?\s+\d{4}\W*"
+    r"|(?:story )?continues? (?:below|after)\b.*|continue reading\b.*|loading\W*|skip ad"
+    r"|sponsored(?: content)?|(?:click|tap) to (?:expand|enlarge|play)\b.*|show (?:more|less)"
+    r"|comments? \(\d+\)|(?:image|photo|slide) \d+ (?:of|/) \d+|scroll to continue\b.*"
+    r"|(?:photo|image|picture|credit|foto|bild)s?\s*:.*|.*\b(?:getty images|ap photo|afp via)\b.*"
+    r"|(?:we use|this site uses|accept(?: all)?) cookies\b.*|your (?:e-?mail|name)(?: address)?\W*"
+    r"|\w+(?: \w+){1,2} (?:is|was) an? (?:\w+ ){0,3}(?:reporter|correspondent|writer|editor"
+    r"|journalist|columnist|contributor)\b.*)$",
+    re.IGNORECASE,
+)
 # Boxes inside the article block that point to other stories; a line the body kept
 # from one of them goes.
 # Not "read-more" (often the collapsed rest of the article), "subscriber" (the
 # paywalled part of it) or "teaser" (its own lead, on some sites).
 TEASER_CLASS = re.compile(
-    r"related|recommend|more-stories|morestories|also-read|see-also|outbrain|taboola"
+    r"(?<![a-z])related|(?<![a-z])recommended|recommendations|more-stories|morestories|also-read|see-also|outbrain|taboola"
     r"|newsletter|signup|sign-up",
     re.IGNORECASE,
 )
@@ -97,7 +116,7 @@ def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
     ending: list[str] | None = []  # the same while each may end the article
     for element, raw, key in block_lines:
         if (kept_at := position.get(key)) is not None:
-            if is_teaser(element):
+            if is_teaser(element) and not is_prose(element, text):
                 teasers.add(kept_at)
                 continue
             if last_kept is not None and kept_at > last_kept and pending:
@@ -167,6 +186,18 @@ def is_teaser(element: HtmlElement) -> bool:
     return False
 
 
+def is_prose(element: HtmlElement, text: str) -> bool:
+    """True for a sentence of PROSE_WORDS words or more that is not mostly a link: in
+    a teaser box ("product-recommendation", a paywall's "related" wrapper) it is the
+    article's own text; a teaser's headline is shorter, or a link."""
+    linked = sum(len(clean_inline(link.text_content())) for link in element.iter("a"))
+    return (
+        len(text.split()) >= PROSE_WORDS
+        and text.rstrip()[-1:] in SENTENCE_ENDS
+        and linked * 2 < len(text)
+    )
+
+
 def is_in_body(key: str, whole: str) -> bool:
     """True when a line the body lacks as a line is in it all the same (a paragraph
     with line breaks that trafilatura split); a short key found inside a longer
@@ -184,14 +215,17 @@ def ends_article(text: str) -> bool:
 
 
 def is_restorable(element: HtmlElement, text: str, max_words: int = MAX_ENDING_WORDS) -> bool:
-    """True for a short line that is not mostly a link, not markup, and not inside
-    furniture (FURNITURE_TAGS or FURNITURE_CLASS, on the element or any ancestor
-    inside the block)."""
-    if len(text.split()) > max_words or MARKUP.search(text):
+    """True for a short line that is not mostly a link (or other FURNITURE_TAGS text:
+    a button, a label), not markup, not page machinery (FURNITURE_TEXT, a prompt,
+    a notice), and not inside furniture (FURNITURE_TAGS or FURNITURE_CLASS, on the
+    element or any ancestor inside the block)."""
+    if len(text.split()) > max_words or MARKUP.search(text) or FURNITURE_TEXT.match(text):
         return False
-    linked = sum(len(clean_inline(link.text_content())) for link in element.iter("a"))
-    if linked * 2 >= len(text):
-        return False  # a link to another page, however short
+    if is_prompt(text) or NOTICE.search(text):
+        return False
+    inside = sum(len(clean_inline(part.text_content())) for part in element.iter(*FURNITURE_TAGS))
+    if inside * 2 >= len(text):
+        return False  # a link to another page, a button's or a label's text, however short
     for node in (element, *element.iterancestors()):
         if is_body_container(node):
             return True

@@ -4,6 +4,7 @@ navigation paragraphs dropped)."""
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from collections import Counter
@@ -37,7 +38,9 @@ _POPUP_CLASS = (
     'contains(@class, "rollover") or contains(@class, "tooltip") or '
     'contains(@class, "popover") or contains(@class, "hovercard")'
 )
-POPUP_CARDS = f"//p//*[{_POPUP_CLASS}]"
+# (ancestor::p, not //p//*: libxml2 merges the node sets of every paragraph's
+# descendants, which takes quadratic time on a page of thousands of paragraphs)
+POPUP_CARDS = f"//*[{_POPUP_CLASS}][ancestor::p]"
 POPUP_CARDS_INSIDE = f".//*[{_POPUP_CLASS}]"
 # Class names of the element that holds an article's body ("article__body",
 # "story-body", "entry-content", ...), as in trafilatura's own body selectors.
@@ -127,6 +130,10 @@ def _merge_chunks(members: list[HtmlElement]) -> None:
     first = members[0]
     first_ancestors = list(first.iterancestors())
     article = next(first.iterancestors("article"), None)
+    # document order of the page as it is before any merge, read once: an <h1>
+    # between two chunks stands between them in this order (quadratic per member)
+    order = {element: index for index, element in enumerate(first.getroottree().iter())}
+    headlines = sorted(order[h1] for h1 in first.getroottree().iter("h1"))
     for member in members[1:]:
         member_ancestors = list(member.iterancestors())
         common = next(
@@ -141,8 +148,9 @@ def _merge_chunks(members: list[HtmlElement]) -> None:
             or next(member.iterancestors("article"), None) is not article
         ):
             continue
-        order = {element: index for index, element in enumerate(common.iter())}
-        if any(order[first] < order[h1] < order[member] for h1 in common.iter("h1")):
+        if bisect.bisect_right(headlines, order[first]) < bisect.bisect_left(
+            headlines, order[member]
+        ):
             continue
         if member.text and member.text.strip():
             if len(first):
@@ -262,7 +270,8 @@ def drop_link_paragraphs(
     ``link_texts`` gives the normalised texts of the page's links; it is called
     only when a paragraph looks like one, and a link counts only when its text has
     at least MIN_HEADLINE_WORDS words (so "Account: @name" or "Partner: Acme
-    Systems" stay).
+    Systems" stay). A run that a kept line of the article introduces ("The
+    governor signed these bills:") is the article's own list of links, and stays.
     """
     paragraphs = text.split("\n\n") if text else []
     tags = {normalise(keyword) for keyword in keywords}
@@ -294,7 +303,8 @@ def drop_link_paragraphs(
             and any(map(is_link_item, neighbours))
         )
 
-    kept = []
+    kept: list[str] = []
+    introduced = False  # in a list that a kept line of the article introduces ("…:")
     for index, paragraph in enumerate(paragraphs):
         key = normalise(paragraph)
         if tags and all(part.strip() in tags for part in key.split(",")):
@@ -303,8 +313,11 @@ def drop_link_paragraphs(
             continue
         if is_related_link_line(paragraph, is_link):
             continue
-        if is_in_link_run(index):
+        if is_in_link_run(index) and not introduced:
             continue
+        introduced = paragraph.rstrip().endswith(":") or (
+            introduced and is_headline_sized(index) and is_link_item(index)
+        )
         kept.append(paragraph)
     return "\n\n".join(kept)
 

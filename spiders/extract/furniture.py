@@ -74,9 +74,10 @@ PROMPTS = re.compile(
     r".*(?:inbox|email|free).*|"
     r"(?:don't|never) miss (?:a|an|the) (?:story|update|thing)\b.*|"
     r"have a (?:news )?tip\?.*|got a (?:news )?tip\?.*|"
-    r"(?:leave|post|add) a comment\b.*|tell us what you think\b.*|"
-    r".{0,80}\bsign up (?:for|to)\b.{0,80}(?:newsletter|inbox|email|updates)\b.*|"
-    r"(?:start|end) your day with\b.*|get (?!the best\b)[\w' ]{1,40} delivered\b.*|"
+    r"(?:leave|post|add) a comment(?: below| here)?\W*|tell us what you think\b.*|"
+    r"(?:.{0,80}[.!?]\s+)?sign up (?:for|to)\b.{0,80}(?:newsletter|inbox|email|updates)\b.*|"
+    r"(?:start|end) your day with\b.*\b(?:newsletter|briefing|news|headlines|inbox)\b.*|"
+    r"get (?!the best\b)[\w' ]{1,40} delivered\b.*|"
     r"get access to\b.*\bsubscription\b.*|"
     r"follow (?:\w+'s|our) (?:full |live )?coverage of\b.*|"
     r"(?:email|contact) [\w .'-]{1,40} at \S+@\S+.*|"
@@ -86,16 +87,28 @@ PROMPTS = re.compile(
     r"share|print|e-?mail|subscribe|sign up|log in|"
     # Italian, French, German, Spanish, Portuguese, Dutch
     r"condividi (?:questo|l'|su)\b.*|iscriviti (?:alla|al|a) .*|seguici su \w+.*|"
-    r"partager? (?:cet|l'|sur)\b.*|abonnez-vous\b.*|suivez-nous sur \w+.*|"
-    r"(?:artikel )?teilen(?: sie)?\b.*|jetzt (?:abonnieren|teilen)\b.*|folgen sie uns\b.*|"
+    r"partager? (?:cet (?:article|contenu)|l'article|sur)\b.*|"
+    r"abonnez-vous\b.*|suivez-nous sur \w+.*|"
+    r"(?:artikel |beitrag )?teilen(?: sie (?:diesen|den) (?:artikel|beitrag))?"
+    r"(?: (?:auf|per|via) \w+)?\W*|"
+    r"jetzt (?:abonnieren|teilen)\b.*|folgen sie uns\b.*|"
     r"(?:abonnieren sie|melden sie sich) .*newsletter.*|"
     r"comparte (?:esta|este|en)\b.*|compartir en \w+.*|suscríbete\b.*|síguenos en \w+.*|"
-    r"compartilhe\b.*|assine (?:a|nossa)\b.*|siga-nos\b.*|"
+    r"compartilhe(?: (?:esta|este|no|na)\b.*)?\W*|assine (?:a nossa|nossa) newsletter\b.*|"
+    r"siga-nos\b.*|"
     r"deel dit\b.*|volg ons\b.*|schrijf je in\b.*"
     r")$",
     re.IGNORECASE,
 )
 MAX_PROMPT_WORDS = 20
+# A line that says who said it reports a request ("Sign up for email alerts, the
+# council said"): article prose, never a prompt to the reader.
+REPORTED_SPEECH = re.compile(
+    r"\b(?:said|says|told|urged|advised|advise|asked|added|warned|chanted|according to"
+    r"|ha detto|ha dichiarato|a déclaré|a dit|sagte|erklärte|dijo|afirmó|disse|pediu|afirmou"
+    r"|zei)\b",
+    re.IGNORECASE,
+)
 
 # WordPress shortcodes left in the text by a site that did not render them:
 # "[button link="…"]", "[/button]", "[caption id="…" align="…"]", "[embed]".
@@ -110,7 +123,8 @@ KNOWN_SHORTCODES = (
 SHORTCODE = re.compile(
     r"\[/[a-z][\w-]*\]"
     r"|\[[a-z][\w-]*(?:\s+[\w-]+\s*=\s*(?:\"[^\"\]]*\"|'[^'\]]*'|[^\s\]]+))+\s*/?\]"
-    rf"|\[(?:{KNOWN_SHORTCODES})(?:\s[^\]]*)?/?\]",
+    # known names in lower case only: "[Facebook]" or "[Video]" is an editor's word
+    rf"|\[(?-i:{KNOWN_SHORTCODES})(?:\s[^\]]*)?/?\]",
     re.IGNORECASE,
 )
 
@@ -128,7 +142,11 @@ def is_related_link_line(paragraph: str, is_link: Callable[[str], bool]) -> bool
     return (
         not rest
         or is_link(rest)
-        or (len(rest.split()) <= MAX_RELATED_WORDS and (not _is_sentence_run(rest)))
+        or (
+            len(rest.split()) <= MAX_RELATED_WORDS
+            and not _is_sentence_run(rest)
+            and not rest.endswith(".")  # a headline has no full stop; a sentence does
+        )
     )
 
 
@@ -139,7 +157,11 @@ def _is_sentence_run(text: str) -> bool:
 
 def is_prompt(paragraph: str) -> bool:
     """True when the paragraph is a share or subscribe prompt."""
-    return len(paragraph.split()) <= MAX_PROMPT_WORDS and PROMPTS.match(paragraph) is not None
+    return (
+        len(paragraph.split()) <= MAX_PROMPT_WORDS
+        and PROMPTS.match(paragraph) is not None
+        and not REPORTED_SPEECH.search(paragraph)
+    )
 
 
 def strip_shortcodes(paragraph: str) -> str:

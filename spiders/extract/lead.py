@@ -41,6 +41,13 @@ MIN_LEAD_WORDS = 8
 MAX_LEAD_CHARACTERS = 600
 # Class words of the block that holds headline, byline and dek above the body.
 PAGE_HEADER_CLASS = re.compile(r"header|hero|byline|masthead|headline|title", re.IGNORECASE)
+# Boxes in the body block that point to other stories: an "intro" inside one is
+# the other story's.
+TEASER_BOX_CLASS = re.compile(
+    r"(?<![a-z])related|(?<![a-z])recommended|more-stories|also-read|see-also|promo"
+    r"|outbrain|taboola",
+    re.IGNORECASE,
+)
 # Elements a lead is never inside.
 NOT_LEAD_ANCESTORS = frozenset(
     {"a", "nav", "aside", "footer", "figure", "figcaption", "button", "form", "li", "time"}
@@ -97,11 +104,14 @@ def is_in_body_block(element: HtmlElement) -> bool:
     page's header, beside the headline and byline, is the page's furniture: the
     article-extraction corpus leaves those out of the body, where it keeps every
     lead that sits at the top of the body block. A body container that wraps the
-    page's header too does not count for what is in that header (PAGE_HEADER_CLASS)."""
+    page's header too does not count for what is in that header (PAGE_HEADER_CLASS),
+    and an element inside a box of teasers for other stories (TEASER_BOX_CLASS) is
+    not in the block."""
     for ancestor in element.iterancestors():
         if is_body_container(ancestor):
             return True
-        if PAGE_HEADER_CLASS.search(f"{ancestor.get('class', '')} {ancestor.get('id', '')}"):
+        names = f"{ancestor.get('class', '')} {ancestor.get('id', '')}"
+        if PAGE_HEADER_CLASS.search(names) or TEASER_BOX_CLASS.search(names):
             return False
     return False
 
