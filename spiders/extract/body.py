@@ -38,9 +38,10 @@ _POPUP_CLASS = (
     'contains(@class, "rollover") or contains(@class, "tooltip") or '
     'contains(@class, "popover") or contains(@class, "hovercard")'
 )
-# (ancestor::p, not //p//*: libxml2 merges the node sets of every paragraph's
-# descendants, which takes quadratic time on a page of thousands of paragraphs)
-POPUP_CARDS = f"//*[{_POPUP_CLASS}][ancestor::p]"
+# (descendant::, not //p//*: libxml2 evaluates that as //p/descendant-or-self::node()/*
+# and merges the node sets, quadratic on a page of thousands of paragraphs; and
+# not ancestor::p, which tests the class of every element of the page)
+POPUP_CARDS = f"//p/descendant::*[{_POPUP_CLASS}]"
 POPUP_CARDS_INSIDE = f".//*[{_POPUP_CLASS}]"
 # Class names of the element that holds an article's body ("article__body",
 # "story-body", "entry-content", ...), as in trafilatura's own body selectors.
