@@ -116,7 +116,7 @@ def restore_block_lines(containers: list[HtmlElement], body: str) -> str:
     ending: list[str] | None = []  # the same while each may end the article
     for element, raw, key in block_lines:
         if (kept_at := position.get(key)) is not None:
-            if is_teaser(element) and not is_prose(element, text):
+            if is_teaser(element) and not is_prose(element, clean_inline(raw)):
                 teasers.add(kept_at)
                 continue
             if last_kept is not None and kept_at > last_kept and pending:
