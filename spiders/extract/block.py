@@ -82,8 +82,8 @@ FURNITURE_TEXT = re.compile(
 # Not "read-more" (often the collapsed rest of the article), "subscriber" (the
 # paywalled part of it) or "teaser" (its own lead, on some sites).
 TEASER_CLASS = re.compile(
-    r"(?<![a-z])related|(?<![a-z])recommended|recommendations|more-stories|morestories|also-read|see-also|outbrain|taboola"
-    r"|newsletter|signup|sign-up",
+    r"(?<![a-z])related|(?<![a-z])recommended|recommendations|more-stories|morestories"
+    r"|also-read|see-also|outbrain|taboola|newsletter|signup|sign-up",
     re.IGNORECASE,
 )
 # The teaser rule never takes more than this share of the body's lines: past it,

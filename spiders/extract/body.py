@@ -181,13 +181,12 @@ def extract_body(
     (F1 0.964 against 0.955 for the defaults); tables stay in because dropping them
     loses body text on pages that lay their article out in a table. trafilatura
     runs first without its readability/jusText comparison (``fast``, half the
-    time). Only where that body may have missed the article (fallback.
-    needs_second_look: short, only notices, or far from the page's articleBody)
-    does the precise setting run with its comparison, and where that one falls
-    short as well the default setting; the evidence chooses among them
-    (fallback.choose_body). On other pages
-    the comparison mostly swapped a clean body for readability's longer one with
-    the teasers in.
+    time). Only where that body may have missed the article (short, only
+    notices, or far from the page's articleBody: fallback.needs_second_look) does
+    the precise setting run with its comparison, and where that one falls short as
+    well the default setting; the page's evidence chooses among them
+    (fallback.choose_body). On other pages the comparison mostly swapped a clean
+    body for readability's longer one with the teasers in.
     """
     options: dict[str, Any] = {
         "url": url or None,
