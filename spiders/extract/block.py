@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from spiders.extract.body import is_body_chunk, is_body_container
+from spiders.extract.body import is_body_chunk, is_body_container, text_inside
 from spiders.extract.fallback import NOTICE, PROSE_WORDS
 from spiders.extract.furniture import is_prompt
 from spiders.extract.metadata import clean_inline, normalise
@@ -190,7 +190,7 @@ def is_prose(element: HtmlElement, text: str) -> bool:
     """True for a sentence of PROSE_WORDS words or more that is not mostly a link: in
     a teaser box ("product-recommendation", a paywall's "related" wrapper) it is the
     article's own text; a teaser's headline is shorter, or a link."""
-    linked = sum(len(clean_inline(link.text_content())) for link in element.iter("a"))
+    linked = text_inside(element)
     return (
         len(text.split()) >= PROSE_WORDS
         and text.rstrip()[-1:] in SENTENCE_ENDS
@@ -223,7 +223,7 @@ def is_restorable(element: HtmlElement, text: str, max_words: int = MAX_ENDING_W
         return False
     if is_prompt(text) or NOTICE.search(text):
         return False
-    inside = sum(len(clean_inline(part.text_content())) for part in element.iter(*FURNITURE_TAGS))
+    inside = text_inside(element, *FURNITURE_TAGS)
     if inside * 2 >= len(text):
         return False  # a link to another page, a button's or a label's text, however short
     for node in (element, *element.iterancestors()):

@@ -162,6 +162,12 @@ def _merge_chunks(members: list[HtmlElement]) -> None:
         member.drop_tree()
 
 
+def text_inside(element: HtmlElement, *tags: str) -> int:
+    """How many characters of the element's text (whitespace collapsed) sit inside
+    its ``tags`` elements (links by default): how much of a line is a link."""
+    return sum(len(clean_inline(part.text_content())) for part in element.iter(*(tags or ("a",))))
+
+
 def is_body_container(element: HtmlElement) -> bool:
     classes = element.get("class")
     return element.get("itemprop") == "articleBody" or bool(

@@ -10,7 +10,7 @@ import re
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from spiders.extract.body import is_body_container
+from spiders.extract.body import is_body_container, text_inside
 from spiders.extract.metadata import clean_inline, normalise
 
 if TYPE_CHECKING:
@@ -121,8 +121,7 @@ def is_in_flow(element: HtmlElement) -> bool:
     and is not mostly link text itself (a teaser for another story)."""
     if any(ancestor.tag in NOT_LEAD_ANCESTORS for ancestor in element.iterancestors()):
         return False
-    linked = sum(len(clean_inline(link.text_content())) for link in element.iter("a"))
-    return linked * 2 < len(clean_inline(element.text_content()))
+    return text_inside(element) * 2 < len(clean_inline(element.text_content()))
 
 
 def with_lead(body: str, lead: str | None) -> str:
